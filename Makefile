@@ -1,0 +1,55 @@
+# muss-builder: two commands do all the set-up on a fresh machine.
+#   make build-dataset MOVIES="a.mp4 b.mkv"   (no MOVIES: demo footage shipped inside packages)
+#   make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Pinned so that a CPU-only machine installs the CPU wheel; override on a CUDA machine.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= cpu,test,dev
+OUT ?= out
+CONFIG ?= pipelines/default.yaml
+EXECUTOR ?= ray
+MOVIES ?=
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv ffmpeg build-dataset test lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+	@echo "  variables: MOVIES='a.mp4 b.mkv' OUT=$(OUT) CONFIG=$(CONFIG) EXECUTOR=ray|inline"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create or refresh .venv with the package and its extras
+
+ffmpeg: ## make sure ffmpeg and ffprobe exist (installs them with apt-get when possible)
+	@bash scripts/ensure_ffmpeg.sh
+
+build-dataset: venv ffmpeg ## build a dataset from MOVIES (default: shipped demo footage) into OUT
+ifeq ($(strip $(MOVIES)),)
+	$(VENV)/bin/muss-builder demo --out "$(OUT)" --config "$(CONFIG)" --executor $(EXECUTOR)
+else
+	$(VENV)/bin/muss-builder build $(MOVIES) --out "$(OUT)" --config "$(CONFIG)" --executor $(EXECUTOR)
+endif
+
+test: venv ffmpeg ## run ruff and the test suite
+	$(VENV)/bin/ruff check muss_builder tests benchmarks
+	$(VENV)/bin/python -m pytest -q
+
+lint: venv ## ruff check and format check
+	$(VENV)/bin/ruff check muss_builder tests benchmarks
+	$(VENV)/bin/ruff format --check muss_builder tests benchmarks
+
+format: venv ## ruff format
+	$(VENV)/bin/ruff format muss_builder tests benchmarks
+
+clean: ## remove the venv and build outputs
+	rm -rf $(VENV) $(OUT) .pytest_cache

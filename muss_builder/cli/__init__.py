@@ -1,0 +1,1 @@
+"""Command line (typer); thin wrappers over the library."""

@@ -1,0 +1,120 @@
+"""Pipeline configuration: YAML files in ``pipelines/`` validated by pydantic.
+
+Every field has a default, so a YAML file states only what differs; unknown keys are refused
+so that a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from muss_builder.resources import resource_dir
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AnalysisConfig(_Strict):
+    """The one low-resolution decode pass that every shot detector reads."""
+
+    width: int = Field(256, ge=32, le=1920, description="analysis frame width; height keeps aspect")
+
+
+class AdaptiveDetectorConfig(_Strict):
+    """PySceneDetect AdaptiveDetector parameters (see its documentation)."""
+
+    adaptive_threshold: float = Field(3.0, gt=0)
+    min_content_val: float = Field(15.0, ge=0)
+    window_width: int = Field(2, ge=1)
+    min_scene_len_frames: int = Field(8, ge=1)
+    luma_only: bool = False
+
+
+class ShotsConfig(_Strict):
+    detector: Literal["adaptive"] = "adaptive"
+    adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
+
+
+class SamplesConfig(_Strict):
+    """How consecutive shots are grouped into multi-shot samples."""
+
+    min_shots: int = Field(2, ge=1)
+    max_shots: int = Field(6, ge=1)
+    min_shot_seconds: float = Field(1.0, ge=0)
+    max_shot_seconds: float = Field(20.0, gt=0)
+    min_sample_seconds: float = Field(3.0, ge=0)
+    max_sample_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SamplesConfig:
+        if self.min_shots > self.max_shots:
+            raise ValueError("samples.min_shots must be <= samples.max_shots")
+        if self.min_shot_seconds > self.max_shot_seconds:
+            raise ValueError("samples.min_shot_seconds must be <= samples.max_shot_seconds")
+        if self.min_sample_seconds > self.max_sample_seconds:
+            raise ValueError("samples.min_sample_seconds must be <= samples.max_sample_seconds")
+        return self
+
+
+class ClipsConfig(_Strict):
+    """Frame-exact re-encode of each sample span."""
+
+    fps: float | None = Field(24.0, gt=0, description="output fps; null keeps the source rate")
+    short_side: int = Field(480, ge=16, description="target short side; never upscaled")
+    crf: int = Field(20, ge=0, le=51)
+    preset: str = "veryfast"
+    # x264 output depends on its thread count; pinning it keeps shards byte-identical
+    # across machines with different core counts.
+    encoder_threads: int = Field(2, ge=1)
+
+
+class ShardsConfig(_Strict):
+    max_bytes: int = Field(1_000_000_000, ge=1_000_000)
+
+
+class RuntimeConfig(_Strict):
+    executor: Literal["ray", "inline"] = "ray"
+    cpus_per_film: float = Field(1.0, gt=0)
+    max_in_flight: int | None = Field(
+        None, ge=1, description="films submitted at once; default 2x the cluster's CPUs"
+    )
+    max_retries: int = Field(2, ge=0, description="retries of a film after a worker crash")
+
+
+class PipelineConfig(_Strict):
+    name: str = "default"
+    profile: Literal["offline", "standard"] = "offline"
+    analysis: AnalysisConfig = AnalysisConfig()
+    shots: ShotsConfig = ShotsConfig()
+    samples: SamplesConfig = SamplesConfig()
+    clips: ClipsConfig = ClipsConfig()
+    shards: ShardsConfig = ShardsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that changes the output (runtime settings do not)."""
+        payload = self.model_dump(exclude={"runtime"})
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+
+def load_pipeline(path_or_name: str | Path | None = None) -> PipelineConfig:
+    """Load a pipeline YAML by path, or by name from the shipped ``pipelines/`` folder."""
+    if path_or_name is None:
+        path_or_name = "default"
+    path = Path(path_or_name)
+    if not path.exists() and path.suffix == "" and path.parent == Path("."):
+        path = resource_dir("pipelines") / f"{path_or_name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline config not found: {path_or_name}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a pipeline config must be a YAML mapping")
+    return PipelineConfig.model_validate(data)

@@ -1,0 +1,113 @@
+"""Frame-exact re-encode of a span of source frames to a target fps and size.
+
+Exactness comes from selecting frames ourselves: the source span is decoded (input seek a
+little early, then frames picked by timestamp), each output frame ``j`` shows the source frame
+that is on screen at ``t0 + j / fps_out``, and the shot boundaries inside the clip are read
+off that same mapping. So the metadata and the pixels cannot disagree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from muss_builder.config import ClipsConfig
+from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.probe import FilmProbe
+from muss_builder.media.tools import MediaError, binary, last_lines
+
+# Seek this far before the first wanted frame, then drop frames by timestamp: input seeking
+# lands on a keyframe and decodes forward, so any margin is exact; one second is cheap.
+_SEEK_MARGIN_SECONDS = 1.0
+_EPS = 1e-6
+
+
+@dataclass
+class ClipPlan:
+    """Which source frame each output frame shows."""
+
+    source_index: np.ndarray  # int64 [n_out]: source frame index of output frame j
+    fps: Fraction
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.source_index)
+
+    def first_output_frame(self, source_frame: int) -> int:
+        """First output frame that shows ``source_frame`` or a later one."""
+        return int(np.searchsorted(self.source_index, source_frame, side="left"))
+
+
+def output_fps(cfg: ClipsConfig, probe: FilmProbe) -> Fraction:
+    if cfg.fps is None:
+        return Fraction(probe.fps_fraction)
+    return Fraction(cfg.fps).limit_denominator(1001)
+
+
+def plan_clip(frame_pts: np.ndarray, end_pts: float, start: int, end: int,
+              fps: Fraction) -> ClipPlan:
+    """Map output frames of a clip of source frames ``[start, end)`` to source indices."""
+    t0 = float(frame_pts[start])
+    t_end = float(frame_pts[end]) if end < len(frame_pts) else end_pts
+    n_out = max(1, round((t_end - t0) * float(fps)))
+    times = t0 + np.arange(n_out) / float(fps)
+    span = frame_pts[start:end]
+    # The frame on screen at time t is the last one whose timestamp is <= t.
+    picked = np.searchsorted(span, times + _EPS, side="right") - 1
+    return ClipPlan(source_index=start + np.clip(picked, 0, len(span) - 1), fps=fps)
+
+
+def encode_clip(path: str | Path, probe: FilmProbe, frame_pts: np.ndarray, plan: ClipPlan,
+                cfg: ClipsConfig, out_path: str | Path) -> tuple[int, int]:
+    """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height)."""
+    width, height = scaled_size(probe.width, probe.height, short_side=cfg.short_side)
+    first, last = int(plan.source_index[0]), int(plan.source_index[-1])
+    origin = float(frame_pts[0])
+    seek = float(frame_pts[first]) - origin - _SEEK_MARGIN_SECONDS
+    reader = FrameReader(path, (width, height), pix_fmt="yuv420p",
+                         seek_seconds=seek if seek > 0 else None)
+    encoder = subprocess.Popen(
+        [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
+         "-framerate", f"{plan.fps.numerator}/{plan.fps.denominator}", "-i", "pipe:0",
+         "-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf),
+         "-pix_fmt", "yuv420p", "-threads", str(cfg.encoder_threads),
+         "-movflags", "+faststart", "-map_metadata", "-1",
+         # bitexact: no encoder version string or creation time, so output is reproducible
+         "-fflags", "+bitexact", "-flags:v", "+bitexact", str(out_path)],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    targets = frame_pts[first:last + 1]
+    j = 0
+    n_out = plan.n_frames
+    try:
+        assert encoder.stdin is not None
+        for frame in reader:
+            if frame.pts < targets[0] - _EPS:
+                continue
+            # Map the decoded frame to its source index by timestamp (robust to seek slop).
+            k = first + int(np.searchsorted(targets, frame.pts - _EPS, side="left"))
+            if k > last:
+                break
+            while j < n_out and plan.source_index[j] == k:
+                encoder.stdin.write(frame.image.tobytes())
+                j += 1
+            if j >= n_out:
+                break
+    except BrokenPipeError:
+        pass
+    finally:
+        if encoder.stdin:
+            encoder.stdin.close()
+        stderr = encoder.stderr.read() if encoder.stderr else b""
+        encoder.wait()
+    if encoder.returncode != 0:
+        raise MediaError(f"clip encode failed: {last_lines(stderr)}")
+    if j != n_out:
+        raise MediaError(f"clip decode ended early: wrote {j} of {n_out} frames "
+                         f"(source frames {first}..{last})")
+    return width, height

@@ -1,0 +1,143 @@
+"""Stream decoded frames out of ffmpeg together with each frame's presentation timestamp.
+
+Every frame is passed through (``-fps_mode passthrough``): frame index ``i`` is the i-th frame
+the decoder produced, which is what "frame-exact" means for variable-frame-rate files too.
+Timestamps come from ffmpeg's ``showinfo`` filter on stderr, read in a thread, so one decode
+gives both pixels and times. ``-copyts`` keeps them in the stream's own time base.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from muss_builder.media.tools import MediaError, binary
+
+_SHOWINFO = re.compile(rb"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(\S+)")
+_DONE = object()
+_ERROR_WORDS = ("error", "invalid", "corrupt", "partial file", "truncat", "missing picture")
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    index: int  # ordinal in this decode (0 = first frame produced)
+    pts: float  # seconds, stream time base (absolute, as ffprobe reports)
+    image: np.ndarray  # HxWx3 uint8 (bgr24/rgb24) or (H*3/2)xW uint8 (yuv420p)
+
+
+def even(value: float) -> int:
+    """Round to the nearest even integer >= 2 (H.264 4:2:0 needs even sizes)."""
+    return max(2, int(round(value / 2.0)) * 2)
+
+
+def scaled_size(width: int, height: int, *, target_width: int | None = None,
+                short_side: int | None = None) -> tuple[int, int]:
+    """Size keeping aspect, with even dimensions; ``short_side`` never upscales."""
+    if target_width is not None:
+        return even(target_width), even(target_width * height / width)
+    if short_side is not None:
+        scale = min(1.0, short_side / min(width, height))
+        return even(width * scale), even(height * scale)
+    return even(width), even(height)
+
+
+class FrameReader:
+    """Iterate over the frames of ``path`` scaled to ``size`` (display orientation).
+
+    ``seek_seconds`` is an input seek relative to the file start (ffmpeg ``-ss``); frames keep
+    their original timestamps so callers select exact frames by ``pts``.
+    """
+
+    def __init__(self, path: str | Path, size: tuple[int, int], *, pix_fmt: str = "bgr24",
+                 seek_seconds: float | None = None, max_frames: int | None = None) -> None:
+        self.path = Path(path)
+        self.width, self.height = size
+        if pix_fmt not in {"bgr24", "rgb24", "yuv420p"}:
+            raise ValueError(f"unsupported pix_fmt {pix_fmt}")
+        self.pix_fmt = pix_fmt
+        self.seek_seconds = seek_seconds
+        self.max_frames = max_frames
+        self.stderr_tail: deque[bytes] = deque(maxlen=20)
+        self.error_lines: deque[str] = deque(maxlen=50)
+        self.returncode: int | None = None
+        self.frames_read = 0
+
+    def _args(self) -> list[str]:
+        args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "info", "-copyts"]
+        if self.seek_seconds is not None and self.seek_seconds > 0:
+            args += ["-ss", f"{self.seek_seconds:.6f}"]
+        args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
+        args += ["-vf", f"scale={self.width}:{self.height}:flags=area,showinfo"]
+        args += ["-fps_mode", "passthrough"]
+        if self.max_frames is not None:
+            args += ["-frames:v", str(self.max_frames)]
+        args += ["-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
+        return args
+
+    def _frame_bytes(self) -> tuple[int, tuple[int, ...]]:
+        if self.pix_fmt == "yuv420p":
+            return self.width * self.height * 3 // 2, (self.height * 3 // 2, self.width)
+        return self.width * self.height * 3, (self.height, self.width, 3)
+
+    def _pump_stderr(self, stream, times: queue.Queue) -> None:
+        for line in stream:
+            match = _SHOWINFO.search(line)
+            if match:
+                pts_time = match.group(3)
+                times.put(None if pts_time in (b"NOPTS", b"nan") else float(pts_time))
+            else:
+                self.stderr_tail.append(line.rstrip())
+                text = line.decode("utf-8", "replace").strip()
+                if any(word in text.lower() for word in _ERROR_WORDS):
+                    self.error_lines.append(text)
+        times.put(_DONE)
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        nbytes, shape = self._frame_bytes()
+        proc = subprocess.Popen(self._args(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        times: queue.Queue = queue.Queue()
+        pump = threading.Thread(target=self._pump_stderr, args=(proc.stderr, times), daemon=True)
+        pump.start()
+        index = 0
+        last_pts = None
+        try:
+            assert proc.stdout is not None
+            while True:
+                buf = proc.stdout.read(nbytes)
+                if not buf:
+                    break
+                if len(buf) != nbytes:
+                    raise MediaError(f"decode of {self.path.name}: short frame at {index}")
+                pts = times.get(timeout=60)
+                if pts is _DONE:
+                    raise MediaError(f"decode of {self.path.name}: frame {index} has no timestamp")
+                if pts is None:  # no timestamp: continue at the previous spacing
+                    pts = (last_pts or 0.0) + 1e-3
+                last_pts = pts
+                image = np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+                yield DecodedFrame(index=index, pts=pts, image=image)
+                index += 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            pump.join(timeout=5)
+        # A decoder that hit corrupt data may still exit 0; a non-zero exit is always an error
+        # unless we stopped reading early on purpose.
+        if proc.returncode not in (0, -9) and index == 0:
+            raise MediaError(f"decode of {self.path.name} failed: {self._tail()}")
+        self.returncode = proc.returncode
+        self.frames_read = index
+
+    def _tail(self) -> str:
+        lines = [ln.decode("utf-8", "replace") for ln in self.stderr_tail if ln.strip()]
+        return " | ".join(lines[-3:]) if lines else "no message"

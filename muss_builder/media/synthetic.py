@@ -1,0 +1,80 @@
+"""Synthetic films with exact ground truth, made by ffmpeg's lavfi sources.
+
+Used by the tests and benchmarks: every segment is a visually distinct source trimmed to an
+exact frame count, joined by hard cuts, so the first frame of each shot is known exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from muss_builder.media.tools import binary, run
+
+# Distinct looks that a content detector must separate. Each has some motion inside the shot
+# (a moving box or an animated pattern) so that a shot is not a frozen frame.
+_COLORS = ["0xC03030", "0x30A040", "0x3050C0", "0xD0C030", "0x9030B0", "0x30B0B0",
+           "0xE07020", "0x707070", "0xF0F0F0", "0x204020", "0x602010", "0x101060"]
+
+
+def segment_source(i: int, width: int, height: int, fps: float) -> str:
+    """lavfi graph for segment ``i``: alternating solid colours with a moving box and patterns."""
+    size = f"{width}x{height}"
+    kind = i % 4
+    if kind == 3:
+        return f"testsrc2=s={size}:r={fps},hue=h={(i * 47) % 360}"
+    if kind == 1 and i % 8 == 1:
+        return f"smptebars=s={size}:r={fps}"
+    color = _COLORS[i % len(_COLORS)]
+    box = max(8, width // 8)
+    return (f"color=c={color}:s={size}:r={fps},"
+            f"drawbox=x='mod(t*{width // 3}+{i * 37},{width - box})':y={height // 3}:"
+            f"w={box}:h={box}:color=white@0.9:t=fill")
+
+
+@dataclass(frozen=True)
+class SyntheticFilm:
+    path: Path
+    fps: float
+    segment_frames: tuple[int, ...]
+    width: int
+    height: int
+
+    @property
+    def cut_frames(self) -> list[int]:
+        """First frame of every shot after the first."""
+        cuts, total = [], 0
+        for n in self.segment_frames[:-1]:
+            total += n
+            cuts.append(total)
+        return cuts
+
+    @property
+    def n_frames(self) -> int:
+        return sum(self.segment_frames)
+
+
+def make_film(path: str | Path, segment_frames: Sequence[int], *, fps: float = 24.0,
+              width: int = 320, height: int = 180, extra_output_args: Sequence[str] = (),
+              audio: bool = False, crf: int = 23, preset: str = "ultrafast") -> SyntheticFilm:
+    """Write an H.264 film whose shots have exactly ``segment_frames`` frames each."""
+    path = Path(path)
+    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for i, _ in enumerate(segment_frames):
+        args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
+    chains = [
+        f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p[v{i}]"
+        for i, n in enumerate(segment_frames)
+    ]
+    inputs = "".join(f"[v{i}]" for i in range(len(segment_frames)))
+    graph = ";".join(chains) + f";{inputs}concat=n={len(segment_frames)}:v=1:a=0[out]"
+    args += ["-filter_complex", graph, "-map", "[out]"]
+    if audio:
+        total = sum(segment_frames) / fps
+        args += ["-f", "lavfi", "-t", f"{total:.3f}", "-i", "sine=frequency=440:sample_rate=16000"]
+        args += ["-map", f"{len(segment_frames)}:a", "-c:a", "aac", "-shortest"]
+    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+             "-r", str(fps), *extra_output_args, str(path)]
+    run(args, what=f"make synthetic film {path.name}", timeout=1800)
+    return SyntheticFilm(path, fps, tuple(segment_frames), width, height)

@@ -1,0 +1,160 @@
+"""The build driver: inputs -> identify -> dedupe/resume -> film jobs -> tables and stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from muss_builder import __version__
+from muss_builder.config import PipelineConfig
+from muss_builder.runtime.executors import TaskFailure, make_executor
+from muss_builder.runtime.film_job import STAGES, FilmResult, process_film
+from muss_builder.runtime.inputs import expand_inputs, identify
+from muss_builder.runtime.layout import OutputLayout, film_is_complete, write_json_atomic
+from muss_builder.runtime.tables import index_rows_from_records, merge_film_rows, write_table
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    results: list[FilmResult]
+    stats: dict
+    n_index_rows: int
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+
+@dataclass
+class Progress:
+    """Counters the CLI shows while films finish; ``on_film`` is called once per film."""
+
+    total: int = 0
+    on_film: Callable[[FilmResult, Progress], None] | None = None
+    done: list[FilmResult] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, result: FilmResult) -> None:
+        self.done.append(result)
+        if self.on_film:
+            self.on_film(result, self)
+
+    def totals(self) -> dict[str, float]:
+        films_seconds = sum(r.duration_seconds or 0 for r in self.done if r.status != "failed")
+        wall = max(1e-9, time.perf_counter() - self.started)
+        return {
+            "ok": sum(r.status == "ok" for r in self.done),
+            "failed": sum(r.status == "failed" for r in self.done),
+            "skipped": sum(r.status == "skipped" for r in self.done),
+            "shots": sum(r.n_shots for r in self.done),
+            "samples": sum(r.n_samples for r in self.done),
+            "film_seconds_per_wall_second": films_seconds / wall,
+        }
+
+
+def _identify_or_fail(path: str) -> str | TaskFailure:
+    try:
+        return identify(path)
+    except Exception as exc:  # a bad path is a failed row, not a crashed run
+        return TaskFailure(str(exc))
+
+
+def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
+          executor: str | None = None, ray_address: str | None = None,
+          num_cpus: int | None = None, progress: Progress | None = None) -> BuildSummary:
+    """Build (or resume) the dataset of ``movies`` into ``out``."""
+    started = time.perf_counter()
+    layout = OutputLayout(Path(out))
+    layout.make()
+    progress = progress or Progress()
+    candidates = expand_inputs(movies)
+    results: list[FilmResult] = []
+    with make_executor(executor or config.runtime.executor, address=ray_address,
+                       num_cpus=num_cpus, max_in_flight=config.runtime.max_in_flight) as ex:
+        readable = []
+        for cand in candidates:
+            cand.path = str(Path(cand.path).absolute())
+            if cand.problem:
+                results.append(FilmResult(path=cand.path, film_id=None, reason=cand.problem))
+            else:
+                readable.append(cand.path)
+        ids: dict[int, str | TaskFailure] = dict(
+            ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5))
+        todo: list[tuple[str, str]] = []
+        first_path: dict[str, str] = {}
+        for i, path in enumerate(readable):
+            film_id = ids[i]
+            if isinstance(film_id, TaskFailure):
+                results.append(FilmResult(path=path, film_id=None, reason=film_id.message))
+            elif film_id in first_path:
+                results.append(FilmResult(path=path, film_id=film_id, status="skipped",
+                                          reason=f"duplicate of {first_path[film_id]}",
+                                          attempts=0))
+            else:
+                first_path[film_id] = path
+                record = film_is_complete(layout, film_id)
+                if record is not None:
+                    results.append(FilmResult.from_record(path, record, resumed=True))
+                else:
+                    todo.append((path, film_id))
+        progress.total = len(results) + len(todo)
+        for r in results:
+            progress.add(r)
+        calls = [(path, film_id, config, str(layout.root)) for path, film_id in todo]
+        for i, outcome in ex.imap(process_film, calls, num_cpus=config.runtime.cpus_per_film,
+                                  max_retries=config.runtime.max_retries):
+            if isinstance(outcome, TaskFailure):
+                path, film_id = todo[i]
+                outcome = FilmResult(path=path, film_id=film_id,
+                                     reason=f"worker failed after retries: {outcome.message}",
+                                     attempts=config.runtime.max_retries + 1)
+            results.append(outcome)
+            progress.add(outcome)
+    wall = time.perf_counter() - started
+    results.sort(key=lambda r: r.path)
+    write_table(merge_film_rows(layout, [r.table_row() for r in results]), "films",
+                layout.films_table)
+    index_rows = index_rows_from_records(layout)
+    write_table(index_rows, "index", layout.index)
+    stats = run_stats(results, wall, config, executor or config.runtime.executor, len(index_rows))
+    write_json_atomic(layout.stats, stats)
+    return BuildSummary(layout.root, results, stats, len(index_rows))
+
+
+def run_stats(results: list[FilmResult], wall: float, config: PipelineConfig, executor: str,
+              n_index_rows: int) -> dict:
+    """Totals and per-stage throughput of this run (resumed films did no work and add no time)."""
+    worked = [r for r in results if not r.resumed and r.status != "failed"]
+    film_seconds = sum(r.duration_seconds or 0.0 for r in worked)
+    stage_seconds = {s: round(sum(r.timings.get(s, 0.0) for r in results), 4) for s in STAGES}
+    return {
+        "muss_builder_version": __version__,
+        "pipeline": config.name,
+        "config_hash": config.fingerprint(),
+        "executor": executor,
+        "wall_seconds": round(wall, 3),
+        "films": {
+            "inputs": len(results),
+            "ok": sum(r.status == "ok" for r in results),
+            "failed": sum(r.status == "failed" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "resumed": sum(r.resumed for r in results),
+        },
+        "failures": {r.path: r.reason for r in results if r.status == "failed"},
+        "shots": sum(r.n_shots for r in results),
+        "samples_this_run": sum(r.n_samples for r in results),
+        "samples_in_index": n_index_rows,
+        "film_seconds_processed": round(film_seconds, 3),
+        "film_hours_per_wall_hour": round(film_seconds / wall, 3) if wall > 0 else None,
+        "stage_seconds": stage_seconds,
+        "stage_film_seconds_per_second": {
+            s: (round(film_seconds / t, 3) if t > 0 else None) for s, t in stage_seconds.items()
+        },
+    }
+
+
+def load_stats(out: str | Path) -> dict:
+    return json.loads(OutputLayout(Path(out)).stats.read_text())

@@ -1,0 +1,179 @@
+"""One film through every stage: probe -> shots -> samples -> clips -> shards -> film record.
+
+``process_film`` never raises for a bad film: the failure is recorded on the result with a
+readable reason, so the run goes on with the other films.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from muss_builder import SCHEMA_VERSION, __version__
+from muss_builder.config import PipelineConfig
+from muss_builder.media.clips import encode_clip, output_fps, plan_clip
+from muss_builder.media.probe import FilmProbe, probe_film
+from muss_builder.media.tools import MediaError
+from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write_json_atomic
+from muss_builder.samples.metadata import index_row, sample_document, sample_key
+from muss_builder.samples.windows import plan_windows
+from muss_builder.shards.writer import FilmShardWriter
+from muss_builder.shots.segment import ShotDetection, detect_shots
+
+STAGES = ("probe", "shots", "clips", "shards")
+
+
+@dataclass
+class FilmResult:
+    """What the driver learns about one input film; becomes a films.parquet row."""
+
+    path: str
+    film_id: str | None
+    status: str = "failed"  # ok | failed | skipped
+    reason: str | None = None
+    resumed: bool = False
+    duration_seconds: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    n_frames: int | None = None
+    n_shots: int = 0
+    n_samples: int = 0
+    n_shards: int = 0
+    attempts: int = 1
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def table_row(self) -> dict:
+        row = asdict(self)
+        timings = row.pop("timings")
+        for stage in STAGES:
+            row[f"seconds_{stage}"] = round(timings.get(stage, 0.0), 4)
+        row["seconds_total"] = round(sum(timings.values()), 4)
+        return row
+
+    @classmethod
+    def from_record(cls, path: str, record: dict, resumed: bool) -> FilmResult:
+        """Rebuild a result from a finished ``films/{id}.json`` (used on resume)."""
+        probe = record["probe"]
+        return cls(path=path, film_id=record["film_id"], status=record["status"],
+                   reason=record.get("reason"), resumed=resumed,
+                   duration_seconds=probe["duration_seconds"], fps=probe["fps"],
+                   width=probe["width"], height=probe["height"], n_frames=record.get("n_frames"),
+                   n_shots=len(record["shots"]), n_samples=len(record["samples"]),
+                   n_shards=len(record["shards"]), attempts=0,
+                   timings={k: 0.0 for k in STAGES})
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self.timings, self.stage = timings, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.stage] += time.perf_counter() - self.start
+
+
+def process_film(path: str, film_id: str, config: PipelineConfig, out_dir: str) -> FilmResult:
+    """Build every sample of one film into its shards; record failures instead of raising."""
+    result = FilmResult(path=path, film_id=film_id)
+    layout = OutputLayout(Path(out_dir))
+    layout.make()
+    remove_film_outputs(layout, film_id)  # a previous, interrupted attempt leaves nothing behind
+    try:
+        with _Timer(result.timings, "probe"):
+            probe = probe_film(path, film_id=film_id)
+        result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
+        result.width, result.height = probe.width, probe.height
+        with _Timer(result.timings, "shots"):
+            detection = detect_shots(path, probe, config.shots, config.analysis)
+        result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
+        _build_samples(path, probe, detection, config, layout, result)
+    except MediaError as exc:
+        remove_film_outputs(layout, film_id)
+        result.status, result.reason = "failed", str(exc)
+    except Exception as exc:  # a bug must not stop the run; it is reported on the film
+        remove_film_outputs(layout, film_id)
+        result.status, result.reason = "failed", f"internal error: {type(exc).__name__}: {exc}"
+    return result
+
+
+def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
+                   config: PipelineConfig, layout: OutputLayout, result: FilmResult) -> None:
+    shots = detection.shots
+    plan = plan_windows(shots, config.samples)
+    fps = output_fps(config.clips, probe)
+    writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
+    workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
+    samples: list[dict] = []
+    dropped: list[dict] = []
+    shot_sample: dict[int, str] = {}
+    try:
+        for window in plan.windows:
+            window_shots = shots[window.first:window.last + 1]
+            key = sample_key(probe.film_id, len(samples))
+            clip_plan = plan_clip(detection.frame_pts, detection.end_pts,
+                                  window_shots[0].start_frame, window_shots[-1].end_frame, fps)
+            starts = [clip_plan.first_output_frame(s.start_frame) for s in window_shots]
+            if len(set(starts)) != len(starts):
+                dropped.append({"first_shot": window.first, "last_shot": window.last,
+                                "reason": f"a shot gets no frame at {float(fps):g} fps"})
+                continue
+            clip_path = workdir / f"{key}.mp4"
+            with _Timer(result.timings, "clips"):
+                size = encode_clip(path, probe, detection.frame_pts, clip_plan, config.clips,
+                                   clip_path)
+            doc = sample_document(key, probe, detection.n_frames, window_shots, clip_plan, size,
+                                  config, detection.detector)
+            clip = clip_path.read_bytes()
+            with _Timer(result.timings, "shards"):
+                shard = writer.write(key, {"json": json.dumps(doc, sort_keys=True).encode(),
+                                           "mp4": clip})
+            clip_path.unlink()
+            samples.append(index_row(doc, shard, len(clip)))
+            for shot in window_shots:
+                shot_sample[shot.index] = key
+        with _Timer(result.timings, "shards"):
+            shard_infos = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    result.n_samples, result.n_shards = len(samples), len(shard_infos)
+    if samples:
+        result.status, result.reason = "ok", None
+    else:
+        result.status = "skipped"
+        result.reason = "no sample: " + (plan.reason_no_sample or "; ".join(
+            d["reason"] for d in dropped))
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "film_id": probe.film_id,
+        "status": result.status,
+        "reason": result.reason,
+        "probe": probe.model_dump(),
+        "n_frames": detection.n_frames,
+        "shot_detector": detection.detector,
+        "shots": [
+            s.to_dict() | {"sample_key": shot_sample.get(s.index),
+                           "excluded_reason": plan.excluded.get(s.index)}
+            for s in shots
+        ],
+        "samples": samples,
+        "dropped_samples": dropped,
+        "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
+        "shards": [s.to_dict() for s in shard_infos],
+        "warnings": detection.warnings,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "pipeline": {"name": config.name, "config_hash": config.fingerprint(),
+                     "version": __version__},
+    }
+    # Written last: its presence (with the shards it lists) marks the film complete.
+    write_json_atomic(layout.film_json(probe.film_id), record)

@@ -1,0 +1,46 @@
+"""Turn the paths a user passed into a list of candidate films, and identify each by content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from muss_builder.media.hashing import film_id_of
+from muss_builder.media.probe import check_readable_file
+from muss_builder.media.tools import MediaError
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
+                    ".m2ts", ".wmv", ".flv", ".mxf")
+
+
+@dataclass
+class Candidate:
+    path: str
+    problem: str | None = None  # set when the path cannot be a film at all
+
+
+def expand_inputs(paths: list[str]) -> list[Candidate]:
+    """Files stay as given; a folder expands to the video files under it, sorted.
+
+    A folder named like a video file (``x.mp4/``) is a mistake, not a collection, and a folder
+    with no video files is reported rather than silently ignored.
+    """
+    out: list[Candidate] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and path.suffix.lower() not in VIDEO_EXTENSIONS:
+            films = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not films:
+                out.append(Candidate(raw, f"folder has no video files "
+                                          f"({', '.join(VIDEO_EXTENSIONS)}): {raw}"))
+            out.extend(Candidate(str(p)) for p in films)
+        else:
+            out.append(Candidate(raw))
+    return out
+
+
+def identify(path: str) -> str:
+    """The film_id (content hash) of ``path``; MediaError if it is not a readable file."""
+    check_readable_file(Path(path))
+    return film_id_of(path)

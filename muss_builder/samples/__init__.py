@@ -1,0 +1,1 @@
+"""Grouping consecutive shots into multi-shot samples."""

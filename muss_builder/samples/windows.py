@@ -1,0 +1,99 @@
+"""Montage windows: runs of 2..N consecutive shots, non-overlapping, with reasons for the rest.
+
+Rules (all from ``SamplesConfig``):
+- a shot longer than ``max_shot_seconds`` is never part of a sample (it breaks the run);
+- a shot shorter than ``min_shot_seconds`` may sit inside a sample but never at its edge
+  (a window that starts or ends on a flash-frame shot teaches the model a broken cut);
+- a window has ``min_shots..max_shots`` shots and ``min..max_sample_seconds`` of footage;
+- windows are chosen greedily from the start of the film, each as long as the limits allow,
+  and never overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from muss_builder.config import SamplesConfig
+from muss_builder.shots.segment import Shot
+
+# Reason codes stored per shot that is in no sample (film json `excluded_reason`).
+TOO_LONG = "shot_too_long"
+SHORT_EDGE = "shot_too_short_for_edge"
+NO_WINDOW = "no_window_fits"
+
+
+@dataclass(frozen=True)
+class Window:
+    first: int  # index of the first shot
+    last: int  # index of the last shot (inclusive)
+
+    @property
+    def n_shots(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass
+class WindowPlan:
+    windows: list[Window]
+    excluded: dict[int, str]  # shot index -> reason code
+    reason_no_sample: str | None  # set when ``windows`` is empty
+
+
+def _best_end(shots: list[Shot], first: int, cfg: SamplesConfig) -> int | None:
+    """The furthest shot index that may close a window opened at ``first``, or None."""
+    best = None
+    start = shots[first].start_seconds
+    for last in range(first, min(len(shots), first + cfg.max_shots)):
+        shot = shots[last]
+        if shot.duration_seconds > cfg.max_shot_seconds:
+            break
+        span = shot.end_seconds - start
+        if span > cfg.max_sample_seconds:
+            break
+        n = last - first + 1
+        if n >= cfg.min_shots and span >= cfg.min_sample_seconds and (
+            shot.duration_seconds >= cfg.min_shot_seconds
+        ):
+            best = last
+    return best
+
+
+def plan_windows(shots: list[Shot], cfg: SamplesConfig) -> WindowPlan:
+    windows: list[Window] = []
+    excluded: dict[int, str] = {}
+    i = 0
+    while i < len(shots):
+        shot = shots[i]
+        if shot.duration_seconds > cfg.max_shot_seconds:
+            excluded[i] = TOO_LONG
+            i += 1
+            continue
+        if shot.duration_seconds < cfg.min_shot_seconds:
+            excluded[i] = SHORT_EDGE
+            i += 1
+            continue
+        last = _best_end(shots, i, cfg)
+        if last is None:
+            excluded[i] = NO_WINDOW
+            i += 1
+            continue
+        windows.append(Window(i, last))
+        i = last + 1
+    reason = None
+    if not windows:
+        reason = _why_no_sample(shots, excluded, cfg)
+    return WindowPlan(windows, excluded, reason)
+
+
+def _why_no_sample(shots: list[Shot], excluded: dict[int, str], cfg: SamplesConfig) -> str:
+    total = shots[-1].end_seconds if shots else 0.0
+    if len(shots) < cfg.min_shots:
+        return (f"film has {len(shots)} shot(s) in {total:.2f}s; a sample needs at least "
+                f"{cfg.min_shots} shots")
+    if total < cfg.min_sample_seconds:
+        return f"film is {total:.2f}s long; a sample needs at least {cfg.min_sample_seconds}s"
+    counts: dict[str, int] = {}
+    for code in excluded.values():
+        counts[code] = counts.get(code, 0) + 1
+    detail = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+    return f"no window of {cfg.min_shots}..{cfg.max_shots} usable shots fits ({detail})"

