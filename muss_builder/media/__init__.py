@@ -1,1 +1,1 @@
-"""Media access: probing, decoding and frame-exact clip encoding, all through ffmpeg argument lists."""
+"""Media access: probing, decoding and frame-exact clip encoding via ffmpeg argument lists."""

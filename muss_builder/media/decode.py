@@ -15,13 +15,16 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from muss_builder.media.tools import MediaError, binary
+from muss_builder.media.tools import MediaError, binary, last_lines
 
 _SHOWINFO = re.compile(rb"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(\S+)")
+# showinfo prints pts_time with 6 significant digits only; exact seconds need pts * time_base.
+_TIME_BASE = re.compile(rb"config in time_base:\s*(\d+)/(\d+)")
 _DONE = object()
 _ERROR_WORDS = ("error", "invalid", "corrupt", "partial file", "truncat", "missing picture")
 
@@ -35,7 +38,7 @@ class DecodedFrame:
 
 def even(value: float) -> int:
     """Round to the nearest even integer >= 2 (H.264 4:2:0 needs even sizes)."""
-    return max(2, int(round(value / 2.0)) * 2)
+    return max(2, round(value / 2.0) * 2)
 
 
 def scaled_size(width: int, height: int, *, target_width: int | None = None,
@@ -88,14 +91,24 @@ class FrameReader:
         return self.width * self.height * 3, (self.height, self.width, 3)
 
     def _pump_stderr(self, stream, times: queue.Queue) -> None:
+        time_base: Fraction | None = None
         for line in stream:
             match = _SHOWINFO.search(line)
             if match:
-                pts_time = match.group(3)
-                times.put(None if pts_time in (b"NOPTS", b"nan") else float(pts_time))
+                pts, pts_time = match.group(2), match.group(3)
+                if pts == b"NOPTS":
+                    times.put(None)
+                elif time_base is not None:
+                    times.put(float(int(pts) * time_base))
+                else:
+                    times.put(float(pts_time))
+                continue
+            base = _TIME_BASE.search(line)
+            if base and int(base.group(2)) > 0:
+                time_base = Fraction(int(base.group(1)), int(base.group(2)))
             else:
                 self.stderr_tail.append(line.rstrip())
-                text = line.decode("utf-8", "replace").strip()
+                text = last_lines(line, 1)
                 if any(word in text.lower() for word in _ERROR_WORDS):
                     self.error_lines.append(text)
         times.put(_DONE)

@@ -51,7 +51,7 @@ def _fraction(text: str | None) -> Fraction | None:
 def _rotation(stream: dict) -> int:
     for side in stream.get("side_data_list", []) or []:
         if "rotation" in side:
-            return int(round(float(side["rotation"]))) % 360
+            return round(float(side["rotation"])) % 360
     tag = (stream.get("tags") or {}).get("rotate")
     return int(tag) % 360 if tag and tag.lstrip("-").isdigit() else 0
 
@@ -75,7 +75,8 @@ def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
     path = Path(path)
     check_readable_file(path)
     out = run(
-        [binary("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+        [binary("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-of", "json",
+         str(path)],
         what="cannot probe (not a media file or corrupt)",
         timeout=120,
     )

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import binary, run
 
 # Distinct looks that a content detector must separate. Each has some motion inside the shot
@@ -69,12 +72,25 @@ def make_film(path: str | Path, segment_frames: Sequence[int], *, fps: float = 2
     ]
     inputs = "".join(f"[v{i}]" for i in range(len(segment_frames)))
     graph = ";".join(chains) + f";{inputs}concat=n={len(segment_frames)}:v=1:a=0[out]"
-    args += ["-filter_complex", graph, "-map", "[out]"]
     if audio:
         total = sum(segment_frames) / fps
         args += ["-f", "lavfi", "-t", f"{total:.3f}", "-i", "sine=frequency=440:sample_rate=16000"]
-        args += ["-map", f"{len(segment_frames)}:a", "-c:a", "aac", "-shortest"]
+    args += ["-filter_complex", graph, "-map", "[out]"]
+    if audio:
+        args += ["-map", f"{len(segment_frames)}:a", "-c:a", "aac"]
     args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
              "-r", str(fps), *extra_output_args, str(path)]
     run(args, what=f"make synthetic film {path.name}", timeout=1800)
     return SyntheticFilm(path, fps, tuple(segment_frames), width, height)
+
+
+def cut_frames_in(path: str | Path, size: tuple[int, int], threshold: float = 25.0) -> list[int]:
+    """Frames whose mean absolute difference to the previous frame is large: the hard cuts
+    of a synthetic film (its segments differ far more than frames inside a segment)."""
+    cuts, previous = [], None
+    for frame in FrameReader(path, size, pix_fmt="rgb24"):
+        image = frame.image.astype(np.float32)
+        if previous is not None and np.abs(image - previous).mean() > threshold:
+            cuts.append(frame.index)
+        previous = image
+    return cuts

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from functools import cache
+
+# ffmpeg prefixes log lines with "[demuxer @ 0x55d1...]": the address is noise in a reason.
+_LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
 class MediaError(RuntimeError):
@@ -28,7 +32,7 @@ def last_lines(text: str | bytes, n: int = 3) -> str:
     """The last non-empty lines of ffmpeg's stderr, the part that says what went wrong."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-n:]) if lines else "no message"
 
 

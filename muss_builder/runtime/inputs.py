@@ -7,7 +7,6 @@ from pathlib import Path
 
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.probe import check_readable_file
-from muss_builder.media.tools import MediaError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                     ".m2ts", ".wmv", ".flv", ".mxf")

@@ -66,7 +66,8 @@ class FilmShardWriter:
         if self._tar is not None and self._keys and self._bytes + size > self.max_bytes:
             self._finish_shard()
         if self._tar is None:
-            self._fh = open(self.shard_dir / partial_name(self.film_id, self._n), "wb")
+            # kept open across write() calls and closed in _finish_shard/abort
+            self._fh = open(self.shard_dir / partial_name(self.film_id, self._n), "wb")  # noqa: SIM115
             self._tar = TarWriter(self._fh, user="", group="", mode=0o444, encoder=False,
                                   mtime=FIXED_MTIME)
         self._tar.write({"__key__": key, **members})

@@ -1,0 +1,43 @@
+"""Shot detection finds exactly the known cuts of synthetic films."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from muss_builder.media.probe import probe_film
+from muss_builder.media.synthetic import make_film
+from muss_builder.media.tools import binary, run
+from muss_builder.shots.segment import detect_shots, shots_from_cuts
+
+
+def test_twelve_segments_give_exactly_the_known_shots(twelve_film, tiny_config) -> None:
+    probe = probe_film(twelve_film.path)
+    detection = detect_shots(twelve_film.path, probe, tiny_config.shots, tiny_config.analysis)
+    assert detection.n_frames == twelve_film.n_frames
+    assert [s.start_frame for s in detection.shots[1:]] == twelve_film.cut_frames
+    assert [s.n_frames for s in detection.shots] == list(twelve_film.segment_frames)
+    assert detection.shots[0].transition_in == "start"
+    assert {s.transition_in for s in detection.shots[1:]} == {"cut"}
+    # seconds and frames agree at 24 fps
+    for shot in detection.shots:
+        assert shot.start_seconds == round(shot.start_frame / 24, 6)
+
+
+def test_nonzero_start_time_keeps_frame_indices(tmp_path: Path, tiny_config) -> None:
+    film = make_film(tmp_path / "a.mp4", (30, 40, 30), fps=24)
+    shifted = tmp_path / "shifted.mp4"
+    run([binary("ffmpeg"), "-v", "error", "-y", "-itsoffset", "3.5", "-i", str(film.path),
+         "-c", "copy", "-f", "mp4", str(shifted)], what="shift")
+    probe = probe_film(shifted)
+    detection = detect_shots(shifted, probe, tiny_config.shots, tiny_config.analysis)
+    assert [s.start_frame for s in detection.shots[1:]] == film.cut_frames
+    assert detection.shots[1].start_seconds == round(30 / 24, 6)
+
+
+def test_shots_from_cuts_are_contiguous() -> None:
+    pts = np.arange(50) / 25.0
+    shots = shots_from_cuts([30, 10, 10, 0, 50], pts, 2.0)
+    assert [(s.start_frame, s.end_frame) for s in shots] == [(0, 10), (10, 30), (30, 50)]
+    assert shots[-1].end_seconds == 2.0
