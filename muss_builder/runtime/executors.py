@@ -14,6 +14,8 @@ from typing import Any
 
 # Ray's driver binds to loopback and reports no usage statistics on these machines.
 _RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# A cluster started here listens on loopback only, so its token auth adds nothing but a banner.
+_LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 
 
 @dataclass
@@ -62,6 +64,8 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
+                for key, value in _LOCAL_RAY_ENV.items():
+                    os.environ.setdefault(key, value)
                 ray.init(num_cpus=self.num_cpus, _node_ip_address="127.0.0.1", **kwargs)
                 self._started_here = True
         return self
