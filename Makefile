@@ -15,7 +15,7 @@ MOVIES ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv ffmpeg build-dataset test lint format clean
+.PHONY: help venv ffmpeg build-dataset validate-demo test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,7 @@ ffmpeg: ## make sure ffmpeg and ffprobe exist (installs them with apt-get when p
 
 build-dataset: venv ffmpeg ## build a dataset from MOVIES (default: shipped demo footage) into OUT
 ifeq ($(strip $(MOVIES)),)
+	@bash scripts/ensure_demo_footage.sh
 	$(VENV)/bin/muss-builder demo --out "$(OUT)" --config "$(CONFIG)" --executor $(EXECUTOR)
 else
 	$(VENV)/bin/muss-builder build $(MOVIES) --out "$(OUT)" --config "$(CONFIG)" --executor $(EXECUTOR)
