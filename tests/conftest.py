@@ -46,14 +46,16 @@ def twelve_film(films_dir: Path) -> SyntheticFilm:
 @pytest.fixture(scope="session")
 def film30(films_dir: Path) -> SyntheticFilm:
     """8 shots at 30 fps, so 24 fps clips exercise frame-rate conversion."""
-    return make_film(films_dir / "film30.mp4", (30, 40, 25, 50, 36, 24, 48, 30), fps=30,
-                     audio=True)
+    return make_film(films_dir / "film30.mp4", (30, 40, 25, 50, 36, 24, 48, 30), fps=30, audio=True)
 
 
 @pytest.fixture(scope="session")
-def built_dataset(tmp_path_factory: pytest.TempPathFactory, twelve_film: SyntheticFilm,
-                  film30: SyntheticFilm, tiny_config: PipelineConfig) -> BuildSummary:
+def built_dataset(
+    tmp_path_factory: pytest.TempPathFactory,
+    twelve_film: SyntheticFilm,
+    film30: SyntheticFilm,
+    tiny_config: PipelineConfig,
+) -> BuildSummary:
     """A small dataset built once with the inline executor; tests must not modify it."""
     out = tmp_path_factory.mktemp("dataset")
-    return build([str(twelve_film.path), str(film30.path)], out, tiny_config,
-                 executor="inline")
+    return build([str(twelve_film.path), str(film30.path)], out, tiny_config, executor="inline")

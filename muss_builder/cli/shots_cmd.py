@@ -36,8 +36,14 @@ def shots(
         raise typer.Exit(2) from exc
     rows = [s.to_dict() for s in detection.shots]
     if fmt is ShotFormat.json:
-        doc = {"film_id": probe.film_id, "file": str(film), "fps": probe.fps,
-               "n_frames": detection.n_frames, "detector": detection.detector, "shots": rows}
+        doc = {
+            "film_id": probe.film_id,
+            "file": str(film),
+            "fps": probe.fps,
+            "n_frames": detection.n_frames,
+            "detector": detection.detector,
+            "shots": rows,
+        }
         typer.echo(json.dumps(doc, indent=2))
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["index"])

@@ -48,8 +48,9 @@ def output_fps(cfg: ClipsConfig, probe: FilmProbe) -> Fraction:
     return Fraction(cfg.fps).limit_denominator(1001)
 
 
-def plan_clip(frame_pts: np.ndarray, end_pts: float, start: int, end: int,
-              fps: Fraction) -> ClipPlan:
+def plan_clip(
+    frame_pts: np.ndarray, end_pts: float, start: int, end: int, fps: Fraction
+) -> ClipPlan:
     """Map output frames of a clip of source frames ``[start, end)`` to source indices."""
     t0 = float(frame_pts[start])
     t_end = float(frame_pts[end]) if end < len(frame_pts) else end_pts
@@ -61,27 +62,65 @@ def plan_clip(frame_pts: np.ndarray, end_pts: float, start: int, end: int,
     return ClipPlan(source_index=start + np.clip(picked, 0, len(span) - 1), fps=fps)
 
 
-def encode_clip(path: str | Path, probe: FilmProbe, frame_pts: np.ndarray, plan: ClipPlan,
-                cfg: ClipsConfig, out_path: str | Path) -> tuple[int, int]:
+def encode_clip(
+    path: str | Path,
+    probe: FilmProbe,
+    frame_pts: np.ndarray,
+    plan: ClipPlan,
+    cfg: ClipsConfig,
+    out_path: str | Path,
+) -> tuple[int, int]:
     """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height)."""
     width, height = scaled_size(probe.width, probe.height, short_side=cfg.short_side)
     first, last = int(plan.source_index[0]), int(plan.source_index[-1])
     origin = float(frame_pts[0])
     seek = float(frame_pts[first]) - origin - _SEEK_MARGIN_SECONDS
-    reader = FrameReader(path, (width, height), pix_fmt="yuv420p",
-                         seek_seconds=seek if seek > 0 else None)
-    encoder = subprocess.Popen(
-        [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
-         "-framerate", f"{plan.fps.numerator}/{plan.fps.denominator}", "-i", "pipe:0",
-         "-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf),
-         "-pix_fmt", "yuv420p", "-threads", str(cfg.encoder_threads),
-         "-movflags", "+faststart", "-map_metadata", "-1",
-         # bitexact: no encoder version string or creation time, so output is reproducible
-         "-fflags", "+bitexact", "-flags:v", "+bitexact", str(out_path)],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    reader = FrameReader(
+        path, (width, height), pix_fmt="yuv420p", seek_seconds=seek if seek > 0 else None
     )
-    targets = frame_pts[first:last + 1]
+    encoder = subprocess.Popen(
+        [
+            binary("ffmpeg"),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-s",
+            f"{width}x{height}",
+            "-framerate",
+            f"{plan.fps.numerator}/{plan.fps.denominator}",
+            "-i",
+            "pipe:0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            cfg.preset,
+            "-crf",
+            str(cfg.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            str(cfg.encoder_threads),
+            "-movflags",
+            "+faststart",
+            "-map_metadata",
+            "-1",
+            # bitexact: no encoder version string or creation time, so output is reproducible
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            str(out_path),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    targets = frame_pts[first : last + 1]
     j = 0
     n_out = plan.n_frames
     try:
@@ -108,6 +147,7 @@ def encode_clip(path: str | Path, probe: FilmProbe, frame_pts: np.ndarray, plan:
     if encoder.returncode != 0:
         raise MediaError(f"clip encode failed: {last_lines(stderr)}")
     if j != n_out:
-        raise MediaError(f"clip decode ended early: wrote {j} of {n_out} frames "
-                         f"(source frames {first}..{last})")
+        raise MediaError(
+            f"clip decode ended early: wrote {j} of {n_out} frames (source frames {first}..{last})"
+        )
     return width, height

@@ -41,8 +41,9 @@ def even(value: float) -> int:
     return max(2, round(value / 2.0) * 2)
 
 
-def scaled_size(width: int, height: int, *, target_width: int | None = None,
-                short_side: int | None = None) -> tuple[int, int]:
+def scaled_size(
+    width: int, height: int, *, target_width: int | None = None, short_side: int | None = None
+) -> tuple[int, int]:
     """Size keeping aspect, with even dimensions; ``short_side`` never upscales."""
     if target_width is not None:
         return even(target_width), even(target_width * height / width)
@@ -59,8 +60,15 @@ class FrameReader:
     their original timestamps so callers select exact frames by ``pts``.
     """
 
-    def __init__(self, path: str | Path, size: tuple[int, int], *, pix_fmt: str = "bgr24",
-                 seek_seconds: float | None = None, max_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        size: tuple[int, int],
+        *,
+        pix_fmt: str = "bgr24",
+        seek_seconds: float | None = None,
+        max_frames: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.width, self.height = size
         if pix_fmt not in {"bgr24", "rgb24", "yuv420p"}:
@@ -115,8 +123,9 @@ class FrameReader:
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         nbytes, shape = self._frame_bytes()
-        proc = subprocess.Popen(self._args(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            self._args(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
         times: queue.Queue = queue.Queue()
         pump = threading.Thread(target=self._pump_stderr, args=(proc.stderr, times), daemon=True)
         pump.start()

@@ -75,8 +75,16 @@ def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
     path = Path(path)
     check_readable_file(path)
     out = run(
-        [binary("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-of", "json",
-         str(path)],
+        [
+            binary("ffprobe"),
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+            str(path),
+        ],
         what="cannot probe (not a media file or corrupt)",
         timeout=120,
     )

@@ -17,8 +17,20 @@ from muss_builder.media.tools import binary, run
 
 # Distinct looks that a content detector must separate. Each has some motion inside the shot
 # (a moving box or an animated pattern) so that a shot is not a frozen frame.
-_COLORS = ["0xC03030", "0x30A040", "0x3050C0", "0xD0C030", "0x9030B0", "0x30B0B0",
-           "0xE07020", "0x707070", "0xF0F0F0", "0x204020", "0x602010", "0x101060"]
+_COLORS = [
+    "0xC03030",
+    "0x30A040",
+    "0x3050C0",
+    "0xD0C030",
+    "0x9030B0",
+    "0x30B0B0",
+    "0xE07020",
+    "0x707070",
+    "0xF0F0F0",
+    "0x204020",
+    "0x602010",
+    "0x101060",
+]
 
 
 def segment_source(i: int, width: int, height: int, fps: float) -> str:
@@ -31,9 +43,11 @@ def segment_source(i: int, width: int, height: int, fps: float) -> str:
         return f"smptebars=s={size}:r={fps}"
     color = _COLORS[i % len(_COLORS)]
     box = max(8, width // 8)
-    return (f"color=c={color}:s={size}:r={fps},"
-            f"drawbox=x='mod(t*{width // 3}+{i * 37},{width - box})':y={height // 3}:"
-            f"w={box}:h={box}:color=white@0.9:t=fill")
+    return (
+        f"color=c={color}:s={size}:r={fps},"
+        f"drawbox=x='mod(t*{width // 3}+{i * 37},{width - box})':y={height // 3}:"
+        f"w={box}:h={box}:color=white@0.9:t=fill"
+    )
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,18 @@ class SyntheticFilm:
         return sum(self.segment_frames)
 
 
-def make_film(path: str | Path, segment_frames: Sequence[int], *, fps: float = 24.0,
-              width: int = 320, height: int = 180, extra_output_args: Sequence[str] = (),
-              audio: bool = False, crf: int = 23, preset: str = "ultrafast") -> SyntheticFilm:
+def make_film(
+    path: str | Path,
+    segment_frames: Sequence[int],
+    *,
+    fps: float = 24.0,
+    width: int = 320,
+    height: int = 180,
+    extra_output_args: Sequence[str] = (),
+    audio: bool = False,
+    crf: int = 23,
+    preset: str = "ultrafast",
+) -> SyntheticFilm:
     """Write an H.264 film whose shots have exactly ``segment_frames`` frames each."""
     path = Path(path)
     args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
@@ -78,8 +101,20 @@ def make_film(path: str | Path, segment_frames: Sequence[int], *, fps: float = 2
     args += ["-filter_complex", graph, "-map", "[out]"]
     if audio:
         args += ["-map", f"{len(segment_frames)}:a", "-c:a", "aac"]
-    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-             "-r", str(fps), *extra_output_args, str(path)]
+    args += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(fps),
+        *extra_output_args,
+        str(path),
+    ]
     run(args, what=f"make synthetic film {path.name}", timeout=1800)
     return SyntheticFilm(path, fps, tuple(segment_frames), width, height)
 

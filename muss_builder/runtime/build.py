@@ -62,9 +62,16 @@ def _identify_or_fail(path: str) -> str | TaskFailure:
         return TaskFailure(str(exc))
 
 
-def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
-          executor: str | None = None, ray_address: str | None = None,
-          num_cpus: int | None = None, progress: Progress | None = None) -> BuildSummary:
+def build(
+    movies: list[str],
+    out: str | Path,
+    config: PipelineConfig,
+    *,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    progress: Progress | None = None,
+) -> BuildSummary:
     """Build (or resume) the dataset of ``movies`` into ``out``."""
     started = time.perf_counter()
     layout = OutputLayout(Path(out))
@@ -72,8 +79,12 @@ def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
     progress = progress or Progress()
     candidates = expand_inputs(movies)
     results: list[FilmResult] = []
-    with make_executor(executor or config.runtime.executor, address=ray_address,
-                       num_cpus=num_cpus, max_in_flight=config.runtime.max_in_flight) as ex:
+    with make_executor(
+        executor or config.runtime.executor,
+        address=ray_address,
+        num_cpus=num_cpus,
+        max_in_flight=config.runtime.max_in_flight,
+    ) as ex:
         readable = []
         for cand in candidates:
             cand.path = str(Path(cand.path).absolute())
@@ -82,7 +93,8 @@ def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
             else:
                 readable.append(cand.path)
         ids: dict[int, str | TaskFailure] = dict(
-            ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5))
+            ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5)
+        )
         todo: list[tuple[str, str]] = []
         first_path: dict[str, str] = {}
         for i, path in enumerate(readable):
@@ -90,9 +102,15 @@ def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
             if isinstance(film_id, TaskFailure):
                 results.append(FilmResult(path=path, film_id=None, reason=film_id.message))
             elif film_id in first_path:
-                results.append(FilmResult(path=path, film_id=film_id, status="skipped",
-                                          reason=f"duplicate of {first_path[film_id]}",
-                                          attempts=0))
+                results.append(
+                    FilmResult(
+                        path=path,
+                        film_id=film_id,
+                        status="skipped",
+                        reason=f"duplicate of {first_path[film_id]}",
+                        attempts=0,
+                    )
+                )
             else:
                 first_path[film_id] = path
                 record = film_is_complete(layout, film_id)
@@ -104,19 +122,27 @@ def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
         for r in results:
             progress.add(r)
         calls = [(path, film_id, config, str(layout.root)) for path, film_id in todo]
-        for i, outcome in ex.imap(process_film, calls, num_cpus=config.runtime.cpus_per_film,
-                                  max_retries=config.runtime.max_retries):
+        for i, outcome in ex.imap(
+            process_film,
+            calls,
+            num_cpus=config.runtime.cpus_per_film,
+            max_retries=config.runtime.max_retries,
+        ):
             if isinstance(outcome, TaskFailure):
                 path, film_id = todo[i]
-                outcome = FilmResult(path=path, film_id=film_id,
-                                     reason=f"worker failed after retries: {outcome.message}",
-                                     attempts=config.runtime.max_retries + 1)
+                outcome = FilmResult(
+                    path=path,
+                    film_id=film_id,
+                    reason=f"worker failed after retries: {outcome.message}",
+                    attempts=config.runtime.max_retries + 1,
+                )
             results.append(outcome)
             progress.add(outcome)
     wall = time.perf_counter() - started
     results.sort(key=lambda r: r.path)
-    write_table(merge_film_rows(layout, [r.table_row() for r in results]), "films",
-                layout.films_table)
+    write_table(
+        merge_film_rows(layout, [r.table_row() for r in results]), "films", layout.films_table
+    )
     index_rows = index_rows_from_records(layout)
     write_table(index_rows, "index", layout.index)
     stats = run_stats(results, wall, config, executor or config.runtime.executor, len(index_rows))
@@ -124,8 +150,9 @@ def build(movies: list[str], out: str | Path, config: PipelineConfig, *,
     return BuildSummary(layout.root, results, stats, len(index_rows))
 
 
-def run_stats(results: list[FilmResult], wall: float, config: PipelineConfig, executor: str,
-              n_index_rows: int) -> dict:
+def run_stats(
+    results: list[FilmResult], wall: float, config: PipelineConfig, executor: str, n_index_rows: int
+) -> dict:
     """Totals and per-stage throughput of this run (resumed films did no work and add no time)."""
     worked = [r for r in results if not r.resumed and r.status != "failed"]
     film_seconds = sum(r.duration_seconds or 0.0 for r in worked)

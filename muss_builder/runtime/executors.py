@@ -34,8 +34,14 @@ class InlineExecutor:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def imap(self, fn: Callable[..., Any], calls: Sequence[tuple], *, num_cpus: float = 1.0,
-             max_retries: int = 0) -> Iterator[tuple[int, Any]]:
+    def imap(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple],
+        *,
+        num_cpus: float = 1.0,
+        max_retries: int = 0,
+    ) -> Iterator[tuple[int, Any]]:
         for i, args in enumerate(calls):
             try:
                 yield i, fn(*args)
@@ -46,8 +52,12 @@ class InlineExecutor:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None,
-                 max_in_flight: int | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        max_in_flight: int | None = None,
+    ) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.max_in_flight = max_in_flight
@@ -59,8 +69,11 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False,
-                                      "log_to_driver": False}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "configure_logging": False,
+                "log_to_driver": False,
+            }
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
@@ -81,8 +94,14 @@ class RayExecutor:
 
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def imap(self, fn: Callable[..., Any], calls: Sequence[tuple], *, num_cpus: float = 1.0,
-             max_retries: int = 0) -> Iterator[tuple[int, Any]]:
+    def imap(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple],
+        *,
+        num_cpus: float = 1.0,
+        max_retries: int = 0,
+    ) -> Iterator[tuple[int, Any]]:
         import ray
         from ray.exceptions import RayError
 
@@ -105,8 +124,12 @@ class RayExecutor:
                     yield index, TaskFailure(f"{type(exc).__name__}: {first_line}")
 
 
-def make_executor(name: str, address: str | None = None, num_cpus: int | None = None,
-                  max_in_flight: int | None = None) -> InlineExecutor | RayExecutor:
+def make_executor(
+    name: str,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    max_in_flight: int | None = None,
+) -> InlineExecutor | RayExecutor:
     if name == "inline":
         return InlineExecutor()
     if name == "ray":

@@ -59,13 +59,23 @@ class FilmResult:
     def from_record(cls, path: str, record: dict, resumed: bool) -> FilmResult:
         """Rebuild a result from a finished ``films/{id}.json`` (used on resume)."""
         probe = record["probe"]
-        return cls(path=path, film_id=record["film_id"], status=record["status"],
-                   reason=record.get("reason"), resumed=resumed,
-                   duration_seconds=probe["duration_seconds"], fps=probe["fps"],
-                   width=probe["width"], height=probe["height"], n_frames=record.get("n_frames"),
-                   n_shots=len(record["shots"]), n_samples=len(record["samples"]),
-                   n_shards=len(record["shards"]), attempts=0,
-                   timings={k: 0.0 for k in STAGES})
+        return cls(
+            path=path,
+            film_id=record["film_id"],
+            status=record["status"],
+            reason=record.get("reason"),
+            resumed=resumed,
+            duration_seconds=probe["duration_seconds"],
+            fps=probe["fps"],
+            width=probe["width"],
+            height=probe["height"],
+            n_frames=record.get("n_frames"),
+            n_shots=len(record["shots"]),
+            n_samples=len(record["samples"]),
+            n_shards=len(record["shards"]),
+            attempts=0,
+            timings={k: 0.0 for k in STAGES},
+        )
 
 
 class _Timer:
@@ -103,8 +113,14 @@ def process_film(path: str, film_id: str, config: PipelineConfig, out_dir: str) 
     return result
 
 
-def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
-                   config: PipelineConfig, layout: OutputLayout, result: FilmResult) -> None:
+def _build_samples(
+    path: str,
+    probe: FilmProbe,
+    detection: ShotDetection,
+    config: PipelineConfig,
+    layout: OutputLayout,
+    result: FilmResult,
+) -> None:
     shots = detection.shots
     plan = plan_windows(shots, config.samples)
     fps = output_fps(config.clips, probe)
@@ -115,25 +131,45 @@ def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
     shot_sample: dict[int, str] = {}
     try:
         for window in plan.windows:
-            window_shots = shots[window.first:window.last + 1]
+            window_shots = shots[window.first : window.last + 1]
             key = sample_key(probe.film_id, len(samples))
-            clip_plan = plan_clip(detection.frame_pts, detection.end_pts,
-                                  window_shots[0].start_frame, window_shots[-1].end_frame, fps)
+            clip_plan = plan_clip(
+                detection.frame_pts,
+                detection.end_pts,
+                window_shots[0].start_frame,
+                window_shots[-1].end_frame,
+                fps,
+            )
             starts = [clip_plan.first_output_frame(s.start_frame) for s in window_shots]
             if len(set(starts)) != len(starts):
-                dropped.append({"first_shot": window.first, "last_shot": window.last,
-                                "reason": f"a shot gets no frame at {float(fps):g} fps"})
+                dropped.append(
+                    {
+                        "first_shot": window.first,
+                        "last_shot": window.last,
+                        "reason": f"a shot gets no frame at {float(fps):g} fps",
+                    }
+                )
                 continue
             clip_path = workdir / f"{key}.mp4"
             with _Timer(result.timings, "clips"):
-                size = encode_clip(path, probe, detection.frame_pts, clip_plan, config.clips,
-                                   clip_path)
-            doc = sample_document(key, probe, detection.n_frames, window_shots, clip_plan, size,
-                                  config, detection.detector)
+                size = encode_clip(
+                    path, probe, detection.frame_pts, clip_plan, config.clips, clip_path
+                )
+            doc = sample_document(
+                key,
+                probe,
+                detection.n_frames,
+                window_shots,
+                clip_plan,
+                size,
+                config,
+                detection.detector,
+            )
             clip = clip_path.read_bytes()
             with _Timer(result.timings, "shards"):
-                shard = writer.write(key, {"json": json.dumps(doc, sort_keys=True).encode(),
-                                           "mp4": clip})
+                shard = writer.write(
+                    key, {"json": json.dumps(doc, sort_keys=True).encode(), "mp4": clip}
+                )
             clip_path.unlink()
             samples.append(index_row(doc, shard, len(clip)))
             for shot in window_shots:
@@ -151,8 +187,9 @@ def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
         result.status, result.reason = "ok", None
     else:
         result.status = "skipped"
-        result.reason = "no sample: " + (plan.reason_no_sample or "; ".join(
-            d["reason"] for d in dropped))
+        result.reason = "no sample: " + (
+            plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
+        )
     record = {
         "schema_version": SCHEMA_VERSION,
         "film_id": probe.film_id,
@@ -162,8 +199,11 @@ def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
         "n_frames": detection.n_frames,
         "shot_detector": detection.detector,
         "shots": [
-            s.to_dict() | {"sample_key": shot_sample.get(s.index),
-                           "excluded_reason": plan.excluded.get(s.index)}
+            s.to_dict()
+            | {
+                "sample_key": shot_sample.get(s.index),
+                "excluded_reason": plan.excluded.get(s.index),
+            }
             for s in shots
         ],
         "samples": samples,
@@ -172,8 +212,11 @@ def _build_samples(path: str, probe: FilmProbe, detection: ShotDetection,
         "shards": [s.to_dict() for s in shard_infos],
         "warnings": detection.warnings,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
-        "pipeline": {"name": config.name, "config_hash": config.fingerprint(),
-                     "version": __version__},
+        "pipeline": {
+            "name": config.name,
+            "config_hash": config.fingerprint(),
+            "version": __version__,
+        },
     }
     # Written last: its presence (with the shards it lists) marks the film complete.
     write_json_atomic(layout.film_json(probe.film_id), record)

@@ -8,8 +8,21 @@ from pathlib import Path
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.probe import check_readable_file
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
-                    ".m2ts", ".wmv", ".flv", ".mxf")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".mov",
+    ".avi",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".m2ts",
+    ".wmv",
+    ".flv",
+    ".mxf",
+)
 
 
 @dataclass
@@ -28,11 +41,15 @@ def expand_inputs(paths: list[str]) -> list[Candidate]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir() and path.suffix.lower() not in VIDEO_EXTENSIONS:
-            films = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            films = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+            )
             if not films:
-                out.append(Candidate(raw, f"folder has no video files "
-                                          f"({', '.join(VIDEO_EXTENSIONS)}): {raw}"))
+                out.append(
+                    Candidate(
+                        raw, f"folder has no video files ({', '.join(VIDEO_EXTENSIONS)}): {raw}"
+                    )
+                )
             out.extend(Candidate(str(p)) for p in films)
         else:
             out.append(Candidate(raw))

@@ -8,17 +8,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from muss_builder.runtime.layout import OutputLayout
+from muss_builder.runtime.layout import OutputLayout, write_atomic
 from muss_builder.shards.schemas import table_schema
 
 
 def write_table(rows: list[dict], schema_name: str, path: Path) -> None:
     schema = table_schema(schema_name)
-    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows],
-                                 schema=schema)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_atomic(path, sink.getvalue().to_pybytes())
 
 
 def index_rows_from_records(layout: OutputLayout) -> list[dict]:

@@ -15,27 +15,36 @@ def sample_key(film_id: str, ordinal: int) -> str:
     return f"{film_id}_{ordinal:05d}"
 
 
-def sample_document(key: str, probe: FilmProbe, n_source_frames: int, shots: list[Shot],
-                    plan: ClipPlan, clip_size: tuple[int, int], config: PipelineConfig,
-                    detector: str) -> dict[str, Any]:
+def sample_document(
+    key: str,
+    probe: FilmProbe,
+    n_source_frames: int,
+    shots: list[Shot],
+    plan: ClipPlan,
+    clip_size: tuple[int, int],
+    config: PipelineConfig,
+    detector: str,
+) -> dict[str, Any]:
     """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds."""
     fps = float(plan.fps)
     bounds = [plan.first_output_frame(s.start_frame) for s in shots] + [plan.n_frames]
     shot_docs = []
     for shot, clip_start, clip_end in zip(shots, bounds[:-1], bounds[1:], strict=True):
-        shot_docs.append({
-            "film_shot_index": shot.index,
-            "source_start_frame": shot.start_frame,
-            "source_end_frame": shot.end_frame,
-            "start_seconds": shot.start_seconds,
-            "end_seconds": shot.end_seconds,
-            "clip_start_frame": clip_start,
-            "clip_end_frame": clip_end,
-            "clip_start_seconds": round(clip_start / fps, 6),
-            "clip_end_seconds": round(clip_end / fps, 6),
-            "transition_in": shot.transition_in,
-            "caption": None,
-        })
+        shot_docs.append(
+            {
+                "film_shot_index": shot.index,
+                "source_start_frame": shot.start_frame,
+                "source_end_frame": shot.end_frame,
+                "start_seconds": shot.start_seconds,
+                "end_seconds": shot.end_seconds,
+                "clip_start_frame": clip_start,
+                "clip_end_frame": clip_end,
+                "clip_start_seconds": round(clip_start / fps, 6),
+                "clip_end_seconds": round(clip_end / fps, 6),
+                "transition_in": shot.transition_in,
+                "caption": None,
+            }
+        )
     return {
         "schema_version": SCHEMA_VERSION,
         "key": key,

@@ -51,8 +51,10 @@ def _best_end(shots: list[Shot], first: int, cfg: SamplesConfig) -> int | None:
         if span > cfg.max_sample_seconds:
             break
         n = last - first + 1
-        if n >= cfg.min_shots and span >= cfg.min_sample_seconds and (
-            shot.duration_seconds >= cfg.min_shot_seconds
+        if (
+            n >= cfg.min_shots
+            and span >= cfg.min_sample_seconds
+            and (shot.duration_seconds >= cfg.min_shot_seconds)
         ):
             best = last
     return best
@@ -88,8 +90,10 @@ def plan_windows(shots: list[Shot], cfg: SamplesConfig) -> WindowPlan:
 def _why_no_sample(shots: list[Shot], excluded: dict[int, str], cfg: SamplesConfig) -> str:
     total = shots[-1].end_seconds if shots else 0.0
     if len(shots) < cfg.min_shots:
-        return (f"film has {len(shots)} shot(s) in {total:.2f}s; a sample needs at least "
-                f"{cfg.min_shots} shots")
+        return (
+            f"film has {len(shots)} shot(s) in {total:.2f}s; a sample needs at least "
+            f"{cfg.min_shots} shots"
+        )
     if total < cfg.min_sample_seconds:
         return f"film is {total:.2f}s long; a sample needs at least {cfg.min_sample_seconds}s"
     counts: dict[str, int] = {}

@@ -12,8 +12,12 @@ import pyarrow as pa
 from muss_builder.resources import resource_dir
 
 _ARROW_TYPES = {
-    "string": pa.string(), "bool": pa.bool_(), "int32": pa.int32(), "int64": pa.int64(),
-    "float32": pa.float32(), "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
 }
 
 

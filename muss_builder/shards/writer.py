@@ -11,7 +11,6 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from webdataset import TarWriter
 
@@ -31,6 +30,32 @@ def partial_name(film_id: str, n: int) -> str:
 def tar_member_bytes(size: int) -> int:
     """Bytes one member takes in a tar: header block plus data rounded up to blocks."""
     return _BLOCK + (size + _BLOCK - 1) // _BLOCK * _BLOCK
+
+
+class _HashingFile:
+    """File wrapper that hashes what is written, so a finished shard needs no second read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
 
 
 @dataclass
@@ -54,7 +79,7 @@ class FilmShardWriter:
         self.max_bytes = max_bytes
         self.shards: list[ShardInfo] = []
         self._n = 0
-        self._fh: BinaryIO | None = None
+        self._fh: _HashingFile | None = None
         self._tar: TarWriter | None = None
         self._bytes = 0
         self._keys: list[str] = []
@@ -66,10 +91,10 @@ class FilmShardWriter:
         if self._tar is not None and self._keys and self._bytes + size > self.max_bytes:
             self._finish_shard()
         if self._tar is None:
-            # kept open across write() calls and closed in _finish_shard/abort
-            self._fh = open(self.shard_dir / partial_name(self.film_id, self._n), "wb")  # noqa: SIM115
-            self._tar = TarWriter(self._fh, user="", group="", mode=0o444, encoder=False,
-                                  mtime=FIXED_MTIME)
+            self._fh = _HashingFile(self.shard_dir / partial_name(self.film_id, self._n))
+            self._tar = TarWriter(
+                self._fh, user="", group="", mode=0o444, encoder=False, mtime=FIXED_MTIME
+            )
         self._tar.write({"__key__": key, **members})
         self._bytes += size
         self._keys.append(key)
@@ -77,17 +102,14 @@ class FilmShardWriter:
 
     def _finish_shard(self) -> None:
         assert self._tar is not None and self._fh is not None
-        self._tar.close()  # also closes the stream the tarfile wrapped
-        if not self._fh.closed:
-            self._fh.close()
-        tmp = self.shard_dir / partial_name(self.film_id, self._n)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        self._tar.close()  # writes the end-of-archive blocks
+        self._fh.close()
         final = self.shard_dir / shard_name(self.film_id, self._n)
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        os.replace(tmp, final)
-        self.shards.append(ShardInfo(final.name, len(self._keys), final.stat().st_size, digest,
-                                     list(self._keys)))
+        digest = self._fh.sha256.hexdigest()
+        os.replace(self._fh.path, final)
+        self.shards.append(
+            ShardInfo(final.name, len(self._keys), final.stat().st_size, digest, list(self._keys))
+        )
         self._n += 1
         self._tar, self._fh, self._bytes, self._keys = None, None, 0, []
 
@@ -98,7 +120,7 @@ class FilmShardWriter:
 
     def abort(self) -> None:
         """Drop the shard being written (on error): nothing partial stays visible."""
-        if self._fh is not None and not self._fh.closed:
+        if self._fh is not None:
             self._fh.close()
-        (self.shard_dir / partial_name(self.film_id, self._n)).unlink(missing_ok=True)
+            self._fh.path.unlink(missing_ok=True)
         self._tar, self._fh = None, None

@@ -37,8 +37,10 @@ class Shot:
         return self.end_seconds - self.start_seconds
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"n_frames": self.n_frames,
-                               "duration_seconds": round(self.duration_seconds, 6)}
+        return asdict(self) | {
+            "n_frames": self.n_frames,
+            "duration_seconds": round(self.duration_seconds, 6),
+        }
 
 
 @dataclass
@@ -71,8 +73,9 @@ def shots_from_cuts(cuts: list[int], frame_pts: np.ndarray, end_pts: float) -> l
     ]
 
 
-def detect_shots(path: str | Path, probe: FilmProbe, shots: ShotsConfig,
-                 analysis: AnalysisConfig) -> ShotDetection:
+def detect_shots(
+    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+) -> ShotDetection:
     """Decode ``path`` once at analysis size and run the configured detector over it."""
     size = scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))
     detector = make_detector(shots.detector, shots, probe.fps)
@@ -92,8 +95,7 @@ def detect_shots(path: str | Path, probe: FilmProbe, shots: ShotsConfig,
     expected = probe.frame_count_estimate
     if errors and len(pts) < _TRUNCATION_RATIO * expected:
         raise MediaError(
-            f"truncated or corrupt video: decoded {len(pts)} of {expected} frames "
-            f"({errors[-1]})"
+            f"truncated or corrupt video: decoded {len(pts)} of {expected} frames ({errors[-1]})"
         )
     frame_pts = np.asarray(pts, dtype=np.float64)
     if np.any(np.diff(frame_pts) <= 0):

@@ -21,14 +21,24 @@ def test_clip_cuts_match_plan(tmp_path: Path, film30, tiny_config, fps: int) -> 
     probe = probe_film(film30.path)
     detection = detect_shots(film30.path, probe, tiny_config.shots, tiny_config.analysis)
     shots = detection.shots[2:6]
-    plan = plan_clip(detection.frame_pts, detection.end_pts, shots[0].start_frame,
-                     shots[-1].end_frame, Fraction(fps))
+    plan = plan_clip(
+        detection.frame_pts,
+        detection.end_pts,
+        shots[0].start_frame,
+        shots[-1].end_frame,
+        Fraction(fps),
+    )
     expected = [plan.first_output_frame(s.start_frame) for s in shots[1:]]
     span_seconds = (shots[-1].end_frame - shots[0].start_frame) / 30
     assert plan.n_frames == round(span_seconds * fps)
-    size = encode_clip(film30.path, probe, detection.frame_pts, plan,
-                       ClipsConfig(fps=fps, short_side=90, preset="ultrafast"),
-                       tmp_path / "clip.mp4")
+    size = encode_clip(
+        film30.path,
+        probe,
+        detection.frame_pts,
+        plan,
+        ClipsConfig(fps=fps, short_side=90, preset="ultrafast"),
+        tmp_path / "clip.mp4",
+    )
     assert size == (160, 90)
     assert cut_frames_in(tmp_path / "clip.mp4", size) == expected
     # boundaries follow from time: output frame j shows time j/fps after the span start
@@ -48,21 +58,48 @@ def test_variable_frame_rate_clip_is_exact(tmp_path: Path, tiny_config) -> None:
     film = make_film(tmp_path / "cfr.mp4", (30, 40, 25, 50, 36), fps=24)
     vfr = tmp_path / "vfr.mp4"
     # frames 0..79 at 24 fps, then 12 fps: same frames, stretched timestamps
-    run([binary("ffmpeg"), "-v", "error", "-y", "-i", str(film.path), "-vf",
-         "setpts='if(lt(N,80),N/24,80/24+(N-80)/12)/TB'", "-fps_mode", "passthrough",
-         "-c:v", "libx264", "-preset", "ultrafast", str(vfr)], what="vfr")
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(film.path),
+            "-vf",
+            "setpts='if(lt(N,80),N/24,80/24+(N-80)/12)/TB'",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(vfr),
+        ],
+        what="vfr",
+    )
     probe = probe_film(vfr)
     assert probe.variable_frame_rate
     detection = detect_shots(vfr, probe, tiny_config.shots, tiny_config.analysis)
     assert [s.start_frame for s in detection.shots[1:]] == film.cut_frames
     assert detection.shots[3].start_seconds == round(80 / 24 + 15 / 12, 6)
     shots = detection.shots[1:5]
-    plan = plan_clip(detection.frame_pts, detection.end_pts, shots[0].start_frame,
-                     shots[-1].end_frame, Fraction(24))
+    plan = plan_clip(
+        detection.frame_pts,
+        detection.end_pts,
+        shots[0].start_frame,
+        shots[-1].end_frame,
+        Fraction(24),
+    )
     expected = [plan.first_output_frame(s.start_frame) for s in shots[1:]]
-    size = encode_clip(vfr, probe, detection.frame_pts, plan,
-                       ClipsConfig(fps=24, short_side=90, preset="ultrafast"),
-                       tmp_path / "clip.mp4")
+    size = encode_clip(
+        vfr,
+        probe,
+        detection.frame_pts,
+        plan,
+        ClipsConfig(fps=24, short_side=90, preset="ultrafast"),
+        tmp_path / "clip.mp4",
+    )
     assert cut_frames_in(tmp_path / "clip.mp4", size) == expected
     # the 12 fps part is shown for twice as many 24 fps output frames
     assert expected[-1] - expected[-2] == 2 * shots[2].n_frames

@@ -33,8 +33,22 @@ def test_rotated_file_reports_display_size(tmp_path: Path, tiny_config) -> None:
     film = make_film(tmp_path / "plain.mp4", (24, 30, 24), width=320, height=180)
     rotated = tmp_path / "rotated.mp4"
     # the mp4 muxer turns a "rotate" stream tag into a display matrix, as phones write it
-    run([binary("ffmpeg"), "-v", "error", "-y", "-i", str(film.path), "-c", "copy",
-         "-metadata:s:v:0", "rotate=90", str(rotated)], what="rotate")
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(film.path),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(rotated),
+        ],
+        what="rotate",
+    )
     probe = probe_film(rotated)
     assert probe.rotation in (90, 270)
     assert (probe.coded_width, probe.coded_height) == (320, 180)
@@ -62,7 +76,20 @@ def test_unusable_inputs_have_readable_reasons(tmp_path: Path, make, reason: str
 
 def test_audio_only_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "song.m4a"
-    run([binary("ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac",
-         str(path)], what="audio")
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        what="audio",
+    )
     with pytest.raises(MediaError, match="audio-only"):
         probe_film(path)

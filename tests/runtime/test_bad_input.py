@@ -21,8 +21,9 @@ def make_bad_inputs(root: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     noise = root / "noise.mp4"
     noise.write_bytes(bytes((i * 7919) % 251 for i in range(50_000)))
     cases["random bytes"] = (noise, "failed", "cannot probe")
-    faststart = make_film(root / "fs.mp4", (48,) * 6, fps=24,
-                          extra_output_args=("-movflags", "+faststart"))
+    faststart = make_film(
+        root / "fs.mp4", (48,) * 6, fps=24, extra_output_args=("-movflags", "+faststart")
+    )
     data = faststart.path.read_bytes()
     truncated = root / "truncated.mp4"
     truncated.write_bytes(data[: len(data) // 2])
@@ -32,8 +33,21 @@ def make_bad_inputs(root: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     no_index.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     cases["truncated before its index"] = (no_index, "failed", "moov atom not found")
     audio = root / "audio_only.mp4"
-    run([binary("ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac",
-         str(audio)], what="audio")
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:a",
+            "aac",
+            str(audio),
+        ],
+        what="audio",
+    )
     cases["audio only"] = (audio, "failed", "audio-only")
     folder = root / "folder.mp4"
     folder.mkdir()
@@ -41,7 +55,7 @@ def make_bad_inputs(root: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     cases["missing path"] = (root / "missing.mp4", "failed", "file not found")
     short = make_film(root / "short.mp4", (30,), fps=24)
     cases["shorter than a sample"] = (short.path, "skipped", "no sample")
-    odd = root / "it's a \"film\" $(touch pwned) `id`.mp4"
+    odd = root / 'it\'s a "film" $(touch pwned) `id`.mp4'
     make_film(odd, (30, 30, 30), fps=24)
     cases["odd file name"] = (odd, "ok", "")
     return cases
@@ -67,8 +81,9 @@ def test_bad_inputs_fail_clearly_and_the_run_goes_on(tmp_path, twelve_film, tiny
     twelve = [r for r in summary.results if r.path == str(twelve_film.path.absolute())]
     # passed twice (and built before): one row resumed, one duplicate, processed never again
     assert sorted((r.status, r.resumed) for r in twelve) == [("ok", True), ("skipped", False)]
-    assert {p.name: p.read_bytes() for p in (out / "shards").glob(f"{twelve[0].film_id}*")} \
-        == good_shards
+    assert {
+        p.name: p.read_bytes() for p in (out / "shards").glob(f"{twelve[0].film_id}*")
+    } == good_shards
     assert summary.stats["films"]["failed"] == 7
 
 
@@ -80,8 +95,7 @@ def test_folder_input_expands_to_its_films(tmp_path, tiny_config):
     (folder / "notes.txt").write_text("not a film")
     empty = tmp_path / "empty_shelf"
     empty.mkdir()
-    summary = build([str(folder), str(empty)], tmp_path / "out", tiny_config,
-                    executor="inline")
+    summary = build([str(folder), str(empty)], tmp_path / "out", tiny_config, executor="inline")
     by_name = {Path(r.path).name: r for r in summary.results}
     assert by_name["a.mp4"].status == by_name["b b.mkv"].status == "ok"
     assert "no video files" in (by_name["empty_shelf"].reason or "")

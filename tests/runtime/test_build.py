@@ -27,8 +27,7 @@ def test_build_writes_the_output_contract(built_dataset, twelve_film) -> None:
     assert {r.status for r in built_dataset.results} == {"ok"}
     for name in ("index.parquet", "films.parquet", "stats.json"):
         assert (out / name).is_file()
-    assert pq.read_schema(out / "index.parquet").equals(table_schema("index"),
-                                                         check_metadata=False)
+    assert pq.read_schema(out / "index.parquet").equals(table_schema("index"), check_metadata=False)
     rows = index_rows(out)
     assert len(rows) == built_dataset.n_index_rows > 0
     for shard in (out / "shards").glob("*.tar"):
@@ -44,8 +43,11 @@ def test_build_writes_the_output_contract(built_dataset, twelve_film) -> None:
 
 
 def test_samples_follow_the_shot_list(built_dataset, twelve_film) -> None:
-    record_path = next(p for p in (built_dataset.out / "films").glob("*.json")
-                       if json.loads(p.read_text())["probe"]["file_name"] == "twelve.mp4")
+    record_path = next(
+        p
+        for p in (built_dataset.out / "films").glob("*.json")
+        if json.loads(p.read_text())["probe"]["file_name"] == "twelve.mp4"
+    )
     record = json.loads(record_path.read_text())
     assert [s["start_frame"] for s in record["shots"][1:]] == twelve_film.cut_frames
     in_samples = [s for s in record["shots"] if s["sample_key"]]
@@ -54,17 +56,22 @@ def test_samples_follow_the_shot_list(built_dataset, twelve_film) -> None:
     assert all(s["n_shots"] == 4 for s in record["samples"])
 
 
-def test_same_input_gives_byte_identical_shards(tmp_path, built_dataset, twelve_film, film30,
-                                                 tiny_config) -> None:
-    again = build([str(film30.path), str(twelve_film.path)], tmp_path / "again", tiny_config,
-                  executor="inline")
+def test_same_input_gives_byte_identical_shards(
+    tmp_path, built_dataset, twelve_film, film30, tiny_config
+) -> None:
+    again = build(
+        [str(film30.path), str(twelve_film.path)],
+        tmp_path / "again",
+        tiny_config,
+        executor="inline",
+    )
     assert shard_bytes(again.out) == shard_bytes(built_dataset.out)
     assert index_rows(again.out) == index_rows(built_dataset.out)
 
 
-def test_rerun_skips_complete_films_and_redoes_partial_ones(tmp_path, built_dataset,
-                                                            twelve_film, film30,
-                                                            tiny_config) -> None:
+def test_rerun_skips_complete_films_and_redoes_partial_ones(
+    tmp_path, built_dataset, twelve_film, film30, tiny_config
+) -> None:
     out = tmp_path / "resume"
     shutil.copytree(built_dataset.out, out)
     expected = shard_bytes(out)
@@ -73,8 +80,7 @@ def test_rerun_skips_complete_films_and_redoes_partial_ones(tmp_path, built_data
     film_id = victim.stem
     victim.unlink()
     (out / "shards" / f".{film_id}-00001.tar.partial-999").write_bytes(b"half")
-    summary = build([str(twelve_film.path), str(film30.path)], out, tiny_config,
-                    executor="inline")
+    summary = build([str(twelve_film.path), str(film30.path)], out, tiny_config, executor="inline")
     resumed = {r.film_id: r.resumed for r in summary.results}
     assert resumed[film_id] is False and sum(resumed.values()) == 1
     assert shard_bytes(out) == expected
@@ -83,10 +89,16 @@ def test_rerun_skips_complete_films_and_redoes_partial_ones(tmp_path, built_data
 
 
 @pytest.mark.ray
-def test_ray_executor_matches_inline(tmp_path, built_dataset, twelve_film, film30,
-                                     tiny_config) -> None:
-    summary = build([str(twelve_film.path), str(film30.path), str(tmp_path / "missing.mp4")],
-                    tmp_path / "ray", tiny_config, executor="ray", num_cpus=2)
+def test_ray_executor_matches_inline(
+    tmp_path, built_dataset, twelve_film, film30, tiny_config
+) -> None:
+    summary = build(
+        [str(twelve_film.path), str(film30.path), str(tmp_path / "missing.mp4")],
+        tmp_path / "ray",
+        tiny_config,
+        executor="ray",
+        num_cpus=2,
+    )
     statuses = sorted(r.status for r in summary.results)
     assert statuses == ["failed", "ok", "ok"]
     assert shard_bytes(summary.out) == shard_bytes(built_dataset.out)

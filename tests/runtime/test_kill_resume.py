@@ -26,15 +26,28 @@ build(sys.argv[3:], sys.argv[1], load_pipeline("tiny"), executor=sys.argv[2], nu
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("shelf")
-    return [str(make_film(root / f"film{i}.mp4", (40 + i, 30, 36, 28 + i, 44, 30, 33, 40),
-                          fps=24, width=640, height=360).path) for i in range(6)]
+    return [
+        str(
+            make_film(
+                root / f"film{i}.mp4",
+                (40 + i, 30, 36, 28 + i, 44, 30, 33, 40),
+                fps=24,
+                width=640,
+                height=360,
+            ).path
+        )
+        for i in range(6)
+    ]
 
 
 def _kill_after_first_film(out: Path, executor: str, films: list[str]) -> int:
     """Start a build in its own session, SIGKILL the whole group once a film is complete."""
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(out), executor, *films],
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, str(out), executor, *films],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if list((out / "films").glob("*.json")):
@@ -60,5 +73,7 @@ def test_sigkill_then_rerun_equals_clean_run(tmp_path, shelf, tiny_config, execu
     assert not list((out / "shards").glob(".*"))
     clean_shards = {p.name: p.read_bytes() for p in (clean.out / "shards").glob("*.tar")}
     assert {p.name: p.read_bytes() for p in (out / "shards").glob("*.tar")} == clean_shards
-    assert (pq.read_table(out / "index.parquet").to_pylist()
-            == pq.read_table(clean.out / "index.parquet").to_pylist())
+    assert (
+        pq.read_table(out / "index.parquet").to_pylist()
+        == pq.read_table(clean.out / "index.parquet").to_pylist()
+    )

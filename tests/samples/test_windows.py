@@ -10,14 +10,21 @@ from muss_builder.shots.segment import Shot
 def shots_of(durations: list[float]) -> list[Shot]:
     shots, t = [], 0.0
     for i, d in enumerate(durations):
-        shots.append(Shot(i, round(t * 24), round((t + d) * 24), t, t + d,
-                          "start" if i == 0 else "cut"))
+        shots.append(
+            Shot(i, round(t * 24), round((t + d) * 24), t, t + d, "start" if i == 0 else "cut")
+        )
         t += d
     return shots
 
 
-CFG = SamplesConfig(min_shots=2, max_shots=3, min_shot_seconds=1.0, max_shot_seconds=10.0,
-                    min_sample_seconds=3.0, max_sample_seconds=20.0)
+CFG = SamplesConfig(
+    min_shots=2,
+    max_shots=3,
+    min_shot_seconds=1.0,
+    max_shot_seconds=10.0,
+    min_sample_seconds=3.0,
+    max_sample_seconds=20.0,
+)
 
 
 def test_windows_do_not_overlap_and_respect_max_shots() -> None:

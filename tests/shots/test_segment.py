@@ -28,8 +28,24 @@ def test_twelve_segments_give_exactly_the_known_shots(twelve_film, tiny_config) 
 def test_nonzero_start_time_keeps_frame_indices(tmp_path: Path, tiny_config) -> None:
     film = make_film(tmp_path / "a.mp4", (30, 40, 30), fps=24)
     shifted = tmp_path / "shifted.mp4"
-    run([binary("ffmpeg"), "-v", "error", "-y", "-itsoffset", "3.5", "-i", str(film.path),
-         "-c", "copy", "-f", "mp4", str(shifted)], what="shift")
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-itsoffset",
+            "3.5",
+            "-i",
+            str(film.path),
+            "-c",
+            "copy",
+            "-f",
+            "mp4",
+            str(shifted),
+        ],
+        what="shift",
+    )
     probe = probe_film(shifted)
     detection = detect_shots(shifted, probe, tiny_config.shots, tiny_config.analysis)
     assert [s.start_frame for s in detection.shots[1:]] == film.cut_frames

@@ -1,0 +1,291 @@
+"""Look inside one shard: a text summary of its samples and a contact sheet of their shots."""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.tools import MediaError
+from muss_builder.shards.reader import (
+    ShardFormatError,
+    ShardSample,
+    iter_samples,
+    load_sample_json,
+)
+from muss_builder.shards.schemas import schema_errors
+
+_REF = re.compile(r"^ref\d+\.jpg$")
+
+# Contact sheet geometry (pixels).
+THUMB_WIDTH = 160
+_PAD = 6
+_LABEL_WIDTH = 190
+_TEXT_LINE = 15
+_SHOT_TEXT_LINES = 3
+_TITLE_HEIGHT = 2 * _TEXT_LINE + 2 * _PAD
+_BACKGROUND = (24, 24, 24)
+_TEXT = (235, 235, 235)
+_DIM = (150, 150, 150)
+_PLACEHOLDER = (70, 70, 70)
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def _sample_summary(sample: ShardSample) -> dict[str, Any]:
+    try:
+        return _facts(sample, load_sample_json(sample))
+    except (AttributeError, KeyError, TypeError) as exc:  # a document of the wrong shape
+        raise ShardFormatError(
+            sample.shard, sample.member_name("json"), f"metadata of an unexpected shape ({exc!r})"
+        ) from exc
+
+
+def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
+    # .get throughout: inspect is for looking at odd shards too, not only valid ones
+    shots = doc.get("shots") or []
+    clip = doc.get("clip") or {}
+    boundaries = [s.get("clip_start_frame") for s in shots]
+    if shots:
+        boundaries.append(shots[-1].get("clip_end_frame"))
+    return {
+        "key": sample.key,
+        "track": doc.get("track"),
+        "n_shots": doc.get("n_shots", len(shots)),
+        "duration_seconds": doc.get("duration_seconds"),
+        "clip": {k: clip.get(k) for k in ("n_frames", "fps", "width", "height")},
+        "shot_boundaries": boundaries,
+        "global_caption": bool(doc.get("global_caption")),
+        "shot_captions": sum(bool(s.get("caption")) for s in shots),
+        "subjects": list(doc.get("subjects") or []),
+        "n_refs": sum(bool(_REF.match(ext)) for ext in sample.members),
+        "members": sorted(sample.members),
+        "bytes": sum(len(v) for v in sample.members.values()),
+    }
+
+
+def summarize_shard(shard_path: str | Path) -> dict[str, Any]:
+    """Per-sample facts and totals of one shard (raises ShardFormatError on a bad shard)."""
+    shard = Path(shard_path)
+    samples = [_sample_summary(s) for s in iter_samples(shard)]
+    n_shots = sum(s["n_shots"] or 0 for s in samples)
+    return {
+        "shard": str(shard),
+        "samples": samples,
+        "totals": {
+            "samples": len(samples),
+            "shots": n_shots,
+            "mean_shots_per_sample": round(n_shots / len(samples), 3) if samples else 0.0,
+            "duration_seconds": round(sum(s["duration_seconds"] or 0 for s in samples), 3),
+            "bytes": shard.stat().st_size,
+        },
+    }
+
+
+def _fmt_clip(clip: dict[str, Any]) -> str:
+    return f"{clip['n_frames']} f @ {clip['fps']:g} fps, {clip['width']}x{clip['height']}"
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    longest_key = max((len(s["key"]) for s in summary["samples"]), default=3)
+    table.add_column("key", no_wrap=True, min_width=longest_key)
+    table.add_column("track")
+    table.add_column("shots", justify="right")
+    table.add_column("dur s", justify="right")
+    table.add_column("clip", no_wrap=True)
+    table.add_column("shot boundaries (clip frames)", overflow="fold")
+    table.add_column("captions G/shots")
+    table.add_column("subjects", overflow="fold")
+    table.add_column("refs", justify="right")
+    for s in summary["samples"]:
+        captions = f"{'yes' if s['global_caption'] else 'no'} / {s['shot_captions']}/{s['n_shots']}"
+        table.add_row(
+            s["key"],
+            str(s["track"]),
+            str(s["n_shots"]),
+            f"{s['duration_seconds'] or 0:.2f}",
+            _fmt_clip(s["clip"]),
+            " ".join(str(b) for b in s["shot_boundaries"]),
+            captions,
+            ", ".join(s["subjects"]) or "-",
+            str(s["n_refs"]),
+        )
+    return table
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as plain text: a header, one table row per sample, a totals line."""
+    t = summary["totals"]
+    buffer = io.StringIO()
+    # A wide, colourless console: the text goes to terminals, files and test assertions alike.
+    console = Console(
+        file=buffer, width=160, color_system=None, force_terminal=False, highlight=False
+    )
+    console.print(f"shard {summary['shard']}")
+    console.print(_summary_table(summary))
+    console.print(
+        f"{t['samples']} samples, {t['shots']} shots "
+        f"({t['mean_shots_per_sample']:.2f} per sample), "
+        f"{t['duration_seconds']:.2f} s of source, {t['bytes']:,} bytes"
+    )
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------- contact sheet
+
+
+def _middle_frames(shots: list[dict[str, Any]]) -> list[int]:
+    return [(s["clip_start_frame"] + s["clip_end_frame"]) // 2 for s in shots]
+
+
+def _decode_frames(mp4: bytes, size: tuple[int, int], wanted: list[int]) -> dict[int, Image.Image]:
+    """Frames ``wanted`` of an mp4 held in memory, in one decode that stops after the last."""
+    found: dict[int, Image.Image] = {}
+    if not wanted:
+        return found
+    with tempfile.TemporaryDirectory(prefix="muss-sheet-") as tmp:
+        path = Path(tmp) / "clip.mp4"
+        path.write_bytes(mp4)
+        targets = set(wanted)
+        reader = FrameReader(path, size, pix_fmt="rgb24", max_frames=max(wanted) + 1)
+        for frame in reader:
+            if frame.index in targets:
+                found[frame.index] = Image.fromarray(frame.image.copy(), "RGB")
+    return found
+
+
+def _shot_lines(shot: dict[str, Any], number: int) -> list[str]:
+    return [
+        f"#{number} {shot.get('transition_in', '')}",
+        # ASCII dash: Pillow's default font has no en dash
+        f"{shot['clip_start_seconds']:.2f} - {shot['clip_end_seconds']:.2f} s",
+        f"source frame {shot['source_start_frame']}",
+    ]
+
+
+class _Row:
+    """One sample's row: its label, and per shot a thumbnail (or None) with label lines."""
+
+    def __init__(
+        self,
+        key: str,
+        label: list[str],
+        thumbs: list[Image.Image | None],
+        shot_lines: list[list[str]],
+        thumb_size: tuple[int, int],
+    ) -> None:
+        self.key, self.label, self.thumbs = key, label, thumbs
+        self.shot_lines, self.thumb_size = shot_lines, thumb_size
+
+    @property
+    def height(self) -> int:
+        text = max(len(self.label), _SHOT_TEXT_LINES) * _TEXT_LINE
+        return max(self.thumb_size[1] + _SHOT_TEXT_LINES * _TEXT_LINE, text) + 2 * _PAD
+
+
+def _sample_row(sample: ShardSample) -> _Row:
+    doc = load_sample_json(sample)
+    errors = schema_errors("sample", doc)
+    if errors:  # the sheet reads shots and clip facts: refuse clearly rather than crash
+        raise ShardFormatError(
+            sample.shard, sample.member_name("json"), f"not a valid sample document ({errors[0]})"
+        )
+    shots = doc["shots"]
+    clip = doc["clip"]
+    size = scaled_size(clip["width"], clip["height"], target_width=THUMB_WIDTH)
+    label = [
+        sample.key,
+        f"{doc['track']}, {len(shots)} shots",
+        f"{clip['n_frames']} f @ {clip['fps']:g} fps",
+        f"{doc['duration_seconds']:.2f} s",
+    ]
+    wanted = _middle_frames(shots)
+    try:
+        frames = _decode_frames(sample.members.get("mp4", b""), size, wanted)
+    except MediaError:  # a sheet is for looking: show the problem instead of failing
+        frames = {}
+        label.append("mp4 does not decode")
+    thumbs = [frames.get(i) for i in wanted]
+    lines = [_shot_lines(s, n) for n, s in enumerate(shots)]
+    return _Row(sample.key, label, thumbs, lines, size)
+
+
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _draw_row(
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    row: _Row,
+    top: int,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+) -> None:
+    for i, line in enumerate(row.label):
+        draw.text(
+            (_PAD, top + _PAD + i * _TEXT_LINE), line, font=font, fill=_TEXT if i == 0 else _DIM
+        )
+    width, height = row.thumb_size
+    for n, (thumb, lines) in enumerate(zip(row.thumbs, row.shot_lines, strict=True)):
+        x = _LABEL_WIDTH + n * (width + _PAD)
+        y = top + _PAD
+        if thumb is None:
+            draw.rectangle((x, y, x + width - 1, y + height - 1), fill=_PLACEHOLDER)
+            draw.text((x + 4, y + 4), "no frame", font=font, fill=_TEXT)
+        else:
+            sheet.paste(thumb, (x, y))
+        for i, line in enumerate(lines):
+            draw.text(
+                (x, y + height + 1 + i * _TEXT_LINE),
+                line,
+                font=font,
+                fill=_TEXT if i == 1 else _DIM,
+            )
+
+
+def write_contact_sheet(
+    shard_path: str | Path, png_path: str | Path, max_samples: int = 12
+) -> Path:
+    """A PNG with one row per sample (up to ``max_samples``) and the middle frame of each shot."""
+    shard, out = Path(shard_path), Path(png_path)
+    rows: list[_Row] = []
+    total = 0
+    for sample in iter_samples(shard):
+        total += 1
+        if len(rows) < max_samples:
+            rows.append(_sample_row(sample))
+    thumbs_width = max((len(r.thumbs) * (r.thumb_size[0] + _PAD) for r in rows), default=0)
+    width = max(_LABEL_WIDTH + thumbs_width + _PAD, 480)
+    height = _TITLE_HEIGHT + sum(r.height for r in rows)
+    sheet = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = _font()
+    draw.text((_PAD, _PAD), shard.name, font=font, fill=_TEXT)
+    draw.text(
+        (_PAD, _PAD + _TEXT_LINE),
+        f"{len(rows)} of {total} samples; one middle frame per shot, "
+        "clip seconds and first source frame",
+        font=font,
+        fill=_DIM,
+    )
+    top = _TITLE_HEIGHT
+    for row in rows:
+        draw.line((0, top, width, top), fill=_PLACEHOLDER)
+        _draw_row(sheet, draw, row, top, font)
+        top += row.height
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG")
+    return out
