@@ -110,7 +110,8 @@ def demo(
     summary = _run([str(f) for f in films], out, config, executor, None, num_cpus)
     from muss_builder.shards.inspect import write_contact_sheet
 
-    shards = sorted((out / "shards").glob("*.tar"))
+    # the contact sheet shows the shard with the most samples: the most telling one
+    shards = sorted((out / "shards").glob("*.tar"), key=lambda p: (-p.stat().st_size, p.name))
     sheet = out / "contact_sheet.png"
     if shards:
         write_contact_sheet(shards[0], sheet)

@@ -1,0 +1,46 @@
+"""`muss-builder build` from the command line: progress, summary, exit codes, resume."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from muss_builder.cli.main import app
+
+runner = CliRunner()
+
+
+def test_build_then_rerun_resumes(tmp_path, twelve_film) -> None:
+    out = tmp_path / "out"
+    args = [
+        "build",
+        str(twelve_film.path),
+        "--out",
+        str(out),
+        "--config",
+        "tiny",
+        "--executor",
+        "inline",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "twelve.mp4" in first.output and "ok" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0
+    assert "(resumed)" in second.output
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+
+
+def test_build_of_only_bad_films_exits_1(tmp_path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "build",
+            str(tmp_path / "missing.mp4"),
+            "--out",
+            str(tmp_path / "out"),
+            "--executor",
+            "inline",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "file not found" in result.output

@@ -1,0 +1,39 @@
+"""`muss-builder shots FILM` prints the shot list as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from typer.testing import CliRunner
+
+from muss_builder.cli.main import app
+
+runner = CliRunner()
+
+
+def test_shots_json(twelve_film) -> None:
+    result = runner.invoke(app, ["shots", str(twelve_film.path), "--config", "tiny"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [s["start_frame"] for s in doc["shots"][1:]] == twelve_film.cut_frames
+    assert doc["n_frames"] == twelve_film.n_frames and doc["detector"] == "adaptive"
+
+
+def test_shots_csv(twelve_film) -> None:
+    result = runner.invoke(
+        app, ["shots", str(twelve_film.path), "--format", "csv", "--config", "tiny"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [int(r["n_frames"]) for r in rows] == list(twelve_film.segment_frames)
+    assert {"start_frame", "end_frame", "start_seconds", "end_seconds"} <= set(rows[0])
+
+
+def test_shots_on_a_bad_file_exits_2_with_reason(tmp_path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a film")
+    result = runner.invoke(app, ["shots", str(bad)])
+    assert result.exit_code == 2
+    assert "cannot probe" in result.output

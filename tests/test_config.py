@@ -1,0 +1,49 @@
+"""Pipeline YAMLs are validated: the shipped ones load, mistakes are refused with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from muss_builder.config import load_pipeline
+from muss_builder.resources import resource_dir
+
+
+@pytest.mark.parametrize("name", ["default", "offline", "tiny"])
+def test_shipped_pipelines_load(name: str) -> None:
+    cfg = load_pipeline(name)
+    assert cfg.name == name
+    assert cfg.samples.min_shots <= cfg.samples.max_shots
+    assert (resource_dir("pipelines") / f"{name}.yaml").is_file()
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("samples:\n  max_shot: 4\n")
+    with pytest.raises(ValidationError, match="max_shot"):
+        load_pipeline(path)
+
+
+def test_inconsistent_ranges_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("samples:\n  min_shots: 5\n  max_shots: 3\n")
+    with pytest.raises(ValidationError, match="min_shots must be <="):
+        load_pipeline(path)
+
+
+def test_fingerprint_ignores_runtime_but_not_output_settings() -> None:
+    cfg = load_pipeline("default")
+    assert (
+        cfg.fingerprint()
+        == cfg.model_copy(
+            update={"runtime": cfg.runtime.model_copy(update={"max_retries": 9})}
+        ).fingerprint()
+    )
+    assert cfg.fingerprint() != load_pipeline("tiny").fingerprint()
+
+
+def test_missing_pipeline_names_the_path() -> None:
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_pipeline("nope")
