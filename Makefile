@@ -13,6 +13,10 @@ CONFIG ?= pipelines/default.yaml
 EXECUTOR ?= ray
 MOVIES ?=
 STAMP := $(VENV)/.installed
+# faiss-cpu and faiss-gpu install into the same faiss/ folder: one extra or the other, never both
+ifneq ($(and $(findstring cpu,$(EXTRAS)),$(findstring gpu,$(EXTRAS))),)
+$(error EXTRAS=$(EXTRAS) names both cpu and gpu; pick one (faiss-cpu and faiss-gpu clash))
+endif
 
 .DEFAULT_GOAL := help
 .PHONY: help venv ffmpeg build-dataset validate-demo test lint format clean
