@@ -55,7 +55,7 @@ def run_case(films: list[Path], out: Path, config: str) -> dict:
         "wall": wall,
         "film_seconds": stats["film_seconds_processed"],
         "samples": stats["samples_in_index"],
-        "shots": stats["shots"],
+        "n_shots": stats["shots"],
         **{s: stats["stage_seconds"][s] for s in STAGES},
     }
 
@@ -86,7 +86,7 @@ def main() -> None:
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         walls = [r["wall"] for r in runs]
         print(
-            f"| {name} | {len(cases[name])} | {med['film_seconds']:.0f} | {med['shots']:.0f} | "
+            f"| {name} | {len(cases[name])} | {med['film_seconds']:.0f} | {med['n_shots']:.0f} | "
             f"{med['samples']:.0f} | {med['wall']:.1f} | {min(walls):.1f}..{max(walls):.1f} | "
             + " | ".join(f"{med[s]:.1f}" for s in STAGES)
             + f" | {med['film_seconds'] / med['wall']:.2f} |"
