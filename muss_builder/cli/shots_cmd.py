@@ -42,6 +42,8 @@ def shots(
             "fps": probe.fps,
             "n_frames": detection.n_frames,
             "detector": detection.detector,
+            "letterbox": detection.letterbox,
+            "transitions": [t.to_dict() for t in detection.transitions],
             "shots": rows,
         }
         typer.echo(json.dumps(doc, indent=2))

@@ -20,7 +20,7 @@ from muss_builder.media.probe import FilmProbe, probe_film
 from muss_builder.media.tools import MediaError
 from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write_json_atomic
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
-from muss_builder.samples.windows import plan_windows
+from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import ShotDetection, detect_shots
 
@@ -131,7 +131,7 @@ def _build_samples(
     shot_sample: dict[int, str] = {}
     try:
         for window in plan.windows:
-            window_shots = shots[window.first : window.last + 1]
+            window_shots = clean_window_shots(shots, window, detection.seconds_of)
             key = sample_key(probe.film_id, len(samples))
             clip_plan = plan_clip(
                 detection.frame_pts,
@@ -198,6 +198,8 @@ def _build_samples(
         "probe": probe.model_dump(),
         "n_frames": detection.n_frames,
         "shot_detector": detection.detector,
+        "transitions": [t.to_dict() for t in detection.transitions],
+        "letterbox": detection.letterbox,
         "shots": [
             s.to_dict()
             | {

@@ -11,6 +11,17 @@ from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import Shot
 
 
+def _span(frames: tuple[int, int] | None) -> list[int] | None:
+    return list(frames) if frames else None
+
+
+def _clip_span(plan: ClipPlan, frames: tuple[int, int] | None) -> list[int] | None:
+    """Clip frames [first, last] that show the source transition frames [start, end]."""
+    if not frames:
+        return None
+    return [plan.first_output_frame(frames[0]), plan.first_output_frame(frames[1] + 1) - 1]
+
+
 def sample_key(film_id: str, ordinal: int) -> str:
     return f"{film_id}_{ordinal:05d}"
 
@@ -42,6 +53,8 @@ def sample_document(
                 "clip_start_seconds": round(clip_start / fps, 6),
                 "clip_end_seconds": round(clip_end / fps, 6),
                 "transition_in": shot.transition_in,
+                "transition_in_frames": _span(shot.transition_in_frames),
+                "transition_in_clip_frames": _clip_span(plan, shot.transition_in_frames),
                 "caption": None,
             }
         )

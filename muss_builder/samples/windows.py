@@ -11,7 +11,8 @@ Rules (all from ``SamplesConfig``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from muss_builder.config import SamplesConfig
 from muss_builder.shots.segment import Shot
@@ -101,3 +102,29 @@ def _why_no_sample(shots: list[Shot], excluded: dict[int, str], cfg: SamplesConf
         counts[code] = counts.get(code, 0) + 1
     detail = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()))
     return f"no window of {cfg.min_shots}..{cfg.max_shots} usable shots fits ({detail})"
+
+
+def clean_window_shots(
+    shots: list[Shot], window: Window, seconds_of: Callable[[int], float]
+) -> list[Shot]:
+    """The window's shots with its edges moved off gradual transitions.
+
+    A sample never starts or ends inside a transition: its first shot starts after the frames
+    of its incoming dissolve/fade/wipe, and its last shot ends before the next one's. Inside
+    the sample, transitions stay where they are. The first shot of a sample is its "start".
+    """
+    chosen = list(shots[window.first : window.last + 1])
+    first = chosen[0]
+    start = first.transition_in_frames[1] + 1 if first.transition_in_frames else first.start_frame
+    chosen[0] = replace(
+        first,
+        start_frame=start,
+        start_seconds=seconds_of(start),
+        transition_in="start",
+        transition_in_frames=None,
+    )
+    following = shots[window.last + 1] if window.last + 1 < len(shots) else None
+    if following is not None and following.transition_in_frames:
+        end = following.transition_in_frames[0]
+        chosen[-1] = replace(chosen[-1], end_frame=end, end_seconds=seconds_of(end))
+    return chosen

@@ -1,8 +1,8 @@
-"""The detector interface every shot-boundary detector implements.
+"""The interface every shot-boundary detector implements, and the registry of detectors.
 
 Modelled on PySceneDetect's ``process_frame``: the caller owns the decode loop and feeds each
-analysis frame once, so several detectors can share one decode. A detector returns the frame
-indices at which a new shot *starts* (the first frame after a cut).
+analysis frame (BGR, analysis size) once, so several detectors share one decode. ``finish``
+returns the transitions found, in frame indices of the decoded stream.
 """
 
 from __future__ import annotations
@@ -10,52 +10,35 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from scenedetect import AdaptiveDetector
-from scenedetect.common import FrameTimecode
 
-from muss_builder.config import AdaptiveDetectorConfig
+from muss_builder.config import ShotsConfig
+from muss_builder.shots.transitions import Transition
+
+DETECTORS = ("muss", "adaptive", "content", "hash", "histogram", "transnetv2")
 
 
 class ShotDetector(Protocol):
     name: str
 
-    def process_frame(self, index: int, frame: np.ndarray) -> list[int]:
-        """Feed frame ``index`` (BGR, analysis size); return cuts found so far, if any."""
+    def process_frame(self, index: int, frame: np.ndarray) -> None:
+        """Feed frame ``index``; frames arrive in order (a range may start past 0)."""
 
-    def finish(self, n_frames: int) -> list[int]:
-        """No more frames: return any cuts still buffered."""
-
-
-class AdaptiveShotDetector:
-    """PySceneDetect's AdaptiveDetector (rolling-average content score) on our frame indices.
-
-    Timecodes are built from our frame ordinals, so the cut frames it reports are exact indices
-    into the decoded stream whatever the file's timestamps look like.
-    """
-
-    name = "adaptive"
-
-    def __init__(self, config: AdaptiveDetectorConfig, fps: float) -> None:
-        self.fps = fps
-        self._detector = AdaptiveDetector(
-            adaptive_threshold=config.adaptive_threshold,
-            min_scene_len=config.min_scene_len_frames,
-            window_width=config.window_width,
-            min_content_val=config.min_content_val,
-            luma_only=config.luma_only,
-        )
-
-    def process_frame(self, index: int, frame: np.ndarray) -> list[int]:
-        cuts = self._detector.process_frame(FrameTimecode(index, fps=self.fps), frame)
-        return [tc.frame_num for tc in cuts]
-
-    def finish(self, n_frames: int) -> list[int]:
-        last = FrameTimecode(max(0, n_frames - 1), fps=self.fps)
-        return [tc.frame_num for tc in self._detector.post_process(last)]
+    def finish(self) -> list[Transition]:
+        """No more frames: every transition found, sorted."""
 
 
-def make_detector(name: str, config, fps: float) -> ShotDetector:
-    """Build the configured detector (later issues add more names here)."""
-    if name == "adaptive":
-        return AdaptiveShotDetector(config.adaptive, fps)
-    raise ValueError(f"unknown shot detector {name!r}")
+def make_detector(name: str, cfg: ShotsConfig, fps: float) -> ShotDetector:
+    """Build detector ``name`` with its parameters from ``cfg``."""
+    if name == "muss":
+        from muss_builder.shots.combined import MussDetector
+
+        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames)
+    if name == "transnetv2":
+        from muss_builder.shots.transnet_detector import TransNetDetector
+
+        return TransNetDetector(cfg.transnetv2, cfg.muss.min_gradual_frames)
+    if name in ("adaptive", "content", "hash", "histogram"):
+        from muss_builder.shots.pyscenedetect import make_scenedetect
+
+        return make_scenedetect(name, cfg, fps)
+    raise ValueError(f"unknown shot detector {name!r} (one of {', '.join(DETECTORS)})")

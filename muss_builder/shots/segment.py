@@ -1,4 +1,4 @@
-"""One low-resolution decode of a film -> frame timestamps and a list of shots."""
+"""One low-resolution decode of a film -> frame timestamps, transitions and a list of shots."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import numpy as np
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.decode import FrameReader, scaled_size
-from muss_builder.media.probe import FilmProbe
+from muss_builder.media.probe import FilmProbe, probe_film
 from muss_builder.media.tools import MediaError
-from muss_builder.shots.detector import make_detector
+from muss_builder.shots.detector import ShotDetector, make_detector
+from muss_builder.shots.features import letterbox
+from muss_builder.shots.transitions import Transition
 
 # A decode that stops this far short of the container's frame count, with decoder errors,
 # is a truncated or corrupt file rather than a rounding difference in the estimate.
@@ -26,7 +28,10 @@ class Shot:
     end_frame: int  # exclusive
     start_seconds: float  # relative to the film's first frame
     end_seconds: float
-    transition_in: str  # "start" for the first shot, "cut" for a hard cut
+    transition_in: str  # "start", "cut", or a gradual kind (dissolve, fade_black, ...)
+    # frames [first, last] of the incoming gradual transition (None for a cut or the start);
+    # start_frame is its middle, so the first frames of the shot still mix in the last one
+    transition_in_frames: tuple[int, int] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -37,7 +42,11 @@ class Shot:
         return self.end_seconds - self.start_seconds
 
     def to_dict(self) -> dict:
-        return asdict(self) | {
+        doc = asdict(self)
+        doc["transition_in_frames"] = (
+            list(self.transition_in_frames) if self.transition_in_frames else None
+        )
+        return doc | {
             "n_frames": self.n_frames,
             "duration_seconds": round(self.duration_seconds, 6),
         }
@@ -46,48 +55,76 @@ class Shot:
 @dataclass
 class ShotDetection:
     shots: list[Shot]
+    transitions: list[Transition]
     frame_pts: np.ndarray  # float64 seconds per decoded frame (stream time base)
     end_pts: float  # presentation end of the last frame
     detector: str
     decode_seconds: float
+    letterbox: dict[str, int] | None = None  # dark bars in source pixels, when measured
     warnings: list[str] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
         return len(self.frame_pts)
 
+    def seconds_of(self, frame: int) -> float:
+        """Seconds from the first frame to ``frame`` (``n_frames`` = the end of the film)."""
+        at = float(self.frame_pts[frame]) if frame < self.n_frames else self.end_pts
+        return round(at - float(self.frame_pts[0]), 6)
 
-def shots_from_cuts(cuts: list[int], frame_pts: np.ndarray, end_pts: float) -> list[Shot]:
-    """Turn sorted cut frames (first frame of each new shot) into contiguous shots."""
+
+@dataclass
+class DetectorRun:
+    transitions: list[Transition]
+    seconds: float  # this detector's own time (process_frame + finish), decode excluded
+
+
+def shots_from_transitions(
+    transitions: list[Transition], frame_pts: np.ndarray, end_pts: float
+) -> list[Shot]:
+    """Contiguous shots whose boundaries are the transitions' boundary frames."""
     n = len(frame_pts)
-    starts = [0, *sorted({c for c in cuts if 0 < c < n})]
+    by_boundary = {t.boundary: t for t in transitions if 0 < t.boundary < n}
+    starts = [0, *sorted(by_boundary)]
     ends = [*starts[1:], n]
     origin = float(frame_pts[0])
 
     def seconds(frame: int) -> float:
         return round((float(frame_pts[frame]) if frame < n else end_pts) - origin, 6)
 
-    return [
-        Shot(i, s, e, seconds(s), seconds(e), "start" if i == 0 else "cut")
-        for i, (s, e) in enumerate(zip(starts, ends, strict=True))
-    ]
+    shots = []
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        t = by_boundary.get(s)
+        kind = "start" if t is None else t.kind
+        span = None if t is None or t.is_cut else (t.start_frame, t.end_frame)
+        shots.append(Shot(i, s, e, seconds(s), seconds(e), kind, span))
+    return shots
 
 
-def detect_shots(
-    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
-) -> ShotDetection:
-    """Decode ``path`` once at analysis size and run the configured detector over it."""
-    size = scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))
-    detector = make_detector(shots.detector, shots, probe.fps)
-    reader = FrameReader(path, size, pix_fmt="bgr24")
-    started = time.perf_counter()
+def shots_from_cuts(cuts: list[int], frame_pts: np.ndarray, end_pts: float) -> list[Shot]:
+    return shots_from_transitions([Transition(c, c) for c in cuts], frame_pts, end_pts)
+
+
+def analysis_size(probe: FilmProbe, analysis: AnalysisConfig) -> tuple[int, int]:
+    return scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))
+
+
+def decode_into(
+    path: str | Path,
+    probe: FilmProbe,
+    analysis: AnalysisConfig,
+    detectors: list[ShotDetector],
+    timers: list[float],
+) -> tuple[list[float], list[str]]:
+    """One decode at analysis size; every frame goes to every detector (timed separately)."""
+    reader = FrameReader(path, analysis_size(probe, analysis), pix_fmt="bgr24")
     pts: list[float] = []
-    cuts: list[int] = []
     for frame in reader:
         pts.append(frame.pts)
-        cuts.extend(detector.process_frame(frame.index, frame.image))
-    cuts.extend(detector.finish(len(pts)))
-    elapsed = time.perf_counter() - started
+        for k, detector in enumerate(detectors):
+            started = time.perf_counter()
+            detector.process_frame(frame.index, frame.image)
+            timers[k] += time.perf_counter() - started
     if not pts:
         detail = "; ".join(reader.error_lines) or "no frames"
         raise MediaError(f"no decodable video frames ({detail})")
@@ -97,6 +134,38 @@ def detect_shots(
         raise MediaError(
             f"truncated or corrupt video: decoded {len(pts)} of {expected} frames ({errors[-1]})"
         )
+    return pts, errors
+
+
+def run_detectors(
+    path: str | Path,
+    names: list[str],
+    config: ShotsConfig | None = None,
+    analysis: AnalysisConfig | None = None,
+) -> dict[str, DetectorRun]:
+    """Run several detectors off one shared decode (for benchmarks and comparisons)."""
+    cfg = config or ShotsConfig()
+    probe = probe_film(path)
+    detectors = [make_detector(name, cfg, probe.fps) for name in names]
+    timers = [0.0] * len(detectors)
+    decode_into(path, probe, analysis or AnalysisConfig(), detectors, timers)
+    runs: dict[str, DetectorRun] = {}
+    for name, detector, spent in zip(names, detectors, timers, strict=True):
+        started = time.perf_counter()
+        transitions = detector.finish()
+        runs[name] = DetectorRun(transitions, spent + time.perf_counter() - started)
+    return runs
+
+
+def detect_shots(
+    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+) -> ShotDetection:
+    """Decode ``path`` once at analysis size and run the configured detector over it."""
+    detector = make_detector(shots.detector, shots, probe.fps)
+    started = time.perf_counter()
+    pts, errors = decode_into(path, probe, analysis, [detector], [0.0])
+    transitions = detector.finish()
+    elapsed = time.perf_counter() - started
     frame_pts = np.asarray(pts, dtype=np.float64)
     if np.any(np.diff(frame_pts) <= 0):
         # Broken timestamps: keep frame order, rebuild times from the mean rate.
@@ -105,10 +174,24 @@ def detect_shots(
     last_step = float(frame_pts[-1] - frame_pts[-2]) if len(pts) > 1 else 1.0 / probe.fps
     end_pts = float(frame_pts[-1]) + last_step
     return ShotDetection(
-        shots=shots_from_cuts(cuts, frame_pts, end_pts),
+        shots=shots_from_transitions(transitions, frame_pts, end_pts),
+        transitions=transitions,
         frame_pts=frame_pts,
         end_pts=end_pts,
         detector=detector.name,
         decode_seconds=elapsed,
+        letterbox=_letterbox_of(detector, probe, analysis),
         warnings=errors,
     )
+
+
+def _letterbox_of(
+    detector: ShotDetector, probe: FilmProbe, analysis: AnalysisConfig
+) -> dict[str, int] | None:
+    features = getattr(detector, "features", None)
+    if features is None:
+        return None
+    bars = letterbox(features.row_max, features.col_max)
+    width, height = analysis_size(probe, analysis)
+    sx, sy = probe.width / width, probe.height / height
+    return {k: round(v * (sy if k in ("top", "bottom") else sx)) for k, v in bars.items()}

@@ -9,6 +9,7 @@ import json
 from typer.testing import CliRunner
 
 from muss_builder.cli.main import app
+from muss_builder.config import load_pipeline
 
 runner = CliRunner()
 
@@ -18,7 +19,10 @@ def test_shots_json(twelve_film) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert [s["start_frame"] for s in doc["shots"][1:]] == twelve_film.cut_frames
-    assert doc["n_frames"] == twelve_film.n_frames and doc["detector"] == "adaptive"
+    assert doc["n_frames"] == twelve_film.n_frames
+    assert doc["detector"] == load_pipeline("tiny").shots.detector
+    assert [t["start_frame"] for t in doc["transitions"]] == twelve_film.cut_frames
+    assert {t["kind"] for t in doc["transitions"]} == {"cut"}
 
 
 def test_shots_csv(twelve_film) -> None:

@@ -1,0 +1,101 @@
+"""Name a gradual transition from its frames: fade through black/white, dissolve or wipe.
+
+Works on the 48x27 thumbnails. ``A`` is the last clean frame before the interval and ``B``
+the first clean frame after it.
+- fade_black / fade_white: the darkest (brightest) frame inside is nearly uniform black
+  (white), darker (brighter) than both A and B;
+- dissolve: every frame is close to a blend ``(1 - a) A + a B`` and ``a`` rises from 0 to 1;
+- wipe: every frame is A on one side of a straight edge and B on the other, the edge moving
+  across: the per-pixel "closer to B" mask is a half plane whose area grows;
+- anything else is "gradual" (the type is not claimed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from muss_builder.shots.features import FrameFeatures
+
+_UNIFORM_STD = 0.06
+_DARK, _BRIGHT = 0.08, 0.90
+_BLEND_RESIDUAL = 0.35  # residual energy of the best blend, relative to |B - A|^2
+_WIPE_PURITY = 0.85  # share of columns (rows) that are all-A or all-B in a wipe frame
+
+
+def _gray(features: FrameFeatures, frame: int) -> np.ndarray:
+    return features.thumbs[features.local(frame)].astype(np.float32).mean(axis=2) / 255.0
+
+
+def _fade_kind(features: FrameFeatures, start: int, end: int) -> str | None:
+    inside = range(features.local(start), features.local(end) + 1)
+    before, after = features.local(start) - 1, features.local(end) + 1
+    medians = [float(np.median(_gray(features, features.first + i))) for i in inside]
+    stds = [float(features.luma_std[i]) for i in inside]
+    darkest, brightest = int(np.argmin(medians)), int(np.argmax(medians))
+    edge = [float(np.median(_gray(features, features.first + i))) for i in (before, after)]
+    if medians[darkest] < _DARK and stds[darkest] < _UNIFORM_STD and min(edge) > medians[darkest]:
+        return "fade_black"
+    if (
+        medians[brightest] > _BRIGHT
+        and stds[brightest] < _UNIFORM_STD
+        and max(edge) < medians[brightest]
+    ):
+        return "fade_white"
+    return None
+
+
+def _is_dissolve(features: FrameFeatures, start: int, end: int) -> bool:
+    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    delta = (b - a).ravel()
+    energy = float(delta @ delta)
+    if energy < 1e-3:
+        return False
+    alphas, residuals = [], []
+    for frame in range(start, end + 1):
+        x = (_gray(features, frame) - a).ravel()
+        alpha = float(x @ delta) / energy
+        residuals.append(float(((x - alpha * delta) ** 2).sum()) / energy)
+        alphas.append(alpha)
+    rising = np.diff(alphas)
+    return (
+        float(np.median(residuals)) < _BLEND_RESIDUAL
+        and alphas[-1] - alphas[0] > 0.5
+        and float((rising >= -0.05).mean()) > 0.8
+    )
+
+
+def _is_wipe(features: FrameFeatures, start: int, end: int) -> bool:
+    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    differs = np.abs(b - a) > 0.08
+    if differs.mean() < 0.3:
+        return False
+    areas, pure = [], []
+    for frame in range(start, end + 1):
+        f = _gray(features, frame)
+        closer_b = (np.abs(f - b) < np.abs(f - a)) & differs
+        share = closer_b.sum() / max(1, differs.sum())
+        areas.append(float(share))
+        if 0.15 < share < 0.85:  # mid-wipe frames show the edge
+            cols = closer_b.sum(axis=0) / np.maximum(1, differs.sum(axis=0))
+            rows = closer_b.sum(axis=1) / np.maximum(1, differs.sum(axis=1))
+            purity = max(
+                float(((cols < 0.2) | (cols > 0.8)).mean()),
+                float(((rows < 0.2) | (rows > 0.8)).mean()),
+            )
+            pure.append(purity)
+    growing = float((np.diff(areas) >= -0.05).mean()) > 0.8 if len(areas) > 1 else False
+    return bool(pure) and float(np.median(pure)) > _WIPE_PURITY and growing
+
+
+def classify_gradual(features: FrameFeatures, start: int, end: int) -> str:
+    """The kind of the gradual transition [start, end] (frames inside ``features``)."""
+    if features.local(start) < 1 or features.local(end) + 1 >= features.n:
+        return "gradual"  # no clean frame on one side: do not guess
+    fade = _fade_kind(features, start, end)
+    if fade:
+        return fade
+    if _is_wipe(features, start, end):
+        return "wipe"
+    if _is_dissolve(features, start, end):
+        return "dissolve"
+    return "gradual"
