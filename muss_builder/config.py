@@ -84,6 +84,12 @@ class MussDetectorConfig(_Strict):
     clear_cut_spike: float = Field(
         4.0, gt=1, description="a clear cut's diff over the local median; others ask the net"
     )
+    step_ratio: float = Field(
+        2.5, gt=1, description="without the net: change across a cut / change beside it"
+    )
+    net_windows_per_minute: float = Field(
+        2.0, ge=0, description="CPU budget: TransNetV2 windows per minute of film"
+    )
     gradual_confirm: float = Field(0.25, gt=0, lt=1)
     max_flash_frames: int = Field(4, ge=1, description="longest brightness spike to ignore")
     min_gradual_frames: int = Field(3, ge=2)

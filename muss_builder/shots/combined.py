@@ -19,7 +19,7 @@ import numpy as np
 
 from muss_builder.config import MussDetectorConfig, TransNetConfig
 from muss_builder.shots.features import FeatureAccumulator, FrameFeatures
-from muss_builder.shots.gradual import classify_gradual
+from muss_builder.shots.gradual import classify_gradual, trim_by_progress
 from muss_builder.shots.transitions import Transition, cut
 from muss_builder.shots.transnet import TransNetRunner
 
@@ -50,7 +50,9 @@ class MussDetector:
         cfg: MussDetectorConfig,
         net: TransNetConfig,
         min_shot_frames: int,
+        fps: float,
     ) -> None:
+        self.fps = fps
         self.cfg = cfg
         self.min_shot_frames = min_shot_frames
         self.runner = TransNetRunner(net.device, net.batch_windows)
@@ -113,9 +115,11 @@ class MussDetector:
     ) -> tuple[int, int] | None:
         """The contiguous frames around ``centre`` that the net calls transition frames."""
 
+        # the single-frame head marks the frames of a transition; the many-hot head is
+        # smoother and wider, so runs follow the single head
         def hot(frame: int) -> bool:
             p = probs.get(frame)
-            return p is not None and max(p) >= threshold
+            return p is not None and p[0] >= threshold
 
         seeds = [c for c in range(centre - _GRADUAL_SPAN, centre + _GRADUAL_SPAN + 1) if hot(c)]
         if not seeds:
@@ -134,26 +138,162 @@ class MussDetector:
         spike = score / (float(median[f.local(t)]) + 0.01)
         return score >= self.cfg.cut_accept_without_net and spike >= self.cfg.clear_cut_spike
 
+    def _step_ratio(self, f: FrameFeatures, t: int) -> float:
+        """Change across ``t`` over the change inside either side: high for a cut (a step),
+        near 1 for motion (a ramp)."""
+        if f.local(t) < 2 or f.local(t) + 1 >= f.n:
+            return 0.0
+        across = f.pixel_between(t - 1, t) + f.hist_between(t - 1, t)
+        inside = max(
+            f.pixel_between(t - 2, t - 1) + f.hist_between(t - 2, t - 1),
+            f.pixel_between(t, t + 1) + f.hist_between(t, t + 1),
+        )
+        return across / (inside + 0.005)
+
+    def _feature_gradual(self, f: FrameFeatures, centre: int, steps: set[int]) -> Transition | None:
+        """A gradual transition found and typed from features alone, or None.
+
+        The interval is where the picture keeps changing around ``centre``; it must settle on
+        both sides, join two different pictures, hold no hard step (``steps``: clear cuts),
+        and look like a dissolve or a wipe from its frames.
+        """
+        if f.local(centre) < 2 or f.local(centre) + 2 >= f.n:
+            return None
+        start, end = self._feature_interval(f, centre, "dissolve")
+        length = end - start + 1
+        if not self.cfg.min_gradual_frames <= length < self.cfg.max_gradual_frames - 1:
+            return None  # too short, or it never stopped changing: camera motion
+        if f.local(start) < 1 or f.local(end) + 2 >= f.n:
+            return None
+        if any(start <= t <= end + 1 for t in steps):
+            return None  # a dissolve changes a little every frame; this holds a hard step
+        if not self._settles(f, start, end) or not self._shots_differ(f, start, end):
+            return None
+        start, end = trim_by_progress(f, start, end)
+        if end - start + 1 < self.cfg.min_gradual_frames:
+            return None
+        kind = classify_gradual(f, start, end)
+        return None if kind == "gradual" else Transition(start, end, kind, 0.5)
+
+    @staticmethod
+    def _shots_differ(f: FrameFeatures, start: int, end: int) -> bool:
+        before, after = max(f.first, start - 1), min(f.first + f.n - 1, end + 1)
+        return f.hist_between(before, after) > 0.12 or f.pixel_between(before, after) > 0.12
+
+    def _settles(self, f: FrameFeatures, start: int, end: int) -> bool:
+        """The picture is calmer just outside the interval than inside it (a transition
+        between two shots, not a stretch of motion)."""
+        inside = float(np.median(f.pixel_diff[f.local(start) : f.local(end) + 2]))
+        before = f.pixel_diff[max(1, f.local(start) - 2) : f.local(start)]
+        after = f.pixel_diff[f.local(end) + 2 : f.local(end) + 4]
+        outside = (
+            float(np.median(np.concatenate([before, after])))
+            if len(before) + len(after)
+            else inside
+        )
+        return outside < 0.6 * inside
+
+    def _fade_near(self, f: FrameFeatures, t: int) -> Transition | None:
+        """A fade through black or white whose darkest/brightest frame is near ``t``."""
+        lo, hi = max(0, f.local(t) - 4), min(f.n, f.local(t) + 4)
+        span = self.cfg.max_gradual_frames // 2  # slow fades take a while to recover
+        for kind, sign, limit in (("fade_black", 1.0, 0.12), ("fade_white", -1.0, -0.88)):
+            luma = sign * f.luma
+            extreme = lo + int(np.argmin(luma[lo:hi]))
+            if luma[extreme] > limit or f.luma_std[extreme] > 0.08:
+                continue
+            before = luma[max(0, extreme - span) : extreme]
+            after = luma[extreme + 1 : extreme + 1 + span]
+            if (
+                len(before)
+                and len(after)
+                and before.max() > luma[extreme] + 0.08
+                and (after.max() > luma[extreme] + 0.08)
+            ):
+                start, end = self._feature_interval(f, f.first + extreme, kind)
+                if end - start + 1 >= self.cfg.min_gradual_frames and self._shots_differ(
+                    f, start, end
+                ):
+                    return Transition(start, end, kind, 0.6)
+        return None
+
+    def _feature_interval(self, f: FrameFeatures, centre: int, kind: str) -> tuple[int, int]:
+        """Frames of the transition around ``centre``: where the picture keeps changing (for a
+        fade: where the luma keeps falling towards / rising from the black or white)."""
+        limit = self.cfg.max_gradual_frames // 2
+        lo, hi = max(1, f.local(centre) - limit), min(f.n - 1, f.local(centre) + limit)
+        if kind in ("fade_black", "fade_white"):
+            sign = 1.0 if kind == "fade_black" else -1.0
+            luma = sign * f.luma
+            extreme = lo + int(np.argmin(luma[lo : hi + 1]))
+            # walk over the black (white) plateau, then along the ramps on either side
+            first_dark, last_dark = extreme, extreme
+            while first_dark > lo and luma[first_dark - 1] <= luma[extreme] + 0.01:
+                first_dark -= 1
+            while last_dark < hi and luma[last_dark + 1] <= luma[extreme] + 0.01:
+                last_dark += 1
+            start, end = first_dark, last_dark
+            while start > lo and luma[start - 1] > luma[start] + 0.002:
+                start -= 1
+            while end < hi and luma[end + 1] > luma[end] + 0.002:
+                end += 1
+            # the ramps stop on the first frame at the shot's own level: not part of the fade
+            start = start + 1 if start < first_dark else start
+            end = end - 1 if end > last_dark else end
+            return f.first + start, f.first + end
+        c = f.local(centre)
+        level = float(np.median(f.pixel_diff[max(1, c - 2) : c + 3]))
+        changing = f.pixel_diff >= 0.5 * level
+        start = c
+        while start > lo and changing[start - 1]:
+            start -= 1
+        end = c
+        while end < hi and changing[end + 1]:
+            end += 1
+        # pixel_diff[t] compares t with t-1: the mixed frames are start .. end-1
+        return f.first + start, f.first + max(start, end - 1)
+
     def finish(self) -> list[Transition]:
         f = self.features = self.accumulator.features()
         median = local_median(np.maximum(f.hist_diff, f.pixel_diff), _MEDIAN_RADIUS)
-        candidates = [t for t in self._cut_candidates(f) if not self._is_flash(f, t)]
-        clear = [t for t in candidates if self._is_clear_cut(f, t, median)]
-        unsure = [t for t in candidates if t not in set(clear)]
-        # a hard cut also makes the change across 2L frames peak: not a gradual candidate
-        graduals = [
-            g
-            for g in self._gradual_candidates(f)
-            if not any(abs(g - t) <= _GRADUAL_SPAN + 2 for t in clear)
-        ]
-        probs = self._probabilities(f, unsure + graduals)
+        found: list[Transition] = []
+        candidates = []
+        # a fade's darkest (brightest) frames change fast and look like a cut: fades first
+        for t in self._cut_candidates(f):
+            if self._is_flash(f, t):
+                continue
+            fade = self._fade_near(f, t)
+            if fade is not None:
+                found.append(fade)
+            else:
+                candidates.append(t)
+        clear = {t for t in candidates if self._is_clear_cut(f, t, median)}
+        found += [cut(t, 1.0) for t in sorted(clear)]
+        # a cut that also jumps in pixels (not just in colour) is a step no dissolve contains
+        steps = {t for t in clear if f.pixel_diff[f.local(t)] > 0.08}
+        untyped = []
+        for centre in self._gradual_candidates(f):
+            typed = self._fade_near(f, centre) or self._feature_gradual(f, centre, steps)
+            if typed is not None:
+                found.append(typed)
+            elif not any(abs(centre - t) <= _GRADUAL_SPAN + 2 for t in clear):
+                # (a hard cut also makes the change across 2L frames peak)
+                untyped.append(centre)
+        unsure = [t for t in candidates if t not in clear]
+        # The net is slow on a CPU: it sees the most doubtful candidates, within a budget.
+        asks = self._net_questions(f, unsure, untyped)
+        probs = self._probabilities(f, asks)
         self.net_windows = self.runner.windows_run
-        found = [cut(t, 1.0) for t in clear]
         for t in unsure:
-            net = max((probs.get(k, (0.0, 0.0))[0] for k in range(t - 2, t + 2)), default=0.0)
-            if net >= self.cfg.cut_confirm:
-                found.append(cut(t, round(net, 4)))
-        for centre in graduals:
+            if t in asks:
+                net = max(probs.get(k, (0.0, 0.0))[0] for k in range(t - 2, t + 2))
+                if net >= self.cfg.cut_confirm:
+                    found.append(cut(t, round(net, 4)))
+            elif self._step_ratio(f, t) >= self.cfg.step_ratio:
+                found.append(cut(t, 0.5))
+        for centre in untyped:
+            if centre not in asks:
+                continue
             run = self._transition_run(probs, centre, self.cfg.gradual_confirm)
             if run is None or run[1] - run[0] + 1 < self.cfg.min_gradual_frames:
                 continue
@@ -163,6 +303,19 @@ class MussDetector:
             found.append(Transition(start, end, kind, round(peak, 4)))
         return resolve_overlaps(found, self.min_shot_frames)
 
+    def _net_questions(self, f: FrameFeatures, unsure: list[int], untyped: list[int]) -> set:
+        """Candidates the net will look at: all on a GPU, else the budget's worth, untyped
+        gradual candidates first, then cut candidates whose step ratio is closest to the rule."""
+        if self.full_pass:
+            return set(unsure) | set(untyped)
+        minutes = f.n / max(1e-6, self.fps) / 60.0
+        budget = max(1, round(self.cfg.net_windows_per_minute * minutes))
+        ranked = list(untyped) + sorted(
+            unsure,
+            key=lambda t: abs(np.log(self._step_ratio(f, t) + 1e-6) - np.log(self.cfg.step_ratio)),
+        )
+        return set(ranked[:budget])
+
 
 def resolve_overlaps(found: list[Transition], min_shot_frames: int) -> list[Transition]:
     """Drop duplicates: a cut inside a gradual interval, and the weaker of two close ones."""
@@ -171,13 +324,8 @@ def resolve_overlaps(found: list[Transition], min_shot_frames: int) -> list[Tran
     for g in graduals:  # overlapping gradual runs (two candidates, one transition) merge
         if kept and g.start_frame <= kept[-1].end_frame + 1:
             last = kept.pop()
-            merged_kind = last.kind if last.kind == g.kind else "gradual"
-            g = Transition(
-                last.start_frame,
-                max(last.end_frame, g.end_frame),
-                merged_kind,
-                max(last.confidence, g.confidence),
-            )
+            # two findings of one transition: keep the more confident one's reading
+            g = max(last, g, key=lambda t: (t.confidence, t.end_frame - t.start_frame))
         kept.append(g)
     cuts = [
         c

@@ -18,7 +18,7 @@ from muss_builder.shots.features import FrameFeatures
 
 _UNIFORM_STD = 0.06
 _DARK, _BRIGHT = 0.08, 0.90
-_BLEND_RESIDUAL = 0.35  # residual energy of the best blend, relative to |B - A|^2
+_BLEND_RESIDUAL = 0.05  # residual energy of the best blend, relative to |B - A|^2
 _WIPE_PURITY = 0.85  # share of columns (rows) that are all-A or all-B in a wipe frame
 
 
@@ -99,3 +99,25 @@ def classify_gradual(features: FrameFeatures, start: int, end: int) -> str:
     if _is_dissolve(features, start, end):
         return "dissolve"
     return "gradual"
+
+
+def trim_by_progress(features: FrameFeatures, start: int, end: int) -> tuple[int, int]:
+    """Shrink [start, end] to the frames that are really between A and B.
+
+    Motion at the end of the old shot (or the start of the new one) also changes the picture
+    every frame, so an interval found by "the picture keeps changing" can overshoot. Each
+    frame's progress ``a`` (its projection on B - A: the blend weight of a dissolve, the
+    uncovered share of a wipe) stays near 0 on A's side and near 1 on B's side.
+    """
+    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    delta = (b - a).ravel()
+    energy = float(delta @ delta)
+    if energy < 1e-3:
+        return start, end
+    progress = [
+        float((_gray(features, t) - a).ravel() @ delta) / energy for t in range(start, end + 1)
+    ]
+    inside = [i for i, p in enumerate(progress) if 0.03 < p < 0.97]
+    if not inside:
+        return start, end
+    return start + inside[0], start + inside[-1]

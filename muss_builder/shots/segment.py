@@ -160,6 +160,15 @@ def run_detectors(
 def detect_shots(
     path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
 ) -> ShotDetection:
+    """Shots of ``path``: one pass, or parallel ranges for a film longer than a range."""
+    if probe.duration_seconds > shots.range_seconds * 1.5:
+        return detect_shots_in_ranges(path, probe, shots, analysis)
+    return detect_shots_single_pass(path, probe, shots, analysis)
+
+
+def detect_shots_single_pass(
+    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+) -> ShotDetection:
     """Decode ``path`` once at analysis size and run the configured detector over it."""
     detector = make_detector(shots.detector, shots, probe.fps)
     started = time.perf_counter()
@@ -191,7 +200,54 @@ def _letterbox_of(
     features = getattr(detector, "features", None)
     if features is None:
         return None
-    bars = letterbox(features.row_max, features.col_max)
+    return _scale_bars(letterbox(features.row_max, features.col_max), probe, analysis)
+
+
+def _scale_bars(bars: dict[str, int], probe: FilmProbe, analysis: AnalysisConfig) -> dict:
+    """Analysis-pixel bars to source pixels."""
     width, height = analysis_size(probe, analysis)
     sx, sy = probe.width / width, probe.height / height
     return {k: round(v * (sy if k in ("top", "bottom") else sx)) for k, v in bars.items()}
+
+
+def _map_ranges(calls: list[tuple]) -> list:
+    """Run range detections as Ray tasks when inside a Ray job, else one after another."""
+    import ray
+
+    from muss_builder.shots.ranges import detect_range
+
+    if ray.is_initialized() and len(calls) > 1:
+        remote = ray.remote(detect_range).options(num_cpus=1, max_retries=2)
+        return ray.get([remote.remote(*call) for call in calls])
+    return [detect_range(*call) for call in calls]
+
+
+def detect_shots_in_ranges(
+    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+) -> ShotDetection:
+    """Split the film into overlapping frame ranges, detect each apart, merge."""
+    from muss_builder.shots.ranges import packet_timestamps, plan_ranges
+
+    started = time.perf_counter()
+    frame_pts = packet_timestamps(path)
+    if len(frame_pts) < 2:
+        raise MediaError("no video packets with timestamps")
+    ranges = plan_ranges(len(frame_pts), probe.fps, shots)
+    results = _map_ranges([(str(path), probe, shots, analysis, frame_pts, r) for r in ranges])
+    transitions = sorted((t for r in results for t in r.transitions), key=lambda t: t.boundary)
+    end_pts = float(frame_pts[-1] + (frame_pts[-1] - frame_pts[-2]))
+    bars = None
+    if results[0].row_max is not None:
+        rows = np.max(np.stack([r.row_max for r in results]), axis=0)
+        cols = np.max(np.stack([r.col_max for r in results]), axis=0)
+        bars = _scale_bars(letterbox(rows, cols), probe, analysis)
+    return ShotDetection(
+        shots=shots_from_transitions(transitions, frame_pts, end_pts),
+        transitions=transitions,
+        frame_pts=frame_pts,
+        end_pts=end_pts,
+        detector=shots.detector,
+        decode_seconds=time.perf_counter() - started,
+        letterbox=bars,
+        warnings=[f"detected in {len(ranges)} ranges"],
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks: scores that compare what the pipeline finds with exact ground truth."""
