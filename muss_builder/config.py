@@ -88,7 +88,7 @@ class MussDetectorConfig(_Strict):
         2.5, gt=1, description="without the net: change across a cut / change beside it"
     )
     net_windows_per_minute: float = Field(
-        2.0, ge=0, description="CPU budget: TransNetV2 windows per minute of film"
+        0.0, ge=0, description="CPU budget: TransNetV2 windows per minute of film (see docs)"
     )
     gradual_confirm: float = Field(0.25, gt=0, lt=1)
     max_flash_frames: int = Field(4, ge=1, description="longest brightness spike to ignore")

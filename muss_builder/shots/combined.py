@@ -139,16 +139,19 @@ class MussDetector:
         return score >= self.cfg.cut_accept_without_net and spike >= self.cfg.clear_cut_spike
 
     def _step_ratio(self, f: FrameFeatures, t: int) -> float:
-        """Change across ``t`` over the change inside either side: high for a cut (a step),
-        near 1 for motion (a ramp)."""
-        if f.local(t) < 2 or f.local(t) + 1 >= f.n:
+        """Change across ``t`` over the largest change beside it: high for a cut (a step),
+        near 1 for motion (a ramp). Two frames each side, because footage converted to a
+        higher frame rate repeats frames and a single neighbour can be a repeat."""
+        if f.local(t) < 3 or f.local(t) + 2 >= f.n:
             return 0.0
-        across = f.pixel_between(t - 1, t) + f.hist_between(t - 1, t)
-        inside = max(
-            f.pixel_between(t - 2, t - 1) + f.hist_between(t - 2, t - 1),
-            f.pixel_between(t, t + 1) + f.hist_between(t, t + 1),
+
+        def change(a: int, b: int) -> float:
+            return f.pixel_between(a, b) + f.hist_between(a, b)
+
+        beside = max(
+            change(t - 3, t - 2), change(t - 2, t - 1), change(t, t + 1), change(t + 1, t + 2)
         )
-        return across / (inside + 0.005)
+        return change(t - 1, t) / (beside + 0.005)
 
     def _feature_gradual(self, f: FrameFeatures, centre: int, steps: set[int]) -> Transition | None:
         """A gradual transition found and typed from features alone, or None.
@@ -270,7 +273,12 @@ class MussDetector:
         clear = {t for t in candidates if self._is_clear_cut(f, t, median)}
         found += [cut(t, 1.0) for t in sorted(clear)]
         # a cut that also jumps in pixels (not just in colour) is a step no dissolve contains
-        steps = {t for t in clear if f.pixel_diff[f.local(t)] > 0.08}
+        steps = {
+            t
+            for t in candidates
+            if f.pixel_diff[f.local(t)] > 0.08
+            and (t in clear or self._step_ratio(f, t) >= self.cfg.step_ratio)
+        }
         untyped = []
         for centre in self._gradual_candidates(f):
             typed = self._fade_near(f, centre) or self._feature_gradual(f, centre, steps)
@@ -309,7 +317,7 @@ class MussDetector:
         if self.full_pass:
             return set(unsure) | set(untyped)
         minutes = f.n / max(1e-6, self.fps) / 60.0
-        budget = max(1, round(self.cfg.net_windows_per_minute * minutes))
+        budget = round(self.cfg.net_windows_per_minute * minutes)
         ranked = list(untyped) + sorted(
             unsure,
             key=lambda t: abs(np.log(self._step_ratio(f, t) + 1e-6) - np.log(self.cfg.step_ratio)),
