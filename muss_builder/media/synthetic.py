@@ -129,3 +129,86 @@ def cut_frames_in(path: str | Path, size: tuple[int, int], threshold: float = 25
             cuts.append(frame.index)
         previous = image
     return cuts
+
+
+XFADE_OF = {
+    "dissolve": "fade",
+    "fade_black": "fadeblack",
+    "fade_white": "fadewhite",
+    "wipe": "wipeleft",
+}
+
+
+@dataclass(frozen=True)
+class TransitionFilm:
+    path: Path
+    fps: float
+    n_frames: int
+    # (kind, first frame, last frame): cuts have first == last == first frame of the new shot
+    transitions: tuple[tuple[str, int, int], ...]
+
+
+def make_transition_film(
+    path: str | Path,
+    segments: Sequence[tuple[int, str, int]],
+    *,
+    fps: float = 24.0,
+    width: int = 320,
+    height: int = 180,
+    flashes: Sequence[int] = (),
+) -> TransitionFilm:
+    """A film of segments joined by cuts or xfade transitions, with exact ground truth.
+
+    ``segments``: (frames, kind joining it to the previous segment, transition frames); the
+    first segment's kind is ignored. ``flashes``: output frames made white-hot for 2 frames
+    (hard negatives: not cuts).
+    """
+    path = Path(path)
+    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for i, _ in enumerate(segments):
+        args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
+    chains = [
+        f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p,settb=1/{int(fps)}[s{i}]"
+        for i, (n, _, _) in enumerate(segments)
+    ]
+    current, length = "[s0]", segments[0][0]
+    truth: list[tuple[str, int, int]] = []
+    for i, (n, kind, duration) in enumerate(segments[1:], start=1):
+        out = f"[j{i}]"
+        if kind == "cut":
+            # concat changes the time base, which xfade refuses: set it back
+            chains.append(f"{current}[s{i}]concat=n=2:v=1:a=0,settb=1/{int(fps)}{out}")
+            truth.append(("cut", length, length))
+            length += n
+        else:
+            offset = (length - duration) / fps
+            chains.append(
+                f"{current}[s{i}]xfade=transition={XFADE_OF[kind]}:"
+                f"duration={duration / fps:.6f}:offset={offset:.6f}{out}"
+            )
+            truth.append((kind, length - duration, length - 1))
+            length += n - duration
+        current = out
+    if flashes:
+        expr = "+".join(f"between(n,{f},{f + 1})" for f in flashes)
+        chains.append(f"{current}eq=brightness=0.7:enable='{expr}'[final]")
+        current = "[final]"
+    args += [
+        "-filter_complex",
+        ";".join(chains),
+        "-map",
+        current,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(fps),
+        str(path),
+    ]
+    run(args, what=f"make transition film {path.name}", timeout=600)
+    return TransitionFilm(path, fps, length, tuple(truth))

@@ -26,6 +26,7 @@ from muss_builder.shots.transnet import TransNetRunner
 _MEDIAN_RADIUS = 12  # frames each side for the local median of frame changes
 _GRADUAL_SPAN = 8  # L: gradual candidates compare frame t-L with t+L
 _GRADUAL_FLOOR = 0.25
+_MAX_FADE_HOLD = 12  # frames of black (white) a fade may hold between its two ramps
 
 
 def local_median(values: np.ndarray, radius: int) -> np.ndarray:
@@ -214,8 +215,15 @@ class MussDetector:
                 and (after.max() > luma[extreme] + 0.08)
             ):
                 start, end = self._feature_interval(f, f.first + extreme, kind)
-                if end - start + 1 >= self.cfg.min_gradual_frames and self._shots_differ(
-                    f, start, end
+                inside = luma[f.local(start) : f.local(end) + 1]
+                plateau = int((inside <= luma[extreme] + 0.01).sum())
+                # a fade ramps; a black (white) shot between two cuts does not
+                ramps = len(inside) - plateau
+                if (
+                    end - start + 1 >= self.cfg.min_gradual_frames
+                    and ramps >= 2
+                    and plateau <= self.cfg.max_gradual_frames // 2
+                    and self._shots_differ(f, start, end)
                 ):
                     return Transition(start, end, kind, 0.6)
         return None
@@ -243,15 +251,23 @@ class MussDetector:
             # the ramps stop on the first frame at the shot's own level: not part of the fade
             start = start + 1 if start < first_dark else start
             end = end - 1 if end > last_dark else end
-            return f.first + start, f.first + end
+            # a long black (white) stretch entered or left by a cut is a shot of its own:
+            # the fade is only the ramp on the other side
+            if last_dark - first_dark + 1 > _MAX_FADE_HOLD:
+                if first_dark - start < 2:
+                    start = last_dark + 1
+                if end - last_dark < 2:
+                    end = first_dark - 1
+            return f.first + start, f.first + max(start, end)
         c = f.local(centre)
         level = float(np.median(f.pixel_diff[max(1, c - 2) : c + 3]))
         changing = f.pixel_diff >= 0.5 * level
+        # a wipe's edge or a dissolve's curve can slow for a frame: bridge one-frame gaps
         start = c
-        while start > lo and changing[start - 1]:
+        while start > lo and (changing[start - 1] or (start > lo + 1 and changing[start - 2])):
             start -= 1
         end = c
-        while end < hi and changing[end + 1]:
+        while end < hi and (changing[end + 1] or (end + 2 <= hi and changing[end + 2])):
             end += 1
         # pixel_diff[t] compares t with t-1: the mixed frames are start .. end-1
         return f.first + start, f.first + max(start, end - 1)
@@ -266,7 +282,7 @@ class MussDetector:
             if self._is_flash(f, t):
                 continue
             fade = self._fade_near(f, t)
-            if fade is not None:
+            if fade is not None and fade.start_frame - 1 <= t <= fade.end_frame + 1:
                 found.append(fade)
             else:
                 candidates.append(t)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ _MATCH_TOLERANCE = 1e-4  # seconds: a decoded frame's pts must equal its packet'
 
 def packet_timestamps(path: str | Path) -> np.ndarray:
     """Presentation timestamps (seconds, stream time base) of every video frame, sorted."""
+    # integer pts times the time base: ffprobe's pts_time has only six decimals
     out = run(
         [
             binary("ffprobe"),
@@ -39,7 +41,7 @@ def packet_timestamps(path: str | Path) -> np.ndarray:
             "-select_streams",
             "v:0",
             "-show_entries",
-            "packet=pts_time",
+            "packet=pts:stream=time_base",
             "-of",
             "json",
             str(path),
@@ -47,9 +49,12 @@ def packet_timestamps(path: str | Path) -> np.ndarray:
         what="list video packets",
         timeout=600,
     )
-    packets = json.loads(out or b"{}").get("packets", [])
-    pts = sorted(float(p["pts_time"]) for p in packets if p.get("pts_time") not in (None, "N/A"))
-    return np.asarray(pts, dtype=np.float64)
+    doc = json.loads(out or b"{}")
+    base = Fraction((doc.get("streams") or [{}])[0].get("time_base", "1/1"))
+    ticks = sorted(
+        int(p["pts"]) for p in doc.get("packets", []) if str(p.get("pts", "N/A")) != "N/A"
+    )
+    return np.asarray([float(t * base) for t in ticks], dtype=np.float64)
 
 
 @dataclass(frozen=True)
