@@ -67,6 +67,7 @@ class FrameReader:
         *,
         pix_fmt: str = "bgr24",
         seek_seconds: float | None = None,
+        scale_flags: str = "area",
         max_frames: int | None = None,
     ) -> None:
         self.path = Path(path)
@@ -75,6 +76,7 @@ class FrameReader:
             raise ValueError(f"unsupported pix_fmt {pix_fmt}")
         self.pix_fmt = pix_fmt
         self.seek_seconds = seek_seconds
+        self.scale_flags = scale_flags
         self.max_frames = max_frames
         self.stderr_tail: deque[bytes] = deque(maxlen=20)
         self.error_lines: deque[str] = deque(maxlen=50)
@@ -86,7 +88,7 @@ class FrameReader:
         if self.seek_seconds is not None and self.seek_seconds > 0:
             args += ["-ss", f"{self.seek_seconds:.6f}"]
         args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        args += ["-vf", f"scale={self.width}:{self.height}:flags=area,showinfo"]
+        args += ["-vf", f"scale={self.width}:{self.height}:flags={self.scale_flags},showinfo"]
         args += ["-fps_mode", "passthrough"]
         if self.max_frames is not None:
             args += ["-frames:v", str(self.max_frames)]

@@ -11,8 +11,11 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from webdataset import TarWriter
+if TYPE_CHECKING:  # webdataset imports torch: a second's start-up every CLI call would pay
+    from webdataset import TarWriter
+
 
 FIXED_MTIME = 946684800  # 2000-01-01T00:00:00Z: any constant works; this one reads as a date
 _BLOCK = 512
@@ -91,6 +94,8 @@ class FilmShardWriter:
         if self._tar is not None and self._keys and self._bytes + size > self.max_bytes:
             self._finish_shard()
         if self._tar is None:
+            from webdataset import TarWriter
+
             self._fh = _HashingFile(self.shard_dir / partial_name(self.film_id, self._n))
             self._tar = TarWriter(
                 self._fh, user="", group="", mode=0o444, encoder=False, mtime=FIXED_MTIME

@@ -29,6 +29,14 @@ _GRADUAL_FLOOR = 0.25
 _MAX_FADE_HOLD = 12  # frames of black (white) a fade may hold between its two ramps
 
 
+def changed_share(f: FrameFeatures, t: int, threshold: float = 0.08) -> float:
+    """Share of the picture whose brightness changes from ``t - 1`` to ``t``: a cut changes
+    most of it; a hand or a bird crossing the frame changes a part."""
+    a = f.thumbs[f.local(t - 1)].astype(np.float32).mean(axis=2)
+    b = f.thumbs[f.local(t)].astype(np.float32).mean(axis=2)
+    return float((np.abs(a - b) > threshold * 255).mean())
+
+
 def local_median(values: np.ndarray, radius: int) -> np.ndarray:
     """Median of ``values`` over ``[t - radius, t + radius]`` without ``t`` itself."""
     padded = np.pad(values, radius, mode="edge")
@@ -313,7 +321,10 @@ class MussDetector:
                 net = max(probs.get(k, (0.0, 0.0))[0] for k in range(t - 2, t + 2))
                 if net >= self.cfg.cut_confirm:
                     found.append(cut(t, round(net, 4)))
-            elif self._step_ratio(f, t) >= self.cfg.step_ratio:
+            elif (
+                self._step_ratio(f, t) >= self.cfg.step_ratio
+                and changed_share(f, t) >= self.cfg.min_changed_share
+            ):
                 found.append(cut(t, 0.5))
         for centre in untyped:
             if centre not in asks:

@@ -104,6 +104,7 @@ def detect_range(
         path,
         analysis_size(probe, analysis),
         pix_fmt="bgr24",
+        scale_flags=analysis.scale_flags,
         seek_seconds=seek if seek > 0 else None,
     )
     detector = make_detector(shots.detector, shots, probe.fps)

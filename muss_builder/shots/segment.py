@@ -117,7 +117,9 @@ def decode_into(
     timers: list[float],
 ) -> tuple[list[float], list[str]]:
     """One decode at analysis size; every frame goes to every detector (timed separately)."""
-    reader = FrameReader(path, analysis_size(probe, analysis), pix_fmt="bgr24")
+    reader = FrameReader(
+        path, analysis_size(probe, analysis), pix_fmt="bgr24", scale_flags=analysis.scale_flags
+    )
     pts: list[float] = []
     for frame in reader:
         pts.append(frame.pts)
