@@ -91,3 +91,10 @@ def test_transnet_runs_on_cuda(twelve_film) -> None:
 def test_unknown_detector_is_refused(tmp_path: Path, twelve_film) -> None:
     with pytest.raises(ValueError, match="unknown shot detector"):
         run_detectors(twelve_film.path, ["nope"])
+
+
+def test_flash_only_film_has_no_transition(tmp_path) -> None:
+    film = make_transition_film(tmp_path / "flashes.mp4", [(150, "", 0)], flashes=(20, 50, 80, 110))
+    runs = run_detectors(film.path, ["muss", "adaptive"])
+    assert runs["muss"].transitions == []
+    assert len(runs["adaptive"].transitions) >= 2  # the flashes are strong enough to fool it

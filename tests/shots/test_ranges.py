@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.probe import probe_film
 from muss_builder.media.synthetic import make_transition_film
+from muss_builder.runtime.executors import RayExecutor
 from muss_builder.shots.ranges import packet_timestamps, plan_ranges
 from muss_builder.shots.segment import detect_shots_in_ranges, detect_shots_single_pass
 
@@ -34,3 +37,21 @@ def test_packet_timestamps_match_decoded_frames(film30) -> None:
     pts = packet_timestamps(film30.path)
     assert len(pts) == film30.n_frames
     assert abs((pts[1] - pts[0]) - 1 / 30) < 1e-9
+
+
+@pytest.mark.ray
+def test_ranges_run_as_ray_tasks(tmp_path) -> None:
+    import ray
+
+    film = make_transition_film(tmp_path / "long.mp4", SEGMENTS[:8])
+    probe = probe_film(film.path)
+    shots = ShotsConfig(range_seconds=4.0, range_overlap_seconds=1.0)
+    single = detect_shots_single_pass(film.path, probe, shots, AnalysisConfig())
+    with RayExecutor(num_cpus=2):
+        assert ray.is_initialized()
+        split = detect_shots_in_ranges(film.path, probe, shots, AnalysisConfig())
+    assert split.transitions == single.transitions
+    assert (
+        split.warnings[-1].startswith("detected in")
+        and len(plan_ranges(film.n_frames, 24.0, shots)) >= 2
+    )
