@@ -19,7 +19,7 @@ $(error EXTRAS=$(EXTRAS) names both cpu and gpu; pick one (faiss-cpu and faiss-g
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv ffmpeg build-dataset validate-demo test lint format clean
+.PHONY: help venv ffmpeg build-dataset test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
