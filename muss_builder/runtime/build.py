@@ -113,7 +113,7 @@ def build(
                 )
             else:
                 first_path[film_id] = path
-                record = film_is_complete(layout, film_id)
+                record = film_is_complete(layout, film_id, config.fingerprint())
                 if record is not None:
                     results.append(FilmResult.from_record(path, record, resumed=True))
                 else:

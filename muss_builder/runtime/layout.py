@@ -55,11 +55,14 @@ def write_json_atomic(path: Path, document: Any) -> None:
     write_atomic(path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode())
 
 
-def film_is_complete(layout: OutputLayout, film_id: str) -> dict | None:
-    """The film's record if its json exists and every shard it lists is in place, else None.
+def film_is_complete(layout: OutputLayout, film_id: str, config_hash: str) -> dict | None:
+    """The film's record if it was built with this config and every shard it lists is in
+    place, else None.
 
     The film json is written last, after every shard was renamed into place, so it is the
-    completion marker; sizes are checked so a shard replaced by hand is noticed.
+    completion marker; sizes are checked so a shard replaced by hand is noticed, and the
+    config hash so that a rerun with other settings rebuilds the film instead of keeping
+    samples made under the old ones.
     """
     path = layout.film_json(film_id)
     if not path.is_file():
@@ -67,6 +70,8 @@ def film_is_complete(layout: OutputLayout, film_id: str) -> dict | None:
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
+        return None
+    if (record.get("pipeline") or {}).get("config_hash") != config_hash:
         return None
     for shard in record.get("shards", []):
         shard_path = layout.shards / shard["name"]

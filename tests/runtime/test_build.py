@@ -88,6 +88,22 @@ def test_rerun_skips_complete_films_and_redoes_partial_ones(
     assert index_rows(out) == index_rows(built_dataset.out)
 
 
+def test_rerun_with_another_config_rebuilds(
+    tmp_path, built_dataset, twelve_film, tiny_config
+) -> None:
+    out = tmp_path / "reconfigured"
+    shutil.copytree(built_dataset.out, out)
+    other = tiny_config.model_copy(
+        update={"samples": tiny_config.samples.model_copy(update={"max_shots": 2})}
+    )
+    summary = build([str(twelve_film.path)], out, other, executor="inline")
+    (result,) = summary.results
+    assert result.status == "ok" and not result.resumed
+    record = json.loads((out / "films" / f"{result.film_id}.json").read_text())
+    assert record["pipeline"]["config_hash"] == other.fingerprint()
+    assert {s["n_shots"] for s in record["samples"]} == {2}
+
+
 @pytest.mark.ray
 def test_ray_executor_matches_inline(
     tmp_path, built_dataset, twelve_film, film30, tiny_config
