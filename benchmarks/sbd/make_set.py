@@ -764,7 +764,8 @@ def verify_film(
         raise VerificationError(
             f"{name}: {len(check)} joined / {len(encoded)} encoded frames, planned {plan.n_frames}"
         )
-    _verify_pure_and_mixed(plan, seg_frames, check)
+    for i, (first, last) in _verify_pure_and_mixed(plan, seg_frames, check).items():
+        doc["transitions"][i - 1].update(start_frame=first, end_frame=last)
     _verify_hard_negatives(plan, doc, seg_frames)
     diff = np.abs(encoded.astype(np.int16) - check.astype(np.int16)).mean(axis=(1, 2))
     if diff.max() > 8.0:
@@ -774,24 +775,47 @@ def verify_film(
         )
 
 
-def _verify_pure_and_mixed(plan: FilmPlan, seg_frames: list[np.ndarray], check: np.ndarray):
+def _verify_pure_and_mixed(
+    plan: FilmPlan, seg_frames: list[np.ndarray], check: np.ndarray
+) -> dict[int, tuple[int, int]]:
+    """Frames outside transitions must be pure; inside they must mix both shots.
+
+    Returns trimmed intervals (junction index -> first, last frame) for transitions whose
+    first or last frames show only one shot, as when a wipe's edge starts over pixels that
+    are the same in both shots (pad bars): those frames are not part of the transition as a
+    viewer sees it. A pure frame in the middle of a transition is still an error.
+    """
     starts = plan.starts()
-    mixed: dict[int, tuple[int, int]] = {}  # film frame -> (segment before, segment after)
+    trims: dict[int, tuple[int, int]] = {}
+    inside: set[int] = set()
     for i, junction in enumerate(plan.junctions, start=1):
-        for f in range(starts[i], starts[i] + junction.frames):
-            mixed[f] = (i - 1, i)
-    for f in range(plan.n_frames):
-        if f in mixed:
-            a, b = mixed[f]
-            for s in (a, b):
+        frames = list(range(starts[i], starts[i] + junction.frames))
+        if not frames:
+            continue
+        inside.update(frames)
+
+        def shows_one_shot(f: int, i: int = i) -> str | None:
+            for s in (i - 1, i):
                 local = f - starts[s]
                 if 0 <= local < len(seg_frames[s]) and np.array_equal(
                     check[f], seg_frames[s][local]
                 ):
-                    raise VerificationError(
-                        f"{plan.name}: frame {f} is inside a transition but equals "
-                        f"{plan.segments[s].source} frame {local}"
-                    )
+                    return f"{plan.segments[s].source} frame {local}"
+            return None
+
+        mixed = [f for f in frames if shows_one_shot(f) is None]
+        if not mixed:
+            raise VerificationError(f"{plan.name}: transition at {frames[0]} shows no mix")
+        for f in range(mixed[0], mixed[-1] + 1):
+            pure = shows_one_shot(f)
+            if pure is not None:
+                raise VerificationError(
+                    f"{plan.name}: frame {f} is inside a transition but equals {pure}"
+                )
+        if (mixed[0], mixed[-1]) != (frames[0], frames[-1]):
+            trims[i] = (mixed[0], mixed[-1])
+    for f in range(plan.n_frames):
+        if f in inside:
             continue
         s = max(i for i, st in enumerate(starts) if st <= f)
         if not np.array_equal(check[f], seg_frames[s][f - starts[s]]):
@@ -799,6 +823,7 @@ def _verify_pure_and_mixed(plan: FilmPlan, seg_frames: list[np.ndarray], check: 
                 f"{plan.name}: frame {f} should be pure {plan.segments[s].source} frame "
                 f"{f - starts[s]}"
             )
+    return trims
 
 
 def _verify_hard_negatives(plan: FilmPlan, doc: dict, seg_frames: list[np.ndarray]) -> None:

@@ -1,14 +1,20 @@
-"""The default detector ("muss"): cheap candidates, TransNetV2 confirmation, typed gradual.
+"""The default detector ("muss"): cheap candidates, typed gradual transitions, TransNetV2
+where it can be afforded.
 
 1. Candidates at high recall from cheap features of every frame: a hard-cut candidate is a
    frame whose colour or pixel change from the previous frame is a local peak well above the
-   local median; a gradual candidate is a local peak of the change across 2L frames.
+   local median; a gradual candidate is a local peak of the colour change across 2L frames.
 2. Flash suppression: a candidate after which the picture returns to what it was within
    ``max_flash_frames`` (a flash, a passing occluder) is no cut, and neither is the return.
-3. TransNetV2 looks only at 100-frame windows around the remaining candidates on a CPU (on
-   every frame on a GPU) and confirms cuts; a run of transition frames at least
-   ``min_gradual_frames`` long is a gradual transition, typed by ``gradual.classify_gradual``.
-4. Transitions closer than ``min_shot_frames`` keep the stronger one; a cut inside a gradual
+3. Fades first: a candidate at the dark (bright) bottom of luma ramps is a fade through black
+   (white), not a cut. Dissolves and wipes come from the gradual candidates: the interval
+   where the picture keeps changing, which must settle on both sides, join two different
+   pictures, hold no hard step, and fit a blend or a moving edge (``gradual.py``).
+4. A clear cut (large change, far above its neighbours) is accepted. A doubtful one is asked
+   of TransNetV2 when the net runs (every frame on a GPU; ``net_windows_per_minute`` windows
+   on a CPU, 0 by default: see docs/design-notes.md); otherwise it is a cut when the change
+   across it is a step, not a ramp, and touches at least ``min_changed_share`` of the picture.
+5. Transitions closer than ``min_shot_frames`` keep the stronger one; a cut inside a gradual
    interval belongs to it.
 Cut frames come from the feature peak (the first frame that differs), so they are exact.
 """
@@ -103,7 +109,11 @@ class MussDetector:
         if f.n <= 2 * span:
             return []
         far = np.zeros(f.n, np.float32)
-        far[span:-span] = np.abs(f.hists[2 * span :] - f.hists[: -2 * span]).sum(axis=1) / 6
+        # the same half-L1 distance per channel as features.hist_distance, vectorised
+        channels = 3
+        far[span:-span] = np.abs(f.hists[2 * span :] - f.hists[: -2 * span]).sum(axis=1) / (
+            2 * channels
+        )
         keep = (far > _GRADUAL_FLOOR) & is_local_peak(far, span)
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
 
