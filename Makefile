@@ -46,6 +46,7 @@ else
 endif
 
 test: venv ffmpeg ## run ruff and the test suite
+	@bash scripts/ensure_demo_footage.sh  # the shot benchmark's tests build films from it
 	$(VENV)/bin/ruff check muss_builder tests benchmarks
 	$(VENV)/bin/python -m pytest -q
 
