@@ -50,6 +50,21 @@ def segment_source(i: int, width: int, height: int, fps: float) -> str:
     )
 
 
+def _segments(
+    frames: Sequence[int], width: int, height: int, fps: float, *, label: str, extra: str = ""
+) -> tuple[list[str], list[str]]:
+    """ffmpeg arguments with one lavfi input per segment, and filter chains that trim
+    segment ``i`` to exactly ``frames[i]`` frames as stream ``[{label}{i}]``."""
+    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for i, _ in enumerate(frames):
+        args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
+    chains = [
+        f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p{extra}[{label}{i}]"
+        for i, n in enumerate(frames)
+    ]
+    return args, chains
+
+
 @dataclass(frozen=True)
 class SyntheticFilm:
     path: Path
@@ -86,13 +101,7 @@ def make_film(
 ) -> SyntheticFilm:
     """Write an H.264 film whose shots have exactly ``segment_frames`` frames each."""
     path = Path(path)
-    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    for i, _ in enumerate(segment_frames):
-        args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
-    chains = [
-        f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p[v{i}]"
-        for i, n in enumerate(segment_frames)
-    ]
+    args, chains = _segments(segment_frames, width, height, fps, label="v")
     inputs = "".join(f"[v{i}]" for i in range(len(segment_frames)))
     graph = ";".join(chains) + f";{inputs}concat=n={len(segment_frames)}:v=1:a=0[out]"
     if audio:
@@ -164,13 +173,10 @@ def make_transition_film(
     (hard negatives: not cuts).
     """
     path = Path(path)
-    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    for i, _ in enumerate(segments):
-        args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
-    chains = [
-        f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p,settb=1/{int(fps)}[s{i}]"
-        for i, (n, _, _) in enumerate(segments)
-    ]
+    # xfade wants both inputs on one time base
+    args, chains = _segments(
+        [n for n, _, _ in segments], width, height, fps, label="s", extra=f",settb=1/{int(fps)}"
+    )
     current, length = "[s0]", segments[0][0]
     truth: list[tuple[str, int, int]] = []
     for i, (n, kind, duration) in enumerate(segments[1:], start=1):
@@ -212,3 +218,25 @@ def make_transition_film(
     ]
     run(args, what=f"make transition film {path.name}", timeout=600)
     return TransitionFilm(path, fps, length, tuple(truth))
+
+
+def make_audio_only(path: str | Path, seconds: float = 2.0) -> Path:
+    """An AAC file with no video stream: a film that is not one."""
+    path = Path(path)
+    run(
+        [
+            binary("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=d={seconds:g}",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        what=f"make audio-only {path.name}",
+    )
+    return path

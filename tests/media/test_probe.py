@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import make_film
+from muss_builder.media.synthetic import make_audio_only, make_film
 from muss_builder.media.tools import MediaError, binary, run
 from muss_builder.shots.segment import detect_shots
 
@@ -76,20 +76,6 @@ def test_unusable_inputs_have_readable_reasons(tmp_path: Path, make, reason: str
 
 def test_audio_only_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "song.m4a"
-    run(
-        [
-            binary("ffmpeg"),
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=2",
-            "-c:a",
-            "aac",
-            str(path),
-        ],
-        what="audio",
-    )
+    make_audio_only(path)
     with pytest.raises(MediaError, match="audio-only"):
         probe_film(path)

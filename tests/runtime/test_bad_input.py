@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from muss_builder.media.synthetic import make_film
-from muss_builder.media.tools import binary, run
+from muss_builder.media.synthetic import make_audio_only, make_film
 from muss_builder.runtime.build import build
 
 
@@ -33,21 +32,7 @@ def make_bad_inputs(root: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     no_index.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     cases["truncated before its index"] = (no_index, "failed", "moov atom not found")
     audio = root / "audio_only.mp4"
-    run(
-        [
-            binary("ffmpeg"),
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=2",
-            "-c:a",
-            "aac",
-            str(audio),
-        ],
-        what="audio",
-    )
+    make_audio_only(audio)
     cases["audio only"] = (audio, "failed", "audio-only")
     folder = root / "folder.mp4"
     folder.mkdir()
