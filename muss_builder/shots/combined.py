@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from muss_builder.config import MussDetectorConfig, TransNetConfig
-from muss_builder.shots.features import FeatureAccumulator, FrameFeatures
+from muss_builder.shots.features import FeatureAccumulator, FrameFeatures, hist_distances
 from muss_builder.shots.gradual import classify_gradual, trim_by_progress
 from muss_builder.shots.transitions import Transition, cut
 from muss_builder.shots.transnet import TransNetRunner
@@ -38,9 +38,7 @@ _MAX_FADE_HOLD = 12  # frames of black (white) a fade may hold between its two r
 def changed_share(f: FrameFeatures, t: int, threshold: float = 0.08) -> float:
     """Share of the picture whose brightness changes from ``t - 1`` to ``t``: a cut changes
     most of it; a hand or a bird crossing the frame changes a part."""
-    a = f.thumbs[f.local(t - 1)].astype(np.float32).mean(axis=2)
-    b = f.thumbs[f.local(t)].astype(np.float32).mean(axis=2)
-    return float((np.abs(a - b) > threshold * 255).mean())
+    return float((np.abs(f.gray(t) - f.gray(t - 1)) > threshold).mean())
 
 
 def local_median(values: np.ndarray, radius: int) -> np.ndarray:
@@ -109,11 +107,7 @@ class MussDetector:
         if f.n <= 2 * span:
             return []
         far = np.zeros(f.n, np.float32)
-        # the same half-L1 distance per channel as features.hist_distance, vectorised
-        channels = 3
-        far[span:-span] = np.abs(f.hists[2 * span :] - f.hists[: -2 * span]).sum(axis=1) / (
-            2 * channels
-        )
+        far[span:-span] = hist_distances(f.hists[2 * span :], f.hists[: -2 * span])
         keep = (far > _GRADUAL_FLOOR) & is_local_peak(far, span)
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
 

@@ -29,9 +29,14 @@ def _histogram(bgr: np.ndarray) -> np.ndarray:
     return np.concatenate([h / max(1.0, h.sum()) for h in hists]).astype(np.float32)
 
 
+def hist_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Half L1 distance per channel, averaged, along the last axis: 0 = same colours,
+    1 = disjoint. Works on one pair of histograms or on stacks of them."""
+    return np.abs(a - b).sum(axis=-1) / (2 * len(_BINS))
+
+
 def hist_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Half L1 distance per channel, averaged: 0 = same colours, 1 = disjoint."""
-    return float(np.abs(a - b).sum() / (2 * len(_BINS)))
+    return float(hist_distances(a, b))
 
 
 def pixel_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,6 +64,10 @@ class FrameFeatures:
 
     def local(self, frame: int) -> int:
         return frame - self.first
+
+    def gray(self, frame: int) -> np.ndarray:
+        """The thumbnail of ``frame`` as float grey levels 0..1, [27, 48]."""
+        return self.thumbs[self.local(frame)].astype(np.float32).mean(axis=2) / 255.0
 
     def hist_between(self, a: int, b: int) -> float:
         return hist_distance(self.hists[self.local(a)], self.hists[self.local(b)])
@@ -99,7 +108,7 @@ class FeatureAccumulator:
         thumbs = np.stack(self._thumbs)
         hists = np.stack(self._hists)
         hist_diff = np.zeros(len(thumbs), np.float32)
-        hist_diff[1:] = np.abs(np.diff(hists, axis=0)).sum(axis=1) / (2 * len(_BINS))
+        hist_diff[1:] = hist_distances(hists[1:], hists[:-1])
         signed = thumbs.astype(np.int16)
         pixel_diff = np.zeros(len(thumbs), np.float32)
         pixel_diff[1:] = np.abs(np.diff(signed, axis=0)).mean(axis=(1, 2, 3)) / 255.0

@@ -22,17 +22,13 @@ _BLEND_RESIDUAL = 0.05  # residual energy of the best blend, relative to |B - A|
 _WIPE_PURITY = 0.85  # share of columns (rows) that are all-A or all-B in a wipe frame
 
 
-def _gray(features: FrameFeatures, frame: int) -> np.ndarray:
-    return features.thumbs[features.local(frame)].astype(np.float32).mean(axis=2) / 255.0
-
-
 def _fade_kind(features: FrameFeatures, start: int, end: int) -> str | None:
     inside = range(features.local(start), features.local(end) + 1)
     before, after = features.local(start) - 1, features.local(end) + 1
-    medians = [float(np.median(_gray(features, features.first + i))) for i in inside]
+    medians = [float(np.median(features.gray(features.first + i))) for i in inside]
     stds = [float(features.luma_std[i]) for i in inside]
     darkest, brightest = int(np.argmin(medians)), int(np.argmax(medians))
-    edge = [float(np.median(_gray(features, features.first + i))) for i in (before, after)]
+    edge = [float(np.median(features.gray(features.first + i))) for i in (before, after)]
     if medians[darkest] < _DARK and stds[darkest] < _UNIFORM_STD and min(edge) > medians[darkest]:
         return "fade_black"
     if (
@@ -45,14 +41,14 @@ def _fade_kind(features: FrameFeatures, start: int, end: int) -> str | None:
 
 
 def _is_dissolve(features: FrameFeatures, start: int, end: int) -> bool:
-    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    a, b = features.gray(start - 1), features.gray(end + 1)
     delta = (b - a).ravel()
     energy = float(delta @ delta)
     if energy < 1e-3:
         return False
     alphas, residuals = [], []
     for frame in range(start, end + 1):
-        x = (_gray(features, frame) - a).ravel()
+        x = (features.gray(frame) - a).ravel()
         alpha = float(x @ delta) / energy
         residuals.append(float(((x - alpha * delta) ** 2).sum()) / energy)
         alphas.append(alpha)
@@ -65,13 +61,13 @@ def _is_dissolve(features: FrameFeatures, start: int, end: int) -> bool:
 
 
 def _is_wipe(features: FrameFeatures, start: int, end: int) -> bool:
-    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    a, b = features.gray(start - 1), features.gray(end + 1)
     differs = np.abs(b - a) > 0.08
     if differs.mean() < 0.3:
         return False
     areas, pure = [], []
     for frame in range(start, end + 1):
-        f = _gray(features, frame)
+        f = features.gray(frame)
         closer_b = (np.abs(f - b) < np.abs(f - a)) & differs
         share = closer_b.sum() / max(1, differs.sum())
         areas.append(float(share))
@@ -109,13 +105,13 @@ def trim_by_progress(features: FrameFeatures, start: int, end: int) -> tuple[int
     frame's progress ``a`` (its projection on B - A: the blend weight of a dissolve, the
     uncovered share of a wipe) stays near 0 on A's side and near 1 on B's side.
     """
-    a, b = _gray(features, start - 1), _gray(features, end + 1)
+    a, b = features.gray(start - 1), features.gray(end + 1)
     delta = (b - a).ravel()
     energy = float(delta @ delta)
     if energy < 1e-3:
         return start, end
     progress = [
-        float((_gray(features, t) - a).ravel() @ delta) / energy for t in range(start, end + 1)
+        float((features.gray(t) - a).ravel() @ delta) / energy for t in range(start, end + 1)
     ]
     inside = [i for i, p in enumerate(progress) if 0.03 < p < 0.97]
     if not inside:

@@ -105,6 +105,12 @@ def shots_from_cuts(cuts: list[int], frame_pts: np.ndarray, end_pts: float) -> l
     return shots_from_transitions([Transition(c, c) for c in cuts], frame_pts, end_pts)
 
 
+def _end_of(frame_pts: np.ndarray, fps: float) -> float:
+    """When the last frame stops showing: one more step of the last interval."""
+    step = float(frame_pts[-1] - frame_pts[-2]) if len(frame_pts) > 1 else 1.0 / fps
+    return float(frame_pts[-1]) + step
+
+
 def analysis_size(probe: FilmProbe, analysis: AnalysisConfig) -> tuple[int, int]:
     return scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))
 
@@ -182,8 +188,7 @@ def detect_shots_single_pass(
         # Broken timestamps: keep frame order, rebuild times from the mean rate.
         frame_pts = frame_pts[0] + np.arange(len(pts)) / probe.fps
         errors.append("non-monotonic timestamps replaced by frame index / fps")
-    last_step = float(frame_pts[-1] - frame_pts[-2]) if len(pts) > 1 else 1.0 / probe.fps
-    end_pts = float(frame_pts[-1]) + last_step
+    end_pts = _end_of(frame_pts, probe.fps)
     return ShotDetection(
         shots=shots_from_transitions(transitions, frame_pts, end_pts),
         transitions=transitions,
@@ -237,7 +242,7 @@ def detect_shots_in_ranges(
     ranges = plan_ranges(len(frame_pts), probe.fps, shots)
     results = _map_ranges([(str(path), probe, shots, analysis, frame_pts, r) for r in ranges])
     transitions = sorted((t for r in results for t in r.transitions), key=lambda t: t.boundary)
-    end_pts = float(frame_pts[-1] + (frame_pts[-1] - frame_pts[-2]))
+    end_pts = _end_of(frame_pts, probe.fps)
     bars = None
     if results[0].row_max is not None:
         rows = np.max(np.stack([r.row_max for r in results]), axis=0)
