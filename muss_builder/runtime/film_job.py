@@ -23,8 +23,10 @@ from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import ShotDetection, detect_shots
+from muss_builder.subjects.references import choose_references, focus_subject
+from muss_builder.subjects.stage import FilmSubjects, find_subjects
 
-STAGES = ("probe", "shots", "clips", "shards")
+STAGES = ("probe", "shots", "subjects", "clips", "shards")
 
 
 @dataclass
@@ -103,7 +105,11 @@ def process_film(path: str, film_id: str, config: PipelineConfig, out_dir: str) 
         with _Timer(result.timings, "shots"):
             detection = detect_shots(path, probe, config.shots, config.analysis)
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
-        _build_samples(path, probe, detection, config, layout, result)
+        subjects = None
+        if config.subjects.enabled:
+            with _Timer(result.timings, "subjects"):
+                subjects = find_subjects(path, probe, detection, config.subjects)
+        _build_samples(path, probe, detection, subjects, config, layout, result)
     except MediaError as exc:
         remove_film_outputs(layout, film_id)
         result.status, result.reason = "failed", str(exc)
@@ -117,6 +123,7 @@ def _build_samples(
     path: str,
     probe: FilmProbe,
     detection: ShotDetection,
+    subjects: FilmSubjects | None,
     config: PipelineConfig,
     layout: OutputLayout,
     result: FilmResult,
@@ -164,14 +171,21 @@ def _build_samples(
                 size,
                 config,
                 detection.detector,
+                subjects,
             )
             clip = clip_path.read_bytes()
-            with _Timer(result.timings, "shards"):
-                shard = writer.write(
-                    key, {"json": json.dumps(doc, sort_keys=True).encode(), "mp4": clip}
-                )
             clip_path.unlink()
-            samples.append(index_row(doc, shard, len(clip)))
+            docs = [(doc, {})]
+            if subjects is not None and config.subjects.subject_track:
+                subject_doc = _subject_sample(doc, subjects, config)
+                if subject_doc is not None:
+                    subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
+                    docs.append(subject_doc)
+            for sample_doc, refs in docs:
+                members = {"json": json.dumps(sample_doc, sort_keys=True).encode(), "mp4": clip}
+                with _Timer(result.timings, "shards"):
+                    shard = writer.write(sample_doc["key"], members | refs)
+                samples.append(index_row(sample_doc, shard, len(clip)))
             for shot in window_shots:
                 shot_sample[shot.index] = key
         with _Timer(result.timings, "shards"):
@@ -206,8 +220,11 @@ def _build_samples(
                 "sample_key": shot_sample.get(s.index),
                 "excluded_reason": plan.excluded.get(s.index),
             }
+            | _shot_subject_record(subjects, s.index)
             for s in shots
         ],
+        "subjects": subjects.summary() if subjects else [],
+        "subject_stage": subjects.stage_record() if subjects else None,
         "samples": samples,
         "dropped_samples": dropped,
         "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
@@ -222,3 +239,48 @@ def _build_samples(
     }
     # Written last: its presence (with the shards it lists) marks the film complete.
     write_json_atomic(layout.film_json(probe.film_id), record)
+
+
+def _shot_subject_record(subjects: FilmSubjects | None, shot: int) -> dict:
+    if subjects is None:
+        return {"keyframes": [], "subjects": [], "detections": []}
+    return {
+        "keyframes": subjects.keyframes.get(shot, []),
+        "subjects": subjects.shot_subjects(shot),
+        "detections": [d.to_dict() for d in subjects.in_shot(shot)],
+    }
+
+
+def _subject_sample(
+    montage: dict, subjects: FilmSubjects, config: PipelineConfig
+) -> tuple[dict, dict[str, bytes]] | None:
+    """The subject-track twin of a montage sample: same clip, centred on the subject seen in
+    most of its shots that has references, with ``ref{k}.jpg`` crops from other shots."""
+    params = config.subjects.references
+    sample_shots = [s["film_shot_index"] for s in montage["shots"]]
+    present: dict[str, int] = {}
+    for shot in montage["shots"]:
+        for entry in shot["subjects"]:
+            present[entry["id"]] = present.get(entry["id"], 0) + 1
+    by_subject = subjects.by_subject()
+    chosen = {}
+    for sid in present:
+        refs = choose_references(sid, by_subject[sid], sample_shots, params)
+        if refs:
+            chosen[sid] = refs
+    focus = focus_subject({sid: present[sid] for sid in chosen})
+    if focus is None:
+        return None
+    others = sorted(
+        (s for s in chosen if s != focus), key=lambda s: (-present[s], s[0], int(s[1:]))
+    )
+    order = [focus, *others]
+    doc = json.loads(json.dumps(montage))  # a deep copy that stays JSON-plain
+    doc["track"], doc["focus_subject"] = "subject", focus
+    members: dict[str, bytes] = {}
+    for sid in order[: params.max_subjects]:
+        for ref in chosen[sid]:
+            name = f"ref{len(members)}.jpg"
+            members[name] = ref.detection.crop or b""
+            doc["references"].append({"member": name} | ref.provenance())
+    return doc, members

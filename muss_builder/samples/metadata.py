@@ -9,6 +9,7 @@ from muss_builder.config import PipelineConfig
 from muss_builder.media.clips import ClipPlan
 from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import Shot
+from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
 
 
 def _span(frames: tuple[int, int] | None) -> list[int] | None:
@@ -20,6 +21,25 @@ def _clip_span(plan: ClipPlan, frames: tuple[int, int] | None) -> list[int] | No
     if not frames:
         return None
     return [plan.first_output_frame(frames[0]), plan.first_output_frame(frames[1] + 1) - 1]
+
+
+def _shot_subjects(
+    detections: list[Detection], plan: ClipPlan, clip_start: int, clip_end: int
+) -> list[dict[str, Any]]:
+    """Identified subjects of one shot; each box on the clip frame that shows its keyframe
+    (or the next one at a lower output rate), kept inside the shot."""
+    entries: dict[str, dict[str, Any]] = {}
+    for d in sorted(detections, key=lambda d: (d.frame, d.box)):
+        if d.subject is None:
+            continue
+        entry = entries.setdefault(
+            d.subject, {"id": d.subject, "kind": d.kind, "label": d.label, "boxes": []}
+        )
+        clip_frame = min(max(plan.first_output_frame(d.frame), clip_start), clip_end - 1)
+        entry["boxes"].append(
+            {"source_frame": d.frame, "clip_frame": clip_frame, "box": d.normalised_box()}
+        )
+    return [entries[k] for k in sorted(entries, key=subject_order)]
 
 
 def sample_key(film_id: str, ordinal: int) -> str:
@@ -35,8 +55,10 @@ def sample_document(
     clip_size: tuple[int, int],
     config: PipelineConfig,
     detector: str,
+    subjects: FilmSubjects | None = None,
 ) -> dict[str, Any]:
-    """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds."""
+    """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds,
+    and the film subjects seen in each shot with their boxes."""
     fps = float(plan.fps)
     bounds = [plan.first_output_frame(s.start_frame) for s in shots] + [plan.n_frames]
     shot_docs = []
@@ -56,6 +78,9 @@ def sample_document(
                 "transition_in_frames": _span(shot.transition_in_frames),
                 "transition_in_clip_frames": _clip_span(plan, shot.transition_in_frames),
                 "caption": None,
+                "subjects": _shot_subjects(
+                    subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
+                ),
             }
         )
     return {
@@ -89,7 +114,11 @@ def sample_document(
         "shots": shot_docs,
         "n_shots": len(shots),
         "duration_seconds": round(shots[-1].end_seconds - shots[0].start_seconds, 6),
-        "subjects": [],
+        "subjects": sorted(
+            {s["id"] for doc in shot_docs for s in doc["subjects"]}, key=subject_order
+        ),
+        "focus_subject": None,
+        "references": [],
         "global_caption": None,
         "pipeline": {
             "name": config.name,
@@ -100,7 +129,7 @@ def sample_document(
     }
 
 
-def index_row(doc: dict[str, Any], shard: str, clip_bytes: int, n_refs: int = 0) -> dict:
+def index_row(doc: dict[str, Any], shard: str, clip_bytes: int) -> dict:
     """The ``index.parquet`` row of a sample (see ``schemas/tables.json``)."""
     captions = [s["caption"] or "" for s in doc["shots"]]
     return {
@@ -119,7 +148,7 @@ def index_row(doc: dict[str, Any], shard: str, clip_bytes: int, n_refs: int = 0)
         "source_end_frame": doc["span"]["end_frame"],
         "shot_durations": [round(s["end_seconds"] - s["start_seconds"], 6) for s in doc["shots"]],
         "subjects": list(doc["subjects"]),
-        "n_refs": n_refs,
+        "n_refs": len(doc["references"]),
         "global_caption_chars": len(doc["global_caption"] or ""),
         "shot_caption_chars": [len(c) for c in captions],
         "clip_bytes": clip_bytes,

@@ -101,6 +101,42 @@ def _boundary_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _reference_problems(doc: dict[str, Any], members: dict[str, bytes]) -> list[str]:
+    """A reference must come from a shot other than the ones it is a reference for, and from
+    outside the sample unless it says it is a fallback; its crop must be in the tar."""
+    problems: list[str] = []
+    refs = doc["references"]
+    sample_shots = {s["film_shot_index"] for s in doc["shots"]}
+    if doc["track"] == "montage" and (refs or doc["focus_subject"] is not None):
+        problems.append("a montage sample has references or a focus subject")
+    if doc["track"] == "subject":
+        if not refs:
+            problems.append("a subject-track sample has no reference")
+        if doc["focus_subject"] not in doc["subjects"]:
+            problems.append(f"focus subject {doc['focus_subject']} is not among its subjects")
+    listed = {ref["member"] for ref in refs}
+    for name in sorted(m for m in members if _REF.match(m) and m not in listed):
+        problems.append(f"member .{name} is not described in references")
+    for ref in refs:
+        name, source = ref["member"], ref["source_shot"]
+        if source in ref["target_shots"]:
+            problems.append(f"{name} is cut from shot {source}, one of the shots it serves")
+        if not set(ref["target_shots"]) <= sample_shots:
+            problems.append(f"{name} serves shots {ref['target_shots']} outside the sample")
+        if source in sample_shots and not ref["fallback"]:
+            problems.append(f"{name} comes from shot {source} of this sample but is no fallback")
+        if source not in sample_shots and ref["fallback"]:
+            problems.append(f"{name} is flagged fallback but comes from outside the sample")
+        if ref["subject"] not in doc["subjects"]:
+            problems.append(f"{name} shows subject {ref['subject']}, absent from the sample")
+        data = members.get(name)
+        if data is None:
+            problems.append(f"{name} is listed but not in the tar")
+        elif not data.startswith(b"\xff\xd8"):
+            problems.append(f"{name} is not a JPEG")
+    return problems
+
+
 def probe_clip(mp4: bytes, workdir: Path) -> dict[str, Any]:
     """Codec, size and exact frame count (packets counted by reading) of an mp4 in memory."""
     path = workdir / "clip.mp4"
@@ -182,7 +218,7 @@ def _check_sample(
         )
     if errors:  # the checks below index into the document: only safe on a valid one
         return
-    for problem in _boundary_problems(doc):
+    for problem in _boundary_problems(doc) + _reference_problems(doc, sample.members):
         report.add(f"{where}.json", problem)
     if "mp4" in sample.members:
         _check_clip(report, where, sample.members["mp4"], doc["clip"], workdir)
