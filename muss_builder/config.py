@@ -153,15 +153,18 @@ class FacesConfig(_Strict):
 
 
 class ObjectsConfig(_Strict):
-    """Non-face subjects (person bodies, animals, props): a detector plus a crop embedder.
+    """Non-face subjects (person bodies, animals, props): a transformers object detector plus
+    a crop embedder (DINOv2 / SigLIP), both from local checkpoints or the local HF cache.
 
-    Off in the offline profile: no detector/embedder pair with shipped weights identifies
-    people across shots well enough (OpenCV's HOG person detector ships, but without a learnt
-    embedder its colour-histogram identities are weak), so offline builds match faces only."""
+    Off in the offline profile: no detector with weights inside an installed package serves
+    (OpenCV 5 moved its HOG people detector out of opencv-python), so offline builds identify
+    faces only."""
 
     enabled: bool = False
-    detector: Literal["hog-person", "transformers"] = "hog-person"
-    detector_model: str | None = Field(None, description="hub id or local path (transformers)")
+    detector: Literal["transformers"] = "transformers"
+    detector_model: str | None = Field(
+        None, description="AutoModelForObjectDetection hub id (already cached) or local path"
+    )
     embedder_model: str | None = Field(
         None, description="DINOv2/SigLIP hub id or local path; null = colour histogram"
     )
@@ -171,6 +174,12 @@ class ObjectsConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     track_similarity: float = Field(0.7, gt=-1, lt=1)
     identity_similarity: float = Field(0.6, gt=-1, lt=1)
+
+    @model_validator(mode="after")
+    def _model_when_enabled(self) -> ObjectsConfig:
+        if self.enabled and not self.detector_model:
+            raise ValueError("subjects.objects.enabled needs subjects.objects.detector_model")
+        return self
 
 
 class ReferencesConfig(_Strict):

@@ -11,6 +11,7 @@ crops, the identities come from which crop a shot was cut from.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,20 +113,28 @@ def make_face_film(
     order = [p for p in people for _ in range(shots_per_person)]
     for _ in range(100):  # shuffle until no person appears in two consecutive shots
         rng.shuffle(order)
-        if all(a.name != b.name for a, b in zip(order, order[1:], strict=False)):
+        if all(a.name != b.name for a, b in itertools.pairwise(order)):
             break
-    width, height = 640, 360
+    frames = [render_shot(person, rng) for person in order]
+    encode_stills(out, frames, shot_frames, fps)
+    return [p.name for p in order]
+
+
+def encode_stills(out: Path, stills: list[np.ndarray], shot_frames: int, fps: int = 24) -> None:
+    """An H.264 film of one still per shot, ``shot_frames`` frames each, hard cuts between."""
+    height, width = stills[0].shape[:2]
     args = [binary("ffmpeg"), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo"]
     args += ["-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"]
     args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
     args += ["-g", str(shot_frames), str(out)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    for person in order:
-        frame = render_shot(person, rng, (width, height))
+    assert proc.stdin is not None and proc.stderr is not None
+    for still in stills:
+        if still.shape[:2] != (height, width):
+            raise ValueError("every still must have the size of the first")
+        data = np.ascontiguousarray(still).tobytes()
         for _ in range(shot_frames):
-            proc.stdin.write(frame.tobytes())
+            proc.stdin.write(data)
     proc.stdin.close()
     if proc.wait() != 0:
         raise MediaError(f"ffmpeg could not write {out}: {proc.stderr.read().decode()[-300:]}")
-    return [p.name for p in order]

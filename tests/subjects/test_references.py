@@ -1,0 +1,121 @@
+"""Reference choice: from shots outside the sample, the same person, not a copy of a target."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from muss_builder.config import ReferencesConfig
+from muss_builder.shards.validate import _reference_problems
+from muss_builder.subjects.references import choose_references, focus_subject
+from muss_builder.subjects.stage import Detection
+
+RNG = np.random.default_rng(0)
+PERSON = RNG.normal(size=512)
+PARAMS = ReferencesConfig()
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def det(
+    shot: int,
+    *,
+    embedding: np.ndarray | None = None,
+    yaw: float = 0.0,
+    size: float = 120.0,
+    thumb: np.ndarray | None = None,
+    edge: bool = False,
+) -> Detection:
+    emb = unit(PERSON + RNG.normal(scale=0.5, size=512)) if embedding is None else embedding
+    return Detection(
+        "face", "face", shot, shot * 100 + 5, (10, 10, 10 + size, 10 + size), (640, 360),
+        0.8, size, 300.0, emb, (yaw, 0.0, 0.0), edge, b"\xff\xd8jpeg",
+        RNG.integers(0, 255, size=(32, 32)).astype(np.uint8) if thumb is None else thumb,
+        "S1",
+    )  # fmt: skip
+
+
+def test_references_come_from_shots_outside_the_sample() -> None:
+    detections = [det(s) for s in (0, 3, 4, 5, 9)]
+    refs = choose_references("S1", detections, sample_shots=[3, 4, 5], params=PARAMS)
+    assert len(refs) == 2
+    assert {r.detection.shot for r in refs} == {0, 9}
+    for r in refs:
+        assert not r.fallback and r.target_shots == [3, 4, 5]
+        assert r.identity_similarity > 0.5
+
+
+def test_fallback_only_when_the_film_shows_the_subject_nowhere_else() -> None:
+    detections = [det(3), det(5)]
+    refs = choose_references("S1", detections, sample_shots=[3, 4, 5], params=PARAMS)
+    assert refs and all(r.fallback for r in refs)
+    for r in refs:
+        assert r.detection.shot not in r.target_shots  # never a reference for its own shot
+        assert r.target_shots == [5] if r.detection.shot == 3 else [3]
+    no_fallback = ReferencesConfig(allow_fallback=False)
+    assert choose_references("S1", detections, [3, 4, 5], no_fallback) == []
+    # seen in one shot of the sample and nowhere else: nothing to take a reference from
+    assert choose_references("S1", [det(4)], [3, 4, 5], PARAMS) == []
+
+
+def test_a_stranger_clustered_by_mistake_is_not_a_reference() -> None:
+    stranger = det(8, embedding=unit(RNG.normal(size=512)))
+    refs = choose_references("S1", [det(2), stranger], sample_shots=[2], params=PARAMS)
+    assert refs == []
+
+
+def test_a_near_duplicate_of_the_target_crop_is_refused() -> None:
+    target_thumb = RNG.integers(0, 255, size=(32, 32)).astype(np.uint8)
+    same_setup = det(7, thumb=np.clip(target_thumb.astype(int) + 3, 0, 255).astype(np.uint8))
+    other_setup = det(9)
+    refs = choose_references(
+        "S1", [det(2, thumb=target_thumb), same_setup, other_setup], [2], PARAMS
+    )
+    assert [r.detection.shot for r in refs] == [9]
+    assert refs[0].duplicate_correlation < PARAMS.near_duplicate_correlation
+
+
+def test_score_prefers_a_different_pose_and_a_whole_face() -> None:
+    target = det(2, yaw=0.0)
+    candidates = [det(6, yaw=2.0), det(7, yaw=35.0), det(8, yaw=35.0, edge=True)]
+    (best,) = choose_references("S1", [target, *candidates], [2], ReferencesConfig(per_subject=1))
+    assert best.detection.shot == 7 and best.pose_delta is not None and best.pose_delta > 10
+
+
+def test_focus_subject_is_the_one_in_most_shots() -> None:
+    assert focus_subject({"S2": 1, "S10": 3, "S3": 3}) == "S3"
+    assert focus_subject({}) is None
+
+
+def sample_doc(refs: list[dict], track: str = "subject") -> dict:
+    return {
+        "track": track,
+        "focus_subject": "S1" if track == "subject" else None,
+        "subjects": ["S1"],
+        "shots": [{"film_shot_index": 3}, {"film_shot_index": 4}],
+        "references": refs,
+    }
+
+
+def ref(source: int, targets: list[int], fallback: bool = False) -> dict:
+    return {
+        "member": "ref0.jpg",
+        "subject": "S1",
+        "source_shot": source,
+        "target_shots": targets,
+        "fallback": fallback,
+    }
+
+
+def test_validate_rejects_references_from_the_shots_they_serve() -> None:
+    jpeg = {"ref0.jpg": b"\xff\xd8..."}
+    assert _reference_problems(sample_doc([ref(9, [3, 4])]), jpeg) == []
+    assert _reference_problems(sample_doc([ref(4, [3], fallback=True)]), jpeg) == []
+    problems = _reference_problems(sample_doc([ref(4, [3, 4], fallback=True)]), jpeg)
+    assert any("one of the shots it serves" in p for p in problems)
+    problems = _reference_problems(sample_doc([ref(3, [4])]), jpeg)
+    assert any("no fallback" in p for p in problems)
+    assert any("not in the tar" in p for p in _reference_problems(sample_doc([ref(9, [3])]), {}))
+    assert _reference_problems(sample_doc([], track="montage"), {}) == []
+    assert any("no reference" in p for p in _reference_problems(sample_doc([]), {}))

@@ -1,0 +1,130 @@
+"""The subject stage in a real build, on a film of real faces from photos shipped in packages.
+
+Ground truth: which shipped photo (and which face in it) each shot was cut from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from muss_builder.config import PipelineConfig
+from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.shards.reader import iter_samples
+from muss_builder.shards.validate import validate_dataset
+from muss_builder.subjects.face_film import Person, encode_stills, make_face_film, render_shot
+from muss_builder.subjects.face_film import shipped_people as find_people
+from muss_builder.subjects.faces import FaceDetector
+
+
+@pytest.fixture(scope="module")
+def people() -> list[Person]:
+    detector = FaceDetector()
+    detector.setup()
+    return find_people(detector)
+
+
+def film_record(summary: BuildSummary) -> dict:
+    (path,) = (summary.out / "films").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def samples_of(summary: BuildSummary) -> list[tuple[dict, dict[str, bytes]]]:
+    found = []
+    for shard in sorted((summary.out / "shards").glob("*.tar")):
+        for sample in iter_samples(shard):
+            found.append((json.loads(sample.members["json"]), sample.members))
+    return found
+
+
+@pytest.fixture(scope="module")
+def face_build(
+    tmp_path_factory: pytest.TempPathFactory, people: list[Person], tiny_config: PipelineConfig
+) -> tuple[BuildSummary, list[str]]:
+    root = tmp_path_factory.mktemp("faces")
+    truth = make_face_film(root / "faces.mp4", people, shots_per_person=3, seed=1)
+    summary = build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")
+    return summary, truth
+
+
+def test_shipped_photos_give_a_dozen_people(people: list[Person]) -> None:
+    assert len(people) >= 10
+    assert len({p.name for p in people}) == len(people)
+
+
+def test_same_person_shots_share_one_id_and_strangers_never_do(face_build) -> None:
+    summary, truth = face_build
+    record = film_record(summary)
+    assert record["status"] == "ok" and len(record["shots"]) == len(truth)
+    ids = [shot["subjects"] for shot in record["shots"]]
+    assert all(len(s) == 1 for s in ids), ids  # one face per shot, each identified
+    tp = fp = fn = 0
+    for i, j in itertools.combinations(range(len(truth)), 2):
+        same_truth, same_id = truth[i] == truth[j], ids[i] == ids[j]
+        tp += same_truth and same_id
+        fp += same_id and not same_truth
+        fn += same_truth and not same_id
+    precision, recall = tp / max(1, tp + fp), tp / max(1, tp + fn)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    by_id: dict[str, set[str]] = {}
+    for person, shot_ids in zip(truth, ids, strict=True):
+        by_id.setdefault(shot_ids[0], set()).add(person)
+    assert all(len(names) == 1 for names in by_id.values()), by_id  # never two people in one id
+    listed = {s["id"]: s for s in record["subjects"]}
+    assert set(listed) == set(by_id)
+    assert record["subject_stage"]["n_keyframes"] == 2 * len(truth)
+
+
+def test_subject_track_references_come_from_other_shots(face_build) -> None:
+    summary, _ = face_build
+    assert validate_dataset(summary.out) == []
+    samples = samples_of(summary)
+    montage = [d for d, _ in samples if d["track"] == "montage"]
+    subject = [(d, m) for d, m in samples if d["track"] == "subject"]
+    assert montage and len(subject) == len(montage)  # every window has a recurring person
+    for doc in montage:
+        assert doc["references"] == [] and doc["focus_subject"] is None
+        for shot in doc["shots"]:
+            (entry,) = shot["subjects"]
+            box = entry["boxes"][0]
+            assert shot["clip_start_frame"] <= box["clip_frame"] < shot["clip_end_frame"]
+            assert 0 <= box["box"][0] < box["box"][2] <= 1
+    outside = []
+    for doc, members in subject:
+        sample_shots = {s["film_shot_index"] for s in doc["shots"]}
+        assert doc["references"][0]["subject"] == doc["focus_subject"]
+        for ref in doc["references"]:
+            assert ref["source_shot"] not in ref["target_shots"]
+            # a fallback only where the film's other shots of the person are copies of a
+            # target (same photo rescaled and relit: a sticker in all but name)
+            outside.append(ref["source_shot"] not in sample_shots)
+            assert outside[-1] != ref["fallback"]
+            assert ref["identity_similarity"] >= 0.45
+            crop = cv2.imdecode(np.frombuffer(members[ref["member"]], np.uint8), cv2.IMREAD_COLOR)
+            assert crop is not None and min(crop.shape[:2]) >= 48
+    assert sum(outside) >= 0.8 * len(outside)
+
+
+def test_fallback_reference_when_the_only_other_appearance_is_in_the_sample(
+    tmp_path: Path, people: list[Person], tiny_config: PipelineConfig
+) -> None:
+    """Shots A B A: A appears nowhere else in the film, so its reference for one A shot is cut
+    from the other A shot of the same sample, and says so."""
+    rng = np.random.default_rng(5)
+    a, b = people[0], people[-1]
+    encode_stills(tmp_path / "aba.mp4", [render_shot(p, rng) for p in (a, b, a)], 24)
+    summary = build([str(tmp_path / "aba.mp4")], tmp_path / "out", tiny_config, executor="inline")
+    assert validate_dataset(summary.out) == []
+    subject = [d for d, _ in samples_of(summary) if d["track"] == "subject"]
+    assert len(subject) == 1
+    (doc,) = subject
+    refs = doc["references"]
+    assert refs and all(r["fallback"] for r in refs)
+    assert {r["subject"] for r in refs} == {doc["focus_subject"]}
+    for r in refs:
+        assert r["source_shot"] in (0, 2) and r["target_shots"] == [2 - r["source_shot"]]
