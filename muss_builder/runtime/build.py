@@ -145,13 +145,17 @@ def build(
     )
     index_rows = index_rows_from_records(layout)
     write_table(index_rows, "index", layout.index)
-    stats = run_stats(results, wall, config, executor or config.runtime.executor, len(index_rows))
+    stats = run_stats(results, wall, config, executor or config.runtime.executor, index_rows)
     write_json_atomic(layout.stats, stats)
     return BuildSummary(layout.root, results, stats, len(index_rows))
 
 
 def run_stats(
-    results: list[FilmResult], wall: float, config: PipelineConfig, executor: str, n_index_rows: int
+    results: list[FilmResult],
+    wall: float,
+    config: PipelineConfig,
+    executor: str,
+    index_rows: list[dict],
 ) -> dict:
     """Totals and per-stage throughput of this run (resumed films did no work and add no time)."""
     worked = [r for r in results if not r.resumed and r.status != "failed"]
@@ -173,7 +177,11 @@ def run_stats(
         "failures": {r.path: r.reason for r in results if r.status == "failed"},
         "shots": sum(r.n_shots for r in results),
         "samples_this_run": sum(r.n_samples for r in results),
-        "samples_in_index": n_index_rows,
+        "samples_in_index": len(index_rows),
+        "samples_by_track": {
+            track: sum(r["track"] == track for r in index_rows) for track in ("montage", "subject")
+        },
+        "references_in_index": sum(r["n_refs"] for r in index_rows),
         "film_seconds_processed": round(film_seconds, 3),
         "film_hours_per_wall_hour": round(film_seconds / wall, 3) if wall > 0 else None,
         "stage_seconds": stage_seconds,

@@ -5,7 +5,9 @@
    of one frame never join: faces seen together are different people.
 2. Identities. Tracks are linked across the film through a k-nearest-neighbour graph built
    with FAISS (inner product on L2-normalised embeddings: exact ``IndexFlatIP`` up to
-   ``exact_limit`` tracks, HNSW above), then merged greedily from the most similar link down,
+   ``exact_limit`` tracks, an inverted-file index above; HNSW was measured and lost: on
+   embeddings that form tight clusters, one per person, its greedy graph search found only
+   74% of the true 10 nearest neighbours at 1M, IVF 100%: docs/benchmarks.md), then merged greedily from the most similar link down,
    while the two groups' mean embeddings stay >= ``identity_similarity`` (centroid linkage,
    which does not chain through one ambiguous face the way single linkage does) and the
    groups never share a frame.
@@ -30,7 +32,9 @@ class IdentityParams:
     identity_similarity: float = 0.35
     neighbours: int = 10
     min_detections: int = 2
-    exact_limit: int = 200_000  # tracks; above it the k-NN graph comes from HNSW
+    # tracks; exact search costs n^2: 30k tracks take seconds, 300k would take many minutes
+    exact_limit: int = 30_000
+    ivf_nprobe: int = 16  # inverted lists searched per query above exact_limit
     use_gpu: bool = False
 
 
@@ -86,8 +90,12 @@ def _knn(vectors: np.ndarray, k: int, params: IdentityParams) -> tuple[np.ndarra
     if len(vectors) <= params.exact_limit:
         index = faiss.IndexFlatIP(d)
     else:
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = max(64, 2 * k)
+        # ~4 sqrt(n) lists; trained on a seeded sample so reruns build the same index
+        nlist = int(min(16384, max(64, 4 * np.sqrt(len(vectors)))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rows = np.random.default_rng(0).permutation(len(vectors))[: 64 * nlist]
+        index.train(vectors[np.sort(rows)])
+        index.nprobe = params.ivf_nprobe
     if params.use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus():
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(vectors)

@@ -265,12 +265,18 @@ def _assign_ids(detections: list[Detection], config: SubjectsConfig) -> None:
     for (kind, _label), members in sorted(groups.items()):
         if kind == "face":
             params = IdentityParams(
-                config.track_similarity, config.identity_similarity, 10, config.min_detections
+                track_similarity=config.track_similarity,
+                identity_similarity=config.identity_similarity,
+                min_detections=config.min_detections,
+                use_gpu=True,  # taken only when faiss-gpu sees a GPU
             )
         else:
             o = config.objects
             params = IdentityParams(
-                o.track_similarity, o.identity_similarity, 10, config.min_detections
+                track_similarity=o.track_similarity,
+                identity_similarity=o.identity_similarity,
+                min_detections=config.min_detections,
+                use_gpu=True,
             )
         result = cluster_identities(
             np.stack([d.embedding for d in members]),

@@ -40,6 +40,18 @@ def test_identities_are_recovered_across_shots() -> None:
         assert len(ids) == len(set(ids.tolist()))
 
 
+def test_the_inverted_file_graph_gives_the_exact_graphs_ids() -> None:
+    """Above ``exact_limit`` tracks the k-NN graph comes from an IVF index: on clustered
+    embeddings it finds the same neighbours, so the same ids, and reruns agree."""
+    embeddings, shots, frames, _ = synthetic_film(np.random.default_rng(4), 30, 300)
+    exact = cluster_identities(embeddings, shots, frames)
+    approx = IdentityParams(exact_limit=100)
+    ivf = cluster_identities(embeddings, shots, frames, approx)
+    assert exact.n_tracks > 100  # so the IVF path really ran
+    assert np.array_equal(ivf.labels, exact.labels)
+    assert np.array_equal(cluster_identities(embeddings, shots, frames, approx).labels, ivf.labels)
+
+
 def test_look_alikes_in_one_frame_stay_apart() -> None:
     rng = np.random.default_rng(1)
     base = rng.normal(size=512)

@@ -110,6 +110,20 @@ def test_subject_track_references_come_from_other_shots(face_build) -> None:
     assert sum(outside) >= 0.8 * len(outside)
 
 
+def test_a_rebuild_gives_the_same_ids_references_and_bytes(
+    face_build, tmp_path: Path, tiny_config: PipelineConfig
+) -> None:
+    summary, _ = face_build
+    film = next((summary.out.parent).glob("faces.mp4"))
+    again = build([str(film)], tmp_path / "again", tiny_config, executor="inline")
+    assert film_record(again)["shots"] == film_record(summary)["shots"]
+    first = sorted((summary.out / "shards").glob("*.tar"))
+    second = sorted((again.out / "shards").glob("*.tar"))
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    assert again.stats["samples_by_track"]["subject"] > 0
+    assert again.stats["references_in_index"] > again.stats["samples_by_track"]["subject"]
+
+
 def test_fallback_reference_when_the_only_other_appearance_is_in_the_sample(
     tmp_path: Path, people: list[Person], tiny_config: PipelineConfig
 ) -> None:
