@@ -70,11 +70,14 @@ def score(result: FilmSubjects, truth: list[str]) -> dict[str, float]:
     }
 
 
-def crowd_frame() -> np.ndarray:
+def crowd_frame(shift: int) -> np.ndarray:
+    """The shipped team photo shrunk (faces 10-14 px) and tiled over 1280x720, shifted and
+    relit per shot so that the shots cut."""
     players = cv2.imread(str(offline_pack_dir() / "players.jpg"))
     tile = cv2.resize(players, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
-    rows, cols = -(-720 // tile.shape[0]), -(-1280 // tile.shape[1])
-    return np.tile(tile, (rows, cols, 1))[:720, :1280].copy()
+    rows, cols = -(-720 // tile.shape[0]) + 1, -(-1280 // tile.shape[1]) + 1
+    frame = np.tile(tile, (rows, cols, 1))[shift : shift + 720, 2 * shift : 2 * shift + 1280]
+    return cv2.convertScaleAbs(frame, alpha=0.7 + 0.1 * (shift % 4))
 
 
 def main() -> None:
@@ -106,7 +109,7 @@ def main() -> None:
         )
 
     crowd_film = workdir / "crowd.mp4"
-    encode_stills(crowd_film, [crowd_frame()] * 4, 24)
+    encode_stills(crowd_film, [crowd_frame(s) for s in (0, 60, 120, 180)], 24)
     crowd_config = config.model_copy(
         update={
             "subjects": config.subjects.model_copy(
