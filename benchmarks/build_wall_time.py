@@ -22,7 +22,7 @@ from pathlib import Path
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.synthetic import make_film
 
-STAGES = ("probe", "shots", "clips", "shards")
+STAGES = ("probe", "shots", "subjects", "clips", "shards")
 
 
 def long_film(work: Path, minutes: float = 10.0, fps: int = 24) -> Path:
@@ -56,7 +56,7 @@ def run_case(films: list[Path], out: Path, config: str) -> dict:
         "film_seconds": stats["film_seconds_processed"],
         "samples": stats["samples_in_index"],
         "n_shots": stats["shots"],
-        **{s: stats["stage_seconds"][s] for s in STAGES},
+        **{s: stats["stage_seconds"].get(s, 0.0) for s in STAGES},
     }
 
 

@@ -142,3 +142,37 @@ def test_fallback_reference_when_the_only_other_appearance_is_in_the_sample(
     assert {r["subject"] for r in refs} == {doc["focus_subject"]}
     for r in refs:
         assert r["source_shot"] in (0, 2) and r["target_shots"] == [2 - r["source_shot"]]
+
+
+def test_validate_refuses_a_reference_cut_from_a_shot_it_serves(face_build, tmp_path: Path) -> None:
+    """Tamper with a built subject sample: its first reference now claims to come from one of
+    its target shots. ``validate`` names the sample, the member and the reason."""
+    import io
+    import shutil
+    import tarfile
+
+    summary, _ = face_build
+    out = tmp_path / "copy"
+    shutil.copytree(summary.out, out)
+    (shard,) = sorted((out / "shards").glob("*.tar"))
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    tampered_key = None
+    rewritten = []
+    for info, data in members:
+        if tampered_key is None and info.name.endswith(".json"):
+            doc = json.loads(data)
+            if doc["track"] == "subject":
+                ref = doc["references"][0]
+                ref["source_shot"] = ref["target_shots"][0]
+                tampered_key, data = doc["key"], json.dumps(doc).encode()
+                info.size = len(data)
+        rewritten.append((info, data))
+    with tarfile.open(shard, "w") as tar:
+        for info, data in rewritten:
+            tar.addfile(info, io.BytesIO(data))
+    problems = validate_dataset(out)
+    assert any(
+        tampered_key in p and "ref0.jpg is cut from shot" in p and "one of the shots it serves" in p
+        for p in problems
+    ), problems
