@@ -69,6 +69,7 @@ class FrameReader:
         seek_seconds: float | None = None,
         scale_flags: str = "area",
         max_frames: int | None = None,
+        only_times: list[float] | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = size
@@ -78,6 +79,9 @@ class FrameReader:
         self.seek_seconds = seek_seconds
         self.scale_flags = scale_flags
         self.max_frames = max_frames
+        # frames to pass on (seconds, stream time base): the rest are decoded but never
+        # scaled or piped, which is most of the cost of reading a few frames of a long span
+        self.only_times = only_times
         self.stderr_tail: deque[bytes] = deque(maxlen=20)
         self.error_lines: deque[str] = deque(maxlen=50)
         self.returncode: int | None = None
@@ -88,7 +92,12 @@ class FrameReader:
         if self.seek_seconds is not None and self.seek_seconds > 0:
             args += ["-ss", f"{self.seek_seconds:.6f}"]
         args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        args += ["-vf", f"scale={self.width}:{self.height}:flags={self.scale_flags},showinfo"]
+        chain = f"scale={self.width}:{self.height}:flags={self.scale_flags},showinfo"
+        if self.only_times:
+            # half a microsecond either side: exact for any real frame rate's timestamps
+            terms = "+".join(f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times)
+            chain = f"select='{terms}'," + chain
+        args += ["-vf", chain]
         args += ["-fps_mode", "passthrough"]
         if self.max_frames is not None:
             args += ["-frames:v", str(self.max_frames)]

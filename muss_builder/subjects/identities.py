@@ -7,7 +7,8 @@
    with FAISS (inner product on L2-normalised embeddings: exact ``IndexFlatIP`` up to
    ``exact_limit`` tracks, an inverted-file index above; HNSW was measured and lost: on
    embeddings that form tight clusters, one per person, its greedy graph search found only
-   74% of the true 10 nearest neighbours at 1M, IVF 100%: docs/benchmarks.md), then merged greedily from the most similar link down,
+   74% of the true 10 nearest neighbours at 1M, IVF 100%: docs/benchmarks.md), then merged
+   greedily from the most similar link down,
    while the two groups' mean embeddings stay >= ``identity_similarity`` (centroid linkage,
    which does not chain through one ambiguous face the way single linkage does) and the
    groups never share a frame.

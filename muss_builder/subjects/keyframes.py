@@ -57,9 +57,13 @@ def read_keyframes(
     chosen: dict[int, list[int]],
     max_side: int = 1280,
     seek_gap_seconds: float = 20.0,
+    max_per_decode: int = 48,
 ) -> Iterator[Keyframe]:
     """Decode the chosen frames in film order; a gap longer than ``seek_gap_seconds`` between
-    two keyframes starts a new decode with an input seek rather than decoding through it."""
+    two keyframes starts a new decode with an input seek rather than decoding through it.
+    ffmpeg's ``select`` passes on only the chosen frames (at most ``max_per_decode`` per
+    decode, which bounds the select expression), so the frames between are decoded but
+    never scaled or piped."""
     wanted = sorted((frame, shot) for shot, frames in chosen.items() for frame in frames)
     if not wanted:
         return
@@ -68,13 +72,18 @@ def read_keyframes(
     chunks: list[list[tuple[int, int]]] = [[wanted[0]]]
     for item in wanted[1:]:
         gap = float(frame_pts[item[0]] - frame_pts[chunks[-1][-1][0]])
-        if gap > seek_gap_seconds:
+        if gap > seek_gap_seconds or len(chunks[-1]) >= max_per_decode:
             chunks.append([item])
         else:
             chunks[-1].append(item)
     for chunk in chunks:
         seek = float(frame_pts[chunk[0][0]]) - origin - 1.0  # a second early, then by pts
-        reader = FrameReader(path, size, seek_seconds=seek if seek > 0 else None)
+        reader = FrameReader(
+            path,
+            size,
+            seek_seconds=seek if seek > 0 else None,
+            only_times=[float(frame_pts[frame]) for frame, _ in chunk],
+        )
         pending = list(chunk)
         for decoded in reader:
             target_frame, shot = pending[0]

@@ -42,12 +42,23 @@ def ramp_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("seek_gap", [100.0, 0.5])
-def test_read_keyframes_returns_exactly_the_chosen_frames(ramp_film: Path, seek_gap: float) -> None:
+@pytest.mark.parametrize(("seek_gap", "per_decode"), [(100.0, 48), (0.5, 48), (100.0, 2)])
+def test_read_keyframes_returns_exactly_the_chosen_frames(
+    ramp_film: Path, seek_gap: float, per_decode: int
+) -> None:
     probe = probe_film(str(ramp_film), film_id="0" * 16)
     frame_pts = np.arange(120) / 24.0 + 0.0
     chosen = {0: [3, 17], 1: [61], 2: [99, 118]}
-    got = list(read_keyframes(str(ramp_film), probe, frame_pts, chosen, seek_gap_seconds=seek_gap))
+    got = list(
+        read_keyframes(
+            str(ramp_film),
+            probe,
+            frame_pts,
+            chosen,
+            seek_gap_seconds=seek_gap,
+            max_per_decode=per_decode,
+        )
+    )
     assert [(k.shot, k.frame) for k in got] == [(0, 3), (0, 17), (1, 61), (2, 99), (2, 118)]
     for k in got:
         assert k.image.shape == (72, 128, 3)
