@@ -83,6 +83,9 @@ def read_keyframes(
             size,
             seek_seconds=seek if seek > 0 else None,
             only_times=[float(frame_pts[frame]) for frame, _ in chunk],
+            # ffmpeg stops (and flushes) after the last chosen frame; without it, the tail of
+            # that frame would wait in ffmpeg's output buffer while it decodes to the end
+            max_frames=len(chunk),
         )
         pending = list(chunk)
         for decoded in reader:
