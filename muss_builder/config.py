@@ -218,6 +218,37 @@ class SubjectsConfig(_Strict):
     subject_track: bool = Field(True, description="write subject-track samples with references")
 
 
+class CaptionsConfig(_Strict):
+    """Progressive captions: measured shot facts -> shot captions -> a global caption.
+
+    ``facts`` (the offline default) writes deterministic sentences from the facts and says so
+    in the metadata; ``transformers`` runs a local VLM (e.g. Qwen2.5-VL) on the keyframes;
+    ``openai`` calls any OpenAI-compatible chat endpoint (a vLLM server, ...)."""
+
+    enabled: bool = True
+    backend: Literal["facts", "transformers", "openai"] = "facts"
+    model: str | None = Field(None, description="hub id (already cached) or local path")
+    base_url: str = "http://localhost:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    concurrency: int = Field(4, ge=1)
+    batch_size: int = Field(4, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_new_tokens: int = Field(160, ge=8)
+    images_per_shot: int = Field(2, ge=0, le=8, description="keyframes shown to a VLM")
+    image_side: int = Field(448, ge=64)
+    motion_frames_per_shot: int = Field(8, ge=2, le=32)
+    max_reasks: int = Field(2, ge=0, description="re-asks of a caption that fails the check")
+    cache: bool = Field(True, description="reuse captions by (images, prompt, model)")
+
+    @model_validator(mode="after")
+    def _model_for_models(self) -> CaptionsConfig:
+        if self.enabled and self.backend != "facts" and not self.model:
+            raise ValueError(f"captions.backend {self.backend} needs captions.model")
+        return self
+
+
 class ClipsConfig(_Strict):
     """Frame-exact re-encode of each sample span."""
 
@@ -250,6 +281,7 @@ class PipelineConfig(_Strict):
     shots: ShotsConfig = ShotsConfig()
     samples: SamplesConfig = SamplesConfig()
     subjects: SubjectsConfig = SubjectsConfig()
+    captions: CaptionsConfig = CaptionsConfig()
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

@@ -182,6 +182,7 @@ def run_stats(
             track: sum(r["track"] == track for r in index_rows) for track in ("montage", "subject")
         },
         "references_in_index": sum(r["n_refs"] for r in index_rows),
+        "captions": caption_stats(results),
         "film_seconds_processed": round(film_seconds, 3),
         "film_hours_per_wall_hour": round(film_seconds / wall, 3) if wall > 0 else None,
         "stage_seconds": stage_seconds,
@@ -189,6 +190,28 @@ def run_stats(
             s: (round(film_seconds / t, 3) if t > 0 else None) for s, t in stage_seconds.items()
         },
     }
+
+
+def caption_stats(results: list[FilmResult]) -> dict | None:
+    """The captioner's counters summed over this run's films, with throughput and the share
+    of captions the consistency check still flags."""
+    rows = [r.captions for r in results if r.captions]
+    if not rows:
+        return None
+    total = {k: rows[0][k] for k in ("backend", "model")}
+    for k, v in rows[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            total[k] = round(sum(row[k] for row in rows), 4)
+    seconds = total["model_seconds"]
+    total["requests_per_second"] = round(total["requests"] / seconds, 3) if seconds else None
+    total["completion_tokens_per_second"] = (
+        round(total["completion_tokens"] / seconds, 3) if seconds else None
+    )
+    captions = total["captions"]
+    total["caption_issue_rate"] = (
+        round(total["captions_with_issues"] / captions, 4) if captions else 0.0
+    )
+    return total
 
 
 def load_stats(out: str | Path) -> dict:

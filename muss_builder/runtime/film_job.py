@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from muss_builder import SCHEMA_VERSION, __version__
+from muss_builder.captions.captioner import Caption, Captioner, CaptionItem
+from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
+from muss_builder.captions.shot_facts import shot_facts
+from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import FilmProbe, probe_film
@@ -22,11 +26,12 @@ from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
-from muss_builder.shots.segment import ShotDetection, detect_shots
+from muss_builder.shots.segment import Shot, ShotDetection, detect_shots
+from muss_builder.subjects.keyframes import keyframe_frames
 from muss_builder.subjects.references import choose_references, focus_subject
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
 
-STAGES = ("probe", "shots", "subjects", "clips", "shards")
+STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
 
 
 @dataclass
@@ -48,9 +53,11 @@ class FilmResult:
     n_shards: int = 0
     attempts: int = 1
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    captions: dict | None = None  # the captioner's counters (stats.json), not a table column
 
     def table_row(self) -> dict:
         row = asdict(self)
+        row.pop("captions")
         timings = row.pop("timings")
         for stage in STAGES:
             row[f"seconds_{stage}"] = round(timings.get(stage, 0.0), 4)
@@ -105,11 +112,8 @@ def process_film(path: str, film_id: str, config: PipelineConfig, out_dir: str) 
         with _Timer(result.timings, "shots"):
             detection = detect_shots(path, probe, config.shots, config.analysis)
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
-        subjects = None
-        if config.subjects.enabled:
-            with _Timer(result.timings, "subjects"):
-                subjects = find_subjects(path, probe, detection, config.subjects)
-        _build_samples(path, probe, detection, subjects, config, layout, result)
+        subjects, pixels = _keyframe_pass(path, probe, detection, config, result)
+        _build_samples(path, probe, detection, subjects, pixels, config, layout, result)
     except MediaError as exc:
         remove_film_outputs(layout, film_id)
         result.status, result.reason = "failed", str(exc)
@@ -124,12 +128,16 @@ def _build_samples(
     probe: FilmProbe,
     detection: ShotDetection,
     subjects: FilmSubjects | None,
+    pixels: dict[int, ShotPixels],
     config: PipelineConfig,
     layout: OutputLayout,
     result: FilmResult,
 ) -> None:
     shots = detection.shots
     plan = plan_windows(shots, config.samples)
+    windows = [clean_window_shots(shots, w, detection.seconds_of) for w in plan.windows]
+    with _Timer(result.timings, "captions"):
+        captions = _caption_windows(windows, subjects, pixels, config, layout, result)
     fps = output_fps(config.clips, probe)
     writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
     workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
@@ -137,8 +145,9 @@ def _build_samples(
     dropped: list[dict] = []
     shot_sample: dict[int, str] = {}
     try:
-        for window in plan.windows:
-            window_shots = clean_window_shots(shots, window, detection.seconds_of)
+        for window, window_shots, window_captions in zip(
+            plan.windows, windows, captions, strict=True
+        ):
             key = sample_key(probe.film_id, len(samples))
             clip_plan = plan_clip(
                 detection.frame_pts,
@@ -173,6 +182,8 @@ def _build_samples(
                 detection.detector,
                 subjects,
             )
+            if window_captions is not None:
+                _put_captions(doc, *window_captions, config)
             clip = clip_path.read_bytes()
             clip_path.unlink()
             docs = [(doc, {})]
@@ -225,6 +236,7 @@ def _build_samples(
         ],
         "subjects": subjects.summary() if subjects else [],
         "subject_stage": subjects.stage_record() if subjects else None,
+        "captions": result.captions,
         "samples": samples,
         "dropped_samples": dropped,
         "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
@@ -284,3 +296,105 @@ def _subject_sample(
             members[name] = ref.detection.crop or b""
             doc["references"].append({"member": name} | ref.provenance())
     return doc, members
+
+
+def _keyframe_pass(
+    path: str,
+    probe: FilmProbe,
+    detection: ShotDetection,
+    config: PipelineConfig,
+    result: FilmResult,
+) -> tuple[FilmSubjects | None, dict[int, ShotPixels]]:
+    """One full-quality decode of the keyframes that feeds the subject models and, riding
+    along, the captioner's pixel facts (camera motion, lighting, VLM images)."""
+    if not (config.subjects.enabled or config.captions.enabled):
+        return None, {}
+    sub = config.subjects
+    if not sub.enabled:  # keyframes for the captioner only: no face or object model
+        sub = sub.model_copy(
+            update={
+                "faces": sub.faces.model_copy(update={"enabled": False}),
+                "objects": sub.objects.model_copy(update={"enabled": False}),
+            }
+        )
+    collector = None
+    if config.captions.enabled:
+        collector = ShotPixelCollector(
+            detection.shots,
+            detection.frame_pts,
+            keyframe_frames(detection.shots, sub.keyframes_per_shot),
+            config.captions.motion_frames_per_shot,
+            config.captions.images_per_shot,
+            config.captions.image_side,
+        )
+    with _Timer(result.timings, "subjects"):
+        subjects = find_subjects(path, probe, detection, sub, collector)
+    pixels = collector.finish() if collector else {}
+    return (subjects if config.subjects.enabled else None), pixels
+
+
+def _caption_windows(
+    windows: list[list[Shot]],
+    subjects: FilmSubjects | None,
+    pixels: dict[int, ShotPixels],
+    config: PipelineConfig,
+    layout: OutputLayout,
+    result: FilmResult,
+) -> list[tuple[list[dict], list[Caption], Caption] | None]:
+    """(facts per shot, shot captions, global caption) of every window, or None each when
+    captions are off. All shots of the film go to the backend together, then all globals."""
+    if not config.captions.enabled:
+        return [None] * len(windows)
+    captioner = Captioner(config.captions, layout.root / "cache" / "captions")
+    facts = [[shot_facts(s, subjects, pixels.get(s.index)) for s in w] for w in windows]
+    present = [
+        sorted(
+            {x["id"] for f in window_facts for x in f["subjects"]}, key=lambda s: (s[0], int(s[1:]))
+        )
+        for window_facts in facts
+    ]
+    shot_items = [
+        CaptionItem(present[n], pixels.get(s.index, ShotPixels()).images, facts=f)
+        for n, w in enumerate(windows)
+        for s, f in zip(w, facts[n], strict=True)
+    ]
+    flat = iter(captioner.caption_shots(shot_items))
+    shot_captions = [[next(flat) for _ in w] for w in windows]
+    global_items = [
+        CaptionItem(
+            present[n],
+            [
+                pixels[s.index].images[0]
+                for s in w
+                if pixels.get(s.index) and pixels[s.index].images
+            ][:4],
+            shot_captions=[c.text for c in shot_captions[n]],
+            shot_facts=facts[n],
+        )
+        for n, w in enumerate(windows)
+    ]
+    globals_ = captioner.caption_globals(global_items)
+    result.captions = captioner.stats.to_dict()
+    return list(zip(facts, shot_captions, globals_, strict=True))
+
+
+def _put_captions(
+    doc: dict, facts: list[dict], shot_captions: list[Caption], global_caption: Caption,
+    config: PipelineConfig,
+) -> None:  # fmt: skip
+    issues = []
+    for i, (shot, f, caption) in enumerate(zip(doc["shots"], facts, shot_captions, strict=True)):
+        shot["facts"], shot["caption"] = f, caption.text
+        issues += [{"shot": i, "issue": issue} for issue in caption.issues]
+    issues += [{"shot": None, "issue": issue} for issue in global_caption.issues]
+    doc["global_caption"] = global_caption.text
+    doc["prompt"] = hierarchical_prompt(global_caption.text, [c.text for c in shot_captions])
+    doc["caption_issues"] = issues
+    sources = sorted({c.source for c in [*shot_captions, global_caption]})
+    doc["captioner"] = {
+        "backend": config.captions.backend,
+        "model": config.captions.model,
+        # "facts" means a sentence written from the measured facts, not by a language model
+        "sources": sources,
+        "attempts": max(c.attempts for c in [*shot_captions, global_caption]),
+    }

@@ -78,6 +78,7 @@ def sample_document(
                 "transition_in_frames": _span(shot.transition_in_frames),
                 "transition_in_clip_frames": _clip_span(plan, shot.transition_in_frames),
                 "caption": None,
+                "facts": None,
                 "subjects": _shot_subjects(
                     subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
                 ),
@@ -120,6 +121,9 @@ def sample_document(
         "focus_subject": None,
         "references": [],
         "global_caption": None,
+        "prompt": None,
+        "caption_issues": [],
+        "captioner": None,
         "pipeline": {
             "name": config.name,
             "config_hash": config.fingerprint(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -20,6 +20,9 @@ from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import ShotDetection
 from muss_builder.subjects.identities import IdentityParams, cluster_identities
 from muss_builder.subjects.keyframes import keyframe_frames, read_keyframes
+
+if TYPE_CHECKING:
+    from muss_builder.captions.collector import ShotPixelCollector
 
 THUMB_SIDE = 32  # grey thumbnail of the tight box, for the near-duplicate test
 
@@ -199,11 +202,19 @@ def thumbnail(image: np.ndarray, box: tuple[float, float, float, float]) -> np.n
 
 
 def find_subjects(
-    path: str, probe: FilmProbe, detection: ShotDetection, config: SubjectsConfig
+    path: str,
+    probe: FilmProbe,
+    detection: ShotDetection,
+    config: SubjectsConfig,
+    collector: ShotPixelCollector | None = None,
 ) -> FilmSubjects:
-    """Detect and identify the subjects of every shot of one film."""
+    """Detect and identify the subjects of every shot of one film. A ``collector`` (the
+    captioner's) is fed every frame of the same decode, including extra frames it asks for."""
     started = time.perf_counter()
     chosen = keyframe_frames(detection.shots, config.keyframes_per_shot)
+    wanted = {shot: list(frames) for shot, frames in chosen.items()}
+    for shot, frames in (collector.wanted() if collector else {}).items():
+        wanted[shot] = sorted(set(wanted.get(shot, [])) | set(frames))
     faces = _face_detector(config) if config.faces.enabled else None
     objects = _object_stage(config) if config.objects.enabled else None
     result = FilmSubjects(
@@ -214,8 +225,12 @@ def find_subjects(
     )
     model_seconds = 0.0
     for keyframe in read_keyframes(
-        path, probe, detection.frame_pts, chosen, config.keyframe_max_side
+        path, probe, detection.frame_pts, wanted, config.keyframe_max_side
     ):
+        if collector is not None:
+            collector.add(keyframe)
+        if keyframe.frame not in chosen[keyframe.shot]:
+            continue
         image = keyframe.image
         h, w = image.shape[:2]
         t0 = time.perf_counter()

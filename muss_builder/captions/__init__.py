@@ -1,0 +1,1 @@
+"""Progressive captions: measured shot facts -> shot captions -> a global caption per sample."""

@@ -1,0 +1,104 @@
+"""What the captioner needs from the pixels, gathered during the subject stage's keyframe pass.
+
+The keyframe pass already decodes the film once at full quality; the captioner rides along
+instead of decoding again: a few extra evenly spaced frames per shot (``motion_frames``) are
+selected in the same ffmpeg run, shrunk at once to ``MOTION_WIDTH`` and turned into a camera
+motion estimate as soon as the shot's last frame has gone by, so at most one shot's frames are
+held at a time. Keyframes also give the lighting facts and the JPEG images a VLM is shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from muss_builder.captions.facts import CameraMotion, Lighting, camera_motion, lighting
+from muss_builder.shots.segment import Shot
+from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
+
+MOTION_WIDTH = 192  # enough texture for optical flow, cheap to hold
+
+
+@dataclass
+class ShotPixels:
+    motion: CameraMotion | None = None
+    lighting: Lighting | None = None
+    images: list[bytes] = field(default_factory=list)  # JPEG keyframes for a VLM
+
+    def image_hashes(self) -> list[str]:
+        return [hashlib.sha256(b).hexdigest()[:16] for b in self.images]
+
+
+class ShotPixelCollector:
+    """Fed every decoded frame in film order; keeps per-shot facts, never whole shots."""
+
+    def __init__(
+        self,
+        shots: list[Shot],
+        frame_pts: np.ndarray,
+        keyframes: dict[int, list[int]],
+        motion_per_shot: int = 8,
+        images_per_shot: int = 2,
+        image_side: int = 448,
+    ) -> None:
+        self.frame_pts = frame_pts
+        self.keyframes = keyframes
+        self.motion = keyframe_frames(shots, motion_per_shot)
+        self.images_per_shot = images_per_shot
+        self.image_side = image_side
+        self.pixels: dict[int, ShotPixels] = {s.index: ShotPixels() for s in shots}
+        self._shot: int | None = None
+        self._frames: list[np.ndarray] = []
+        self._times: list[float] = []
+        self._lit: list[np.ndarray] = []
+
+    def wanted(self) -> dict[int, list[int]]:
+        """Frames the keyframe pass must decode for the captioner, besides the keyframes."""
+        return self.motion
+
+    def add(self, keyframe: Keyframe) -> None:
+        if keyframe.shot != self._shot:
+            self._finish_shot()
+            self._shot = keyframe.shot
+        image = keyframe.image
+        if keyframe.frame in self.motion.get(keyframe.shot, ()):
+            h, w = image.shape[:2]
+            size = (MOTION_WIDTH, max(2, round(h * MOTION_WIDTH / w)))
+            self._frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+            self._times.append(float(self.frame_pts[keyframe.frame]))
+        if keyframe.frame in self.keyframes.get(keyframe.shot, ()):
+            small = _shrink(image, 256)
+            self._lit.append(small)
+            pixels = self.pixels[keyframe.shot]
+            if len(pixels.images) < self.images_per_shot:
+                ok, buf = cv2.imencode(
+                    ".jpg", _shrink(image, self.image_side), [cv2.IMWRITE_JPEG_QUALITY, 90]
+                )
+                if ok:
+                    pixels.images.append(buf.tobytes())
+
+    def finish(self) -> dict[int, ShotPixels]:
+        self._finish_shot()
+        return self.pixels
+
+    def _finish_shot(self) -> None:
+        if self._shot is None:
+            return
+        pixels = self.pixels[self._shot]
+        pixels.motion = camera_motion(self._frames, self._times)
+        if self._lit:
+            pixels.lighting = lighting(self._lit)
+        self._frames, self._times, self._lit = [], [], []
+        self._shot = None
+
+
+def _shrink(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

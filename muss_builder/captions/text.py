@@ -1,0 +1,160 @@
+"""Words from facts: the ``facts`` captioner's sentences and the prompts given to VLMs/LLMs.
+
+Subjects are always named by their film subject tag (``[S1]``), so captions of different
+shots and the global caption talk about the same people with the same names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCALE_WORDS = {
+    "extreme_close_up": "an extreme close-up",
+    "close_up": "a close-up",
+    "medium_close_up": "a medium close-up",
+    "medium": "a medium shot",
+    "medium_long": "a medium long shot",
+    "long": "a long shot",
+    "extreme_long": "an extreme long shot",
+}
+MOTION_WORDS = {
+    "static": "the camera is static",
+    "pan_left": "the camera pans left",
+    "pan_right": "the camera pans right",
+    "tilt_up": "the camera tilts up",
+    "tilt_down": "the camera tilts down",
+    "zoom_in": "the camera zooms in",
+    "zoom_out": "the camera zooms out",
+    "handheld": "the camera is handheld",
+}
+TRANSITION_WORDS = {
+    "dissolve": "After a dissolve",
+    "fade_black": "After a fade from black",
+    "fade_white": "After a fade from white",
+    "wipe": "After a wipe",
+    "gradual": "After a gradual transition",
+}
+
+
+def tag(subject: str) -> str:
+    return f"[{subject}]"
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _speed(magnitude: float) -> str:
+    return "slowly" if magnitude < 0.1 else ("quickly" if magnitude > 0.4 else "steadily")
+
+
+def _light(lighting: dict[str, Any] | None) -> str:
+    if not lighting:
+        return ""
+    parts = []
+    key = {"low_key": "dark, low-key", "high_key": "bright, high-key"}.get(lighting["key"], "")
+    parts.append(key or "evenly lit")
+    if lighting["colour"] != "neutral":
+        parts.append(lighting["colour"])
+    when = {"day": " by day", "night": " at night"}.get(lighting["time_of_day"], "")
+    return f"The light is {', '.join(parts)}{when}."
+
+
+def facts_shot_caption(facts: dict[str, Any]) -> str:
+    """A deterministic caption of one shot from its facts (the offline ``facts`` backend)."""
+    ids = [tag(s["id"]) for s in facts["subjects"]]
+    if ids:
+        who = _join(ids)
+    elif facts["n_people"]:
+        who = f"{facts['n_people']} unidentified {'person' if facts['n_people'] == 1 else 'people'}"
+    else:
+        who = "no identified person"
+    opening = f"{SCALE_WORDS[facts['scale']].capitalize()} showing {who}"
+    lead = TRANSITION_WORDS.get(facts["transition_in"])
+    if lead:
+        opening = f"{lead}, {opening[0].lower()}{opening[1:]}"
+    camera = facts.get("camera")
+    if camera:
+        motion = MOTION_WORDS[camera["kind"]]
+        if camera["kind"] not in ("static", "handheld"):
+            motion += f" {_speed(camera['magnitude'])}"
+        opening += f"; {motion}"
+    sentences = [opening + "."]
+    light = _light(facts.get("lighting"))
+    if light:
+        sentences.append(light)
+    return " ".join(sentences)
+
+
+def facts_global_caption(shot_facts: list[dict[str, Any]], shot_captions: list[str]) -> str:
+    """A deterministic global caption: subjects with the shots they appear in, the light, and
+    the shots in order (the offline ``facts`` backend; a template, not a narrative)."""
+    seen: dict[str, list[int]] = {}
+    for i, facts in enumerate(shot_facts):
+        for s in facts["subjects"]:
+            seen.setdefault(s["id"], []).append(i + 1)
+    subjects = [
+        f"{tag(sid)}, a {'person' if sid.startswith('S') else 'subject'} seen in "
+        f"shot{'s' if len(shots) > 1 else ''} {_join([str(n) for n in shots])}"
+        for sid, shots in list(seen.items())[:4]
+    ]
+    lights = {f["lighting"]["time_of_day"] for f in shot_facts if f.get("lighting")}
+    when = "by day" if lights == {"day"} else ("at night" if lights == {"night"} else "")
+    parts = [f"Subjects: {'; '.join(subjects)}." if subjects else "No identified subject."]
+    parts.append(f"{len(shot_facts)} shots{' ' + when if when else ''}.")
+    parts += [f"Shot {i + 1}: {c}" for i, c in enumerate(shot_captions)]
+    return " ".join(parts)
+
+
+SHOT_SYSTEM = (
+    "You write precise captions of single film shots for a video dataset. Describe only what "
+    "is visible: actions, background and camera. Refer to people only by their tags."
+)
+
+
+def shot_prompt(facts: dict[str, Any]) -> str:
+    """The user prompt for one shot: its measured facts and its subject tags with boxes."""
+    lines = [
+        "Caption this film shot in one or two sentences: what the subjects do, the background, "
+        "and the camera.",
+        f"Measured facts (trust them): shot scale {facts['scale'].replace('_', ' ')}.",
+    ]
+    if facts.get("camera"):
+        lines.append(f"Camera: {MOTION_WORDS[facts['camera']['kind']]}.")
+    light = _light(facts.get("lighting"))
+    if light:
+        lines.append(light)
+    if facts["subjects"]:
+        lines.append("Subjects in this shot (box as x0, y0, x1, y1 fractions of the frame):")
+        lines += [f"- {tag(s['id'])}: {s['kind']} at {s['box']}" for s in facts["subjects"]]
+        lines.append("Name every subject by its tag, e.g. [S1], and use no other tags.")
+    else:
+        lines.append("No identified subject: use no tags.")
+    return "\n".join(lines)
+
+
+GLOBAL_SYSTEM = (
+    "You write the global description of a multi-shot film clip for a video dataset, "
+    "consistent with the per-shot captions you are given."
+)
+
+
+def global_prompt(shot_captions: list[str], subjects: list[str]) -> str:
+    lines = [
+        "Write one paragraph: first the subjects (at most 4, each as its tag followed by a short "
+        "appearance description), then the environment, then what happens across the shots.",
+        f"Subjects of this clip: {', '.join(tag(s) for s in subjects) or 'none'}. Use only these "
+        "tags.",
+        "Shot captions in order:",
+    ]
+    lines += [f"[shot {i + 1}] {c}" for i, c in enumerate(shot_captions)]
+    return "\n".join(lines)
+
+
+def hierarchical_prompt(global_caption: str, shot_captions: list[str]) -> str:
+    """The trainer's prompt string: the global caption, then ``[shot i]`` captions."""
+    return "\n".join(
+        [global_caption, *(f"[shot {i + 1}] {c}" for i, c in enumerate(shot_captions))]
+    )
