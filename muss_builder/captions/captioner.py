@@ -159,8 +159,11 @@ class Captioner:
             for i in pending:
                 prompt = prompt_of(items[i])
                 if feedback.get(i):
-                    prompt += "\nYour previous caption had these problems; fix them: " + "; ".join(
-                        feedback[i]
+                    # the attempt number keeps a second re-ask from being the first one again
+                    # (same prompt: same greedy answer, or a cache hit)
+                    prompt += (
+                        f"\nAttempt {attempt}. Your previous caption had these problems; "
+                        "fix them: " + "; ".join(feedback[i])
                     )
                 images = [_decode(b) for b in items[i].images]
                 requests.append(
