@@ -75,7 +75,7 @@ def test_summary_reports_boundaries_captions_and_refs(shards: list[Path]) -> Non
     ]
     assert facts["shot_boundaries"][0] == 0
     assert facts["clip"]["n_frames"] == doc["clip"]["n_frames"]
-    assert facts["global_caption"] is False  # the offline tiny pipeline writes no captions yet
+    assert facts["global_caption"] is True  # the facts captioner writes one for every sample
     assert facts["n_refs"] == 0
     assert facts["members"] == ["json", "mp4"]
 
