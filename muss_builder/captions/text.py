@@ -71,7 +71,10 @@ def facts_shot_caption(facts: dict[str, Any]) -> str:
         who = f"{facts['n_people']} unidentified {'person' if facts['n_people'] == 1 else 'people'}"
     else:
         who = "no identified person"
-    opening = f"{SCALE_WORDS[facts['scale']].capitalize()} showing {who}"
+    # without a subject the scale is only assumed: do not state a guess as a fact
+    measured = not facts.get("scale_basis", "").startswith("no subject")
+    scale = SCALE_WORDS[facts["scale"]] if measured else "a shot"
+    opening = f"{scale.capitalize()} showing {who}"
     lead = TRANSITION_WORDS.get(facts["transition_in"])
     if lead:
         opening = f"{lead}, {opening[0].lower()}{opening[1:]}"
@@ -119,8 +122,11 @@ def shot_prompt(facts: dict[str, Any]) -> str:
     lines = [
         "Caption this film shot in one or two sentences: what the subjects do, the background, "
         "and the camera.",
-        f"Measured facts (trust them): shot scale {facts['scale'].replace('_', ' ')}.",
     ]
+    if facts.get("scale_basis", "").startswith("no subject"):
+        lines.append("Measured facts (trust them): no subject found, so the scale is unknown.")
+    else:
+        lines.append(f"Measured facts (trust them): shot scale {facts['scale'].replace('_', ' ')}.")
     if facts.get("camera"):
         lines.append(f"Camera: {MOTION_WORDS[facts['camera']['kind']]}.")
     light = _light(facts.get("lighting"))

@@ -78,6 +78,8 @@ def test_facts_sentences_always_pass_the_check() -> None:
     overall = facts_global_caption(shots, caps)
     assert overall.startswith("Subjects: [S1], a person seen in shot 1; [S2], a person seen")
     assert global_caption_issues(overall, ["S1", "S2"]) == []
+    assumed = facts("long", (), scale_basis="no subject: assumed")
+    assert facts_shot_caption(assumed).startswith("A shot showing no identified person")
     prompt = hierarchical_prompt(overall, caps)
     assert prompt.splitlines()[1].startswith("[shot 1] A close-up")
     assert "[S1]: face at [0.1, 0.1, 0.4, 0.5]" in shot_prompt(facts())
