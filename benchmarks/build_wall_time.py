@@ -22,7 +22,7 @@ from pathlib import Path
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.synthetic import make_film
 
-STAGES = ("probe", "shots", "subjects", "clips", "shards")
+STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
 
 
 def long_film(work: Path, minutes: float = 10.0, fps: int = 24) -> Path:
