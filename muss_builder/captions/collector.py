@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from muss_builder.captions.backends import shrink
 from muss_builder.captions.facts import CameraMotion, Lighting, camera_motion, lighting
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
@@ -39,13 +40,11 @@ class ShotPixelCollector:
         self,
         shots: list[Shot],
         frame_pts: np.ndarray,
-        keyframes: dict[int, list[int]],
         motion_per_shot: int = 8,
         images_per_shot: int = 2,
         image_side: int = 448,
     ) -> None:
         self.frame_pts = frame_pts
-        self.keyframes = keyframes
         self.motion = keyframe_frames(shots, motion_per_shot)
         self.images_per_shot = images_per_shot
         self.image_side = image_side
@@ -59,7 +58,8 @@ class ShotPixelCollector:
         """Frames the keyframe pass must decode for the captioner, besides the keyframes."""
         return self.motion
 
-    def add(self, keyframe: Keyframe) -> None:
+    def add(self, keyframe: Keyframe, is_keyframe: bool) -> None:
+        """One decoded frame; ``is_keyframe`` when the subject models look at it too."""
         if keyframe.shot != self._shot:
             self._finish_shot()
             self._shot = keyframe.shot
@@ -69,13 +69,12 @@ class ShotPixelCollector:
             size = (MOTION_WIDTH, max(2, round(h * MOTION_WIDTH / w)))
             self._frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
             self._times.append(float(self.frame_pts[keyframe.frame]))
-        if keyframe.frame in self.keyframes.get(keyframe.shot, ()):
-            small = _shrink(image, 256)
-            self._lit.append(small)
+        if is_keyframe:
+            self._lit.append(shrink(image, 256))
             pixels = self.pixels[keyframe.shot]
             if len(pixels.images) < self.images_per_shot:
                 ok, buf = cv2.imencode(
-                    ".jpg", _shrink(image, self.image_side), [cv2.IMWRITE_JPEG_QUALITY, 90]
+                    ".jpg", shrink(image, self.image_side), [cv2.IMWRITE_JPEG_QUALITY, 90]
                 )
                 if ok:
                     pixels.images.append(buf.tobytes())
@@ -93,12 +92,3 @@ class ShotPixelCollector:
             pixels.lighting = lighting(self._lit)
         self._frames, self._times, self._lit = [], [], []
         self._shot = None
-
-
-def _shrink(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = min(1.0, side / max(h, w))
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -27,9 +27,8 @@ from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import Shot, ShotDetection, detect_shots
-from muss_builder.subjects.keyframes import keyframe_frames
 from muss_builder.subjects.references import choose_references, focus_subject
-from muss_builder.subjects.stage import FilmSubjects, find_subjects
+from muss_builder.subjects.stage import Detection, FilmSubjects, find_subjects, subject_order
 
 STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
 
@@ -139,6 +138,7 @@ def _build_samples(
     with _Timer(result.timings, "captions"):
         captions = _caption_windows(windows, subjects, pixels, config, layout, result)
     fps = output_fps(config.clips, probe)
+    by_subject = subjects.by_subject() if subjects is not None else {}
     writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
     workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
     samples: list[dict] = []
@@ -188,7 +188,7 @@ def _build_samples(
             clip_path.unlink()
             docs = [(doc, {})]
             if subjects is not None and config.subjects.subject_track:
-                subject_doc = _subject_sample(doc, subjects, config)
+                subject_doc = _subject_sample(doc, by_subject, config)
                 if subject_doc is not None:
                     subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
                     docs.append(subject_doc)
@@ -264,7 +264,7 @@ def _shot_subject_record(subjects: FilmSubjects | None, shot: int) -> dict:
 
 
 def _subject_sample(
-    montage: dict, subjects: FilmSubjects, config: PipelineConfig
+    montage: dict, by_subject: dict[str, list[Detection]], config: PipelineConfig
 ) -> tuple[dict, dict[str, bytes]] | None:
     """The subject-track twin of a montage sample: same clip, centred on the subject seen in
     most of its shots that has references, with ``ref{k}.jpg`` crops from other shots."""
@@ -274,7 +274,6 @@ def _subject_sample(
     for shot in montage["shots"]:
         for entry in shot["subjects"]:
             present[entry["id"]] = present.get(entry["id"], 0) + 1
-    by_subject = subjects.by_subject()
     chosen = {}
     for sid in present:
         refs = choose_references(sid, by_subject[sid], sample_shots, params)
@@ -284,7 +283,7 @@ def _subject_sample(
     if focus is None:
         return None
     others = sorted(
-        (s for s in chosen if s != focus), key=lambda s: (-present[s], s[0], int(s[1:]))
+        (s for s in chosen if s != focus), key=lambda s: (-present[s], subject_order(s))
     )
     order = [focus, *others]
     doc = json.loads(json.dumps(montage))  # a deep copy that stays JSON-plain
@@ -322,7 +321,6 @@ def _keyframe_pass(
         collector = ShotPixelCollector(
             detection.shots,
             detection.frame_pts,
-            keyframe_frames(detection.shots, sub.keyframes_per_shot),
             config.captions.motion_frames_per_shot,
             config.captions.images_per_shot,
             config.captions.image_side,
@@ -348,9 +346,7 @@ def _caption_windows(
     captioner = Captioner(config.captions, layout.root / "cache" / "captions")
     facts = [[shot_facts(s, subjects, pixels.get(s.index)) for s in w] for w in windows]
     present = [
-        sorted(
-            {x["id"] for f in window_facts for x in f["subjects"]}, key=lambda s: (s[0], int(s[1:]))
-        )
+        sorted({x["id"] for f in window_facts for x in f["subjects"]}, key=subject_order)
         for window_facts in facts
     ]
     shot_items = [

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from muss_builder.config import ReferencesConfig
-from muss_builder.subjects.stage import Detection
+from muss_builder.subjects.stage import Detection, subject_order
 
 
 @dataclass
@@ -151,4 +151,4 @@ def focus_subject(present: dict[str, int]) -> str | None:
     """The subject a subject-track sample centres on: in the most shots, then the first id."""
     if not present:
         return None
-    return min(present, key=lambda s: (-present[s], s[0], int(s[1:])))
+    return min(present, key=lambda s: (-present[s], subject_order(s)))

@@ -83,6 +83,10 @@ class FilmSubjects:
     objects_backend: str | None
     n_small_faces: int = 0  # seen, but too small to identify
     seconds: dict[str, float] = field(default_factory=dict)
+    _by_shot: dict[int, list[Detection]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _indexed: int = field(default=0, init=False, repr=False, compare=False)
 
     def by_subject(self) -> dict[str, list[Detection]]:
         groups: dict[str, list[Detection]] = {}
@@ -92,7 +96,14 @@ class FilmSubjects:
         return groups
 
     def in_shot(self, shot: int) -> list[Detection]:
-        return [d for d in self.detections if d.shot == shot]
+        # Asked once or more per shot (film record, sample metadata, facts): an index by shot
+        # keeps that linear in the detections, rebuilt only if the list has grown since.
+        if self._by_shot is None or self._indexed != len(self.detections):
+            self._by_shot = {}
+            for d in self.detections:
+                self._by_shot.setdefault(d.shot, []).append(d)
+            self._indexed = len(self.detections)
+        return self._by_shot.get(shot, [])
 
     def shot_subjects(self, shot: int) -> list[str]:
         return sorted({d.subject for d in self.in_shot(shot) if d.subject}, key=subject_order)
@@ -167,10 +178,12 @@ def _object_stage(config: SubjectsConfig) -> Any:
 def _clip_box(
     box: tuple[float, ...], width: int, height: int
 ) -> tuple[tuple[float, float, float, float], bool]:
+    """The box inside the image, and whether the subject ran off the frame."""
+    from muss_builder.subjects.objects import clip_box
+
     x0, y0, x1, y1 = (float(v) for v in box)
     touches = x0 <= 1 or y0 <= 1 or x1 >= width - 1 or y1 >= height - 1
-    clipped = (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
-    return clipped, touches
+    return clip_box(box, width, height), touches
 
 
 def reference_crop(
@@ -227,9 +240,10 @@ def find_subjects(
     for keyframe in read_keyframes(
         path, probe, detection.frame_pts, wanted, config.keyframe_max_side
     ):
+        is_keyframe = keyframe.frame in chosen[keyframe.shot]
         if collector is not None:
-            collector.add(keyframe)
-        if keyframe.frame not in chosen[keyframe.shot]:
+            collector.add(keyframe, is_keyframe)
+        if not is_keyframe:
             continue
         image = keyframe.image
         h, w = image.shape[:2]
