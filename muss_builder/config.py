@@ -265,13 +265,50 @@ class ShardsConfig(_Strict):
     max_bytes: int = Field(1_000_000_000, ge=1_000_000)
 
 
+class StageResources(_Strict):
+    """What one call of a stage holds on the cluster. Task stages (decode, shots, clips,
+    shards) hold it while a call runs; actor stages (the models) hold it for the whole run,
+    once per actor of the pool."""
+
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0, description="a fraction shares one GPU between actors")
+    actors: int | None = Field(
+        None,
+        ge=1,
+        description="actor stages only: actors in the pool; default fills the GPUs when the "
+        "stage asks for GPUs, else one per 4 CPUs of the cluster",
+    )
+    max_calls_per_actor: int = Field(
+        2, ge=1, description="actor stages only: calls queued on one actor (backpressure)"
+    )
+
+
+class StagesResources(_Strict):
+    """Per-stage resources. ``analyse`` is probe + shot detection (long films split into
+    ranges), ``clips`` is clip encoding (long films split into units), ``shards`` writes."""
+
+    analyse: StageResources = StageResources()
+    # On CPU the model actors reserve no CPU: a reserved CPU idles whenever the actor waits
+    # for films, and the tasks already fill every CPU (measured in docs/benchmarks.md). On a
+    # GPU cluster give them num_gpus (and a CPU for their decode).
+    subjects: StageResources = StageResources(num_cpus=0.0)
+    captions: StageResources = StageResources(num_cpus=0.0)
+    clips: StageResources = StageResources()
+    shards: StageResources = StageResources(num_cpus=0.5)
+
+
 class RuntimeConfig(_Strict):
     executor: Literal["ray", "inline"] = "ray"
-    cpus_per_film: float = Field(1.0, gt=0)
+    stages: StagesResources = StagesResources()
     max_in_flight: int | None = Field(
-        None, ge=1, description="films submitted at once; default 2x the cluster's CPUs"
+        None, ge=1, description="films in the pipeline at once; default 2x the cluster's CPUs"
     )
-    max_retries: int = Field(2, ge=0, description="retries of a film after a worker crash")
+    max_retries: int = Field(
+        2, ge=0, description="reruns of a film after a worker, actor or node was lost"
+    )
+    clip_unit_seconds: float = Field(
+        600.0, gt=0, description="a film's clips are encoded in units of this much footage"
+    )
 
 
 class PipelineConfig(_Strict):

@@ -13,6 +13,7 @@ from muss_builder.config import load_pipeline
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.runtime import build as build_lib
 from muss_builder.runtime.film_job import FilmResult
+from muss_builder.runtime.monitor import StageMonitor
 
 console = Console(stderr=True)
 
@@ -27,7 +28,7 @@ def _run(
 ) -> build_lib.BuildSummary:
     cfg = load_pipeline(config)
     columns = [
-        TextColumn("[bold]films"),
+        TextColumn("[bold]{task.description:<9}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
@@ -35,6 +36,18 @@ def _run(
     ]
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("films", total=None, detail="identifying films...")
+        stage_rows: dict[str, object] = {}
+
+        def on_tick(monitor: StageMonitor, state: build_lib.Progress) -> None:
+            # one line per stage: its queue, what runs, and footage per second so far
+            for name, live in monitor.live().items():
+                if name not in stage_rows:
+                    stage_rows[name] = bar.add_task(name, total=None, detail="")
+                detail = (
+                    f"queued {live['queued']:>3}  running {live['running']:>3}  "
+                    f"{live['film_seconds_per_second']:6.1f} film-s/s"
+                )
+                bar.update(stage_rows[name], detail=detail)
 
         def on_film(result: FilmResult, state: build_lib.Progress) -> None:
             t = state.totals()
@@ -54,7 +67,7 @@ def _run(
             executor=executor,
             ray_address=ray_address,
             num_cpus=num_cpus,
-            progress=build_lib.Progress(on_film=on_film),
+            progress=build_lib.Progress(on_film=on_film, on_tick=on_tick),
         )
     _print_summary(summary)
     return summary
@@ -71,9 +84,21 @@ def _print_summary(summary: build_lib.BuildSummary) -> None:
     s = summary.stats
     console.print(
         f"wall {s['wall_seconds']:.1f}s, {s['film_seconds_processed']:.1f}s of film, "
-        f"{s['film_hours_per_wall_hour'] or 0:.1f} film-hours per wall-hour; "
-        f"stage seconds {s['stage_seconds']}"
+        f"{s['film_hours_per_wall_hour'] or 0:.1f} film-hours per wall-hour"
     )
+    stages = Table(title="stages")
+    for col in ("stage", "calls", "busy share", "utilisation", "film-h per wall-h"):
+        stages.add_column(col, justify="right")
+    for name, row in s["stages"].items():
+        util = row["utilisation"]
+        stages.add_row(
+            name,
+            str(row["calls"]),
+            f"{row['busy_share']:.0%}",
+            "" if util is None else f"{util:.0%}",
+            f"{row['film_hours_per_wall_hour']:.1f}",
+        )
+    console.print(stages)
 
 
 def build(

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from muss_builder import __version__
 from muss_builder.config import PipelineConfig
-from muss_builder.runtime.executors import TaskFailure, make_executor
-from muss_builder.runtime.film_job import STAGES, FilmResult, process_film
+from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
+from muss_builder.runtime.film_job import STAGES, FilmResult
+from muss_builder.runtime.monitor import StageMonitor
+from muss_builder.runtime.stages import Stage, StageReport, default_stages, process_film
 from muss_builder.runtime.inputs import expand_inputs, identify
 from muss_builder.runtime.layout import OutputLayout, film_is_complete, write_json_atomic
 from muss_builder.runtime.tables import index_rows_from_records, merge_film_rows, write_table
@@ -34,8 +36,13 @@ class Progress:
 
     total: int = 0
     on_film: Callable[[FilmResult, Progress], None] | None = None
+    on_tick: Callable[[StageMonitor, Progress], None] | None = None  # per-stage live figures
     done: list[FilmResult] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+
+    def tick(self, monitor: StageMonitor) -> None:
+        if self.on_tick:
+            self.on_tick(monitor, self)
 
     def add(self, result: FilmResult) -> None:
         self.done.append(result)
@@ -71,8 +78,10 @@ def build(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     progress: Progress | None = None,
+    stages: list[Stage] | None = None,
 ) -> BuildSummary:
-    """Build (or resume) the dataset of ``movies`` into ``out``."""
+    """Build (or resume) the dataset of ``movies`` into ``out``. ``stages`` replaces the
+    default pipeline (``stages.default_stages()``), e.g. with a stage of your own."""
     started = time.perf_counter()
     layout = OutputLayout(Path(out))
     layout.make()
@@ -121,23 +130,9 @@ def build(
         progress.total = len(results) + len(todo)
         for r in results:
             progress.add(r)
-        calls = [(path, film_id, config, str(layout.root)) for path, film_id in todo]
-        for i, outcome in ex.imap(
-            process_film,
-            calls,
-            num_cpus=config.runtime.cpus_per_film,
-            max_retries=config.runtime.max_retries,
-        ):
-            if isinstance(outcome, TaskFailure):
-                path, film_id = todo[i]
-                outcome = FilmResult(
-                    path=path,
-                    film_id=film_id,
-                    reason=f"worker failed after retries: {outcome.message}",
-                    attempts=config.runtime.max_retries + 1,
-                )
-            results.append(outcome)
-            progress.add(outcome)
+        stages = stages or default_stages()
+        monitor, runtime = _run_films(ex, todo, stages, config, str(layout.root), progress)
+        results = list(progress.done)  # the early rows above were added to it first
     wall = time.perf_counter() - started
     results.sort(key=lambda r: r.path)
     write_table(
@@ -146,8 +141,39 @@ def build(
     index_rows = index_rows_from_records(layout)
     write_table(index_rows, "index", layout.index)
     stats = run_stats(results, wall, config, executor or config.runtime.executor, index_rows)
+    stats["stages"] = monitor.summary(wall)
+    stats["runtime"] = runtime
     write_json_atomic(layout.stats, stats)
     return BuildSummary(layout.root, results, stats, len(index_rows))
+
+
+def _run_films(
+    ex: InlineExecutor | RayExecutor,
+    todo: list[tuple[str, str]],
+    stages: list[Stage],
+    config: PipelineConfig,
+    out: str,
+    progress: Progress,
+) -> tuple[StageMonitor, dict]:
+    """Every film of ``todo`` through ``stages``: in this process, or streamed on Ray."""
+    if isinstance(ex, InlineExecutor):
+        monitor = StageMonitor([s.name for s in stages])
+        for path, film_id in todo:
+
+            def seen(report: StageReport) -> None:
+                monitor.finished_call(
+                    report.stage, report.started, report.finished, report.film_seconds
+                )
+
+            progress.add(process_film(path, film_id, config, out, stages, on_report=seen))
+            progress.tick(monitor)
+        return monitor, {"executor": "inline"}
+    from muss_builder.runtime.streaming import RayStreamingRunner
+
+    runner = RayStreamingRunner(stages, config, out, monitor_tick=progress.tick)
+    for result in runner.run(todo):
+        progress.add(result)
+    return runner.monitor, {"executor": "ray"} | runner.describe()
 
 
 def run_stats(

@@ -79,7 +79,13 @@ class RayExecutor:
             else:
                 for key, value in _LOCAL_RAY_ENV.items():
                     os.environ.setdefault(key, value)
-                ray.init(num_cpus=self.num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+                # "local", not None: None joins any cluster `ray start` left on this machine
+                ray.init(
+                    address="local",
+                    num_cpus=self.num_cpus,
+                    _node_ip_address="127.0.0.1",
+                    **kwargs,
+                )
                 self._started_here = True
         return self
 

@@ -1,17 +1,14 @@
-"""One film through every stage: probe -> shots -> samples -> clips -> shards -> film record.
+"""What a film carries between stages (``FilmWork``), what the driver learns (``FilmResult``),
+and the per-film pieces the stages share: caption windows, subject samples, the film record.
 
-``process_film`` never raises for a bad film: the failure is recorded on the result with a
-readable reason, so the run goes on with the other films.
+The stages themselves are in ``stages.py``; ``process_film`` runs them all in this process.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from muss_builder import SCHEMA_VERSION, __version__
 from muss_builder.captions.captioner import Caption, Captioner, CaptionItem
@@ -19,14 +16,11 @@ from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
-from muss_builder.media.clips import encode_clip, output_fps, plan_clip
-from muss_builder.media.probe import FilmProbe, probe_film
-from muss_builder.media.tools import MediaError
-from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write_json_atomic
-from muss_builder.samples.metadata import index_row, sample_document, sample_key
-from muss_builder.samples.windows import clean_window_shots, plan_windows
-from muss_builder.shards.writer import FilmShardWriter
-from muss_builder.shots.segment import Shot, ShotDetection, detect_shots
+from muss_builder.media.probe import FilmProbe
+from muss_builder.runtime.layout import OutputLayout
+from muss_builder.samples.windows import Window, WindowPlan
+from muss_builder.shards.writer import ShardInfo
+from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.references import choose_references, focus_subject
 from muss_builder.subjects.stage import Detection, FilmSubjects, find_subjects, subject_order
 
@@ -39,7 +33,7 @@ class FilmResult:
 
     path: str
     film_id: str | None
-    status: str = "failed"  # ok | failed | skipped
+    status: str = "failed"  # ok | failed | skipped (running while its stages go on)
     reason: str | None = None
     resumed: bool = False
     duration_seconds: float | None = None
@@ -86,7 +80,39 @@ class FilmResult:
         )
 
 
-class _Timer:
+@dataclass
+class ClipOut:
+    """One window's encoded clip, or why it has none."""
+
+    window: int
+    clip: bytes | None = None
+    size: tuple[int, int] | None = None
+    dropped: str | None = None
+
+
+@dataclass
+class FilmWork:
+    """Everything one film carries from stage to stage (a Ray object between tasks/actors)."""
+
+    path: str
+    film_id: str
+    config: PipelineConfig
+    out_dir: str
+    result: FilmResult
+    probe: FilmProbe | None = None
+    detection: ShotDetection | None = None
+    plan: WindowPlan | None = None
+    windows: list[list[Shot]] = field(default_factory=list)  # clean shots of each window
+    subjects: FilmSubjects | None = None
+    pixels: dict[int, ShotPixels] = field(default_factory=dict)
+    captions: list[tuple[list[dict], list[Caption], Caption] | None] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.result.status == "failed"
+
+
+class Timer:
     def __init__(self, timings: dict[str, float], stage: str) -> None:
         self.timings, self.stage = timings, stage
 
@@ -97,163 +123,7 @@ class _Timer:
         self.timings[self.stage] += time.perf_counter() - self.start
 
 
-def process_film(path: str, film_id: str, config: PipelineConfig, out_dir: str) -> FilmResult:
-    """Build every sample of one film into its shards; record failures instead of raising."""
-    result = FilmResult(path=path, film_id=film_id)
-    layout = OutputLayout(Path(out_dir))
-    layout.make()
-    remove_film_outputs(layout, film_id)  # a previous, interrupted attempt leaves nothing behind
-    try:
-        with _Timer(result.timings, "probe"):
-            probe = probe_film(path, film_id=film_id)
-        result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
-        result.width, result.height = probe.width, probe.height
-        with _Timer(result.timings, "shots"):
-            detection = detect_shots(path, probe, config.shots, config.analysis)
-        result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
-        subjects, pixels = _keyframe_pass(path, probe, detection, config, result)
-        _build_samples(path, probe, detection, subjects, pixels, config, layout, result)
-    except MediaError as exc:
-        remove_film_outputs(layout, film_id)
-        result.status, result.reason = "failed", str(exc)
-    except Exception as exc:  # a bug must not stop the run; it is reported on the film
-        remove_film_outputs(layout, film_id)
-        result.status, result.reason = "failed", f"internal error: {type(exc).__name__}: {exc}"
-    return result
-
-
-def _build_samples(
-    path: str,
-    probe: FilmProbe,
-    detection: ShotDetection,
-    subjects: FilmSubjects | None,
-    pixels: dict[int, ShotPixels],
-    config: PipelineConfig,
-    layout: OutputLayout,
-    result: FilmResult,
-) -> None:
-    shots = detection.shots
-    plan = plan_windows(shots, config.samples)
-    windows = [clean_window_shots(shots, w, detection.seconds_of) for w in plan.windows]
-    with _Timer(result.timings, "captions"):
-        captions = _caption_windows(windows, subjects, pixels, config, layout, result)
-    fps = output_fps(config.clips, probe)
-    by_subject = subjects.by_subject() if subjects is not None else {}
-    writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
-    workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
-    samples: list[dict] = []
-    dropped: list[dict] = []
-    shot_sample: dict[int, str] = {}
-    try:
-        for window, window_shots, window_captions in zip(
-            plan.windows, windows, captions, strict=True
-        ):
-            key = sample_key(probe.film_id, len(samples))
-            clip_plan = plan_clip(
-                detection.frame_pts,
-                detection.end_pts,
-                window_shots[0].start_frame,
-                window_shots[-1].end_frame,
-                fps,
-            )
-            starts = [clip_plan.first_output_frame(s.start_frame) for s in window_shots]
-            if len(set(starts)) != len(starts):
-                dropped.append(
-                    {
-                        "first_shot": window.first,
-                        "last_shot": window.last,
-                        "reason": f"a shot gets no frame at {float(fps):g} fps",
-                    }
-                )
-                continue
-            clip_path = workdir / f"{key}.mp4"
-            with _Timer(result.timings, "clips"):
-                size = encode_clip(
-                    path, probe, detection.frame_pts, clip_plan, config.clips, clip_path
-                )
-            doc = sample_document(
-                key,
-                probe,
-                detection.n_frames,
-                window_shots,
-                clip_plan,
-                size,
-                config,
-                detection.detector,
-                subjects,
-            )
-            if window_captions is not None:
-                _put_captions(doc, *window_captions, config)
-            clip = clip_path.read_bytes()
-            clip_path.unlink()
-            docs = [(doc, {})]
-            if subjects is not None and config.subjects.subject_track:
-                subject_doc = _subject_sample(doc, by_subject, config)
-                if subject_doc is not None:
-                    subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
-                    docs.append(subject_doc)
-            for sample_doc, refs in docs:
-                members = {"json": json.dumps(sample_doc, sort_keys=True).encode(), "mp4": clip}
-                with _Timer(result.timings, "shards"):
-                    shard = writer.write(sample_doc["key"], members | refs)
-                samples.append(index_row(sample_doc, shard, len(clip)))
-            for shot in window_shots:
-                shot_sample[shot.index] = key
-        with _Timer(result.timings, "shards"):
-            shard_infos = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    result.n_samples, result.n_shards = len(samples), len(shard_infos)
-    if samples:
-        result.status, result.reason = "ok", None
-    else:
-        result.status = "skipped"
-        result.reason = "no sample: " + (
-            plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
-        )
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "film_id": probe.film_id,
-        "status": result.status,
-        "reason": result.reason,
-        "probe": probe.model_dump(),
-        "n_frames": detection.n_frames,
-        "shot_detector": detection.detector,
-        "transitions": [t.to_dict() for t in detection.transitions],
-        "letterbox": detection.letterbox,
-        "shots": [
-            s.to_dict()
-            | {
-                "sample_key": shot_sample.get(s.index),
-                "excluded_reason": plan.excluded.get(s.index),
-            }
-            | _shot_subject_record(subjects, s.index)
-            for s in shots
-        ],
-        "subjects": subjects.summary() if subjects else [],
-        "subject_stage": subjects.stage_record() if subjects else None,
-        "captions": result.captions,
-        "samples": samples,
-        "dropped_samples": dropped,
-        "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
-        "shards": [s.to_dict() for s in shard_infos],
-        "warnings": detection.warnings,
-        "timings": {k: round(v, 4) for k, v in result.timings.items()},
-        "pipeline": {
-            "name": config.name,
-            "config_hash": config.fingerprint(),
-            "version": __version__,
-        },
-    }
-    # Written last: its presence (with the shards it lists) marks the film complete.
-    write_json_atomic(layout.film_json(probe.film_id), record)
-
-
-def _shot_subject_record(subjects: FilmSubjects | None, shot: int) -> dict:
+def shot_subject_record(subjects: FilmSubjects | None, shot: int) -> dict:
     if subjects is None:
         return {"keyframes": [], "subjects": [], "detections": []}
     return {
@@ -263,7 +133,7 @@ def _shot_subject_record(subjects: FilmSubjects | None, shot: int) -> dict:
     }
 
 
-def _subject_sample(
+def subject_sample(
     montage: dict, by_subject: dict[str, list[Detection]], config: PipelineConfig
 ) -> tuple[dict, dict[str, bytes]] | None:
     """The subject-track twin of a montage sample: same clip, centred on the subject seen in
@@ -297,7 +167,7 @@ def _subject_sample(
     return doc, members
 
 
-def _keyframe_pass(
+def keyframe_pass(
     path: str,
     probe: FilmProbe,
     detection: ShotDetection,
@@ -325,13 +195,13 @@ def _keyframe_pass(
             config.captions.images_per_shot,
             config.captions.image_side,
         )
-    with _Timer(result.timings, "subjects"):
+    with Timer(result.timings, "subjects"):
         subjects = find_subjects(path, probe, detection, sub, collector)
     pixels = collector.finish() if collector else {}
     return (subjects if config.subjects.enabled else None), pixels
 
 
-def _caption_windows(
+def caption_windows(
     windows: list[list[Shot]],
     subjects: FilmSubjects | None,
     pixels: dict[int, ShotPixels],
@@ -374,7 +244,7 @@ def _caption_windows(
     return list(zip(facts, shot_captions, globals_, strict=True))
 
 
-def _put_captions(
+def put_captions(
     doc: dict, facts: list[dict], shot_captions: list[Caption], global_caption: Caption,
     config: PipelineConfig,
 ) -> None:  # fmt: skip
@@ -394,3 +264,56 @@ def _put_captions(
         "sources": sources,
         "attempts": max(c.attempts for c in [*shot_captions, global_caption]),
     }
+
+
+def film_record(
+    work: FilmWork,
+    samples: list[dict],
+    dropped: list[dict],
+    shot_sample: dict[int, str],
+    shard_infos: list[ShardInfo],
+) -> dict:
+    """The ``films/{id}.json`` document: written last, it marks the film complete."""
+    probe, detection, plan = work.probe, work.detection, work.plan
+    assert probe is not None and detection is not None and plan is not None
+    config, result, subjects = work.config, work.result, work.subjects
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "film_id": probe.film_id,
+        "status": result.status,
+        "reason": result.reason,
+        "probe": probe.model_dump(),
+        "n_frames": detection.n_frames,
+        "shot_detector": detection.detector,
+        "transitions": [t.to_dict() for t in detection.transitions],
+        "letterbox": detection.letterbox,
+        "shots": [
+            s.to_dict()
+            | {
+                "sample_key": shot_sample.get(s.index),
+                "excluded_reason": plan.excluded.get(s.index),
+            }
+            | shot_subject_record(subjects, s.index)
+            for s in detection.shots
+        ],
+        "subjects": subjects.summary() if subjects else [],
+        "subject_stage": subjects.stage_record() if subjects else None,
+        "captions": result.captions,
+        "samples": samples,
+        "dropped_samples": dropped,
+        "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
+        "shards": [s.to_dict() for s in shard_infos],
+        "warnings": detection.warnings,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "pipeline": {
+            "name": config.name,
+            "config_hash": config.fingerprint(),
+            "version": __version__,
+        },
+    }
+
+
+def window_seconds(work: FilmWork, window: Window) -> float:
+    assert work.detection is not None
+    shots = work.detection.shots
+    return shots[window.last].end_seconds - shots[window.first].start_seconds

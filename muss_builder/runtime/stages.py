@@ -1,0 +1,363 @@
+"""The film pipeline as a list of stages: analyse -> subjects -> captions -> clips -> shards.
+
+A stage is a small class whose ``call(work, unit)`` returns a ``StageReport`` (small: what the
+driver needs to route the film and show progress) and a payload (large: the ``FilmWork`` for the
+next stage, or a clip unit's clips). Models load in ``setup()``, so an actor that wraps a model
+stage holds its model for the whole run. Errors inside a stage never raise: they mark the film
+failed on its result, which the report carries, and the run goes on.
+
+``split(work)`` lets a stage fan one film out into units that run in parallel (the clips of a
+long film); ``ShardsStage`` takes the units' clips in window order, so a split film is written
+exactly as an unsplit one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.media.clips import encode_clip, output_fps, plan_clip
+from muss_builder.media.probe import probe_film
+from muss_builder.media.tools import MediaError
+from muss_builder.runtime.film_job import (
+    ClipOut,
+    FilmResult,
+    FilmWork,
+    Timer,
+    caption_windows,
+    film_record,
+    keyframe_pass,
+    put_captions,
+    subject_sample,
+    window_seconds,
+)
+from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write_json_atomic
+from muss_builder.samples.metadata import index_row, sample_document, sample_key
+from muss_builder.samples.windows import clean_window_shots, plan_windows
+from muss_builder.shards.writer import FilmShardWriter
+from muss_builder.shots.segment import detect_shots
+
+
+@dataclass
+class StageReport:
+    """What the driver learns from one stage call (the payload stays in the object store)."""
+
+    film_id: str
+    stage: str
+    status: str  # the film's status after the call: running | ok | skipped | failed
+    reason: str | None = None
+    started: float = 0.0  # wall clock (time.time) on the worker, for busy shares
+    finished: float = 0.0
+    film_seconds: float = 0.0  # footage this call covered, for per-stage throughput
+    result: FilmResult | None = None  # the film's result as this call left it
+    window_seconds: list[float] | None = None  # footage of each sample window, once planned
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+class Stage:
+    """Base class: ``kind`` says whether the stage runs as Ray tasks or an actor pool."""
+
+    name: ClassVar[str] = "stage"
+    kind: ClassVar[str] = "task"  # task | actor
+    fan_out: ClassVar[bool] = False  # True: the next stage gets every unit's payload, Gathered
+
+    def setup(self) -> None:
+        """Load models (actors call it once; tasks before each call)."""
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return getattr(config.runtime.stages, self.name)
+
+    def units_for(self, report: StageReport, config: PipelineConfig) -> list[Any]:
+        """Units this film's call fans out into, from the previous stage's report (the
+        driver never holds the film's data); ``[None]`` is one call for the whole film."""
+        return [None]
+
+    def process(self, work: FilmWork, unit: Any) -> Any:
+        raise NotImplementedError
+
+    def call(self, work: FilmWork, unit: Any = None) -> tuple[StageReport, Any]:
+        """Run ``process`` and report; a failure is recorded on the film, never raised."""
+        started = time.time()
+        payload: Any = work
+        if not work.failed:
+            try:
+                payload = self.process(work, unit)
+            except MediaError as exc:
+                _fail(work, str(exc))
+            except Exception as exc:  # a bug must not stop the run; it is reported on the film
+                _fail(work, f"internal error in {self.name}: {type(exc).__name__}: {exc}")
+            if work.failed:
+                payload = work
+        result = work.result
+        report = StageReport(
+            work.film_id,
+            self.name,
+            result.status,
+            result.reason,
+            started,
+            time.time(),
+            film_seconds=self.covered_seconds(work, unit),
+            result=result,
+            window_seconds=(
+                [window_seconds(work, w) for w in work.plan.windows] if work.plan else None
+            ),
+        )
+        return report, payload
+
+    def covered_seconds(self, work: FilmWork, unit: Any) -> float:
+        return work.result.duration_seconds or 0.0
+
+
+def _fail(work: FilmWork, reason: str) -> None:
+    work.result.status, work.result.reason = "failed", reason
+    remove_film_outputs(OutputLayout(Path(work.out_dir)), work.film_id)
+
+
+class AnalyseStage(Stage):
+    """Probe, shot detection (a long film in parallel ranges) and the sample windows."""
+
+    name = "analyse"
+
+    def process(self, work: FilmWork, unit: Any) -> FilmWork:
+        config, result = work.config, work.result
+        # a previous, interrupted attempt leaves nothing behind
+        remove_film_outputs(OutputLayout(Path(work.out_dir)), work.film_id)
+        with Timer(result.timings, "probe"):
+            work.probe = probe_film(work.path, film_id=work.film_id)
+        probe = work.probe
+        result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
+        result.width, result.height = probe.width, probe.height
+        with Timer(result.timings, "shots"):
+            work.detection = detect_shots(work.path, probe, config.shots, config.analysis)
+        detection = work.detection
+        result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
+        work.plan = plan_windows(detection.shots, config.samples)
+        work.windows = [
+            clean_window_shots(detection.shots, w, detection.seconds_of) for w in work.plan.windows
+        ]
+        return work
+
+
+class SubjectsStage(Stage):
+    """Keyframes, faces/objects and film identities; the caption pixels ride the same decode."""
+
+    name = "subjects"
+    kind = "actor"
+
+    def setup(self) -> None:
+        pass  # models are cached per process by ``subjects.stage``; the first film loads them
+
+    def process(self, work: FilmWork, unit: Any) -> FilmWork:
+        assert work.probe is not None and work.detection is not None
+        work.subjects, work.pixels = keyframe_pass(
+            work.path, work.probe, work.detection, work.config, work.result
+        )
+        return work
+
+
+class CaptionsStage(Stage):
+    """Shot and global captions of every window (facts, a local VLM, or an endpoint)."""
+
+    name = "captions"
+    kind = "actor"
+
+    def process(self, work: FilmWork, unit: Any) -> FilmWork:
+        layout = OutputLayout(Path(work.out_dir))
+        with Timer(work.result.timings, "captions"):
+            work.captions = caption_windows(
+                work.windows, work.subjects, work.pixels, work.config, layout, work.result
+            )
+        if not work.captions:
+            work.captions = [None] * len(work.windows)
+        work.pixels = {}  # captioned: the frames need not travel further
+        return work
+
+
+class ClipsStage(Stage):
+    """Encode the windows' clips; a long film is split into units of ``clip_unit_seconds``."""
+
+    name = "clips"
+    fan_out = True
+
+    def units_for(self, report: StageReport, config: PipelineConfig) -> list[Any]:
+        limit = config.runtime.clip_unit_seconds
+        units: list[list[int]] = [[]]
+        footage = 0.0
+        for i, seconds in enumerate(report.window_seconds or []):
+            if units[-1] and footage + seconds > limit:
+                units.append([])
+                footage = 0.0
+            units[-1].append(i)
+            footage += seconds
+        return units
+
+    def covered_seconds(self, work: FilmWork, unit: Any) -> float:
+        if work.plan is None or not unit:
+            return 0.0
+        return sum(window_seconds(work, work.plan.windows[i]) for i in unit)
+
+    def process(self, work: FilmWork, unit: list[int]) -> list[ClipOut]:
+        assert work.probe is not None and work.detection is not None
+        probe, detection, config = work.probe, work.detection, work.config
+        fps = output_fps(config.clips, probe)
+        out: list[ClipOut] = []
+        workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
+        try:
+            for i in unit:
+                shots = work.windows[i]
+                plan = plan_clip(
+                    detection.frame_pts,
+                    detection.end_pts,
+                    shots[0].start_frame,
+                    shots[-1].end_frame,
+                    fps,
+                )
+                starts = [plan.first_output_frame(s.start_frame) for s in shots]
+                if len(set(starts)) != len(starts):
+                    out.append(ClipOut(i, dropped=f"a shot gets no frame at {float(fps):g} fps"))
+                    continue
+                path = workdir / f"{i}.mp4"
+                size = encode_clip(work.path, probe, detection.frame_pts, plan, config.clips, path)
+                out.append(ClipOut(i, path.read_bytes(), size))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return out
+
+
+@dataclass
+class Gathered:
+    """A fan-out stage's output handed to the next stage: each unit's payload (or a Ray
+    reference to it, fetched one unit at a time) and the seconds the units spent."""
+
+    units: list[Any]
+    seconds: float = 0.0
+
+
+class ShardsStage(Stage):
+    """Sample documents, subject-track twins and shards, then the film record (written last)."""
+
+    name = "shards"
+
+    def process(self, work: FilmWork, unit: Gathered) -> FilmWork:
+        probe, detection, plan = work.probe, work.detection, work.plan
+        assert probe is not None and detection is not None and plan is not None
+        config, result, subjects = work.config, work.result, work.subjects
+        result.timings["clips"] += unit.seconds
+        layout = OutputLayout(Path(work.out_dir))
+        fps = output_fps(config.clips, probe)
+        by_subject = subjects.by_subject() if subjects is not None else {}
+        writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
+        samples: list[dict] = []
+        dropped: list[dict] = []
+        shot_sample: dict[int, str] = {}
+        try:
+            for clip in _clips_in_order(unit.units):
+                window, shots = plan.windows[clip.window], work.windows[clip.window]
+                if clip.clip is None or clip.size is None:
+                    dropped.append(
+                        {"first_shot": window.first, "last_shot": window.last}
+                        | {"reason": clip.dropped}
+                    )
+                    continue
+                key = sample_key(probe.film_id, len(samples))
+                clip_plan = plan_clip(
+                    detection.frame_pts,
+                    detection.end_pts,
+                    shots[0].start_frame,
+                    shots[-1].end_frame,
+                    fps,
+                )
+                doc = sample_document(
+                    key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
+                    detection.detector, subjects,
+                )  # fmt: skip
+                captions = work.captions[clip.window] if work.captions else None
+                if captions is not None:
+                    put_captions(doc, *captions, config)
+                docs = [(doc, {})]
+                if subjects is not None and config.subjects.subject_track:
+                    subject_doc = subject_sample(doc, by_subject, config)
+                    if subject_doc is not None:
+                        subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
+                        docs.append(subject_doc)
+                for sample_doc, refs in docs:
+                    members = {"json": json.dumps(sample_doc, sort_keys=True).encode()}
+                    with Timer(result.timings, "shards"):
+                        shard = writer.write(sample_doc["key"], members | {"mp4": clip.clip} | refs)
+                    samples.append(index_row(sample_doc, shard, len(clip.clip)))
+                for shot in shots:
+                    shot_sample[shot.index] = key
+            with Timer(result.timings, "shards"):
+                shard_infos = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        result.n_samples, result.n_shards = len(samples), len(shard_infos)
+        if samples:
+            result.status, result.reason = "ok", None
+        else:
+            result.status = "skipped"
+            result.reason = "no sample: " + (
+                plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
+            )
+        # Written last: its presence (with the shards it lists) marks the film complete.
+        record = film_record(work, samples, dropped, shot_sample, shard_infos)
+        write_json_atomic(layout.film_json(probe.film_id), record)
+        return work
+
+
+def _clips_in_order(units: list[Any]) -> Any:
+    """Yield each unit's clips; a Ray reference is fetched only when its turn comes."""
+    for unit in units:
+        if not isinstance(unit, list):
+            import ray
+
+            unit = ray.get(unit)
+        yield from unit
+
+
+def default_stages() -> list[Stage]:
+    return [AnalyseStage(), SubjectsStage(), CaptionsStage(), ClipsStage(), ShardsStage()]
+
+
+def process_film(
+    path: str,
+    film_id: str,
+    config: PipelineConfig,
+    out_dir: str,
+    stages: list[Stage] | None = None,
+    on_report: Any = None,
+) -> FilmResult:
+    """Every stage of one film in this process (the inline executor; tests; debugging).
+    ``on_report(report)`` sees each call's report, as the Ray driver's monitor does."""
+    work = new_work(path, film_id, config, out_dir)
+    stages = stages or default_stages()
+    units: list[Any] = [None]
+    for n, stage in enumerate(stages):
+        stage.setup()
+        outputs = [stage.call(work, unit) for unit in units]
+        for report, _ in outputs:
+            if on_report:
+                on_report(report)
+        if work.failed or n == len(stages) - 1:
+            break
+        if stage.fan_out:
+            units = [Gathered([p for _, p in outputs], sum(r.seconds for r, _ in outputs))]
+        else:
+            work = outputs[0][1]
+            units = stages[n + 1].units_for(outputs[0][0], config)
+    return work.result
+
+
+def new_work(path: str, film_id: str, config: PipelineConfig, out_dir: str) -> FilmWork:
+    result = FilmResult(path=path, film_id=film_id, status="running")
+    return FilmWork(path, film_id, config, out_dir, result)

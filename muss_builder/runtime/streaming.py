@@ -1,0 +1,276 @@
+"""Stream films through the stages on Ray: tasks for CPU stages, actor pools for model stages.
+
+The driver keeps a queue per stage and a bounded number of films in the pipeline (at most
+``max_in_flight``): a new film starts only when one has left, so memory stays flat however many
+films there are. Stage payloads (a film's shots, subjects, clips) stay in Ray's object store;
+the driver fetches only the small reports that route them. Later stages are served first, so
+films finish (and free their objects) before new ones start.
+
+Faults: Ray's own retries are off so that every retry is counted here. A lost worker, actor or
+node (any Ray system error) restarts the film from its first stage, at most ``max_retries``
+times; then the film is failed with the error. An exception raised by a stage (a bug, or a
+stage that raises) fails the film at once with the error: running it again would raise again.
+Actors restart by themselves (``max_restarts=-1``) so the pool survives a lost node.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.runtime.film_job import FilmResult
+from muss_builder.runtime.layout import OutputLayout, remove_film_outputs
+from muss_builder.runtime.monitor import StageMonitor
+from muss_builder.runtime.stages import Gathered, Stage, StageReport, new_work
+
+WAIT_SECONDS = 0.5  # the live view refreshes at least this often
+
+
+def _call_stage(stage: Stage, work: Any, unit: Any) -> tuple[StageReport, Any]:
+    stage.setup()
+    return stage.call(work, unit)
+
+
+class StageActor:
+    """One actor of a model stage's pool: the stage (and its model) set up once."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        stage.setup()
+
+    def call(self, work: Any, unit: Any) -> tuple[StageReport, Any]:
+        return self.stage.call(work, unit)
+
+
+def pool_size(res: StageResources, cpus: float, gpus: float) -> int:
+    """Actors of a model stage: as configured, else enough to fill the GPUs it asks for,
+    else one per 4 CPUs (a CPU model actor serves the decode of about that many workers)."""
+    if res.actors:
+        return res.actors
+    if res.num_gpus > 0:
+        return max(1, math.floor(gpus / res.num_gpus))
+    return max(1, math.floor(cpus / 4))
+
+
+class _Lane:
+    """Where one stage's calls go: a Ray task per call, or the least busy actor of a pool."""
+
+    def __init__(self, stage: Stage, res: StageResources, cpus: float, gpus: float) -> None:
+        import ray
+
+        self.stage = stage
+        options = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
+        if stage.kind == "actor":
+            cls = ray.remote(StageActor).options(
+                **options, max_restarts=-1, max_task_retries=0, max_concurrency=1
+            )
+            self.actors = [cls.remote(stage) for _ in range(pool_size(res, cpus, gpus))]
+            self.load = [0] * len(self.actors)
+            self.capacity = len(self.actors) * res.max_calls_per_actor
+            self.slots = float(len(self.actors))
+        else:
+            self.task = ray.remote(_call_stage).options(**options, max_retries=0, num_returns=2)
+            # how many calls the cluster can run at once; a stage that asks for nothing is
+            # bounded by the CPUs anyway so that it never floods the object store
+            if res.num_gpus:
+                share = gpus / res.num_gpus
+            elif res.num_cpus:
+                share = cpus / res.num_cpus
+            else:
+                share = cpus
+            self.slots = float(max(1, math.floor(share)))
+            self.capacity = max(1, int(self.slots))
+        self.running = 0
+
+    def submit(self, work_ref: Any, unit: Any) -> tuple[Any, Any, int | None]:
+        self.running += 1
+        if self.stage.kind == "actor":
+            i = min(range(len(self.actors)), key=lambda k: self.load[k])
+            self.load[i] += 1
+            report, payload = self.actors[i].call.options(num_returns=2).remote(work_ref, unit)
+            return report, payload, i
+        report, payload = self.task.remote(self.stage, work_ref, unit)
+        return report, payload, None
+
+    def done(self, actor: int | None) -> None:
+        self.running -= 1
+        if actor is not None:
+            self.load[actor] -= 1
+
+    def has_room(self) -> bool:
+        return self.running < self.capacity
+
+
+@dataclass
+class _Film:
+    path: str
+    film_id: str
+    attempt: int = 0
+    stage: int = 0
+    work_ref: Any = None
+    units_left: int = 0
+    unit_payloads: list[Any] = field(default_factory=list)
+    unit_seconds: float = 0.0
+    finished: bool = False
+    retries: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    film: _Film
+    attempt: int
+    stage: int
+    unit_index: int
+    payload: Any
+    actor: int | None
+
+
+class RayStreamingRunner:
+    def __init__(
+        self,
+        stages: list[Stage],
+        config: PipelineConfig,
+        out_dir: str,
+        monitor_tick: Callable[[StageMonitor], None] | None = None,
+    ) -> None:
+        import ray
+
+        resources = ray.cluster_resources()
+        self.cpus = float(resources.get("CPU", 1.0))
+        self.gpus = float(resources.get("GPU", 0.0))
+        self.stages, self.config, self.out_dir = stages, config, out_dir
+        self.lanes = [_Lane(s, s.resources(config), self.cpus, self.gpus) for s in stages]
+        self.monitor = StageMonitor(
+            [s.name for s in stages],
+            {s.name: lane.slots for s, lane in zip(stages, self.lanes, strict=True)},
+        )
+        self.tick = monitor_tick
+        self.max_in_flight = config.runtime.max_in_flight or max(2, int(2 * self.cpus))
+        self.queues: list[deque[tuple[_Film, Any]]] = [deque() for _ in stages]
+        self.pending: dict[Any, _Call] = {}
+
+    def describe(self) -> dict:
+        """The pools and lanes as started, for stats.json."""
+        return {
+            "cluster_cpus": self.cpus,
+            "cluster_gpus": self.gpus,
+            "max_in_flight": self.max_in_flight,
+            "stages": {
+                s.name: {"kind": s.kind, "slots": lane.slots}
+                | s.resources(self.config).model_dump(exclude={"actors"})
+                | ({"actors": len(lane.actors)} if s.kind == "actor" else {})
+                for s, lane in zip(self.stages, self.lanes, strict=True)
+            },
+        }
+
+    def run(self, films: list[tuple[str, str]]) -> Iterator[FilmResult]:
+        import ray
+
+        waiting = deque(films)
+        in_flight = 0
+        while waiting or self.pending or any(self.queues):
+            while waiting and in_flight < self.max_in_flight:
+                path, film_id = waiting.popleft()
+                self._start(_Film(path, film_id))
+                in_flight += 1
+            self._dispatch()
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=WAIT_SECONDS)
+            for ref in ready:
+                finished = self._handle(ref, self.pending.pop(ref))
+                if finished is not None:
+                    in_flight -= 1
+                    yield finished
+            if self.tick:
+                self.tick(self.monitor)
+
+    # ------------------------------------------------------------------ internals
+
+    def _start(self, film: _Film) -> None:
+        import ray
+
+        work = new_work(film.path, film.film_id, self.config, self.out_dir)
+        work.result.attempts = film.attempt + 1
+        film.stage, film.work_ref = 0, ray.put(work)
+        self._enqueue(film, 0, [None])
+
+    def _enqueue(self, film: _Film, stage: int, units: list[Any]) -> None:
+        film.stage = stage
+        film.units_left, film.unit_payloads, film.unit_seconds = len(units), [None] * len(units), 0
+        for i, unit in enumerate(units):
+            self.queues[stage].append((film, film.attempt, i, unit))
+        self.monitor.stages[self.stages[stage].name].queued += len(units)
+
+    def _dispatch(self) -> None:
+        for stage in reversed(range(len(self.stages))):  # later stages first: films finish
+            lane, queue = self.lanes[stage], self.queues[stage]
+            counters = self.monitor.stages[self.stages[stage].name]
+            while queue and lane.has_room():
+                film, attempt, index, unit = queue.popleft()
+                counters.queued -= 1
+                if film.finished or attempt != film.attempt:
+                    continue  # left over from an attempt that was restarted or failed
+                report, payload, actor = lane.submit(film.work_ref, unit)
+                self.pending[report] = _Call(film, attempt, stage, index, payload, actor)
+                counters.running += 1
+
+    def _handle(self, ref: Any, call: _Call) -> FilmResult | None:
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        film, stage = call.film, self.stages[call.stage]
+        self.lanes[call.stage].done(call.actor)
+        self.monitor.stages[stage.name].running -= 1
+        if film.finished or call.attempt != film.attempt:
+            return None  # a unit of an attempt that was already restarted or failed
+        try:
+            report: StageReport = ray.get(ref)
+        except RayTaskError as exc:  # the stage itself raised: running it again raises again
+            return self._fail(film, f"{stage.name} raised: {_first_line(exc)}")
+        except RayError as exc:  # a worker, actor or node was lost: start the film again
+            reason = f"{stage.name}: {type(exc).__name__}: {_first_line(exc)}"
+            film.retries.append(reason)
+            if film.attempt >= self.config.runtime.max_retries:
+                return self._fail(film, f"lost {film.attempt + 1} times, last: {reason}")
+            film.attempt += 1
+            self._start(film)
+            return None
+        self.monitor.finished_call(stage.name, report.started, report.finished, report.film_seconds)
+        result = report.result
+        assert result is not None
+        result.attempts = film.attempt + 1
+        if report.status == "failed":
+            film.finished = True
+            return result
+        film.unit_payloads[call.unit_index] = call.payload
+        film.unit_seconds += report.seconds
+        film.units_left -= 1
+        if film.units_left:
+            return None
+        if call.stage == len(self.stages) - 1:
+            film.finished = True
+            return result
+        next_stage = self.stages[call.stage + 1]
+        if stage.fan_out:
+            units = [Gathered(film.unit_payloads, film.unit_seconds)]
+        else:
+            film.work_ref = film.unit_payloads[0]
+            units = next_stage.units_for(report, self.config)
+        self._enqueue(film, call.stage + 1, units)
+        return None
+
+    def _fail(self, film: _Film, reason: str) -> FilmResult:
+        film.finished = True
+        remove_film_outputs(OutputLayout(Path(self.out_dir)), film.film_id)
+        return FilmResult(
+            path=film.path, film_id=film.film_id, reason=reason, attempts=film.attempt + 1
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

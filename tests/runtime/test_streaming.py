@@ -1,0 +1,199 @@
+"""The streaming Ray driver: stage failures, lost workers and actors, bounded retries, split
+clip units, and the per-stage figures in stats.json.
+
+Faults are real: a stage of our own (a subclass of a shipped stage) raises, or kills its own
+process with ``os._exit`` on the first attempt of one film, which Ray sees as a dead worker or
+a dead actor exactly as it would see one killed by the OOM killer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import ray.cloudpickle
+
+from muss_builder.media.synthetic import make_film
+from muss_builder.runtime.build import build
+from muss_builder.runtime.film_job import FilmWork
+from muss_builder.runtime.monitor import StageCounters
+from muss_builder.runtime.stages import AnalyseStage, SubjectsStage, default_stages
+
+# The stages below live in this test module, which Ray's workers cannot import: send them by
+# value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = pytest.mark.ray
+
+
+class RaisingSubjects(SubjectsStage):
+    """A model stage whose actor raises on one film."""
+
+    def __init__(self, bad_name: str) -> None:
+        self.bad_name = bad_name
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        if Path(work.path).name == self.bad_name:
+            raise RuntimeError("model exploded on this film")
+        return super().process(work, unit)
+
+
+class DyingOnce:
+    """Mixin: the first call for ``victim`` kills this worker process (a marker file makes it
+    happen once, across processes)."""
+
+    victim: str
+    marker: str
+
+    def maybe_die(self, work: FilmWork) -> None:
+        if Path(work.path).name == self.victim and not Path(self.marker).exists():
+            Path(self.marker).write_text("died")
+            os._exit(1)
+
+
+class DyingAnalyse(DyingOnce, AnalyseStage):
+    def __init__(self, victim: str, marker: str) -> None:
+        self.victim, self.marker = victim, marker
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        self.maybe_die(work)
+        return super().process(work, unit)
+
+
+class DyingSubjects(DyingOnce, SubjectsStage):
+    def __init__(self, victim: str, marker: str) -> None:
+        self.victim, self.marker = victim, marker
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        self.maybe_die(work)
+        return super().process(work, unit)
+
+
+class AlwaysDyingAnalyse(AnalyseStage):
+    def __init__(self, victim: str) -> None:
+        self.victim = victim
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        if Path(work.path).name == self.victim:
+            os._exit(1)
+        return super().process(work, unit)
+
+
+@pytest.fixture(scope="module")
+def shelf(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("stream_shelf")
+    return [
+        str(make_film(root / f"film{i}.mp4", (30 + i, 26, 34, 28, 40), fps=24).path)
+        for i in range(4)
+    ]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, shelf, tiny_config) -> Path:
+    out = tmp_path_factory.mktemp("clean")
+    summary = build(shelf, out, tiny_config, executor="inline")
+    assert {r.status for r in summary.results} == {"ok"}
+    return out
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "shards").glob("*.tar"))}
+
+
+def index_keys(out: Path) -> list[str]:
+    return [r["key"] for r in pq.read_table(out / "index.parquet").to_pylist()]
+
+
+def replace_stage(new: object) -> list:
+    """The default stages with the one ``new`` derives from replaced by it."""
+    return [new if isinstance(new, type(s)) else s for s in default_stages()]
+
+
+def test_ray_build_equals_inline_and_reports_stages(tmp_path, shelf, clean, tiny_config) -> None:
+    out = tmp_path / "ray"
+    summary = build(shelf, out, tiny_config, executor="ray", num_cpus=2)
+    assert {r.status for r in summary.results} == {"ok"}
+    assert shard_bytes(out) == shard_bytes(clean)
+    assert index_keys(out) == index_keys(clean)
+    stats = json.loads((out / "stats.json").read_text())
+    assert list(stats["stages"]) == ["analyse", "subjects", "captions", "clips", "shards"]
+    for name, row in stats["stages"].items():
+        assert row["calls"] == len(shelf), name  # short films: one clip unit each
+        assert 0 < row["busy_share"] <= 1
+    assert stats["runtime"]["stages"]["subjects"]["kind"] == "actor"
+    assert stats["runtime"]["stages"]["subjects"]["actors"] == 1
+    assert stats["runtime"]["max_in_flight"] == 4
+
+
+def test_a_raising_actor_fails_only_its_film(tmp_path, shelf, clean, tiny_config) -> None:
+    bad = Path(shelf[1]).name
+    stages = replace_stage(RaisingSubjects(bad))
+    summary = build(shelf, tmp_path / "out", tiny_config, executor="ray", stages=stages)
+    by_name = {Path(r.path).name: r for r in summary.results}
+    assert by_name[bad].status == "failed"
+    assert "model exploded on this film" in by_name[bad].reason
+    assert "subjects" in by_name[bad].reason
+    assert all(r.status == "ok" for n, r in by_name.items() if n != bad)
+    # the failed film left nothing; every other film is exactly as in a clean run
+    clean_shards = shard_bytes(clean)
+    out_shards = shard_bytes(tmp_path / "out")
+    bad_id = by_name[bad].film_id
+    assert not [n for n in out_shards if n.startswith(bad_id)]
+    assert out_shards == {n: b for n, b in clean_shards.items() if not n.startswith(bad_id)}
+
+
+@pytest.mark.parametrize("stage_cls", [DyingAnalyse, DyingSubjects], ids=["task", "actor"])
+def test_a_killed_worker_or_actor_costs_one_retry(
+    tmp_path, shelf, clean, tiny_config, stage_cls
+) -> None:
+    victim = Path(shelf[2]).name
+    stages = replace_stage(stage_cls(victim, str(tmp_path / "died")))
+    out = tmp_path / "out"
+    summary = build(shelf, out, tiny_config, executor="ray", num_cpus=2, stages=stages)
+    assert (tmp_path / "died").exists()  # the worker really died
+    by_name = {Path(r.path).name: r for r in summary.results}
+    assert {r.status for r in summary.results} == {"ok"}
+    assert by_name[victim].attempts == 2
+    assert all(r.attempts == 1 for n, r in by_name.items() if n != victim)
+    assert shard_bytes(out) == shard_bytes(clean)
+    assert index_keys(out) == index_keys(clean)
+
+
+def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
+    victim = Path(shelf[0]).name
+    stages = replace_stage(AlwaysDyingAnalyse(victim))
+    summary = build(shelf, tmp_path / "out", tiny_config, executor="ray", stages=stages)
+    by_name = {Path(r.path).name: r for r in summary.results}
+    retries = tiny_config.runtime.max_retries
+    assert by_name[victim].status == "failed"
+    assert by_name[victim].attempts == retries + 1
+    assert f"lost {retries + 1} times" in by_name[victim].reason
+    assert all(r.status == "ok" for n, r in by_name.items() if n != victim)
+
+
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_split_clip_units_write_the_same_shards(
+    tmp_path, shelf, clean, tiny_config, executor
+) -> None:
+    # units of 2 s of footage: every sample window is its own unit
+    config = tiny_config.model_copy(
+        update={
+            "runtime": tiny_config.runtime.model_copy(update={"clip_unit_seconds": 2.0}),
+        }
+    )
+    out = tmp_path / executor
+    build(shelf, out, config, executor=executor, num_cpus=2)
+    stats = json.loads((out / "stats.json").read_text())
+    samples = len(index_keys(clean))
+    assert stats["stages"]["clips"]["calls"] > len(shelf)
+    assert stats["stages"]["clips"]["calls"] <= samples
+    assert shard_bytes(out) == shard_bytes(clean)
+
+
+def test_busy_seconds_is_the_union_of_intervals() -> None:
+    c = StageCounters("x", intervals=[(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)])
+    assert c.busy_seconds() == pytest.approx(4.0)
