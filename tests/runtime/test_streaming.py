@@ -87,7 +87,7 @@ class AlwaysDyingAnalyse(AnalyseStage):
 def shelf(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("stream_shelf")
     return [
-        str(make_film(root / f"film{i}.mp4", (30 + i, 26, 34, 28, 40), fps=24).path)
+        str(make_film(root / f"film{i}.mp4", (30 + i, 26, 34, 28, 40, 30, 36, 28, 32), fps=24).path)
         for i in range(4)
     ]
 
@@ -158,7 +158,11 @@ def test_a_killed_worker_or_actor_costs_one_retry(
     by_name = {Path(r.path).name: r for r in summary.results}
     assert {r.status for r in summary.results} == {"ok"}
     assert by_name[victim].attempts == 2
-    assert all(r.attempts == 1 for n, r in by_name.items() if n != victim)
+    others = [r.attempts for n, r in by_name.items() if n != victim]
+    if stage_cls is DyingAnalyse:
+        assert others == [1] * len(others)
+    else:  # the call queued behind the victim's on the same actor is lost with it
+        assert max(others) <= 2 and others.count(1) >= len(others) - 1
     assert shard_bytes(out) == shard_bytes(clean)
     assert index_keys(out) == index_keys(clean)
 
