@@ -20,7 +20,7 @@ console = Console(stderr=True)
 
 def _run(
     movies: list[str],
-    out: Path,
+    out: Path | str,
     config: str,
     executor: str | None,
     ray_address: str | None,
@@ -103,7 +103,9 @@ def _print_summary(summary: build_lib.BuildSummary) -> None:
 
 def build(
     movies: list[str] = typer.Argument(..., help="film files or folders of films"),
-    out: Path = typer.Option(..., "--out", "-o", help="output dataset folder"),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="output dataset folder, or an object store url (s3://...)"
+    ),
     config: str = typer.Option("default", "--config", "-c", help="pipeline YAML path or name"),
     executor: str | None = typer.Option(None, "--executor", help="ray (default) or inline"),
     ray_address: str | None = typer.Option(

@@ -12,16 +12,17 @@ from muss_builder import __version__
 from muss_builder.config import PipelineConfig
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import STAGES, FilmResult
+from muss_builder.runtime.inputs import expand_inputs, identify
+from muss_builder.runtime.layout import OutputLayout, film_is_complete, json_bytes
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stages import Stage, StageReport, default_stages, process_film
-from muss_builder.runtime.inputs import expand_inputs, identify
-from muss_builder.runtime.layout import OutputLayout, film_is_complete, write_json_atomic
-from muss_builder.runtime.tables import index_rows_from_records, merge_film_rows, write_table
+from muss_builder.runtime.storage import Storage, is_remote
+from muss_builder.runtime.tables import index_rows_from_records, merge_film_rows, table_bytes
 
 
 @dataclass
 class BuildSummary:
-    out: Path
+    out: Path | str  # a url when the output is on an object store
     results: list[FilmResult]
     stats: dict
     n_index_rows: int
@@ -83,8 +84,9 @@ def build(
     """Build (or resume) the dataset of ``movies`` into ``out``. ``stages`` replaces the
     default pipeline (``stages.default_stages()``), e.g. with a stage of your own."""
     started = time.perf_counter()
-    layout = OutputLayout(Path(out))
-    layout.make()
+    store = Storage.open(str(out))
+    if not store.remote:
+        OutputLayout(Path(store.root)).make()
     progress = progress or Progress()
     candidates = expand_inputs(movies)
     results: list[FilmResult] = []
@@ -96,7 +98,8 @@ def build(
     ) as ex:
         readable = []
         for cand in candidates:
-            cand.path = str(Path(cand.path).absolute())
+            if not is_remote(cand.path):
+                cand.path = str(Path(cand.path).absolute())
             if cand.problem:
                 results.append(FilmResult(path=cand.path, film_id=None, reason=cand.problem))
             else:
@@ -122,7 +125,7 @@ def build(
                 )
             else:
                 first_path[film_id] = path
-                record = film_is_complete(layout, film_id, config.fingerprint())
+                record = film_is_complete(store, film_id, config.fingerprint())
                 if record is not None:
                     results.append(FilmResult.from_record(path, record, resumed=True))
                 else:
@@ -131,20 +134,20 @@ def build(
         for r in results:
             progress.add(r)
         stages = stages or default_stages()
-        monitor, runtime = _run_films(ex, todo, stages, config, str(layout.root), progress)
+        monitor, runtime = _run_films(ex, todo, stages, config, store.root, progress)
         results = list(progress.done)  # the early rows above were added to it first
     wall = time.perf_counter() - started
     results.sort(key=lambda r: r.path)
-    write_table(
-        merge_film_rows(layout, [r.table_row() for r in results]), "films", layout.films_table
-    )
-    index_rows = index_rows_from_records(layout)
-    write_table(index_rows, "index", layout.index)
+    film_rows = merge_film_rows(store, [r.table_row() for r in results])
+    store.write_bytes("films.parquet", table_bytes(film_rows, "films"))
+    index_rows = index_rows_from_records(store)
+    store.write_bytes("index.parquet", table_bytes(index_rows, "index"))
     stats = run_stats(results, wall, config, executor or config.runtime.executor, index_rows)
     stats["stages"] = monitor.summary(wall)
     stats["runtime"] = runtime
-    write_json_atomic(layout.stats, stats)
-    return BuildSummary(layout.root, results, stats, len(index_rows))
+    store.write_bytes("stats.json", json_bytes(stats))
+    out_root = store.root if store.remote else Path(store.root)
+    return BuildSummary(out_root, results, stats, len(index_rows))
 
 
 def _run_films(
@@ -241,4 +244,4 @@ def caption_stats(results: list[FilmResult]) -> dict | None:
 
 
 def load_stats(out: str | Path) -> dict:
-    return json.loads(OutputLayout(Path(out)).stats.read_text())
+    return json.loads(Storage.open(str(out)).read_bytes("stats.json"))

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.probe import check_readable_file
+from muss_builder.runtime.storage import (
+    expand_remote_inputs,
+    film_cache_dir,
+    is_remote,
+    local_copy,
+)
 
 VIDEO_EXTENSIONS = (
     ".mp4",
@@ -39,6 +45,16 @@ def expand_inputs(paths: list[str]) -> list[Candidate]:
     """
     out: list[Candidate] = []
     for raw in paths:
+        if is_remote(raw):
+            try:
+                urls = expand_remote_inputs(raw, VIDEO_EXTENSIONS)
+            except OSError as exc:
+                out.append(Candidate(raw, str(exc)))
+                continue
+            if not urls:
+                out.append(Candidate(raw, f"no video files under {raw}"))
+            out.extend(Candidate(u) for u in urls)
+            continue
         path = Path(raw)
         if path.is_dir() and path.suffix.lower() not in VIDEO_EXTENSIONS:
             films = sorted(
@@ -57,6 +73,9 @@ def expand_inputs(paths: list[str]) -> list[Candidate]:
 
 
 def identify(path: str) -> str:
-    """The film_id (content hash) of ``path``; MediaError if it is not a readable file."""
+    """The film_id (content hash) of ``path``; MediaError if it is not a readable file. A
+    remote film is hashed from this node's copy, which the stages on this node reuse."""
+    if is_remote(path):
+        return film_id_of(local_copy(path, film_cache_dir()))
     check_readable_file(Path(path))
     return film_id_of(path)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from muss_builder.runtime.storage import Storage, is_remote
 
 
 @dataclass(frozen=True)
@@ -52,37 +56,52 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_json_atomic(path: Path, document: Any) -> None:
-    write_atomic(path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode())
+    write_atomic(path, json_bytes(document))
 
 
-def film_is_complete(layout: OutputLayout, film_id: str, config_hash: str) -> dict | None:
+def film_is_complete(store: Storage, film_id: str, config_hash: str) -> dict | None:
     """The film's record if it was built with this config and every shard it lists is in
     place, else None.
 
-    The film json is written last, after every shard was renamed into place, so it is the
-    completion marker; sizes are checked so a shard replaced by hand is noticed, and the
-    config hash so that a rerun with other settings rebuilds the film instead of keeping
+    The film json is written last, after every shard was renamed (or uploaded) into place, so
+    it is the completion marker; sizes are checked so a shard replaced by hand is noticed, and
+    the config hash so that a rerun with other settings rebuilds the film instead of keeping
     samples made under the old ones.
     """
-    path = layout.film_json(film_id)
-    if not path.is_file():
-        return None
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(store.read_bytes(f"films/{film_id}.json"))
     except (OSError, json.JSONDecodeError):
         return None
     if (record.get("pipeline") or {}).get("config_hash") != config_hash:
         return None
     for shard in record.get("shards", []):
-        shard_path = layout.shards / shard["name"]
-        if not shard_path.is_file() or shard_path.stat().st_size != shard["size_bytes"]:
+        if store.size(f"shards/{shard['name']}") != shard["size_bytes"]:
             return None
     return record
 
 
-def remove_film_outputs(layout: OutputLayout, film_id: str) -> None:
+def remove_film_outputs(store: Storage, film_id: str) -> None:
     """Remove shards (finished or partial) and the record of a film about to be (re)built."""
-    layout.film_json(film_id).unlink(missing_ok=True)
-    for pattern in (f"{film_id}-*.tar", f".{film_id}-*.tar.partial*"):
-        for stale in layout.shards.glob(pattern):
-            stale.unlink(missing_ok=True)
+    store.remove(f"films/{film_id}.json")
+    if not store.remote:  # partial shards are hidden files, which Storage.list leaves out
+        shards = Path(store.root) / "shards"
+        for pattern in (f"{film_id}-*.tar", f".{film_id}-*.tar.partial*"):
+            for stale in shards.glob(pattern):
+                stale.unlink(missing_ok=True)
+        return
+    for rel in store.list("shards", ".tar"):  # objects appear whole: no partial ones
+        if rel.rsplit("/", 1)[-1].startswith(f"{film_id}-"):
+            store.remove(rel)
+
+
+def staging_layout(out: str) -> OutputLayout:
+    """Where a worker writes a film's files before they are published to ``out``: ``out``
+    itself when it is local, else a folder on this node's disk (one per output url)."""
+    if not is_remote(out):
+        return OutputLayout(Path(Storage.open(out).root))
+    key = hashlib.blake2b(out.encode(), digest_size=6).hexdigest()
+    return OutputLayout(Path(tempfile.gettempdir()) / "muss-builder-staging" / key)
+
+
+def json_bytes(document: Any) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=False) + "\n").encode()

@@ -37,7 +37,8 @@ from muss_builder.runtime.film_job import (
     subject_sample,
     window_seconds,
 )
-from muss_builder.runtime.layout import OutputLayout, remove_film_outputs, write_json_atomic
+from muss_builder.runtime.layout import json_bytes, remove_film_outputs, staging_layout
+from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
@@ -119,7 +120,14 @@ class Stage:
 
 def _fail(work: FilmWork, reason: str) -> None:
     work.result.status, work.result.reason = "failed", reason
-    remove_film_outputs(OutputLayout(Path(work.out_dir)), work.film_id)
+    remove_film_outputs(Storage.open(work.out_dir), work.film_id)
+
+
+def local_film(work: FilmWork) -> str:
+    """A path ffmpeg can read: the film itself, or this node's copy of a remote one."""
+    if not is_remote(work.path):
+        return work.path
+    return str(local_copy(work.path, film_cache_dir()))
 
 
 class AnalyseStage(Stage):
@@ -130,14 +138,19 @@ class AnalyseStage(Stage):
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         config, result = work.config, work.result
         # a previous, interrupted attempt leaves nothing behind
-        remove_film_outputs(OutputLayout(Path(work.out_dir)), work.film_id)
+        remove_film_outputs(Storage.open(work.out_dir), work.film_id)
         with Timer(result.timings, "probe"):
-            work.probe = probe_film(work.path, film_id=work.film_id)
-        probe = work.probe
+            path = local_film(work)
+            probe = probe_film(path, film_id=work.film_id)
+            if path != work.path:  # the record names the film, not this node's copy of it
+                probe = probe.model_copy(
+                    update={"path": work.path, "file_name": work.path.rsplit("/", 1)[-1]}
+                )
+            work.probe = probe
         result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
         result.width, result.height = probe.width, probe.height
         with Timer(result.timings, "shots"):
-            work.detection = detect_shots(work.path, probe, config.shots, config.analysis)
+            work.detection = detect_shots(path, probe, config.shots, config.analysis)
         detection = work.detection
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
         work.plan = plan_windows(detection.shots, config.samples)
@@ -159,7 +172,7 @@ class SubjectsStage(Stage):
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         assert work.probe is not None and work.detection is not None
         work.subjects, work.pixels = keyframe_pass(
-            work.path, work.probe, work.detection, work.config, work.result
+            local_film(work), work.probe, work.detection, work.config, work.result
         )
         return work
 
@@ -171,7 +184,7 @@ class CaptionsStage(Stage):
     kind = "actor"
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
-        layout = OutputLayout(Path(work.out_dir))
+        layout = staging_layout(work.out_dir)  # the caption cache is node-local when remote
         with Timer(work.result.timings, "captions"):
             work.captions = caption_windows(
                 work.windows, work.subjects, work.pixels, work.config, layout, work.result
@@ -210,6 +223,7 @@ class ClipsStage(Stage):
         probe, detection, config = work.probe, work.detection, work.config
         fps = output_fps(config.clips, probe)
         out: list[ClipOut] = []
+        film = local_film(work)
         workdir = Path(tempfile.mkdtemp(prefix=f"muss-{probe.film_id}-"))
         try:
             for i in unit:
@@ -226,7 +240,7 @@ class ClipsStage(Stage):
                     out.append(ClipOut(i, dropped=f"a shot gets no frame at {float(fps):g} fps"))
                     continue
                 path = workdir / f"{i}.mp4"
-                size = encode_clip(work.path, probe, detection.frame_pts, plan, config.clips, path)
+                size = encode_clip(film, probe, detection.frame_pts, plan, config.clips, path)
                 out.append(ClipOut(i, path.read_bytes(), size))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -252,7 +266,8 @@ class ShardsStage(Stage):
         assert probe is not None and detection is not None and plan is not None
         config, result, subjects = work.config, work.result, work.subjects
         result.timings["clips"] += unit.seconds
-        layout = OutputLayout(Path(work.out_dir))
+        layout = staging_layout(work.out_dir)
+        layout.make()
         fps = output_fps(config.clips, probe)
         by_subject = subjects.by_subject() if subjects is not None else {}
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
@@ -309,9 +324,15 @@ class ShardsStage(Stage):
             result.reason = "no sample: " + (
                 plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
             )
-        # Written last: its presence (with the shards it lists) marks the film complete.
         record = film_record(work, samples, dropped, shot_sample, shard_infos)
-        write_json_atomic(layout.film_json(probe.film_id), record)
+        store = Storage.open(work.out_dir)
+        if store.remote:  # publish: every shard, whole, before the record that lists them
+            for info in shard_infos:
+                local = layout.shards / info.name
+                store.put_file(local, f"shards/{info.name}")
+                local.unlink()
+        # Written last: its presence (with the shards it lists) marks the film complete.
+        store.write_bytes(f"films/{probe.film_id}.json", json_bytes(record))
         return work
 
 

@@ -191,6 +191,12 @@ def expand_remote_inputs(url: str, extensions: tuple[str, ...]) -> list[str]:
     return sorted(f"{scheme}://{p}" for p in videos)
 
 
+def film_cache_dir() -> Path:
+    """Where this node keeps its copies of remote films (``MUSS_CACHE_DIR`` to move it)."""
+    root = os.environ.get("MUSS_CACHE_DIR") or Path(tempfile.gettempdir()) / "muss-builder-cache"
+    return Path(root) / "films"
+
+
 def local_copy(url: str, cache_dir: Path) -> Path:
     """A local file with the content of ``url``: a local path as it is, a remote film
     downloaded once into ``cache_dir``.

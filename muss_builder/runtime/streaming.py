@@ -19,14 +19,14 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.runtime.film_job import FilmResult
-from muss_builder.runtime.layout import OutputLayout, remove_film_outputs
+from muss_builder.runtime.layout import remove_film_outputs
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stages import Gathered, Stage, StageReport, new_work
+from muss_builder.runtime.storage import Storage
 
 WAIT_SECONDS = 0.5  # the live view refreshes at least this often
 
@@ -265,7 +265,7 @@ class RayStreamingRunner:
 
     def _fail(self, film: _Film, reason: str) -> FilmResult:
         film.finished = True
-        remove_film_outputs(OutputLayout(Path(self.out_dir)), film.film_id)
+        remove_film_outputs(Storage.open(self.out_dir), film.film_id)
         return FilmResult(
             path=film.path, film_id=film.film_id, reason=reason, attempts=film.attempt + 1
         )

@@ -44,3 +44,15 @@ def test_build_of_only_bad_films_exits_1(tmp_path) -> None:
     )
     assert result.exit_code == 1
     assert "file not found" in result.output
+
+
+def test_build_shows_stages_live_and_at_the_end(tmp_path, twelve_film) -> None:
+    """The live view has a line per stage, and the end of the run a table with busy shares."""
+    out = tmp_path / "out"
+    args = ["build", str(twelve_film.path), "--out", str(out), "--config", "tiny"]
+    result = runner.invoke(app, [*args, "--executor", "inline"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for stage in ("analyse", "subjects", "captions", "clips", "shards"):
+        assert f"{stage}" in result.output
+    assert "queued" in result.output and "running" in result.output  # the live lines
+    assert "busy share" in result.output and "film-hours per wall-hour" in result.output
