@@ -60,15 +60,19 @@ def _run(
             if result.status == "failed":
                 bar.console.print(f"[red]failed[/red] {result.path}: {result.reason}")
 
-        summary = build_lib.build(
-            movies,
-            out,
-            cfg,
-            executor=executor,
-            ray_address=ray_address,
-            num_cpus=num_cpus,
-            progress=build_lib.Progress(on_film=on_film, on_tick=on_tick),
-        )
+        try:
+            summary = build_lib.build(
+                movies,
+                out,
+                cfg,
+                executor=executor,
+                ray_address=ray_address,
+                num_cpus=num_cpus,
+                progress=build_lib.Progress(on_film=on_film, on_tick=on_tick),
+            )
+        except ValueError as exc:  # a config the cluster cannot run: say so, no traceback
+            console.print(f"[red]cannot run this build:[/red] {exc}")
+            raise typer.Exit(2) from exc
     _print_summary(summary)
     return summary
 

@@ -57,6 +57,32 @@ def pool_size(res: StageResources, cpus: float, gpus: float) -> int:
     return max(1, math.floor(cpus / 4))
 
 
+def check_fits(stages: list[tuple[Stage, StageResources]], cpus: float, gpus: float) -> None:
+    """Refuse resources the cluster can never grant: Ray would wait for them forever."""
+    held_cpus = held_gpus = 0.0
+    for stage, res in stages:
+        n = pool_size(res, cpus, gpus) if stage.kind == "actor" else 1
+        if res.num_gpus and not gpus:
+            raise ValueError(
+                f"stage {stage.name} asks for {res.num_gpus:g} GPU per call/actor but the "
+                f"cluster has none: set runtime.stages.{stage.name}.num_gpus: 0"
+            )
+        if res.num_cpus > cpus or res.num_gpus > gpus:
+            raise ValueError(
+                f"stage {stage.name} asks for {res.num_cpus:g} CPU, {res.num_gpus:g} GPU per "
+                f"call; the cluster has {cpus:g} CPU, {gpus:g} GPU"
+            )
+        if stage.kind == "actor":
+            held_cpus, held_gpus = held_cpus + n * res.num_cpus, held_gpus + n * res.num_gpus
+    tasks_cpus = max((r.num_cpus for s, r in stages if s.kind == "task"), default=0.0)
+    if held_cpus + tasks_cpus > cpus or held_gpus > gpus:
+        raise ValueError(
+            f"the actor pools hold {held_cpus:g} CPU and {held_gpus:g} GPU for the whole run, "
+            f"leaving too little of the cluster's {cpus:g} CPU, {gpus:g} GPU for one task "
+            f"({tasks_cpus:g} CPU): lower runtime.stages.*.num_cpus/num_gpus or actors"
+        )
+
+
 class _Lane:
     """Where one stage's calls go: a Ray task per call, or the least busy actor of a pool."""
 
@@ -144,6 +170,7 @@ class RayStreamingRunner:
         self.cpus = float(resources.get("CPU", 1.0))
         self.gpus = float(resources.get("GPU", 0.0))
         self.stages, self.config, self.out_dir = stages, config, out_dir
+        check_fits([(s, s.resources(config)) for s in stages], self.cpus, self.gpus)
         self.lanes = [_Lane(s, s.resources(config), self.cpus, self.gpus) for s in stages]
         self.monitor = StageMonitor(
             [s.name for s in stages],

@@ -56,3 +56,12 @@ def test_build_shows_stages_live_and_at_the_end(tmp_path, twelve_film) -> None:
         assert f"{stage}" in result.output
     assert "queued" in result.output and "running" in result.output  # the live lines
     assert "busy share" in result.output and "film-hours per wall-hour" in result.output
+
+
+def test_a_gpu_stage_on_a_cluster_without_gpus_is_a_clear_error(tmp_path, twelve_film) -> None:
+    config = tmp_path / "gpu.yaml"
+    config.write_text("name: gpu\nruntime:\n  stages:\n    subjects: {num_gpus: 0.5}\n")
+    args = ["build", str(twelve_film.path), "--out", str(tmp_path / "out"), "-c", str(config)]
+    result = runner.invoke(app, [*args, "--executor", "ray", "--num-cpus", "1"])
+    assert result.exit_code == 2
+    assert "subjects asks for 0.5 GPU" in result.output and "cluster has none" in result.output

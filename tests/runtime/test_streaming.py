@@ -201,3 +201,29 @@ def test_split_clip_units_write_the_same_shards(
 def test_busy_seconds_is_the_union_of_intervals() -> None:
     c = StageCounters("x", intervals=[(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.7)])
     assert c.busy_seconds() == pytest.approx(4.0)
+
+
+def test_pool_sizes_follow_the_resources() -> None:
+    from muss_builder.config import StageResources
+    from muss_builder.runtime.streaming import pool_size
+
+    assert pool_size(StageResources(actors=3), cpus=64, gpus=8) == 3
+    assert pool_size(StageResources(num_gpus=0.25), cpus=64, gpus=2) == 8
+    assert pool_size(StageResources(num_gpus=1), cpus=64, gpus=0) == 1  # never zero actors
+    assert pool_size(StageResources(), cpus=2, gpus=0) == 1
+    assert pool_size(StageResources(), cpus=16, gpus=0) == 4
+
+
+def test_resources_the_cluster_cannot_grant_are_refused() -> None:
+    from muss_builder.config import StageResources
+    from muss_builder.runtime.stages import ClipsStage
+    from muss_builder.runtime.streaming import check_fits
+
+    subjects, clips = SubjectsStage(), ClipsStage()
+    check_fits([(subjects, StageResources(num_cpus=1)), (clips, StageResources())], 2, 0)
+    with pytest.raises(ValueError, match="cluster has none"):
+        check_fits([(subjects, StageResources(num_gpus=0.5))], 8, 0)
+    with pytest.raises(ValueError, match="leaving too little"):
+        check_fits([(subjects, StageResources(num_cpus=2)), (clips, StageResources())], 2, 0)
+    with pytest.raises(ValueError, match="asks for 4 CPU"):
+        check_fits([(clips, StageResources(num_cpus=4))], 2, 0)
