@@ -61,14 +61,15 @@ class RayExecutor:
         self.address = address
         self.num_cpus = num_cpus
         self.max_in_flight = max_in_flight
-        self._started_here = False
+        self._connected_here = False
 
     def __enter__(self) -> RayExecutor:
         for key, value in _RAY_ENV.items():
             os.environ.setdefault(key, value)
         import ray
 
-        if not ray.is_initialized():
+        self._connected_here = not ray.is_initialized()
+        if self._connected_here:
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
                 "configure_logging": False,
@@ -86,13 +87,14 @@ class RayExecutor:
                     _node_ip_address="127.0.0.1",
                     **kwargs,
                 )
-                self._started_here = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         import ray
 
-        if self._started_here and ray.is_initialized():
+        # Disconnect from a cluster too (that leaves it running): a later build in this process
+        # must not reuse a connection to a cluster that may be gone.
+        if self._connected_here and ray.is_initialized():
             ray.shutdown()
 
     def cluster_cpus(self) -> int:

@@ -83,10 +83,14 @@ def film_is_complete(store: Storage, film_id: str, config_hash: str) -> dict | N
 def remove_film_outputs(store: Storage, film_id: str) -> None:
     """Remove shards (finished or partial) and the record of a film about to be (re)built."""
     store.remove(f"films/{film_id}.json")
-    if not store.remote:  # partial shards are hidden files, which Storage.list leaves out
-        shards = Path(store.root) / "shards"
-        for pattern in (f"{film_id}-*.tar", f".{film_id}-*.tar.partial*"):
-            for stale in shards.glob(pattern):
+    if not store.remote:  # partial files are hidden, which Storage.list leaves out
+        root = Path(store.root)
+        for folder, pattern in (
+            ("shards", f"{film_id}-*.tar"),
+            ("shards", f".{film_id}-*.tar.partial*"),
+            ("films", f".{film_id}.json.*"),  # a record whose write was cut short
+        ):
+            for stale in (root / folder).glob(pattern):
                 stale.unlink(missing_ok=True)
         return
     for rel in store.list("shards", ".tar"):  # objects appear whole: no partial ones

@@ -16,6 +16,7 @@ Actors restart by themselves (``max_restarts=-1``) so the pool survives a lost n
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from muss_builder.runtime.stages import Gathered, Stage, StageReport, new_work
 from muss_builder.runtime.storage import Storage
 
 WAIT_SECONDS = 0.5  # the live view refreshes at least this often
+PROBE_SECONDS = 1.0  # how often a restarting actor is asked whether it is back
 
 
 def _call_stage(stage: Stage, work: Any, unit: Any) -> tuple[StageReport, Any]:
@@ -45,6 +47,9 @@ class StageActor:
 
     def call(self, work: Any, unit: Any) -> tuple[StageReport, Any]:
         return self.stage.call(work, unit)
+
+    def ping(self) -> bool:
+        return True
 
 
 def pool_size(res: StageResources, cpus: float, gpus: float) -> int:
@@ -97,6 +102,13 @@ class _Lane:
             )
             self.actors = [cls.remote(stage) for _ in range(pool_size(res, cpus, gpus))]
             self.load = [0] * len(self.actors)
+            self.per_actor = res.max_calls_per_actor
+            # An actor whose call failed with a system error is being restarted by Ray (on
+            # another node if its node died): it gets no calls until a ping answers, so that
+            # the films it lost are not burnt through their retries while it comes back.
+            self.healthy = [True] * len(self.actors)
+            self.probes: dict[Any, int] = {}  # ping ref -> actor
+            self.probe_due: dict[int, float] = {}  # actor -> when to ping again
             self.capacity = len(self.actors) * res.max_calls_per_actor
             self.slots = float(len(self.actors))
         else:
@@ -116,7 +128,8 @@ class _Lane:
     def submit(self, work_ref: Any, unit: Any) -> tuple[Any, Any, int | None]:
         self.running += 1
         if self.stage.kind == "actor":
-            i = min(range(len(self.actors)), key=lambda k: self.load[k])
+            usable = [k for k in range(len(self.actors)) if self.healthy[k]]
+            i = min(usable, key=lambda k: self.load[k])
             self.load[i] += 1
             report, payload = self.actors[i].call.options(num_returns=2).remote(work_ref, unit)
             return report, payload, i
@@ -129,7 +142,34 @@ class _Lane:
             self.load[actor] -= 1
 
     def has_room(self) -> bool:
+        if self.stage.kind == "actor":
+            return any(
+                self.healthy[k] and self.load[k] < self.per_actor for k in range(len(self.actors))
+            )
         return self.running < self.capacity
+
+    def suspect(self, actor: int) -> None:
+        """A call on ``actor`` failed with a system error: hold its calls until it answers."""
+        if self.healthy[actor]:
+            self.healthy[actor] = False
+            self.probe_due[actor] = 0.0
+
+    def send_probes(self, now: float) -> None:
+        for actor, due in list(self.probe_due.items()):
+            if due <= now:
+                del self.probe_due[actor]
+                self.probes[self.actors[actor].ping.remote()] = actor
+
+    def probe_answered(self, ref: Any, now: float) -> None:
+        import ray
+        from ray.exceptions import RayError
+
+        actor = self.probes.pop(ref)
+        try:
+            ray.get(ref)
+            self.healthy[actor] = True
+        except RayError:  # still restarting (or its node not yet declared dead): ask again
+            self.probe_due[actor] = now + PROBE_SECONDS
 
 
 @dataclass
@@ -206,8 +246,21 @@ class RayStreamingRunner:
                 self._start(_Film(path, film_id))
                 in_flight += 1
             self._dispatch()
-            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=WAIT_SECONDS)
+            now = time.monotonic()
+            probes = {}
+            for lane in self.lanes:
+                if lane.stage.kind == "actor":
+                    lane.send_probes(now)
+                    probes.update(dict.fromkeys(lane.probes, lane))
+            waiting_on = [*self.pending, *probes]
+            if not waiting_on:  # only actors due for a ping later: nothing to wait on yet
+                time.sleep(WAIT_SECONDS)
+                continue
+            ready, _ = ray.wait(waiting_on, num_returns=1, timeout=WAIT_SECONDS)
             for ref in ready:
+                if ref in probes:
+                    probes[ref].probe_answered(ref, time.monotonic())
+                    continue
                 finished = self._handle(ref, self.pending.pop(ref))
                 if finished is not None:
                     in_flight -= 1
@@ -259,6 +312,8 @@ class RayStreamingRunner:
         except RayTaskError as exc:  # the stage itself raised: running it again raises again
             return self._fail(film, f"{stage.name} raised: {_first_line(exc)}")
         except RayError as exc:  # a worker, actor or node was lost: start the film again
+            if call.actor is not None:
+                self.lanes[call.stage].suspect(call.actor)
             reason = f"{stage.name}: {type(exc).__name__}: {_first_line(exc)}"
             film.retries.append(reason)
             if film.attempt >= self.config.runtime.max_retries:

@@ -261,7 +261,10 @@ def test_worker_node_killed_mid_build_equals_clean_run(
         if kill:
             return
         deadline = time.monotonic() + 20
-        while not (busy := cluster.workers_running("process_film")):
+        # a node running a stage task of a film, else one holding a model actor
+        while not (
+            busy := cluster.workers_running("_call_stage") or cluster.workers_running("StageActor")
+        ):
             assert time.monotonic() < deadline, "no worker node was running a film"
             time.sleep(0.05)
         cluster.kill(busy[0])
@@ -280,6 +283,9 @@ def test_worker_node_killed_mid_build_equals_clean_run(
     assert kill, "no node was killed"
     assert 0 < kill["films_done"] < N_FILMS, kill
     assert [(r.status, r.reason) for r in summary.results] == [("ok", None)] * N_FILMS
+    # the lost film(s) were rerun, and the reruns are counted
+    assert sum(r.attempts == 2 for r in summary.results) >= 1
+    assert all(r.attempts <= 2 for r in summary.results)
     assert summary.stats["executor"] == "ray"
     assert _keys(out) == _keys(clean.out) and _keys(out)
     assert _shards(out) == _shards(clean.out)
