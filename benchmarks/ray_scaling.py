@@ -7,6 +7,8 @@ really is one core for the driver, Ray and ffmpeg alike), building into a fresh 
     .venv/bin/python benchmarks/ray_scaling.py scaling --films 8 --seconds 60 --runs 3
     # peak driver and worker memory as the film count grows (tiny films, tiny pipeline)
     .venv/bin/python benchmarks/ray_scaling.py memory --counts 10 30 100
+    # where Ray's time goes: one film at a time on 1 CPU, the gaps between stage calls
+    .venv/bin/python benchmarks/ray_scaling.py timeline --films 3
 
 Memory is sampled every 0.2 s from /proc for the driver and every process under it (Ray's
 raylet, workers and actors, and their ffmpeg children): the driver's peak RSS, the largest
@@ -16,6 +18,7 @@ single worker's, and the largest sum over all of them at one moment.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -157,6 +160,59 @@ def memory(args: argparse.Namespace) -> None:
         )
 
 
+TIMELINE_CHILD = r"""
+import json, shutil, sys, time
+from muss_builder.config import load_pipeline
+from muss_builder.runtime import monitor
+from muss_builder.runtime.build import build
+
+calls = []
+original = monitor.StageMonitor.finished_call
+def finished_call(self, stage, started, finished, film_seconds):
+    calls.append((stage, started, finished))
+    return original(self, stage, started, finished, film_seconds)
+monitor.StageMonitor.finished_call = finished_call
+films, out = json.loads(sys.argv[1])
+config = load_pipeline("default")
+config = config.model_copy(
+    update={"runtime": config.runtime.model_copy(update={"max_in_flight": 1})}
+)
+started = time.time()
+summary = build(films, out, config, executor="ray", num_cpus=1)
+print(json.dumps({"started": started, "ended": time.time(), "calls": calls}))
+"""
+
+
+def timeline(args: argparse.Namespace) -> None:
+    """Ray's own costs, one film at a time on one CPU: before the first stage call (local
+    Ray start, identification, worker and actor start), between calls, and after the last."""
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    films = make_films(work, args.films, 60, 1280, 720)
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", TIMELINE_CHILD, json.dumps([films, str(out)])],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    calls = doc["calls"]
+    gaps = [b[1] - a[2] for a, b in itertools.pairwise(calls)]
+    busy = sum(c[2] - c[1] for c in calls)
+    wall = doc["ended"] - doc["started"]
+    print(f"{args.films} films x 60 s 720p, default pipeline, Ray on 1 CPU, one film at a time")
+    print(
+        "| wall | in stage calls | before the first call | between calls (median, max) "
+        "| after the last call |"
+    )
+    print("|---|---|---|---|---|")
+    print(
+        f"| {wall:.1f} s | {busy:.1f} s | {calls[0][1] - doc['started']:.2f} s "
+        f"| {statistics.median(gaps) * 1000:.0f} ms, {max(gaps) * 1000:.0f} ms "
+        f"| {doc['ended'] - calls[-1][2]:.2f} s |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -169,10 +225,13 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--counts", type=int, nargs="+", default=[10, 30, 100])
     m.add_argument("--work", default="/tmp/muss-bench-ray-mem")
+    t = sub.add_parser("timeline")
+    t.add_argument("--films", type=int, default=3)
+    t.add_argument("--work", default="/tmp/muss-bench-ray")
     args = parser.parse_args()
     if os.cpu_count() and os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs")
-    scaling(args) if args.mode == "scaling" else memory(args)
+    {"scaling": scaling, "memory": memory, "timeline": timeline}[args.mode](args)
 
 
 if __name__ == "__main__":
