@@ -324,8 +324,11 @@ class PipelineConfig(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
 
     def fingerprint(self) -> str:
-        """Short hash of everything that changes the output (runtime settings do not)."""
-        payload = self.model_dump(exclude={"runtime"})
+        """Short hash of everything that changes the output. Runtime settings do not, and
+        neither does how a long film's detection is split: its shots equal a single pass's."""
+        payload = self.model_dump(
+            exclude={"runtime": True, "shots": {"range_seconds", "range_overlap_seconds"}}
+        )
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

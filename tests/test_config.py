@@ -42,6 +42,11 @@ def test_fingerprint_ignores_runtime_but_not_output_settings() -> None:
         ).fingerprint()
     )
     assert cfg.fingerprint() != load_pipeline("tiny").fingerprint()
+    # splitting a long film's detection is how it runs, not what it gives
+    split = cfg.shots.model_copy(update={"range_seconds": 60.0, "range_overlap_seconds": 2.0})
+    assert cfg.model_copy(update={"shots": split}).fingerprint() == cfg.fingerprint()
+    other = cfg.shots.model_copy(update={"detector": "content"})
+    assert cfg.model_copy(update={"shots": other}).fingerprint() != cfg.fingerprint()
 
 
 def test_missing_pipeline_names_the_path() -> None:

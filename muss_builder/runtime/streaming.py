@@ -16,6 +16,7 @@ Actors restart by themselves (``max_restarts=-1``) so the pool survives a lost n
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from muss_builder.runtime.storage import Storage
 
 WAIT_SECONDS = 0.5  # the live view refreshes at least this often
 PROBE_SECONDS = 1.0  # how often a restarting actor is asked whether it is back
+PROBE_LIMIT = 300  # unanswered pings (about 5 minutes) before an actor is given up
 
 
 def _call_stage(stage: Stage, work: Any, unit: Any) -> tuple[StageReport, Any]:
@@ -109,6 +111,8 @@ class _Lane:
             self.healthy = [True] * len(self.actors)
             self.probes: dict[Any, int] = {}  # ping ref -> actor
             self.probe_due: dict[int, float] = {}  # actor -> when to ping again
+            self.failed_probes = [0] * len(self.actors)
+            self.dead: dict[int, str] = {}  # actor -> why it will not come back
             self.capacity = len(self.actors) * res.max_calls_per_actor
             self.slots = float(len(self.actors))
         else:
@@ -167,9 +171,20 @@ class _Lane:
         actor = self.probes.pop(ref)
         try:
             ray.get(ref)
-            self.healthy[actor] = True
-        except RayError:  # still restarting (or its node not yet declared dead): ask again
-            self.probe_due[actor] = now + PROBE_SECONDS
+            self.healthy[actor], self.failed_probes[actor] = True, 0
+        except RayError as exc:
+            self.failed_probes[actor] += 1
+            # its setup raised (Ray does not restart that), or it never came back
+            if "creation task" in str(exc) or self.failed_probes[actor] >= PROBE_LIMIT:
+                self.dead[actor] = f"{type(exc).__name__}: {_first_line(exc)}"
+            else:  # still restarting (or its node not yet declared dead): ask again
+                self.probe_due[actor] = now + PROBE_SECONDS
+
+    def all_dead(self) -> str | None:
+        """Why no actor of this pool will take a call again, or None while one may."""
+        if self.stage.kind != "actor" or len(self.dead) < len(self.actors):
+            return None
+        return next(iter(self.dead.values()))
 
 
 @dataclass
@@ -265,6 +280,9 @@ class RayStreamingRunner:
                 if finished is not None:
                     in_flight -= 1
                     yield finished
+            for finished in self._fail_dead_pools():
+                in_flight -= 1
+                yield finished
             if self.tick:
                 self.tick(self.monitor)
 
@@ -297,6 +315,18 @@ class RayStreamingRunner:
                 report, payload, actor = lane.submit(film.work_ref, unit)
                 self.pending[report] = _Call(film, attempt, stage, index, payload, actor)
                 counters.running += 1
+
+    def _fail_dead_pools(self) -> Iterator[FilmResult]:
+        """Films queued for a pool whose every actor is dead fail with the reason (rather
+        than wait forever)."""
+        for stage, lane in enumerate(self.lanes):
+            why = lane.all_dead()
+            counters = self.monitor.stages[self.stages[stage].name]
+            while why and self.queues[stage]:
+                film, attempt, _, _ = self.queues[stage].popleft()
+                counters.queued -= 1
+                if not film.finished and attempt == film.attempt:
+                    yield self._fail(film, f"{lane.stage.name}: no actor left: {why}")
 
     def _handle(self, ref: Any, call: _Call) -> FilmResult | None:
         import ray
@@ -354,5 +384,11 @@ class RayStreamingRunner:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The line of a Ray error worth a films.parquet row: the Python error at the bottom of
+    a traceback Ray carries (e.g. an actor's setup error), else the message's first line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    errors = [line for line in lines[1:] if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", line)]
+    return errors[-1] if errors else lines[0]

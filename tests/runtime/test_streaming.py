@@ -42,6 +42,13 @@ class RaisingSubjects(SubjectsStage):
         return super().process(work, unit)
 
 
+class SetupFailingSubjects(SubjectsStage):
+    """A model stage whose model cannot load: every actor of the pool dies in setup."""
+
+    def setup(self) -> None:
+        raise RuntimeError("face pack not found at /nowhere")
+
+
 class DyingOnce:
     """Mixin: the first call for ``victim`` kills this worker process (a marker file makes it
     happen once, across processes)."""
@@ -165,6 +172,17 @@ def test_a_killed_worker_or_actor_costs_one_retry(
         assert max(others) <= 2 and others.count(1) >= len(others) - 1
     assert shard_bytes(out) == shard_bytes(clean)
     assert index_keys(out) == index_keys(clean)
+
+
+def test_a_pool_whose_actors_cannot_start_fails_its_films_not_the_run(
+    tmp_path, shelf, tiny_config
+) -> None:
+    stages = replace_stage(SetupFailingSubjects())
+    summary = build(shelf[:2], tmp_path / "out", tiny_config, executor="ray", stages=stages)
+    assert [r.status for r in summary.results] == ["failed", "failed"]
+    for r in summary.results:
+        assert "face pack not found at /nowhere" in r.reason, r.reason
+    assert not list((tmp_path / "out" / "films").glob("*.json"))
 
 
 def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
