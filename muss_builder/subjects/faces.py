@@ -16,6 +16,8 @@ meant for "different enough" tests between a reference and a target, not for mea
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import math
 import tempfile
@@ -54,10 +56,16 @@ def resolve_pack(pack: str) -> Path:
     if pack == "offline":
         source = offline_pack_dir()
         # The wheel's folder also holds helper graphs insightface would try to load as
-        # models, so the two it needs are linked into a folder of their own.
-        folder = Path(tempfile.mkdtemp(prefix="muss-faces-"))
+        # models, so the two it needs are linked into a folder of their own: one per
+        # installed pack, shared by every process (a folder per process piled up in /tmp).
+        key = hashlib.blake2b(str(source).encode(), digest_size=6).hexdigest()
+        folder = Path(tempfile.gettempdir()) / f"muss-faces-{key}"
+        folder.mkdir(exist_ok=True)
         for name in _OFFLINE_MODELS:
-            (folder / name).symlink_to(source / name)
+            link = folder / name
+            if not link.exists():
+                with contextlib.suppress(FileExistsError):  # another process was first
+                    link.symlink_to(source / name)
         return folder
     path = Path(pack).expanduser()
     if not path.is_dir():
