@@ -47,6 +47,7 @@ endif
 
 test: venv ffmpeg ## run ruff and the test suite
 	@bash scripts/ensure_demo_footage.sh  # the shot benchmark's tests build films from it
+	@bash scripts/ensure_chromium.sh >/dev/null  # the report's test renders it headless
 	$(VENV)/bin/ruff check muss_builder tests benchmarks
 	$(VENV)/bin/python -m pytest -q
 

@@ -13,8 +13,8 @@ run_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo -n "$@"; else return 1; fi
 }
 if command -v apt-get >/dev/null 2>&1; then
-  run_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
-  run_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null || true
+  run_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null || true
+  run_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq ffmpeg >/dev/null || true
 elif command -v brew >/dev/null 2>&1; then
   brew install ffmpeg || true
 fi

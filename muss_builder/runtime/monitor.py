@@ -72,10 +72,16 @@ class StageMonitor:
             out[n] = {
                 "calls": c.calls,
                 "call_seconds": round(c.call_seconds, 3),
-                "busy_share": round(min(1.0, busy / wall), 4),
-                "utilisation": round(c.call_seconds / (c.slots * wall), 4) if c.slots else None,
+                "busy_share": _significant(min(1.0, busy / wall)),
+                "utilisation": _significant(c.call_seconds / (c.slots * wall)) if c.slots else None,
                 "slots": c.slots,
                 "film_hours_per_wall_hour": round(c.film_seconds / wall, 3),
                 "film_hours_per_busy_hour": round(c.film_seconds / busy, 3) if busy else None,
             }
         return out
+
+
+def _significant(share: float) -> float:
+    # 4 significant digits, not 4 decimals: a stage busy for milliseconds of a long run (the
+    # facts captioner) must not read as never busy
+    return float(f"{share:.4g}")

@@ -148,7 +148,9 @@ def _middle_frames(shots: list[dict[str, Any]]) -> list[int]:
     return [(s["clip_start_frame"] + s["clip_end_frame"]) // 2 for s in shots]
 
 
-def _decode_frames(mp4: bytes, size: tuple[int, int], wanted: list[int]) -> dict[int, Image.Image]:
+def decode_clip_frames(
+    mp4: bytes, size: tuple[int, int], wanted: list[int]
+) -> dict[int, Image.Image]:
     """Frames ``wanted`` of an mp4 held in memory, in one decode that stops after the last."""
     found: dict[int, Image.Image] = {}
     if not wanted:
@@ -211,7 +213,7 @@ def _sample_row(sample: ShardSample) -> _Row:
     ]
     wanted = _middle_frames(shots)
     try:
-        frames = _decode_frames(sample.members.get("mp4", b""), size, wanted)
+        frames = decode_clip_frames(sample.members.get("mp4", b""), size, wanted)
     except MediaError:  # a sheet is for looking: show the problem instead of failing
         frames = {}
         label.append("mp4 does not decode")
@@ -220,7 +222,7 @@ def _sample_row(sample: ShardSample) -> _Row:
     return _Row(sample.key, label, thumbs, lines, size)
 
 
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=12)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -272,7 +274,7 @@ def write_contact_sheet(
     height = _TITLE_HEIGHT + sum(r.height for r in rows)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font = _font()
+    font = label_font()
     draw.text((_PAD, _PAD), shard.name, font=font, fill=_TEXT)
     draw.text(
         (_PAD, _PAD + _TEXT_LINE),

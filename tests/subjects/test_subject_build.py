@@ -176,3 +176,21 @@ def test_validate_refuses_a_reference_cut_from_a_shot_it_serves(face_build, tmp_
         tampered_key in p and "ref0.jpg is cut from shot" in p and "one of the shots it serves" in p
         for p in problems
     ), problems
+
+
+def test_report_shows_every_reference_pose_delta(face_build, tmp_path: Path) -> None:
+    from muss_builder.report import write_report
+
+    summary, _ = face_build
+    report = write_report(summary.out, tmp_path, samples=1)
+    face_refs = [
+        ref
+        for doc, _ in samples_of(summary)
+        for ref in doc["references"]
+        if ref["kind"] == "face" and ref["pose_delta"] is not None
+    ]
+    assert face_refs, "the face film gave no face references"
+    assert sorted(report.data.pose_deltas) == sorted(r["pose_delta"] for r in face_refs)
+    chart = next(c for c in report.charts if "pose" in c.file)
+    assert (tmp_path / chart.file).is_file()
+    assert f"n={len(face_refs)}," in chart.summary

@@ -1,0 +1,46 @@
+"""``muss-builder report DIR``: an HTML page with PNG charts and contact sheets of a dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from muss_builder.report.charts import Chart, draw_charts
+from muss_builder.report.collect import ReportData, ReportInputError, collect
+from muss_builder.report.page import render_page
+from muss_builder.report.sheets import SheetSample, draw_sheets, pick_samples
+
+__all__ = ["Report", "ReportInputError", "write_report"]
+
+PAGE_NAME = "report.html"
+
+
+@dataclass
+class Report:
+    """What ``write_report`` wrote, with the numbers it shows."""
+
+    page: Path
+    data: ReportData
+    charts: list[Chart]
+    sheets: list[SheetSample]
+
+
+def write_report(
+    dataset_dir: str | Path, out_dir: str | Path | None = None, samples: int = 6, seed: int = 0
+) -> Report:
+    """Write ``report.html`` and its PNGs into ``out_dir`` (default ``DIR/report``).
+
+    ``samples`` random samples (drawn with ``seed``) get contact sheets. Raises
+    ReportInputError when ``dataset_dir`` is not a readable dataset.
+    """
+    if samples < 0:
+        raise ValueError(f"samples must be >= 0, got {samples}")
+    data = collect(dataset_dir)
+    out = Path(out_dir) if out_dir is not None else Path(dataset_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    charts = draw_charts(data, out, "charts")
+    keys = pick_samples(list(data.shard_of), samples, seed)
+    sheets = draw_sheets(Path(dataset_dir) / "shards", data.shard_of, keys, out, "samples")
+    page = out / PAGE_NAME
+    page.write_text(render_page(data, charts, sheets, seed), encoding="utf-8")
+    return Report(page=page, data=data, charts=charts, sheets=sheets)

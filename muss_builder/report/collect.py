@@ -1,0 +1,244 @@
+"""Collect a built dataset's numbers into one small data model: tables, film records, shards.
+
+The tables give the per-sample and per-film numbers; the shot facts (scale, camera motion,
+transitions) and the references' pose deltas exist only in the samples' ``.json`` members,
+so every shard is read once (with the checking reader) for those.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from muss_builder.runtime.layout import OutputLayout
+from muss_builder.shards.reader import ShardFormatError, iter_samples, load_sample_json
+
+TRACKS = ("montage", "subject")
+
+
+class ReportInputError(ValueError):
+    """The folder is not a readable dataset; the message says what is missing or broken."""
+
+
+@dataclass
+class FilmRow:
+    """One input film as films.parquet lists it (with a short name for the table)."""
+
+    film_id: str | None
+    name: str
+    path: str
+    status: str
+    reason: str | None
+    resumed: bool
+    duration_seconds: float | None
+    n_shots: int
+    n_samples: int
+    n_shards: int
+    attempts: int
+    seconds_total: float
+
+
+@dataclass
+class Counts:
+    """The headline numbers of the page."""
+
+    films: int = 0
+    films_ok: int = 0
+    films_failed: int = 0
+    films_skipped: int = 0
+    samples: int = 0
+    samples_by_track: dict[str, int] = field(default_factory=dict)
+    shards: int = 0
+    shard_bytes: int = 0
+    film_seconds: float = 0.0  # source duration of the films that probed
+    sample_seconds: float = 0.0  # clip time of the montage samples (subject ones reuse clips)
+    shots_in_samples: int = 0  # shots of the montage samples
+    references: int = 0
+    film_subjects: int = 0
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows, as plain numbers and strings."""
+
+    dataset: str
+    counts: Counts
+    films: list[FilmRow]
+    # per sample, from index.parquet, keyed by track
+    shots_per_sample: dict[str, list[int]]
+    sample_seconds: dict[str, list[float]]
+    subjects_per_sample: dict[str, list[int]]
+    # per shot of the montage samples (every clip once)
+    shot_seconds: list[float]
+    global_caption_chars: list[int]
+    shot_caption_chars: list[int]
+    transitions: Counter[str]  # incoming transition of every shot after a sample's first
+    shot_scales: Counter[str]
+    camera_motions: Counter[str]
+    # film level
+    cluster_detections: list[int]  # detections per film subject id
+    cluster_shots: list[int]  # shots per film subject id
+    excluded_shots: Counter[str]  # reason code -> shots left out of every sample
+    pose_deltas: list[float]  # degrees, one per face reference
+    stats: dict[str, Any]
+    shard_of: dict[str, str] = field(default_factory=dict)  # sample key -> shard, index order
+
+
+def _read_table(path: Path, what: str) -> list[dict[str, Any]]:
+    try:
+        return pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on junk
+        raise ReportInputError(f"{path}: cannot read the {what} table ({exc})") from exc
+
+
+def _film_rows(rows: list[dict[str, Any]]) -> list[FilmRow]:
+    films = []
+    for r in rows:
+        films.append(
+            FilmRow(
+                film_id=r.get("film_id"),
+                name=Path(r["path"]).name or r["path"],
+                path=r["path"],
+                status=r["status"],
+                reason=r.get("reason"),
+                resumed=bool(r.get("resumed")),
+                duration_seconds=r.get("duration_seconds"),
+                n_shots=r.get("n_shots") or 0,
+                n_samples=r.get("n_samples") or 0,
+                n_shards=r.get("n_shards") or 0,
+                attempts=r.get("attempts") or 0,
+                seconds_total=r.get("seconds_total") or 0.0,
+            )
+        )
+    # failures first: they are what a reader of a report looks for
+    order = {"failed": 0, "skipped": 1, "ok": 2}
+    films.sort(key=lambda f: (order.get(f.status, 3), f.name))
+    return films
+
+
+def _by_track(rows: list[dict[str, Any]], column: str) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {t: [] for t in TRACKS}
+    for r in rows:
+        value = r[column]
+        found.setdefault(r["track"], []).append(len(value) if isinstance(value, list) else value)
+    return found
+
+
+def _film_records(layout: OutputLayout, films: list[FilmRow]) -> list[dict[str, Any]]:
+    """The records of the films that have one: every ok film, and skipped films that got
+    as far as shot detection (a duplicate input shares its twin's record: read once)."""
+    records: dict[str, dict[str, Any]] = {}
+    for film in films:
+        if film.status == "failed" or not film.film_id or film.film_id in records:
+            continue
+        path = layout.film_json(film.film_id)
+        if film.status != "ok" and not path.is_file():
+            continue
+        try:
+            records[film.film_id] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ReportInputError(f"{path}: film record unreadable ({exc})") from exc
+    return list(records.values())
+
+
+def _read_stats(layout: OutputLayout) -> dict[str, Any]:
+    try:
+        return json.loads(layout.stats.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{layout.stats}: unreadable ({exc})") from exc
+
+
+def sample_documents(layout: OutputLayout, shards: list[str]) -> list[dict[str, Any]]:
+    """The ``.json`` documents of every sample in ``shards`` (names under shards/)."""
+    docs = []
+    for name in shards:
+        path = layout.shards / name
+        if not path.is_file():
+            raise ReportInputError(f"{path}: listed in index.parquet but missing")
+        try:
+            docs.extend(load_sample_json(s) for s in iter_samples(path))
+        except ShardFormatError as exc:
+            raise ReportInputError(f"unreadable shard: {exc}") from exc
+    return docs
+
+
+def _shot_facts(data: ReportData, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        for ref in doc.get("references") or []:
+            if ref.get("pose_delta") is not None:
+                data.pose_deltas.append(float(ref["pose_delta"]))
+        if doc.get("track") != "montage":
+            continue
+        for n, shot in enumerate(doc.get("shots") or []):
+            if n > 0:
+                data.transitions[shot.get("transition_in") or "unknown"] += 1
+            facts = shot.get("facts") or {}
+            data.shot_scales[facts.get("scale") or "unknown"] += 1
+            camera = facts.get("camera") or {}
+            data.camera_motions[camera.get("kind") or "unknown"] += 1
+
+
+def collect(dataset_dir: str | Path) -> ReportData:
+    """Read the dataset at ``dataset_dir``; ReportInputError if it is not one."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise ReportInputError(f"{root}: not a folder")
+    layout = OutputLayout(root)
+    for table in (layout.films_table, layout.index):
+        if not table.is_file():
+            raise ReportInputError(
+                f"{root}: not a muss-builder dataset (no {table.name}; build one with "
+                "'muss-builder build')"
+            )
+    films = _film_rows(_read_table(layout.films_table, "films"))
+    index = _read_table(layout.index, "index")
+    records = _film_records(layout, films)
+    montage = [r for r in index if r["track"] == "montage"]
+    shard_names = sorted({r["shard"] for r in index})
+    counts = Counts(
+        films=len(films),
+        films_ok=sum(f.status == "ok" for f in films),
+        films_failed=sum(f.status == "failed" for f in films),
+        films_skipped=sum(f.status == "skipped" for f in films),
+        samples=len(index),
+        samples_by_track={t: sum(r["track"] == t for r in index) for t in TRACKS},
+        shards=len(shard_names),
+        shard_bytes=sum((layout.shards / s).stat().st_size for s in shard_names),
+        film_seconds=sum(f.duration_seconds or 0.0 for f in films),
+        sample_seconds=sum(r["duration_seconds"] for r in montage),
+        shots_in_samples=sum(r["n_shots"] for r in montage),
+        references=sum(r["n_refs"] for r in index),
+        film_subjects=sum(len(rec.get("subjects") or []) for rec in records),
+    )
+    subjects = [s for rec in records for s in rec.get("subjects") or []]
+    data = ReportData(
+        dataset=str(root),
+        counts=counts,
+        films=films,
+        shots_per_sample=_by_track(index, "n_shots"),
+        sample_seconds=_by_track(index, "duration_seconds"),
+        subjects_per_sample=_by_track(index, "subjects"),
+        shot_seconds=[d for r in montage for d in r["shot_durations"]],
+        global_caption_chars=[r["global_caption_chars"] for r in montage],
+        shot_caption_chars=[c for r in montage for c in r["shot_caption_chars"]],
+        transitions=Counter(),
+        shot_scales=Counter(),
+        camera_motions=Counter(),
+        cluster_detections=[int(s.get("n_detections") or 0) for s in subjects],
+        cluster_shots=[len(s.get("shots") or []) for s in subjects],
+        excluded_shots=Counter(
+            reason for rec in records for reason in (rec.get("excluded_shots") or {}).values()
+        ),
+        pose_deltas=[],
+        stats=_read_stats(layout),
+        shard_of={r["key"]: r["shard"] for r in index},
+    )
+    _shot_facts(data, sample_documents(layout, shard_names))
+    return data

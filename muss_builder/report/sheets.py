@@ -1,0 +1,192 @@
+"""Contact sheets of random samples: one PNG strip per sample, subject boxes drawn on it.
+
+A strip shows one frame per shot and, for the subject track, the sample's reference crops.
+The frame of a shot is the clip frame its subject boxes were measured on (a keyframe) when
+it has any, else its middle frame, so every box is drawn on the very frame it belongs to.
+Captions are not drawn into the image: the page prints them as text, which reads better.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from muss_builder.media.decode import scaled_size
+from muss_builder.media.tools import MediaError
+
+# the inspect command's frame decoder and font: one way to get frames out of a clip in memory
+from muss_builder.shards.inspect import decode_clip_frames, label_font
+from muss_builder.shards.reader import ShardSample, iter_samples, load_sample_json
+
+THUMB_WIDTH = 200
+_PAD = 6
+_LINE = 15
+_BACKGROUND = (250, 250, 250)
+_TEXT = (30, 30, 30)
+_PLACEHOLDER = (200, 200, 200)
+_BOX_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180))
+
+
+@dataclass
+class SheetShot:
+    """A shot's line under the strip: number, incoming transition, clip seconds, caption."""
+
+    number: int
+    transition_in: str
+    start_seconds: float
+    end_seconds: float
+    subjects: list[str]
+    caption: str | None
+
+
+@dataclass
+class SheetSample:
+    """One sample of the page's contact sheets."""
+
+    key: str
+    track: str
+    source_file: str
+    duration_seconds: float
+    file: str  # the strip PNG, relative to the page
+    global_caption: str | None
+    focus_subject: str | None
+    shots: list[SheetShot] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # "ref0.jpg: S1 from shot 7" lines
+    problem: str | None = None  # e.g. the clip does not decode
+
+
+def pick_samples(keys: list[str], n: int, seed: int) -> list[str]:
+    """``n`` keys drawn at random with ``seed`` (the same every run), in index order."""
+    chosen = set(random.Random(seed).sample(keys, min(n, len(keys))))
+    return [k for k in keys if k in chosen]
+
+
+def shown_frame(shot: dict[str, Any]) -> int:
+    """The clip frame a shot's tile shows: its first subject box's frame, else its middle."""
+    for subject in shot.get("subjects") or []:
+        for box in subject.get("boxes") or []:
+            return int(box["clip_frame"])
+    return (shot["clip_start_frame"] + shot["clip_end_frame"]) // 2
+
+
+def box_colour(subject_id: str) -> tuple[int, int, int]:
+    """One colour per subject number, so a subject keeps its colour across a strip."""
+    digits = "".join(ch for ch in subject_id if ch.isdigit()) or "0"
+    return _BOX_COLOURS[int(digits) % len(_BOX_COLOURS)]
+
+
+def _draw_boxes(thumb: Image.Image, shot: dict[str, Any], frame: int) -> None:
+    draw = ImageDraw.Draw(thumb)
+    font = label_font()
+    w, h = thumb.size
+    for subject in shot.get("subjects") or []:
+        for box in subject.get("boxes") or []:
+            if int(box["clip_frame"]) != frame:
+                continue
+            x0, y0, x1, y1 = box["box"]
+            colour = box_colour(subject["id"])
+            draw.rectangle((x0 * w, y0 * h, x1 * w, y1 * h), outline=colour, width=2)
+            # the id on a tab of the box's colour: readable on any picture
+            left, top, right, bottom = draw.textbbox((0, 0), subject["id"], font=font)
+            tab = (x0 * w, y0 * h, x0 * w + right - left + 6, y0 * h + bottom - top + 5)
+            draw.rectangle(tab, fill=colour)
+            draw.text((x0 * w + 3 - left, y0 * h + 2 - top), subject["id"], font=font, fill="white")
+
+
+def _ref_crop(data: bytes, height: int) -> Image.Image | None:
+    try:
+        crop = Image.open(io.BytesIO(data)).convert("RGB")
+    except OSError:
+        return None
+    return crop.resize((max(1, round(crop.width * height / crop.height)), height))
+
+
+def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, str | None]:
+    """A sample's tiles side by side, and what went wrong decoding its clip (or None)."""
+    clip = doc["clip"]
+    size = scaled_size(clip["width"], clip["height"], target_width=THUMB_WIDTH)
+    shots = doc["shots"]
+    wanted = [shown_frame(s) for s in shots]
+    problem = None
+    try:
+        frames = decode_clip_frames(sample.members.get("mp4", b""), size, wanted)
+    except MediaError as exc:  # a report is for looking: show the problem, do not fail
+        frames, problem = {}, f"the clip does not decode ({exc})"
+    tiles: list[tuple[Image.Image, str]] = []
+    for n, (shot, frame) in enumerate(zip(shots, wanted, strict=True)):
+        thumb = frames.get(frame)
+        if thumb is None:
+            thumb = Image.new("RGB", size, _PLACEHOLDER)
+        else:
+            _draw_boxes(thumb, shot, frame)
+        tiles.append((thumb, f"shot {n + 1} ({shot['transition_in']}) f{frame}"))
+    for ref in doc.get("references") or []:
+        crop = _ref_crop(sample.members.get(ref["member"], b""), size[1])
+        if crop is not None:
+            tiles.append((crop, f"{ref['member'].split('.')[0]} {ref['subject']}"))
+    width = _PAD + sum(t.width + _PAD for t, _ in tiles)
+    strip = Image.new("RGB", (width, size[1] + _LINE + 2 * _PAD), _BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    x = _PAD
+    for tile, label in tiles:
+        strip.paste(tile, (x, _PAD))
+        draw.text((x, _PAD + size[1] + 1), label, font=label_font(), fill=_TEXT)
+        x += tile.width + _PAD
+    return strip, problem
+
+
+def _sheet_sample(sample: ShardSample, folder: Path, subdir: str) -> SheetSample:
+    doc = load_sample_json(sample)
+    strip, problem = draw_strip(sample, doc)
+    name = f"{subdir}/{sample.key}.png"
+    strip.save(folder / f"{sample.key}.png", format="PNG", optimize=True)
+    return SheetSample(
+        key=sample.key,
+        track=doc["track"],
+        source_file=doc["source"]["file_name"],
+        duration_seconds=doc["duration_seconds"],
+        file=name,
+        global_caption=doc.get("global_caption"),
+        focus_subject=doc.get("focus_subject"),
+        shots=[
+            SheetShot(
+                number=n + 1,
+                transition_in=s["transition_in"],
+                start_seconds=s["clip_start_seconds"],
+                end_seconds=s["clip_end_seconds"],
+                subjects=[x["id"] for x in s.get("subjects") or []],
+                caption=s.get("caption"),
+            )
+            for n, s in enumerate(doc["shots"])
+        ],
+        references=[
+            f"{r['member']}: {r['subject']} from film shot {r['source_shot']}"
+            + (f", pose delta {r['pose_delta']:.0f} deg" if r.get("pose_delta") is not None else "")
+            + (" (fallback: from this sample)" if r.get("fallback") else "")
+            for r in doc.get("references") or []
+        ],
+        problem=problem,
+    )
+
+
+def draw_sheets(
+    shards_dir: Path, shard_of: dict[str, str], keys: list[str], out_dir: Path, subdir: str
+) -> list[SheetSample]:
+    """Strips of the samples ``keys`` (``shard_of``: key -> shard name) under out_dir/subdir."""
+    folder = out_dir / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    by_shard: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        by_shard[shard_of[key]].add(key)
+    found: dict[str, SheetSample] = {}
+    for shard, wanted in sorted(by_shard.items()):
+        for sample in iter_samples(shards_dir / shard):
+            if sample.key in wanted:
+                found[sample.key] = _sheet_sample(sample, folder, subdir)
+    return [found[k] for k in keys if k in found]
