@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from muss_builder.captions.facts import CAMERA_KINDS, SCALES
 from muss_builder.report.collect import ReportData
 
 FIGSIZE = (5.2, 3.2)  # inches; at DPI this is the PNG size in pixels / 100
@@ -27,25 +28,8 @@ MAX_BINS = 30
 
 # category orders of the sample schema, so charts of two datasets line up
 TRANSITIONS = ("cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual")
-SHOT_SCALES = (
-    "extreme_close_up",
-    "close_up",
-    "medium_close_up",
-    "medium",
-    "medium_long",
-    "long",
-    "extreme_long",
-)
-CAMERA_MOTIONS = (
-    "static",
-    "pan_left",
-    "pan_right",
-    "tilt_up",
-    "tilt_down",
-    "zoom_in",
-    "zoom_out",
-    "handheld",
-)
+SHOT_SCALES = SCALES
+CAMERA_MOTIONS = CAMERA_KINDS
 
 
 @dataclass(frozen=True)

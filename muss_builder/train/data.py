@@ -1,0 +1,436 @@
+"""Our shard samples as training clips: ``DataConfig`` and ``ShardClipDataset``.
+
+A sample (mp4 + json + reference jpgs) becomes a ``ClipExample``: each usable shot is
+resampled to the training fps on its own timeline and trimmed to 4k+1 frames, the clip is
+scaled and centre-cut to the bucket nearest its aspect, subject boxes are carried through the
+cut, and reference crops are placed on the shots they target.
+
+Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
+handlers are generic and live in ``muss_builder.train.stream``; their public names are
+re-exported here so ``from muss_builder.train.data import ResumableLoader`` keeps working.
+Samples skipped on purpose (track not wanted, too few usable shots) are counted in
+``stats`` (summed over the loader's workers) and logged at INFO.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from muss_builder.media.decode import FrameReader
+from muss_builder.media.tools import MediaError
+from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
+from muss_builder.train.stream import (
+    STATE_FORMAT,
+    OnError,
+    ResumableLoader,
+    ShapeBucketer,
+    ShardStream,
+    Tag,
+    raise_error,
+    rank_and_world,
+    resolve_shards,
+    skip_and_log,
+)
+from muss_builder.train.types import Box, ClipExample, ReferenceCrop
+
+__all__ = [
+    "PIXEL_MULTIPLE",
+    "STATE_FORMAT",
+    "TINY_BUCKETS",
+    "WAN_BUCKETS",
+    "Bucket",
+    "Crop",
+    "DataConfig",
+    "OnError",
+    "PlannedShot",
+    "ResumableLoader",
+    "ShapeBucketer",
+    "ShardClipDataset",
+    "ShardStream",
+    "Tag",
+    "clip_example",
+    "decode_frames",
+    "largest_4k1",
+    "nearest_bucket",
+    "plan_shots",
+    "raise_error",
+    "rank_and_world",
+    "reference_image",
+    "references",
+    "resampled_frames",
+    "resolve_shards",
+    "skip_and_log",
+    "target_box",
+]
+
+log = logging.getLogger(__name__)
+
+Bucket = tuple[int, int]  # (height, width) in pixels
+# Wan's VAE downsamples 8x and a DiT patch is 2x2 latents: 16 pixels per token side.
+PIXEL_MULTIPLE = 16
+WAN_BUCKETS: list[Bucket] = [(480, 832), (832, 480), (512, 512)]
+TINY_BUCKETS: list[Bucket] = [(32, 32), (32, 48), (48, 32)]  # tests and smoke runs on CPU
+
+
+class DataConfig(BaseModel):
+    """How shard samples become training clips (strict: unknown keys are refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fps: float = Field(16.0, gt=0, description="training frame rate; shots are resampled to it")
+    buckets: list[Bucket] = Field(
+        default_factory=lambda: list(WAN_BUCKETS),
+        description="(height, width) sizes; a clip goes to the one nearest its aspect",
+    )
+    min_shots: int = Field(1, ge=1, description="samples with fewer usable shots are skipped")
+    max_shots: int = Field(5, ge=1, description="shots after this many are dropped")
+    frames_per_shot_max: int = Field(33, ge=1, description="4k+1: longer shots are trimmed")
+    min_frames_per_shot: int = Field(5, ge=1, description="4k+1: shorter shots are dropped")
+    ref_size: int = Field(256, ge=PIXEL_MULTIPLE, description="reference crops: square pixels")
+    max_references: int = Field(4, ge=0, description="reference crops per clip (0 = none)")
+    shuffle_buffer: int = Field(64, ge=0, description="0 = no shuffling at all (shards in order)")
+    seed: int = 0
+    tracks: list[Literal["montage", "subject"]] = Field(
+        default_factory=lambda: ["montage", "subject"], min_length=1
+    )
+
+    @field_validator("buckets", mode="before")
+    @classmethod
+    def _parse_buckets(cls, value: Any) -> Any:
+        # YAML users write "480x832"; code passes (480, 832)
+        if isinstance(value, list):
+            return [
+                tuple(int(v) for v in b.lower().split("x")) if isinstance(b, str) else b
+                for b in value
+            ]
+        return value
+
+    @field_validator("buckets")
+    @classmethod
+    def _check_buckets(cls, value: list[Bucket]) -> list[Bucket]:
+        if not value:
+            raise ValueError("at least one bucket is needed")
+        for height, width in value:
+            if height <= 0 or width <= 0 or height % PIXEL_MULTIPLE or width % PIXEL_MULTIPLE:
+                raise ValueError(
+                    f"bucket {height}x{width}: sides must be positive multiples of "
+                    f"{PIXEL_MULTIPLE} (VAE stride 8 x patch 2)"
+                )
+        return value
+
+    @field_validator("frames_per_shot_max", "min_frames_per_shot")
+    @classmethod
+    def _check_4k1(cls, value: int) -> int:
+        if value % 4 != 1:
+            raise ValueError(f"{value} is not 4k+1 (the causal VAE encodes 1 + 4k frames)")
+        return value
+
+    @field_validator("ref_size")
+    @classmethod
+    def _check_ref_size(cls, value: int) -> int:
+        if value % PIXEL_MULTIPLE:
+            raise ValueError(f"ref_size {value} is not a multiple of {PIXEL_MULTIPLE}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> DataConfig:
+        if self.min_shots > self.max_shots:
+            raise ValueError(f"min_shots {self.min_shots} > max_shots {self.max_shots}")
+        if self.min_frames_per_shot > self.frames_per_shot_max:
+            raise ValueError(
+                f"min_frames_per_shot {self.min_frames_per_shot} > "
+                f"frames_per_shot_max {self.frames_per_shot_max}"
+            )
+        return self
+
+
+class ShardClipDataset(ShardStream):
+    """ClipExamples from our shards (``batch_size``: lists of same-shape ClipExamples)."""
+
+    def __init__(
+        self,
+        shards: Sequence[str | Path] | str | Path,
+        config: DataConfig,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
+        on_error: OnError = raise_error,
+    ) -> None:
+        super().__init__(
+            shards,
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            rank=rank,
+            world_size=world_size,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            on_error=on_error,
+        )
+        self.config = config
+
+    def decode(self, sample: ShardSample) -> ClipExample | None:
+        return clip_example(sample, self.config, self.stats)
+
+    def shape_key(self, item: ClipExample) -> tuple[int, ...]:
+        return tuple(item.video.shape)
+
+
+# ---- one shard sample -> one ClipExample ------------------------------------------------------
+
+
+def resampled_frames(start: int, end: int, clip_fps: float, fps: float) -> list[int]:
+    """Clip frames a shot ``[start, end)`` shows at the training rate, on its own timeline.
+
+    Each shot is resampled from its own first frame, so no training frame of a shot can show
+    a frame of the next one: the cut stays exactly between two shots.
+    """
+    step = clip_fps / fps
+    n = max(0, math.ceil((end - start) / step - 1e-9))
+    return [start + math.floor(j * step + 1e-9) for j in range(n)]
+
+
+def largest_4k1(n: int, cap: int) -> int:
+    """The largest ``4k + 1 <= min(n, cap)``, or 0 when ``n`` is 0."""
+    m = min(n, cap)
+    return 0 if m < 1 else (m - 1) // 4 * 4 + 1
+
+
+def nearest_bucket(width: int, height: int, buckets: Sequence[Bucket]) -> Bucket:
+    """The bucket whose aspect is nearest (in log ratio) the frame's; the first on a tie."""
+    aspect = math.log(width / height)
+    return min(buckets, key=lambda b: abs(math.log(b[1] / b[0]) - aspect))
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Scale a frame to cover the bucket, keeping aspect, then cut the bucket out centred."""
+
+    scaled: tuple[int, int]  # (width, height) the frame is scaled to
+    offset: tuple[int, int]  # (x, y) of the cut in the scaled frame
+    size: tuple[int, int]  # (width, height) of the cut: the bucket
+
+    @classmethod
+    def plan(cls, width: int, height: int, bucket: Bucket) -> Crop:
+        bucket_h, bucket_w = bucket
+        scale = max(bucket_w / width, bucket_h / height)
+        scaled_w = max(bucket_w, round(width * scale))
+        scaled_h = max(bucket_h, round(height * scale))
+        offset = ((scaled_w - bucket_w) // 2, (scaled_h - bucket_h) // 2)
+        return cls((scaled_w, scaled_h), offset, (bucket_w, bucket_h))
+
+    def box(self, box: Sequence[float]) -> Box | None:
+        """A normalised box of the source frame in the cut; None if nothing of it is left."""
+        (sw, sh), (ox, oy), (w, h) = self.scaled, self.offset, self.size
+
+        def clip(v: float) -> float:
+            return min(1.0, max(0.0, v))
+
+        x0, y0, x1, y1 = (float(v) for v in box)
+        out = (
+            clip((x0 * sw - ox) / w),
+            clip((y0 * sh - oy) / h),
+            clip((x1 * sw - ox) / w),
+            clip((y1 * sh - oy) / h),
+        )
+        return out if out[2] > out[0] and out[3] > out[1] else None
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        (ox, oy), (w, h) = self.offset, self.size
+        return image[oy : oy + h, ox : ox + w]
+
+
+@dataclass
+class PlannedShot:
+    index: int  # in the sample json's shots
+    film_shot: int
+    frames: list[int]  # clip frame shown by each training frame (4k + 1 of them)
+
+
+def plan_shots(doc: dict[str, Any], cfg: DataConfig, stats: Counter[str]) -> list[PlannedShot]:
+    """Usable shots of a sample, each resampled and trimmed (centred) to 4k+1 frames."""
+    clip_fps = float(doc["clip"]["fps"])
+    planned = []
+    for i, shot in enumerate(doc["shots"]):
+        start, end = int(shot["clip_start_frame"]), int(shot["clip_end_frame"])
+        if not 0 <= start < end <= int(doc["clip"]["n_frames"]):
+            raise ValueError(f"shot {i}: clip frames [{start}, {end}) outside the clip")
+        frames = resampled_frames(start, end, clip_fps, cfg.fps)
+        n = largest_4k1(len(frames), cfg.frames_per_shot_max)
+        if n < cfg.min_frames_per_shot:
+            stats["shots_dropped_short"] += 1
+            continue
+        first = (len(frames) - n) // 2  # the middle: away from transitions at either end
+        planned.append(PlannedShot(i, int(shot["film_shot_index"]), frames[first : first + n]))
+    if len(planned) > cfg.max_shots:
+        stats["shots_dropped_beyond_max"] += len(planned) - cfg.max_shots
+        planned = planned[: cfg.max_shots]
+    return planned
+
+
+def _fail(sample: ShardSample, member: str, reason: str) -> ShardFormatError:
+    return ShardFormatError(sample.shard, sample.member_name(member), reason)
+
+
+def decode_frames(sample: ShardSample, crop: Crop, wanted: set[int]) -> dict[int, np.ndarray]:
+    """RGB frames ``wanted`` of the sample's clip, scaled and cut to the bucket."""
+    data = sample.members.get("mp4")
+    if data is None:
+        raise _fail(sample, "mp4", "missing (a sample's clip)")
+    frames: dict[int, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="muss-clip-") as tmp:
+        path = Path(tmp) / "clip.mp4"  # ffmpeg seeks in mp4s: a pipe is not enough
+        path.write_bytes(data)
+        reader = FrameReader(path, crop.scaled, pix_fmt="rgb24")
+        try:
+            for frame in reader:
+                if frame.index in wanted:
+                    frames[frame.index] = np.ascontiguousarray(crop.cut(frame.image))
+                if len(frames) == len(wanted):
+                    break
+        except MediaError as exc:
+            raise _fail(sample, "mp4", f"cannot decode: {exc}") from exc
+    missing = sorted(wanted - frames.keys())
+    if missing:
+        raise _fail(sample, "mp4", f"clip ends before frame {missing[0]} that the json's shots use")
+    return frames
+
+
+def reference_image(sample: ShardSample, member: str, size: int) -> torch.Tensor:
+    """A ``.ref{k}.jpg`` crop padded to a square (mid grey, so nothing is cut or stretched),
+    resized to ``size``, as (3, size, size) in [-1, 1]."""
+    ext = member.removeprefix(f"{sample.key}.")
+    data = sample.members.get(ext)
+    if data is None:
+        raise _fail(sample, ext, "listed in the json's references but not in the sample")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise _fail(sample, ext, "not a decodable image")
+    h, w = image.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    image = cv2.copyMakeBorder(
+        image,
+        top,
+        side - h - top,
+        left,
+        side - w - left,
+        cv2.BORDER_CONSTANT,
+        value=(128, 128, 128),
+    )
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def target_box(
+    shot_doc: dict[str, Any], subject: str, shot: PlannedShot, crop: Crop
+) -> tuple[Box, int] | None:
+    """The subject's box in the shot (through the crop) and the kept frame nearest the frame
+    it was measured on (index into the shot's training frames); None without a usable box."""
+    best: tuple[int, Box, int] | None = None
+    for entry in shot_doc["subjects"]:
+        if entry["id"] != subject:
+            continue
+        for measured in entry["boxes"]:
+            box = crop.box(measured["box"])
+            if box is None:
+                continue
+            distances = [abs(f - int(measured["clip_frame"])) for f in shot.frames]
+            local = int(np.argmin(distances))
+            if best is None or distances[local] < best[0]:
+                best = (distances[local], box, local)
+    return None if best is None else (best[1], best[2])
+
+
+def references(
+    sample: ShardSample,
+    doc: dict[str, Any],
+    shots: list[PlannedShot],
+    starts: list[int],
+    crop: Crop,
+    cfg: DataConfig,
+    stats: Counter[str],
+) -> list[ReferenceCrop]:
+    """One ReferenceCrop per (reference, kept target shot), in the json's order."""
+    by_film_shot = {shot.film_shot: k for k, shot in enumerate(shots)}
+    crops: list[ReferenceCrop] = []
+    for ref in doc["references"]:
+        image: torch.Tensor | None = None
+        for target in ref["target_shots"]:
+            k = by_film_shot.get(int(target))
+            if k is None or int(target) == int(ref["source_shot"]):
+                stats["references_target_not_kept"] += 1  # dropped shot (or a bad json)
+                continue
+            placed = target_box(doc["shots"][shots[k].index], ref["subject"], shots[k], crop)
+            if placed is None:
+                stats["references_without_box"] += 1
+                continue
+            if len(crops) >= cfg.max_references:
+                stats["references_over_max"] += 1
+                continue
+            if image is None:
+                image = reference_image(sample, ref["member"], cfg.ref_size)
+            box, local = placed
+            crops.append(ReferenceCrop(image, k, box, starts[k] + local, str(ref["subject"])))
+    return crops
+
+
+def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> ClipExample | None:
+    """Decode one shard sample; None (counted in ``stats``) when it is not used."""
+    doc = load_sample_json(sample)
+    try:
+        if doc["track"] not in cfg.tracks:
+            stats["skipped_track"] += 1
+            return None
+        shots = plan_shots(doc, cfg, stats)
+        if len(shots) < cfg.min_shots:
+            stats["skipped_too_few_shots"] += 1
+            log.info(
+                "%s: %d usable shots < min_shots %d, skipped", sample.key, len(shots), cfg.min_shots
+            )
+            return None
+        width, height = int(doc["clip"]["width"]), int(doc["clip"]["height"])
+        crop = Crop.plan(width, height, nearest_bucket(width, height, cfg.buckets))
+        starts = np.cumsum([0] + [len(s.frames) for s in shots]).tolist()
+        frames = decode_frames(sample, crop, {f for s in shots for f in s.frames})
+        refs = references(sample, doc, shots, starts[:-1], crop, cfg, stats)
+        shot_docs = [doc["shots"][s.index] for s in shots]
+        boxes = [
+            [b for e in d["subjects"] for m in e["boxes"] if (b := crop.box(m["box"]))]
+            for d in shot_docs
+        ]
+        captions = [d["caption"] or "" for d in shot_docs]
+        global_caption = doc["global_caption"] or ""
+    except ShardFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _fail(sample, "json", f"unexpected sample metadata: {exc!r}") from exc
+    pixels = np.stack([frames[f] for s in shots for f in s.frames])
+    video = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    stats["samples"] += 1
+    stats["references"] += len(refs)
+    return ClipExample(
+        key=sample.key,
+        video=video,
+        shot_frames=list(itertools.pairwise(starts)),
+        global_caption=global_caption,
+        shot_captions=captions,
+        references=refs,
+        subject_boxes=boxes,
+        fps=cfg.fps,
+    )

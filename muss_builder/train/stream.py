@@ -1,0 +1,414 @@
+"""Generic shard streaming: rank/worker split, shuffle buffer, shape batching, exact resume.
+
+Nothing here knows what a sample holds: ``ShardStream`` reads raw ``ShardSample``s and leaves
+turning one into a training item to a subclass's ``decode`` (``ShardClipDataset`` in
+``muss_builder.train.data``, ``LatentShardDataset`` in ``muss_builder.train.cache``).
+
+The stream of one epoch is fixed by ``(seed, epoch, rank, world_size, num_workers)``:
+shards are shuffled with ``(seed, epoch)`` (the same list on every rank), rank ``r`` reads
+``shards[r::world_size]``, logical worker ``w`` of ``n`` reads ``rank_shards[w::n]`` and
+shuffles its samples in a buffer seeded with ``(seed, epoch, rank, w)``. A DataLoader hands
+out worker outputs round-robin over the workers that still have data, so the merged order is
+fixed too.
+
+Resuming: every item leaves its worker with a ``Tag``: its logical worker, how many raw
+samples that worker has taken from its shuffled stream, and (when batching by shape) the raw
+positions still waiting in its buckets; each worker ends with a ``done`` tag. The
+``ResumableLoader`` records the tag of each item as it hands it out, so ``state_dict()``
+(plain JSON-able data) says exactly what was consumed. On resume each worker replays its raw
+stream past its position (reading the tar bytes again, decoding nothing), re-decodes the
+pending samples into its buckets, and the workers are rotated so that the one after the last
+consumed item speaks first. The continuation is then the same items in the same order, as
+long as seed, ``num_workers``, rank and world size are the same (refused otherwise).
+Iterating to the end of a pass moves the cursor to the next epoch (``set_epoch`` also works).
+
+Errors: a malformed shard or sample raises ``ShardFormatError`` naming the member and reason.
+The ``on_error`` handler (webdataset style) decides: ``raise_error`` (default) re-raises;
+``skip_and_log`` logs a warning and skips the sample (or the rest of a shard whose tar is
+broken). Decode errors are counted in ``stats["errors"]``; ``ResumableLoader`` sums the
+workers' ``stats`` into the stream's in the main process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
+
+__all__ = [
+    "STATE_FORMAT",
+    "OnError",
+    "ResumableLoader",
+    "ShapeBucketer",
+    "ShardStream",
+    "Tag",
+    "raise_error",
+    "rank_and_world",
+    "resolve_shards",
+    "skip_and_log",
+]
+
+log = logging.getLogger(__name__)
+
+OnError = Callable[[Exception], None]
+STATE_FORMAT = 1
+
+
+def raise_error(exc: Exception) -> None:
+    """Default ``on_error``: a malformed shard stops training (the message names the member)."""
+    raise exc
+
+
+def skip_and_log(exc: Exception) -> None:
+    """``on_error`` that skips the bad sample (or the rest of a broken tar) with a warning."""
+    log.warning("skipping: %s", exc)
+
+
+def resolve_shards(shards: Sequence[str | Path] | str | Path) -> list[Path]:
+    """Shard paths from a list, or every ``*.tar`` of a folder (or its ``shards/``), sorted."""
+    if isinstance(shards, str | Path):
+        root = Path(shards)
+        if root.is_file():
+            return [root]
+        if (root / "shards").is_dir():
+            root = root / "shards"
+        if not root.is_dir():
+            raise FileNotFoundError(f"no shard file or folder at {root}")
+        found = sorted(p for p in root.glob("*.tar") if not p.name.startswith("."))
+        if not found:
+            raise FileNotFoundError(f"no *.tar shards in {root}")
+        return found
+    paths = [Path(s) for s in shards]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"shards not found: {', '.join(missing[:5])}")
+    return paths
+
+
+def rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values, else torch.distributed's when it is initialised, else (0, 1)."""
+    if rank is None or world_size is None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            rank = dist.get_rank() if rank is None else rank
+            world_size = dist.get_world_size() if world_size is None else world_size
+    rank, world_size = rank or 0, world_size or 1
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return rank, world_size
+
+
+class ShapeBucketer:
+    """Group entries by a shape key; a bucket is handed out when it holds ``batch_size``."""
+
+    def __init__(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self._buckets: dict[Any, list[Any]] = {}
+
+    def add(self, key: Any, entry: Any) -> list[Any] | None:
+        bucket = self._buckets.setdefault(key, [])
+        bucket.append(entry)
+        if len(bucket) < self.batch_size:
+            return None
+        del self._buckets[key]  # a new bucket of this shape queues behind older ones
+        return bucket
+
+    def pending(self) -> list[Any]:
+        return [entry for bucket in self._buckets.values() for entry in bucket]
+
+    def flush(self) -> Iterator[list[Any]]:
+        """The partial buckets, oldest first, emptying the bucketer."""
+        while self._buckets:
+            key = next(iter(self._buckets))
+            yield self._buckets.pop(key)
+
+
+class Tag(NamedTuple):
+    """Where a worker's stream stood when it handed out an item."""
+
+    worker: int  # logical worker
+    raw: int  # raw samples taken from its shuffled stream so far
+    pending: tuple[int, ...]  # raw positions waiting in its shape buckets
+    done: bool  # the worker's stream has ended (the item is None)
+    stats: dict[str, int]  # the worker's counters (its skips are visible in the main process)
+
+
+class ShardStream(IterableDataset):
+    """Shard reading, rank/worker split, shuffling, batching and resume; subclasses decode."""
+
+    def __init__(
+        self,
+        shards: Sequence[str | Path] | str | Path,
+        *,
+        seed: int = 0,
+        shuffle_buffer: int = 64,
+        rank: int | None = None,
+        world_size: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
+        on_error: OnError = raise_error,
+    ) -> None:
+        self.shards = resolve_shards(shards)
+        self.seed, self.shuffle_buffer = seed, shuffle_buffer
+        self.rank, self.world_size = rank_and_world(rank, world_size)
+        self.batch_size, self.drop_last, self.on_error = batch_size, drop_last, on_error
+        self.stats: Counter[str] = Counter()  # in the process that decodes (workers: theirs)
+        self.epoch = 0
+        self._num_workers: int | None = None  # fixed by the first loader or a loaded state
+        self._positions: dict[int, tuple[int, tuple[int, ...], bool]] = {}
+        self._next_worker = 0
+
+    # ---- what subclasses provide -------------------------------------------------------
+    def decode(self, sample: ShardSample) -> Any | None:
+        """The training item of a raw sample; None to skip it (counted in ``stats``)."""
+        raise NotImplementedError
+
+    def shape_key(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def make_batch(self, items: list[Any]) -> Any:
+        return items
+
+    # ---- epochs and state ---------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the pass to iterate; a different epoch than the current starts it fresh."""
+        if epoch != self.epoch:
+            self.epoch, self._positions, self._next_worker = epoch, {}, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the consumer is: enough to continue with exactly the next items."""
+        return {
+            "format": STATE_FORMAT,
+            "shards": self.shards_fingerprint(),
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "num_workers": self._num_workers,
+            "next_worker": self._next_worker,
+            "workers": [
+                {"worker": w, "raw": raw, "pending": list(pending), "done": done}
+                for w, (raw, pending, done) in sorted(self._positions.items())
+            ],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown data state format {state.get('format')!r}")
+        if state.get("shards") != self.shards_fingerprint():
+            raise ValueError(
+                "data state was saved over a different shard list: the streams would differ"
+            )
+        for name in ("seed", "rank", "world_size"):
+            if state[name] != getattr(self, name):
+                raise ValueError(
+                    f"data state was saved with {name}={state[name]}, this stream has "
+                    f"{name}={getattr(self, name)}: the shard split would differ"
+                )
+        self.epoch, self._num_workers = int(state["epoch"]), state["num_workers"]
+        self._next_worker = int(state["next_worker"])
+        self._positions = {
+            int(w["worker"]): (int(w["raw"]), tuple(w["pending"]), bool(w["done"]))
+            for w in state["workers"]
+        }
+
+    def shards_fingerprint(self) -> str:
+        """A digest of the shard names in order (folders may move; names and order may not)."""
+        names = "\n".join(p.name for p in self.shards)
+        return f"{len(self.shards)}:{hashlib.sha256(names.encode()).hexdigest()[:16]}"
+
+    def bind_workers(self, num_workers: int) -> None:
+        n = max(1, num_workers)
+        if self._positions and self._num_workers not in (None, n):
+            raise ValueError(
+                f"data state was saved with {self._num_workers} loader workers, this loader has"
+                f" {n}: resume with the same num_workers (the per-worker streams differ)"
+            )
+        self._num_workers = n
+
+    def record(self, tag: Tag) -> None:
+        self._positions[tag.worker] = (tag.raw, tag.pending, tag.done)
+        if not tag.done:
+            self._next_worker = (tag.worker + 1) % (self._num_workers or 1)
+
+    def end_epoch(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    # ---- the stream ---------------------------------------------------------------------
+    def worker_shards(self, worker: int, num_workers: int) -> list[Path]:
+        order = list(self.shards)
+        if self.shuffle_buffer > 0:
+            perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(order))
+            order = [order[i] for i in perm]
+        return order[self.rank :: self.world_size][worker::num_workers]
+
+    def _read(self, shards: list[Path]) -> Iterator[ShardSample]:
+        for shard in shards:
+            try:
+                yield from iter_samples(shard)
+            except ShardFormatError as exc:
+                self.on_error(exc)  # returning means: skip the rest of this shard
+            except OSError as exc:
+                self.on_error(ShardFormatError(shard, None, f"cannot read the shard: {exc}"))
+
+    def _shuffled(self, samples: Iterator[ShardSample], worker: int) -> Iterator[ShardSample]:
+        if self.shuffle_buffer <= 1:
+            yield from samples
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+        buffer: list[ShardSample] = []
+        for sample in samples:
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(sample)
+                continue
+            i = int(rng.integers(len(buffer)))
+            buffer[i], sample = sample, buffer[i]
+            yield sample
+        while buffer:
+            i = int(rng.integers(len(buffer)))
+            buffer[i], buffer[-1] = buffer[-1], buffer[i]
+            yield buffer.pop()
+
+    def _decode_or_handle(self, sample: ShardSample) -> Any | None:
+        try:
+            return self.decode(sample)
+        except ShardFormatError as exc:
+            self.stats["errors"] += 1
+            self.on_error(exc)
+            return None
+
+    def iter_tagged(self, worker: int, num_workers: int) -> Iterator[tuple[Tag, Any]]:
+        """``(tag, item)`` for logical ``worker``; the last pair is ``(done tag, None)``."""
+        if self._num_workers not in (None, num_workers) and self._positions:
+            raise ValueError(f"resume state is for {self._num_workers} workers, not {num_workers}")
+        start, pending, done = self._positions.get(worker, (0, (), False))
+        if done:
+            return
+        waiting = set(pending)
+        bucketer = ShapeBucketer(self.batch_size) if self.batch_size else None
+        raw = 0
+        samples = self._shuffled(self._read(self.worker_shards(worker, num_workers)), worker)
+        for raw, sample in enumerate(samples, start=1):
+            if raw <= start and raw - 1 not in waiting:
+                continue  # consumed before the resume point: read, never decoded
+            item = self._decode_or_handle(sample)
+            if item is None:
+                continue
+            if bucketer is None:
+                yield Tag(worker, raw, (), False, dict(self.stats)), item
+                continue
+            full = bucketer.add(self.shape_key(item), (raw - 1, item))
+            if full is not None and raw > start:
+                left = tuple(pos for pos, _ in bucketer.pending())
+                yield (
+                    Tag(worker, raw, left, False, dict(self.stats)),
+                    self.make_batch([it for _, it in full]),
+                )
+        raw = max(raw, start)
+        if bucketer is not None:
+            partial = list(bucketer.flush())
+            for i, bucket in enumerate(partial):
+                if self.drop_last and len(bucket) < (self.batch_size or 0):
+                    continue
+                left = tuple(pos for b in partial[i + 1 :] for pos, _ in b)
+                yield (
+                    Tag(worker, raw, left, False, dict(self.stats)),
+                    self.make_batch([it for _, it in bucket]),
+                )
+        yield Tag(worker, raw, (), True, dict(self.stats)), None
+
+    def __iter__(self) -> Iterator[Any]:
+        info = get_worker_info()
+        if info is not None:
+            # inside a plain DataLoader: split correctly, but only ResumableLoader tracks state
+            for _, item in self.iter_tagged(info.id, info.num_workers):
+                if item is not None:
+                    yield item
+            return
+        yield from ResumableLoader(self, num_workers=0)
+
+
+class _TaggedView(IterableDataset):
+    """What each DataLoader worker runs: its logical worker's tagged stream."""
+
+    def __init__(self, stream: ShardStream, offset: int) -> None:
+        self.stream, self.offset = stream, offset
+
+    def __iter__(self) -> Iterator[tuple[Tag, Any]]:
+        info = get_worker_info()
+        assert info is not None, "_TaggedView runs in DataLoader workers only"
+        yield from self.stream.iter_tagged(
+            (info.id + self.offset) % info.num_workers, info.num_workers
+        )
+
+
+def _keep(batch: Any) -> Any:
+    return batch  # module level: DataLoader workers pickle their collate_fn
+
+
+class ResumableLoader:
+    """Iterate a ShardStream (in DataLoader worker processes or inline) keeping its state.
+
+    Use this instead of a plain DataLoader when a run must resume exactly: ``state_dict()``
+    after receiving an item resumes with the item after it. The stream is a cursor: a new
+    ``iter()`` after a ``break`` continues where the last one stopped, and a pass that runs
+    to its end moves on to the next epoch. Workers are not persistent (each ``iter()`` pickles
+    the stream's current epoch and position into fresh workers).
+    """
+
+    def __init__(
+        self,
+        stream: ShardStream,
+        num_workers: int = 0,
+        *,
+        prefetch_factor: int | None = None,
+        pin_memory: bool = False,
+        multiprocessing_context: str | None = None,
+    ) -> None:
+        self.stream, self.num_workers = stream, num_workers
+        self.prefetch_factor, self.pin_memory = prefetch_factor, pin_memory
+        self.multiprocessing_context = multiprocessing_context
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state)
+
+    def _tagged(self) -> Iterator[tuple[Tag, Any]]:
+        if self.num_workers == 0:
+            yield from self.stream.iter_tagged(0, 1)
+            return
+        loader = DataLoader(
+            _TaggedView(self.stream, self.stream._next_worker),
+            batch_size=None,
+            num_workers=self.num_workers,
+            collate_fn=_keep,
+            prefetch_factor=self.prefetch_factor,
+            pin_memory=self.pin_memory,
+            multiprocessing_context=self.multiprocessing_context,
+        )
+        yield from loader
+
+    def __iter__(self) -> Iterator[Any]:
+        self.stream.bind_workers(self.num_workers)
+        before, in_workers = Counter(self.stream.stats), {}
+        for tag, item in self._tagged():
+            self.stream.record(tag)
+            if self.num_workers:  # workers count in their own copies: add theirs up here
+                in_workers[tag.worker] = tag.stats
+                self.stream.stats = before + sum(map(Counter, in_workers.values()), Counter())
+            if item is not None:
+                yield item
+        self.stream.end_epoch()
