@@ -1,0 +1,226 @@
+"""``muss-builder train fit|cache|sample``: the bundled multi-shot generator trainer.
+
+Under ``torchrun`` every rank runs the same command (``torchrun --nproc_per_node 8
+$(which muss-builder) train fit ...``); ranks come from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+log = logging.getLogger("muss_builder.train")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``["optim.lr=1e-3", "data.fps=8"]`` -> nested dict; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--set {pair!r}: expected KEY=VALUE (e.g. optim.lr=1e-4)")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _config(config: str, extra: dict[str, Any]) -> Any:
+    from muss_builder.train.config import load_train_config
+
+    try:
+        return load_train_config(config, extra)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise _fail(f"config {config}: " + "; ".join(lines)) from exc
+    except ValueError as exc:  # YAML that is not a mapping
+        raise _fail(f"config {config}: {exc}") from exc
+
+
+def _setup_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from muss_builder.bench.script import ScriptError
+    from muss_builder.media.tools import MediaError
+    from muss_builder.shards.reader import ShardFormatError
+    from muss_builder.train.checkpoint import CheckpointError
+    from muss_builder.train.feed import DataError
+
+    # ValueError: inputs the model or data refuse (shapes, widths), named in the message
+    return (
+        DataError,
+        CheckpointError,
+        ShardFormatError,
+        ScriptError,
+        MediaError,
+        OSError,
+        ValueError,
+    )
+
+
+def fit(
+    config: str = typer.Option("tiny", "--config", help="train YAML path or name (train-NAME)"),
+    shards: list[str] | None = typer.Option(
+        None, "--shards", help="shard files, folders or globs (repeatable); overrides config"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default: output_dir)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint"),
+    latent_cache: Path | None = typer.Option(
+        None, "--latent-cache", help="train on latents written by `train cache`"
+    ),
+    until_step: int | None = typer.Option(
+        None, "--until-step", min=1, help="stop at this step (the LR schedule is unchanged)"
+    ),
+    sets: list[str] | None = typer.Option(
+        None, "--set", help="override a config field, e.g. --set optim.lr=1e-4 (repeatable)"
+    ),
+) -> None:
+    """Train the multi-shot DiT on shards (or cached latents); checkpoints go to OUT."""
+    extra = _overrides(sets)
+    if shards:
+        extra["shards"] = list(shards)
+    if out is not None:
+        extra["output_dir"] = str(out)
+    if latent_cache is not None:
+        extra["latent_cache"] = str(latent_cache)
+    cfg = _config(config, extra)
+    if not cfg.shards and not cfg.latent_cache:
+        raise _fail("no data: pass --shards DIR_OR_GLOB or --latent-cache DIR")
+    _setup_logging()
+    from muss_builder.train.loop import fit as run_fit
+
+    try:
+        result = run_fit(cfg, resume=resume, until_step=until_step)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from exc
+    if int(os.environ.get("RANK", "0")) == 0:
+        first = f"{result.losses[0]:.4f}" if result.losses else "-"
+        last = f"{result.losses[-1]:.4f}" if result.losses else "-"
+        typer.echo(
+            f"trained steps {result.start_step}..{result.final_step} in {result.seconds:.1f}s; "
+            f"loss {first} -> {last}; checkpoint {result.checkpoint}"
+        )
+
+
+def cache(
+    config: str = typer.Option("tiny", "--config", help="train YAML path or name"),
+    shards: list[str] | None = typer.Option(None, "--shards", help="shard files/folders/globs"),
+    out: Path = typer.Option(..., "--out", help="cache folder (shards/ + cache.json)"),
+    dtype: str = typer.Option(
+        "bfloat16", "--dtype", help="float storage: bfloat16|float16|float32"
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="re-encode existing cached shards"),
+    sets: list[str] | None = typer.Option(None, "--set", help="override a config field"),
+) -> None:
+    """Encode shards once with the VAE and text encoder (training then skips both)."""
+    extra = _overrides(sets)
+    if shards:
+        extra["shards"] = list(shards)
+    cfg = _config(config, extra)
+    if not cfg.shards:
+        raise _fail("no shards: pass --shards DIR_OR_GLOB")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise _fail(f"--dtype {dtype!r}: expected bfloat16, float16 or float32")
+    _setup_logging()
+    import torch
+
+    from muss_builder.train.cache import cache_latents
+    from muss_builder.train.feed import expand_shards, load_encoders, resolve_encoders
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu")
+    try:
+        cfg = resolve_encoders(cfg, out, main=rank == 0)
+        vae, text = load_encoders(cfg, device)
+        summary = cache_latents(
+            expand_shards(cfg.shards),
+            out,
+            cfg.data_config(),
+            vae,
+            text,
+            subject_loss_weight=cfg.flow.subject_box_weight,
+            dtype=dtype,  # type: ignore[arg-type]
+            rank=rank,
+            world_size=world,
+            overwrite=overwrite,
+        )
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"cached {summary.n_samples} samples in {len(summary.written)} shards "
+        f"({len(summary.skipped_existing)} already there) under {out}"
+    )
+
+
+def sample(
+    ckpt: Path = typer.Option(..., "--ckpt", help="checkpoint folder or run folder (newest)"),
+    script: Path = typer.Option(..., "--script", help="multi-shot script JSON"),
+    out: Path = typer.Option(..., "--out", help="output .mp4 (cuts JSON written beside it)"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Euler steps"),
+    cfg_scale: float | None = typer.Option(None, "--cfg-scale", min=0.0, help="CFG scale"),
+    shift: float | None = typer.Option(None, "--shift", min=0.0, help="timestep shift"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto|cpu|cuda"),
+    no_ema: bool = typer.Option(False, "--no-ema", help="raw weights instead of the EMA"),
+) -> None:
+    """Generate the multi-shot video SCRIPT asks for: OUT.mp4 plus OUT.cuts.json."""
+    if out.suffix.lower() != ".mp4":
+        raise _fail(f"--out {out}: must end in .mp4")
+    if device not in ("auto", "cpu", "cuda"):
+        raise _fail(f"--device {device!r}: expected auto, cpu or cuda")
+    from muss_builder.train.sample import generate
+
+    try:
+        result = generate(
+            ckpt,
+            script,
+            out,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            shift=shift,
+            seed=seed,
+            device=device,
+            use_ema=not no_ema,
+        )
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"wrote {result.mp4} ({result.n_frames} frames, cuts at {result.cut_frames}) and "
+        f"{result.cuts_json} with the {result.weights} weights of {result.checkpoint}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` group (a fresh one per app, so registering twice is harmless)."""
+    train = typer.Typer(
+        help="Train the multi-shot DiT on shards, cache latents, sample videos.",
+        no_args_is_help=True,
+    )
+    train.command("fit")(fit)
+    train.command("cache")(cache)
+    train.command("sample")(sample)
+    app.add_typer(train, name="train")

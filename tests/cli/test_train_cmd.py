@@ -1,0 +1,98 @@
+"""``muss-builder train cache|fit|sample`` end to end on pipeline shards, and every way a
+user can get it wrong: ``error: ...`` and exit status 2, naming the culprit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from muss_builder.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared CI cores: see tests/train/test_loop.py
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(*args: str):
+    return runner.invoke(app, ["train", *args])
+
+
+@pytest.mark.slow
+def test_cache_fit_sample_from_the_command_line(built_dataset, tmp_path: Path) -> None:
+    shards = str(built_dataset.out / "shards")
+    cache = tmp_path / "cache"
+    done = run("cache", "--config", "tiny", "--shards", shards, "--out", str(cache))
+    assert done.exit_code == 0, done.output
+    assert "cached 5 samples in 2 shards" in done.output
+    assert json.loads((cache / "cache.json").read_text())["vae"].startswith(str(cache))
+    out = tmp_path / "run"
+    args = ["--latent-cache", str(cache), "--out", str(out), "--set", "checkpoint_every=2"]
+    done = run("fit", "--config", "pipelines/train-tiny.yaml", *args, "--until-step", "2")
+    assert done.exit_code == 0, done.output
+    assert "trained steps 0..2" in done.output
+    done = run("fit", "--config", "tiny", *args, "--until-step", "3", "--resume")
+    assert done.exit_code == 0, done.output
+    assert "trained steps 2..3" in done.output
+    script = {
+        "key": "s",
+        "global_caption": "a street",
+        "fps": 24,
+        "width": 32,
+        "height": 32,
+        "shots": [{"caption": "cars", "n_frames": 6}, {"caption": "people", "n_frames": 5}],
+    }
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    video = tmp_path / "video.mp4"
+    done = run("sample", "--ckpt", str(out), "--script", str(tmp_path / "script.json"),
+               "--out", str(video), "--steps", "2")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "cuts at [6]" in done.output and "step-00000003" in done.output
+    cuts = json.loads((tmp_path / "video.cuts.json").read_text())
+    assert cuts["n_frames"] == 11 and cuts["cut_frames"] == [6] and video.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--config", "nope", "--shards", "x"], "train config not found: nope"),
+        (["fit", "--set", "optim.lr=-1", "--shards", "x"], "optim.lr"),
+        (["fit", "--set", "optim.lrr=1", "--shards", "x"], "optim.lrr"),
+        (["fit", "--set", "model.preset=huge", "--shards", "x"], "unknown model preset 'huge'"),
+        (["fit", "--set", "data.fps=0", "--shards", "x"], "data"),
+        (["fit", "--set", "rope.mode=sideways", "--shards", "x"], "rope"),
+        (["fit", "--set", "nonsense"], "expected KEY=VALUE"),
+        (["fit", "--config", "tiny"], "no data: pass --shards"),
+        (["cache", "--out", "c"], "no shards"),
+        (["cache", "--shards", "x", "--out", "c", "--dtype", "int8"], "--dtype 'int8'"),
+        (["sample", "--ckpt", ".", "--script", "s.json", "--out", "v.avi"], "must end in .mp4"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_them(args: list[str], message: str) -> None:
+    done = run(*args)
+    assert done.exit_code == 2, done.output
+    assert "error:" in done.output and message in done.output
+
+
+def test_missing_inputs_exit_2(tmp_path: Path) -> None:
+    done = run("fit", "--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path / "o"))
+    assert done.exit_code == 2 and "nothing matches" in done.output
+    script = tmp_path / "script.json"
+    sample = ["sample", "--ckpt", str(tmp_path), "--script", str(script), "--out", "v.mp4"]
+    script.write_text(json.dumps({"key": "s", "shots": []}))
+    done = run(*sample)
+    assert done.exit_code == 2 and "script.json: no shots" in done.output
+    script.write_text(json.dumps({"key": "s", "shots": [{"caption": "a", "n_frames": 5}]}))
+    done = run(*sample)
+    assert done.exit_code == 2 and "no complete checkpoint" in done.output
+    done = run("fit", "--latent-cache", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert done.exit_code == 2 and "no cache.json" in done.output
