@@ -1,7 +1,13 @@
-"""``muss-builder bench sbd DIR``: score shot-boundary detectors against exact ground truth.
+"""``muss-builder bench ...``: the shot-boundary benchmark and the generation benchmark.
 
-Rows come from detectors run here (``--detector``, all fed by one decode per film) or from
-prediction files written by anything else (``--predictions DIR`` holding ``{film}.json``).
+- ``bench sbd DIR``: score shot-boundary detectors against exact ground truth;
+- ``bench make-suite DATASET --out S``: draw a suite of scripts from held-out films of a build;
+- ``bench perturb --suite S --out DIR``: the broken baselines (sticker, shuffled, moved cuts);
+- ``bench run --suite S (--videos DIR | --ckpt CKPT) --out R``: score videos against the suite.
+
+For ``sbd``, rows come from detectors run here (``--detector``, all fed by one decode per
+film) or from prediction files written by anything else (``--predictions DIR`` holding
+``{film}.json``).
 Scores follow TRECVID conventions; docs/sbd-benchmark.md defines every column.
 """
 
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,6 +34,9 @@ from muss_builder.bench.sbd import (
     score_ground_truth,
 )
 from muss_builder.media.tools import MediaError
+
+if TYPE_CHECKING:
+    from muss_builder.bench.metrics import BenchModelsConfig
 
 
 def _fail(message: str) -> typer.Exit:
@@ -146,8 +156,147 @@ def _json_report(
     }
 
 
+def _models_config(path: Path | None) -> BenchModelsConfig:
+    """The metric models of ``--models`` (YAML or JSON, validated strictly), else defaults."""
+    import yaml
+    from pydantic import ValidationError
+
+    from muss_builder.bench.metrics import BenchModelsConfig
+
+    if path is None:
+        return BenchModelsConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise _fail(f"{path}: cannot read the models config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _fail(f"{path}: the models config must be a mapping of fields")
+    try:
+        return BenchModelsConfig.model_validate(data)
+    except (ValidationError, ValueError) as exc:
+        raise _fail(f"{path}: invalid models config: {exc}") from exc
+
+
+def make_suite_cmd(
+    dataset: Path = typer.Argument(..., help="a built dataset (index.parquet + shards/)"),
+    out: Path = typer.Option(..., "--out", help="the suite folder to create"),
+    n_scripts: int = typer.Option(50, "--n-scripts", help="most scripts to draw"),
+    holdout_fraction: float = typer.Option(
+        0.1, "--holdout-fraction", help="share of films held out (by film_id hash)"
+    ),
+    min_films: int = typer.Option(1, "--min-films", help="least films held out"),
+    seed: int = typer.Option(0, "--seed"),
+    tracks: list[str] | None = typer.Option(
+        None, "--track", help="tracks to draw from, preferred first (default: subject, montage)"
+    ),
+) -> None:
+    """Draw a suite of multi-shot scripts (with references and real clips) from held-out films."""
+    from muss_builder.bench.suite import SuiteError, make_suite
+    from muss_builder.shards.reader import ShardFormatError
+
+    try:
+        suite = make_suite(
+            dataset, out, n_scripts=n_scripts, holdout_fraction=holdout_fraction, seed=seed,
+            tracks=tuple(tracks or ("subject", "montage")), min_films=min_films,
+        )  # fmt: skip
+    except (SuiteError, ShardFormatError) as exc:
+        raise _fail(str(exc)) from exc
+    n_refs = sum(len(s.references) for s in suite.scripts)
+    typer.echo(
+        f"{out}: {len(suite.scripts)} scripts, {n_refs} references, from "
+        f"{len(suite.held_out)} held-out film(s) (suite.json holdout.film_ids: exclude them "
+        "from training)"
+    )
+
+
+def perturb_cmd(
+    suite: Path = typer.Option(..., "--suite", help="a suite folder (bench make-suite)"),
+    out: Path = typer.Option(..., "--out", help="folder for {variant}/{key}.mp4"),
+    variants: list[str] | None = typer.Option(
+        None, "--variant", help="sticker, shuffled, moved_cuts (repeatable; default all)"
+    ),
+    d: int = typer.Option(4, "--d", help="frames each cut moves (moved_cuts)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Make the broken baselines of the suite's real clips (what every metric must score worse)."""
+    from muss_builder.bench.perturb import VARIANTS, make_variants
+    from muss_builder.bench.suite import SuiteError
+
+    try:
+        folders = make_variants(suite, out, tuple(variants or VARIANTS), d=d, seed=seed)
+    except (SuiteError, MediaError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    for name, folder in folders.items():
+        typer.echo(f"{name}: {folder}")
+
+
+def run_cmd(
+    suite: Path = typer.Option(..., "--suite", help="a suite folder (bench make-suite)"),
+    videos: Path | None = typer.Option(None, "--videos", help="folder of {key}.mp4 to score"),
+    ckpt: Path | None = typer.Option(
+        None, "--ckpt", help="generate every video with this trainer checkpoint first"
+    ),
+    out: Path = typer.Option(..., "--out", help="folder for results.json and results.md"),
+    models: Path | None = typer.Option(
+        None, "--models", help="YAML/JSON metric models config (default: offline profile)"
+    ),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="skip missing videos"),
+    steps: int | None = typer.Option(
+        None, "--steps", help="sampling steps (--ckpt; default: the checkpoint's config)"
+    ),
+    cfg_scale: float | None = typer.Option(
+        None, "--cfg-scale", help="guidance scale (--ckpt; default: the checkpoint's config)"
+    ),
+    seed: int = typer.Option(0, "--seed", help="first sampling seed (--ckpt)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (--ckpt)"),
+) -> None:
+    """Score videos (given, or generated from --ckpt) against the suite; print the table."""
+    from muss_builder.bench.runner import generate_videos, run_suite
+    from muss_builder.bench.suite import SuiteError, load_suite
+
+    if (videos is None) == (ckpt is None):
+        raise _fail("give exactly one of --videos DIR or --ckpt CKPT")
+    if ckpt is not None and not ckpt.exists():
+        raise _fail(f"{ckpt}: no such checkpoint")
+    if videos is not None and not videos.is_dir():
+        raise _fail(f"{videos}: no such folder of videos")
+    config = _models_config(models)  # before any generation: a bad config fails at once
+    try:
+        load_suite(suite)  # before any model loads
+    except SuiteError as exc:
+        raise _fail(str(exc)) from exc
+    if ckpt is not None:
+        from muss_builder.train.checkpoint import CheckpointError
+
+        try:
+            videos = generate_videos(
+                suite, ckpt, out / "videos", steps=steps, cfg_scale=cfg_scale, seed=seed,
+                device=device,
+            )  # fmt: skip
+        except (SuiteError, CheckpointError, MediaError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+    from muss_builder.bench.metrics import load_bench_models
+
+    assert videos is not None
+    try:
+        results = run_suite(
+            suite, videos, load_bench_models(config), out, allow_missing=allow_missing
+        )
+    except (SuiteError, MediaError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo((out / "results.md").read_text(), nl=False)
+    typer.echo(f"{out / 'results.json'}: {results.n_videos} videos", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group (a fresh one per app, so registering twice is harmless)."""
-    bench = typer.Typer(help="Benchmarks: shot-boundary detection (sbd).", no_args_is_help=True)
+    bench = typer.Typer(
+        help="Benchmarks: shot-boundary detection (sbd) and the generation suite "
+        "(make-suite, perturb, run).",
+        no_args_is_help=True,
+    )
     bench.command("sbd")(sbd)
+    bench.command("make-suite")(make_suite_cmd)
+    bench.command("perturb")(perturb_cmd)
+    bench.command("run")(run_cmd)
     app.add_typer(bench, name="bench")

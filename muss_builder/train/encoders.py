@@ -76,7 +76,10 @@ class WanVAE:
 
         if not self.path.is_dir():
             raise FileNotFoundError(f"no VAE folder at {self.path}")
-        model = AutoencoderKLWan.from_pretrained(self.path, torch_dtype=self.dtype)
+        # low_cpu_mem_usage needs `accelerate`; a VAE is small enough to load the plain way
+        model = AutoencoderKLWan.from_pretrained(
+            self.path, torch_dtype=self.dtype, low_cpu_mem_usage=False
+        )
         model.to(self.device).eval().requires_grad_(False)
         if self.tiling:
             model.enable_tiling()

@@ -1,0 +1,295 @@
+"""The benchmark suite: multi-shot scripts drawn from held-out films of a built dataset.
+
+Held-out films (the rule, so anyone can recompute it from ``film_id`` alone):
+
+    score(film_id) = int(blake2b(f"muss-bench-holdout:{seed}:{film_id}", 8 bytes)) / 2**64
+    held out  <=>  score(film_id) < holdout_fraction
+
+A film's membership depends only on its own id and the seed, never on which other films the
+dataset holds, so a grown dataset keeps the same held-out films. Only when the threshold holds
+out fewer than ``min_films`` films (a tiny dataset) are the lowest-scoring films taken instead;
+``suite.json`` records which rule applied. ``suite.json`` -> ``holdout.film_ids`` lists the
+held-out films: a trainer excludes every sample whose ``film_id`` (index.parquet column, or the
+sample json) is in that list (``held_out_film_ids(suite_dir)``).
+
+Scripts: one per clip (a subject-track sample and the montage sample of the same window share a
+clip; the subject sample is preferred because it carries references), chosen in a seeded order.
+Shot lengths are the sample's clip frames, captions its shot captions and global caption,
+``ScriptShot.subjects`` the ground-truth boxes (clip frames) of every subject per shot. Each
+reference (at most ``refs_per_target`` per subject and target shot) is copied to
+``refs/{key}_ref{k}.jpg``; its ``box`` is the subject's box on a target-shot keyframe grown by
+the crop margin the pipeline cut the crop with (faces 1.6x: the crop shows the head, not just
+the face box), so the crop scaled into ``box`` covers the subject, and ``frame`` is that
+keyframe. The real clip is copied to ``real/{key}.mp4``: the suite carries its own real
+baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from muss_builder.bench.script import Box, Script, ScriptReference, ScriptShot
+
+SUITE_VERSION = "1.0"
+SUITE_FILE = "suite.json"
+FACE_CROP_MARGIN = 1.6  # SubjectsConfig.references.crop_margin default (faces)
+OBJECT_CROP_MARGIN = 1.1  # the object margin of muss_builder/subjects/stage.py
+
+
+class SuiteError(ValueError):
+    """A dataset or suite folder cannot serve the benchmark; the message says why."""
+
+
+@dataclass
+class Suite:
+    """A loaded suite: its folder, metadata and scripts (in ``suite.json`` order)."""
+
+    root: Path
+    meta: dict[str, Any]
+    scripts: list[Script] = field(default_factory=list)
+
+    def real_video(self, key: str) -> Path:
+        return self.root / "real" / f"{key}.mp4"
+
+    @property
+    def held_out(self) -> list[str]:
+        return list(self.meta["holdout"]["film_ids"])
+
+
+def holdout_score(film_id: str, seed: int = 0) -> float:
+    """The film's place in [0, 1) under the hold-out hash (see the module docstring)."""
+    digest = hashlib.blake2b(f"muss-bench-holdout:{seed}:{film_id}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") / 2**64
+
+
+def choose_held_out(
+    film_ids: list[str], fraction: float, seed: int = 0, min_films: int = 1
+) -> tuple[list[str], str]:
+    """``(held-out film ids sorted, rule applied)``: the threshold rule, topped up to
+    ``min_films`` with the lowest-scoring films when it holds out too few."""
+    if not 0 < fraction <= 1:
+        raise SuiteError(f"holdout_fraction must be in (0, 1], got {fraction}")
+    films = sorted(set(film_ids))
+    if not films:
+        raise SuiteError("the dataset has no films")
+    held = [f for f in films if holdout_score(f, seed) < fraction]
+    rule = f"blake2b score < {fraction}"
+    if len(held) < min(min_films, len(films)):
+        ranked = sorted(films, key=lambda f: (holdout_score(f, seed), f))
+        held = ranked[: min(min_films, len(films))]
+        rule = f"{rule} held out {sum(holdout_score(f, seed) < fraction for f in films)}; "
+        rule += f"topped up to the {len(held)} lowest-scoring film(s)"
+    return sorted(held), rule
+
+
+def _index_rows(dataset_dir: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    index = dataset_dir / "index.parquet"
+    if not index.is_file():
+        raise SuiteError(f"{dataset_dir}: no index.parquet (is this a built dataset?)")
+    columns = ["key", "film_id", "shard", "track", "source_start_frame", "source_end_frame"]
+    return pq.read_table(index, columns=columns).to_pylist()
+
+
+def _samples(dataset_dir: Path, shards: list[str]) -> Iterator[tuple[dict, dict[str, bytes]]]:
+    from muss_builder.shards.reader import iter_samples, load_sample_json
+
+    for shard in shards:
+        path = dataset_dir / shard
+        if not path.is_file():
+            path = dataset_dir / "shards" / Path(shard).name
+        if not path.is_file():
+            raise SuiteError(f"{dataset_dir}: shard {shard} listed in index.parquet is missing")
+        for sample in iter_samples(path):
+            yield load_sample_json(sample), sample.members
+
+
+def _grow(box: list[float], margin: float) -> Box:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hw, hh = (box[2] - box[0]) * margin / 2, (box[3] - box[1]) * margin / 2
+    grown = (max(0.0, cx - hw), max(0.0, cy - hh), min(1.0, cx + hw), min(1.0, cy + hh))
+    return tuple(round(v, 5) for v in grown)  # type: ignore[return-value]
+
+
+def script_from_sample(
+    doc: dict[str, Any], members: dict[str, bytes], refs_dir: Path, refs_per_target: int = 1
+) -> Script:
+    """The script of one sample; writes its reference crops into ``refs_dir``."""
+    key = doc["key"]
+    shots = []
+    film_to_local = {}
+    for i, shot in enumerate(doc["shots"]):
+        film_to_local[shot["film_shot_index"]] = i
+        start = shot["clip_start_frame"]
+        subjects: dict[str, list[tuple[int, Box]]] = {}
+        for entry in shot["subjects"]:
+            boxes = subjects.setdefault(entry["id"], [])
+            boxes += [(b["clip_frame"], tuple(b["box"])) for b in entry["boxes"]]
+        shots.append(
+            ScriptShot(
+                caption=shot.get("caption") or "",
+                n_frames=shot["clip_end_frame"] - start,
+                transition_in=shot["transition_in"],
+                subjects=subjects,
+            )
+        )
+    references: list[ScriptReference] = []
+    ref_sources: list[dict[str, Any]] = []
+    taken: dict[tuple[str, int], int] = {}
+    for ref in doc["references"]:
+        for film_shot in ref["target_shots"]:
+            local = film_to_local.get(film_shot)
+            if local is None or ref["source_shot"] == film_shot:
+                continue  # never a crop from the shot it serves (validate refuses those too)
+            if taken.get((ref["subject"], local), 0) >= refs_per_target:
+                continue
+            seen = shots[local].subjects.get(ref["subject"])
+            if not seen:
+                continue  # no box of the subject in that shot: nowhere to put it
+            frame, box = seen[len(seen) // 2]
+            margin = FACE_CROP_MARGIN if ref["kind"] == "face" else OBJECT_CROP_MARGIN
+            image = f"refs/{key}_{Path(ref['member']).stem}.jpg"
+            data = members.get(ref["member"])
+            if data is None:
+                raise SuiteError(f"sample {key}: reference member {ref['member']} missing")
+            (refs_dir / Path(image).name).write_bytes(data)
+            taken[(ref["subject"], local)] = taken.get((ref["subject"], local), 0) + 1
+            grown = _grow(box, margin)
+            references.append(
+                ScriptReference(image, ref["subject"], ref["kind"], local, grown, frame)
+            )
+            ref_sources.append(
+                {"member": ref["member"], "source_shot": ref["source_shot"],
+                 "fallback": ref["fallback"], "film_target_shot": film_shot}
+            )  # fmt: skip
+    clip = doc["clip"]
+    script = Script(
+        key=key,
+        global_caption=doc.get("global_caption") or "",
+        shots=shots,
+        fps=float(clip["fps"]),
+        width=int(clip["width"]),
+        height=int(clip["height"]),
+        references=references,
+        source={
+            "film_id": doc["film_id"],
+            "sample": key,
+            "track": doc["track"],
+            "span": doc["span"],
+            "film_shots": [s["film_shot_index"] for s in doc["shots"]],
+            "references": ref_sources,
+        },
+    )
+    script.check(f"sample {key}")
+    return script
+
+
+def make_suite(
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    n_scripts: int = 50,
+    holdout_fraction: float = 0.1,
+    seed: int = 0,
+    tracks: tuple[str, ...] = ("subject", "montage"),
+    min_films: int = 1,
+    refs_per_target: int = 1,
+) -> Suite:
+    """Draw up to ``n_scripts`` scripts from the held-out films of ``dataset_dir`` into
+    ``out_dir`` (``suite.json``, ``refs/``, ``real/``). ``tracks`` are the tracks to use, in
+    order of preference."""
+    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    if n_scripts < 1:
+        raise SuiteError(f"n_scripts must be at least 1, got {n_scripts}")
+    bad = set(tracks) - {"subject", "montage"}
+    if bad or not tracks:
+        raise SuiteError(f"tracks must be among subject, montage; got {', '.join(tracks) or '-'}")
+    if (out / SUITE_FILE).exists():
+        raise SuiteError(f"{out} already holds a suite; choose an empty folder")
+    rows = _index_rows(dataset_dir)
+    held, rule = choose_held_out([r["film_id"] for r in rows], holdout_fraction, seed, min_films)
+    # chosen from the index alone, so only the chosen samples are ever read: one per clip (a
+    # film span; the preferred track wins), in a seeded order, preferred track first
+    by_clip: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for row in rows:
+        if row["film_id"] not in held or row["track"] not in tracks:
+            continue
+        clip = (row["film_id"], row["source_start_frame"], row["source_end_frame"])
+        old = by_clip.get(clip)
+        if old is None or tracks.index(row["track"]) < tracks.index(old["track"]):
+            by_clip[clip] = row
+    if not by_clip:
+        raise SuiteError(
+            f"{dataset_dir}: the held-out films ({', '.join(held)}) have no {'/'.join(tracks)} "
+            "samples"
+        )
+    picked = sorted(by_clip.values(), key=lambda r: r["key"])
+    random.Random(seed).shuffle(picked)
+    picked.sort(key=lambda r: tracks.index(r["track"]))  # stable: preferred track first
+    order = {r["key"]: i for i, r in enumerate(picked[:n_scripts])}
+    chosen: list[tuple[dict, dict[str, bytes]]] = [
+        (doc, members)
+        for doc, members in _samples(dataset_dir, sorted({r["shard"] for r in picked[:n_scripts]}))
+        if doc["key"] in order
+    ]
+    if len(chosen) != len(order):
+        missing = sorted(set(order) - {doc["key"] for doc, _ in chosen})
+        raise SuiteError(f"{dataset_dir}: samples in index.parquet but not in their shards: "
+                         f"{', '.join(missing[:5])}")  # fmt: skip
+    chosen.sort(key=lambda dm: order[dm[0]["key"]])
+    (out / "refs").mkdir(parents=True, exist_ok=True)
+    (out / "real").mkdir(exist_ok=True)
+    scripts = []
+    for doc, members in chosen:
+        script = script_from_sample(doc, members, out / "refs", refs_per_target)
+        (out / "real" / f"{script.key}.mp4").write_bytes(members["mp4"])
+        scripts.append(script)
+    meta = {
+        "suite_version": SUITE_VERSION,
+        "dataset": str(dataset_dir.resolve()),
+        "seed": seed,
+        "tracks": list(tracks),
+        "holdout": {
+            "rule": rule,
+            "fraction": holdout_fraction,
+            "salt": f"muss-bench-holdout:{seed}:",
+            "film_ids": held,
+            "n_films_in_dataset": len({r["film_id"] for r in rows}),
+        },
+        "n_scripts": len(scripts),
+    }
+    doc = {**meta, "scripts": [s.to_dict() for s in scripts]}
+    (out / SUITE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+    return Suite(out, meta, scripts)
+
+
+def load_suite(suite_dir: str | Path) -> Suite:
+    """Read ``suite_dir/suite.json``; SuiteError naming the file when it is not a suite."""
+    root = Path(suite_dir)
+    path = root / SUITE_FILE
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read a suite ({exc})") from exc
+    if not isinstance(doc, dict) or "scripts" not in doc or "holdout" not in doc:
+        raise SuiteError(f"{path}: not a suite (needs 'scripts' and 'holdout')")
+    scripts = [
+        Script.from_dict(s, where=f"{path} script {i}") for i, s in enumerate(doc["scripts"])
+    ]
+    keys = [s.key for s in scripts]
+    if len(set(keys)) != len(keys):
+        raise SuiteError(f"{path}: duplicate script keys")
+    meta = {k: v for k, v in doc.items() if k != "scripts"}
+    return Suite(root, meta, scripts)
+
+
+def held_out_film_ids(suite_dir: str | Path) -> set[str]:
+    """The films a trainer must leave out so the suite stays unseen."""
+    return set(load_suite(suite_dir).held_out)
