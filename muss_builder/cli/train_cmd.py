@@ -54,6 +54,26 @@ def _config(config: str, extra: dict[str, Any]) -> Any:
         raise _fail(f"config {config}: {exc}") from exc
 
 
+def _with_holdout(config: str, extra: dict[str, Any], suite_dir: Path | None) -> Any:
+    """The config, with the suite's held-out films added to ``data.exclude_film_ids``."""
+    cfg = _config(config, extra)
+    if suite_dir is None:
+        return cfg
+    from muss_builder.bench.suite import SuiteError, held_out_film_ids
+    from muss_builder.train.config import merge
+
+    try:
+        held = held_out_film_ids(suite_dir)
+    except SuiteError as exc:
+        raise _fail(f"--holdout: {exc}") from exc
+    # added to any the config already excludes; validated by DataConfig like a YAML value
+    films = sorted(held | set(cfg.data.get("exclude_film_ids", [])))
+    cfg = _config(config, merge(extra, {"data": {"exclude_film_ids": films}}))
+    _setup_logging()
+    log.info("excluding %d held-out film(s) of the suite %s", len(held), suite_dir)
+    return cfg
+
+
 def _setup_logging() -> None:
     if not log.handlers:
         handler = logging.StreamHandler()
@@ -94,6 +114,9 @@ def fit(
     until_step: int | None = typer.Option(
         None, "--until-step", min=1, help="stop at this step (the LR schedule is unchanged)"
     ),
+    holdout: Path | None = typer.Option(
+        None, "--holdout", help="bench suite folder: never train on its held-out films"
+    ),
     sets: list[str] | None = typer.Option(
         None, "--set", help="override a config field, e.g. --set optim.lr=1e-4 (repeatable)"
     ),
@@ -106,7 +129,7 @@ def fit(
         extra["output_dir"] = str(out)
     if latent_cache is not None:
         extra["latent_cache"] = str(latent_cache)
-    cfg = _config(config, extra)
+    cfg = _with_holdout(config, extra, holdout)
     if not cfg.shards and not cfg.latent_cache:
         raise _fail("no data: pass --shards DIR_OR_GLOB or --latent-cache DIR")
     _setup_logging()
@@ -133,13 +156,16 @@ def cache(
         "bfloat16", "--dtype", help="float storage: bfloat16|float16|float32"
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode existing cached shards"),
+    holdout: Path | None = typer.Option(
+        None, "--holdout", help="bench suite folder: leave its held-out films out of the cache"
+    ),
     sets: list[str] | None = typer.Option(None, "--set", help="override a config field"),
 ) -> None:
     """Encode shards once with the VAE and text encoder (training then skips both)."""
     extra = _overrides(sets)
     if shards:
         extra["shards"] = list(shards)
-    cfg = _config(config, extra)
+    cfg = _with_holdout(config, extra, holdout)
     if not cfg.shards:
         raise _fail("no shards: pass --shards DIR_OR_GLOB")
     if dtype not in ("bfloat16", "float16", "float32"):

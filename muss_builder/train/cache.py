@@ -9,7 +9,9 @@ so the same inputs and models give byte-identical cached shards and a killed run
 the first shard not yet written. ``cache.json`` records what the cache was made from.
 
 ``LatentShardDataset`` streams cached shards with the same rank/worker split, shuffle buffer,
-resumable state and shape bucketing as ``ShardClipDataset`` (see ``muss_builder.train.data``).
+resumable state, shape bucketing and ``exclude_film_ids`` as ``ShardClipDataset`` (see
+``muss_builder.train.data``): a cache written before a film was held out can still be trained
+on without it (cached shards keep the input shard names, so whole shards are dropped).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from muss_builder.train.data import (
     resolve_shards,
 )
 from muss_builder.train.encoders import TextEncoder, WanVAE, collate_latents, encode_example
+from muss_builder.train.stream import film_of_shard
 from muss_builder.train.types import LatentBatch, LatentExample
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,8 @@ def cache_latents(
     ``out_dir/shards/{shard name}``, one cached shard per input shard.
 
     ``vae`` and ``text`` must be set up. A cached shard that exists is kept (resume) unless
-    ``overwrite``. Samples the data config skips are counted in the summary's ``stats``.
+    ``overwrite``. Samples the data config skips (``exclude_film_ids`` included: their shards
+    are not cached at all) are counted in the summary's ``stats``.
     Writes ``out_dir/cache.json`` (rank 0 of 1) or ``out_dir/cache-rank{r}.json``.
     """
     inputs = resolve_shards(shards)
@@ -149,6 +153,23 @@ def cache_latents(
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     summary = CacheSummary(out)
+    # held-out films' shards are dropped before the rank split (never read, never cached);
+    # samples of those films in shards named otherwise are skipped by ShardClipDataset
+    excluded = set(data_cfg.exclude_film_ids)
+    kept = [s for s in inputs if film_of_shard(s) not in excluded]
+    if len(kept) < len(inputs):
+        summary.stats["skipped_holdout_shards"] += len(inputs) - len(kept)
+        log.info("%d shards of excluded films not cached", len(inputs) - len(kept))
+        stale = [s.name for s in inputs if s not in kept and (out / "shards" / s.name).exists()]
+        if stale:  # from an earlier run without the exclusion: training would read them
+            log.warning(
+                "%d cached shards of excluded films are already in %s (e.g. %s): delete them,"
+                " or train with the same exclusion",
+                len(stale),
+                out / "shards",
+                stale[0],
+            )
+    inputs = kept
     # the cache is a fixed function of its inputs: no shuffling, shard order as given
     ordered = data_cfg.model_copy(update={"shuffle_buffer": 0})
     for shard in inputs[rank::world_size]:
@@ -205,6 +226,7 @@ class LatentShardDataset(ShardStream):
         batch_size: int | None = None,
         drop_last: bool = False,
         on_error: OnError = raise_error,
+        exclude_film_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(
             shards,
@@ -215,6 +237,7 @@ class LatentShardDataset(ShardStream):
             batch_size=batch_size,
             drop_last=drop_last,
             on_error=on_error,
+            exclude_film_ids=exclude_film_ids,
         )
 
     def decode(self, sample: ShardSample) -> LatentExample:

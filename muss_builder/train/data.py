@@ -8,7 +8,8 @@ cut, and reference crops are placed on the shots they target.
 Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
 handlers are generic and live in ``muss_builder.train.stream``; their public names are
 re-exported here so ``from muss_builder.train.data import ResumableLoader`` keeps working.
-Samples skipped on purpose (track not wanted, too few usable shots) are counted in
+Samples skipped on purpose (track not wanted, too few usable shots, a film in
+``exclude_film_ids``: see ``ShardStream``) are counted in
 ``stats`` (summed over the loader's workers) and logged at INFO.
 """
 
@@ -39,6 +40,7 @@ from muss_builder.train.stream import (
     ShapeBucketer,
     ShardStream,
     Tag,
+    check_film_ids,
     raise_error,
     rank_and_world,
     resolve_shards,
@@ -106,6 +108,15 @@ class DataConfig(BaseModel):
     tracks: list[Literal["montage", "subject"]] = Field(
         default_factory=lambda: ["montage", "subject"], min_length=1
     )
+    exclude_film_ids: list[str] = Field(
+        default_factory=list,
+        description="films never trained on (a benchmark suite's held-out films: --holdout)",
+    )
+
+    @field_validator("exclude_film_ids")
+    @classmethod
+    def _check_film_ids(cls, value: list[str]) -> list[str]:
+        return check_film_ids(value)  # sorted: the same set always gives the same config
 
     @field_validator("buckets", mode="before")
     @classmethod
@@ -180,6 +191,7 @@ class ShardClipDataset(ShardStream):
             batch_size=batch_size,
             drop_last=drop_last,
             on_error=on_error,
+            exclude_film_ids=config.exclude_film_ids,
         )
         self.config = config
 

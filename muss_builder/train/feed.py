@@ -134,6 +134,7 @@ class Feed:
                 world_size=world,
                 batch_size=cfg.batch_size,
                 drop_last=True,
+                exclude_film_ids=data.exclude_film_ids,
             )
         else:
             from muss_builder.train.data import ShardClipDataset

@@ -22,6 +22,14 @@ consumed item speaks first. The continuation is then the same items in the same 
 long as seed, ``num_workers``, rank and world size are the same (refused otherwise).
 Iterating to the end of a pass moves the cursor to the next epoch (``set_epoch`` also works).
 
+Held-out films (``exclude_film_ids``, e.g. a benchmark suite's): a shard is named
+``{film_id}-{n:05d}.tar`` and holds that film only, so shards of excluded films are dropped
+from the list *before* the rank/worker split (never opened; the split, the resume state and
+the shard fingerprint are those of the remaining list, and a state saved with another
+exclusion is refused). Samples whose key ``{film_id}_{i:05d}`` names an excluded film are
+still skipped before decoding, for shards not named after one film. Both are counted in
+``stats`` (``skipped_holdout_shards`` once per stream, ``skipped_holdout`` per sample read).
+
 Errors: a malformed shard or sample raises ``ShardFormatError`` naming the member and reason.
 The ``on_error`` handler (webdataset style) decides: ``raise_error`` (default) re-raises;
 ``skip_and_log`` logs a warning and skips the sample (or the rest of a shard whose tar is
@@ -33,8 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,6 +60,9 @@ __all__ = [
     "ShapeBucketer",
     "ShardStream",
     "Tag",
+    "check_film_ids",
+    "film_of_key",
+    "film_of_shard",
     "raise_error",
     "rank_and_world",
     "resolve_shards",
@@ -61,6 +73,32 @@ log = logging.getLogger(__name__)
 
 OnError = Callable[[Exception], None]
 STATE_FORMAT = 1
+_FILM_ID = re.compile(r"[0-9a-f]{16}")
+_SHARD_NAME = re.compile(r"([0-9a-f]{16})-\d{5}\.tar")
+_SAMPLE_KEY = re.compile(r"([0-9a-f]{16})_\d+")
+
+
+def check_film_ids(film_ids: Iterable[str]) -> list[str]:
+    """Film ids sorted and de-duplicated; ValueError naming any that is not 16 hex digits."""
+    ids = list(film_ids)
+    bad = [f for f in ids if not isinstance(f, str) or not _FILM_ID.fullmatch(f)]
+    if bad:
+        raise ValueError(
+            f"film ids must be 16 lowercase hex digits (as in shard names): {bad[:5]!r}"
+        )
+    return sorted(set(ids))
+
+
+def film_of_shard(shard: Path) -> str | None:
+    """The film a shard named ``{film_id}-{n:05d}.tar`` holds; None for other names."""
+    match = _SHARD_NAME.fullmatch(shard.name)
+    return match[1] if match else None
+
+
+def film_of_key(key: str) -> str | None:
+    """The film of a sample key ``{film_id}_{i:05d}``; None for other keys."""
+    match = _SAMPLE_KEY.fullmatch(key)
+    return match[1] if match else None
 
 
 def raise_error(exc: Exception) -> None:
@@ -158,16 +196,42 @@ class ShardStream(IterableDataset):
         batch_size: int | None = None,
         drop_last: bool = False,
         on_error: OnError = raise_error,
+        exclude_film_ids: Iterable[str] = (),
     ) -> None:
-        self.shards = resolve_shards(shards)
+        self.exclude_film_ids = frozenset(check_film_ids(exclude_film_ids))
+        self.stats: Counter[str] = Counter()  # in the process that decodes (workers: theirs)
+        self.shards = self._without_excluded(resolve_shards(shards))
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.rank, self.world_size = rank_and_world(rank, world_size)
         self.batch_size, self.drop_last, self.on_error = batch_size, drop_last, on_error
-        self.stats: Counter[str] = Counter()  # in the process that decodes (workers: theirs)
         self.epoch = 0
         self._num_workers: int | None = None  # fixed by the first loader or a loaded state
         self._positions: dict[int, tuple[int, tuple[int, ...], bool]] = {}
         self._next_worker = 0
+
+    def _without_excluded(self, shards: list[Path]) -> list[Path]:
+        # before the split: every rank computes the same remaining list, so ranks and workers
+        # share out only shards that are read, and the resume state describes that list
+        if not self.exclude_film_ids:
+            return shards
+        kept = [s for s in shards if film_of_shard(s) not in self.exclude_film_ids]
+        dropped = len(shards) - len(kept)
+        if dropped:
+            self.stats["skipped_holdout_shards"] += dropped
+            log.info("%d of %d shards belong to excluded films, not read", dropped, len(shards))
+        if not kept:
+            raise ValueError(
+                f"all {len(shards)} shards belong to the {len(self.exclude_film_ids)} excluded "
+                "film(s): nothing is left to read"
+            )
+        return kept
+
+    def excluded(self, sample: ShardSample) -> bool:
+        """True (counted) when the sample's key names an excluded film: it is not decoded."""
+        if self.exclude_film_ids and film_of_key(sample.key) in self.exclude_film_ids:
+            self.stats["skipped_holdout"] += 1
+            return True
+        return False
 
     # ---- what subclasses provide -------------------------------------------------------
     def decode(self, sample: ShardSample) -> Any | None:
@@ -208,7 +272,8 @@ class ShardStream(IterableDataset):
             raise ValueError(f"unknown data state format {state.get('format')!r}")
         if state.get("shards") != self.shards_fingerprint():
             raise ValueError(
-                "data state was saved over a different shard list: the streams would differ"
+                "data state was saved over a different shard list (or other excluded films): "
+                "the streams would differ"
             )
         for name in ("seed", "rank", "world_size"):
             if state[name] != getattr(self, name):
@@ -224,9 +289,14 @@ class ShardStream(IterableDataset):
         }
 
     def shards_fingerprint(self) -> str:
-        """A digest of the shard names in order (folders may move; names and order may not)."""
+        """A digest of the shard names in order (folders may move; names and order may not),
+        and of the excluded films when there are any (they change the stream too)."""
         names = "\n".join(p.name for p in self.shards)
-        return f"{len(self.shards)}:{hashlib.sha256(names.encode()).hexdigest()[:16]}"
+        digest = f"{len(self.shards)}:{hashlib.sha256(names.encode()).hexdigest()[:16]}"
+        if self.exclude_film_ids:  # only then: states saved before exclusions existed still load
+            films = "\n".join(sorted(self.exclude_film_ids))
+            digest += f":x{hashlib.sha256(films.encode()).hexdigest()[:16]}"
+        return digest
 
     def bind_workers(self, num_workers: int) -> None:
         n = max(1, num_workers)
@@ -281,6 +351,8 @@ class ShardStream(IterableDataset):
             yield buffer.pop()
 
     def _decode_or_handle(self, sample: ShardSample) -> Any | None:
+        if self.excluded(sample):
+            return None
         try:
             return self.decode(sample)
         except ShardFormatError as exc:
@@ -348,6 +420,9 @@ class _TaggedView(IterableDataset):
     def __iter__(self) -> Iterator[tuple[Tag, Any]]:
         info = get_worker_info()
         assert info is not None, "_TaggedView runs in DataLoader workers only"
+        # this worker's copy counts from zero: the main process adds the workers' counts to
+        # what it had before, so a copied count (e.g. skipped_holdout_shards) would be doubled
+        self.stream.stats = Counter()
         yield from self.stream.iter_tagged(
             (info.id + self.offset) % info.num_workers, info.num_workers
         )

@@ -137,3 +137,81 @@ def test_bad_frames_are_refused_with_the_reason(models: MetricModels, tmp_path: 
         score_video(np.zeros((4, 8, 8, 3), np.float32), script_of([4]), tmp_path, models)
     with pytest.raises(ValueError, match="RGB"):
         score_video(np.zeros((4, 8, 8), np.uint8), script_of([4]), tmp_path, models)
+
+
+class ScopedJudge:
+    """A named fake of a remote VLM judge: answers yes about scenes and mumbles otherwise,
+    so one aspect is read and the other three are not."""
+
+    def generate(self, requests: list) -> list:
+        from muss_builder.captions.backends import CaptionReply
+
+        return [
+            CaptionReply("yes" if "location" in r.prompt else "hmm", "judge", 1, 1, 0.0, 1)
+            for r in requests
+        ]
+
+
+def test_every_metric_left_none_says_why(
+    three_shots: tuple[np.ndarray, float], models: MetricModels, tmp_path: Path
+) -> None:
+    import cv2
+
+    from muss_builder.bench.metrics.narrative import narrative_coherence
+    from muss_builder.bench.script import ScriptReference
+
+    frames, _ = three_shots
+    cv2.imwrite(str(tmp_path / "ref.jpg"), np.ascontiguousarray(frames[40][..., ::-1]))
+    box = (0.2, 0.2, 0.6, 0.8)
+    with_refs = script_of([30, 36, 30])
+    with_refs.shots[2].subjects = {"lamp": [(70, box)]}  # an object the script places
+    with_refs.references = [
+        ScriptReference("ref.jpg", "ada", "face", 1, box, 40),  # no face model: its box
+        ScriptReference("ref.jpg", "lamp", "object", 2, box, 70),
+    ]
+    lost = script_of([30, 36])  # its referenced shot lies past the end of a 20-frame video
+    lost.references = [ScriptReference("ref.jpg", "ada", "face", 1, box, 40)]
+    objects = script_of([30, 36, 30])
+    objects.shots[2].subjects = with_refs.shots[2].subjects
+    objects.references = with_refs.references[1:]
+    cases = {
+        "plain": (frames, script_of([30, 36, 30]), None),
+        "objects": (frames, objects, None),
+        "one shot": (frames[:30], script_of([30]), frames[:30]),
+        "references": (frames, with_refs, frames),
+        "subject lost": (frames[:20], lost, frames[:20]),
+    }
+    scores = {name: score_video(f, s, tmp_path, models, target_frames=t)
+              for name, (f, s, t) in cases.items()}  # fmt: skip
+    for name, score in scores.items():
+        assert set(score.metrics) == set(METRIC_KEYS)
+        silent = [k for k, v in score.metrics.items() if v is None and not score.notes.get(k)]
+        assert not silent, (name, silent, score.notes)
+    # the reasons added here, each where it applies
+    plain, refs, lost_score = scores["plain"], scores["references"], scores["subject lost"]
+    assert plain.notes["copy_paste_index"] == "the script has no references"
+    assert plain.notes["narrative_scene"].startswith("no VLM judge configured")
+    assert scores["one shot"].notes["consistency_semantic"] == "needs at least two shots"
+    assert refs.metrics["reference_crop"] is not None and refs.metrics["subject_found"] == 1.0
+    assert refs.notes["reference_identity"].startswith("no face model configured")
+    assert "no face found in both videos" in refs.notes["copy_paste_index"]
+    assert lost_score.metrics["subject_found"] == 0.0
+    assert scores["objects"].notes["reference_identity"].startswith("no found subject is a face")
+    assert scores["objects"].notes["copy_paste_index"].startswith("needs the real target clip")
+    for key in ("reference_identity", "reference_crop"):
+        assert (
+            lost_score.notes[key] == "no referenced subject was found in its target shot (0 of 1)"
+        )
+    assert lost_score.notes["shots"] == "shots [1] lie past the end of the video: not scored"
+    # a judge that answers only one aspect readably: the other three say why they are None
+    judged = narrative_coherence(ScopedJudge(), [frames[10], frames[50]], ["a", "b"])
+    assert judged.metrics["narrative_scene"] == 1.0
+    for aspect in ("subject", "action", "spatial"):
+        assert judged.metrics[f"narrative_{aspect}"] is None
+        assert judged.notes[f"narrative_{aspect}"] == (
+            f"none of the 1 judge answers about {aspect} was readable (or all failed)"
+        )
+    assert judged.note == "3 of 4 judge answers unreadable or failed"
+    single = narrative_coherence(ScopedJudge(), [frames[10]], ["a"])
+    assert set(single.notes) == set(single.metrics)
+    assert single.notes["narrative_action"] == "a single shot has no narrative pair"

@@ -1,6 +1,7 @@
 """The benchmark suite drawn from a real build: held-out films, scripts true to their samples,
 references that never come from the shot they serve, the real clip it carries, and the sticker
-baseline made from it (here, so one face build serves both)."""
+baseline made from it. ``face_dataset`` (three people from shipped photos, two shots each:
+subject samples with references) is the session one of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from muss_builder.bench.suite import (
     load_suite,
     make_suite,
 )
-from muss_builder.config import PipelineConfig
-from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.runtime.build import BuildSummary
 from muss_builder.shards.reader import iter_samples, load_sample_json
 
 
@@ -34,21 +34,6 @@ def samples_by_key(dataset: Path) -> dict[str, dict]:
         for sample in iter_samples(shard):
             docs[sample.key] = load_sample_json(sample)
     return docs
-
-
-@pytest.fixture(scope="module")
-def face_dataset(
-    tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineConfig
-) -> BuildSummary:
-    """Three people from shipped photos, two shots each: subject samples with references."""
-    from muss_builder.subjects.face_film import make_face_film, shipped_people
-    from muss_builder.subjects.faces import FaceDetector
-
-    detector = FaceDetector()
-    detector.setup()
-    root = tmp_path_factory.mktemp("bench-faces")
-    make_face_film(root / "faces.mp4", shipped_people(detector)[:3], shots_per_person=2, seed=1)
-    return build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")
 
 
 @pytest.fixture(scope="module")

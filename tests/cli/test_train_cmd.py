@@ -96,3 +96,29 @@ def test_missing_inputs_exit_2(tmp_path: Path) -> None:
     assert done.exit_code == 2 and "no complete checkpoint" in done.output
     done = run("fit", "--latent-cache", str(tmp_path), "--out", str(tmp_path / "o"))
     assert done.exit_code == 2 and "no cache.json" in done.output
+
+
+@pytest.mark.slow
+def test_holdout_suite_keeps_its_films_out_of_cache_and_fit(built_dataset, tmp_path: Path) -> None:
+    from muss_builder.bench.suite import make_suite
+
+    shards = built_dataset.out / "shards"
+    one = make_suite(built_dataset.out, tmp_path / "one", n_scripts=1, holdout_fraction=1e-6)
+    (held,) = one.held_out
+    cache = tmp_path / "cache"
+    args = ["--shards", str(shards), "--out", str(cache), "--holdout", str(one.root)]
+    done = run("cache", "--config", "tiny", *args, "--set", "data.exclude_film_ids=[]")
+    assert done.exit_code == 0, done.output
+    others = [p.name for p in shards.glob("*.tar") if not p.name.startswith(held)]
+    assert f"in {len(others)} shards" in done.output
+    assert sorted(p.name for p in (cache / "shards").glob("*.tar")) == sorted(others)
+    manifest = json.loads((cache / "cache.json").read_text())
+    assert manifest["data_config"]["exclude_film_ids"] == [held]
+    # fit: a suite holding out every film leaves nothing to train on, and says so
+    every = make_suite(built_dataset.out, tmp_path / "all", n_scripts=1, holdout_fraction=1.0)
+    assert len(every.held_out) == 2
+    fit = ["fit", "--shards", str(shards), "--out", str(tmp_path / "run"), "--until-step", "1"]
+    done = run(*fit, "--holdout", str(every.root))
+    assert done.exit_code == 2 and "excluded film(s): nothing is left to read" in done.output
+    done = run(*fit, "--holdout", str(tmp_path / "no-suite"))
+    assert done.exit_code == 2 and "--holdout:" in done.output and "suite.json" in done.output

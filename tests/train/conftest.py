@@ -1,7 +1,7 @@
 """Shards for the trainer's data tests, built by the real pipeline, plus tiny random encoders.
 
-``face_dataset``: a film of real faces (photos shipped in packages), three people in two
-shots each, built with the tiny pipeline: subject-track samples with reference crops.
+``face_dataset`` (subject-track samples with reference crops) lives in tests/conftest.py,
+shared with the bench tests so the session builds it once.
 ``one_sample_shards``: every sample of ``built_dataset`` and ``face_dataset`` re-packed one
 per shard (by the project's shard writer), so rank/worker splits have shards to share out.
 """
@@ -14,25 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from muss_builder.config import PipelineConfig
-from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.runtime.build import BuildSummary
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.writer import FilmShardWriter
-
-
-@pytest.fixture(scope="session")
-def face_dataset(
-    tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineConfig
-) -> BuildSummary:
-    from muss_builder.subjects.face_film import make_face_film, shipped_people
-    from muss_builder.subjects.faces import FaceDetector
-
-    detector = FaceDetector()
-    detector.setup()
-    people = shipped_people(detector)[:3]
-    root = tmp_path_factory.mktemp("train-faces")
-    make_face_film(root / "faces.mp4", people, shots_per_person=2, seed=1)
-    return build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ with a single shot, or when no answer could be read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -69,6 +69,7 @@ class NarrativeResult:
     metrics: dict[str, float | None]
     answers: list[dict[str, Any]]  # one per question: pair, aspect, answer text, parsed
     note: str | None
+    notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is None
 
 
 def narrative_coherence(
@@ -81,11 +82,13 @@ def narrative_coherence(
     from muss_builder.captions.backends import CaptionRequest
 
     keys = ["narrative_coherence", *(f"narrative_{a}" for a in QUESTIONS)]
-    if judge is None:
-        note = "no VLM judge configured (BenchModelsConfig.judge): narrative coherence skipped"
-        return NarrativeResult(dict.fromkeys(keys), [], note)
-    if len(middle_frames_rgb) < 2:
-        return NarrativeResult(dict.fromkeys(keys), [], "a single shot has no narrative pair")
+    if judge is None or len(middle_frames_rgb) < 2:
+        note = (
+            "no VLM judge configured (BenchModelsConfig.judge): narrative coherence skipped"
+            if judge is None
+            else "a single shot has no narrative pair"
+        )
+        return NarrativeResult(dict.fromkeys(keys), [], note, dict.fromkeys(keys, note))
     bgr = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR) for f in middle_frames_rgb]
     asked: list[tuple[int, str]] = []
     requests = []
@@ -110,4 +113,11 @@ def narrative_coherence(
     metrics = {"narrative_coherence": float(np.mean(read)) if read else None, **metrics}
     unread = len(answers) - len(read)
     note = f"{unread} of {len(answers)} judge answers unreadable or failed" if unread else None
-    return NarrativeResult(metrics, answers, note)
+    notes = {key: note for key, value in metrics.items() if value is None and note}
+    for aspect in QUESTIONS:  # an aspect can be unreadable while others are read
+        if metrics[f"narrative_{aspect}"] is None:
+            asked_n = sum(a["aspect"] == aspect for a in answers)
+            notes[f"narrative_{aspect}"] = (
+                f"none of the {asked_n} judge answers about {aspect} was readable (or all failed)"
+            )
+    return NarrativeResult(metrics, answers, note, notes)

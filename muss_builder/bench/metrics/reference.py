@@ -78,16 +78,46 @@ def score_references(
     metrics["subject_found"] = float(np.mean([r["found"] for r in rows])) if rows else None
     metrics["acp_var"] = mean_or_none([r.get("acp_var") for r in rows])
     metrics["copy_paste_index"] = mean_or_none([r.get("copy_paste_index") for r in rows])
-    if not rows:
-        for key in ("reference_identity", "reference_crop", "subject_found", "acp_var"):
-            notes[key] = "the script has no references"
-    elif metrics["acp_var"] is None:
-        notes["acp_var"] = "no face reference whose subject was found (faces only; see docs)"
-    if target_frames is None:
-        notes["copy_paste_index"] = "needs the real target clip (target_frames)"
-    elif metrics["copy_paste_index"] is None and rows:
-        notes["copy_paste_index"] = "no face found in both videos, or target ~ reference"
+    _explain(rows, target_frames is not None, models.faces is not None, metrics, notes)
     return rows
+
+
+def _explain(
+    rows: list[dict[str, Any]],
+    have_target: bool,
+    have_faces: bool,
+    metrics: dict[str, float | None],
+    notes: dict[str, str],
+) -> None:
+    """A note for every reference metric left None, saying which condition failed."""
+    if not rows:
+        keys = ("reference_identity", "reference_crop", "subject_found", "acp_var")
+        for key in (*keys, "copy_paste_index"):
+            notes[key] = "the script has no references"
+        return
+    found = [r for r in rows if r["found"]]
+    not_found = f"no referenced subject was found in its target shot (0 of {len(rows)})"
+    if metrics["reference_crop"] is None:
+        notes["reference_crop"] = not_found
+    if metrics["reference_identity"] is None:
+        if not found:
+            notes["reference_identity"] = not_found
+        elif not any(r["kind"] == "face" for r in found):
+            notes["reference_identity"] = (
+                "no found subject is a face reference (identity is for faces; see reference_crop)"
+            )
+        elif not have_faces:
+            notes["reference_identity"] = "no face model configured (face_pack): faces unmeasured"
+        else:
+            notes["reference_identity"] = (
+                "no face was detected in the reference image of a found face subject"
+            )
+    if metrics["acp_var"] is None:
+        notes["acp_var"] = "no face reference whose subject was found (faces only; see docs)"
+    if not have_target:
+        notes["copy_paste_index"] = "needs the real target clip (target_frames)"
+    elif metrics["copy_paste_index"] is None:
+        notes["copy_paste_index"] = "no face found in both videos, or target ~ reference"
 
 
 def _cp(

@@ -154,6 +154,7 @@ def score_video(
     captions = [script.shots[shot.index].caption for shot in shots if shot.frames]
     judged = narrative_coherence(models.judge, middles, captions, _judge_tokens(models))
     metrics.update(judged.metrics)
+    notes.update(judged.notes)
     if judged.note:
         notes["narrative_coherence"] = judged.note
     return VideoScore(
@@ -179,6 +180,7 @@ def _text_alignment(
     height, width = frames.shape[1:3]
     scored = [shot for shot in shots if shot.frames]
     if not scored:
+        notes["text_alignment"] = "no shot of the script lies inside the video"
         return
     if models.image_text is None and models.text_embedder is None:
         notes["text_alignment"] = "no text model configured (image_text, text_embedder)"
