@@ -60,6 +60,23 @@ def test_cache_fit_sample_from_the_command_line(built_dataset, tmp_path: Path) -
     cuts = json.loads((tmp_path / "video.cuts.json").read_text())
     assert cuts["n_frames"] == 11 and cuts["cut_frames"] == [6] and video.stat().st_size > 0
 
+    # the benchmark generates its suite's videos with the same checkpoint, then scores them
+    suite = tmp_path / "suite"
+    done = runner.invoke(app, ["bench", "make-suite", str(built_dataset.out), "--out", str(suite),
+                               "--n-scripts", "1", "--holdout-fraction", "1.0"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    (tmp_path / "models.yaml").write_text("face_pack: null\n")
+    results = tmp_path / "results"
+    done = runner.invoke(app, ["bench", "run", "--suite", str(suite), "--ckpt", str(out),
+                               "--out", str(results), "--steps", "2",
+                               "--models", str(tmp_path / "models.yaml")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    scripts = json.loads((suite / "suite.json").read_text())["scripts"]
+    generated = json.loads((results / "videos" / f"{scripts[0]['key']}.cuts.json").read_text())
+    assert generated["n_frames"] == sum(shot["n_frames"] for shot in scripts[0]["shots"])
+    scored = json.loads((results / "results.json").read_text())
+    assert scored["n_videos"] == 1 and scored["metrics"]["shot_cut_accuracy"]["count"] == 1
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
