@@ -34,8 +34,8 @@ import torch
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.loop import (
     EMA,
-    _clip,
     build_optimizer,
+    clip_gradients,
     peak_bf16_tflops,
     setup_distributed,
     train_step,
@@ -140,7 +140,7 @@ def main() -> None:
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         train_step(model, batch, cfg, gen, device)
-        _clip(model, 1.0)
+        clip_gradients(model, 1.0)
         optimizer.step()
         ema.update(i)
         if device.type == "cuda":

@@ -263,7 +263,7 @@ def _all_mean(value: torch.Tensor, env: _Dist) -> float:
     return float(value)
 
 
-def _clip(model: nn.Module, max_norm: float | None) -> torch.Tensor:
+def clip_gradients(model: nn.Module, max_norm: float | None) -> torch.Tensor:
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm or float("inf"))
     from torch.distributed.tensor import DTensor
@@ -331,7 +331,7 @@ def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> 
         loss = train_step(model, batch, cfg, gen, env.device)
         if env.device.type == "cuda":
             raw.validate_inputs = False  # checked on the first batch; checks sync the host
-        grad_norm = _clip(model, cfg.optim.grad_clip)
+        grad_norm = clip_gradients(model, cfg.optim.grad_clip)
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
         optimizer.step()
         scheduler.step()
