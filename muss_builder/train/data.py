@@ -75,6 +75,7 @@ __all__ = [
     "resampled_frames",
     "resolve_shards",
     "skip_and_log",
+    "square_reference",
     "target_box",
 ]
 
@@ -332,6 +333,12 @@ def reference_image(sample: ShardSample, member: str, size: int) -> torch.Tensor
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise _fail(sample, ext, "not a decodable image")
+    return square_reference(image, size)
+
+
+def square_reference(image: np.ndarray, size: int) -> torch.Tensor:
+    """A BGR crop padded to a square with mid grey (nothing cut or stretched), resized to
+    ``size``: (3, size, size) RGB in [-1, 1]. Training and sampling both use it."""
     h, w = image.shape[:2]
     side = max(h, w)
     top, left = (side - h) // 2, (side - w) // 2

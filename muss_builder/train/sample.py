@@ -42,6 +42,7 @@ from muss_builder.media.decode import even
 from muss_builder.media.tools import MediaError, binary, last_lines
 from muss_builder.train.checkpoint import load_weights_for_inference
 from muss_builder.train.config import TrainConfig
+from muss_builder.train.data import square_reference
 from muss_builder.train.flow import euler_sample
 from muss_builder.train.types import TEXT_GLOBAL, LatentBatch
 
@@ -86,15 +87,7 @@ def load_reference(path: Path, size: int) -> torch.Tensor:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"reference image {path} is missing or not an image")
-    h, w = image.shape[:2]
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
-    image = cv2.copyMakeBorder(
-        image, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=(128,) * 3
-    )
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+    return square_reference(image, size)
 
 
 def script_batch(
