@@ -28,6 +28,19 @@ def _fail_on_logged_errors(caplog: pytest.LogCaptureFixture):
         pytest.fail("errors were logged: " + "; ".join(r.getMessage() for r in errors))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: the CI machine's 2 cores are shared by many processes,
+    and two OpenMP threads per tiny op then spend most of a step spinning (10x slower,
+    measured on the trainer's tiny steps); one thread does not."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> PipelineConfig:
     return load_pipeline("tiny")

@@ -26,15 +26,7 @@ from muss_builder.train.checkpoint import (
 from muss_builder.train.config import TrainConfig, load_train_config
 from muss_builder.train.loop import fit, lr_factor, peak_bf16_tflops
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine's 2 cores are shared by many processes; two OpenMP threads per tiny op
-    # then spend most of a step spinning (10x slower, measured), one thread does not
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
