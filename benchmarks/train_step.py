@@ -26,6 +26,7 @@ header unless ``--no-header``).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -34,6 +35,7 @@ import torch
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.loop import (
     EMA,
+    build_model,
     build_optimizer,
     clip_gradients,
     peak_bf16_tflops,
@@ -41,8 +43,6 @@ from muss_builder.train.loop import (
     train_step,
     wrap_model,
 )
-from muss_builder.train.model import MultiShotDiT
-from muss_builder.train.presets import RopeConfig, get_preset
 from muss_builder.train.types import LatentBatch
 
 HEADER = (
@@ -123,9 +123,8 @@ def main() -> None:
     )
     env = setup_distributed(cfg)
     device = env.device
-    model_cfg = get_preset(args.preset)
-    torch.manual_seed(0)
-    raw = MultiShotDiT(model_cfg, RopeConfig()).to(device)
+    raw = build_model(cfg).to(device)  # seeded random init (cfg.seed = 0)
+    model_cfg = raw.config
     model = wrap_model(raw, cfg, env)
     optimizer = build_optimizer(raw, cfg, fused=device.type == "cuda")
     batch = synthetic_batch(args, model_cfg.in_channels, model_cfg.text_dim).to(device)
@@ -150,9 +149,8 @@ def main() -> None:
         raw.validate_inputs = False
     step_s = statistics.median(times)
     flops = 3 * raw.flops_for_batch(batch)
-    pt, ph, pw = model_cfg.patch_size
     _, c, t, h, w = batch.latents.shape
-    tokens = args.batch * (t // pt) * (h // ph) * (w // pw)
+    tokens = args.batch * math.prod(raw.token_grid(batch.latents))
     peak = peak_bf16_tflops(device, args.peak_tflops)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -339,8 +339,9 @@ def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> 
             ema.update(step)
         step += 1
         window_flops += 3 * raw.flops_for_batch(batch)  # forward + 2x for the backward
-        window_tokens += _video_tokens(batch, raw) * env.world
-        window_samples += batch.latents.shape[0] * env.world
+        samples = batch.latents.shape[0] * env.world
+        window_tokens += samples * math.prod(raw.token_grid(batch.latents))
+        window_samples += samples
         result.steps.append(step)
         result.losses.append(_all_mean(loss, env))
         result.grad_norms.append(float(grad_norm))
@@ -377,12 +378,6 @@ def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> 
     result.final_step = step
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _video_tokens(batch: LatentBatch, model: nn.Module) -> int:
-    pt, ph, pw = model.config.patch_size
-    b, _, t, h, w = batch.latents.shape
-    return b * (t // pt) * (h // ph) * (w // pw)
 
 
 def _summary_writer(out: Path) -> Any:

@@ -257,8 +257,8 @@ class MultiShotDiT(nn.Module):
             self.check_inputs(x_t, t, batch)
         cfg, rope = self.config, self.rope_config
         pt, ph, pw = cfg.patch_size
-        bsz, _, frames, height, width = x_t.shape
-        grid = (frames // pt, height // ph, width // pw)  # (T_tok, H_tok, W_tok)
+        bsz = x_t.shape[0]
+        grid = self.token_grid(x_t)  # (T_tok, H_tok, W_tok)
 
         # inputs follow the weights' dtype: FSDP's mixed precision casts the weights and x_t,
         # not the LatentBatch fields
@@ -385,11 +385,17 @@ class MultiShotDiT(nn.Module):
 
     # ---------------------------------------------------------------- cost
 
+    def token_grid(self, latents: torch.Tensor) -> tuple[int, int, int]:
+        """(T_tok, H_tok, W_tok): the video token grid of latents (B, C, T, H, W)."""
+        pt, ph, pw = self.config.patch_size
+        frames, height, width = latents.shape[2:]
+        return frames // pt, height // ph, width // pw
+
     def flops_for_batch(self, batch: LatentBatch) -> int:
         """Forward matmul FLOPs of this model on ``batch`` (see ``forward_flops``)."""
-        pt, ph, pw = self.config.patch_size
-        bsz, _, frames, height, width = batch.latents.shape
-        n_video = (frames // pt) * (height // ph) * (width // pw)
+        _, ph, pw = self.config.patch_size
+        bsz = batch.latents.shape[0]
+        n_video = math.prod(self.token_grid(batch.latents))
         refs = self._real_references(batch)
         n_ref = (
             0

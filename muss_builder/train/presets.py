@@ -96,22 +96,7 @@ class ModelConfig:
         # diffusers' own defaults for keys a config.json may omit
         defaults = {"num_attention_heads": 40, "attention_head_dim": 128, "in_channels": 16}
         merged = {**defaults, **config}
-        known = {
-            "patch_size",
-            "num_attention_heads",
-            "attention_head_dim",
-            "in_channels",
-            "out_channels",
-            "text_dim",
-            "freq_dim",
-            "ffn_dim",
-            "num_layers",
-            "cross_attn_norm",
-            "qk_norm",
-            "eps",
-            "rope_max_seq_len",
-            *_I2V_KEYS,
-        }
+        known = set(cls().to_diffusers_config())  # the keys we write are the keys we read
         unknown = sorted(k for k in config if k not in known and not k.startswith("_"))
         if unknown:  # a newer diffusers may add keys; they cannot change our architecture
             log.warning("ignoring diffusers config keys MultiShotDiT does not use: %s", unknown)
@@ -122,15 +107,11 @@ class ModelConfig:
             # diffusers: out_channels = out_channels or in_channels
             "out_channels": merged.get("out_channels") or merged["in_channels"],
         }
-        for key in ("text_dim", "freq_dim", "ffn_dim", "num_layers", "cross_attn_norm", "eps"):
-            if key in merged:
-                kwargs[key] = merged[key]
-        if "qk_norm" in merged:
-            kwargs["qk_norm"] = merged["qk_norm"]
-        if "patch_size" in merged:
-            kwargs["patch_size"] = tuple(merged["patch_size"])
-        if "rope_max_seq_len" in merged:
-            kwargs["rope_max_seq_len"] = merged["rope_max_seq_len"]
+        same_name = (
+            "text_dim", "freq_dim", "ffn_dim", "num_layers", "cross_attn_norm", "eps", "qk_norm",
+            "patch_size", "rope_max_seq_len",
+        )  # fmt: skip
+        kwargs.update({key: merged[key] for key in same_name if key in merged})
         # diffusers' class defaults for Wan 14B differ from ours (1.3B): fill the rest from them
         wan_defaults = {"text_dim": 4096, "freq_dim": 256, "ffn_dim": 13824, "num_layers": 40}
         for key, value in wan_defaults.items():

@@ -63,6 +63,20 @@ def _shift(
     return frame_tok, shift
 
 
+def _grid_positions(
+    t: torch.Tensor, t_offset: torch.Tensor, h: torch.Tensor, w: torch.Tensor
+) -> TokenPositions:
+    """Tokens of ``A`` grids of ``J x K``, flattened (A, J, K)-major: ``t``/``t_offset`` are
+    (B, A) per grid, ``h`` broadcasts to (B, A, J, 1) and ``w`` to (B, A, 1, K)."""
+    batch, n_grids = t.shape
+    shape = (batch, n_grids, h.shape[-2], w.shape[-1])
+    coords = torch.stack(
+        [t[:, :, None, None].expand(shape), h.expand(shape), w.expand(shape)], dim=-1
+    )  # (B, A, J, K, 3)
+    offset = t_offset[:, :, None, None].expand(shape)
+    return TokenPositions(coords.reshape(batch, -1, 3), offset.reshape(batch, -1))
+
+
 def video_positions(
     shot_index: torch.Tensor,
     grid: tuple[int, int, int],
@@ -84,17 +98,7 @@ def video_positions(
     t, t_offset = _shift(frame.expand(batch, t_tok), shot, rope)  # (B, T_tok) each
     rows = torch.arange(h_tok, device=device, dtype=dtype)
     cols = torch.arange(w_tok, device=device, dtype=dtype)
-    shape = (batch, t_tok, h_tok, w_tok)
-    coords = torch.stack(
-        [
-            t[:, :, None, None].expand(shape),
-            rows[None, None, :, None].expand(shape),
-            cols[None, None, None, :].expand(shape),
-        ],
-        dim=-1,
-    )  # (B, T_tok, H_tok, W_tok, 3)
-    offset = t_offset[:, :, None, None].expand(shape)
-    return TokenPositions(coords.reshape(batch, -1, 3), offset.reshape(batch, -1))
+    return _grid_positions(t, t_offset, rows[None, None, :, None], cols[None, None, None, :])
 
 
 def reference_positions(
@@ -112,7 +116,6 @@ def reference_positions(
     frame of the target frame (clamped into range, so padding values are harmless);
     ``ref_grid``: (J, K) tokens per reference. Returns (B, R * J * K) tokens, reference-major.
     """
-    batch, n_refs = ref_latent_frames.shape
     _, h_tok, w_tok = video_grid
     rows, cols = ref_grid
     device = ref_boxes.device
@@ -125,17 +128,7 @@ def reference_positions(
     k = torch.arange(cols, device=device, dtype=dtype)
     h = (y1 * h_tok)[..., None] + ((y2 - y1) * h_tok / rows)[..., None] * j  # (B, R, J)
     w = (x1 * w_tok)[..., None] + ((x2 - x1) * w_tok / cols)[..., None] * k  # (B, R, K)
-    shape = (batch, n_refs, rows, cols)
-    coords = torch.stack(
-        [
-            t[:, :, None, None].expand(shape),
-            h[:, :, :, None].expand(shape),
-            w[:, :, None, :].expand(shape),
-        ],
-        dim=-1,
-    )  # (B, R, J, K, 3)
-    offset = t_offset[:, :, None, None].expand(shape)
-    return TokenPositions(coords.reshape(batch, -1, 3), offset.reshape(batch, -1))
+    return _grid_positions(t, t_offset, h[:, :, :, None], w[:, :, None, :])
 
 
 def rotary_cos_sin(

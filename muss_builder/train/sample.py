@@ -192,11 +192,11 @@ def _load_model(loaded: dict[str, Any], device: torch.device) -> Any:
     from muss_builder.train.presets import ModelConfig, RopeConfig
 
     doc = loaded["doc"]
-    model_cfg = ModelConfig(
-        **{**doc["model_config"], "patch_size": tuple(doc["model_config"]["patch_size"])}
-    )
-    model = MultiShotDiT(model_cfg, RopeConfig(**doc["rope_config"]))
-    model.load_state_dict(loaded["weights"], strict=True)
+    # built on the meta device: the checkpoint replaces every tensor, so a random init
+    # (seconds of CPU at 1.3B) would be thrown away
+    with torch.device("meta"):
+        model = MultiShotDiT(ModelConfig(**doc["model_config"]), RopeConfig(**doc["rope_config"]))
+    model.load_state_dict(loaded["weights"], strict=True, assign=True)
     return model.to(device).eval().requires_grad_(False)
 
 
@@ -225,6 +225,9 @@ def generate(
     script.check(script.key)
     loaded = load_weights_for_inference(ckpt_dir, use_ema=use_ema)
     cfg = TrainConfig.model_validate(loaded["doc"]["config"])
+    steps = steps or cfg.sample.steps
+    cfg_scale = cfg.sample.cfg_scale if cfg_scale is None else cfg_scale
+    shift = shift or cfg.sample.shift
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -246,9 +249,7 @@ def generate(
     with autocast:
         latents = euler_sample(
             model, noise.to(dev), batch,
-            steps=steps or cfg.sample.steps,
-            cfg_scale=cfg.sample.cfg_scale if cfg_scale is None else cfg_scale,
-            shift=shift or cfg.sample.shift,
+            steps=steps, cfg_scale=cfg_scale, shift=shift,
         )  # fmt: skip
     latents = latents[0].float().cpu()
     video = trim_shots(
@@ -287,9 +288,9 @@ def generate(
         "generation_size": list(size),
         "checkpoint": str(loaded["path"]),
         "weights": loaded["which"],
-        "steps": steps or cfg.sample.steps,
-        "cfg_scale": cfg.sample.cfg_scale if cfg_scale is None else cfg_scale,
-        "shift": shift or cfg.sample.shift,
+        "steps": steps,
+        "cfg_scale": cfg_scale,
+        "shift": shift,
         "seed": seed,
     }
     result.cuts_json.write_text(json.dumps(doc, indent=1) + "\n")

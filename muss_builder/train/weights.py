@@ -5,6 +5,7 @@ strict key matching and what we save loads in diffusers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,11 +31,7 @@ def save_diffusers_folder(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = model.config.to_diffusers_config()
-    config[ROPE_KEY] = {
-        "phi": model.rope_config.phi,
-        "mode": model.rope_config.mode,
-        "theta": model.rope_config.theta,
-    }
+    config[ROPE_KEY] = dataclasses.asdict(model.rope_config)
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     shards: list[dict[str, torch.Tensor]] = [{}]
