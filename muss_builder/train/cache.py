@@ -27,18 +27,18 @@ from typing import Any, Literal
 
 import torch
 
+from muss_builder.runtime.layout import write_atomic
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.shards.writer import FIXED_MTIME
-from muss_builder.train.data import (
-    DataConfig,
+from muss_builder.train.data import DataConfig, ShardClipDataset
+from muss_builder.train.encoders import TextEncoder, WanVAE, collate_latents, encode_example
+from muss_builder.train.stream import (
     OnError,
-    ShardClipDataset,
     ShardStream,
+    film_of_shard,
     raise_error,
     resolve_shards,
 )
-from muss_builder.train.encoders import TextEncoder, WanVAE, collate_latents, encode_example
-from muss_builder.train.stream import film_of_shard
 from muss_builder.train.types import LatentBatch, LatentExample
 
 log = logging.getLogger(__name__)
@@ -206,39 +206,14 @@ def cache_latents(
         "stats": dict(summary.stats),
     }
     name = "cache.json" if world_size == 1 else f"cache-rank{rank}.json"
-    tmp = out / f".{name}.partial-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, out / name)
+    write_atomic(out / name, json.dumps(manifest, indent=2, sort_keys=True).encode())
     return summary
 
 
 class LatentShardDataset(ShardStream):
-    """LatentExamples from cached shards (``batch_size``: same-shape LatentBatches)."""
+    """LatentExamples from cached shards (``batch_size``: same-shape LatentBatches).
 
-    def __init__(
-        self,
-        shards: Sequence[str | Path] | str | Path,
-        *,
-        seed: int = 0,
-        shuffle_buffer: int = 64,
-        rank: int | None = None,
-        world_size: int | None = None,
-        batch_size: int | None = None,
-        drop_last: bool = False,
-        on_error: OnError = raise_error,
-        exclude_film_ids: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            shards,
-            seed=seed,
-            shuffle_buffer=shuffle_buffer,
-            rank=rank,
-            world_size=world_size,
-            batch_size=batch_size,
-            drop_last=drop_last,
-            on_error=on_error,
-            exclude_film_ids=exclude_film_ids,
-        )
+    Takes ``ShardStream``'s arguments as they are: only decoding and batching differ."""
 
     def decode(self, sample: ShardSample) -> LatentExample:
         data = sample.members.get(MEMBER)

@@ -6,8 +6,8 @@ scaled and centre-cut to the bucket nearest its aspect, subject boxes are carrie
 cut, and reference crops are placed on the shots they target.
 
 Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
-handlers are generic and live in ``muss_builder.train.stream``; their public names are
-re-exported here so ``from muss_builder.train.data import ResumableLoader`` keeps working.
+handlers are generic and live in ``muss_builder.train.stream`` (import them from there;
+``ResumableLoader`` and ``resolve_shards`` are also re-exported here for ``train.feed``).
 Samples skipped on purpose (track not wanted, too few usable shots, a film in
 ``exclude_film_ids``: see ``ShardStream``) are counted in
 ``stats`` (summed over the loader's workers) and logged at INFO.
@@ -34,47 +34,34 @@ from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
 from muss_builder.train.stream import (
-    STATE_FORMAT,
     OnError,
     ResumableLoader,
-    ShapeBucketer,
     ShardStream,
-    Tag,
     check_film_ids,
     raise_error,
-    rank_and_world,
     resolve_shards,
-    skip_and_log,
 )
 from muss_builder.train.types import Box, ClipExample, ReferenceCrop
 
 __all__ = [
     "PIXEL_MULTIPLE",
-    "STATE_FORMAT",
     "TINY_BUCKETS",
     "WAN_BUCKETS",
     "Bucket",
     "Crop",
     "DataConfig",
-    "OnError",
     "PlannedShot",
     "ResumableLoader",
-    "ShapeBucketer",
     "ShardClipDataset",
-    "ShardStream",
-    "Tag",
     "clip_example",
     "decode_frames",
     "largest_4k1",
     "nearest_bucket",
     "plan_shots",
-    "raise_error",
-    "rank_and_world",
     "reference_image",
     "references",
     "resampled_frames",
     "resolve_shards",
-    "skip_and_log",
     "square_reference",
     "target_box",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from muss_builder.train.data import ShapeBucketer
+from muss_builder.train.stream import ShapeBucketer
 from muss_builder.train.types import (
     TEXT_GLOBAL,
     TEXT_PAD,

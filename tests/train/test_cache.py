@@ -17,8 +17,9 @@ from muss_builder.train.cache import (
     example_from_bytes,
     read_manifest,
 )
-from muss_builder.train.data import DataConfig, ResumableLoader, ShardClipDataset
+from muss_builder.train.data import DataConfig, ShardClipDataset
 from muss_builder.train.encoders import encode_example
+from muss_builder.train.stream import ResumableLoader
 
 # two shots of 5 frames at 32x32: every sample has one latent shape, and encoding is cheap
 CFG = DataConfig(
