@@ -121,8 +121,9 @@ def run_suite(
     for script in suite.scripts:
         if script.key in missing:
             continue
-        frames, fps = read_video(videos / f"{script.key}.mp4")
-        target = _real_clip(suite, script.key)
+        video = videos / f"{script.key}.mp4"
+        frames, fps = read_video(video)
+        target = _real_clip(suite, script.key, video, frames)
         score = score_video(frames, script, suite.root, models, target_frames=target)
         row = score.to_dict()
         if abs(fps - script.fps) > 1e-3:
@@ -151,12 +152,17 @@ def run_suite(
     return results
 
 
-def _real_clip(suite: Suite, key: str) -> Any:
+def _real_clip(suite: Suite, key: str, video: Path, frames: Any) -> Any:
+    """The frames of the suite's real clip for ``key`` (None without one). Scoring the real
+    baseline (``--videos SUITE/real``), the scored ``video`` is that clip: its ``frames`` are
+    reused rather than decoded a second time."""
     from muss_builder.bench.metrics import read_video
 
     real = suite.real_video(key)
     if not real.is_file():
         return None
+    if real.resolve() == video.resolve():
+        return frames
     return read_video(real)[0]
 
 

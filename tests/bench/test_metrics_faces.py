@@ -160,3 +160,27 @@ def test_a_missing_reference_image_is_named(
     script, _, videos = case
     with pytest.raises(FileNotFoundError, match=r"S1\.png"):
         score(videos["sticker"], script, tmp_path, models)
+
+
+def test_the_real_baseline_reuses_its_own_face_detections(
+    case: Case, models: MetricModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a video scored against itself as the target (the real baseline) detects the faces of
+    # its sampled frames once; against an equal copy, the target's are detected again, and
+    # either way the scores are the same
+    script, folder, videos = case
+    footage = videos["footage"]
+    assert models.faces is not None
+    detect, calls = models.faces.detect, []
+
+    def counted(image: np.ndarray) -> list:
+        calls.append(image.shape)
+        return detect(image)
+
+    monkeypatch.setattr(models.faces, "detect", counted)
+    itself = score(footage, script, folder, models, target_frames=footage)
+    reused = len(calls)
+    copy = score(footage, script, folder, models, target_frames=footage.copy())
+    assert len(calls) - reused == reused + len(script.references)  # one target frame per shot
+    assert itself.metrics == copy.metrics
+    assert itself.metrics["copy_paste_index"] == pytest.approx(-1.0)

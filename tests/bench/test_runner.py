@@ -7,12 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from muss_builder.bench.metrics import METRIC_KEYS, BenchModelsConfig, MetricModels
+from muss_builder.bench.metrics import METRIC_KEYS, BenchModelsConfig, MetricModels, read_video
 from muss_builder.bench.metrics import load_bench_models as load_models
 from muss_builder.bench.perturb import make_variants
-from muss_builder.bench.runner import SuiteResults, run_suite, summarise
+from muss_builder.bench.runner import SuiteResults, _real_clip, run_suite, summarise
 from muss_builder.bench.suite import Suite, SuiteError, make_suite
 from muss_builder.runtime.build import BuildSummary
 
@@ -87,6 +88,22 @@ def test_missing_videos_are_an_error_unless_allowed(
         run_suite(suite.root, videos, models, tmp_path / "r")
     with pytest.raises(SuiteError, match="no such folder"):
         run_suite(suite.root, tmp_path / "nope", models, tmp_path / "r")
+
+
+def test_the_real_clip_is_decoded_once_when_it_is_the_scored_video(
+    suite: Suite, tmp_path: Path
+) -> None:
+    key = suite.scripts[0].key
+    real = suite.real_video(key)
+    decoded = read_video(real)[0]
+    # scoring the real baseline: the scored video's frames are the target, not decoded again
+    spelled_otherwise = suite.root / "real" / ".." / "real" / real.name
+    assert _real_clip(suite, key, spelled_otherwise, decoded) is decoded
+    # any other video (here an equal copy) gets the real clip decoded from the suite
+    shutil.copy(real, tmp_path / real.name)
+    other = _real_clip(suite, key, tmp_path / real.name, decoded)
+    assert other is not decoded and np.array_equal(other, decoded)
+    assert _real_clip(suite, "absent", real, decoded) is None
 
 
 def test_summary_counts_only_videos_with_a_value() -> None:

@@ -41,13 +41,14 @@ def score_references(
     located: list[dict[str, SubjectInShot]],
     shot_frames: list[list[int]],
     target_frames: np.ndarray | None,
+    target_faces: dict[int, list[Any]],
     models: Any,
     metrics: dict[str, float | None],
     notes: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """Reference identity / crop similarity, ACP-Var and CP per reference, then the means."""
+    """Reference identity / crop similarity, ACP-Var and CP per reference, then the means.
+    ``target_faces`` caches the faces detected per frame of ``target_frames`` (filled here)."""
     rows = []
-    target_faces: dict[int, list[Any]] = {}
     for r in refs:
         ref = r.ref
         seen = located[ref.shot].get(ref.subject) if shot_frames[ref.shot] else None

@@ -148,7 +148,11 @@ def score_video(
         )  # fmt: skip
 
     shot_frames = [shot.frames for shot in shots]
-    ref_rows = score_references(refs, located, shot_frames, target_frames, models, metrics, notes)
+    # the real baseline is scored against itself: its faces are already detected
+    target_faces = dict(faces) if target_frames is frames else {}
+    ref_rows = score_references(
+        refs, located, shot_frames, target_frames, target_faces, models, metrics, notes
+    )
 
     middles = [frames[shot.frames[len(shot.frames) // 2]] for shot in shots if shot.frames]
     captions = [script.shots[shot.index].caption for shot in shots if shot.frames]
