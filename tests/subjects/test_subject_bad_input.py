@@ -7,23 +7,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from muss_builder.config import PipelineConfig
 from muss_builder.media.probe import probe_film
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shots.segment import detect_shots
 from muss_builder.subjects.face_film import Person, encode_stills, render_shot
-from muss_builder.subjects.face_film import shipped_people as find_people
-from muss_builder.subjects.faces import FaceDetector, offline_pack_dir
+from muss_builder.subjects.faces import offline_pack_dir
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
-
-
-@pytest.fixture(scope="module")
-def people() -> list[Person]:
-    detector = FaceDetector()
-    detector.setup()
-    return find_people(detector)
 
 
 def subjects_of(path: Path, config: PipelineConfig) -> FilmSubjects:

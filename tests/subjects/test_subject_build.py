@@ -18,15 +18,6 @@ from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.validate import validate_dataset
 from muss_builder.subjects.face_film import Person, encode_stills, make_face_film, render_shot
-from muss_builder.subjects.face_film import shipped_people as find_people
-from muss_builder.subjects.faces import FaceDetector
-
-
-@pytest.fixture(scope="module")
-def people() -> list[Person]:
-    detector = FaceDetector()
-    detector.setup()
-    return find_people(detector)
 
 
 def film_record(summary: BuildSummary) -> dict:
