@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,24 @@ def fit(
             f"trained steps {result.start_step}..{result.final_step} in {result.seconds:.1f}s; "
             f"loss {first} -> {last}; checkpoint {result.checkpoint}"
         )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        finish_rank_process()
+
+
+def finish_rank_process() -> None:
+    """End a torchrun rank whose work is done and whose process group is destroyed, without
+    interpreter finalisation.
+
+    gloo keeps a native event-loop thread (``gloo_tcp_loop``, seen in /proc/self/task) alive
+    after ``destroy_process_group``; at interpreter exit C++ static destructors and tensor
+    frees that need the GIL can then run beside it, and a rank whose training finished was
+    seen to abort there ("terminate called without an active exception", SIGABRT), which
+    torchrun reports as a failed run. Output is flushed first, so nothing is lost.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cache(

@@ -276,7 +276,11 @@ def fit(cfg: TrainConfig, *, resume: bool = False, until_step: int | None = None
     ``cfg.output_dir``; ``until_step`` stops early (with a checkpoint) at that step."""
     env = setup_distributed(cfg)
     try:
-        return _fit(cfg, env, resume, until_step)
+        result = _fit(cfg, env, resume, until_step)
+        if env.started_group:
+            # every rank is past its last collective before any rank tears its group down
+            dist.barrier()
+        return result
     finally:
         if env.started_group:
             dist.destroy_process_group()

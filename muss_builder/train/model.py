@@ -317,8 +317,11 @@ class MultiShotDiT(nn.Module):
         out = self.proj_out(video)  # (B, N_v, C_out * pt * ph * pw)
         out = out.reshape(bsz, *grid, pt, ph, pw, -1)  # (B, T_tok, H_tok, W_tok, pt, ph, pw, C)
         out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, T_tok, pt, H_tok, ph, W_tok, pw)
-        # contiguous: FSDP2 warns on a view output (an in-place op on it would skip a hook)
-        return out.flatten(6, 7).flatten(4, 5).flatten(2, 3).contiguous()  # (B, C, T, H, W)
+        # a fresh tensor, never a view: with size-1 patch dims flatten returns a contiguous
+        # view (which .contiguous() would hand back as is), and FSDP2 warns that an in-place
+        # op on a view output skips its pre-backward hook; the copy is latent-sized
+        out = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # (B, C, T, H, W)
+        return out.clone(memory_format=torch.contiguous_format)
 
     @staticmethod
     def _real_references(

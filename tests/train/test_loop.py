@@ -157,14 +157,18 @@ RANKS = textwrap.dedent(
     ddp = fit(cfg("ddp", "ddp"))
     head = fit(cfg("fsdp", "fsdp2"), until_step=2)
     tail = fit(cfg("fsdp", "fsdp2"), resume=True)
-    if dist.get_rank() == 0:
+    rank = dist.get_rank()
+    if rank == 0:
         with open(f"{out}/r.json", "w") as fh:
             json.dump({"ddp": ddp.losses, "fsdp": head.losses + tail.losses}, fh)
-    # both ranks done before the group goes: a rank that tears gloo down while the other
-    # still talks to it can abort ("terminate called without an active exception", seen once)
+    # both ranks done before the group goes, then the rank ends as `train fit` ends one
+    # (see finish_rank_process: gloo's native loop thread outlives the group)
     dist.barrier()
     gc.collect()
     dist.destroy_process_group()
+    from muss_builder.cli.train_cmd import finish_rank_process
+    print(f"rank {rank} finished", flush=True)
+    finish_rank_process()
     """
 )
 
@@ -182,6 +186,7 @@ def test_torchrun_two_ranks_ddp_and_fsdp2_resume(latent_cache: Path, tmp_path: P
            str(script), str(latent_cache), str(tmp_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-6000:])
+    assert "rank 0 finished" in proc.stdout and "rank 1 finished" in proc.stdout
     losses = json.loads((tmp_path / "r.json").read_text())
     assert len(losses["ddp"]) == 4
     # FSDP2 (sharded params, EMA and optimiser; stopped and resumed) trains like DDP
