@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from muss_builder.report import ReportInputError, write_report
+from muss_builder.shards.untrusted import printable
 
 
 def report(
@@ -21,7 +22,7 @@ def report(
     try:
         written = write_report(directory, out, samples=samples, seed=seed)
     except ReportInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(printable(f"error: {exc}"), err=True)  # names come from the dataset
         raise typer.Exit(2) from exc
     c = written.data.counts
     typer.echo(
