@@ -234,8 +234,8 @@ def _check_index_against_records(
     }
     in_shards = {key for key, _ in report.samples}
     for key in sorted(set(index) - set(in_records)):
-        if key in in_shards:  # a shard holds it: then its shard has no record, said above
-            continue
+        if index[key] not in films.shards and key in in_shards:
+            continue  # its shard is listed by no record: said above
         report.add("index.parquet", f"key {key} is in no film record")
     for key in sorted(set(in_records) - set(index)):
         if key in in_shards:  # already said: missing from the index
