@@ -43,9 +43,21 @@ def _check_destination(dest: Path) -> None:
 def _make_parents(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing ancestors; return those created, outermost first."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    for path in reversed(missing):
-        path.mkdir()
-    return list(reversed(missing))
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+    except OSError:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):  # innermost first; only if still empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _write_members(
@@ -94,8 +106,6 @@ def safe_extract(
         os.replace(tmp, dest)  # onto an empty folder or none: all files appear at once
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for folder in reversed(created):  # innermost first; only if still empty
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_empty(created)
         raise
     return [dest / name for name in names]

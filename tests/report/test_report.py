@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+import io
+import json
 import os
 import re
 import shutil
 import statistics
+import tarfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -275,3 +279,34 @@ def test_a_shard_missing_from_the_dataset_is_named(
     missing = re.escape(f"{gone.name}: listed in index.parquet but missing")
     with pytest.raises(ReportInputError, match=missing):
         write_report(out, tmp_path / "report")
+
+
+def test_a_hostile_index_or_sample_is_a_clear_refusal(
+    built_dataset: BuildSummary, tmp_path: Path
+) -> None:
+    out = Path(shutil.copytree(built_dataset.out, tmp_path / "out"))
+    index = pq.read_table(out / "index.parquet")
+    rows = index.to_pylist()
+    # a shard name that leaves shards/ (today it is opened: ../films.parquet exists)
+    rows[0]["shard"] = "../films.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=index.schema), out / "index.parquet")
+    with pytest.raises(ReportInputError, match=r"shard name '\.\./films\.parquet' is not a file"):
+        write_report(out, tmp_path / "r1")
+    shutil.copy(built_dataset.out / "index.parquet", out / "index.parquet")
+    # a sample document of the wrong shape (today: TypeError, unhashable list)
+    shard = sorted((out / "shards").glob("*.tar"))[0]
+    samples = list(iter_samples(shard))
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        for n, sample in enumerate(samples):
+            members = dict(sample.members)
+            if n == 0:
+                doc = json.loads(members["json"])
+                doc["shots"][-1]["transition_in"] = ["cut"]
+                members["json"] = json.dumps(doc).encode()
+            for ext in sorted(members):
+                info = tarfile.TarInfo(f"{sample.key}.{ext}")
+                info.size = len(members[ext])
+                tar.addfile(info, io.BytesIO(members[ext]))
+    wrong = re.escape(f"{shard.name}: member '{samples[0].key}.json': not a valid sample document")
+    with pytest.raises(ReportInputError, match=wrong):
+        write_report(out, tmp_path / "r2")
