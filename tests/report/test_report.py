@@ -310,3 +310,11 @@ def test_a_hostile_index_or_sample_is_a_clear_refusal(
     wrong = re.escape(f"{shard.name}: member '{samples[0].key}.json': not a valid sample document")
     with pytest.raises(ReportInputError, match=wrong):
         write_report(out, tmp_path / "r2")
+
+
+def test_report_applies_member_size_caps(built_dataset: BuildSummary, tmp_path: Path) -> None:
+    args = ["report", str(built_dataset.out), "--out", str(tmp_path / "r"), "--samples", "0"]
+    result = CliRunner().invoke(app, [*args, "--max-member-size", "json=10"])
+    assert result.exit_code == 2
+    assert "error: unreadable shard: " in result.stderr
+    assert "bytes, over the 10-byte limit for this kind of member" in result.stderr
