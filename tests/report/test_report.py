@@ -10,6 +10,7 @@ import re
 import shutil
 import statistics
 import tarfile
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,9 +27,15 @@ from muss_builder.media.decode import scaled_size
 from muss_builder.media.synthetic import SyntheticFilm
 from muss_builder.report import Report, ReportInputError, write_report
 from muss_builder.report.browser import find_chromium, render
-from muss_builder.report.sheets import THUMB_WIDTH, box_colour, draw_strip, pick_samples
+from muss_builder.report.sheets import (
+    THUMB_WIDTH,
+    _ref_crop,
+    box_colour,
+    draw_strip,
+    pick_samples,
+)
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.shards.reader import iter_samples, load_sample_json
+from muss_builder.shards.reader import Member, iter_samples, load_sample_json
 
 BROKEN_NAME = '<img src=x onerror=alert(1)> "film" & co.mp4'  # markup: must be escaped
 
@@ -318,3 +325,17 @@ def test_report_applies_member_size_caps(built_dataset: BuildSummary, tmp_path: 
     assert result.exit_code == 2
     assert "error: unreadable shard: " in result.stderr
     assert "bytes, over the 10-byte limit for this kind of member" in result.stderr
+
+
+def test_a_reference_crop_declaring_a_huge_image_is_left_out() -> None:
+    # a PNG whose header says 20000x20000 (400 M pixels): decoding it would take 1.2 GB
+    small = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(small, format="PNG")
+    data = bytearray(small.getvalue())
+    data[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR width and height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the chunk's CRC
+    member = Member.from_bytes("s.tar", "k.ref0.jpg", bytes(data))
+    assert _ref_crop(member, 50) is None
+    fine = Member.from_bytes("s.tar", "k.ref0.jpg", small.getvalue())
+    crop = _ref_crop(fine, 50)
+    assert crop is not None and crop.size == (50, 50)
