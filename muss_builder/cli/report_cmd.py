@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from muss_builder.report import ReportInputError, write_report
+from muss_builder.shards.reader import DEFAULT_LIMITS
+from muss_builder.shards.untrusted import printable
 
 
 def report(
@@ -16,12 +18,19 @@ def report(
     ),
     samples: int = typer.Option(6, "--samples", min=0, help="random samples to draw"),
     seed: int = typer.Option(0, "--seed", help="seed of the random sample choice"),
+    max_member_size: list[str] = typer.Option(
+        [], "--max-member-size", help="EXT=SIZE: the largest shard member accepted (as validate)"
+    ),
 ) -> None:
     """Write an HTML report of the dataset in DIR: counts, films, distributions, samples."""
     try:
-        written = write_report(directory, out, samples=samples, seed=seed)
+        limits = DEFAULT_LIMITS.with_caps(max_member_size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-member-size") from exc
+    try:
+        written = write_report(directory, out, samples=samples, seed=seed, limits=limits)
     except ReportInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(printable(f"error: {exc}"), err=True)  # names come from the dataset
         raise typer.Exit(2) from exc
     c = written.data.counts
     typer.echo(

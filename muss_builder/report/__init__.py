@@ -9,6 +9,7 @@ from muss_builder.report.charts import Chart, draw_charts
 from muss_builder.report.collect import ReportData, ReportInputError, collect
 from muss_builder.report.page import render_page
 from muss_builder.report.sheets import SheetSample, draw_sheets, pick_samples
+from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 
 __all__ = ["Report", "ReportInputError", "write_report"]
 
@@ -26,7 +27,11 @@ class Report:
 
 
 def write_report(
-    dataset_dir: str | Path, out_dir: str | Path | None = None, samples: int = 6, seed: int = 0
+    dataset_dir: str | Path,
+    out_dir: str | Path | None = None,
+    samples: int = 6,
+    seed: int = 0,
+    limits: ReaderLimits = DEFAULT_LIMITS,
 ) -> Report:
     """Write ``report.html`` and its PNGs into ``out_dir`` (default ``DIR/report``).
 
@@ -35,12 +40,13 @@ def write_report(
     """
     if samples < 0:
         raise ValueError(f"samples must be >= 0, got {samples}")
-    data = collect(dataset_dir)
+    data = collect(dataset_dir, limits)
     out = Path(out_dir) if out_dir is not None else Path(dataset_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     charts = draw_charts(data, out, "charts")
     keys = pick_samples(list(data.shard_of), samples, seed)
-    sheets = draw_sheets(Path(dataset_dir) / "shards", data.shard_of, keys, out, "samples")
+    shards = Path(dataset_dir) / "shards"
+    sheets = draw_sheets(shards, data.shard_of, keys, out, "samples", limits)
     page = out / PAGE_NAME
     page.write_text(render_page(data, charts, sheets, seed), encoding="utf-8")
     return Report(page=page, data=data, charts=charts, sheets=sheets)

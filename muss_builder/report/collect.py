@@ -7,7 +7,6 @@ so every shard is read once (with the checking reader) for those.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,9 +16,19 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from muss_builder.runtime.layout import OutputLayout
-from muss_builder.shards.reader import ShardFormatError, iter_samples, load_sample_json
+from muss_builder.shards.reader import (
+    DEFAULT_LIMITS,
+    ReaderLimits,
+    ShardFormatError,
+    ShardSample,
+    iter_samples,
+    load_sample_json,
+)
+from muss_builder.shards.schemas import schema_errors
+from muss_builder.shards.untrusted import UntrustedJSONError, load_json, quoted
 
 TRACKS = ("montage", "subject")
+_MAX_RECORD_BYTES = 256 * 2**20  # as validate: a film record is large, never this large
 
 
 class ReportInputError(ValueError):
@@ -130,7 +139,21 @@ def _by_track(rows: list[dict[str, Any]], column: str) -> dict[str, list[Any]]:
     return found
 
 
-def _film_records(layout: OutputLayout, films: list[FilmRow]) -> list[dict[str, Any]]:
+def read_json_file(path: Path, what: str, limits: ReaderLimits = DEFAULT_LIMITS) -> Any:
+    """A JSON file of the dataset (a film record, stats.json), size and depth bounded;
+    ReportInputError says what is wrong."""
+    size = path.stat().st_size
+    if size > _MAX_RECORD_BYTES:
+        raise ReportInputError(f"{path}: {what} of {size:,} bytes, over {_MAX_RECORD_BYTES:,}")
+    try:
+        return load_json(path.read_bytes(), limits.json_depth)
+    except UntrustedJSONError as exc:
+        raise ReportInputError(f"{path}: {what} unreadable ({exc})") from exc
+
+
+def _film_records(
+    layout: OutputLayout, films: list[FilmRow], limits: ReaderLimits
+) -> list[dict[str, Any]]:
     """The records of the films that have one: every ok film, and skipped films that got
     as far as shot detection (a duplicate input shares its twin's record: read once)."""
     records: dict[str, dict[str, Any]] = {}
@@ -141,23 +164,35 @@ def _film_records(layout: OutputLayout, films: list[FilmRow]) -> list[dict[str, 
         if film.status != "ok" and not path.is_file():
             continue
         try:
-            records[film.film_id] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            doc = read_json_file(path, "film record", limits)
+        except OSError as exc:
             raise ReportInputError(f"{path}: film record unreadable ({exc})") from exc
+        errors = schema_errors("film", doc)
+        if errors:  # the page reads its fields: refuse clearly rather than crash on a type
+            raise ReportInputError(
+                f"{path}: not a valid film record ({errors[0]}); run 'muss-builder validate'"
+            )
+        records[film.film_id] = doc
     return list(records.values())
 
 
-def _read_stats(layout: OutputLayout) -> dict[str, Any]:
+def _read_stats(layout: OutputLayout, limits: ReaderLimits) -> dict[str, Any]:
     try:
-        return json.loads(layout.stats.read_text())
+        stats = read_json_file(layout.stats, "stats", limits)
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise ReportInputError(f"{layout.stats}: unreadable ({exc})") from exc
+    if not isinstance(stats, dict):
+        raise ReportInputError(f"{layout.stats}: not a JSON object")
+    return stats
 
 
 def _shard_paths(layout: OutputLayout, shards: list[str]) -> list[Path]:
     """The paths of ``shards`` (names under shards/); ReportInputError names a missing one."""
+    for name in shards:  # names from a table: never a path that leaves shards/
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ReportInputError(f"{layout.index}: shard name {quoted(name)} is not a file name")
     paths = [layout.shards / name for name in shards]
     for path in paths:
         if not path.is_file():
@@ -165,13 +200,27 @@ def _shard_paths(layout: OutputLayout, shards: list[str]) -> list[Path]:
     return paths
 
 
-def sample_documents(shards: list[Path]) -> Iterator[dict[str, Any]]:
+def valid_sample_json(sample: ShardSample, limits: ReaderLimits) -> dict[str, Any]:
+    """The sample's metadata, valid against the sample schema (the page and the sheets read
+    its fields); ShardFormatError names the member and the first schema error."""
+    doc = load_sample_json(sample, limits)
+    errors = schema_errors("sample", doc)
+    if errors:
+        raise ShardFormatError(
+            sample.shard, sample.member_name("json"), f"not a valid sample document ({errors[0]})"
+        )
+    return doc
+
+
+def sample_documents(
+    shards: list[Path], limits: ReaderLimits = DEFAULT_LIMITS
+) -> Iterator[dict[str, Any]]:
     """The ``.json`` documents of every sample in ``shards``, one at a time: a large dataset's
-    documents together would not fit in memory."""
+    documents together would not fit in memory (and only the ``.json`` members are read)."""
     for path in shards:
         try:
-            for sample in iter_samples(path):
-                yield load_sample_json(sample)
+            for sample in iter_samples(path, limits, load=("json",)):
+                yield valid_sample_json(sample, limits)
         except ShardFormatError as exc:
             raise ReportInputError(f"unreadable shard: {exc}") from exc
 
@@ -192,7 +241,7 @@ def _shot_facts(data: ReportData, docs: Iterable[dict[str, Any]]) -> None:
             data.camera_motions[camera.get("kind") or "unknown"] += 1
 
 
-def collect(dataset_dir: str | Path) -> ReportData:
+def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> ReportData:
     """Read the dataset at ``dataset_dir``; ReportInputError if it is not one."""
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -206,7 +255,7 @@ def collect(dataset_dir: str | Path) -> ReportData:
             )
     films = _film_rows(_read_table(layout.films_table, "films"))
     index = _read_table(layout.index, "index")
-    records = _film_records(layout, films)
+    records = _film_records(layout, films, limits)
     montage = [r for r in index if r["track"] == "montage"]
     shards = _shard_paths(layout, sorted({r["shard"] for r in index}))
     subjects = [s for rec in records for s in rec.get("subjects") or []]
@@ -244,8 +293,8 @@ def collect(dataset_dir: str | Path) -> ReportData:
             reason for rec in records for reason in (rec.get("excluded_shots") or {}).values()
         ),
         pose_deltas=[],
-        stats=_read_stats(layout),
+        stats=_read_stats(layout, limits),
         shard_of={r["key"]: r["shard"] for r in index},
     )
-    _shot_facts(data, sample_documents(shards))
+    _shot_facts(data, sample_documents(shards, limits))
     return data

@@ -19,12 +19,21 @@ from PIL import Image, ImageDraw
 
 from muss_builder.media.decode import scaled_size
 from muss_builder.media.tools import MediaError
+from muss_builder.report.collect import valid_sample_json
 
 # the inspect command's frame decoder and font: one way to get frames out of a clip in memory
 from muss_builder.shards.inspect import decode_clip_frames, label_font
-from muss_builder.shards.reader import ShardSample, iter_samples, load_sample_json
+from muss_builder.shards.reader import (
+    DEFAULT_LIMITS,
+    Member,
+    ReaderLimits,
+    ShardFormatError,
+    ShardSample,
+    iter_samples,
+)
 
 THUMB_WIDTH = 200
+_MAX_REF_PIXELS = 64_000_000  # a crop declaring more is a decompression bomb, not a face
 _PAD = 6
 _LINE = 15
 _BACKGROUND = (250, 250, 250)
@@ -99,10 +108,16 @@ def _draw_boxes(thumb: Image.Image, shot: dict[str, Any], frame: int) -> None:
             draw.text((x0 * w + 3 - left, y0 * h + 2 - top), subject["id"], font=font, fill="white")
 
 
-def _ref_crop(data: bytes, height: int) -> Image.Image | None:
+def _ref_crop(member: Member | None, height: int) -> Image.Image | None:
+    """The crop scaled to ``height``; None when it is missing or not a sane image."""
+    if member is None:
+        return None
     try:
-        crop = Image.open(io.BytesIO(data)).convert("RGB")
-    except OSError:
+        with Image.open(io.BytesIO(member.read())) as image:
+            if image.width * image.height > _MAX_REF_PIXELS:  # checked before decoding
+                return None
+            crop = image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError, ShardFormatError):
         return None
     return crop.resize((max(1, round(crop.width * height / crop.height)), height))
 
@@ -115,7 +130,7 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
     wanted = [shown_frame(s) for s in shots]
     problem = None
     try:
-        frames = decode_clip_frames(sample.members.get("mp4", b""), size, wanted)
+        frames = decode_clip_frames(sample.entries.get("mp4"), size, wanted)
     except MediaError as exc:  # a report is for looking: show the problem, do not fail
         frames, problem = {}, f"the clip does not decode ({exc})"
     tiles: list[tuple[Image.Image, str]] = []
@@ -127,7 +142,7 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
             _draw_boxes(thumb, shot, frame)
         tiles.append((thumb, f"shot {n + 1} ({shot['transition_in']}) f{frame}"))
     for ref in doc.get("references") or []:
-        crop = _ref_crop(sample.members.get(ref["member"], b""), size[1])
+        crop = _ref_crop(sample.entries.get(ref["member"]), size[1])
         if crop is not None:
             tiles.append((crop, f"{ref['member'].split('.')[0]} {ref['subject']}"))
     width = _PAD + sum(t.width + _PAD for t, _ in tiles)
@@ -141,8 +156,10 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
     return strip, problem
 
 
-def _sheet_sample(sample: ShardSample, folder: Path, subdir: str) -> SheetSample:
-    doc = load_sample_json(sample)
+def _sheet_sample(
+    sample: ShardSample, folder: Path, subdir: str, limits: ReaderLimits
+) -> SheetSample:
+    doc = valid_sample_json(sample, limits)
     strip, problem = draw_strip(sample, doc)
     name = f"{subdir}/{sample.key}.png"
     strip.save(folder / f"{sample.key}.png", format="PNG", optimize=True)
@@ -176,7 +193,12 @@ def _sheet_sample(sample: ShardSample, folder: Path, subdir: str) -> SheetSample
 
 
 def draw_sheets(
-    shards_dir: Path, shard_of: dict[str, str], keys: list[str], out_dir: Path, subdir: str
+    shards_dir: Path,
+    shard_of: dict[str, str],
+    keys: list[str],
+    out_dir: Path,
+    subdir: str,
+    limits: ReaderLimits = DEFAULT_LIMITS,
 ) -> list[SheetSample]:
     """Strips of the samples ``keys`` (``shard_of``: key -> shard name) under out_dir/subdir."""
     folder = out_dir / subdir
@@ -186,9 +208,10 @@ def draw_sheets(
         by_shard[shard_of[key]].add(key)
     found: dict[str, SheetSample] = {}
     for shard, wanted in sorted(by_shard.items()):
-        for sample in iter_samples(shards_dir / shard):
+        # only the json is loaded: the clip is streamed to the decoder, refs read one by one
+        for sample in iter_samples(shards_dir / shard, limits, load=("json",)):
             if sample.key in wanted:
-                found[sample.key] = _sheet_sample(sample, folder, subdir)
+                found[sample.key] = _sheet_sample(sample, folder, subdir, limits)
                 wanted.discard(sample.key)
                 if not wanted:  # the rest holds none (write_report's collect checked it all)
                     break

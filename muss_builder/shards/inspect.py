@@ -16,12 +16,17 @@ from rich.table import Table
 from muss_builder.media.decode import FrameReader, scaled_size
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import (
+    DEFAULT_LIMITS,
+    Member,
+    ReaderLimits,
     ShardFormatError,
     ShardSample,
     iter_samples,
     load_sample_json,
+    raise_problems,
 )
 from muss_builder.shards.schemas import schema_errors
+from muss_builder.shards.untrusted import printable
 
 _REF = re.compile(r"^ref\d+\.jpg$")
 
@@ -41,9 +46,18 @@ _PLACEHOLDER = (70, 70, 70)
 # ---------------------------------------------------------------------------- summary
 
 
-def _sample_summary(sample: ShardSample) -> dict[str, Any]:
+def _number(value: Any) -> int | float | None:
+    # a shard's json may hold anything: only real numbers are summed and formatted
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: Any, limit: int = 60) -> str | None:
+    return None if value is None else printable(value, limit)
+
+
+def _sample_summary(sample: ShardSample, limits: ReaderLimits) -> dict[str, Any]:
     try:
-        return _facts(sample, load_sample_json(sample))
+        return _facts(sample, load_sample_json(sample, limits))
     except (AttributeError, KeyError, TypeError) as exc:  # a document of the wrong shape
         raise ShardFormatError(
             sample.shard, sample.member_name("json"), f"metadata of an unexpected shape ({exc!r})"
@@ -51,32 +65,43 @@ def _sample_summary(sample: ShardSample) -> dict[str, Any]:
 
 
 def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
-    # .get throughout: inspect is for looking at odd shards too, not only valid ones
+    # .get throughout: inspect is for looking at odd shards too, not only valid ones; every
+    # value is a number or escaped text, so nothing from the shard reaches the terminal raw
     shots = doc.get("shots") or []
     clip = doc.get("clip") or {}
-    boundaries = [s.get("clip_start_frame") for s in shots]
+    boundaries = [_number(s.get("clip_start_frame")) for s in shots]
     if shots:
-        boundaries.append(shots[-1].get("clip_end_frame"))
+        boundaries.append(_number(shots[-1].get("clip_end_frame")))
     return {
         "key": sample.key,
-        "track": doc.get("track"),
-        "n_shots": doc.get("n_shots", len(shots)),
-        "duration_seconds": doc.get("duration_seconds"),
-        "clip": {k: clip.get(k) for k in ("n_frames", "fps", "width", "height")},
+        "track": _text(doc.get("track")),
+        "n_shots": _number(doc.get("n_shots", len(shots))),
+        "duration_seconds": _number(doc.get("duration_seconds")),
+        "clip": {k: _number(clip.get(k)) for k in ("n_frames", "fps", "width", "height")},
         "shot_boundaries": boundaries,
         "global_caption": bool(doc.get("global_caption")),
         "shot_captions": sum(bool(s.get("caption")) for s in shots),
-        "subjects": list(doc.get("subjects") or []),
-        "n_refs": sum(bool(_REF.match(ext)) for ext in sample.members),
-        "members": sorted(sample.members),
-        "bytes": sum(len(v) for v in sample.members.values()),
+        "subjects": [printable(x, 40) for x in doc.get("subjects") or []],
+        "n_refs": sum(bool(_REF.match(ext)) for ext in sample.entries),
+        "members": sorted(sample.entries),
+        "bytes": sum(m.size for m in sample.entries.values()),
     }
 
 
-def summarize_shard(shard_path: str | Path) -> dict[str, Any]:
-    """Per-sample facts and totals of one shard (raises ShardFormatError on a bad shard)."""
+def summarize_shard(
+    shard_path: str | Path, limits: ReaderLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """Per-sample facts and totals of one shard. Only the ``.json`` members are read, so a
+    shard of any size is summarized in little memory. ShardFormatError lists every problem."""
     shard = Path(shard_path)
-    samples = [_sample_summary(s) for s in iter_samples(shard)]
+    problems: list[ShardFormatError] = []
+    samples = []
+    for sample in iter_samples(shard, limits, load=("json",), on_problem=problems.append):
+        try:
+            samples.append(_sample_summary(sample, limits))
+        except ShardFormatError as exc:
+            problems.append(exc)
+    raise_problems(problems)
     n_shots = sum(s["n_shots"] or 0 for s in samples)
     return {
         "shard": str(shard),
@@ -92,7 +117,10 @@ def summarize_shard(shard_path: str | Path) -> dict[str, Any]:
 
 
 def _fmt_clip(clip: dict[str, Any]) -> str:
-    return f"{clip['n_frames']} f @ {clip['fps']:g} fps, {clip['width']}x{clip['height']}"
+    n, fps, w, h = (clip[k] for k in ("n_frames", "fps", "width", "height"))
+    if None in (n, fps, w, h):
+        return "?"
+    return f"{n} f @ {fps:g} fps, {w}x{h}"
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -128,10 +156,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     t = summary["totals"]
     buffer = io.StringIO()
     # A wide, colourless console: the text goes to terminals, files and test assertions alike.
+    # markup and emoji off: a "[/x]" or ":smile:" in a shard's json is text, not an instruction
     console = Console(
-        file=buffer, width=160, color_system=None, force_terminal=False, highlight=False
+        file=buffer,
+        width=160,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        markup=False,
+        emoji=False,
     )
-    console.print(f"shard {summary['shard']}")
+    console.print(f"shard {printable(summary['shard'])}")
     console.print(_summary_table(summary))
     console.print(
         f"{t['samples']} samples, {t['shots']} shots "
@@ -149,15 +184,18 @@ def _middle_frames(shots: list[dict[str, Any]]) -> list[int]:
 
 
 def decode_clip_frames(
-    mp4: bytes, size: tuple[int, int], wanted: list[int]
+    mp4: Member | None, size: tuple[int, int], wanted: list[int]
 ) -> dict[int, Image.Image]:
-    """Frames ``wanted`` of an mp4 held in memory, in one decode that stops after the last."""
+    """Frames ``wanted`` of a sample's mp4, in one decode that stops after the last."""
     found: dict[int, Image.Image] = {}
     if not wanted:
         return found
+    if mp4 is None:
+        raise MediaError("the sample has no mp4")
     with tempfile.TemporaryDirectory(prefix="muss-sheet-") as tmp:
         path = Path(tmp) / "clip.mp4"
-        path.write_bytes(mp4)
+        with open(path, "wb") as out:  # streamed: the clip is never whole in memory
+            mp4.copy_to(out)
         targets = set(wanted)
         reader = FrameReader(path, size, pix_fmt="rgb24", max_frames=max(wanted) + 1)
         for frame in reader:
@@ -195,8 +233,8 @@ class _Row:
         return max(self.thumb_size[1] + _SHOT_TEXT_LINES * _TEXT_LINE, text) + 2 * _PAD
 
 
-def _sample_row(sample: ShardSample) -> _Row:
-    doc = load_sample_json(sample)
+def _sample_row(sample: ShardSample, limits: ReaderLimits) -> _Row:
+    doc = load_sample_json(sample, limits)
     errors = schema_errors("sample", doc)
     if errors:  # the sheet reads shots and clip facts: refuse clearly rather than crash
         raise ShardFormatError(
@@ -213,7 +251,7 @@ def _sample_row(sample: ShardSample) -> _Row:
     ]
     wanted = _middle_frames(shots)
     try:
-        frames = decode_clip_frames(sample.members.get("mp4", b""), size, wanted)
+        frames = decode_clip_frames(sample.entries.get("mp4"), size, wanted)
     except MediaError:  # a sheet is for looking: show the problem instead of failing
         frames = {}
         label.append("mp4 does not decode")
@@ -259,16 +297,19 @@ def _draw_row(
 
 
 def write_contact_sheet(
-    shard_path: str | Path, png_path: str | Path, max_samples: int = 12
+    shard_path: str | Path,
+    png_path: str | Path,
+    max_samples: int = 12,
+    limits: ReaderLimits = DEFAULT_LIMITS,
 ) -> Path:
     """A PNG with one row per sample (up to ``max_samples``) and the middle frame of each shot."""
     shard, out = Path(shard_path), Path(png_path)
     rows: list[_Row] = []
     total = 0
-    for sample in iter_samples(shard):
+    for sample in iter_samples(shard, limits, load=("json",)):
         total += 1
         if len(rows) < max_samples:
-            rows.append(_sample_row(sample))
+            rows.append(_sample_row(sample, limits))
     thumbs_width = max((len(r.thumbs) * (r.thumb_size[0] + _PAD) for r in rows), default=0)
     width = max(_LABEL_WIDTH + thumbs_width + _PAD, 480)
     height = _TITLE_HEIGHT + sum(r.height for r in rows)

@@ -1,24 +1,79 @@
-"""Read our WebDataset shards without trusting them.
+"""Read our WebDataset shards without trusting them: every reader of shards goes through here.
 
 A shard is a plain tar whose members are named ``{key}.{ext}`` and grouped by key. A tar can
-name any path (``/etc/x``, ``../../x``), hold links or devices, or be cut short; Python's
-``tarfile`` also treats a truncated or corrupt header after the first member as a normal end
-of archive. So every member is checked before its bytes are handed out, and the archive must
-end with the end-of-archive marker (two zero blocks) right after its last member.
+name any path (``/etc/x``, ``../../x``, a 5,000-character name, ESC or newline in a name),
+hold links or devices, declare a member of any size, or be cut short; Python's ``tarfile``
+also treats a truncated or corrupt header after the first member as a normal end of archive.
+So every member header is checked (type, name, size against a cap) before any of its bytes
+are read, the archive must end with the end-of-archive marker right after its last member,
+and a member's bytes are read only when the caller asks for them (``load``): the others stay
+on disk as a ``Member`` (shard, offset, size) that can be read, streamed or handed to ffmpeg
+later. Memory therefore stays flat whatever the shard holds.
+
+A problem with one member (a bad name, type or size; a duplicate) is raised as a
+``ShardFormatError``, or, when the caller passes ``on_problem``, reported there while the
+member is skipped, so a checker can list every problem of a shard in one pass. A problem
+with the tar itself (unreadable, truncated) always ends the read.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from muss_builder.shards.untrusted import UntrustedJSONError, load_json, parse_size, quoted
 
 _BLOCK = 512
 _END_MARKER = b"\0" * (2 * _BLOCK)
+_CHUNK = 1 << 20
+# pax and GNU long-name headers are read whole by tarfile (and chained recursively): bound both
+_MAX_HEADER_BYTES = 64 * 1024
+_MAX_HEADER_CHAIN = 8
+_EXTENDED = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+_MAX_NAME_BYTES = 255  # a file name component on every common file system
+_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format (bidi), surrogate, breaks
+
+GiB, MiB = 2**30, 2**20
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """What a reader accepts. Member caps are by last extension (``ref0.jpg`` -> ``jpg``);
+    ``*`` is every other extension. The defaults are far above what a build writes."""
+
+    member_bytes: Mapping[str, int] = field(
+        default_factory=lambda: {"mp4": 2 * GiB, "json": 16 * MiB, "jpg": 64 * MiB, "*": 2 * GiB}
+    )
+    json_depth: int = 64
+    members_per_sample: int = 64
+
+    def cap(self, ext: str) -> int:
+        last = ext.rsplit(".", 1)[-1]
+        return self.member_bytes.get(last, self.member_bytes["*"])
+
+    def with_caps(self, specs: Collection[str]) -> ReaderLimits:
+        """These limits with ``EXT=SIZE`` overrides (``mp4=4GiB``, ``json=64MiB``, ``*=1GiB``)."""
+        caps = dict(self.member_bytes)
+        for spec in specs:
+            ext, sep, size = spec.partition("=")
+            if not sep or not ext.strip():
+                raise ValueError(f"not EXT=SIZE: {spec!r} (e.g. mp4=4GiB)")
+            caps[ext.strip().lstrip(".")] = parse_size(size)
+        return ReaderLimits(caps, self.json_depth, self.members_per_sample)
+
+
+DEFAULT_LIMITS = ReaderLimits()
 
 
 class ShardFormatError(ValueError):
@@ -37,45 +92,139 @@ class ShardFormatError(ValueError):
     @property
     def detail(self) -> str:
         """The message without the shard path (for callers that print paths their own way)."""
-        where = "before the first member" if self.member is None else f"member {self.member!r}"
-        return f"{where}: {self.reason}"
+        if self.member is None:
+            return f"before the first member: {self.reason}"
+        return f"member {quoted(self.member)}: {self.reason}"
+
+
+class ShardProblems(ShardFormatError):
+    """Every problem found in one shard, one per line (the first also as shard/member/reason)."""
+
+    def __init__(self, problems: list[ShardFormatError]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.shard, first.member, first.reason)
+        self.args = ("\n".join(str(p) for p in self.problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type, tuple[list[ShardFormatError]]]:  # type: ignore[override]
+        return (type(self), (self.problems,))
+
+
+def raise_problems(problems: list[ShardFormatError]) -> None:
+    """Raise the one problem, or all of them together; nothing when the list is empty."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ShardProblems(problems)
+
+
+OnProblem = Callable[[ShardFormatError], None]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member: where its bytes are in the shard, and the bytes when they were loaded."""
+
+    shard: str
+    name: str
+    offset: int  # of the data in the shard file
+    size: int
+    data: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_bytes(cls, shard: str, name: str, data: bytes) -> Member:
+        return cls(shard, name, -1, len(data), data)
+
+    def chunks(self, limit: int | None = None) -> Iterator[bytes]:
+        """The bytes (the first ``limit`` of them), a megabyte at a time."""
+        want = self.size if limit is None else min(limit, self.size)
+        if self.data is not None:
+            yield self.data[:want]
+            return
+        with open(self.shard, "rb") as fh:
+            fh.seek(self.offset)
+            while want > 0:
+                chunk = fh.read(min(_CHUNK, want))
+                if not chunk:  # the shard shrank since it was read
+                    raise ShardFormatError(self.shard, self.name, "truncated member data")
+                want -= len(chunk)
+                yield chunk
+
+    def read(self) -> bytes:
+        return self.data if self.data is not None else b"".join(self.chunks())
+
+    def head(self, n: int) -> bytes:
+        return b"".join(self.chunks(n))
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        for chunk in self.chunks():
+            out.write(chunk)
 
 
 @dataclass
 class ShardSample:
-    """One sample: its key and its members by extension (``json``, ``mp4``, ``ref0.jpg``)."""
+    """One sample: its key, the loaded members' bytes by extension (``json``, ``mp4``,
+    ``ref0.jpg``) and every member (loaded or not) in ``entries``."""
 
     key: str
     members: dict[str, bytes]
     shard: str = field(default="", repr=False)  # for error messages
+    entries: dict[str, Member] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for ext, data in self.members.items():  # a sample built by hand: entries from members
+            if ext not in self.entries:
+                self.entries[ext] = Member.from_bytes(self.shard, self.member_name(ext), data)
 
     def member_name(self, ext: str) -> str:
         return f"{self.key}.{ext}"
 
 
-def split_member_name(shard: str | Path, name: str) -> tuple[str, str]:
-    """``(key, ext)`` of a member name, or ShardFormatError if the name is unsafe or malformed."""
+def name_problem(name: str) -> str | None:
+    """Why a member name is refused (checked before anything is written or printed), or None."""
+    if "\0" in name:
+        return "NUL character in the name"
+    bad = next((ch for ch in name if unicodedata.category(ch) in _BAD_CATEGORIES), None)
+    if bad is not None:
+        if unicodedata.category(bad) == "Cs":
+            return "the name is not valid UTF-8"
+        return f"control or format character U+{ord(bad):04X} in the name"
+    size = len(name.encode("utf-8"))
+    if size > _MAX_NAME_BYTES:
+        return f"name of {size} bytes (at most {_MAX_NAME_BYTES})"
     drive = len(name) > 1 and name[0].isalpha() and name[1] == ":"  # C:... on Windows
     if name.startswith(("/", "\\")) or drive:
-        raise ShardFormatError(shard, name, "absolute path")
+        return "absolute path"
     if ".." in name.replace("\\", "/").split("/"):
-        raise ShardFormatError(shard, name, "path escapes the shard")
+        return "path escapes the shard"
     if "/" in name or "\\" in name:
-        raise ShardFormatError(shard, name, "member in a sub-folder (sample members are flat)")
+        return "member in a sub-folder (sample members are flat)"
     key, dot, ext = name.partition(".")
     if not key:
-        raise ShardFormatError(shard, name, "empty sample key")
+        return "empty sample key"
     if not dot or not ext:
-        raise ShardFormatError(shard, name, "no extension (members are named KEY.EXT)")
+        return "no extension (members are named KEY.EXT)"
     if "" in ext.split("."):
-        raise ShardFormatError(shard, name, "empty extension part")
+        return "empty extension part"
+    return None
+
+
+def split_member_name(shard: str | Path, name: str) -> tuple[str, str]:
+    """``(key, ext)`` of a member name, or ShardFormatError if the name is unsafe or malformed."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise ShardFormatError(shard, name, problem)
+    key, _, ext = name.partition(".")
     return key, ext
 
 
-def _check_member_type(shard: str | Path, member: tarfile.TarInfo) -> None:
+def _type_problem(member: tarfile.TarInfo) -> str | None:
     # Only plain files: a link or device could point outside wherever the shard is extracted.
     if member.isreg() and not member.issparse():
-        return
+        return None
     kinds = [
         ("symlink", member.issym()),
         ("hardlink", member.islnk()),
@@ -84,27 +233,91 @@ def _check_member_type(shard: str | Path, member: tarfile.TarInfo) -> None:
         ("sparse file", member.issparse()),
     ]
     kind = next((name for name, hit in kinds if hit), f"tar type {member.type!r}")
-    raise ShardFormatError(shard, member.name, f"not a regular file ({kind})")
+    return f"not a regular file ({kind})"
 
 
-def _iter_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
-    """``(key, ext, data)`` for every member, in tar order, each checked before it is read."""
+class _HeaderRefused(tarfile.TarError):
+    pass
+
+
+class _CheckedInfo(tarfile.TarInfo):
+    """A TarInfo that refuses, before tarfile reads them, extended headers too large or too
+    deeply chained (tarfile reads one whole into memory, and follows chains recursively)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _HeaderRefused("a GNU sparse member (not a regular file)")
+        if self.type not in _EXTENDED:
+            return super()._proc_member(tarfile_)
+        if self.size > _MAX_HEADER_BYTES:
+            raise _HeaderRefused(
+                f"an extended header of {self.size} bytes (at most {_MAX_HEADER_BYTES})"
+            )
+        chain = getattr(tarfile_, "_muss_chain", 0) + 1
+        if chain > _MAX_HEADER_CHAIN:
+            raise _HeaderRefused(f"more than {_MAX_HEADER_CHAIN} chained extended headers")
+        tarfile_._muss_chain = chain  # type: ignore[attr-defined]
+        try:
+            return super()._proc_member(tarfile_)
+        finally:
+            tarfile_._muss_chain = chain - 1  # type: ignore[attr-defined]
+
+
+def _problem(info: tarfile.TarInfo, limits: ReaderLimits) -> str | None:
+    problem = _type_problem(info) or name_problem(info.name)
+    if problem is None:
+        cap = limits.cap(info.name.partition(".")[2])
+        if info.size > cap:
+            problem = f"{info.size:,} bytes, over the {cap:,}-byte limit for this kind of member"
+    return problem
+
+
+def iter_members(
+    shard_path: str | Path,
+    limits: ReaderLimits = DEFAULT_LIMITS,
+    load: Callable[[str], bool] | None = None,
+    on_problem: OnProblem | None = None,
+) -> Iterator[Member]:
+    """Every acceptable member in tar order, with its bytes when ``load(ext)`` (default: all).
+
+    A refused member raises ShardFormatError, or goes to ``on_problem`` and is skipped.
+    """
+    shard = str(shard_path)
     last: str | None = None
     data_end = 0
-    with open(shard, "rb") as fh:
+    try:
+        fh = open(shard, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise ShardFormatError(shard, None, f"cannot read the shard: {exc}") from exc
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
         try:
-            with tarfile.open(fileobj=fh, mode="r|") as tar:
-                for member in tar:
-                    _check_member_type(shard, member)
-                    key, ext = split_member_name(shard, member.name)
-                    reader = tar.extractfile(member)
-                    assert reader is not None  # regular files always have a reader
-                    data = reader.read()
-                    if len(data) != member.size:
-                        raise ShardFormatError(shard, member.name, "truncated member data")
-                    last = member.name
-                    data_end = member.offset_data + -(-member.size // _BLOCK) * _BLOCK
-                    yield key, ext, data
+            with tarfile.open(
+                fileobj=fh,
+                mode="r:",
+                tarinfo=_CheckedInfo,
+                encoding="utf-8",
+                errors="surrogateescape",  # undecodable bytes become surrogates: refused
+            ) as tar:
+                while (info := tar.next()) is not None:
+                    tar.members.clear()  # tarfile keeps every header: not over millions of members
+                    data_end = info.offset_data + -(-info.size // _BLOCK) * _BLOCK
+                    if info.isreg() and info.offset_data + info.size > size:
+                        raise ShardFormatError(shard, info.name, "truncated member data")
+                    problem = _problem(info, limits)
+                    if problem is not None:
+                        error = ShardFormatError(shard, info.name, problem)
+                        if on_problem is None:
+                            raise error
+                        on_problem(error)
+                        last = info.name
+                        continue
+                    data = None
+                    if load is None or load(info.name.partition(".")[2]):
+                        fh.seek(info.offset_data)
+                        data = fh.read(info.size)  # the size is capped and within the file
+                    last = info.name
+                    yield Member(shard, info.name, info.offset_data, info.size, data)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ShardFormatError(shard, last, _tar_reason(exc, last)) from exc
         # tarfile stops silently at a cut or corrupt header after the first member: only the
@@ -117,97 +330,76 @@ def _iter_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
 
 
 def _tar_reason(exc: BaseException, last: str | None) -> str:
-    after = "" if last is None else " after this (the last good) member"
+    after = "" if last is None else " after this member"
+    if isinstance(exc, _HeaderRefused):
+        return f"refused{after}: {exc}"
     return f"unreadable or truncated tar{after}: {exc}"
 
 
-def iter_samples(shard_path: str | Path) -> Iterator[ShardSample]:
+def _report(on_problem: OnProblem | None, error: ShardFormatError) -> None:
+    if on_problem is None:
+        raise error
+    on_problem(error)
+
+
+def iter_samples(
+    shard_path: str | Path,
+    limits: ReaderLimits = DEFAULT_LIMITS,
+    load: Collection[str] | None = None,
+    on_problem: OnProblem | None = None,
+) -> Iterator[ShardSample]:
     """Yield the samples of a shard in order; raise ShardFormatError on anything unsafe.
 
-    Members of one sample must be contiguous (WebDataset groups consecutive members by key),
-    so a key that comes back after another key is an error, not a second sample.
+    ``load``: the extensions whose bytes go into ``sample.members`` (default: all); the
+    others are only in ``sample.entries``, to be read on demand. ``on_problem``: see
+    ``iter_members``. Members of one sample must be contiguous (WebDataset groups consecutive
+    members by key), so a key that comes back after another key is an error, not a sample.
     """
-    shard = Path(shard_path)
+    shard = str(shard_path)
+    wanted = None if load is None else (lambda ext: ext in load)
     done: set[str] = set()
     current: ShardSample | None = None
-    for key, ext, data in _iter_members(shard):
+    for member in iter_members(shard, limits, wanted, on_problem):
+        key, _, ext = member.name.partition(".")
         if current is not None and key != current.key:
             done.add(current.key)
             yield current
             current = None
-        name = f"{key}.{ext}"
         if current is None:
             if key in done:
-                raise ShardFormatError(
-                    shard,
-                    name,
-                    f"key {key!r} reappears after other keys "
-                    "(members of a sample must be contiguous)",
+                reason = (
+                    f"key {quoted(key)} reappears after other keys "
+                    "(members of a sample must be contiguous)"
                 )
-            current = ShardSample(key=key, members={}, shard=str(shard))
-        if ext in current.members:
-            raise ShardFormatError(shard, name, "duplicate member in its sample")
-        current.members[ext] = data
+                _report(on_problem, ShardFormatError(shard, member.name, reason))
+                continue
+            current = ShardSample(key=key, members={}, shard=shard)
+        if ext in current.entries:
+            reason = "duplicate member in its sample"
+            _report(on_problem, ShardFormatError(shard, member.name, reason))
+            continue
+        if len(current.entries) >= limits.members_per_sample:
+            reason = f"more than {limits.members_per_sample} members in one sample"
+            _report(on_problem, ShardFormatError(shard, member.name, reason))
+            continue
+        current.entries[ext] = member
+        if member.data is not None:
+            current.members[ext] = member.data
     if current is not None:
         yield current
 
 
-def load_sample_json(sample: ShardSample) -> dict[str, Any]:
-    """The sample's ``.json`` metadata as a dict; ShardFormatError if missing or not JSON."""
+def load_sample_json(sample: ShardSample, limits: ReaderLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The sample's ``.json`` metadata as a dict; ShardFormatError if missing, not JSON,
+    nested too deeply or not an object."""
     name = sample.member_name("json")
-    raw = sample.members.get("json")
-    if raw is None:
+    entry = sample.entries.get("json")
+    if entry is None:
         raise ShardFormatError(sample.shard, name, "missing (every sample has a .json member)")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ShardFormatError(sample.shard, name, f"invalid JSON: {exc}") from exc
+        doc = load_json(entry.read(), limits.json_depth)
+    except UntrustedJSONError as exc:
+        raise ShardFormatError(sample.shard, name, str(exc)) from exc
     if not isinstance(doc, dict):
         raise ShardFormatError(sample.shard, name, f"JSON is a {type(doc).__name__}, not an object")
     return doc
-
-
-def _target(shard: Path, dest: Path, name: str) -> Path:
-    target = (dest / name).resolve()
-    # Names are already flat; this also catches a pre-existing symlink in dest named like one.
-    if target.parent != dest:
-        raise ShardFormatError(shard, name, f"would be written outside {dest}")
-    return target
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    # O_NOFOLLOW: never write through a symlink that appeared in dest after the check.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def safe_extract(
-    shard_path: str | Path, dest_dir: str | Path, keys: set[str] | None = None
-) -> list[Path]:
-    """Write the members of a shard (or of the samples ``keys``) as files into ``dest_dir``.
-
-    The whole shard is read and checked first; if anything is wrong nothing is written.
-    A key in ``keys`` that the shard lacks raises KeyError, also before writing.
-    """
-    shard = Path(shard_path)
-    dest = Path(dest_dir).resolve()  # absolute and link-free, so a target's parent compares
-    seen: set[str] = set()
-    for sample in iter_samples(shard):  # pass 1: validate everything, keep nothing
-        seen.add(sample.key)
-        for ext in sample.members:
-            _target(shard, dest, sample.member_name(ext))
-    missing = sorted((keys or set()) - seen)
-    if missing:
-        raise KeyError(f"{shard}: no sample {', '.join(missing)}")
-    dest.mkdir(parents=True, exist_ok=True)  # only now: a refused shard leaves no trace
-    written: list[Path] = []
-    for sample in iter_samples(shard):  # pass 2: write what pass 1 approved
-        if keys is not None and sample.key not in keys:
-            continue
-        for ext, data in sample.members.items():
-            target = _target(shard, dest, sample.member_name(ext))
-            _write_file(target, data)
-            written.append(target)
-    return written

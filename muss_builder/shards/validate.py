@@ -2,15 +2,15 @@
 
 Every problem is collected rather than stopping at the first, so one run tells a user all
 that is wrong. Messages start with the file (relative to the dataset folder), then the sample
-key or member, then the reason.
+key or member, then the reason. The shards and their samples are checked in
+``validate_samples``; this module checks the folder around them: leftovers of killed runs,
+set-aside records, the film records, and films.parquet, the records, index.parquet and the
+shards against each other.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,247 +18,67 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from muss_builder.media.tools import MediaError, binary, run
 from muss_builder.runtime.layout import OutputLayout
-from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples, load_sample_json
+from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.schemas import schema_errors, table_schema
+from muss_builder.shards.untrusted import UntrustedJSONError, load_json, printable
+from muss_builder.shards.validate_samples import (
+    ValidationReport,
+    _reference_problems,  # noqa: F401 - tests of the reference rules import it from here
+    check_shard,
+)
 
-_SHARD_NAME = re.compile(r"^(?P<film_id>[0-9a-f]{16})-\d{5}\.tar$")
-_REF = re.compile(r"^ref\d+\.jpg$")
+_MAX_RECORD_BYTES = 256 * 2**20  # a film record lists every shot: large, never this large
+_PARTIAL = "leftover partial shard (an interrupted writer; rerun the build or delete it)"
+_TEMPORARY = "leftover temporary file of an interrupted build (a rerun cleans it; or delete it)"
+_QUARANTINED = "set aside by a build as unreadable (the film was rebuilt): look, then delete it"
 
 
 @dataclass
-class ValidationReport:
-    root: Path
-    problems: list[str] = field(default_factory=list)
-    n_shards: int = 0
-    samples: set[tuple[str, str]] = field(default_factory=set)  # (key, shard) found in shards
-    shard_keys: dict[str, list[str]] = field(default_factory=dict)  # readable shard -> keys
-    bad_shards: set[str] = field(default_factory=set)
+class _Films:
+    """What the film records say, for the cross-checks."""
 
-    @property
-    def n_samples(self) -> int:
-        return len(self.samples)
-
-    def add(self, where: str, reason: str) -> None:
-        self.problems.append(f"{where}: {reason}")
+    shards: set[str] = field(default_factory=set)  # every shard a record lists
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # film_id -> valid record
 
 
-# ---------------------------------------------------------------------------- samples
+# ---------------------------------------------------------------------------- leftovers
 
 
-def _check_members(report: ValidationReport, where: str, sample: ShardSample) -> None:
-    for ext in ("json", "mp4"):
-        if ext not in sample.members:
-            report.add(where, f"no .{ext} member")
-    for ext in sorted(sample.members):
-        if ext not in ("json", "mp4") and not _REF.match(ext):
-            report.add(where, f"unexpected member .{ext} (allowed: .json, .mp4, .ref{{k}}.jpg)")
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") or name.endswith((".tmp", ".part")) or ".tmp-" in name
 
 
-def _boundary_problems(doc: dict[str, Any]) -> list[str]:
-    """Shot boundaries must tile the clip and the source span exactly, in order."""
-    shots, clip, span = doc["shots"], doc["clip"], doc["span"]
-    problems: list[str] = []
-    if doc["n_shots"] != len(shots):
-        problems.append(f"n_shots is {doc['n_shots']} but {len(shots)} shots are listed")
-    if shots[0]["clip_start_frame"] != 0:
-        problems.append(f"shot 0 starts at clip frame {shots[0]['clip_start_frame']}, not 0")
-    if shots[-1]["clip_end_frame"] != clip["n_frames"]:
-        problems.append(
-            f"last shot ends at clip frame {shots[-1]['clip_end_frame']}, "
-            f"but clip.n_frames is {clip['n_frames']}"
-        )
-    if shots[0]["source_start_frame"] != span["start_frame"]:
-        problems.append(
-            f"shot 0 starts at source frame {shots[0]['source_start_frame']}, "
-            f"span starts at {span['start_frame']}"
-        )
-    if shots[-1]["source_end_frame"] != span["end_frame"]:
-        problems.append(
-            f"last shot ends at source frame {shots[-1]['source_end_frame']}, "
-            f"span ends at {span['end_frame']}"
-        )
-    if span["end_frame"] > doc["source"]["n_frames"]:
-        problems.append(
-            f"span ends at source frame {span['end_frame']}, past the source's "
-            f"{doc['source']['n_frames']} frames"
-        )
-    for i, shot in enumerate(shots):
-        for unit in ("clip", "source"):
-            start, end = shot[f"{unit}_start_frame"], shot[f"{unit}_end_frame"]
-            if end <= start:
-                problems.append(f"shot {i} is empty in {unit} frames [{start}, {end})")
-        if i == 0:
-            continue
-        prev = shots[i - 1]
-        for unit in ("clip", "source"):
-            if shot[f"{unit}_start_frame"] != prev[f"{unit}_end_frame"]:
-                problems.append(
-                    f"shot {i} starts at {unit} frame {shot[f'{unit}_start_frame']} "
-                    f"but shot {i - 1} ends at {prev[f'{unit}_end_frame']}"
-                )
-    return problems
-
-
-def _reference_problems(doc: dict[str, Any], members: dict[str, bytes]) -> list[str]:
-    """A reference must come from a shot other than the ones it is a reference for, and from
-    outside the sample unless it says it is a fallback; its crop must be in the tar."""
-    problems: list[str] = []
-    refs = doc["references"]
-    sample_shots = {s["film_shot_index"] for s in doc["shots"]}
-    if doc["track"] == "montage" and (refs or doc["focus_subject"] is not None):
-        problems.append("a montage sample has references or a focus subject")
-    if doc["track"] == "subject":
-        if not refs:
-            problems.append("a subject-track sample has no reference")
-        if doc["focus_subject"] not in doc["subjects"]:
-            problems.append(f"focus subject {doc['focus_subject']} is not among its subjects")
-    listed = {ref["member"] for ref in refs}
-    for name in sorted(m for m in members if _REF.match(m) and m not in listed):
-        problems.append(f"member .{name} is not described in references")
-    for ref in refs:
-        name, source = ref["member"], ref["source_shot"]
-        if source in ref["target_shots"]:
-            problems.append(f"{name} is cut from shot {source}, one of the shots it serves")
-        if not set(ref["target_shots"]) <= sample_shots:
-            problems.append(f"{name} serves shots {ref['target_shots']} outside the sample")
-        if source in sample_shots and not ref["fallback"]:
-            problems.append(f"{name} comes from shot {source} of this sample but is no fallback")
-        if source not in sample_shots and ref["fallback"]:
-            problems.append(f"{name} is flagged fallback but comes from outside the sample")
-        if ref["subject"] not in doc["subjects"]:
-            problems.append(f"{name} shows subject {ref['subject']}, absent from the sample")
-        data = members.get(name)
-        if data is None:
-            problems.append(f"{name} is listed but not in the tar")
-        elif not data.startswith(b"\xff\xd8"):
-            problems.append(f"{name} is not a JPEG")
-    return problems
-
-
-def probe_clip(mp4: bytes, workdir: Path) -> dict[str, Any]:
-    """Codec, size and exact frame count (packets counted by reading) of an mp4 in memory."""
-    path = workdir / "clip.mp4"
-    path.write_bytes(mp4)
-    out = run(
-        [
-            binary("ffprobe"),
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_packets",
-            "-of",
-            "json",
-            str(path),
-        ],
-        what="ffprobe of the sample's mp4",
-        timeout=300,
-    )
-    streams = json.loads(out).get("streams") or []
-    if not streams:
-        raise MediaError("the mp4 has no video stream")
-    stream = streams[0]
-    return {
-        "codec": stream.get("codec_name"),
-        "width": stream.get("width"),
-        "height": stream.get("height"),
-        "n_frames": int(stream.get("nb_read_packets", 0)),
-    }
-
-
-def _check_clip(
-    report: ValidationReport, where: str, mp4: bytes, clip: dict[str, Any], workdir: Path
-) -> None:
-    try:
-        facts = probe_clip(mp4, workdir)
-    except (MediaError, ValueError) as exc:
-        report.add(f"{where}.mp4", f"unreadable: {exc}")
-        return
-    if facts["n_frames"] != clip["n_frames"]:
-        report.add(
-            f"{where}.mp4",
-            f"has {facts['n_frames']} frames, the json says clip.n_frames = {clip['n_frames']}",
-        )
-    if (facts["width"], facts["height"]) != (clip["width"], clip["height"]):
-        report.add(
-            f"{where}.mp4",
-            f"is {facts['width']}x{facts['height']}, "
-            f"the json says {clip['width']}x{clip['height']}",
-        )
-    if facts["codec"] != clip["codec"]:
-        report.add(f"{where}.mp4", f"codec is {facts['codec']}, the json says {clip['codec']}")
-
-
-def _check_sample(
-    report: ValidationReport, rel: str, film_id: str | None, sample: ShardSample, workdir: Path
-) -> None:
-    where = f"{rel}: sample {sample.key}"
-    _check_members(report, where, sample)
-    if film_id is not None and not sample.key.startswith(f"{film_id}_"):
-        report.add(where, f"key does not start with the shard's film id {film_id}")
-    if "json" not in sample.members:
-        return
-    try:
-        doc = load_sample_json(sample)
-    except ShardFormatError as exc:
-        report.add(rel, exc.detail)
-        return
-    errors = schema_errors("sample", doc)
-    for error in errors:
-        report.add(f"{where}.json", f"schema: {error}")
-    if doc.get("key") != sample.key:
-        report.add(f"{where}.json", f"key is {doc.get('key')!r}, the tar key is {sample.key!r}")
-    if film_id is not None and doc.get("film_id") != film_id:
-        report.add(
-            f"{where}.json", f"film_id is {doc.get('film_id')!r}, the shard's film is {film_id}"
-        )
-    if errors:  # the checks below index into the document: only safe on a valid one
-        return
-    for problem in _boundary_problems(doc) + _reference_problems(doc, sample.members):
-        report.add(f"{where}.json", problem)
-    if "mp4" in sample.members:
-        _check_clip(report, where, sample.members["mp4"], doc["clip"], workdir)
-
-
-# ---------------------------------------------------------------------------- shards
-
-
-def _check_shard(report: ValidationReport, path: Path, workdir: Path) -> None:
-    rel = f"shards/{path.name}"
-    match = _SHARD_NAME.match(path.name)
-    film_id = match["film_id"] if match else None
-    if match is None:
-        report.add(rel, "name is not {film_id}-{n:05d}.tar")
-    keys: list[str] = []
-    try:
-        for sample in iter_samples(path):
-            keys.append(sample.key)
-            report.samples.add((sample.key, path.name))
-            _check_sample(report, rel, film_id, sample, workdir)
-    except ShardFormatError as exc:
-        report.add(rel, exc.detail)
-        report.bad_shards.add(path.name)
-        return
-    if not keys:
-        report.add(rel, "holds no sample")
-    report.shard_keys[path.name] = keys
+def _check_folder(report: ValidationReport, folder: Path, prefix: str, suffix: str) -> None:
+    """Only ``*{suffix}`` files belong in ``folder``: anything else is named."""
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        rel = f"{prefix}{path.name}"
+        if ".partial" in path.name:
+            report.add(rel, _PARTIAL)
+        elif _is_temporary(path.name):
+            report.add(rel, _TEMPORARY)
+        elif path.is_dir():
+            report.add(rel, "unexpected folder")
+        elif not path.name.endswith(suffix):
+            report.add(rel, f"unexpected file (not a {suffix} file)")
 
 
 def _check_leftovers(report: ValidationReport, layout: OutputLayout) -> None:
-    """Temporary files of an interrupted writer: a finished build leaves none."""
-    for path in sorted(layout.shards.glob("*.partial*")):
-        report.add(
-            f"shards/{path.name}",
-            "leftover partial shard (an interrupted writer; rerun the build or delete it)",
-        )
-    for folder, prefix in ((layout.root, ""), (layout.films, "films/")):
-        if folder.is_dir():
-            for path in sorted(folder.glob(".*.tmp*")):
-                report.add(f"{prefix}{path.name}", "leftover temporary file")
+    """Temporary files of an interrupted writer, and records a build set aside: a finished
+    build leaves none."""
+    _check_folder(report, layout.shards, "shards/", ".tar")
+    _check_folder(report, layout.films, "films/", ".json")
+    for path in sorted(layout.root.iterdir()):
+        # OUT/.lock is the running build's lock, not a leftover
+        if path.name.startswith(".") and (".tmp" in path.name or ".part" in path.name):
+            report.add(path.name, _TEMPORARY)
+    quarantine = layout.root / "quarantine"
+    for path in sorted(quarantine.rglob("*")) if quarantine.is_dir() else []:
+        if not path.is_dir():
+            report.add(str(path.relative_to(layout.root)), _QUARANTINED)
+
+
+# ---------------------------------------------------------------------------- films
 
 
 def _sha256(path: Path) -> str:
@@ -269,13 +89,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# ---------------------------------------------------------------------------- films
-
-
 def _check_film_shard(
     report: ValidationReport, layout: OutputLayout, rel: str, entry: dict[str, Any]
 ) -> None:
-    name = entry["name"]
+    name = entry["name"]  # the schema's pattern makes it a plain {film_id}-{n}.tar name
     path = layout.shards / name
     if not path.is_file():
         report.add(rel, f"lists shard {name}, which does not exist")
@@ -292,27 +109,59 @@ def _check_film_shard(
         report.add(rel, f"lists keys {entry['keys']} in shard {name}; it holds {found}")
 
 
-def _check_films(report: ValidationReport, layout: OutputLayout) -> set[str]:
-    """Check every film record; return the shard names they list."""
-    listed: set[str] = set()
+def _read_record(report: ValidationReport, path: Path, rel: str) -> dict[str, Any] | None:
+    size = path.stat().st_size
+    if size > _MAX_RECORD_BYTES:
+        report.add(rel, f"{size:,} bytes, over the {_MAX_RECORD_BYTES:,}-byte limit of a record")
+        return None
+    try:
+        doc = load_json(path.read_bytes(), report.limits.json_depth)
+    except (OSError, UntrustedJSONError) as exc:
+        report.add(rel, f"unreadable: {exc}")
+        return None
+    errors = schema_errors("film", doc)
+    for error in errors[:10]:
+        report.add(rel, f"schema: {error}")
+    return None if errors else doc
+
+
+def _record_problems(doc: dict[str, Any]) -> list[str]:
+    """A record's samples and its shards must name the same keys, each in its shard."""
+    in_shards = {key: entry["name"] for entry in doc["shards"] for key in entry["keys"]}
+    problems = []
+    for sample in doc["samples"]:
+        key, shard = sample["key"], sample["shard"]
+        if key not in in_shards:
+            problems.append(f"sample {key} is in no shard the record lists")
+        elif in_shards[key] != shard:
+            problems.append(
+                f"sample {key} is said to be in {shard}, its shard entry is in {in_shards[key]}"
+            )
+    for key in sorted(set(in_shards) - {s["key"] for s in doc["samples"]}):
+        problems.append(f"shard {in_shards[key]} holds {key}, which is not among its samples")
+    return problems
+
+
+def _check_films(report: ValidationReport, layout: OutputLayout) -> _Films:
+    """Check every film record; return the shards they list and the valid records."""
+    films = _Films()
     for path in sorted(layout.films.glob("*.json")) if layout.films.is_dir() else []:
+        if path.name.startswith("."):
+            continue  # a leftover, reported as such
         rel = f"films/{path.name}"
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            report.add(rel, f"unreadable: {exc}")
-            continue
-        errors = schema_errors("film", doc)
-        for error in errors:
-            report.add(rel, f"schema: {error}")
-        if errors:
+        doc = _read_record(report, path, rel)
+        if doc is None:
             continue
         if doc["film_id"] != path.stem:
             report.add(rel, f"film_id is {doc['film_id']}, the file name says {path.stem}")
+            continue
+        films.records[doc["film_id"]] = doc
+        for problem in _record_problems(doc):
+            report.add(rel, problem)
         for entry in doc["shards"]:
-            listed.add(entry["name"])
+            films.shards.add(entry["name"])
             _check_film_shard(report, layout, rel, entry)
-    return listed
+    return films
 
 
 # ---------------------------------------------------------------------------- tables
@@ -346,10 +195,11 @@ def _read_table(report: ValidationReport, path: Path, name: str) -> pa.Table | N
     return None if problems else table
 
 
-def _check_index(report: ValidationReport, layout: OutputLayout) -> None:
+def _check_index(report: ValidationReport, layout: OutputLayout) -> dict[str, str] | None:
+    """Index against the shards; return the index as key -> shard (None if unreadable)."""
     table = _read_table(report, layout.index, "index")
     if table is None:
-        return
+        return None
     pairs = list(
         zip(table.column("key").to_pylist(), table.column("shard").to_pylist(), strict=True)
     )
@@ -370,15 +220,69 @@ def _check_index(report: ValidationReport, layout: OutputLayout) -> None:
             f"key {key} points to shards/{shard}, which "
             + ("does not exist" if missing else "does not hold it"),
         )
+    return dict(pairs)
+
+
+def _check_index_against_records(
+    report: ValidationReport, index: dict[str, str], films: _Films
+) -> None:
+    """Index rows come from the records' samples: the two must name the same keys."""
+    in_records = {
+        s["key"]: (s["shard"], film_id)
+        for film_id, doc in films.records.items()
+        for s in doc["samples"]
+    }
+    in_shards = {key for key, _ in report.samples}
+    for key in sorted(set(index) - set(in_records)):
+        if index[key] not in films.shards and key in in_shards:
+            continue  # its shard is listed by no record: said above
+        report.add("index.parquet", f"key {key} is in no film record")
+    for key in sorted(set(in_records) - set(index)):
+        if key in in_shards:  # already said: missing from the index
+            continue
+        shard, film_id = in_records[key]
+        report.add("index.parquet", f"key {key} of films/{film_id}.json is missing from the index")
+    for key in sorted(set(index) & set(in_records)):
+        shard, film_id = in_records[key]
+        if index[key] != shard:
+            report.add(
+                "index.parquet",
+                f"key {key} is in shards/{index[key]}; films/{film_id}.json says shards/{shard}",
+            )
+
+
+def _check_film_rows(
+    report: ValidationReport, table: pa.Table, films: _Films, layout: OutputLayout
+) -> None:
+    """Every ok film has its record, and every record a row of its status."""
+    statuses: dict[str, set[str]] = {}
+    for row in table.select(["film_id", "path", "status"]).to_pylist():
+        film_id, status = row["film_id"], row["status"]
+        if film_id is not None:
+            statuses.setdefault(film_id, set()).add(status)
+        if status != "ok":
+            continue
+        where = f"film {film_id} ({printable(row['path'], 120)})"
+        if film_id is None:
+            report.add("films.parquet", f"{where} is ok but has no film_id")
+        elif film_id not in films.records and not layout.film_json(film_id).is_file():
+            report.add("films.parquet", f"{where} is ok, but films/{film_id}.json does not exist")
+    for film_id, doc in sorted(films.records.items()):
+        if doc["status"] not in statuses.get(film_id, set()):
+            found = ", ".join(sorted(statuses.get(film_id, set()))) or "no row"
+            report.add(
+                f"films/{film_id}.json",
+                f"the film is {doc['status']}, films.parquet has {found} for it",
+            )
 
 
 # ---------------------------------------------------------------------------- entry points
 
 
-def check_dataset(out_dir: str | Path) -> ValidationReport:
+def check_dataset(out_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> ValidationReport:
     """Validate the dataset folder ``out_dir``; the report lists every problem found."""
     layout = OutputLayout(Path(out_dir))
-    report = ValidationReport(root=layout.root)
+    report = ValidationReport(root=layout.root, limits=limits)
     if not layout.root.is_dir():
         report.add(str(layout.root), "not a folder")
         return report
@@ -387,20 +291,24 @@ def check_dataset(out_dir: str | Path) -> ValidationReport:
     if not layout.films.is_dir():
         report.add("films", "missing folder")
     shards = sorted(layout.shards.glob("*.tar")) if layout.shards.is_dir() else []
+    shards = [s for s in shards if not s.name.startswith(".") and s.is_file()]
     report.n_shards = len(shards)
-    with tempfile.TemporaryDirectory(prefix="muss-validate-") as tmp:
-        for shard in shards:
-            _check_shard(report, shard, Path(tmp))
-    listed = _check_films(report, layout)
     for shard in shards:
-        if shard.name not in listed:
+        check_shard(report, shard)
+    films = _check_films(report, layout)
+    for shard in shards:
+        if shard.name not in films.shards:
             report.add(
                 f"shards/{shard.name}",
                 "not listed by any films/*.json (a film that did not finish?)",
             )
     _check_leftovers(report, layout)
-    _check_index(report, layout)
-    _read_table(report, layout.films_table, "films")
+    index = _check_index(report, layout)
+    if index is not None:
+        _check_index_against_records(report, index, films)
+    films_table = _read_table(report, layout.films_table, "films")
+    if films_table is not None:
+        _check_film_rows(report, films_table, films, layout)
     return report
 
 

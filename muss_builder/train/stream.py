@@ -30,7 +30,9 @@ exclusion is refused). Samples whose key ``{film_id}_{i:05d}`` names an excluded
 still skipped before decoding, for shards not named after one film. Both are counted in
 ``stats`` (``skipped_holdout_shards`` once per stream, ``skipped_holdout`` per sample read).
 
-Errors: a malformed shard or sample raises ``ShardFormatError`` naming the member and reason.
+Errors: a malformed shard or sample raises ``ShardFormatError`` naming the member and reason;
+members are checked by the shared reader (``muss_builder.shards.reader``: names, types, size
+caps from ``limits``, JSON depth) before their bytes are read.
 The ``on_error`` handler (webdataset style) decides: ``raise_error`` (default) re-raises;
 ``skip_and_log`` logs a warning and skips the sample (or the rest of a shard whose tar is
 broken). Decode errors are counted in ``stats["errors"]``; ``ResumableLoader`` sums the
@@ -51,7 +53,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
+from muss_builder.shards.reader import (
+    DEFAULT_LIMITS,
+    ReaderLimits,
+    ShardFormatError,
+    ShardSample,
+    iter_samples,
+)
 
 __all__ = [
     "STATE_FORMAT",
@@ -197,7 +205,9 @@ class ShardStream(IterableDataset):
         drop_last: bool = False,
         on_error: OnError = raise_error,
         exclude_film_ids: Iterable[str] = (),
+        limits: ReaderLimits = DEFAULT_LIMITS,
     ) -> None:
+        self.limits = limits  # member size caps and JSON depth of the shard reader
         self.exclude_film_ids = frozenset(check_film_ids(exclude_film_ids))
         self.stats: Counter[str] = Counter()  # in the process that decodes (workers: theirs)
         self.shards = self._without_excluded(resolve_shards(shards))
@@ -326,7 +336,9 @@ class ShardStream(IterableDataset):
     def _read(self, shards: list[Path]) -> Iterator[ShardSample]:
         for shard in shards:
             try:
-                yield from iter_samples(shard)
+                # a refused member (name, type, size over the cap) goes to on_error: raised,
+                # or logged and skipped (its sample then lacks it and is skipped when decoded)
+                yield from iter_samples(shard, self.limits, on_problem=self.on_error)
             except ShardFormatError as exc:
                 self.on_error(exc)  # returning means: skip the rest of this shard
             except OSError as exc:

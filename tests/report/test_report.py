@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import html
+import io
+import json
 import os
 import re
 import shutil
 import statistics
+import tarfile
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -22,9 +27,15 @@ from muss_builder.media.decode import scaled_size
 from muss_builder.media.synthetic import SyntheticFilm
 from muss_builder.report import Report, ReportInputError, write_report
 from muss_builder.report.browser import find_chromium, render
-from muss_builder.report.sheets import THUMB_WIDTH, box_colour, draw_strip, pick_samples
+from muss_builder.report.sheets import (
+    THUMB_WIDTH,
+    _ref_crop,
+    box_colour,
+    draw_strip,
+    pick_samples,
+)
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.shards.reader import iter_samples, load_sample_json
+from muss_builder.shards.reader import Member, iter_samples, load_sample_json
 
 BROKEN_NAME = '<img src=x onerror=alert(1)> "film" & co.mp4'  # markup: must be escaped
 
@@ -275,3 +286,56 @@ def test_a_shard_missing_from_the_dataset_is_named(
     missing = re.escape(f"{gone.name}: listed in index.parquet but missing")
     with pytest.raises(ReportInputError, match=missing):
         write_report(out, tmp_path / "report")
+
+
+def test_a_hostile_index_or_sample_is_a_clear_refusal(
+    built_dataset: BuildSummary, tmp_path: Path
+) -> None:
+    out = Path(shutil.copytree(built_dataset.out, tmp_path / "out"))
+    index = pq.read_table(out / "index.parquet")
+    rows = index.to_pylist()
+    # a shard name that leaves shards/ (today it is opened: ../films.parquet exists)
+    rows[0]["shard"] = "../films.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=index.schema), out / "index.parquet")
+    with pytest.raises(ReportInputError, match=r"shard name '\.\./films\.parquet' is not a file"):
+        write_report(out, tmp_path / "r1")
+    shutil.copy(built_dataset.out / "index.parquet", out / "index.parquet")
+    # a sample document of the wrong shape (today: TypeError, unhashable list)
+    shard = sorted((out / "shards").glob("*.tar"))[0]
+    samples = list(iter_samples(shard))
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        for n, sample in enumerate(samples):
+            members = dict(sample.members)
+            if n == 0:
+                doc = json.loads(members["json"])
+                doc["shots"][-1]["transition_in"] = ["cut"]
+                members["json"] = json.dumps(doc).encode()
+            for ext in sorted(members):
+                info = tarfile.TarInfo(f"{sample.key}.{ext}")
+                info.size = len(members[ext])
+                tar.addfile(info, io.BytesIO(members[ext]))
+    wrong = re.escape(f"{shard.name}: member '{samples[0].key}.json': not a valid sample document")
+    with pytest.raises(ReportInputError, match=wrong):
+        write_report(out, tmp_path / "r2")
+
+
+def test_report_applies_member_size_caps(built_dataset: BuildSummary, tmp_path: Path) -> None:
+    args = ["report", str(built_dataset.out), "--out", str(tmp_path / "r"), "--samples", "0"]
+    result = CliRunner().invoke(app, [*args, "--max-member-size", "json=10"])
+    assert result.exit_code == 2
+    assert "error: unreadable shard: " in result.stderr
+    assert "bytes, over the 10-byte limit for this kind of member" in result.stderr
+
+
+def test_a_reference_crop_declaring_a_huge_image_is_left_out() -> None:
+    # a PNG whose header says 20000x20000 (400 M pixels): decoding it would take 1.2 GB
+    small = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(small, format="PNG")
+    data = bytearray(small.getvalue())
+    data[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR width and height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the chunk's CRC
+    member = Member.from_bytes("s.tar", "k.ref0.jpg", bytes(data))
+    assert _ref_crop(member, 50) is None
+    fine = Member.from_bytes("s.tar", "k.ref0.jpg", small.getvalue())
+    crop = _ref_crop(fine, 50)
+    assert crop is not None and crop.size == (50, 50)

@@ -15,12 +15,12 @@ from PIL import Image
 from muss_builder.media.decode import FrameReader, scaled_size
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shards import inspect as shard_inspect
+from muss_builder.shards.extract import safe_extract
 from muss_builder.shards.inspect import format_summary, summarize_shard, write_contact_sheet
 from muss_builder.shards.reader import (
     ShardFormatError,
     iter_samples,
     load_sample_json,
-    safe_extract,
 )
 
 

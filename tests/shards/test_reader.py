@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from muss_builder.shards.extract import ExtractError, safe_extract
 from muss_builder.shards.reader import (
     ShardFormatError,
     ShardSample,
     iter_samples,
     load_sample_json,
-    safe_extract,
 )
 from muss_builder.shards.writer import FilmShardWriter
 
@@ -95,10 +95,11 @@ def _truncate(cut: Callable[[int], int]) -> Callable[[Path], Path]:
 
 # _good_entries() lays out as: a.json header @0, data @512; a.mp4 header @1024, data @1536
 # (2 blocks); b.json header @2560, data @3072; end-of-archive marker @3584 (two zero blocks).
-# Cuts inside member data, inside the header after a member (which tarfile itself takes for
-# the end of the archive), right before the marker and in its middle.
+# Cuts inside member data (the member itself is named: its header says more bytes than the
+# file holds), inside the header after a member (which tarfile itself takes for the end of the
+# archive), right before the marker and in its middle.
 TRUNCATED: dict[str, tuple[Callable[[Path], Path], str]] = {
-    "in_data": (_truncate(lambda n: 1536 + 100), "a.json"),
+    "in_data": (_truncate(lambda n: 1536 + 100), "a.mp4"),
     "in_header": (_truncate(lambda n: 2560 + 100), "a.mp4"),
     "no_end_marker": (_truncate(lambda n: 3584), "b.json"),
     "half_end_marker": (_truncate(lambda n: 3584 + 512), "b.json"),
@@ -161,7 +162,7 @@ def test_safe_extract_refuses_malicious_tar_and_writes_nothing(tmp_path: Path, c
 
 
 @pytest.mark.parametrize("case", sorted(TRUNCATED))
-def test_truncated_tar_is_refused_naming_the_last_good_member(tmp_path: Path, case: str) -> None:
+def test_truncated_tar_is_refused_naming_the_member(tmp_path: Path, case: str) -> None:
     make, last_good = TRUNCATED[case]
     shard = make(tmp_path / "cut.tar")
     with pytest.raises(ShardFormatError, match=re.escape(f"member {last_good!r}")) as caught:
@@ -204,7 +205,8 @@ def test_safe_extract_writes_members_and_filters_keys(shard_dir: Path, tmp_path:
     assert not (tmp_path / "none").exists()
 
 
-def test_safe_extract_does_not_follow_a_symlink_in_dest(shard_dir: Path, tmp_path: Path) -> None:
+def test_safe_extract_refuses_a_folder_that_is_not_empty(shard_dir: Path, tmp_path: Path) -> None:
+    # e.g. one holding a symlink named like a member: nothing is written through it (or at all)
     writer = FilmShardWriter(shard_dir, FILM, max_bytes=10**9)
     key = f"{FILM}_00000"
     writer.write(key, _samples(1)[key])
@@ -214,7 +216,21 @@ def test_safe_extract_does_not_follow_a_symlink_in_dest(shard_dir: Path, tmp_pat
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / f"{key}.json").symlink_to(outside)
-    with pytest.raises(ShardFormatError, match="outside"):
+    with pytest.raises(ExtractError, match="exists and is not empty"):
         safe_extract(shard_dir / info.name, dest)
     assert outside.read_text() == "keep me"
     assert sorted(p.name for p in dest.iterdir()) == [f"{key}.json"]
+    link = tmp_path / "link"
+    link.symlink_to(outside)
+    with pytest.raises(ExtractError, match="not a folder"):
+        safe_extract(shard_dir / info.name, link)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert len(safe_extract(shard_dir / info.name, empty)) == 3  # an empty folder is fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dest",
+        "empty",
+        "link",
+        "outside.txt",
+        "shards",
+    ]

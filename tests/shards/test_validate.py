@@ -9,6 +9,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -161,3 +162,85 @@ def test_unreadable_shard(dataset: Path) -> None:
     shard.write_bytes(data[: len(data) // 2])
     problems = validate_dataset(dataset)
     _find(problems, f"shards/{shard.name}: member", "truncated")
+
+
+def _film_of(dataset: Path) -> tuple[str, list[Path]]:
+    """A film of the dataset and its shards."""
+    film_id = _shards(dataset)[0].name.split("-")[0]
+    return film_id, sorted((dataset / "shards").glob(f"{film_id}-*.tar"))
+
+
+def test_ok_film_whose_record_and_shards_are_gone(dataset: Path) -> None:
+    # what a second build into the same folder did: the film's outputs deleted, the index
+    # rebuilt from the remaining records, films.parquet still saying ok (validate said ok)
+    film_id, shards = _film_of(dataset)
+    (dataset / "films" / f"{film_id}.json").unlink()
+    for shard in shards:
+        shard.unlink()
+    index = pq.read_table(dataset / "index.parquet")
+    rows = [r for r in index.to_pylist() if r["film_id"] != film_id]
+    pq.write_table(pa.Table.from_pylist(rows, schema=index.schema), dataset / "index.parquet")
+    (row,) = [
+        r for r in pq.read_table(dataset / "films.parquet").to_pylist() if r["film_id"] == film_id
+    ]
+    assert validate_dataset(dataset) == [
+        f"films.parquet: film {film_id} ({row['path']}) is ok, but films/{film_id}.json "
+        "does not exist"
+    ]
+
+
+def test_leftovers_of_killed_runs_and_set_aside_records(dataset: Path) -> None:
+    film_id, _ = _film_of(dataset)
+    strays = {
+        f"shards/{film_id}-00000.tar.tmp": "leftover temporary file",
+        "shards/.whatever": "leftover temporary file",
+        f"films/.{film_id}.json.123.part": "leftover temporary file",
+        ".index.parquet.tmp-77": "leftover temporary file",
+        f"quarantine/films/{film_id}.json": "set aside by a build as unreadable",
+        "shards/notes.txt": "unexpected file (not a .tar file)",
+    }
+    for rel in strays:
+        (dataset / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dataset / rel).write_bytes(b"{")
+    (dataset / ".lock").write_text("{}")  # a build's lock is not a leftover
+    problems = validate_dataset(dataset)
+    for rel, reason in strays.items():
+        _find(problems, f"{rel}: {reason}")
+    assert len(problems) == len(strays)
+
+
+def test_films_table_and_records_disagree(dataset: Path) -> None:
+    film_id, _ = _film_of(dataset)
+    films = pq.read_table(dataset / "films.parquet")
+    rows = films.to_pylist()
+    for row in rows:
+        if row["film_id"] == film_id:
+            row["status"] = "failed"
+    pq.write_table(pa.Table.from_pylist(rows, schema=films.schema), dataset / "films.parquet")
+    record_path = dataset / "films" / f"{film_id}.json"
+    record = json.loads(record_path.read_text())
+    dropped = record["samples"].pop()["key"]
+    record_path.write_text(json.dumps(record))
+    problems = validate_dataset(dataset)
+    _find(problems, f"films/{film_id}.json: the film is ok, films.parquet has failed for it")
+    _find(problems, f"films/{film_id}.json: shard", f"holds {dropped}, which is not among")
+    _find(problems, f"index.parquet: key {dropped} is in no film record")
+    assert len(problems) == 3, problems
+
+
+def test_hostile_member_names_are_each_reported_and_the_rest_still_checked(
+    dataset: Path,
+) -> None:
+    shard = _multi_sample_shard(dataset)
+    first = next(iter_samples(shard)).key
+    with tarfile.open(shard, "a", format=tarfile.GNU_FORMAT) as tar:  # appended after the last
+        for name in (f"{first}\x1b[31m.json", "x" * 300 + ".json"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+    problems = validate_dataset(dataset)
+    rel = f"shards/{shard.name}"
+    _find(problems, f"{rel}: member '{first}\\x1b[31m.json': control or format character U+001B")
+    _find(problems, f"{rel}: member 'xxxx", "(305 characters)': name of 305 bytes")
+    # the shard's good samples were still checked and indexed: no index problem follows
+    assert not [p for p in problems if p.startswith("index.parquet")]

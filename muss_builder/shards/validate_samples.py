@@ -1,0 +1,264 @@
+"""Validate's checks of shards and their samples (the folder-level checks are in validate.py).
+
+A shard is read once, with only its ``.json`` members loaded: clips are probed in place
+inside the shard (ffmpeg's ``subfile`` protocol) and reference crops are checked by their
+first bytes, so validating never holds a clip in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.shards.reader import (
+    DEFAULT_LIMITS,
+    Member,
+    ReaderLimits,
+    ShardFormatError,
+    ShardSample,
+    iter_samples,
+    load_sample_json,
+)
+from muss_builder.shards.schemas import schema_errors
+from muss_builder.shards.untrusted import printable
+
+_SHARD_NAME = re.compile(r"^(?P<film_id>[0-9a-f]{16})-\d{5}\.tar$")
+_REF = re.compile(r"^ref\d+\.jpg$")
+_MAX_PROBLEM_CHARS = 500
+_MAX_SCHEMA_ERRORS = 10  # per document: a hostile one could have a million
+
+
+@dataclass
+class ValidationReport:
+    root: Path
+    problems: list[str] = field(default_factory=list)
+    n_shards: int = 0
+    samples: set[tuple[str, str]] = field(default_factory=set)  # (key, shard) found in shards
+    shard_keys: dict[str, list[str]] = field(default_factory=dict)  # readable shard -> keys
+    bad_shards: set[str] = field(default_factory=set)
+    limits: ReaderLimits = DEFAULT_LIMITS
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    def add(self, where: str, reason: str) -> None:
+        # escaped and bounded here, once for every caller: names and values come from files
+        # anyone could have made (an ESC in a name, a 16 MB string in a json)
+        self.problems.append(printable(f"{where}: {reason}", _MAX_PROBLEM_CHARS))
+
+
+def _check_members(report: ValidationReport, where: str, sample: ShardSample) -> None:
+    for ext in ("json", "mp4"):
+        if ext not in sample.entries:
+            report.add(where, f"no .{ext} member")
+    for ext in sorted(sample.entries):
+        if ext not in ("json", "mp4") and not _REF.match(ext):
+            report.add(where, f"unexpected member .{ext} (allowed: .json, .mp4, .ref{{k}}.jpg)")
+
+
+def _boundary_problems(doc: dict[str, Any]) -> list[str]:
+    """Shot boundaries must tile the clip and the source span exactly, in order."""
+    shots, clip, span = doc["shots"], doc["clip"], doc["span"]
+    problems: list[str] = []
+    if doc["n_shots"] != len(shots):
+        problems.append(f"n_shots is {doc['n_shots']} but {len(shots)} shots are listed")
+    if shots[0]["clip_start_frame"] != 0:
+        problems.append(f"shot 0 starts at clip frame {shots[0]['clip_start_frame']}, not 0")
+    if shots[-1]["clip_end_frame"] != clip["n_frames"]:
+        problems.append(
+            f"last shot ends at clip frame {shots[-1]['clip_end_frame']}, "
+            f"but clip.n_frames is {clip['n_frames']}"
+        )
+    if shots[0]["source_start_frame"] != span["start_frame"]:
+        problems.append(
+            f"shot 0 starts at source frame {shots[0]['source_start_frame']}, "
+            f"span starts at {span['start_frame']}"
+        )
+    if shots[-1]["source_end_frame"] != span["end_frame"]:
+        problems.append(
+            f"last shot ends at source frame {shots[-1]['source_end_frame']}, "
+            f"span ends at {span['end_frame']}"
+        )
+    if span["end_frame"] > doc["source"]["n_frames"]:
+        problems.append(
+            f"span ends at source frame {span['end_frame']}, past the source's "
+            f"{doc['source']['n_frames']} frames"
+        )
+    for i, shot in enumerate(shots):
+        for unit in ("clip", "source"):
+            start, end = shot[f"{unit}_start_frame"], shot[f"{unit}_end_frame"]
+            if end <= start:
+                problems.append(f"shot {i} is empty in {unit} frames [{start}, {end})")
+        if i == 0:
+            continue
+        prev = shots[i - 1]
+        for unit in ("clip", "source"):
+            if shot[f"{unit}_start_frame"] != prev[f"{unit}_end_frame"]:
+                problems.append(
+                    f"shot {i} starts at {unit} frame {shot[f'{unit}_start_frame']} "
+                    f"but shot {i - 1} ends at {prev[f'{unit}_end_frame']}"
+                )
+    return problems
+
+
+def _head(member: bytes | Member, n: int) -> bytes:
+    return member[:n] if isinstance(member, bytes) else member.head(n)
+
+
+def _reference_problems(doc: dict[str, Any], members: Mapping[str, bytes | Member]) -> list[str]:
+    """A reference must come from a shot other than the ones it is a reference for, and from
+    outside the sample unless it says it is a fallback; its crop must be in the tar."""
+    problems: list[str] = []
+    refs = doc["references"]
+    sample_shots = {s["film_shot_index"] for s in doc["shots"]}
+    if doc["track"] == "montage" and (refs or doc["focus_subject"] is not None):
+        problems.append("a montage sample has references or a focus subject")
+    if doc["track"] == "subject":
+        if not refs:
+            problems.append("a subject-track sample has no reference")
+        if doc["focus_subject"] not in doc["subjects"]:
+            problems.append(f"focus subject {doc['focus_subject']} is not among its subjects")
+    listed = {ref["member"] for ref in refs}
+    for name in sorted(m for m in members if _REF.match(m) and m not in listed):
+        problems.append(f"member .{name} is not described in references")
+    for ref in refs:
+        name, source = ref["member"], ref["source_shot"]
+        if source in ref["target_shots"]:
+            problems.append(f"{name} is cut from shot {source}, one of the shots it serves")
+        if not set(ref["target_shots"]) <= sample_shots:
+            problems.append(f"{name} serves shots {ref['target_shots']} outside the sample")
+        if source in sample_shots and not ref["fallback"]:
+            problems.append(f"{name} comes from shot {source} of this sample but is no fallback")
+        if source not in sample_shots and ref["fallback"]:
+            problems.append(f"{name} is flagged fallback but comes from outside the sample")
+        if ref["subject"] not in doc["subjects"]:
+            problems.append(f"{name} shows subject {ref['subject']}, absent from the sample")
+        data = members.get(name)
+        if data is None:
+            problems.append(f"{name} is listed but not in the tar")
+        elif _head(data, 2) != b"\xff\xd8":
+            problems.append(f"{name} is not a JPEG")
+    return problems
+
+
+def probe_clip(mp4: Member) -> dict[str, Any]:
+    """Codec, size and exact frame count (packets counted by reading) of a sample's mp4,
+    read where it lies in the shard: nothing is copied or held in memory."""
+    if mp4.size == 0:
+        raise MediaError("the mp4 is empty")
+    if mp4.data is not None and mp4.offset < 0:  # built in memory (tests): no shard to point at
+        raise MediaError("the mp4 is not in a shard file")
+    # subfile reads bytes [start, end) of the shard; "file:" keeps any path a plain path
+    start, end = mp4.offset, mp4.offset + mp4.size
+    url = f"subfile,,start,{start},end,{end},,:file:{Path(mp4.shard).absolute()}"
+    out = run(
+        [
+            binary("ffprobe"),
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_packets",
+            "-of",
+            "json",
+            url,
+        ],
+        what="ffprobe of the sample's mp4",
+        timeout=300,
+    )
+    streams = json.loads(out).get("streams") or []
+    if not streams:
+        raise MediaError("the mp4 has no video stream")
+    stream = streams[0]
+    return {
+        "codec": stream.get("codec_name"),
+        "width": stream.get("width"),
+        "height": stream.get("height"),
+        "n_frames": int(stream.get("nb_read_packets", 0)),
+    }
+
+
+def _check_clip(report: ValidationReport, where: str, mp4: Member, clip: dict[str, Any]) -> None:
+    try:
+        facts = probe_clip(mp4)
+    except (MediaError, ValueError) as exc:
+        report.add(f"{where}.mp4", f"unreadable: {exc}")
+        return
+    if facts["n_frames"] != clip["n_frames"]:
+        report.add(
+            f"{where}.mp4",
+            f"has {facts['n_frames']} frames, the json says clip.n_frames = {clip['n_frames']}",
+        )
+    if (facts["width"], facts["height"]) != (clip["width"], clip["height"]):
+        report.add(
+            f"{where}.mp4",
+            f"is {facts['width']}x{facts['height']}, "
+            f"the json says {clip['width']}x{clip['height']}",
+        )
+    if facts["codec"] != clip["codec"]:
+        report.add(f"{where}.mp4", f"codec is {facts['codec']}, the json says {clip['codec']}")
+
+
+def _check_sample(
+    report: ValidationReport, rel: str, film_id: str | None, sample: ShardSample
+) -> None:
+    where = f"{rel}: sample {sample.key}"
+    _check_members(report, where, sample)
+    if film_id is not None and not sample.key.startswith(f"{film_id}_"):
+        report.add(where, f"key does not start with the shard's film id {film_id}")
+    if "json" not in sample.entries:
+        return
+    try:
+        doc = load_sample_json(sample, report.limits)
+    except ShardFormatError as exc:
+        report.add(rel, exc.detail)
+        return
+    errors = schema_errors("sample", doc)
+    for error in errors[:_MAX_SCHEMA_ERRORS]:
+        report.add(f"{where}.json", f"schema: {error}")
+    if len(errors) > _MAX_SCHEMA_ERRORS:
+        report.add(f"{where}.json", f"schema: {len(errors) - _MAX_SCHEMA_ERRORS} more errors")
+    if doc.get("key") != sample.key:
+        report.add(f"{where}.json", f"key is {doc.get('key')!r}, the tar key is {sample.key!r}")
+    if film_id is not None and doc.get("film_id") != film_id:
+        report.add(
+            f"{where}.json", f"film_id is {doc.get('film_id')!r}, the shard's film is {film_id}"
+        )
+    if errors:  # the checks below index into the document: only safe on a valid one
+        return
+    for problem in _boundary_problems(doc) + _reference_problems(doc, sample.entries):
+        report.add(f"{where}.json", problem)
+    if "mp4" in sample.entries:
+        _check_clip(report, where, sample.entries["mp4"], doc["clip"])
+
+
+def check_shard(report: ValidationReport, path: Path) -> None:
+    """Every problem of one shard and its samples, into ``report``."""
+    rel = f"shards/{path.name}"
+    match = _SHARD_NAME.match(path.name)
+    film_id = match["film_id"] if match else None
+    if match is None:
+        report.add(rel, "name is not {film_id}-{n:05d}.tar")
+    keys: list[str] = []
+    try:
+        # a refused member is reported and skipped: one run lists every problem of the shard
+        member_problem = lambda exc: report.add(rel, exc.detail)  # noqa: E731
+        for sample in iter_samples(path, report.limits, ("json",), member_problem):
+            keys.append(sample.key)
+            report.samples.add((sample.key, path.name))
+            _check_sample(report, rel, film_id, sample)
+    except ShardFormatError as exc:
+        report.add(rel, exc.detail)
+        report.bad_shards.add(path.name)
+        return
+    if not keys:
+        report.add(rel, "holds no sample")
+    report.shard_keys[path.name] = keys
