@@ -14,7 +14,7 @@ where it can be afforded.
    of TransNetV2 when the net runs (every frame on a GPU; ``net_windows_per_minute`` windows
    on a CPU, 0 by default: see docs/design-notes.md); otherwise it is a cut when the change
    across it is a step, not a ramp, and touches at least ``min_changed_share`` of the picture.
-5. Transitions closer than ``min_shot_frames`` keep the stronger one; a cut inside a gradual
+5. Transitions closer than ``min_shot_seconds`` keep the stronger one; a cut inside a gradual
    interval belongs to it.
 Cut frames come from the feature peak (the first frame that differs), so they are exact.
 """

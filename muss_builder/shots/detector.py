@@ -32,7 +32,7 @@ def make_detector(name: str, cfg: ShotsConfig, fps: float) -> ShotDetector:
     if name == "muss":
         from muss_builder.shots.combined import MussDetector
 
-        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames, fps)
+        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames_at(fps), fps)
     if name == "transnetv2":
         from muss_builder.shots.transnet_detector import TransNetDetector
 
