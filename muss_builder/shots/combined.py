@@ -68,6 +68,10 @@ class MussDetector:
         self.fps = fps
         self.cfg = cfg
         self.min_shot_frames = min_shot_frames
+        # a cut is the largest change within two frames each side (1/12 s at 24 fps); at a
+        # few frames per second two frames are most of a second, where real cuts can follow
+        # each other, so there one frame each side keeps them apart
+        self.peak_radius = 2 if fps >= 8 else 1
         self.runner = TransNetRunner(net.device, net.batch_windows)
         self.full_pass = cfg.full_transnet == "always" or (
             cfg.full_transnet == "auto" and self.runner.device == "cuda"
@@ -85,7 +89,7 @@ class MussDetector:
         keep = (
             (score > self.cfg.cut_candidate_floor)
             & (score > self.cfg.cut_candidate_ratio * med + 0.01)
-            & is_local_peak(score, 2)
+            & is_local_peak(score, self.peak_radius)
         )
         keep[0] = False  # the first frame of a range has no previous frame to compare
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
