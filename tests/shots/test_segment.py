@@ -57,3 +57,13 @@ def test_shots_from_cuts_are_contiguous() -> None:
     shots = shots_from_cuts([30, 10, 10, 0, 50], pts, 2.0)
     assert [(s.start_frame, s.end_frame) for s in shots] == [(0, 10), (10, 30), (30, 50)]
     assert shots[-1].end_seconds == 2.0
+
+
+def test_cuts_two_seconds_apart_at_one_fps_stay_apart(tmp_path: Path, tiny_config) -> None:
+    """Minimum shot length is a time: at 1 fps, six frames would be six seconds and real
+    cuts two seconds apart merged (only 2 of 6 were found)."""
+    film = make_film(tmp_path / "slow.mp4", (3, 2, 2, 2, 3, 2, 3), fps=1)
+    probe = probe_film(film.path)
+    detection = detect_shots(film.path, probe, tiny_config.shots, tiny_config.analysis)
+    assert [s.start_frame for s in detection.shots[1:]] == film.cut_frames
+    assert [s.start_seconds for s in detection.shots[1:]] == [3.0, 5.0, 7.0, 9.0, 12.0, 14.0]
