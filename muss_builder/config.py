@@ -124,7 +124,7 @@ class ShotsConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _old_min_shot_frames(cls, data: object) -> object:
-        """``min_shot_frames`` (a frame count, before 0.x) is read as frames at 24 fps, the
+        """The old ``min_shot_frames`` (a frame count) is read as frames at 24 fps, the
         rate its default was chosen for, with a warning that names the new key."""
         if isinstance(data, dict) and "min_shot_frames" in data:
             data = dict(data)
