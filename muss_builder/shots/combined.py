@@ -72,6 +72,12 @@ class MussDetector:
         # few frames per second two frames are most of a second, where real cuts can follow
         # each other, so there one frame each side keeps them apart
         self.peak_radius = 2 if fps >= 8 else 1
+        # a flash is short in time: max_flash_frames counts frames at 24 fps (1/6 s); at a
+        # low rate the same frames would span seconds and swallow a real shot between two
+        # alike (A B A); never more frames than configured
+        self.flash_frames = max(
+            1, min(cfg.max_flash_frames, round(fps * cfg.max_flash_frames / 24))
+        )
         self.runner = TransNetRunner(net.device, net.batch_windows)
         self.full_pass = cfg.full_transnet == "always" or (
             cfg.full_transnet == "auto" and self.runner.device == "cuda"
@@ -97,7 +103,7 @@ class MussDetector:
     def _is_flash(self, f: FrameFeatures, t: int) -> bool:
         """The picture before ``t`` comes back within a few frames (or ``t`` ends such a blip)."""
         score = max(f.hist_diff[f.local(t)], f.pixel_diff[f.local(t)])
-        for k in range(1, self.cfg.max_flash_frames + 1):
+        for k in range(1, self.flash_frames + 1):
             for before, after in ((t - 1, t + k), (t - 1 - k, t)):
                 if f.local(before) < 0 or f.local(after) >= f.n:
                     continue
