@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from muss_builder.config import MussDetectorConfig, TransNetConfig
+from muss_builder.shots.detector import frames_at_rate
 from muss_builder.shots.features import FeatureAccumulator, FrameFeatures, hist_distances
 from muss_builder.shots.gradual import classify_gradual, trim_by_progress
 from muss_builder.shots.transitions import Transition, cut
@@ -75,9 +76,7 @@ class MussDetector:
         # a flash is short in time: max_flash_frames counts frames at 24 fps (1/6 s); at a
         # low rate the same frames would span seconds and swallow a real shot between two
         # alike (A B A); never more frames than configured
-        self.flash_frames = max(
-            1, min(cfg.max_flash_frames, round(fps * cfg.max_flash_frames / 24))
-        )
+        self.flash_frames = frames_at_rate(cfg.max_flash_frames, fps)
         self.runner = TransNetRunner(net.device, net.batch_windows)
         self.full_pass = cfg.full_transnet == "always" or (
             cfg.full_transnet == "auto" and self.runner.device == "cuda"
