@@ -90,9 +90,11 @@ def _ticks(value: object, base: Fraction) -> float | None:
     return float(int(value) * base) if str(value).lstrip("-").isdigit() else None
 
 
-def video_end_seconds(path: Path, near: float) -> float | None:
-    """End of the last video packet (stream time, seconds): the packets after a seek to
-    ``near`` (a guess at or after the end: the demuxer lands on the last keyframe before it)."""
+def video_end_seconds(path: Path, near: float) -> tuple[float | None, int]:
+    """(end of the last video packet in stream seconds, packets read) after a seek to
+    ``near``, a guess at or after the end: the demuxer lands on the last keyframe before it.
+    A packet without a presentation time is placed by its decode time (AVI with B-frames);
+    the end is None when no packet has either (a raw elementary stream)."""
     try:
         out = run(
             [
@@ -101,10 +103,10 @@ def video_end_seconds(path: Path, near: float) -> float | None:
                 "error",
                 "-select_streams",
                 "v:0",
-                "-read_intervals",
-                f"{max(0.0, near):.3f}%",
+                # nothing to seek to: read from the start (raw streams cannot seek at all)
+                *(["-read_intervals", f"{near:.3f}%"] if near > 0 else []),
                 "-show_entries",
-                "packet=pts,duration:stream=time_base",
+                "packet=pts,dts,duration:stream=time_base",
                 "-of",
                 "json",
                 str(path),
@@ -113,29 +115,38 @@ def video_end_seconds(path: Path, near: float) -> float | None:
             timeout=120,
         )
     except MediaError:
-        return None
+        return None, 0
     doc = json.loads(out or b"{}")
     base = Fraction((doc.get("streams") or [{}])[0].get("time_base", "1/1"))
+    packets = doc.get("packets") or []
     ends = []
-    for packet in doc.get("packets") or []:
-        pts = _ticks(packet.get("pts"), base)
-        if pts is not None:
-            ends.append(pts + (_ticks(packet.get("duration"), base) or 0.0))
-    return max(ends) if ends else None
+    for packet in packets:
+        at = _ticks(packet.get("pts"), base)
+        at = _ticks(packet.get("dts"), base) if at is None else at
+        if at is not None:
+            ends.append(at + (_ticks(packet.get("duration"), base) or 0.0))
+    return (max(ends) if ends else None), len(packets)
 
 
-def stream_duration(path: Path, video: dict, fmt: dict) -> tuple[float, float]:
-    """(start, duration) of the video stream from its own first timestamp.
+def stream_duration(
+    path: Path, video: dict, fmt: dict, rate: Fraction
+) -> tuple[float, float, bool]:
+    """(start, duration, untimed) of the video stream from its own first timestamp.
 
     A container's duration may count from zero or from another stream (an MKV written with a
     one-hour timestamp offset says 3606 s for 6 s of video); the end of the last packet,
-    read after a seek to the end, does not."""
+    read after a seek to the end, does not. A stream whose packets carry no time at all and
+    that states no duration (a raw H.264 file) is as long as its packets at ``rate``, and
+    ``untimed``: its frames are timed frame / fps (see ``decode_options``)."""
     start = float(video.get("start_time") or fmt.get("start_time") or 0.0)
     claimed = float(video.get("duration") or fmt.get("duration") or 0.0)
-    end = video_end_seconds(path, start + claimed)
+    end, n_packets = video_end_seconds(path, start + claimed)
     if end is not None and end > start:
-        return start, round(end - start, 6)
-    return start, claimed
+        return start, round(end - start, 6), False
+    if claimed <= 0 and end is None and n_packets > 0:
+        # no seek happened (nothing to seek to), so every packet was read: one per frame
+        return 0.0, round(n_packets / float(rate), 6), True
+    return start, claimed, False
 
 
 def check_readable_file(path: Path) -> None:
@@ -196,7 +207,7 @@ def probe_film(
     rate = avg or real
     if rate is None:
         raise MediaError("video stream has no frame rate")
-    start, duration = stream_duration(path, v, fmt)
+    start, duration, untimed = stream_duration(path, v, fmt, rate)
     if duration <= 0:
         raise MediaError("video stream has no duration")
     coded_w, coded_h = int(v.get("width") or 0), int(v.get("height") or 0)
@@ -234,6 +245,7 @@ def probe_film(
         has_audio=bool(audio),
         audio_codec=str(audio[0].get("codec_name")) if audio else None,
         field_order=field_order,
+        timestamps="rebuilt" if untimed else "stream",
         deinterlace=deinterlace == "on"
         or (deinterlace == "auto" and field_order in INTERLACED_FIELD_ORDERS),
     )

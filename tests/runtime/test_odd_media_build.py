@@ -30,6 +30,10 @@ def _odd_films(root: Path) -> dict[str, Path]:
             root / "late.mkv", "-i", str(base.path), "-c", "copy", "-output_ts_offset", "3600"
         ),
         "restarting": make_concatenated_ts(root / "joined.ts", [base.path, flipped]),
+        # an elementary stream: packets with no time at all, no duration in any header
+        "elementary": ffmpeg_to(
+            root / "raw.h264", "-i", str(base.path), "-c", "copy", "-f", "h264"
+        ),
         # fields of the 48 fps film woven two by two: 24 fps interlaced, cuts at 24 and 48
         "interlaced": ffmpeg_to(
             root / "interlaced.mp4",
@@ -95,6 +99,20 @@ def test_restarting_timestamps_give_frame_exact_clips(odd_build) -> None:
     assert rows[name]["n_frames"] == 120 and rows[name]["duration_seconds"] == pytest.approx(5.0)
     starts = [s["start_frame"] for s in records[name]["shots"][1:]]
     assert starts == [24, 54, 72, 102]  # the restart at 72 is a cut like the others
+    for doc, sample in samples[name]:
+        clip = root / f"{sample.key}.mp4"
+        clip.write_bytes(sample.members["mp4"])
+        size = (doc["clip"]["width"], doc["clip"]["height"])
+        assert cut_frames_in(clip, size) == [s["clip_start_frame"] for s in doc["shots"][1:]]
+
+
+def test_untimed_elementary_stream_is_built_with_frame_exact_clips(odd_build) -> None:
+    """A raw H.264 file was refused ("video stream has no duration")."""
+    films, rows, records, samples, root = odd_build
+    name = films["elementary"].name
+    assert records[name]["probe"]["timestamps"] == "rebuilt"
+    assert rows[name]["n_frames"] == 72 and rows[name]["duration_seconds"] == pytest.approx(3.0)
+    assert [s["start_frame"] for s in records[name]["shots"][1:]] == [24, 54]
     for doc, sample in samples[name]:
         clip = root / f"{sample.key}.mp4"
         clip.write_bytes(sample.members["mp4"])
