@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -46,7 +48,9 @@ class FilmProbe(BaseModel):
     has_audio: bool
     audio_codec: str | None
     field_order: str = "unknown"  # ffprobe's: progressive, tt, bb, tb, bt or unknown
-    # whether every decode of this film deinterlaces (media.deinterlace and field_order)
+    # what ffmpeg's idet saw when field_order is unknown (None: not run)
+    idet_interlaced: bool | None = None
+    # whether every decode of this film deinterlaces (media.deinterlace, field_order, idet)
     deinterlace: bool = False
     # "stream": the film's own timestamps; "rebuilt": they restart or are missing, so every
     # decode numbers frames from the start and times them frame / fps (no seeking)
@@ -149,6 +153,36 @@ def stream_duration(
     return start, claimed, False
 
 
+_IDET = re.compile(r"Multi frame detection:\s*TFF:\s*(\d+)\s*BFF:\s*(\d+)\s*Progressive:\s*(\d+)")
+_IDET_FRAMES = 200
+
+
+def idet_interlaced(path: Path, middle: float) -> bool:
+    """ffmpeg's idet over ``_IDET_FRAMES`` frames from ``middle`` (seconds from the start):
+    interlaced when clearly more frames look interlaced than progressive. Used only when the
+    stream does not say (field_order unknown): the film's middle, past titles and black."""
+    try:
+        proc = subprocess.run(
+            [
+                binary("ffmpeg"),
+                *("-hide_banner", "-nostdin", "-ss", f"{max(0.0, middle):.3f}", "-i", str(path)),
+                *("-map", "0:v:0", "-vf", "idet", "-frames:v", str(_IDET_FRAMES)),
+                *("-an", "-f", "null", "-"),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    match = _IDET.search(proc.stderr.decode("utf-8", "replace"))
+    if match is None:
+        return False
+    tff, bff, progressive = (int(g) for g in match.groups())
+    # synthetic or static footage gives a few interlaced-looking frames: ask for a clear call
+    return tff + bff >= 10 and tff + bff > 2 * progressive
+
+
 def check_readable_file(path: Path) -> None:
     """Refuse what is not a regular, non-empty, readable file, before ffprobe sees it."""
     if not path.exists():
@@ -219,6 +253,9 @@ def probe_film(
     shown_w = even(coded_w * sar) if sar != 1 else coded_w
     width, height = (coded_h, shown_w) if rotation in (90, 270) else (shown_w, coded_h)
     field_order = str(v.get("field_order") or "unknown")
+    idet = None  # the stream says (or nobody asked): no pixels looked at
+    if deinterlace == "auto" and field_order == "unknown":
+        idet = idet_interlaced(path, duration / 2)
     nb_frames = v.get("nb_frames")
     estimate = int(nb_frames) if nb_frames and str(nb_frames).isdigit() else round(duration * rate)
     return FilmProbe(
@@ -247,7 +284,9 @@ def probe_film(
         field_order=field_order,
         timestamps="rebuilt" if untimed else "stream",
         deinterlace=deinterlace == "on"
-        or (deinterlace == "auto" and field_order in INTERLACED_FIELD_ORDERS),
+        or (deinterlace == "auto" and field_order in INTERLACED_FIELD_ORDERS)
+        or bool(idet),
+        idet_interlaced=idet,
     )
 
 

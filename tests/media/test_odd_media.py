@@ -191,3 +191,19 @@ def test_interlaced_film_is_detected_and_deinterlaced_frame_for_frame(odd_root: 
     # one frame out per frame in, at the same times
     assert [f.pts for f in clean] == [f.pts for f in woven] and len(clean) == 50
     assert np.mean([_comb(f.image) for f in clean]) < 0.2 * np.mean([_comb(f.image) for f in woven])
+
+
+def test_interlace_unknown_to_the_stream_is_found_by_idet(odd_root: Path, base) -> None:
+    """An MPEG-4 AVI does not say how its fields are ordered: idet looks at its frames."""
+    woven = make_interlaced(odd_root / "woven.mp4")
+    args = ("-c:v", "mpeg4", "-q:v", "3", "-f", "avi")
+    interlaced = ffmpeg_to(odd_root / "woven.avi", "-i", str(woven), *args, "-flags", "+ilme+ildct")
+    progressive = ffmpeg_to(odd_root / "progressive.avi", "-i", str(base.path), "-an", *args)
+    probe = probe_film(interlaced)
+    assert probe.field_order == "unknown" and probe.idet_interlaced is True and probe.deinterlace
+    probe = probe_film(progressive)
+    assert probe.field_order == "unknown" and probe.idet_interlaced is False
+    assert not probe.deinterlace
+    # the stream's word is enough when it says; off means off
+    assert probe_film(woven).idet_interlaced is None
+    assert not probe_film(interlaced, deinterlace="off").deinterlace
