@@ -154,6 +154,9 @@ class FrameReader:
             else:
                 self.stderr_tail.append(line.rstrip())
                 text = last_lines(line, 1)
+                # "... dts to muxer" is about our raw output pipe, not about the film
+                if "to muxer" in text:
+                    continue
                 if any(word in text.lower() for word in _ERROR_WORDS):
                     self.error_lines.append(text)
         times.put(_DONE)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from muss_builder.media.decode import even
 from muss_builder.media.hashing import film_id_of
+from muss_builder.media.timeline import stream_timing
 from muss_builder.media.tools import MediaError, binary, run
 
 
@@ -88,69 +89,6 @@ def _sample_aspect(stream: dict) -> Fraction:
     value = _fraction(text)
     # a SAR beyond 4:1 either way is a broken header, not a real lens
     return value if value is not None and Fraction(1, 4) <= value <= 4 else Fraction(1)
-
-
-def _ticks(value: object, base: Fraction) -> float | None:
-    return float(int(value) * base) if str(value).lstrip("-").isdigit() else None
-
-
-def video_end_seconds(path: Path, near: float) -> tuple[float | None, int]:
-    """(end of the last video packet in stream seconds, packets read) after a seek to
-    ``near``, a guess at or after the end: the demuxer lands on the last keyframe before it.
-    A packet without a presentation time is placed by its decode time (AVI with B-frames);
-    the end is None when no packet has either (a raw elementary stream)."""
-    try:
-        out = run(
-            [
-                binary("ffprobe"),
-                "-v",
-                "error",
-                "-select_streams",
-                "v:0",
-                # nothing to seek to: read from the start (raw streams cannot seek at all)
-                *(["-read_intervals", f"{near:.3f}%"] if near > 0 else []),
-                "-show_entries",
-                "packet=pts,dts,duration:stream=time_base",
-                "-of",
-                "json",
-                str(path),
-            ],
-            what="read the last video packets",
-            timeout=120,
-        )
-    except MediaError:
-        return None, 0
-    doc = json.loads(out or b"{}")
-    base = Fraction((doc.get("streams") or [{}])[0].get("time_base", "1/1"))
-    packets = doc.get("packets") or []
-    ends = []
-    for packet in packets:
-        at = _ticks(packet.get("pts"), base)
-        at = _ticks(packet.get("dts"), base) if at is None else at
-        if at is not None:
-            ends.append(at + (_ticks(packet.get("duration"), base) or 0.0))
-    return (max(ends) if ends else None), len(packets)
-
-
-def stream_duration(
-    path: Path, video: dict, fmt: dict, rate: Fraction
-) -> tuple[float, float, bool]:
-    """(start, duration, untimed) of the video stream from its own first timestamp.
-
-    A container's duration may count from zero or from another stream (an MKV written with a
-    one-hour timestamp offset says 3606 s for 6 s of video); the end of the last packet,
-    read after a seek to the end, does not. A stream whose packets carry no time at all and
-    that states no duration (a raw H.264 file) is as long as its packets at ``rate``, and
-    ``untimed``: its frames are timed frame / fps (see ``decode_options``)."""
-    start = float(video.get("start_time") or fmt.get("start_time") or 0.0)
-    claimed = float(video.get("duration") or fmt.get("duration") or 0.0)
-    end, n_packets = video_end_seconds(path, start + claimed)
-    if end is not None and end > start:
-        return start, round(end - start, 6), False
-    if claimed <= 0 and end is None and n_packets > 0:
-        # no seek happened (nothing to seek to), so every packet was read: one per frame
-        return 0.0, round(n_packets / float(rate), 6), True
-    return start, claimed, False
 
 
 _IDET = re.compile(r"Multi frame detection:\s*TFF:\s*(\d+)\s*BFF:\s*(\d+)\s*Progressive:\s*(\d+)")
@@ -241,7 +179,10 @@ def probe_film(
     rate = avg or real
     if rate is None:
         raise MediaError("video stream has no frame rate")
-    start, duration, untimed = stream_duration(path, v, fmt, rate)
+    timing = stream_timing(path, v, fmt, rate)
+    start, duration, untimed = timing.start, timing.duration, timing.untimed
+    if timing.rate is not None:  # the container's average counts untimed frames wrong
+        rate = avg = real = timing.rate
     if duration <= 0:
         raise MediaError("video stream has no duration")
     coded_w, coded_h = int(v.get("width") or 0), int(v.get("height") or 0)

@@ -179,7 +179,8 @@ def detect_shots(
     path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
 ) -> ShotDetection:
     """Shots of ``path``: one pass, or parallel ranges for a film longer than a range."""
-    if probe.duration_seconds > shots.range_seconds * 1.5:
+    # ranges seek by the film's own timestamps: a film without usable ones is one pass
+    if probe.duration_seconds > shots.range_seconds * 1.5 and probe.timestamps == "stream":
         return detect_shots_in_ranges(path, probe, shots, analysis)
     return detect_shots_single_pass(path, probe, shots, analysis)
 
@@ -221,7 +222,7 @@ def detect_shots_single_pass(
 def settled_probe(probe: FilmProbe, detection: ShotDetection) -> FilmProbe:
     """The probe every later stage uses: with rebuilt timestamps, the decode's own frame
     count and duration (the container measured only up to the first restart)."""
-    if detection.timestamps != "rebuilt" or probe.timestamps == "rebuilt":
+    if detection.timestamps != "rebuilt":
         return probe
     n = detection.n_frames
     return probe.model_copy(

@@ -21,6 +21,7 @@ from muss_builder.media.synthetic import (
     make_film,
     make_interlaced,
 )
+from muss_builder.media.synthetic_mkv import make_laced_mkv
 from muss_builder.shots.ranges import packet_timestamps
 from muss_builder.shots.segment import (
     analysis_size,
@@ -207,3 +208,20 @@ def test_interlace_unknown_to_the_stream_is_found_by_idet(odd_root: Path, base) 
     # the stream's word is enough when it says; off means off
     assert probe_film(woven).idet_interlaced is None
     assert not probe_film(interlaced, deinterlace="off").deinterlace
+
+
+def test_mkv_with_untimed_packets_is_timed_by_frame(odd_root: Path, base, tiny_config) -> None:
+    """Laced MKV frames have no timestamp; the build failed ("decoded 145 of 148 frames",
+    "keyframe decode ended before frame N"). Now the probe says so from the packets, the
+    rate comes from the timed ones, and every decode numbers frames from the start."""
+    timed = ffmpeg_to(odd_root / "timed.mkv", "-i", str(base.path), "-an", "-c", "copy")
+    laced = make_laced_mkv(timed, odd_root / "laced.mkv")
+    probe = probe_film(laced)
+    assert probe.timestamps == "rebuilt" and probe.fps_fraction == "24/1"
+    assert probe.frame_count_estimate == 72 and packet_timestamps(laced) is None
+    detection = detect_shots(laced, probe, tiny_config.shots, tiny_config.analysis)
+    assert detection.timestamps == "rebuilt" and detection.n_frames == 72
+    assert [s.start_frame for s in detection.shots[1:]] == base.cut_frames
+    chosen = {0: [3], 1: [40], 2: [70]}
+    found = [k.frame for k in read_keyframes(str(laced), probe, detection.frame_pts, chosen)]
+    assert found == [3, 40, 70]

@@ -11,6 +11,7 @@ import pytest
 
 from muss_builder.media.probe import probe_film
 from muss_builder.media.synthetic import cut_frames_in, ffmpeg_to, make_concatenated_ts, make_film
+from muss_builder.media.synthetic_mkv import make_laced_mkv
 from muss_builder.runtime.build import build
 from muss_builder.shards.reader import iter_samples, load_sample_json
 
@@ -30,6 +31,9 @@ def _odd_films(root: Path) -> dict[str, Path]:
             root / "late.mkv", "-i", str(base.path), "-c", "copy", "-output_ts_offset", "3600"
         ),
         "restarting": make_concatenated_ts(root / "joined.ts", [base.path, flipped]),
+        "laced": make_laced_mkv(
+            ffmpeg_to(root / "timed.mkv", "-i", str(base.path), "-c", "copy"), root / "laced.mkv"
+        ),
         # an elementary stream: packets with no time at all, no duration in any header
         "elementary": ffmpeg_to(
             root / "raw.h264", "-i", str(base.path), "-c", "copy", "-f", "h264"
@@ -106,11 +110,13 @@ def test_restarting_timestamps_give_frame_exact_clips(odd_build) -> None:
         assert cut_frames_in(clip, size) == [s["clip_start_frame"] for s in doc["shots"][1:]]
 
 
-def test_untimed_elementary_stream_is_built_with_frame_exact_clips(odd_build) -> None:
-    """A raw H.264 file was refused ("video stream has no duration")."""
+@pytest.mark.parametrize("kind", ["elementary", "laced"])
+def test_untimed_packets_are_built_with_frame_exact_clips(odd_build, kind: str) -> None:
+    """A raw H.264 file was refused ("video stream has no duration"), an MKV with laced
+    (untimed) frames failed ("truncated or corrupt video: decoded 145 of 148 frames")."""
     films, rows, records, samples, root = odd_build
-    name = films["elementary"].name
-    assert records[name]["probe"]["timestamps"] == "rebuilt"
+    name = films[kind].name
+    assert rows[name]["status"] == "ok" and records[name]["probe"]["timestamps"] == "rebuilt"
     assert rows[name]["n_frames"] == 72 and rows[name]["duration_seconds"] == pytest.approx(3.0)
     assert [s["start_frame"] for s in records[name]["shots"][1:]] == [24, 54]
     for doc, sample in samples[name]:
