@@ -147,14 +147,15 @@ class AnalyseStage(Stage):
                     update={"path": work.path, "file_name": work.path.rsplit("/", 1)[-1]}
                 )
             work.probe = probe
+        result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
+        result.width, result.height = probe.width, probe.height
         with Timer(result.timings, "shots"):
             work.detection = detect_shots(path, probe, config.shots, config.analysis)
         detection = work.detection
         # rebuilt timestamps: later stages decode without seeking, and the film is as long
         # as the decode found (the container measured it up to the first restart)
         work.probe = probe = settled_probe(probe, detection)
-        result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
-        result.width, result.height = probe.width, probe.height
+        result.duration_seconds = probe.duration_seconds
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
         work.plan = plan_windows(detection.shots, config.samples)
         work.windows = [
