@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -104,7 +105,11 @@ class MussDetectorConfig(_Strict):
 
 class ShotsConfig(_Strict):
     detector: Literal["muss", "adaptive", "content", "hash", "histogram", "transnetv2"] = "muss"
-    min_shot_frames: int = Field(6, ge=1, description="transitions closer than this merge")
+    # a time, not a frame count: 6 frames are a quarter second at 24 fps but six seconds at
+    # 1 fps, where real cuts two seconds apart must stay two shots
+    min_shot_seconds: float = Field(
+        0.25, ge=0, description="transitions closer than this (seconds) merge"
+    )
     adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
     content: ContentDetectorConfig = ContentDetectorConfig()
     hash: HashDetectorConfig = HashDetectorConfig()
@@ -115,6 +120,35 @@ class ShotsConfig(_Strict):
         600.0, gt=0, description="films longer than this are detected in parallel ranges"
     )
     range_overlap_seconds: float = Field(8.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_min_shot_frames(cls, data: object) -> object:
+        """The old ``min_shot_frames`` (a frame count) is read as frames at 24 fps, the
+        rate its default was chosen for, with a warning that names the new key."""
+        if isinstance(data, dict) and "min_shot_frames" in data:
+            data = dict(data)
+            frames = data.pop("min_shot_frames")
+            if "min_shot_seconds" in data:
+                raise ValueError(
+                    "shots.min_shot_frames is replaced by shots.min_shot_seconds: give only "
+                    "min_shot_seconds"
+                )
+            if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+                raise ValueError("shots.min_shot_frames must be a whole number of frames")
+            data["min_shot_seconds"] = frames / 24.0
+            warnings.warn(
+                f"shots.min_shot_frames is deprecated: read {frames} frames as "
+                f"min_shot_seconds: {frames / 24.0:g} (frames at 24 fps); write "
+                "shots.min_shot_seconds in seconds instead",
+                FutureWarning,
+                stacklevel=2,
+            )
+        return data
+
+    def min_shot_frames_at(self, fps: float) -> int:
+        """``min_shot_seconds`` in frames of a film at ``fps`` (at least 1: nothing merges)."""
+        return max(1, round(self.min_shot_seconds * fps))
 
 
 class SamplesConfig(_Strict):
@@ -249,6 +283,14 @@ class CaptionsConfig(_Strict):
         return self
 
 
+class MediaConfig(_Strict):
+    """How films are decoded, the same way in every stage that decodes."""
+
+    # auto: deinterlace when ffprobe reports interlaced fields (field_order tt/bb/tb/bt);
+    # on: always (e.g. a file that flags its interlaced frames as progressive); off: never
+    deinterlace: Literal["auto", "on", "off"] = "auto"
+
+
 class ClipsConfig(_Strict):
     """Frame-exact re-encode of each sample span."""
 
@@ -314,6 +356,7 @@ class RuntimeConfig(_Strict):
 class PipelineConfig(_Strict):
     name: str = "default"
     profile: Literal["offline", "standard"] = "offline"
+    media: MediaConfig = MediaConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     shots: ShotsConfig = ShotsConfig()
     samples: SamplesConfig = SamplesConfig()

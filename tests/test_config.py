@@ -52,3 +52,23 @@ def test_fingerprint_ignores_runtime_but_not_output_settings() -> None:
 def test_missing_pipeline_names_the_path() -> None:
     with pytest.raises(FileNotFoundError, match="nope"):
         load_pipeline("nope")
+
+
+def test_min_shot_length_is_a_time() -> None:
+    cfg = load_pipeline("default")
+    # a quarter second: six frames at 24 fps, and one frame (nothing merges) at 1 fps
+    assert cfg.shots.min_shot_frames_at(24) == 6
+    assert cfg.shots.min_shot_frames_at(1) == 1
+    assert cfg.shots.min_shot_frames_at(60) == 15
+
+
+def test_old_min_shot_frames_key_is_converted_with_a_warning(tmp_path: Path) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("shots:\n  min_shot_frames: 12\n")
+    with pytest.warns(FutureWarning, match=r"min_shot_frames is deprecated.*0\.5"):
+        cfg = load_pipeline(old)
+    assert cfg.shots.min_shot_seconds == 0.5  # frames at 24 fps, the rate they were set for
+    both = tmp_path / "both.yaml"
+    both.write_text("shots:\n  min_shot_frames: 12\n  min_shot_seconds: 0.5\n")
+    with pytest.raises(ValidationError, match="give only min_shot_seconds"):
+        load_pipeline(both)

@@ -17,7 +17,7 @@ import numpy as np
 
 from muss_builder.config import ClipsConfig
 from muss_builder.media.decode import FrameReader, scaled_size
-from muss_builder.media.probe import FilmProbe
+from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError, binary, last_lines
 
 # Seek this far before the first wanted frame, then drop frames by timestamp: input seeking
@@ -76,7 +76,11 @@ def encode_clip(
     origin = float(frame_pts[0])
     seek = float(frame_pts[first]) - origin - _SEEK_MARGIN_SECONDS
     reader = FrameReader(
-        path, (width, height), pix_fmt="yuv420p", seek_seconds=seek if seek > 0 else None
+        path,
+        (width, height),
+        pix_fmt="yuv420p",
+        seek_seconds=seek if seek > 0 else None,
+        **decode_options(probe),
     )
     encoder = subprocess.Popen(
         [

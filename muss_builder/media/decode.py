@@ -4,6 +4,12 @@ Every frame is passed through (``-fps_mode passthrough``): frame index ``i`` is 
 the decoder produced, which is what "frame-exact" means for variable-frame-rate files too.
 Timestamps come from ffmpeg's ``showinfo`` filter on stderr, read in a thread, so one decode
 gives both pixels and times. ``-copyts`` keeps them in the stream's own time base.
+
+Two options keep every stage's decode alike (each stage passes ``decode_options(probe)``):
+``deinterlace`` runs bwdif with one frame out per frame in (frame count and timestamps
+unchanged), and ``retime_fps`` replaces the stream's timestamps by ``frame / fps`` for films
+whose timestamps restart or are missing; such a decode always starts at the first frame,
+since a seek would restart the numbering.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class FrameReader:
         scale_flags: str = "area",
         max_frames: int | None = None,
         only_times: list[float] | None = None,
+        deinterlace: bool = False,
+        retime_fps: Fraction | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = size
@@ -82,6 +90,11 @@ class FrameReader:
         # frames to pass on (seconds, stream time base): the rest are decoded but never
         # scaled or piped, which is most of the cost of reading a few frames of a long span
         self.only_times = only_times
+        self.deinterlace = deinterlace
+        self.retime_fps = retime_fps
+        if retime_fps is not None:
+            self.seek_seconds = None  # frame numbers (hence times) count from the first frame
+        self.untimed_frames = 0  # frames the decoder gave without a timestamp
         self.stderr_tail: deque[bytes] = deque(maxlen=20)
         self.error_lines: deque[str] = deque(maxlen=50)
         self.returncode: int | None = None
@@ -92,17 +105,30 @@ class FrameReader:
         if self.seek_seconds is not None and self.seek_seconds > 0:
             args += ["-ss", f"{self.seek_seconds:.6f}"]
         args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        chain = f"scale={self.width}:{self.height}:flags={self.scale_flags},showinfo"
-        if self.only_times:
-            # half a microsecond either side: exact for any real frame rate's timestamps
-            terms = "+".join(f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times)
-            chain = f"select='{terms}'," + chain
-        args += ["-vf", chain]
+        args += ["-vf", ",".join(self._filters())]
         args += ["-fps_mode", "passthrough"]
         if self.max_frames is not None:
             args += ["-frames:v", str(self.max_frames)]
         args += ["-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
         return args
+
+    def _filters(self) -> list[str]:
+        filters = []
+        if self.retime_fps is not None:
+            rate = self.retime_fps
+            # one tick per frame: pts = N exactly, time N / fps (see ``retimed``)
+            filters += [f"settb={rate.denominator}/{rate.numerator}", "setpts=N"]
+        if self.deinterlace:
+            # send_frame: one frame per frame (not per field), so indices and times stay
+            # the same; deint=all also treats frames that claim to be progressive
+            filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
+        if self.only_times:
+            # half a microsecond either side: exact for any real frame rate's timestamps
+            terms = "+".join(f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times)
+            filters.append(f"select='{terms}'")
+        # setsar=1: the size already unsqueezes non-square pixels (see media.probe)
+        filters += [f"scale={self.width}:{self.height}:flags={self.scale_flags}", "setsar=1"]
+        return [*filters, "showinfo"]
 
     def _frame_bytes(self) -> tuple[int, tuple[int, ...]]:
         if self.pix_fmt == "yuv420p":
@@ -128,6 +154,9 @@ class FrameReader:
             else:
                 self.stderr_tail.append(line.rstrip())
                 text = last_lines(line, 1)
+                # "... dts to muxer" is about our raw output pipe, not about the film
+                if "to muxer" in text:
+                    continue
                 if any(word in text.lower() for word in _ERROR_WORDS):
                     self.error_lines.append(text)
         times.put(_DONE)
@@ -155,6 +184,7 @@ class FrameReader:
                     raise MediaError(f"decode of {self.path.name}: frame {index} has no timestamp")
                 if pts is None:  # no timestamp: continue at the previous spacing
                     pts = (last_pts or 0.0) + 1e-3
+                    self.untimed_frames += 1
                 last_pts = pts
                 image = np.frombuffer(buf, dtype=np.uint8).reshape(shape)
                 yield DecodedFrame(index=index, pts=pts, image=image)
@@ -174,3 +204,9 @@ class FrameReader:
     def _tail(self) -> str:
         lines = [ln.decode("utf-8", "replace") for ln in self.stderr_tail if ln.strip()]
         return " | ".join(lines[-3:]) if lines else "no message"
+
+
+def retimed(n_frames: int, fps: Fraction) -> np.ndarray:
+    """The times a ``retime_fps`` decode gives its frames, computed the same way."""
+    step = 1 / fps
+    return np.asarray([float(i * step) for i in range(n_frames)], dtype=np.float64)

@@ -1,15 +1,26 @@
-"""Container and stream facts of a film, with a readable reason when it cannot be read."""
+"""Container and stream facts of a film, with a readable reason when it cannot be read.
+
+Sizes are display sizes: rotation applied and non-square pixels (sample aspect ratio)
+unsqueezed by widening, so every stage scales frames to the picture a viewer sees. Times are
+the video stream's own: its duration runs from its first timestamp to the end of its last
+packet, whatever the container says about itself or its other streams.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
+from muss_builder.media.decode import even
 from muss_builder.media.hashing import film_id_of
+from muss_builder.media.timeline import stream_timing
 from muss_builder.media.tools import MediaError, binary, run
 
 
@@ -28,7 +39,8 @@ class FilmProbe(BaseModel):
     coded_width: int
     coded_height: int
     rotation: int  # degrees, as the display matrix says; 0, 90, 180 or 270
-    width: int  # display width after rotation
+    sample_aspect_ratio: str = "1:1"  # of the coded pixels, as "num:den"
+    width: int  # display width: sample aspect ratio and rotation applied
     height: int
     fps: float  # average frame rate; see `variable_frame_rate`
     fps_fraction: str  # exact average rate as "num/den"
@@ -36,6 +48,21 @@ class FilmProbe(BaseModel):
     frame_count_estimate: int  # from the container; the decode pass counts the real number
     has_audio: bool
     audio_codec: str | None
+    field_order: str = "unknown"  # ffprobe's: progressive, tt, bb, tb, bt or unknown
+    # what ffmpeg's idet saw when field_order is unknown (None: not run)
+    idet_interlaced: bool | None = None
+    # whether every decode of this film deinterlaces (media.deinterlace, field_order, idet)
+    deinterlace: bool = False
+    # "stream": the film's own timestamps; "rebuilt": they restart or are missing, so every
+    # decode numbers frames from the start and times them frame / fps (no seeking)
+    timestamps: Literal["stream", "rebuilt"] = "stream"
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 
 
 def _fraction(text: str | None) -> Fraction | None:
@@ -56,6 +83,44 @@ def _rotation(stream: dict) -> int:
     return int(tag) % 360 if tag and tag.lstrip("-").isdigit() else 0
 
 
+def _sample_aspect(stream: dict) -> Fraction:
+    """The coded pixels' aspect (width / height of one pixel); 1 when absent or nonsense."""
+    text = str(stream.get("sample_aspect_ratio") or "").replace(":", "/")
+    value = _fraction(text)
+    # a SAR beyond 4:1 either way is a broken header, not a real lens
+    return value if value is not None and Fraction(1, 4) <= value <= 4 else Fraction(1)
+
+
+_IDET = re.compile(r"Multi frame detection:\s*TFF:\s*(\d+)\s*BFF:\s*(\d+)\s*Progressive:\s*(\d+)")
+_IDET_FRAMES = 200
+
+
+def idet_interlaced(path: Path, middle: float) -> bool:
+    """ffmpeg's idet over ``_IDET_FRAMES`` frames from ``middle`` (seconds from the start):
+    interlaced when clearly more frames look interlaced than progressive. Used only when the
+    stream does not say (field_order unknown): the film's middle, past titles and black."""
+    try:
+        proc = subprocess.run(
+            [
+                binary("ffmpeg"),
+                *("-hide_banner", "-nostdin", "-ss", f"{max(0.0, middle):.3f}", "-i", str(path)),
+                *("-map", "0:v:0", "-vf", "idet", "-frames:v", str(_IDET_FRAMES)),
+                *("-an", "-f", "null", "-"),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    match = _IDET.search(proc.stderr.decode("utf-8", "replace"))
+    if match is None:
+        return False
+    tff, bff, progressive = (int(g) for g in match.groups())
+    # synthetic or static footage gives a few interlaced-looking frames: ask for a clear call
+    return tff + bff >= 10 and tff + bff > 2 * progressive
+
+
 def check_readable_file(path: Path) -> None:
     """Refuse what is not a regular, non-empty, readable file, before ffprobe sees it."""
     if not path.exists():
@@ -70,8 +135,15 @@ def check_readable_file(path: Path) -> None:
         raise MediaError(f"file is not readable: {path}")
 
 
-def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
-    """Probe ``path``; raise MediaError with a readable reason if it is not a usable film."""
+def probe_film(
+    path: str | Path,
+    film_id: str | None = None,
+    deinterlace: Literal["auto", "on", "off"] = "auto",
+) -> FilmProbe:
+    """Probe ``path``; raise MediaError with a readable reason if it is not a usable film.
+
+    ``deinterlace`` is ``media.deinterlace``: auto deinterlaces when the stream says its
+    fields are interlaced."""
     path = Path(path)
     check_readable_file(path)
     out = run(
@@ -107,14 +179,24 @@ def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
     rate = avg or real
     if rate is None:
         raise MediaError("video stream has no frame rate")
-    duration = float(v.get("duration") or fmt.get("duration") or 0.0)
+    timing = stream_timing(path, v, fmt, rate)
+    start, duration, untimed = timing.start, timing.duration, timing.untimed
+    if timing.rate is not None:  # the container's average counts untimed frames wrong
+        rate = avg = real = timing.rate
     if duration <= 0:
         raise MediaError("video stream has no duration")
     coded_w, coded_h = int(v.get("width") or 0), int(v.get("height") or 0)
     if coded_w <= 0 or coded_h <= 0:
         raise MediaError("video stream has no frame size")
     rotation = _rotation(v)
-    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    sar = _sample_aspect(v)
+    # unsqueeze by widening (ffmpeg's own display size): no source row is lost
+    shown_w = even(coded_w * sar) if sar != 1 else coded_w
+    width, height = (coded_h, shown_w) if rotation in (90, 270) else (shown_w, coded_h)
+    field_order = str(v.get("field_order") or "unknown")
+    idet = None  # the stream says (or nobody asked): no pixels looked at
+    if deinterlace == "auto" and field_order == "unknown":
+        idet = idet_interlaced(path, duration / 2)
     nb_frames = v.get("nb_frames")
     estimate = int(nb_frames) if nb_frames and str(nb_frames).isdigit() else round(duration * rate)
     return FilmProbe(
@@ -124,12 +206,13 @@ def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
         film_id=film_id or film_id_of(path),
         container=str(fmt.get("format_name", "unknown")),
         duration_seconds=duration,
-        start_time_seconds=float(v.get("start_time") or fmt.get("start_time") or 0.0),
+        start_time_seconds=start,
         video_codec=str(v.get("codec_name", "unknown")),
         pix_fmt=v.get("pix_fmt"),
         coded_width=coded_w,
         coded_height=coded_h,
         rotation=rotation,
+        sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}",
         width=width,
         height=height,
         fps=float(rate),
@@ -139,4 +222,20 @@ def probe_film(path: str | Path, film_id: str | None = None) -> FilmProbe:
         frame_count_estimate=estimate,
         has_audio=bool(audio),
         audio_codec=str(audio[0].get("codec_name")) if audio else None,
+        field_order=field_order,
+        timestamps="rebuilt" if untimed else "stream",
+        deinterlace=deinterlace == "on"
+        or (deinterlace == "auto" and field_order in INTERLACED_FIELD_ORDERS)
+        or bool(idet),
+        idet_interlaced=idet,
     )
+
+
+def decode_options(probe: FilmProbe) -> dict:
+    """FrameReader options that every stage decoding ``probe``'s film must share, so shots,
+    keyframes and clips see the same frames at the same times."""
+    rebuilt = probe.timestamps == "rebuilt"
+    return {
+        "deinterlace": probe.deinterlace,
+        "retime_fps": Fraction(probe.fps_fraction) if rebuilt else None,
+    }

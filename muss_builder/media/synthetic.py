@@ -98,12 +98,15 @@ def make_film(
     audio: bool = False,
     crf: int = 23,
     preset: str = "ultrafast",
+    sar: str | None = None,
 ) -> SyntheticFilm:
-    """Write an H.264 film whose shots have exactly ``segment_frames`` frames each."""
+    """Write an H.264 film whose shots have exactly ``segment_frames`` frames each;
+    ``sar`` ("32:27") flags its pixels as non-square (an anamorphic film)."""
     path = Path(path)
     args, chains = _segments(segment_frames, width, height, fps, label="v")
     inputs = "".join(f"[v{i}]" for i in range(len(segment_frames)))
-    graph = ";".join(chains) + f";{inputs}concat=n={len(segment_frames)}:v=1:a=0[out]"
+    aspect = f",setsar={sar.replace(':', '/')}" if sar else ""
+    graph = ";".join(chains) + f";{inputs}concat=n={len(segment_frames)}:v=1:a=0{aspect}[out]"
     if audio:
         total = sum(segment_frames) / fps
         args += ["-f", "lavfi", "-t", f"{total:.3f}", "-i", "sine=frequency=440:sample_rate=16000"]
@@ -240,3 +243,47 @@ def make_audio_only(path: str | Path, seconds: float = 2.0) -> Path:
         what=f"make audio-only {path.name}",
     )
     return path
+
+
+def ffmpeg_to(path: str | Path, *args: str) -> Path:
+    """Run ``ffmpeg -y ARGS PATH`` (quiet): remuxes and re-encodes that make odd films."""
+    path = Path(path)
+    base = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    run([*base, *args, str(path)], what=f"make {path.name}", timeout=600)
+    return path
+
+
+def make_concatenated_ts(path: str | Path, parts: Sequence[Path]) -> Path:
+    """MPEG-TS files joined byte for byte (as ``cat a.ts b.ts``): timestamps restart."""
+    path = Path(path)
+    with path.open("wb") as out:
+        for part in parts:
+            tmp = ffmpeg_to(
+                path.with_name(f"{path.stem}.{part.stem}.part.ts"),
+                "-i",
+                str(part),
+                "-c",
+                "copy",
+                "-f",
+                "mpegts",
+            )
+            out.write(tmp.read_bytes())
+            tmp.unlink()
+    return path
+
+
+def make_interlaced(path: str | Path, seconds: float = 2.0, fps: int = 25) -> Path:
+    """Interlaced H.264 (top field first) of a fast-moving bar: each frame weaves two fields
+    sampled 1 / (2 fps) apart, so the bar's edges comb unless the decode deinterlaces."""
+    rate = 2 * fps
+    source = (
+        f"color=c=0x202020:s=320x240:r={rate}[bg];color=c=white:s=40x120:r={rate}[bar];"
+        "[bg][bar]overlay=x='mod(t*600,280)':y=60:eval=frame[out0]"
+    )
+    return ffmpeg_to(
+        path,
+        *("-f", "lavfi", "-t", f"{seconds:g}", "-i", source),
+        *("-vf", "interlace=scan=tff:lowpass=0"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p"),
+        *("-flags", "+ilme+ildct", "-field_order", "tt"),
+    )

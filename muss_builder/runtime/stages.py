@@ -42,7 +42,7 @@ from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, loc
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
-from muss_builder.shots.segment import detect_shots
+from muss_builder.shots.segment import detect_shots, settled_probe
 
 
 @dataclass
@@ -141,7 +141,7 @@ class AnalyseStage(Stage):
         remove_film_outputs(Storage.open(work.out_dir), work.film_id)
         with Timer(result.timings, "probe"):
             path = local_film(work)
-            probe = probe_film(path, film_id=work.film_id)
+            probe = probe_film(path, film_id=work.film_id, deinterlace=config.media.deinterlace)
             if path != work.path:  # the record names the film, not this node's copy of it
                 probe = probe.model_copy(
                     update={"path": work.path, "file_name": work.path.rsplit("/", 1)[-1]}
@@ -152,6 +152,10 @@ class AnalyseStage(Stage):
         with Timer(result.timings, "shots"):
             work.detection = detect_shots(path, probe, config.shots, config.analysis)
         detection = work.detection
+        # rebuilt timestamps: later stages decode without seeking, and the film is as long
+        # as the decode found (the container measured it up to the first restart)
+        work.probe = probe = settled_probe(probe, detection)
+        result.duration_seconds = probe.duration_seconds
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
         work.plan = plan_windows(detection.shots, config.samples)
         work.windows = [

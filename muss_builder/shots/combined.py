@@ -14,7 +14,7 @@ where it can be afforded.
    of TransNetV2 when the net runs (every frame on a GPU; ``net_windows_per_minute`` windows
    on a CPU, 0 by default: see docs/design-notes.md); otherwise it is a cut when the change
    across it is a step, not a ramp, and touches at least ``min_changed_share`` of the picture.
-5. Transitions closer than ``min_shot_frames`` keep the stronger one; a cut inside a gradual
+5. Transitions closer than ``min_shot_seconds`` keep the stronger one; a cut inside a gradual
    interval belongs to it.
 Cut frames come from the feature peak (the first frame that differs), so they are exact.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from muss_builder.config import MussDetectorConfig, TransNetConfig
+from muss_builder.shots.detector import frames_at_rate
 from muss_builder.shots.features import FeatureAccumulator, FrameFeatures, hist_distances
 from muss_builder.shots.gradual import classify_gradual, trim_by_progress
 from muss_builder.shots.transitions import Transition, cut
@@ -68,6 +69,14 @@ class MussDetector:
         self.fps = fps
         self.cfg = cfg
         self.min_shot_frames = min_shot_frames
+        # a cut is the largest change within two frames each side (1/12 s at 24 fps); at a
+        # few frames per second two frames are most of a second, where real cuts can follow
+        # each other, so there one frame each side keeps them apart
+        self.peak_radius = 2 if fps >= 8 else 1
+        # a flash is short in time: max_flash_frames counts frames at 24 fps (1/6 s); at a
+        # low rate the same frames would span seconds and swallow a real shot between two
+        # alike (A B A); never more frames than configured
+        self.flash_frames = frames_at_rate(cfg.max_flash_frames, fps)
         self.runner = TransNetRunner(net.device, net.batch_windows)
         self.full_pass = cfg.full_transnet == "always" or (
             cfg.full_transnet == "auto" and self.runner.device == "cuda"
@@ -85,7 +94,7 @@ class MussDetector:
         keep = (
             (score > self.cfg.cut_candidate_floor)
             & (score > self.cfg.cut_candidate_ratio * med + 0.01)
-            & is_local_peak(score, 2)
+            & is_local_peak(score, self.peak_radius)
         )
         keep[0] = False  # the first frame of a range has no previous frame to compare
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
@@ -93,7 +102,7 @@ class MussDetector:
     def _is_flash(self, f: FrameFeatures, t: int) -> bool:
         """The picture before ``t`` comes back within a few frames (or ``t`` ends such a blip)."""
         score = max(f.hist_diff[f.local(t)], f.pixel_diff[f.local(t)])
-        for k in range(1, self.cfg.max_flash_frames + 1):
+        for k in range(1, self.flash_frames + 1):
             for before, after in ((t - 1, t + k), (t - 1 - k, t)):
                 if f.local(before) < 0 or f.local(after) >= f.n:
                     continue

@@ -27,12 +27,19 @@ class ShotDetector(Protocol):
         """No more frames: every transition found, sorted."""
 
 
+def frames_at_rate(frames: int, fps: float) -> int:
+    """A frame-count setting chosen for 24 fps footage, as the same time at ``fps``: never
+    more frames than configured, at least one. At 1 fps the 15 frames of PySceneDetect's
+    minimum scene would be 15 s and merge real cuts; at 24 fps and above nothing changes."""
+    return max(1, min(frames, round(fps * frames / 24)))
+
+
 def make_detector(name: str, cfg: ShotsConfig, fps: float) -> ShotDetector:
     """Build detector ``name`` with its parameters from ``cfg``."""
     if name == "muss":
         from muss_builder.shots.combined import MussDetector
 
-        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames, fps)
+        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames_at(fps), fps)
     if name == "transnetv2":
         from muss_builder.shots.transnet_detector import TransNetDetector
 

@@ -11,6 +11,7 @@ from scenedetect import AdaptiveDetector, ContentDetector, HashDetector, Histogr
 from scenedetect.common import FrameTimecode
 
 from muss_builder.config import ShotsConfig
+from muss_builder.shots.detector import frames_at_rate
 from muss_builder.shots.transitions import Transition, cut
 
 
@@ -41,27 +42,28 @@ def make_scenedetect(name: str, cfg: ShotsConfig, fps: float) -> SceneDetectDete
         a = cfg.adaptive
         detector: object = AdaptiveDetector(
             adaptive_threshold=a.adaptive_threshold,
-            min_scene_len=a.min_scene_len_frames,
+            min_scene_len=frames_at_rate(a.min_scene_len_frames, fps),
             window_width=a.window_width,
             min_content_val=a.min_content_val,
             luma_only=a.luma_only,
         )
     elif name == "content":
         detector = ContentDetector(
-            threshold=cfg.content.threshold, min_scene_len=cfg.content.min_scene_len_frames
+            threshold=cfg.content.threshold,
+            min_scene_len=frames_at_rate(cfg.content.min_scene_len_frames, fps),
         )
     elif name == "hash":
         detector = HashDetector(
             threshold=cfg.hash.threshold,
             size=cfg.hash.size,
             lowpass=cfg.hash.lowpass,
-            min_scene_len=cfg.hash.min_scene_len_frames,
+            min_scene_len=frames_at_rate(cfg.hash.min_scene_len_frames, fps),
         )
     elif name == "histogram":
         detector = HistogramDetector(
             threshold=cfg.histogram.threshold,
             bins=cfg.histogram.bins,
-            min_scene_len=cfg.histogram.min_scene_len_frames,
+            min_scene_len=frames_at_rate(cfg.histogram.min_scene_len_frames, fps),
         )
     else:
         raise ValueError(f"not a PySceneDetect detector: {name!r}")

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.decode import FrameReader
-from muss_builder.media.probe import FilmProbe
+from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError, binary, run
 from muss_builder.shots.detector import make_detector
 from muss_builder.shots.transitions import Transition
@@ -30,8 +31,10 @@ MIN_MARGIN_FRAMES = 200  # > TransNetV2 window reach (75) + longest gradual run 
 _MATCH_TOLERANCE = 1e-4  # seconds: a decoded frame's pts must equal its packet's pts
 
 
-def packet_timestamps(path: str | Path) -> np.ndarray:
-    """Presentation timestamps (seconds, stream time base) of every video frame, sorted."""
+def packet_timestamps(path: str | Path) -> np.ndarray | None:
+    """Presentation timestamps (seconds, stream time base) of every video frame, sorted;
+    None when they cannot number the frames: a packet without one, or timestamps that
+    restart (decode timestamps going back, two frames at one time)."""
     # integer pts times the time base: ffprobe's pts_time has only six decimals
     out = run(
         [
@@ -41,7 +44,7 @@ def packet_timestamps(path: str | Path) -> np.ndarray:
             "-select_streams",
             "v:0",
             "-show_entries",
-            "packet=pts:stream=time_base",
+            "packet=pts,dts:stream=time_base",
             "-of",
             "json",
             str(path),
@@ -51,9 +54,13 @@ def packet_timestamps(path: str | Path) -> np.ndarray:
     )
     doc = json.loads(out or b"{}")
     base = Fraction((doc.get("streams") or [{}])[0].get("time_base", "1/1"))
-    ticks = sorted(
-        int(p["pts"]) for p in doc.get("packets", []) if str(p.get("pts", "N/A")) != "N/A"
-    )
+    packets = doc.get("packets") or []
+    if any(not str(p.get("pts", "N/A")).lstrip("-").isdigit() for p in packets):
+        return None
+    dts = [int(p["dts"]) for p in packets if str(p.get("dts", "N/A")).lstrip("-").isdigit()]
+    ticks = sorted(int(p["pts"]) for p in packets)
+    if any(b < a for a, b in pairwise(dts)) or any(b == a for a, b in pairwise(ticks)):
+        return None
     return np.asarray([float(t * base) for t in ticks], dtype=np.float64)
 
 
@@ -106,6 +113,7 @@ def detect_range(
         pix_fmt="bgr24",
         scale_flags=analysis.scale_flags,
         seek_seconds=seek if seek > 0 else None,
+        **decode_options(probe),
     )
     detector = make_detector(shots.detector, shots, probe.fps)
     expected = first

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
-from muss_builder.media.decode import FrameReader, scaled_size
-from muss_builder.media.probe import FilmProbe, probe_film
+from muss_builder.media.decode import FrameReader, retimed, scaled_size
+from muss_builder.media.probe import FilmProbe, decode_options, probe_film
 from muss_builder.media.tools import MediaError
 from muss_builder.shots.detector import ShotDetector, make_detector
 from muss_builder.shots.features import letterbox
@@ -60,8 +61,11 @@ class ShotDetection:
     end_pts: float  # presentation end of the last frame
     detector: str
     decode_seconds: float
-    letterbox: dict[str, int] | None = None  # dark bars in source pixels, when measured
+    letterbox: dict[str, int] | None = None  # dark bars in display pixels, when measured
     warnings: list[str] = field(default_factory=list)
+    # "rebuilt" when the film's timestamps restart or are missing: frame_pts are frame / fps
+    # and every later decode must number frames the same way (see ``settled_probe``)
+    timestamps: str = "stream"
 
     @property
     def n_frames(self) -> int:
@@ -124,7 +128,11 @@ def decode_into(
 ) -> tuple[list[float], list[str]]:
     """One decode at analysis size; every frame goes to every detector (timed separately)."""
     reader = FrameReader(
-        path, analysis_size(probe, analysis), pix_fmt="bgr24", scale_flags=analysis.scale_flags
+        path,
+        analysis_size(probe, analysis),
+        pix_fmt="bgr24",
+        scale_flags=analysis.scale_flags,
+        **decode_options(probe),
     )
     pts: list[float] = []
     for frame in reader:
@@ -137,6 +145,8 @@ def decode_into(
         detail = "; ".join(reader.error_lines) or "no frames"
         raise MediaError(f"no decodable video frames ({detail})")
     errors = list(reader.error_lines)
+    if reader.untimed_frames:
+        errors.append(f"{reader.untimed_frames} frames without a timestamp")
     expected = probe.frame_count_estimate
     if errors and len(pts) < _TRUNCATION_RATIO * expected:
         raise MediaError(
@@ -169,7 +179,8 @@ def detect_shots(
     path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
 ) -> ShotDetection:
     """Shots of ``path``: one pass, or parallel ranges for a film longer than a range."""
-    if probe.duration_seconds > shots.range_seconds * 1.5:
+    # ranges seek by the film's own timestamps: a film without usable ones is one pass
+    if probe.duration_seconds > shots.range_seconds * 1.5 and probe.timestamps == "stream":
         return detect_shots_in_ranges(path, probe, shots, analysis)
     return detect_shots_single_pass(path, probe, shots, analysis)
 
@@ -184,10 +195,16 @@ def detect_shots_single_pass(
     transitions = detector.finish()
     elapsed = time.perf_counter() - started
     frame_pts = np.asarray(pts, dtype=np.float64)
-    if np.any(np.diff(frame_pts) <= 0):
-        # Broken timestamps: keep frame order, rebuild times from the mean rate.
-        frame_pts = frame_pts[0] + np.arange(len(pts)) / probe.fps
-        errors.append("non-monotonic timestamps replaced by frame index / fps")
+    stamps = probe.timestamps
+    if stamps == "stream" and (
+        np.any(np.diff(frame_pts) <= 0) or any("without a timestamp" in e for e in errors)
+    ):
+        # Timestamps restart (concatenated TS) or are missing: keep the decode order and time
+        # frames as frame / fps. Later stages decode the same way (no seek), because seeking
+        # and picking frames by the stream's own times cannot work on such a film.
+        frame_pts = retimed(len(pts), Fraction(probe.fps_fraction))
+        stamps = "rebuilt"
+        errors.append("timestamps restart or are missing: rebuilt as frame / fps")
     end_pts = _end_of(frame_pts, probe.fps)
     return ShotDetection(
         shots=shots_from_transitions(transitions, frame_pts, end_pts),
@@ -198,6 +215,22 @@ def detect_shots_single_pass(
         decode_seconds=elapsed,
         letterbox=_letterbox_of(detector, probe, analysis),
         warnings=errors,
+        timestamps=stamps,
+    )
+
+
+def settled_probe(probe: FilmProbe, detection: ShotDetection) -> FilmProbe:
+    """The probe every later stage uses: with rebuilt timestamps, the decode's own frame
+    count and duration (the container measured only up to the first restart)."""
+    if detection.timestamps != "rebuilt":
+        return probe
+    n = detection.n_frames
+    return probe.model_copy(
+        update={
+            "timestamps": "rebuilt",
+            "frame_count_estimate": n,
+            "duration_seconds": round(detection.end_pts - float(detection.frame_pts[0]), 6),
+        }
     )
 
 
@@ -211,7 +244,7 @@ def _letterbox_of(
 
 
 def _scale_bars(bars: dict[str, int], probe: FilmProbe, analysis: AnalysisConfig) -> dict:
-    """Analysis-pixel bars to source pixels."""
+    """Analysis-pixel bars to display pixels (the probe's width and height)."""
     width, height = analysis_size(probe, analysis)
     sx, sy = probe.width / width, probe.height / height
     return {k: round(v * (sy if k in ("top", "bottom") else sx)) for k, v in bars.items()}
@@ -237,6 +270,9 @@ def detect_shots_in_ranges(
 
     started = time.perf_counter()
     frame_pts = packet_timestamps(path)
+    if frame_pts is None:
+        # timestamps restart or are missing: ranges cannot seek; one pass rebuilds them
+        return detect_shots_single_pass(path, probe, shots, analysis)
     if len(frame_pts) < 2:
         raise MediaError("no video packets with timestamps")
     ranges = plan_ranges(len(frame_pts), probe.fps, shots)

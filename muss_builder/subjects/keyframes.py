@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from muss_builder.media.decode import FrameReader, scaled_size
-from muss_builder.media.probe import FilmProbe
+from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError
 from muss_builder.shots.segment import Shot
 
@@ -86,6 +86,7 @@ def read_keyframes(
             # ffmpeg stops (and flushes) after the last chosen frame; without it, the tail of
             # that frame would wait in ffmpeg's output buffer while it decodes to the end
             max_frames=len(chunk),
+            **decode_options(probe),
         )
         pending = list(chunk)
         for decoded in reader:
