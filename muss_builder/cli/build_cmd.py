@@ -68,7 +68,7 @@ def _run(
                 f"{t['film_seconds_per_wall_second']:.1f} film-s/s"
             )
             bar.update(task, total=state.total, completed=len(state.done), detail=detail)
-            if result.status == "failed":
+            if result.status == "failed" and not result.fatal:  # fatal: the build says why
                 name, why = escape_path(result.path), printable(result.reason or "")
                 bar.console.print(f"[red]failed[/red] {escape(name)}: {escape(why)}")
 
