@@ -151,7 +151,8 @@ def build(
             )
         except BuildStopped as exc:
             log.line(f"build stopped: {exc}")
-            with contextlib.suppress(OSError):  # what finished is listed, if the disk allows
+            # what finished is listed, if the disk allows; the first error is the one to tell
+            with contextlib.suppress(OSError, BuildStopped):
                 _write_tables(store, progress.done, log, progress)
             raise
         index_rows = _write_tables(store, progress.done, log, progress)
