@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -201,3 +202,21 @@ def test_a_full_disk_and_a_read_only_out_stop_with_one_line(tmp_path, reels) -> 
     assert report["rerun"]["rc"] == 0, report["rerun"]["err"]  # resumes once there is room
     assert sum(f.startswith("films/") for f in report["listing"]) == len(reels)
     assert not [f for f in report["listing"] if "/." in f or f.startswith(".")]
+
+
+def test_ctrl_c_stops_with_one_line_and_a_rerun_resumes(tmp_path, reels) -> None:
+    out = tmp_path / "out"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    build_cmd = [*CLI, *_args(reels, out)]
+    proc = subprocess.Popen(build_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for(lambda: bool(list((out / "films").glob("*.json"))) or proc.poll() is not None)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 130, err
+    assert "interrupted: finished films are kept" in err
+    _one_clear_line(err)
+    assert not (out / ".lock").exists()
+    rerun = subprocess.run(build_cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "(resumed)" in rerun.stderr

@@ -245,3 +245,19 @@ def test_resources_the_cluster_cannot_grant_are_refused() -> None:
         check_fits([(subjects, StageResources(num_cpus=2)), (clips, StageResources())], 2, 0)
     with pytest.raises(ValueError, match="asks for 4 CPU"):
         check_fits([(clips, StageResources(num_cpus=4))], 2, 0)
+
+
+def test_only_errors_of_the_cluster_itself_stop_the_build() -> None:
+    """What the driver treats as a lost cluster (one line, exit 4), and what stays a film's
+    failure. The end-to-end case (a head killed mid-build) is not tested here: see the README."""
+    from ray.exceptions import RaySystemError, RayTaskError
+
+    from muss_builder.runtime.streaming import cluster_lost
+
+    gone = cluster_lost(RaySystemError("GCS is unreachable\n  more detail"))
+    assert gone is not None and gone.startswith("lost the Ray cluster (RaySystemError:")
+    assert "\n" not in gone
+    assert cluster_lost(ConnectionError("connection refused")) is not None
+    task = RayTaskError("call", "Traceback ...\nValueError: bad", ValueError("bad"))
+    assert cluster_lost(task) is None  # a stage raised: that film's failure
+    assert cluster_lost(ValueError("a bug")) is None
