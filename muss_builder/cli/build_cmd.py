@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,7 +35,11 @@ def _run(
     ray_address: str | None,
     num_cpus: int | None,
 ) -> build_lib.BuildSummary:
-    cfg = load_pipeline(config)
+    try:
+        cfg = load_pipeline(config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # pydantic's errors are ValueErrors
+        _say(f"cannot run this build: bad --config {config}: " + "; ".join(str(exc).splitlines()))
+        raise typer.Exit(EXIT_USAGE) from exc
     columns = [
         TextColumn("[bold]{task.description:<9}"),
         BarColumn(),

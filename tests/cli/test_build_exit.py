@@ -220,3 +220,15 @@ def test_ctrl_c_stops_with_one_line_and_a_rerun_resumes(tmp_path, reels) -> None
     rerun = subprocess.run(build_cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert "(resumed)" in rerun.stderr
+
+
+def test_a_bad_config_exits_2_with_one_line(tmp_path, reels) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsamples: {min_shots: lots}\n")
+    for config, words in ((str(tmp_path / "none.yaml"), "not found"), (str(bad), "min_shots")):
+        args = ["build", str(reels[0]), "--out", str(tmp_path / "out"), "-c", config]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "cannot run this build: bad --config" in result.output and words in result.output
+        _one_clear_line(result.output)
+    assert not (tmp_path / "out").exists()  # nothing was started
