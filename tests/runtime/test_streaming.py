@@ -172,6 +172,13 @@ def test_a_killed_worker_or_actor_costs_one_retry(
         assert max(others) <= 2 and others.count(1) >= len(others) - 1
     assert shard_bytes(out) == shard_bytes(clean)
     assert index_keys(out) == index_keys(clean)
+    # the driver's log has what the workers reported, the retry included
+    (log,) = (out / "logs").glob("build-*.log")
+    lines = log.read_text().splitlines()
+    victim_line = next(
+        i for i, line in enumerate(lines) if line.endswith(f"/{victim} (attempts 2)")
+    )
+    assert "retried after: " in lines[victim_line + 1]
 
 
 def test_a_pool_whose_actors_cannot_start_fails_its_films_not_the_run(
@@ -194,6 +201,7 @@ def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
     assert by_name[victim].status == "failed"
     assert by_name[victim].attempts == retries + 1
     assert f"lost {retries + 1} times" in by_name[victim].reason
+    assert by_name[victim].traceback  # Ray's error, whole, for films.parquet and the log
     assert all(r.status == "ok" for n, r in by_name.items() if n != victim)
 
 
