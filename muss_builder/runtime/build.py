@@ -22,12 +22,16 @@ from muss_builder.runtime.layout import film_is_complete, json_bytes
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.names import escape_path, printable
-from muss_builder.runtime.outdir import clean_leftovers, prepare_local, read_records
+from muss_builder.runtime.outdir import (
+    clean_leftovers,
+    fatal_cause,
+    prepare_local,
+    read_records,
+)
 from muss_builder.runtime.stages import (
     Stage,
     StageReport,
     default_stages,
-    fatal_cause,
     process_film,
 )
 from muss_builder.runtime.storage import Storage, is_remote

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from muss_builder.media.tools import MediaError
 from muss_builder.runtime.lock import LOCK_NAME, OutputError
 from muss_builder.runtime.storage import Storage
 from muss_builder.shards.schemas import table_schema
@@ -21,6 +22,20 @@ from muss_builder.shards.schemas import table_schema
 QUARANTINE = "quarantine/films"
 # Root files written by tmp + rename (storage._replace_atomically, layout.write_atomic).
 _ROOT_TEMPORARY = (".part", ".tmp-")
+
+
+# Errors of the machine, not of the film: every later film would fail the same way.
+_FATAL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def fatal_cause(exc: BaseException) -> str | None:
+    """Why ``exc`` must stop the build rather than fail one film (a full disk), else None."""
+    if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{_FATAL_ERRNOS[exc.errno]}{where}"
+    if isinstance(exc, MediaError) and "No space left on device" in str(exc):
+        return "no space left on device (ffmpeg could not write its output)"
+    return None
 
 
 def prepare_local(root: str) -> None:

@@ -14,7 +14,6 @@ exactly as an unsplit one.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import shutil
 import tempfile
@@ -42,6 +41,7 @@ from muss_builder.runtime.film_job import (
 )
 from muss_builder.runtime.layout import json_bytes, remove_film_outputs, staging_layout
 from muss_builder.runtime.names import escape_path
+from muss_builder.runtime.outdir import fatal_cause
 from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
@@ -121,20 +121,6 @@ class Stage:
 
     def covered_seconds(self, work: FilmWork, unit: Any) -> float:
         return work.result.duration_seconds or 0.0
-
-
-# Errors of the machine, not of the film: every later film would fail the same way.
-_FATAL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-
-
-def fatal_cause(exc: BaseException) -> str | None:
-    """Why ``exc`` must stop the build rather than fail one film (a full disk), else None."""
-    if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{_FATAL_ERRNOS[exc.errno]}{where}"
-    if isinstance(exc, MediaError) and "No space left on device" in str(exc):
-        return "no space left on device (ffmpeg could not write its output)"
-    return None
 
 
 def _fail(work: FilmWork, reason: str, fatal: str | None = None) -> None:
