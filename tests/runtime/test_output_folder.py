@@ -40,6 +40,21 @@ def test_tables_keep_every_film_an_earlier_build_finished(tmp_path, reels, tiny_
     assert rows["reel0.mp4"]["film_id"] == first.results[0].film_id
     index_films = {r["film_id"] for r in _rows(out, "index.parquet")}
     assert index_films == {r["film_id"] for r in rows.values()}
+    table = out / "films.parquet"
+    table.write_bytes(table.read_bytes()[:100])  # cut short: unreadable
+    notes: list[str] = []
+    build(
+        [str(reels[1])],
+        out,
+        tiny_config,
+        executor="inline",
+        progress=Progress(on_notice=notes.append),
+    )
+    assert (
+        notes == [notes[0]]
+        and "films.parquet unreadable, rebuilt from the film records" in notes[0]
+    )
+    assert sorted(Path(r["path"]).name for r in _rows(out)) == ["reel0.mp4", "reel1.mp4"]
 
 
 def test_unreadable_records_are_set_aside_and_their_films_rebuilt(
