@@ -5,17 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from muss_builder.config import load_pipeline
+from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.runtime import build as build_lib
+from muss_builder.runtime.build import BuildStopped
 from muss_builder.runtime.film_job import FilmResult
+from muss_builder.runtime.lock import OutputError
 from muss_builder.runtime.monitor import StageMonitor
+from muss_builder.runtime.names import escape_path
+from muss_builder.shards.untrusted import printable
 
 console = Console(stderr=True)
+
+# Exit codes of `build` (README "Running" and `build --help`).
+EXIT_OK, EXIT_NOTHING_BUILT, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_STOPPED = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 
 
 def _run(
@@ -26,7 +36,11 @@ def _run(
     ray_address: str | None,
     num_cpus: int | None,
 ) -> build_lib.BuildSummary:
-    cfg = load_pipeline(config)
+    try:
+        cfg = load_pipeline(config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # pydantic's errors are ValueErrors
+        _say(f"cannot run this build: bad --config {config}: " + "; ".join(str(exc).splitlines()))
+        raise typer.Exit(EXIT_USAGE) from exc
     columns = [
         TextColumn("[bold]{task.description:<9}"),
         BarColumn(),
@@ -49,6 +63,9 @@ def _run(
                 )
                 bar.update(stage_rows[name], detail=detail)
 
+        def on_notice(text: str) -> None:
+            bar.console.print(f"[yellow]note[/yellow] {escape(printable(text))}")
+
         def on_film(result: FilmResult, state: build_lib.Progress) -> None:
             t = state.totals()
             detail = (
@@ -57,24 +74,53 @@ def _run(
                 f"{t['film_seconds_per_wall_second']:.1f} film-s/s"
             )
             bar.update(task, total=state.total, completed=len(state.done), detail=detail)
-            if result.status == "failed":
-                bar.console.print(f"[red]failed[/red] {result.path}: {result.reason}")
+            if result.status == "failed" and not result.fatal:  # fatal: the build says why
+                name, why = printable(escape_path(result.path)), printable(result.reason or "")
+                bar.console.print(f"[red]failed[/red] {escape(name)}: {escape(why)}")
 
-        try:
-            summary = build_lib.build(
-                movies,
-                out,
-                cfg,
-                executor=executor,
-                ray_address=ray_address,
-                num_cpus=num_cpus,
-                progress=build_lib.Progress(on_film=on_film, on_tick=on_tick),
-            )
-        except ValueError as exc:  # a config the cluster cannot run: say so, no traceback
-            console.print(f"[red]cannot run this build:[/red] {exc}")
-            raise typer.Exit(2) from exc
+        progress = build_lib.Progress(on_film=on_film, on_tick=on_tick, on_notice=on_notice)
+        summary = _build_or_exit(movies, out, cfg, executor, ray_address, num_cpus, progress)
     _print_summary(summary)
     return summary
+
+
+def _build_or_exit(
+    movies: list[str],
+    out: Path | str,
+    cfg: PipelineConfig,
+    executor: str | None,
+    ray_address: str | None,
+    num_cpus: int | None,
+    progress: build_lib.Progress,
+) -> build_lib.BuildSummary:
+    """The build, or one line saying why it could not start or go on, and its exit code."""
+    kept = "finished films are kept; rerun the same command to resume"
+    try:
+        return build_lib.build(
+            movies,
+            out,
+            cfg,
+            executor=executor,
+            ray_address=ray_address,
+            num_cpus=num_cpus,
+            progress=progress,
+        )
+    except (ValueError, OutputError) as exc:  # a config or --out this build cannot use
+        _say(f"cannot run this build: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except BuildStopped as exc:  # a full disk, a lost cluster: not a property of any film
+        _say(f"build stopped: {exc}; {kept}")
+        raise typer.Exit(EXIT_STOPPED) from exc
+    except OSError as exc:  # the output folder failed under the driver (unplugged, full)
+        _say(f"build stopped: {exc}; {kept}")
+        raise typer.Exit(EXIT_STOPPED) from exc
+    except KeyboardInterrupt as exc:
+        _say(f"interrupted: {kept}")
+        raise typer.Exit(EXIT_INTERRUPTED) from exc
+
+
+def _say(text: str) -> None:
+    console.print(f"[red]{escape(printable(text))}[/red]", soft_wrap=True)
 
 
 def _print_summary(summary: build_lib.BuildSummary) -> None:
@@ -83,7 +129,9 @@ def _print_summary(summary: build_lib.BuildSummary) -> None:
         table.add_column(col)
     for r in summary.results:
         status = r.status + (" (resumed)" if r.resumed else "")
-        table.add_row(Path(r.path).name, status, str(r.n_shots), str(r.n_samples), r.reason or "")
+        name = printable(escape_path(Path(r.path).name))
+        reason = printable(r.reason or "")
+        table.add_row(escape(name), status, str(r.n_shots), str(r.n_samples), escape(reason))
     console.print(table)
     s = summary.stats
     console.print(
@@ -116,11 +164,29 @@ def build(
         None, "--ray-address", help="existing Ray cluster, e.g. 'auto'"
     ),
     num_cpus: int | None = typer.Option(None, "--num-cpus", help="CPUs of the local Ray"),
+    allow_failures: bool = typer.Option(
+        False, "--allow-failures", help="exit 0 when some films failed and others were built"
+    ),
 ) -> None:
-    """Build a multi-shot dataset from MOVIES into OUT (rerun to resume)."""
+    """Build a multi-shot dataset from MOVIES into OUT (rerun to resume).
+
+    Exit codes: 0 every film built or skipped; 1 no film could be built; 2 a usage or config
+    error, or an --out this build cannot use (another build holds it, read-only, a file);
+    3 some films failed (0 with --allow-failures); 4 the build stopped (disk full, Ray
+    cluster lost), finished films kept; 130 interrupted (Ctrl-C). Rerun to resume.
+    """
     summary = _run(movies, out, config, executor, ray_address, num_cpus)
+    raise typer.Exit(exit_code(summary, allow_failures))
+
+
+def exit_code(summary: build_lib.BuildSummary, allow_failures: bool = False) -> int:
+    """The documented exit code of a finished build (see ``build --help``)."""
+    failed = summary.count("failed")
+    if not failed:
+        return EXIT_OK
     if summary.count("ok") == 0 and summary.count("skipped") < len(summary.results):
-        raise typer.Exit(1)
+        return EXIT_NOTHING_BUILT
+    return EXIT_OK if allow_failures else EXIT_SOME_FAILED
 
 
 def demo(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,14 +12,30 @@ from pathlib import Path
 
 from muss_builder import __version__
 from muss_builder.config import PipelineConfig
+from muss_builder.media.probe import check_readable_file
+from muss_builder.media.tools import MediaError
+from muss_builder.runtime.buildlog import BuildLog
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import STAGES, FilmResult
 from muss_builder.runtime.inputs import expand_inputs, identify
-from muss_builder.runtime.layout import OutputLayout, film_is_complete, json_bytes
+from muss_builder.runtime.layout import film_is_complete, json_bytes
+from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
-from muss_builder.runtime.stages import Stage, StageReport, default_stages, process_film
+from muss_builder.runtime.names import escape_path, utf8_text
+from muss_builder.runtime.outdir import (
+    clean_leftovers,
+    fatal_cause,
+    prepare_local,
+    read_records,
+)
+from muss_builder.runtime.stages import (
+    Stage,
+    StageReport,
+    default_stages,
+    process_film,
+)
 from muss_builder.runtime.storage import Storage, is_remote
-from muss_builder.runtime.tables import index_rows_from_records, merge_film_rows, table_bytes
+from muss_builder.runtime.tables import earlier_film_rows, film_rows, index_rows, table_bytes
 
 
 @dataclass
@@ -38,8 +56,13 @@ class Progress:
     total: int = 0
     on_film: Callable[[FilmResult, Progress], None] | None = None
     on_tick: Callable[[StageMonitor, Progress], None] | None = None  # per-stage live figures
+    on_notice: Callable[[str], None] | None = None  # a lock taken over, a record set aside
     done: list[FilmResult] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+
+    def notice(self, text: str) -> None:
+        if self.on_notice:
+            self.on_notice(text)
 
     def tick(self, monitor: StageMonitor) -> None:
         if self.on_tick:
@@ -70,6 +93,31 @@ def _identify_or_fail(path: str) -> str | TaskFailure:
         return TaskFailure(str(exc))
 
 
+class BuildStopped(Exception):
+    """The build cannot go on (the disk is full, the Ray cluster is gone): one line for the
+    user. Films finished before it are kept, and a rerun resumes."""
+
+
+def _check_inputs(movies: list[str]) -> tuple[list[FilmResult], list[str]]:
+    """Rows for inputs that cannot be films (missing, empty, a folder...) and the readable
+    paths: found here, before any Ray cluster starts."""
+    problems: list[FilmResult] = []
+    readable: list[str] = []
+    for cand in expand_inputs(movies):
+        if not is_remote(cand.path):
+            cand.path = str(Path(cand.path).absolute())
+            if not cand.problem:
+                try:
+                    check_readable_file(Path(cand.path))
+                except MediaError as exc:
+                    cand.problem = str(exc)
+        if cand.problem:
+            problems.append(FilmResult(path=cand.path, film_id=None, reason=cand.problem))
+        else:
+            readable.append(cand.path)
+    return problems, readable
+
+
 def build(
     movies: list[str],
     out: str | Path,
@@ -82,72 +130,124 @@ def build(
     stages: list[Stage] | None = None,
 ) -> BuildSummary:
     """Build (or resume) the dataset of ``movies`` into ``out``. ``stages`` replaces the
-    default pipeline (``stages.default_stages()``), e.g. with a stage of your own."""
+    default pipeline (``stages.default_stages()``), e.g. with a stage of your own.
+
+    Raises ``OutputError`` when ``out`` cannot take the build (another build holds it, it is
+    read-only or a file) and ``BuildStopped`` when the build cannot go on (a full disk, a lost
+    cluster); finished films are kept in both cases."""
     started = time.perf_counter()
     store = Storage.open(str(out))
     if not store.remote:
-        OutputLayout(Path(store.root)).make()
+        prepare_local(store.root)
     progress = progress or Progress()
-    candidates = expand_inputs(movies)
-    results: list[FilmResult] = []
+    with BuildLock(store) as lock, BuildLog(store) as log:
+        log.line(f"build by pid {os.getpid()}: {len(movies)} input(s), pipeline {config.name}")
+        notes = [lock.note] if lock.note else []
+        notes += [f"removed a leftover of a killed run: {rel}" for rel in clean_leftovers(store)]
+        notes += [f"unreadable film record set aside: {q}" for q in read_records(store).quarantined]
+        for note in notes:
+            log.line(note)
+            progress.notice(note)
+        ex_name = executor or config.runtime.executor
+        try:
+            monitor, runtime = _run(
+                movies, store, config, ex_name, ray_address, num_cpus, progress, stages, log
+            )
+        except BuildStopped as exc:
+            log.line(f"build stopped: {exc}")
+            # what finished is listed, if the disk allows; the first error is the one to tell
+            with contextlib.suppress(OSError, BuildStopped):
+                _write_tables(store, progress.done, log, progress)
+            raise
+        index_rows = _write_tables(store, progress.done, log, progress)
+        wall = time.perf_counter() - started
+        results = sorted(progress.done, key=lambda r: r.path)
+        stats = run_stats(results, wall, config, ex_name, index_rows)
+        stats["stages"] = monitor.summary(wall)
+        stats["runtime"] = runtime
+        _stop_on_full_disk(lambda: store.write_bytes("stats.json", json_bytes(stats)))
+        log.line(f"build ended: {stats['films']}")
+    out_root = store.root if store.remote else Path(store.root)
+    return BuildSummary(out_root, results, stats, len(index_rows))
+
+
+def _run(
+    movies: list[str],
+    store: Storage,
+    config: PipelineConfig,
+    ex_name: str,
+    ray_address: str | None,
+    num_cpus: int | None,
+    progress: Progress,
+    stages: list[Stage] | None,
+    log: BuildLog,
+) -> tuple[StageMonitor, dict]:
+    """Identify the films, skip finished ones and run the rest; every row goes to
+    ``progress`` (and the log) as it is known."""
+
+    def add(result: FilmResult) -> None:
+        progress.add(result)
+        log.film(result)
+        if result.fatal:  # the machine's failure, not the film's: every next film would fail
+            raise BuildStopped(result.fatal)
+
+    problems, readable = _check_inputs(movies)
+    progress.total = len(problems) + len(readable)
+    for r in problems:  # reported before a cluster starts (it can take a while)
+        add(r)
+    stages = stages or default_stages()
+    if not readable:
+        return StageMonitor([s.name for s in stages]), {"executor": ex_name}
     with make_executor(
-        executor or config.runtime.executor,
-        address=ray_address,
-        num_cpus=num_cpus,
-        max_in_flight=config.runtime.max_in_flight,
+        ex_name, address=ray_address, num_cpus=num_cpus, max_in_flight=config.runtime.max_in_flight
     ) as ex:
-        readable = []
-        for cand in candidates:
-            if not is_remote(cand.path):
-                cand.path = str(Path(cand.path).absolute())
-            if cand.problem:
-                results.append(FilmResult(path=cand.path, film_id=None, reason=cand.problem))
-            else:
-                readable.append(cand.path)
-        ids: dict[int, str | TaskFailure] = dict(
-            ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5)
-        )
+        ids = dict(ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5))
         todo: list[tuple[str, str]] = []
         first_path: dict[str, str] = {}
         for i, path in enumerate(readable):
             film_id = ids[i]
             if isinstance(film_id, TaskFailure):
-                results.append(FilmResult(path=path, film_id=None, reason=film_id.message))
+                add(FilmResult(path=path, film_id=None, reason=film_id.message))
             elif film_id in first_path:
-                results.append(
-                    FilmResult(
-                        path=path,
-                        film_id=film_id,
-                        status="skipped",
-                        reason=f"duplicate of {first_path[film_id]}",
-                        attempts=0,
-                    )
-                )
+                why = f"duplicate of {escape_path(first_path[film_id])}"
+                add(FilmResult(path, film_id, status="skipped", reason=why, attempts=0))
             else:
                 first_path[film_id] = path
                 record = film_is_complete(store, film_id, config.fingerprint())
                 if record is not None:
-                    results.append(FilmResult.from_record(path, record, resumed=True))
+                    add(FilmResult.from_record(path, record, resumed=True))
                 else:
                     todo.append((path, film_id))
-        progress.total = len(results) + len(todo)
-        for r in results:
-            progress.add(r)
-        stages = stages or default_stages()
-        monitor, runtime = _run_films(ex, todo, stages, config, store.root, progress)
-        results = list(progress.done)  # the early rows above were added to it first
-    wall = time.perf_counter() - started
-    results.sort(key=lambda r: r.path)
-    film_rows = merge_film_rows(store, [r.table_row() for r in results])
-    store.write_bytes("films.parquet", table_bytes(film_rows, "films"))
-    index_rows = index_rows_from_records(store)
-    store.write_bytes("index.parquet", table_bytes(index_rows, "index"))
-    stats = run_stats(results, wall, config, executor or config.runtime.executor, index_rows)
-    stats["stages"] = monitor.summary(wall)
-    stats["runtime"] = runtime
-    store.write_bytes("stats.json", json_bytes(stats))
-    out_root = store.root if store.remote else Path(store.root)
-    return BuildSummary(out_root, results, stats, len(index_rows))
+        return _run_films(ex, todo, stages, config, store.root, progress, add)
+
+
+def _stop_on_full_disk(write: Callable[[], None]) -> None:
+    try:
+        write()
+    except OSError as exc:
+        why = fatal_cause(exc)
+        if why is None:
+            raise
+        raise BuildStopped(why) from exc
+
+
+def _write_tables(
+    store: Storage, results: list[FilmResult], log: BuildLog, progress: Progress
+) -> list[dict]:
+    """films.parquet and index.parquet from the records on disk (see tables.py)."""
+    records = read_records(store)  # a record this run cannot read is set aside here too
+    for q in records.quarantined:
+        log.line(f"unreadable film record set aside: {q}")
+        progress.notice(f"unreadable film record set aside: {q}")
+    earlier, problem = earlier_film_rows(store)
+    if problem:
+        log.line(problem)
+        progress.notice(problem)
+    rows = film_rows(records, sorted(results, key=lambda r: r.path), earlier)
+    index = index_rows(records)
+    _stop_on_full_disk(lambda: store.write_bytes("films.parquet", table_bytes(rows, "films")))
+    _stop_on_full_disk(lambda: store.write_bytes("index.parquet", table_bytes(index, "index")))
+    return index
 
 
 def _run_films(
@@ -157,6 +257,7 @@ def _run_films(
     config: PipelineConfig,
     out: str,
     progress: Progress,
+    add: Callable[[FilmResult], None],
 ) -> tuple[StageMonitor, dict]:
     """Every film of ``todo`` through ``stages``: in this process, or streamed on Ray."""
     if isinstance(ex, InlineExecutor):
@@ -168,14 +269,22 @@ def _run_films(
                     report.stage, report.started, report.finished, report.film_seconds
                 )
 
-            progress.add(process_film(path, film_id, config, out, stages, on_report=seen))
+            add(process_film(path, film_id, config, out, stages, on_report=seen))
             progress.tick(monitor)
         return monitor, {"executor": "inline"}
-    from muss_builder.runtime.streaming import RayStreamingRunner
+    from muss_builder.runtime.streaming import RayStreamingRunner, cluster_lost
 
     runner = RayStreamingRunner(stages, config, out, monitor_tick=progress.tick)
-    for result in runner.run(todo):
-        progress.add(result)
+    try:
+        for result in runner.run(todo):
+            add(result)
+    except BuildStopped:
+        raise
+    except Exception as exc:
+        why = cluster_lost(exc)
+        if why is None:
+            raise
+        raise BuildStopped(why) from exc
     return runner.monitor, {"executor": "ray"} | runner.describe()
 
 
@@ -203,7 +312,9 @@ def run_stats(
             "skipped": sum(r.status == "skipped" for r in results),
             "resumed": sum(r.resumed for r in results),
         },
-        "failures": {r.path: r.reason for r in results if r.status == "failed"},
+        "failures": {
+            escape_path(r.path): utf8_text(r.reason or "") for r in results if r.status == "failed"
+        },
         "shots": sum(r.n_shots for r in results),
         "samples_this_run": sum(r.n_samples for r in results),
         "samples_in_index": len(index_rows),

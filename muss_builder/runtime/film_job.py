@@ -18,6 +18,7 @@ from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
 from muss_builder.media.probe import FilmProbe
 from muss_builder.runtime.layout import OutputLayout
+from muss_builder.runtime.names import escape_path, utf8_text
 from muss_builder.samples.windows import Window, WindowPlan
 from muss_builder.shards.writer import ShardInfo
 from muss_builder.shots.segment import Shot, ShotDetection
@@ -47,10 +48,20 @@ class FilmResult:
     attempts: int = 1
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     captions: dict | None = None  # the captioner's counters (stats.json), not a table column
+    traceback: str | None = None  # where a failure came from (films.parquet and the build log)
+    # What the workers reported on the way (retries, warnings): the build log, not a column.
+    notes: list[str] = field(default_factory=list)
+    # Set when the failure is the machine's, not the film's (the disk is full): the build stops.
+    fatal: str | None = None
 
     def table_row(self) -> dict:
         row = asdict(self)
-        row.pop("captions")
+        for key in ("captions", "notes", "fatal"):
+            row.pop(key)
+        # Arrow and JSON readers refuse the surrogates of a non-UTF-8 file name (names.py).
+        row["path"] = escape_path(self.path)
+        for key in ("reason", "traceback"):
+            row[key] = utf8_text(row[key]) if row[key] is not None else None
         timings = row.pop("timings")
         for stage in STAGES:
             row[f"seconds_{stage}"] = round(timings.get(stage, 0.0), 4)

@@ -13,10 +13,12 @@ exactly as an unsplit one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +40,8 @@ from muss_builder.runtime.film_job import (
     window_seconds,
 )
 from muss_builder.runtime.layout import json_bytes, remove_film_outputs, staging_layout
+from muss_builder.runtime.names import escape_path
+from muss_builder.runtime.outdir import fatal_cause
 from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
@@ -93,9 +97,10 @@ class Stage:
             try:
                 payload = self.process(work, unit)
             except MediaError as exc:
-                _fail(work, str(exc))
+                _fail(work, str(exc), fatal_cause(exc))
             except Exception as exc:  # a bug must not stop the run; it is reported on the film
-                _fail(work, f"internal error in {self.name}: {type(exc).__name__}: {exc}")
+                why = f"internal error in {self.name}: {type(exc).__name__}: {exc}"
+                _fail(work, why, fatal_cause(exc))
             if work.failed:
                 payload = work
         result = work.result
@@ -118,9 +123,13 @@ class Stage:
         return work.result.duration_seconds or 0.0
 
 
-def _fail(work: FilmWork, reason: str) -> None:
-    work.result.status, work.result.reason = "failed", reason
-    remove_film_outputs(Storage.open(work.out_dir), work.film_id)
+def _fail(work: FilmWork, reason: str, fatal: str | None = None) -> None:
+    result = work.result
+    one_line = " | ".join(line.strip() for line in reason.splitlines() if line.strip())
+    result.status, result.reason = "failed", one_line  # the traceback keeps the rest
+    result.traceback, result.fatal = traceback.format_exc(), fatal
+    with contextlib.suppress(OSError):  # on a full disk, removing may fail too: the rerun will
+        remove_film_outputs(Storage.open(work.out_dir), work.film_id)
 
 
 def local_film(work: FilmWork) -> str:
@@ -142,10 +151,12 @@ class AnalyseStage(Stage):
         with Timer(result.timings, "probe"):
             path = local_film(work)
             probe = probe_film(path, film_id=work.film_id, deinterlace=config.media.deinterlace)
-            if path != work.path:  # the record names the film, not this node's copy of it
-                probe = probe.model_copy(
-                    update={"path": work.path, "file_name": work.path.rsplit("/", 1)[-1]}
-                )
+            # The record names the film, not this node's copy of it, and a name that is not
+            # UTF-8 is escaped so that tables and JSON readers take it (runtime/names.py).
+            name = work.path.rsplit("/", 1)[-1]
+            probe = probe.model_copy(
+                update={"path": escape_path(work.path), "file_name": escape_path(name)}
+            )
             work.probe = probe
         result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
         result.width, result.height = probe.width, probe.height
@@ -156,6 +167,7 @@ class AnalyseStage(Stage):
         # as the decode found (the container measured it up to the first restart)
         work.probe = probe = settled_probe(probe, detection)
         result.duration_seconds = probe.duration_seconds
+        result.notes += [f"warning: {w}" for w in detection.warnings]
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
         work.plan = plan_windows(detection.shots, config.samples)
         work.windows = [

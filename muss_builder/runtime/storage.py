@@ -70,7 +70,11 @@ def _replace_atomically(path: Path, fill: Callable[[str], None]) -> None:
     it: readers (and a run after a crash) see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    try:
+        # mkstemp makes 0600 files; the output is for its readers, as the umask allows
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         fill(tmp)
         with open(tmp, "rb+") as fh:
@@ -80,6 +84,18 @@ def _replace_atomically(path: Path, fill: Callable[[str], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be
+    creating files meanwhile); else set and restored at once."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as fh:
+            line = next(row for row in fh if row.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class Storage:

@@ -340,14 +340,14 @@ class RayStreamingRunner:
         try:
             report: StageReport = ray.get(ref)
         except RayTaskError as exc:  # the stage itself raised: running it again raises again
-            return self._fail(film, f"{stage.name} raised: {_first_line(exc)}")
+            return self._fail(film, f"{stage.name} raised: {_first_line(exc)}", str(exc))
         except RayError as exc:  # a worker, actor or node was lost: start the film again
             if call.actor is not None:
                 self.lanes[call.stage].suspect(call.actor)
             reason = f"{stage.name}: {type(exc).__name__}: {_first_line(exc)}"
             film.retries.append(reason)
             if film.attempt >= self.config.runtime.max_retries:
-                return self._fail(film, f"lost {film.attempt + 1} times, last: {reason}")
+                return self._fail(film, f"lost {film.attempt + 1} times, last: {reason}", str(exc))
             film.attempt += 1
             self._start(film)
             return None
@@ -355,6 +355,7 @@ class RayStreamingRunner:
         result = report.result
         assert result is not None
         result.attempts = film.attempt + 1
+        result.notes[:0] = [f"retried after: {why}" for why in film.retries]
         if report.status == "failed":
             film.finished = True
             return result
@@ -375,12 +376,27 @@ class RayStreamingRunner:
         self._enqueue(film, call.stage + 1, units)
         return None
 
-    def _fail(self, film: _Film, reason: str) -> FilmResult:
+    def _fail(self, film: _Film, reason: str, trace: str | None = None) -> FilmResult:
         film.finished = True
         remove_film_outputs(Storage.open(self.out_dir), film.film_id)
         return FilmResult(
-            path=film.path, film_id=film.film_id, reason=reason, attempts=film.attempt + 1
+            path=film.path,
+            film_id=film.film_id,
+            reason=reason,
+            attempts=film.attempt + 1,
+            traceback=trace,
+            notes=[f"retried after: {why}" for why in film.retries],
         )
+
+
+def cluster_lost(exc: BaseException) -> str | None:
+    """One line when ``exc``, raised while waiting on Ray, means the cluster itself is gone
+    (not one film's worker): the build cannot go on. None for anything else."""
+    from ray.exceptions import RayError, RayTaskError
+
+    if isinstance(exc, RayTaskError) or not isinstance(exc, (RayError, ConnectionError)):
+        return None
+    return f"lost the Ray cluster ({type(exc).__name__}: {_first_line(exc)})"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,14 +1,21 @@
-"""Write index.parquet, films.parquet and stats.json at the end of a build."""
+"""Write index.parquet, films.parquet and stats.json at the end of a build.
+
+Both tables are made from what is on disk, never from one run's memory alone: the index from
+the film records, films.parquet from the records plus this run's rows (failures, duplicates)
+and earlier runs' failure rows. A film finished by an earlier build keeps its row even when
+films.parquet was lost or this run never saw the film.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.layout import write_atomic
+from muss_builder.runtime.outdir import Records
 from muss_builder.runtime.storage import Storage
 from muss_builder.shards.schemas import table_schema
 
@@ -28,20 +35,43 @@ def write_table(rows: list[dict], schema_name: str, path: Path) -> None:
     write_atomic(path, table_bytes(rows, schema_name))
 
 
-def index_rows_from_records(store: Storage) -> list[dict]:
+def index_rows(records: Records) -> list[dict]:
     """Every sample of every finished film in the output, sorted by key."""
-    rows: list[dict] = []
-    for rel in store.list("films", ".json"):
-        record = json.loads(store.read_bytes(rel))
-        rows.extend(record.get("samples", []))
+    rows = [s for record in records.by_id.values() for s in record["samples"]]
     return sorted(rows, key=lambda r: r["key"])
 
 
-def merge_film_rows(store: Storage, rows: list[dict]) -> list[dict]:
-    """This run's rows, plus earlier runs' rows for inputs this run did not see."""
+def earlier_film_rows(store: Storage) -> tuple[list[dict], str | None]:
+    """films.parquet as an earlier build left it, or [] and why it could not be read."""
+    if not store.exists("films.parquet"):
+        return [], None
+    try:
+        return pq.read_table(pa.BufferReader(store.read_bytes("films.parquet"))).to_pylist(), None
+    except (OSError, pa.ArrowException) as exc:  # cut short: the records still hold the films
+        return [], f"films.parquet unreadable, rebuilt from the film records ({exc})"
+
+
+def film_rows(records: Records, results: list[FilmResult], earlier: list[dict]) -> list[dict]:
+    """films.parquet: this run's rows; earlier rows of inputs this run did not see (failures,
+    and films whose record is still there); a row read off every other record."""
+    rows = [r.table_row() for r in results]
     seen = {r["path"] for r in rows}
-    merged = list(rows)
-    if store.exists("films.parquet"):
-        old_table = pq.read_table(pa.BufferReader(store.read_bytes("films.parquet")))
-        merged.extend(old for old in old_table.to_pylist() if old["path"] not in seen)
-    return merged
+    for old in earlier:
+        if old["path"] in seen:
+            continue
+        # a failure stays until its film has a record; a finished film stays while it has one
+        if (old["status"] == "failed") != (old.get("film_id") in records.by_id):
+            rows.append(old)
+    listed = {r["film_id"] for r in rows if r["status"] != "failed"}
+    for film_id, record in records.by_id.items():
+        if film_id not in listed:
+            rows.append(_row_of_record(record))
+    return sorted(rows, key=lambda r: (r["path"], r.get("film_id") or ""))
+
+
+def _row_of_record(record: dict) -> dict:
+    """The row of a film known only from its record (its path as the record names it)."""
+    probe = record["probe"]
+    row = FilmResult.from_record(probe.get("path") or "", record, resumed=False).table_row()
+    row["path"] = probe.get("path") or f"(unknown path of film {record['film_id']})"
+    return row

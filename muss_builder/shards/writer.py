@@ -7,6 +7,7 @@ mode, and members are written in sorted order, so the same samples give identica
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import asdict, dataclass
@@ -124,8 +125,17 @@ class FilmShardWriter:
         return self.shards
 
     def abort(self) -> None:
-        """Drop the shard being written (on error): nothing partial stays visible."""
+        """Drop the shard being written (on error): nothing partial stays visible. Nothing
+        more is written to it (the error may be a full disk), and no error of closing it
+        replaces the one that made us drop it."""
+        if self._tar is not None:
+            # tarfile's stream would write its buffer on garbage collection, into a file
+            # being dropped, and print that error as "Exception ignored"
+            stream = getattr(self._tar.tarstream, "fileobj", None)
+            if stream is not None and hasattr(stream, "closed"):
+                stream.closed = True
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh._fh.close()  # no flush + fsync: the file is dropped
             self._fh.path.unlink(missing_ok=True)
         self._tar, self._fh = None, None

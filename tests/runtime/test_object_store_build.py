@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.media.synthetic import make_film
-from muss_builder.runtime.build import build
+from muss_builder.runtime.build import Progress, build
 from muss_builder.runtime.storage import Storage
 
 
@@ -69,3 +69,39 @@ def test_missing_bucket_is_a_failed_row_not_a_crash(tmp_path, s3_prefix, tiny_co
     summary = build(["s3://no-such-bucket/films"], tmp_path / "out", tiny_config)
     assert [r.status for r in summary.results] == ["failed"]
     assert "s3://no-such-bucket/films" in summary.results[0].reason
+
+
+def test_one_build_per_prefix_by_a_lock_object(tmp_path, s3_prefix, tiny_config) -> None:
+    """The lock object refuses a second build, is taken over from a dead process of this
+    host, and is gone when the build ends."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from muss_builder.runtime.lock import BuildLock, OutputError
+
+    out_url = f"{s3_prefix}/dataset"
+    missing = str(tmp_path / "missing.mp4")  # no film is needed to test the lock
+    with BuildLock(Storage.open(out_url)), pytest.raises(OutputError) as refused:
+        build([missing], out_url, tiny_config, executor="inline")
+    assert f"another build is writing to {out_url} (pid {os.getpid()}" in str(refused.value)
+    assert f"delete {out_url}/.lock" in str(refused.value)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    holder = {"pid": int(gone.stdout), "host": socket.gethostname(), "token": "old"}
+    Storage.open(out_url).write_bytes(".lock", json.dumps(holder).encode())
+    notes: list[str] = []
+    summary = build(
+        [missing],
+        out_url,
+        tiny_config,
+        executor="inline",
+        progress=Progress(on_notice=notes.append),
+    )
+    assert summary.count("failed") == 1
+    who = f"pid {holder['pid']} on {holder['host']}, started None"
+    assert notes == [f"took over the lock of a build that is gone ({who})"]
+    assert not Storage.open(out_url).exists(".lock")
+    assert Storage.open(out_url).list("logs", ".log")  # the log was uploaded

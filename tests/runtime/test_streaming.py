@@ -172,6 +172,13 @@ def test_a_killed_worker_or_actor_costs_one_retry(
         assert max(others) <= 2 and others.count(1) >= len(others) - 1
     assert shard_bytes(out) == shard_bytes(clean)
     assert index_keys(out) == index_keys(clean)
+    # the driver's log has what the workers reported, the retry included
+    (log,) = (out / "logs").glob("build-*.log")
+    lines = log.read_text().splitlines()
+    victim_line = next(
+        i for i, line in enumerate(lines) if line.endswith(f"/{victim} (attempts 2)")
+    )
+    assert "retried after: " in lines[victim_line + 1]
 
 
 def test_a_pool_whose_actors_cannot_start_fails_its_films_not_the_run(
@@ -194,6 +201,7 @@ def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
     assert by_name[victim].status == "failed"
     assert by_name[victim].attempts == retries + 1
     assert f"lost {retries + 1} times" in by_name[victim].reason
+    assert by_name[victim].traceback  # Ray's error, whole, for films.parquet and the log
     assert all(r.status == "ok" for n, r in by_name.items() if n != victim)
 
 
@@ -245,3 +253,19 @@ def test_resources_the_cluster_cannot_grant_are_refused() -> None:
         check_fits([(subjects, StageResources(num_cpus=2)), (clips, StageResources())], 2, 0)
     with pytest.raises(ValueError, match="asks for 4 CPU"):
         check_fits([(clips, StageResources(num_cpus=4))], 2, 0)
+
+
+def test_only_errors_of_the_cluster_itself_stop_the_build() -> None:
+    """What the driver treats as a lost cluster (one line, exit 4), and what stays a film's
+    failure. The end-to-end case (a head killed mid-build) is not tested here: see the README."""
+    from ray.exceptions import RaySystemError, RayTaskError
+
+    from muss_builder.runtime.streaming import cluster_lost
+
+    gone = cluster_lost(RaySystemError("GCS is unreachable\n  more detail"))
+    assert gone is not None and gone.startswith("lost the Ray cluster (RaySystemError:")
+    assert "\n" not in gone
+    assert cluster_lost(ConnectionError("connection refused")) is not None
+    task = RayTaskError("call", "Traceback ...\nValueError: bad", ValueError("bad"))
+    assert cluster_lost(task) is None  # a stage raised: that film's failure
+    assert cluster_lost(ValueError("a bug")) is None
