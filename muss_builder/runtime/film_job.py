@@ -16,6 +16,7 @@ from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
+from muss_builder.determinism import determinism_mode
 from muss_builder.media.probe import FilmProbe
 from muss_builder.runtime.layout import OutputLayout
 from muss_builder.samples.windows import Window, WindowPlan
@@ -305,6 +306,7 @@ def film_record(
         "shards": [s.to_dict() for s in shard_infos],
         "warnings": detection.warnings,
         "timings": record_timings(work),
+        "determinism": determinism_mode(config),
         "pipeline": {
             "name": config.name,
             "config_hash": config.fingerprint(),
