@@ -79,11 +79,6 @@ def x264_args(cfg: ClipsConfig) -> list[str]:
     thread count itself changes the bytes, so it is a config value, never the machine's CPUs.
     Speeds of each: docs/benchmarks.md "Clip encoding: deterministic threading".
     """
-    threads = cfg.encoder_threads
-    if cfg.encoder_threading == "slice" and threads > 1:
-        params = f"threads={threads}:sliced-threads=1"
-    else:
-        params = f"threads={threads}:sliced-threads=0:sync-lookahead=0"
     # through -x264-params, not -threads: ffmpeg's -threads 0 (auto) would otherwise win
     return [
         "-c:v",
@@ -95,8 +90,16 @@ def x264_args(cfg: ClipsConfig) -> list[str]:
         "-pix_fmt",
         "yuv420p",
         "-x264-params",
-        params,
+        x264_threads(cfg.encoder_threads, cfg.encoder_threading),
     ]
+
+
+def x264_threads(threads: int, threading: str = "frame") -> str:
+    """``-x264-params`` value for ``threads`` threads whose output never depends on timing
+    (see ``x264_args``)."""
+    if threading == "slice" and threads > 1:
+        return f"threads={threads}:sliced-threads=1"
+    return f"threads={threads}:sliced-threads=0:sync-lookahead=0"
 
 
 def encode_clip(
