@@ -63,10 +63,12 @@ def _burn(stop) -> None:
 
 @contextmanager
 def busy_machine() -> Iterator[None]:
-    """One CPU burner per core (at most 2): the build competes for every CPU."""
-    stop = multiprocessing.get_context("spawn").Event()
+    """CPU burners on all CPUs but one (1 to 4): with the build's own processes every
+    CPU is contended, and threads are descheduled at arbitrary points."""
     ctx = multiprocessing.get_context("spawn")
-    burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(min(2, os.cpu_count() or 1))]
+    stop = ctx.Event()
+    n = min(4, max(1, (os.cpu_count() or 2) - 1))
+    burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(n)]
     for proc in burners:
         proc.start()
     try:
