@@ -299,8 +299,13 @@ class ClipsConfig(_Strict):
     crf: int = Field(20, ge=0, le=51)
     preset: str = "veryfast"
     # x264 output depends on its thread count; pinning it keeps shards byte-identical
-    # across machines with different core counts.
-    encoder_threads: int = Field(2, ge=1)
+    # across machines with different core counts (media/clips.py x264_args).
+    encoder_threads: int = Field(2, ge=1, description="libx264 threads per clip encode")
+    encoder_threading: Literal["frame", "slice"] = Field(
+        "frame",
+        description="frame: frame threads with the lookahead in step (sync-lookahead=0); "
+        "slice: sliced threads. Both give the same bytes on every run (docs/benchmarks.md)",
+    )
 
 
 class ShardsConfig(_Strict):

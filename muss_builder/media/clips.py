@@ -9,6 +9,7 @@ off that same mapping. So the metadata and the pixels cannot disagree.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,10 @@ from muss_builder.media.tools import MediaError, binary, last_lines
 # lands on a keyframe and decodes forward, so any margin is exact; one second is cheap.
 _SEEK_MARGIN_SECONDS = 1.0
 _EPS = 1e-6
+# swscale picks SIMD code by CPU, and its default rounding differs from its C code (measured:
+# another picture with `-cpuflags 0`), so two machines of one cluster could scale the same
+# frame differently. accurate_rnd+bitexact make every code path give the C path's pixels.
+EXACT_SCALE_FLAGS = "area+accurate_rnd+bitexact"
 
 
 @dataclass
@@ -62,6 +67,41 @@ def plan_clip(
     return ClipPlan(source_index=start + np.clip(picked, 0, len(span) - 1), fps=fps)
 
 
+def x264_args(cfg: ClipsConfig) -> list[str]:
+    """The libx264 output options: the same bytes for the same frames, whatever the load.
+
+    x264's frame threads are deterministic, but with more than one of them x264 also starts a
+    lookahead thread ("sync-lookahead") that decides frame types on however many frames have
+    arrived when it wakes up, so a loaded machine or a slow decoder upstream changes the
+    output (three encodes of one input gave three files). ``frame`` keeps the frame threads
+    and runs the lookahead in step with the encoder (``sync-lookahead=0``); ``slice`` splits
+    each frame into slices instead, which never has a lookahead thread. Either way the
+    thread count itself changes the bytes, so it is a config value, never the machine's CPUs.
+    Speeds of each: docs/benchmarks.md "Clip encoding: deterministic threading".
+    """
+    # through -x264-params, not -threads: ffmpeg's -threads 0 (auto) would otherwise win
+    return [
+        "-c:v",
+        "libx264",
+        "-preset",
+        cfg.preset,
+        "-crf",
+        str(cfg.crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-x264-params",
+        x264_threads(cfg.encoder_threads, cfg.encoder_threading),
+    ]
+
+
+def x264_threads(threads: int, threading: str = "frame") -> str:
+    """``-x264-params`` value for ``threads`` threads whose output never depends on timing
+    (see ``x264_args``)."""
+    if threading == "slice" and threads > 1:
+        return f"threads={threads}:sliced-threads=1"
+    return f"threads={threads}:sliced-threads=0:sync-lookahead=0"
+
+
 def encode_clip(
     path: str | Path,
     probe: FilmProbe,
@@ -69,8 +109,11 @@ def encode_clip(
     plan: ClipPlan,
     cfg: ClipsConfig,
     out_path: str | Path,
+    codec_args: Sequence[str] | None = None,
 ) -> tuple[int, int]:
-    """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height)."""
+    """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height).
+
+    ``codec_args`` replaces ``x264_args(cfg)`` (benchmarks compare other encoder settings)."""
     width, height = scaled_size(probe.width, probe.height, short_side=cfg.short_side)
     first, last = int(plan.source_index[0]), int(plan.source_index[-1])
     origin = float(frame_pts[0])
@@ -81,6 +124,7 @@ def encode_clip(
         pix_fmt="yuv420p",
         seek_seconds=seek if seek > 0 else None,
         **decode_options(probe),
+        scale_flags=EXACT_SCALE_FLAGS,
     )
     encoder = subprocess.Popen(
         [
@@ -100,16 +144,7 @@ def encode_clip(
             f"{plan.fps.numerator}/{plan.fps.denominator}",
             "-i",
             "pipe:0",
-            "-c:v",
-            "libx264",
-            "-preset",
-            cfg.preset,
-            "-crf",
-            str(cfg.crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-threads",
-            str(cfg.encoder_threads),
+            *(x264_args(cfg) if codec_args is None else codec_args),
             "-movflags",
             "+faststart",
             "-map_metadata",

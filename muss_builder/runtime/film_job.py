@@ -16,6 +16,7 @@ from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
+from muss_builder.determinism import determinism_mode
 from muss_builder.media.probe import FilmProbe
 from muss_builder.runtime.layout import OutputLayout
 from muss_builder.runtime.names import escape_path, utf8_text
@@ -309,19 +310,37 @@ def film_record(
         ],
         "subjects": subjects.summary() if subjects else [],
         "subject_stage": subjects.stage_record() if subjects else None,
-        "captions": result.captions,
+        "captions": _without_seconds(result.captions),
         "samples": samples,
         "dropped_samples": dropped,
         "excluded_shots": {str(k): v for k, v in sorted(plan.excluded.items())},
         "shards": [s.to_dict() for s in shard_infos],
         "warnings": detection.warnings,
-        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "timings": record_timings(work),
+        "determinism": determinism_mode(config),
         "pipeline": {
             "name": config.name,
             "config_hash": config.fingerprint(),
             "version": __version__,
         },
     }
+
+
+def _without_seconds(captions: dict | None) -> dict | None:
+    if captions is None:
+        return None
+    return {k: v for k, v in captions.items() if k != "model_seconds"}
+
+
+def record_timings(work: FilmWork) -> dict[str, float]:
+    """Every wall-clock figure of the film record, in one place: the rest of the record is
+    the same on every run, so a comparison of two builds drops ``timings`` alone."""
+    timings = {k: round(v, 4) for k, v in work.result.timings.items()}
+    if work.subjects is not None:
+        timings |= work.subjects.timings()
+    if work.result.captions and "model_seconds" in work.result.captions:
+        timings["captions_model"] = round(work.result.captions["model_seconds"], 4)
+    return timings
 
 
 def window_seconds(work: FilmWork, window: Window) -> float:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from muss_builder.media.clips import EXACT_SCALE_FLAGS
 from muss_builder.media.decode import FrameReader, scaled_size
 from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError
@@ -87,6 +88,8 @@ def read_keyframes(
             # that frame would wait in ffmpeg's output buffer while it decodes to the end
             max_frames=len(chunk),
             **decode_options(probe),
+            # the same pixels on every CPU: faces, embeddings and reference crops follow
+            scale_flags=EXACT_SCALE_FLAGS,
         )
         pending = list(chunk)
         for decoded in reader:

@@ -130,8 +130,12 @@ class FilmSubjects:
             "n_detections": len(self.detections),
             "n_unknown": sum(d.subject is None for d in self.detections),
             "n_small_faces": self.n_small_faces,
-            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
         }
+
+    def timings(self) -> dict[str, float]:
+        """Wall-clock seconds of the stage's parts, for the record's ``timings``: they vary
+        from run to run, so they stay out of ``stage_record`` (which must not)."""
+        return {f"subjects_{k}": round(v, 4) for k, v in self.seconds.items() if k != "total"}
 
 
 def subject_order(sid: str) -> tuple[str, int]:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from muss_builder.bench.script import Script, load_script
+from muss_builder.media.clips import x264_threads
 from muss_builder.media.decode import even
 from muss_builder.media.tools import MediaError, binary, last_lines
 from muss_builder.train.checkpoint import load_weights_for_inference
@@ -180,7 +181,10 @@ def write_mp4(
         "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
         *scale, "-frames:v", str(n),
         "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart", str(path),
+        # ffmpeg's default thread count follows the CPUs, and x264's bytes follow the thread
+        # count: pinned like the dataset's clips, the same video gives the same file anywhere
+        "-x264-params", x264_threads(2), "-movflags", "+faststart",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path),
     ]  # fmt: skip
     proc = subprocess.run(args, input=frames.tobytes(), capture_output=True, check=False)
     if proc.returncode != 0:

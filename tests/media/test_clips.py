@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from muss_builder.config import ClipsConfig
-from muss_builder.media.clips import encode_clip, plan_clip
+from muss_builder.media.clips import encode_clip, plan_clip, x264_args
 from muss_builder.media.probe import probe_film
 from muss_builder.media.synthetic import cut_frames_in, make_film
 from muss_builder.media.tools import binary, run
@@ -103,3 +104,39 @@ def test_variable_frame_rate_clip_is_exact(tmp_path: Path, tiny_config) -> None:
     assert cut_frames_in(tmp_path / "clip.mp4", size) == expected
     # the 12 fps part is shown for twice as many 24 fps output frames
     assert expected[-1] - expected[-2] == 2 * shots[2].n_frames
+
+
+def test_clip_pixels_do_not_depend_on_the_cpus_simd(tmp_path: Path) -> None:
+    """A cluster mixes CPUs: the clip must equal one scaled by ffmpeg's plain C code
+    (``-cpuflags 0``), which the default SIMD scaler does not (its rounding differs)."""
+    film = make_film(tmp_path / "film.mp4", (20, 28), fps=24, width=640, height=360)
+    probe = probe_film(film.path)
+    pts = np.arange(film.n_frames) / 24.0
+    plan = plan_clip(pts, film.n_frames / 24.0, 0, film.n_frames, Fraction(24))
+    cfg = ClipsConfig(short_side=240, preset="ultrafast")
+    size = encode_clip(film.path, probe, pts, plan, cfg, tmp_path / "clip.mp4")
+    decoder = [binary("ffmpeg"), "-nostdin", "-v", "error", "-cpuflags", "0"]
+    decoder += ["-i", str(film.path), "-vf", f"scale={size[0]}:{size[1]}:flags=area"]
+    decoder += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
+    raw = run(decoder, what="decode with the C scaler")
+    encoder = [binary("ffmpeg"), "-nostdin", "-v", "error", "-y", "-f", "rawvideo"]
+    encoder += ["-pix_fmt", "yuv420p", "-s", f"{size[0]}x{size[1]}", "-framerate", "24"]
+    encoder += ["-i", "pipe:0", *x264_args(cfg), "-movflags", "+faststart", "-map_metadata"]
+    encoder += ["-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp_path / "c.mp4")]
+    subprocess.run(encoder, input=raw, check=True)
+    assert (tmp_path / "clip.mp4").read_bytes() == (tmp_path / "c.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("threading", ["frame", "slice"])
+def test_threaded_encodes_repeat_byte_for_byte(tmp_path: Path, threading: str) -> None:
+    """Two threads, a decoder feeding the pipe: three encodes write one file."""
+    film = make_film(tmp_path / "film.mp4", (30, 26, 40), fps=24, width=640, height=360)
+    probe = probe_film(film.path)
+    pts = np.arange(film.n_frames) / 24.0
+    plan = plan_clip(pts, film.n_frames / 24.0, 0, film.n_frames, Fraction(24))
+    cfg = ClipsConfig(short_side=240, encoder_threads=2, encoder_threading=threading)
+    clips = set()
+    for i in range(3):
+        encode_clip(film.path, probe, pts, plan, cfg, tmp_path / f"{i}.mp4")
+        clips.add((tmp_path / f"{i}.mp4").read_bytes())
+    assert len(clips) == 1

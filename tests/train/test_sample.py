@@ -4,6 +4,7 @@ each shot decoded on its own from its own latents, and references read beside th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -146,3 +147,21 @@ def test_generate_errors_name_what_is_wrong(checkpoint: Path, tmp_path: Path) ->
         generate(checkpoint, script, tmp_path / "b.mp4", steps=1)
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         generate(tmp_path, script_path, tmp_path / "c.mp4", steps=1)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to compare")
+def test_written_mp4_does_not_depend_on_the_cpu_count(tmp_path: Path) -> None:
+    """ffmpeg sizes x264's threads by the CPUs it may use, and x264's bytes follow them."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (48, 240, 320, 3), dtype=np.uint8)
+    frames[:, :, :160] //= 2  # some structure besides the grain
+    cpus = os.sched_getaffinity(0)
+    written = []
+    try:
+        for n, allowed in enumerate([{min(cpus)}, cpus]):
+            os.sched_setaffinity(0, allowed)  # ffmpeg inherits it
+            write_mp4(frames, tmp_path / f"{n}.mp4", 24.0, (320, 240))
+            written.append((tmp_path / f"{n}.mp4").read_bytes())
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert written[0] == written[1]
