@@ -4,7 +4,8 @@ Matroska can store several frames in one block ("lacing"); only the block has a 
 and without a track DefaultDuration a demuxer cannot time the other frames: ffmpeg returns
 them with no presentation or decode time. ffmpeg never writes laced video, so this rewrites
 an MKV that ffmpeg made: frames after each keyframe are laced four to a block (Xiph lacing),
-DefaultDuration is dropped, and so are SeekHead and Cues, whose byte offsets would be wrong.
+DefaultDuration is dropped, and so are SeekHead and Cues, whose byte offsets would be wrong,
+and the CRC-32 elements ffmpeg puts first in each top-level element, whose sums would be.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _SEGMENT, _TRACKS, _CLUSTER = 0x18538067, 0x1654AE6B, 0x1F43B675
-_SIMPLE_BLOCK, _DEFAULT_DURATION = 0xA3, 0x23E383
-_DROPPED = {0x114D9B74, 0x1C53BB6B, 0xEC}  # SeekHead, Cues, Void
+_TRACK_ENTRY, _SIMPLE_BLOCK, _DEFAULT_DURATION, _CRC32 = 0xAE, 0xA3, 0x23E383, 0xBF
+_DROPPED = {0x114D9B74, 0x1C53BB6B, 0xEC, _CRC32}  # SeekHead, Cues, Void, CRC-32
 _LACE = 4  # frames per laced block
 
 
@@ -63,6 +64,8 @@ def _laced(blocks: list[bytes]) -> bytes:
 def _cluster(payload: bytes) -> bytes:
     out, group = bytearray(), []
     for eid, body in _elements(payload):
+        if eid == _CRC32:
+            continue
         if eid != _SIMPLE_BLOCK:
             out += _element(eid, body)
             continue
@@ -88,6 +91,9 @@ def _segment(payload: bytes) -> bytes:
                     b"".join(_element(i, b) for i, b in _elements(entry) if i != _DEFAULT_DURATION),
                 )
                 for tid, entry in _elements(body)
+                # only a TrackEntry holds elements: a CRC-32's four bytes would be read as
+                # element headers (and fail when the sum's first byte claims a long id)
+                if tid == _TRACK_ENTRY
             )
             out += _element(eid, entries)
         elif eid == _CLUSTER:

@@ -159,12 +159,14 @@ def build(
             with contextlib.suppress(OSError, BuildStopped):
                 _write_tables(store, progress.done, log, progress)
             raise
-        index_rows = _write_tables(store, progress.done, log, progress)
+        index_rows, records = _write_tables(store, progress.done, log, progress)
         wall = time.perf_counter() - started
         results = sorted(progress.done, key=lambda r: r.path)
         stats = run_stats(results, wall, config, ex_name, index_rows)
         stats["stages"] = monitor.summary(wall)
         stats["runtime"] = runtime
+        # which reproducibility the output can promise: one mode per kind of film record
+        stats["determinism"] = sorted({r.get("determinism", "unknown") for r in records})
         _stop_on_full_disk(lambda: store.write_bytes("stats.json", json_bytes(stats)))
         log.line(f"build ended: {stats['films']}")
     out_root = store.root if store.remote else Path(store.root)
@@ -233,8 +235,9 @@ def _stop_on_full_disk(write: Callable[[], None]) -> None:
 
 def _write_tables(
     store: Storage, results: list[FilmResult], log: BuildLog, progress: Progress
-) -> list[dict]:
-    """films.parquet and index.parquet from the records on disk (see tables.py)."""
+) -> tuple[list[dict], list[dict]]:
+    """films.parquet and index.parquet from the records on disk (see tables.py); returns the
+    index rows and the records."""
     records = read_records(store)  # a record this run cannot read is set aside here too
     for q in records.quarantined:
         log.line(f"unreadable film record set aside: {q}")
@@ -247,7 +250,7 @@ def _write_tables(
     index = index_rows(records)
     _stop_on_full_disk(lambda: store.write_bytes("films.parquet", table_bytes(rows, "films")))
     _stop_on_full_disk(lambda: store.write_bytes("index.parquet", table_bytes(index, "index")))
-    return index
+    return index, list(records.by_id.values())
 
 
 def _run_films(

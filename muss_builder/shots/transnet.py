@@ -23,14 +23,14 @@ WINDOW, CONTEXT, STEP = 100, 25, 50
 INPUT_SHAPE = (27, 48, 3)
 
 
-def _no_nvidia_device() -> bool:
+def no_nvidia_device() -> bool:
     """True when this machine certainly has no NVIDIA GPU (no device node), so "auto" can
     answer "cpu" without importing torch, which costs a second of every command's start."""
     return not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
 
 
 def resolve_device(device: str) -> str:
-    if device == "auto" and _no_nvidia_device():
+    if device == "auto" and no_nvidia_device():
         return "cpu"
     import torch
 

@@ -144,6 +144,7 @@ def test_reference_is_user_sized(reference: BuildSummary) -> None:
     (record,) = records(reference.out).values()
     assert record["probe"]["height"] >= 720 and record["probe"]["duration_seconds"] >= 30
     assert record["determinism"] == "bitexact-cpu"
+    assert reference.stats["determinism"] == ["bitexact-cpu"]
     kinds = {t["kind"] for t in record["transitions"]}
     assert {"cut", "dissolve"} <= kinds
     rows = pq.read_table(reference.out / "index.parquet").to_pylist()
