@@ -26,6 +26,7 @@ from muss_builder.runtime.outdir import (
     clean_leftovers,
     fatal_cause,
     prepare_local,
+    read_record,
     read_records,
 )
 from muss_builder.runtime.stages import (
@@ -144,10 +145,8 @@ def build(
         log.line(f"build by pid {os.getpid()}: {len(movies)} input(s), pipeline {config.name}")
         notes = [lock.note] if lock.note else []
         notes += [f"removed a leftover of a killed run: {rel}" for rel in clean_leftovers(store)]
-        notes += [f"unreadable film record set aside: {q}" for q in read_records(store).quarantined]
         for note in notes:
-            log.line(note)
-            progress.notice(note)
+            _tell(note, log, progress)
         ex_name = executor or config.runtime.executor
         try:
             monitor, runtime = _run(
@@ -215,12 +214,22 @@ def _run(
                 add(FilmResult(path, film_id, status="skipped", reason=why, attempts=0))
             else:
                 first_path[film_id] = path
-                record = film_is_complete(store, film_id, config.fingerprint())
-                if record is not None:
+                # an unreadable record is set aside here, before its film is rebuilt over it
+                # (records of films not given to this run are checked with the tables)
+                record, set_aside = read_record(store, film_id)
+                if set_aside:
+                    _tell(f"unreadable film record set aside: {set_aside}", log, progress)
+                if record is not None and film_is_complete(store, record, config.fingerprint()):
                     add(FilmResult.from_record(path, record, resumed=True))
                 else:
                     todo.append((path, film_id))
         return _run_films(ex, todo, stages, config, store.root, progress, add)
+
+
+def _tell(note: str, log: BuildLog, progress: Progress) -> None:
+    """A note for the log and the live view (a lock taken over, a record set aside)."""
+    log.line(note)
+    progress.notice(note)
 
 
 def _stop_on_full_disk(write: Callable[[], None]) -> None:
@@ -240,12 +249,10 @@ def _write_tables(
     index rows and the records."""
     records = read_records(store)  # a record this run cannot read is set aside here too
     for q in records.quarantined:
-        log.line(f"unreadable film record set aside: {q}")
-        progress.notice(f"unreadable film record set aside: {q}")
+        _tell(f"unreadable film record set aside: {q}", log, progress)
     earlier, problem = earlier_film_rows(store)
     if problem:
-        log.line(problem)
-        progress.notice(problem)
+        _tell(problem, log, progress)
     rows = film_rows(records, sorted(results, key=lambda r: r.path), earlier)
     index = index_rows(records)
     _stop_on_full_disk(lambda: store.write_bytes("films.parquet", table_bytes(rows, "films")))

@@ -59,25 +59,20 @@ def write_json_atomic(path: Path, document: Any) -> None:
     write_atomic(path, json_bytes(document))
 
 
-def film_is_complete(store: Storage, film_id: str, config_hash: str) -> dict | None:
-    """The film's record if it was built with this config and every shard it lists is in
-    place, else None.
+def film_is_complete(store: Storage, record: dict, config_hash: str) -> bool:
+    """Whether the film of ``record`` (read with ``outdir.read_record``) was built with this
+    config and every shard it lists is in place.
 
     The film json is written last, after every shard was renamed (or uploaded) into place, so
     it is the completion marker; sizes are checked so a shard replaced by hand is noticed, and
     the config hash so that a rerun with other settings rebuilds the film instead of keeping
     samples made under the old ones.
     """
-    try:
-        record = json.loads(store.read_bytes(f"films/{film_id}.json"))
-    except (OSError, json.JSONDecodeError):
-        return None
     if (record.get("pipeline") or {}).get("config_hash") != config_hash:
-        return None
-    for shard in record.get("shards", []):
-        if store.size(f"shards/{shard['name']}") != shard["size_bytes"]:
-            return None
-    return record
+        return False
+    return all(
+        store.size(f"shards/{shard['name']}") == shard["size_bytes"] for shard in record["shards"]
+    )
 
 
 def remove_film_outputs(store: Storage, film_id: str) -> None:

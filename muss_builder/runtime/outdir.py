@@ -120,17 +120,29 @@ def read_records(store: Storage) -> Records:
     then rebuilt, as it has no record) and reported, never fatal to the tables."""
     records = Records()
     for rel in store.list("films", ".json"):
-        try:
-            data = store.read_bytes(rel)
-        except FileNotFoundError:
-            continue
-        record, problem = record_problem(rel, data)
+        record, note = _read_or_set_aside(store, rel)
         if record is not None:
             records.by_id[record["film_id"]] = record
-            continue
-        target = _quarantine(store, rel, data)
-        records.quarantined.append(f"{rel} -> {target}: {problem}")
+        elif note:
+            records.quarantined.append(note)
     return records
+
+
+def read_record(store: Storage, film_id: str) -> tuple[dict | None, str | None]:
+    """The record of one film (None when it has none), or None and what was set aside: the
+    same checks as ``read_records``, for the film a build is about to resume or rebuild."""
+    return _read_or_set_aside(store, f"films/{film_id}.json")
+
+
+def _read_or_set_aside(store: Storage, rel: str) -> tuple[dict | None, str | None]:
+    try:
+        data = store.read_bytes(rel)
+    except FileNotFoundError:
+        return None, None
+    record, problem = record_problem(rel, data)
+    if record is not None:
+        return record, None
+    return None, f"{rel} -> {_quarantine(store, rel, data)}: {problem}"
 
 
 def _quarantine(store: Storage, rel: str, data: bytes) -> str:
