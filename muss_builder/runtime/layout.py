@@ -45,6 +45,17 @@ class OutputLayout:
         self.films.mkdir(parents=True, exist_ok=True)
 
 
+def is_leftover(name: str, in_root: bool = False) -> bool:
+    """Whether a file named ``name`` in shards/ or films/ (``in_root``: in OUT itself) is a
+    temporary of an interrupted writer (write_atomic, Storage's tmp + rename, the shard
+    writer's hidden partial tar) or a stray ``*.tmp``/``*.part``: a finished build leaves
+    none, the next build removes them and ``validate`` names them. In the root only dot-named
+    temporaries count: ``.lock`` and the user's own dot-files stay."""
+    if in_root:
+        return name.startswith(".") and (".tmp" in name or ".part" in name)
+    return name.startswith(".") or name.endswith((".tmp", ".part")) or ".tmp-" in name
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary sibling and rename: readers see the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

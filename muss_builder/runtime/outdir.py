@@ -15,13 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from muss_builder.media.tools import MediaError
+from muss_builder.runtime.layout import is_leftover
 from muss_builder.runtime.lock import LOCK_NAME, OutputError
 from muss_builder.runtime.storage import Storage
 from muss_builder.shards.schemas import table_schema
 
 QUARANTINE = "quarantine/films"
-# Root files written by tmp + rename (storage._replace_atomically, layout.write_atomic).
-_ROOT_TEMPORARY = (".part", ".tmp-")
 
 
 # Errors of the machine, not of the film: every later film would fail the same way.
@@ -58,8 +57,8 @@ def prepare_local(root: str) -> None:
 
 
 def clean_leftovers(store: Storage) -> list[str]:
-    """Remove the temporaries of killed runs (every dot-file in shards/ and films/, and the
-    root's tmp + rename files); return their paths relative to the root."""
+    """Remove the temporaries of killed runs (``layout.is_leftover``); return their paths
+    relative to the root."""
     if store.remote:  # objects appear whole: a killed upload leaves nothing visible
         return []
     root = Path(store.root)
@@ -69,12 +68,9 @@ def clean_leftovers(store: Storage) -> list[str]:
         if not base.is_dir():
             continue
         for entry in os.scandir(base):
-            if not entry.is_file(follow_symlinks=False) or not entry.name.startswith("."):
-                continue
-            if not folder and not any(mark in entry.name for mark in _ROOT_TEMPORARY):
-                continue  # the lock and the user's own dot-files stay
-            os.unlink(entry.path)
-            removed.append(f"{folder}/{entry.name}" if folder else entry.name)
+            if entry.is_file(follow_symlinks=False) and is_leftover(entry.name, not folder):
+                os.unlink(entry.path)
+                removed.append(f"{folder}/{entry.name}" if folder else entry.name)
     return sorted(removed)
 
 

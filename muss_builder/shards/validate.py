@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from muss_builder.runtime.layout import OutputLayout
+from muss_builder.runtime.layout import OutputLayout, is_leftover
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.schemas import schema_errors, table_schema
 from muss_builder.shards.untrusted import UntrustedJSONError, load_json, printable
@@ -45,17 +45,13 @@ class _Films:
 # ---------------------------------------------------------------------------- leftovers
 
 
-def _is_temporary(name: str) -> bool:
-    return name.startswith(".") or name.endswith((".tmp", ".part")) or ".tmp-" in name
-
-
 def _check_folder(report: ValidationReport, folder: Path, prefix: str, suffix: str) -> None:
     """Only ``*{suffix}`` files belong in ``folder``: anything else is named."""
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         rel = f"{prefix}{path.name}"
         if ".partial" in path.name:
             report.add(rel, _PARTIAL)
-        elif _is_temporary(path.name):
+        elif is_leftover(path.name):
             report.add(rel, _TEMPORARY)
         elif path.is_dir():
             report.add(rel, "unexpected folder")
@@ -69,8 +65,7 @@ def _check_leftovers(report: ValidationReport, layout: OutputLayout) -> None:
     _check_folder(report, layout.shards, "shards/", ".tar")
     _check_folder(report, layout.films, "films/", ".json")
     for path in sorted(layout.root.iterdir()):
-        # OUT/.lock is the running build's lock, not a leftover
-        if path.name.startswith(".") and (".tmp" in path.name or ".part" in path.name):
+        if is_leftover(path.name, in_root=True):  # OUT/.lock is the running build's lock
             report.add(path.name, _TEMPORARY)
     quarantine = layout.root / "quarantine"
     for path in sorted(quarantine.rglob("*")) if quarantine.is_dir() else []:

@@ -95,6 +95,9 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_build(tmp_path, reels,
         out / "films" / ".0123456789abcdef.json.tmp-4242",
         out / ".films.parquet.k3j2h1.part",
         out / ".index.parquet.tmp-4242",
+        # stray temporaries named without a dot: validate names them, so the build cleans them
+        out / "shards" / "0123456789abcdef-00000.tar.tmp",
+        out / "films" / "0123456789abcdef.json.part",
     ]
     for path in leftovers:
         path.write_bytes(b"half")
