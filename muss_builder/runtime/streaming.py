@@ -200,6 +200,10 @@ class _Film:
     finished: bool = False
     retries: list[str] = field(default_factory=list)
 
+    def retry_notes(self) -> list[str]:
+        """What the build log says of this film's lost attempts."""
+        return [f"retried after: {why}" for why in self.retries]
+
 
 @dataclass
 class _Call:
@@ -355,7 +359,7 @@ class RayStreamingRunner:
         result = report.result
         assert result is not None
         result.attempts = film.attempt + 1
-        result.notes[:0] = [f"retried after: {why}" for why in film.retries]
+        result.notes[:0] = film.retry_notes()
         if report.status == "failed":
             film.finished = True
             return result
@@ -385,7 +389,7 @@ class RayStreamingRunner:
             reason=reason,
             attempts=film.attempt + 1,
             traceback=trace,
-            notes=[f"retried after: {why}" for why in film.retries],
+            notes=film.retry_notes(),
         )
 
 

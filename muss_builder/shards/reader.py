@@ -306,10 +306,7 @@ def iter_members(
                         raise ShardFormatError(shard, info.name, "truncated member data")
                     problem = _problem(info, limits)
                     if problem is not None:
-                        error = ShardFormatError(shard, info.name, problem)
-                        if on_problem is None:
-                            raise error
-                        on_problem(error)
+                        _report(on_problem, ShardFormatError(shard, info.name, problem))
                         last = info.name
                         continue
                     data = None
