@@ -1,0 +1,126 @@
+"""A refactor leaves the output alone: the code at ``BASELINE`` and the code of this tree build
+the same films with the default pipeline, and the shards, the index, films.parquet and the film
+records come out identical (byte for byte for the shards; the tables and records minus the
+wall-clock seconds, the one thing a build may not repeat).
+
+The baseline's code is taken from git (``git archive``) into a temporary folder and run there in
+its own process, so both builds use this machine's ffmpeg, libraries and the same input files.
+The films: the demo footage that ships in packages (real cuts, a music video) and a film of
+real faces (subject track, reference crops), seed 1.
+
+When an issue changes the output on purpose, move ``BASELINE`` to the commit that made the
+change and say so in the commit message: the test then guards the next refactor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from muss_builder.media.demo_footage import demo_films
+
+# The last commit before the "one record, one core" refactor (issue 15).
+BASELINE = "59bd604f271f9a9c93b2bb37aae2ceeb63ff2bcc"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=False)
+
+
+def baseline_tree(dest: Path) -> Path:
+    """The baseline's files in ``dest`` (skips when this checkout has no history to take
+    them from, e.g. an unpacked tarball or a shallow clone)."""
+    if shutil.which("git") is None or _git("cat-file", "-e", f"{BASELINE}^{{commit}}").returncode:
+        pytest.skip(f"the baseline commit {BASELINE[:9]} is not in this checkout's history")
+    archive = _git("archive", "--format=tar", BASELINE, "muss_builder", "pipelines", "schemas")
+    assert archive.returncode == 0, archive.stderr.decode()
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def build_with(tree: Path, films: list[Path], out: Path) -> None:
+    """``muss-builder build`` with the package of ``tree`` (first on the path, cwd there too:
+    ``python -m`` puts the working directory before PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-m", "muss_builder.cli.main", "build", *map(str, films)]
+    cmd += ["--out", str(out), "--config", "default", "--executor", "inline"]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"build with {tree} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def shard_members(out: Path) -> dict[str, bytes]:
+    members = {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for info in tar.getmembers():
+                data = tar.extractfile(info)
+                members[f"{shard.name}:{info.name}"] = data.read() if data else b""
+    return members
+
+
+def records(out: Path) -> dict[str, dict]:
+    docs = {}
+    for path in sorted((out / "films").glob("*.json")):
+        doc = json.loads(path.read_text())
+        doc.pop("timings", None)
+        docs[path.name] = doc
+    return docs
+
+
+def film_rows(out: Path) -> list[dict]:
+    rows = pq.read_table(out / "films.parquet").to_pylist()
+    return [{k: v for k, v in row.items() if not k.startswith("seconds_")} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory: pytest.TempPathFactory, people) -> tuple[Path, Path]:
+    from muss_builder.subjects.face_film import make_face_film
+
+    root = tmp_path_factory.mktemp("unchanged")
+    make_face_film(root / "faces.mp4", people[:4], shots_per_person=2, seed=1)
+    films = [*demo_films(), root / "faces.mp4"]
+    base = baseline_tree(root / "baseline")
+    build_with(base, films, root / "before")
+    build_with(REPO, films, root / "after")
+    return root / "before", root / "after"
+
+
+def test_the_builds_are_worth_comparing(two_builds: tuple[Path, Path]) -> None:
+    before, _ = two_builds
+    rows = film_rows(before)
+    assert sum(r["status"] == "ok" for r in rows) >= 2, rows
+    index = pq.read_table(before / "index.parquet").to_pylist()
+    assert {r["track"] for r in index} == {"montage", "subject"}, "no subject samples to compare"
+
+
+def test_shards_are_byte_identical(two_builds: tuple[Path, Path]) -> None:
+    before, after = two_builds
+    got, want = shard_members(after), shard_members(before)
+    assert sorted(got) == sorted(want), "shard members differ in name"
+    differ = [f"{k} ({len(got[k])} vs {len(want[k])} bytes)" for k in want if got[k] != want[k]]
+    assert not differ, f"{len(differ)} of {len(want)} shard members differ: {differ}"
+    for shard in sorted((before / "shards").glob("*.tar")):
+        assert (after / "shards" / shard.name).read_bytes() == shard.read_bytes(), shard.name
+
+
+def test_index_films_table_and_records_are_identical(two_builds: tuple[Path, Path]) -> None:
+    before, after = two_builds
+    assert (
+        pq.read_table(after / "index.parquet").to_pylist()
+        == pq.read_table(before / "index.parquet").to_pylist()
+    )
+    assert pq.read_table(after / "index.parquet").schema == pq.read_table(
+        before / "index.parquet"
+    ).schema
+    assert film_rows(after) == film_rows(before)
+    assert records(after) == records(before)
