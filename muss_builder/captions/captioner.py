@@ -33,7 +33,7 @@ from muss_builder.captions.text import (
     shot_prompt,
 )
 from muss_builder.config import CaptionsConfig
-from muss_builder.runtime.layout import write_atomic
+from muss_builder.core.storage import write_atomic
 
 
 @dataclass

@@ -12,13 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from muss_builder.config import PipelineConfig, load_pipeline
+from muss_builder.core.text import escape_path
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.runtime import build as build_lib
 from muss_builder.runtime.build import BuildStopped
 from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.lock import OutputError
 from muss_builder.runtime.monitor import StageMonitor
-from muss_builder.runtime.names import escape_path
 from muss_builder.shards.untrusted import printable
 
 console = Console(stderr=True)

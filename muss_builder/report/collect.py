@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from muss_builder.runtime.layout import OutputLayout
+from muss_builder.core.naming import OutputLayout
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     ReaderLimits,

@@ -12,16 +12,17 @@ from pathlib import Path
 
 from muss_builder import __version__
 from muss_builder.config import PipelineConfig
+from muss_builder.core.storage import Storage, is_remote, json_bytes
+from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
 from muss_builder.runtime.buildlog import BuildLog
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import STAGES, FilmResult
 from muss_builder.runtime.inputs import expand_inputs, identify
-from muss_builder.runtime.layout import film_is_complete, json_bytes
+from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
-from muss_builder.runtime.names import escape_path, utf8_text
 from muss_builder.runtime.outdir import (
     clean_leftovers,
     fatal_cause,
@@ -35,7 +36,6 @@ from muss_builder.runtime.stages import (
     default_stages,
     process_film,
 )
-from muss_builder.runtime.storage import Storage, is_remote
 from muss_builder.runtime.tables import earlier_film_rows, film_rows, index_rows, table_bytes
 
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+from muss_builder.core.storage import Storage
+from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.runtime.film_job import FilmResult
-from muss_builder.runtime.names import escape_path, utf8_text
-from muss_builder.runtime.storage import Storage
 
 
 class BuildLog:

@@ -16,10 +16,10 @@ from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
+from muss_builder.core.naming import OutputLayout
+from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.determinism import determinism_mode
 from muss_builder.media.probe import FilmProbe
-from muss_builder.runtime.layout import OutputLayout
-from muss_builder.runtime.names import escape_path, utf8_text
 from muss_builder.samples.windows import Window, WindowPlan
 from muss_builder.shards.writer import ShardInfo
 from muss_builder.shots.segment import Shot, ShotDetection

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from muss_builder.media.hashing import film_id_of
-from muss_builder.media.probe import check_readable_file
-from muss_builder.runtime.storage import (
+from muss_builder.core.storage import (
     expand_remote_inputs,
     film_cache_dir,
     is_remote,
     local_copy,
 )
+from muss_builder.media.hashing import film_id_of
+from muss_builder.media.probe import check_readable_file
 
 VIDEO_EXTENSIONS = (
     ".mp4",

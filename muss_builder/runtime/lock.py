@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from muss_builder.runtime.storage import Storage
+from muss_builder.core.storage import Storage
 
 LOCK_NAME = ".lock"
 

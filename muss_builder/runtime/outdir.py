@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from muss_builder.core.naming import is_leftover
+from muss_builder.core.storage import Storage
 from muss_builder.media.tools import MediaError
-from muss_builder.runtime.layout import is_leftover
 from muss_builder.runtime.lock import LOCK_NAME, OutputError
-from muss_builder.runtime.storage import Storage
 from muss_builder.shards.schemas import table_schema
 
 QUARANTINE = "quarantine/films"
@@ -57,7 +57,7 @@ def prepare_local(root: str) -> None:
 
 
 def clean_leftovers(store: Storage) -> list[str]:
-    """Remove the temporaries of killed runs (``layout.is_leftover``); return their paths
+    """Remove the temporaries of killed runs (``naming.is_leftover``); return their paths
     relative to the root."""
     if store.remote:  # objects appear whole: a killed upload leaves nothing visible
         return []

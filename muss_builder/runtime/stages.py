@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.core.storage import (
+    Storage,
+    film_cache_dir,
+    is_remote,
+    json_bytes,
+    local_copy,
+)
+from muss_builder.core.text import escape_path
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import probe_film
 from muss_builder.media.tools import MediaError
@@ -39,10 +47,8 @@ from muss_builder.runtime.film_job import (
     subject_sample,
     window_seconds,
 )
-from muss_builder.runtime.layout import json_bytes, remove_film_outputs, staging_layout
-from muss_builder.runtime.names import escape_path
+from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.outdir import fatal_cause
-from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.samples.metadata import index_row, sample_document, sample_key
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
@@ -152,7 +158,7 @@ class AnalyseStage(Stage):
             path = local_film(work)
             probe = probe_film(path, film_id=work.film_id, deinterlace=config.media.deinterlace)
             # The record names the film, not this node's copy of it, and a name that is not
-            # UTF-8 is escaped so that tables and JSON readers take it (runtime/names.py).
+            # UTF-8 is escaped so that tables and JSON readers take it (core/text.py).
             name = work.path.rsplit("/", 1)[-1]
             probe = probe.model_copy(
                 update={"path": escape_path(work.path), "file_name": escape_path(name)}

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.core.storage import Storage
 from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.layout import remove_film_outputs
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stages import Gathered, Stage, StageReport, new_work
-from muss_builder.runtime.storage import Storage
 
 WAIT_SECONDS = 0.5  # the live view refreshes at least this often
 PROBE_SECONDS = 1.0  # how often a restarting actor is asked whether it is back

@@ -13,10 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from muss_builder.core.storage import Storage, write_atomic
 from muss_builder.runtime.film_job import FilmResult
-from muss_builder.runtime.layout import write_atomic
 from muss_builder.runtime.outdir import Records
-from muss_builder.runtime.storage import Storage
 from muss_builder.shards.schemas import table_schema
 
 

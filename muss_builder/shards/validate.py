@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from muss_builder.runtime.layout import OutputLayout, is_leftover
+from muss_builder.core.naming import OutputLayout, is_leftover
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.schemas import schema_errors, table_schema
 from muss_builder.shards.untrusted import UntrustedJSONError, load_json, printable

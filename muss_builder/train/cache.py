@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import torch
 
-from muss_builder.runtime.layout import write_atomic
+from muss_builder.core.storage import write_atomic
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.shards.writer import FIXED_MTIME
 from muss_builder.train.data import DataConfig, ShardClipDataset

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from muss_builder.runtime.layout import OutputLayout, remove_film_outputs
-from muss_builder.runtime.storage import Storage
+from muss_builder.core.naming import OutputLayout
+from muss_builder.core.storage import Storage
+from muss_builder.runtime.layout import remove_film_outputs
 
 
 def test_remove_film_outputs_takes_finished_and_partial_files(tmp_path) -> None:

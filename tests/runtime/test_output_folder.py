@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.text import escape_path, path_bytes, unescape_path
 from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import BuildStopped, Progress, build
 from muss_builder.runtime.film_job import FilmWork
-from muss_builder.runtime.names import escape_path, path_bytes, unescape_path
 from muss_builder.runtime.stages import Stage, default_stages
 
 

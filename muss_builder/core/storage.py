@@ -1,4 +1,5 @@
-"""Read input films from, and write the dataset to, local paths or fsspec object stores.
+"""Read input films from, and write the dataset to, local paths or fsspec object stores; atomic
+writes of local files (``write_atomic``).
 
 Remote roots (``s3://bucket/prefix``, ``gs://...``) go through fsspec; local paths and
 ``file://`` urls go through the OS so writes keep their tmp + fsync + rename atomicity.
@@ -251,3 +252,18 @@ def local_copy(url: str, cache_dir: Path) -> Path:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
     return final
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling and rename: readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def json_bytes(document: Any) -> bytes:
+    """The bytes of a JSON document as every record and stats file of a build is written."""
+    return (json.dumps(document, indent=2, sort_keys=False) + "\n").encode()

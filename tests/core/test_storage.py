@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from muss_builder.runtime.inputs import VIDEO_EXTENSIONS
-from muss_builder.runtime.storage import (
+from muss_builder.core.storage import (
     OPTIONS_ENV,
     Storage,
     expand_remote_inputs,
     is_remote,
     local_copy,
 )
+from muss_builder.runtime.inputs import VIDEO_EXTENSIONS
 
 BINARY = bytes(range(256)) * 40 + b"\x00\r\n\xff"
 
