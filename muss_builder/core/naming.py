@@ -23,10 +23,10 @@ SHARDS_DIR = "shards"
 FILMS_DIR = "films"
 
 _FILM_ID = r"[0-9a-f]{16}"
-# Ordinals are written with at least five digits; a sixth appears past 99,999, and the
-# parsers accept it so that format -> parse is a round trip for every ordinal.
-_SHARD_NAME = re.compile(rf"({_FILM_ID})-(\d{{5,}})\.tar")
-_SAMPLE_KEY = re.compile(rf"({_FILM_ID})_(\d{{5,}})")
+# Five digits, as the schemas' patterns (schemas/*.schema.json) have them: a film of 100,000
+# shards or samples would break the contract, so the parsers refuse such names too.
+_SHARD_NAME = re.compile(rf"({_FILM_ID})-(\d{{5}})\.tar")
+_SAMPLE_KEY = re.compile(rf"({_FILM_ID})_(\d{{5}})")
 _REFERENCE_MEMBER = re.compile(r"ref(\d+)\.jpg")
 _FILM_RECORD = re.compile(rf"(?:.*/)?({_FILM_ID})\.json")
 

@@ -16,7 +16,7 @@ from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
-from muss_builder.core.naming import OutputLayout
+from muss_builder.core.naming import OutputLayout, reference_member
 from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.determinism import determinism_mode
 from muss_builder.media.probe import FilmProbe
@@ -173,7 +173,7 @@ def subject_sample(
     members: dict[str, bytes] = {}
     for sid in order[: params.max_subjects]:
         for ref in chosen[sid]:
-            name = f"ref{len(members)}.jpg"
+            name = reference_member(len(members))
             members[name] = ref.detection.crop or b""
             doc["references"].append({"member": name} | ref.provenance())
     return doc, members

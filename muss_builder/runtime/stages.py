@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.core.naming import film_record_path, sample_key
 from muss_builder.core.storage import (
     Storage,
     film_cache_dir,
@@ -49,7 +50,7 @@ from muss_builder.runtime.film_job import (
 )
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.outdir import fatal_cause
-from muss_builder.samples.metadata import index_row, sample_document, sample_key
+from muss_builder.samples.metadata import index_row, sample_document
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import detect_shots, settled_probe
@@ -354,7 +355,7 @@ class ShardsStage(Stage):
                 store.put_file(local, f"shards/{info.name}")
                 local.unlink()
         # Written last: its presence (with the shards it lists) marks the film complete.
-        store.write_bytes(f"films/{probe.film_id}.json", json_bytes(record))
+        store.write_bytes(film_record_path(probe.film_id), json_bytes(record))
         return work
 
 

@@ -42,10 +42,6 @@ def _shot_subjects(
     return [entries[k] for k in sorted(entries, key=subject_order)]
 
 
-def sample_key(film_id: str, ordinal: int) -> str:
-    return f"{film_id}_{ordinal:05d}"
-
-
 def sample_document(
     key: str,
     probe: FilmProbe,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from muss_builder.core.naming import is_reference_member
 from muss_builder.media.decode import FrameReader, scaled_size
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import (
@@ -27,8 +27,6 @@ from muss_builder.shards.reader import (
 )
 from muss_builder.shards.schemas import schema_errors
 from muss_builder.shards.untrusted import printable
-
-_REF = re.compile(r"^ref\d+\.jpg$")
 
 # Contact sheet geometry (pixels).
 THUMB_WIDTH = 160
@@ -82,7 +80,7 @@ def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
         "global_caption": bool(doc.get("global_caption")),
         "shot_captions": sum(bool(s.get("caption")) for s in shots),
         "subjects": [printable(x, 40) for x in doc.get("subjects") or []],
-        "n_refs": sum(bool(_REF.match(ext)) for ext in sample.entries),
+        "n_refs": sum(is_reference_member(ext) for ext in sample.entries),
         "members": sorted(sample.entries),
         "bytes": sum(m.size for m in sample.entries.values()),
     }

@@ -8,12 +8,12 @@ first bytes, so validating never holds a clip in memory.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from muss_builder.core.naming import film_of_shard, is_reference_member
 from muss_builder.media.tools import MediaError, binary, run
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
@@ -27,8 +27,6 @@ from muss_builder.shards.reader import (
 from muss_builder.shards.schemas import schema_errors
 from muss_builder.shards.untrusted import printable
 
-_SHARD_NAME = re.compile(r"^(?P<film_id>[0-9a-f]{16})-\d{5}\.tar$")
-_REF = re.compile(r"^ref\d+\.jpg$")
 _MAX_PROBLEM_CHARS = 500
 _MAX_SCHEMA_ERRORS = 10  # per document: a hostile one could have a million
 
@@ -58,7 +56,7 @@ def _check_members(report: ValidationReport, where: str, sample: ShardSample) ->
         if ext not in sample.entries:
             report.add(where, f"no .{ext} member")
     for ext in sorted(sample.entries):
-        if ext not in ("json", "mp4") and not _REF.match(ext):
+        if ext not in ("json", "mp4") and not is_reference_member(ext):
             report.add(where, f"unexpected member .{ext} (allowed: .json, .mp4, .ref{{k}}.jpg)")
 
 
@@ -125,7 +123,7 @@ def _reference_problems(doc: dict[str, Any], members: Mapping[str, bytes | Membe
         if doc["focus_subject"] not in doc["subjects"]:
             problems.append(f"focus subject {doc['focus_subject']} is not among its subjects")
     listed = {ref["member"] for ref in refs}
-    for name in sorted(m for m in members if _REF.match(m) and m not in listed):
+    for name in sorted(m for m in members if is_reference_member(m) and m not in listed):
         problems.append(f"member .{name} is not described in references")
     for ref in refs:
         name, source = ref["member"], ref["source_shot"]
@@ -243,9 +241,8 @@ def _check_sample(
 def check_shard(report: ValidationReport, path: Path) -> None:
     """Every problem of one shard and its samples, into ``report``."""
     rel = f"shards/{path.name}"
-    match = _SHARD_NAME.match(path.name)
-    film_id = match["film_id"] if match else None
-    if match is None:
+    film_id = film_of_shard(path.name)
+    if film_id is None:
         report.add(rel, "name is not {film_id}-{n:05d}.tar")
     keys: list[str] = []
     try:

@@ -14,21 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from muss_builder.core.naming import partial_shard_name, shard_name
+
 if TYPE_CHECKING:  # webdataset imports torch: a second's start-up every CLI call would pay
     from webdataset import TarWriter
 
 
 FIXED_MTIME = 946684800  # 2000-01-01T00:00:00Z: any constant works; this one reads as a date
 _BLOCK = 512
-
-
-def shard_name(film_id: str, n: int) -> str:
-    return f"{film_id}-{n:05d}.tar"
-
-
-def partial_name(film_id: str, n: int) -> str:
-    # the pid keeps two writers (say, a killed run's orphan and its rerun) off one temp file
-    return f".{shard_name(film_id, n)}.partial-{os.getpid()}"
 
 
 def tar_member_bytes(size: int) -> int:
@@ -97,7 +90,9 @@ class FilmShardWriter:
         if self._tar is None:
             from webdataset import TarWriter
 
-            self._fh = _HashingFile(self.shard_dir / partial_name(self.film_id, self._n))
+            self._fh = _HashingFile(
+                self.shard_dir / partial_shard_name(self.film_id, self._n, os.getpid())
+            )
             self._tar = TarWriter(
                 self._fh, user="", group="", mode=0o444, encoder=False, mtime=FIXED_MTIME
             )

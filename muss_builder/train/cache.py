@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 
+from muss_builder.core.naming import film_of_shard
 from muss_builder.core.storage import write_atomic
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.shards.writer import FIXED_MTIME
@@ -35,7 +36,6 @@ from muss_builder.train.encoders import TextEncoder, WanVAE, collate_latents, en
 from muss_builder.train.stream import (
     OnError,
     ShardStream,
-    film_of_shard,
     raise_error,
     resolve_shards,
 )
@@ -156,7 +156,7 @@ def cache_latents(
     # held-out films' shards are dropped before the rank split (never read, never cached);
     # samples of those films in shards named otherwise are skipped by ShardClipDataset
     excluded = set(data_cfg.exclude_film_ids)
-    kept = [s for s in inputs if film_of_shard(s) not in excluded]
+    kept = [s for s in inputs if film_of_shard(s.name) not in excluded]
     if len(kept) < len(inputs):
         summary.stats["skipped_holdout_shards"] += len(inputs) - len(kept)
         log.info("%d shards of excluded films not cached", len(inputs) - len(kept))

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +52,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from muss_builder.core.naming import film_of_key, film_of_shard, is_film_id
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     ReaderLimits,
@@ -69,8 +69,6 @@ __all__ = [
     "ShardStream",
     "Tag",
     "check_film_ids",
-    "film_of_key",
-    "film_of_shard",
     "raise_error",
     "rank_and_world",
     "resolve_shards",
@@ -81,32 +79,17 @@ log = logging.getLogger(__name__)
 
 OnError = Callable[[Exception], None]
 STATE_FORMAT = 1
-_FILM_ID = re.compile(r"[0-9a-f]{16}")
-_SHARD_NAME = re.compile(r"([0-9a-f]{16})-\d{5}\.tar")
-_SAMPLE_KEY = re.compile(r"([0-9a-f]{16})_\d+")
 
 
 def check_film_ids(film_ids: Iterable[str]) -> list[str]:
     """Film ids sorted and de-duplicated; ValueError naming any that is not 16 hex digits."""
     ids = list(film_ids)
-    bad = [f for f in ids if not isinstance(f, str) or not _FILM_ID.fullmatch(f)]
+    bad = [f for f in ids if not is_film_id(f)]
     if bad:
         raise ValueError(
             f"film ids must be 16 lowercase hex digits (as in shard names): {bad[:5]!r}"
         )
     return sorted(set(ids))
-
-
-def film_of_shard(shard: Path) -> str | None:
-    """The film a shard named ``{film_id}-{n:05d}.tar`` holds; None for other names."""
-    match = _SHARD_NAME.fullmatch(shard.name)
-    return match[1] if match else None
-
-
-def film_of_key(key: str) -> str | None:
-    """The film of a sample key ``{film_id}_{i:05d}``; None for other keys."""
-    match = _SAMPLE_KEY.fullmatch(key)
-    return match[1] if match else None
 
 
 def raise_error(exc: Exception) -> None:
@@ -224,7 +207,7 @@ class ShardStream(IterableDataset):
         # share out only shards that are read, and the resume state describes that list
         if not self.exclude_film_ids:
             return shards
-        kept = [s for s in shards if film_of_shard(s) not in self.exclude_film_ids]
+        kept = [s for s in shards if film_of_shard(s.name) not in self.exclude_film_ids]
         dropped = len(shards) - len(kept)
         if dropped:
             self.stats["skipped_holdout_shards"] += dropped
