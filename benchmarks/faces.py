@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 
 from muss_builder.config import PipelineConfig, load_pipeline
+from muss_builder.core.models import offline_face_pack_dir
 from muss_builder.media.probe import probe_film
 from muss_builder.shots.segment import detect_shots
 from muss_builder.subjects.face_film import encode_stills, make_face_film, shipped_people
-from muss_builder.subjects.faces import FaceDetector, offline_pack_dir
+from muss_builder.subjects.faces import FaceDetector
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
 
 
@@ -73,7 +74,7 @@ def score(result: FilmSubjects, truth: list[str]) -> dict[str, float]:
 def crowd_frame(shift: int) -> np.ndarray:
     """The shipped team photo shrunk (faces 10-14 px) and tiled over 1280x720, shifted and
     relit per shot so that the shots cut."""
-    players = cv2.imread(str(offline_pack_dir() / "players.jpg"))
+    players = cv2.imread(str(offline_face_pack_dir() / "players.jpg"))
     tile = cv2.resize(players, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
     rows, cols = -(-720 // tile.shape[0]) + 1, -(-1280 // tile.shape[1]) + 1
     frame = np.tile(tile, (rows, cols, 1))[shift : shift + 720, 2 * shift : 2 * shift + 1280]

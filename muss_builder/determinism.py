@@ -29,7 +29,7 @@ Determinism = Literal["bitexact-cpu", "gpu-nondeterministic", "model-nondetermin
 
 def gpu_visible() -> bool:
     """An NVIDIA device node on this machine (cheap: no torch or CUDA import)."""
-    from muss_builder.shots.transnet import no_nvidia_device
+    from muss_builder.core.models import no_nvidia_device
 
     return not no_nvidia_device()
 

@@ -33,6 +33,7 @@ from muss_builder.captions.text import (
     shot_prompt,
 )
 from muss_builder.config import CaptionsConfig
+from muss_builder.core.models import loaded_model
 from muss_builder.core.storage import write_atomic
 
 
@@ -73,28 +74,29 @@ class CaptionStats:
         return asdict(self) | {"model_seconds": round(self.model_seconds, 4)}
 
 
-_BACKENDS: dict[str, Any] = {}  # one loaded model per worker process, reused across films
-
-
 def make_backend(config: CaptionsConfig) -> Any:
-    from muss_builder.captions.backends import OpenAIBackend, TransformersBackend
+    """The backend of ``config``, set up; one per worker process, reused across films."""
+    return loaded_model(f"captions:{config.model_dump_json()}", lambda: _new_backend(config))
 
-    key = config.model_dump_json()
-    if key not in _BACKENDS:
-        if config.backend == "transformers":
-            backend = TransformersBackend(
-                str(config.model), device=config.device, batch_size=config.batch_size,
-                max_image_side=config.image_side,
-            )  # fmt: skip
-        else:
-            backend = OpenAIBackend(
-                str(config.model), base_url=config.base_url, api_key_env=config.api_key_env,
-                timeout_s=config.timeout_s, max_retries=config.max_retries,
-                concurrency=config.concurrency, max_image_side=config.image_side,
-            )  # fmt: skip
-        backend.setup()
-        _BACKENDS[key] = backend
-    return _BACKENDS[key]
+
+def _new_backend(config: CaptionsConfig) -> Any:
+    from muss_builder.captions.openai_backend import OpenAIBackend
+    from muss_builder.captions.transformers_backend import TransformersBackend
+
+    backend: Any
+    if config.backend == "transformers":
+        backend = TransformersBackend(
+            str(config.model), device=config.device, batch_size=config.batch_size,
+            max_image_side=config.image_side,
+        )  # fmt: skip
+    else:
+        backend = OpenAIBackend(
+            str(config.model), base_url=config.base_url, api_key_env=config.api_key_env,
+            timeout_s=config.timeout_s, max_retries=config.max_retries,
+            concurrency=config.concurrency, max_image_side=config.image_side,
+        )  # fmt: skip
+    backend.setup()
+    return backend
 
 
 class Captioner:

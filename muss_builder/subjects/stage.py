@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from muss_builder.config import SubjectsConfig
+from muss_builder.core.models import loaded_model
 from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import ShotDetection
 from muss_builder.subjects.identities import IdentityParams, cluster_identities
@@ -142,29 +143,27 @@ def subject_order(sid: str) -> tuple[str, int]:
     return sid[0], int(sid[1:])
 
 
-# Models are loaded once per worker process and reused for every film it processes (a Ray
-# worker runs many films; loading the face pack takes longer than detecting on a shot).
-_MODELS: dict[str, Any] = {}
-
-
 def _face_detector(config: SubjectsConfig) -> Any:
+    """The face detector of ``config``, set up; one per worker process (``loaded_model``)."""
     from muss_builder.subjects.faces import FaceDetector
 
     f = config.faces
-    key = f"faces:{f.pack}:{f.det_size}:{f.min_score}:{f.device}:{f.min_size}"
-    if key not in _MODELS:
+
+    def load() -> FaceDetector:
         detector = FaceDetector(f.pack, f.det_size, f.min_score, f.device, f.min_size)
         detector.setup()
-        _MODELS[key] = detector
-    return _MODELS[key]
+        return detector
+
+    return loaded_model(f"faces:{f.pack}:{f.det_size}:{f.min_score}:{f.device}:{f.min_size}", load)
 
 
 def _object_stage(config: SubjectsConfig) -> Any:
+    """The object stage of ``config``, set up; one per worker process (``loaded_model``)."""
     from muss_builder.subjects.objects import ObjectStage
 
     o = config.objects
-    key = f"objects:{o.model_dump_json()}"
-    if key not in _MODELS:
+
+    def load() -> ObjectStage:
         stage = ObjectStage(
             detector=o.detector,
             detector_model=o.detector_model,
@@ -175,8 +174,9 @@ def _object_stage(config: SubjectsConfig) -> Any:
             device=o.device,
         )
         stage.setup()
-        _MODELS[key] = stage
-    return _MODELS[key]
+        return stage
+
+    return loaded_model(f"objects:{o.model_dump_json()}", load)
 
 
 def _clip_box(

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from muss_builder.bench.script import Script, load_script
+from muss_builder.core.models import pick_device
 from muss_builder.media.clips import x264_threads
 from muss_builder.media.decode import even
 from muss_builder.media.tools import MediaError, binary, last_lines
@@ -232,11 +233,7 @@ def generate(
     steps = steps or cfg.sample.steps
     cfg_scale = cfg.sample.cfg_scale if cfg_scale is None else cfg_scale
     shift = shift or cfg.sample.shift
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    dev = torch.device(device)
+    dev = torch.device(pick_device(device))
     model = _load_model(loaded, dev)
     vae, text = load_encoders(cfg, dev)
     check_widths(model.config, vae.channels, text.dim)

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from muss_builder.subjects.faces import FaceDetector, head_pose, offline_pack_dir, resolve_pack
+from muss_builder.core.models import offline_face_pack_dir, resolve_face_pack
+from muss_builder.subjects.faces import FaceDetector, head_pose
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def detector() -> FaceDetector:
 
 
 def photo(name: str) -> np.ndarray:
-    image = cv2.imread(str(offline_pack_dir() / name))
+    image = cv2.imread(str(offline_face_pack_dir() / name))
     assert image is not None
     return image
 
@@ -88,4 +89,4 @@ def test_pose_of_a_frontal_layout() -> None:
 
 def test_missing_pack_says_where_to_put_it(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="never downloads"):
-        resolve_pack(str(tmp_path / "nope"))
+        resolve_face_pack(str(tmp_path / "nope"))

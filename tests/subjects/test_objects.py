@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from muss_builder.subjects.embedders import ColourHistogramEmbedder, CropEmbedder
 from muss_builder.subjects.objects import (
     DETECTORS,
-    ColourHistogramEmbedder,
-    CropEmbedder,
     ObjectStage,
     TransformersDetector,
     make_detector,

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.models import offline_face_pack_dir
 from muss_builder.media.probe import probe_film
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shots.segment import detect_shots
 from muss_builder.subjects.face_film import Person, encode_stills, render_shot
-from muss_builder.subjects.faces import offline_pack_dir
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
 
 
@@ -39,7 +39,7 @@ def test_films_without_faces_have_no_subjects_and_no_subject_track(
 def crowd() -> np.ndarray:
     """About 170 faces 10-14 px high: the 22 players of a shipped photo, shrunk and tiled
     over a 1280x720 frame."""
-    players = cv2.imread(str(offline_pack_dir() / "players.jpg"))
+    players = cv2.imread(str(offline_face_pack_dir() / "players.jpg"))
     tile = cv2.resize(players, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
     rows = -(-720 // tile.shape[0])
     cols = -(-1280 // tile.shape[1])

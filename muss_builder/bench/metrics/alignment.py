@@ -22,16 +22,7 @@ from typing import Any
 import numpy as np
 
 from muss_builder.bench.metrics.consistency import unit
-from muss_builder.subjects.objects import _missing_model, resolve_model, torch_device
-
-
-def _local(model: str, loader: Any) -> Any:
-    """``loader.from_pretrained`` on a folder or the local cache only, never the network."""
-    source, described = resolve_model(model)
-    try:
-        return loader.from_pretrained(source, local_files_only=True)
-    except OSError as err:  # transformers' "not found / could not connect" errors
-        raise _missing_model(model, described, err) from err
+from muss_builder.core.models import load_pretrained, pick_device
 
 
 def text_alignment(image_embeddings: np.ndarray, text_embedding: np.ndarray) -> float:
@@ -54,16 +45,16 @@ class ImageTextScorer:
     def setup(self) -> None:
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-        self._images = _local(self.model, AutoImageProcessor)
-        self._tokenizer = _local(self.model, AutoTokenizer)
-        network = _local(self.model, AutoModel)
+        self._images = load_pretrained(AutoImageProcessor, self.model)
+        self._tokenizer = load_pretrained(AutoTokenizer, self.model)
+        network = load_pretrained(AutoModel, self.model)
         for name in ("get_image_features", "get_text_features"):
             if not callable(getattr(network, name, None)):
                 raise ValueError(
                     f"{self.model}: {type(network).__name__} has no {name}; text alignment "
                     "needs a joint image-text model such as CLIP or SigLIP"
                 )
-        self._device = torch_device(self.device)
+        self._device = pick_device(self.device)
         self._model = network.to(self._device).eval()
 
     def embed_images(self, images_rgb: Sequence[np.ndarray]) -> np.ndarray:
@@ -113,9 +104,9 @@ class SentenceEmbedder:
     def setup(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        self._tokenizer = _local(self.model, AutoTokenizer)
-        network = _local(self.model, AutoModel)
-        self._device = torch_device(self.device)
+        self._tokenizer = load_pretrained(AutoTokenizer, self.model)
+        network = load_pretrained(AutoModel, self.model)
+        self._device = pick_device(self.device)
         self._model = network.to(self._device).eval()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

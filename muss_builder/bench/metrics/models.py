@@ -153,7 +153,7 @@ class MetricModels:
             self.frame_embedder = PixelEmbedder()
             self.methods["frames"] = "pixels (colour histogram + grey thumbnail)"
         else:
-            from muss_builder.subjects.objects import CropEmbedder
+            from muss_builder.subjects.embedders import CropEmbedder
 
             self.frame_embedder = CropEmbedder(cfg.frame_embedder, device=cfg.device)
             self.methods["frames"] = cfg.frame_embedder
@@ -172,7 +172,8 @@ class MetricModels:
 
 
 def make_judge(cfg: JudgeConfig) -> Any:
-    from muss_builder.captions.backends import OpenAIBackend, TransformersBackend
+    from muss_builder.captions.openai_backend import OpenAIBackend
+    from muss_builder.captions.transformers_backend import TransformersBackend
 
     if cfg.backend == "transformers":
         backend: Any = TransformersBackend(
