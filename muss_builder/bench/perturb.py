@@ -34,8 +34,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from muss_builder.bench.script import Box, Script
 from muss_builder.media.tools import MediaError, binary
+from muss_builder.train.script import Box, Script
 
 VARIANTS = ("sticker", "shuffled", "moved_cuts")
 

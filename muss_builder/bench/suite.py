@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from muss_builder.bench.script import Box, Script, ScriptReference, ScriptShot
+from muss_builder.train.script import Box, Script, ScriptReference, ScriptShot
 
 SUITE_VERSION = "1.0"
 SUITE_FILE = "suite.json"

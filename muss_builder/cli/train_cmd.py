@@ -84,11 +84,11 @@ def _setup_logging() -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from muss_builder.bench.script import ScriptError
     from muss_builder.media.tools import MediaError
     from muss_builder.shards.reader import ShardFormatError
     from muss_builder.train.checkpoint import CheckpointError
     from muss_builder.train.feed import DataError
+    from muss_builder.train.script import ScriptError
 
     # ValueError: inputs the model or data refuse (shapes, widths), named in the message
     return (

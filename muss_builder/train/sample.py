@@ -37,7 +37,6 @@ import cv2
 import numpy as np
 import torch
 
-from muss_builder.bench.script import Script, load_script
 from muss_builder.core.models import pick_device
 from muss_builder.media.clips import x264_threads
 from muss_builder.media.decode import even
@@ -46,6 +45,7 @@ from muss_builder.train.checkpoint import load_weights_for_inference
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.data import square_reference
 from muss_builder.train.flow import euler_sample
+from muss_builder.train.script import Script, load_script
 from muss_builder.train.types import TEXT_GLOBAL, LatentBatch
 
 SIZE_MULTIPLE = 16  # pixels per token side: VAE stride 8 x DiT patch 2

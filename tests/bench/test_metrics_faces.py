@@ -23,8 +23,8 @@ import pytest
 from muss_builder.bench.metrics import MetricModels, VideoScore, load_bench_models, read_video
 from muss_builder.bench.metrics import score_video as score
 from muss_builder.bench.metrics.locate import paste
-from muss_builder.bench.script import Script, ScriptReference, ScriptShot
 from muss_builder.subjects.face_film import Person, encode_stills, render_shot, shipped_people
+from muss_builder.train.script import Script, ScriptReference, ScriptShot
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 
 from muss_builder.bench.metrics import MetricModels, load_bench_models, score_video
 from muss_builder.bench.metrics.narrative import QUESTIONS
-from muss_builder.bench.script import Script, ScriptShot
+from muss_builder.train.script import Script, ScriptShot
 
 # what the fake judge answers to each question (found by its text in the prompt)
 ANSWERS = {"scene": "Yes.", "subject": "No, the faces differ.", "action": "yes", "spatial": "Hmm"}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from muss_builder.bench.metrics import MetricModels, load_bench_models, score_video
-from muss_builder.bench.script import Script, ScriptShot
+from muss_builder.train.script import Script, ScriptShot
 
 W, H, N = 320, 180, 24
 NIGHT = "A dark, static night shot with nobody in it."

@@ -21,9 +21,9 @@ from muss_builder.bench.metrics import (
     read_video,
     score_video,
 )
-from muss_builder.bench.script import Script, ScriptShot
 from muss_builder.media.synthetic import make_film
 from muss_builder.media.tools import MediaError
+from muss_builder.train.script import Script, ScriptShot
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_every_metric_left_none_says_why(
     import cv2
 
     from muss_builder.bench.metrics.narrative import narrative_coherence
-    from muss_builder.bench.script import ScriptReference
+    from muss_builder.train.script import ScriptReference
 
     frames, _ = three_shots
     cv2.imwrite(str(tmp_path / "ref.jpg"), np.ascontiguousarray(frames[40][..., ::-1]))

@@ -14,7 +14,6 @@ import pytest
 
 from muss_builder.bench.metrics import read_video
 from muss_builder.bench.perturb import load_crop_rgb, sticker, sticker_patch
-from muss_builder.bench.script import Script
 from muss_builder.bench.suite import (
     Suite,
     SuiteError,
@@ -26,6 +25,7 @@ from muss_builder.bench.suite import (
 )
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shards.reader import iter_samples, load_sample_json
+from muss_builder.train.script import Script
 
 
 def samples_by_key(dataset: Path) -> dict[str, dict]:

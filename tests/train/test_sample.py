@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from muss_builder.bench.script import Script, ScriptReference, ScriptShot, save_script
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.synthetic import cut_frames_in
 from muss_builder.media.tools import binary
@@ -29,6 +28,7 @@ from muss_builder.train.sample import (
     trim_shots,
     write_mp4,
 )
+from muss_builder.train.script import Script, ScriptReference, ScriptShot, save_script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from muss_builder.bench.metrics.consistency import unit
-from muss_builder.bench.script import Box, Script, ScriptReference
+from muss_builder.train.script import Box, Script, ScriptReference
 
 HEAD_MARGIN = 1.6  # face box -> head crop, as the dataset's reference crops are cut
 

@@ -22,7 +22,7 @@ from muss_builder.bench.metrics.models import MetricModels
 from muss_builder.bench.metrics.narrative import narrative_coherence
 from muss_builder.bench.metrics.reference import mean_or_none, score_references
 from muss_builder.bench.metrics.transitions import detect_cuts, match_cuts
-from muss_builder.bench.script import Script
+from muss_builder.train.script import Script
 
 METRIC_KEYS: tuple[str, ...] = (
     "text_alignment",
