@@ -1,6 +1,6 @@
-"""Non-face subjects: tiny randomly initialised transformers checkpoints (DINOv2, SigLIP,
-DETR) saved to and loaded from local folders (nothing is downloaded), the colour-histogram
-fallback, and the stage end to end."""
+"""Non-face subjects: a tiny randomly initialised DETR saved to and loaded from a local folder
+(nothing is downloaded), and the stage end to end with the embedders (``test_embedders.py``;
+the tiny DINOv2 and SigLIP folders come from ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from muss_builder.subjects.embedders import ColourHistogramEmbedder, CropEmbedder
 from muss_builder.subjects.objects import (
     DETECTORS,
     ObjectStage,
@@ -35,53 +34,6 @@ def chelsea() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR)
-
-
-@pytest.fixture(scope="module")
-def dinov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("dinov2")
-    config = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-    )
-    Dinov2Model(config).save_pretrained(folder)
-    BitImageProcessor(
-        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}
-    ).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("siglip")
-    tiny = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
-    config = SiglipConfig(
-        text_config={
-            **tiny,
-            "intermediate_size": 64,
-            "vocab_size": 64,
-            "max_position_embeddings": 8,
-            "bos_token_id": 1,
-            "eos_token_id": 2,
-            "pad_token_id": 0,
-        },
-        vision_config={**tiny, "intermediate_size": 64, "image_size": 32, "patch_size": 8},
-    )
-    SiglipModel(config).save_pretrained(folder)
-    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -153,65 +105,6 @@ def test_transformers_detector_end_to_end(detr_dir: Path) -> None:
     assert len(TransformersDetector(str(detr_dir), labels=None).detect(cat)) == 5
 
 
-# --- embedders -------------------------------------------------------------------------------
-
-
-def crops() -> list[np.ndarray]:
-    image = astronaut()
-    return [image[0:200, 100:250], image[300:500, 0:120], image[0:200, 100:250].copy()]
-
-
-def test_dinov2_embedder_uses_the_cls_token(dinov2_dir: Path) -> None:
-    import torch
-
-    emb = CropEmbedder(str(dinov2_dir), device="cpu", batch_size=2)
-    out = emb.embed(crops())
-    assert out.shape == (3, 32) and out.dtype == np.float32 and emb.dim == 32
-    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert np.array_equal(out[0], out[2])  # the same crop, in another batch
-    assert float(out[0] @ out[1]) < 0.999
-    assert np.array_equal(out, emb.embed(crops()))  # deterministic
-    assert emb.embed([]).shape == (0, 32)
-    # the branch taken: no get_image_features, so the CLS token of last_hidden_state
-    assert not emb._image_features
-    inputs = emb._processor(images=[crops()[1][..., ::-1].copy()], return_tensors="pt")
-    with torch.inference_mode():
-        cls = emb._model(**inputs).last_hidden_state[0, 0].numpy()
-    assert np.allclose(out[1], cls / np.linalg.norm(cls), atol=1e-5)
-
-
-def test_siglip_embedder_uses_image_features(siglip_dir: Path) -> None:
-    import torch
-
-    emb = CropEmbedder(str(siglip_dir), device="cpu")
-    out = emb.embed(crops())
-    assert emb._image_features
-    assert out.shape == (3, 32) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert np.array_equal(out[0], out[2]) and float(out[0] @ out[1]) < 0.999
-    inputs = emb._processor(images=[crops()[1][..., ::-1].copy()], return_tensors="pt")
-    with torch.inference_mode():
-        feats = emb._model.get_image_features(**inputs)
-    feats = (feats if torch.is_tensor(feats) else feats.pooler_output)[0].numpy()
-    assert np.allclose(out[1], feats / np.linalg.norm(feats), atol=1e-5)
-
-
-def test_colour_histogram_embedder() -> None:
-    emb = ColourHistogramEmbedder()
-    red, blue = np.zeros((64, 32, 3), np.uint8), np.zeros((64, 32, 3), np.uint8)
-    red[:] = (0, 0, 200)
-    blue[:] = (200, 0, 0)
-    red_over_blue = np.concatenate([red[:32], blue[32:]])
-    blue_over_red = np.concatenate([blue[:32], red[32:]])
-    out = emb.embed([red, blue, red_over_blue, blue_over_red, red.copy()])
-    assert out.shape == (5, 512) and out.dtype == np.float32
-    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert float(out[0] @ out[4]) == pytest.approx(1.0)
-    assert float(out[0] @ out[1]) < 0.1
-    # same colours, swapped between top and bottom: told apart
-    assert float(out[2] @ out[3]) < 0.1
-    assert emb.embed([]).shape == (0, 512)
-
-
 # --- the stage -------------------------------------------------------------------------------
 
 
@@ -246,15 +139,10 @@ def test_stage_with_transformers_detector(detr_dir: Path) -> None:
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="never downloads models"):
-        CropEmbedder(str(tmp_path / "dinov2-small")).setup()
-    with pytest.raises(FileNotFoundError, match="never downloads models"):
         ObjectStage(detector="transformers", detector_model=str(tmp_path / "detr")).setup()
     # a hub id that is not in the local cache: looked up there only, never fetched
     with pytest.raises(FileNotFoundError, match="never downloads models"):
-        CropEmbedder("nobody-here/no-such-model").setup()
-    # an empty folder is not a checkpoint either
-    with pytest.raises(FileNotFoundError, match="never downloads models"):
-        CropEmbedder(str(tmp_path)).setup()
+        TransformersDetector("nobody-here/no-such-detr").setup()
 
 
 def test_unknown_detector_lists_the_registry() -> None:
