@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.config import PipelineConfig
-from muss_builder.core.text import escape_path, path_bytes, unescape_path
+from muss_builder.core.text import path_bytes
 from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import BuildStopped, Progress, build
 from muss_builder.runtime.film_job import FilmWork
@@ -133,15 +133,6 @@ def test_every_output_file_follows_the_umask(tmp_path, reels, tiny_config, umask
         found[kind] += 1
     # shards, record, both tables, stats and the log; shards/, films/, logs/ and OUT
     assert found["file"] >= 6 and found["dir"] >= 4
-
-
-def test_escaped_names_give_back_the_exact_bytes() -> None:
-    for raw in (b"caf\xe9.mp4", b"a\\xe9b.mp4", b"\\\\x\xff\\", "été.mp4".encode(), b"plain"):
-        name = os.fsdecode(raw)
-        escaped = escape_path(name)
-        escaped.encode("utf-8")  # valid UTF-8, whatever the name
-        assert path_bytes(escaped) == raw and unescape_path(escaped) == name
-    assert escape_path("été.mp4") == "été.mp4"  # a valid name is stored as it is
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_escaped(tmp_path, reels, tiny_config) -> None:
