@@ -20,7 +20,6 @@ from functools import cache
 import numpy as np
 
 WINDOW, CONTEXT, STEP = 100, 25, 50
-INPUT_SHAPE = (27, 48, 3)
 
 
 def no_nvidia_device() -> bool:
@@ -62,7 +61,6 @@ class TransNetRunner:
     def __init__(self, device: str = "auto", batch_windows: int = 8) -> None:
         self.device = resolve_device(device)
         self.batch_windows = batch_windows
-        self.windows_run = 0
 
     def _run(self, windows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Run [100, 27, 48, 3] uint8 windows; return the middle 50 predictions of each."""
@@ -77,7 +75,6 @@ class TransNetRunner:
             single = single[:, CONTEXT : CONTEXT + STEP, 0].float().cpu().numpy()
             many = many[:, CONTEXT : CONTEXT + STEP, 0].float().cpu().numpy()
             out.extend(zip(single, many, strict=True))
-            self.windows_run += len(windows[i : i + self.batch_windows])
         return out
 
     @staticmethod
