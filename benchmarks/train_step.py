@@ -34,15 +34,13 @@ import torch
 
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.loop import (
-    EMA,
     build_model,
-    build_optimizer,
-    clip_gradients,
     peak_bf16_tflops,
     setup_distributed,
     train_step,
     wrap_model,
 )
+from muss_builder.train.optim import EMA, build_optimizer, clip_gradients
 from muss_builder.train.types import LatentBatch
 
 HEADER = (

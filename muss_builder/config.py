@@ -360,7 +360,6 @@ class RuntimeConfig(_Strict):
 
 class PipelineConfig(_Strict):
     name: str = "default"
-    profile: Literal["offline", "standard"] = "offline"
     media: MediaConfig = MediaConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     shots: ShotsConfig = ShotsConfig()
@@ -377,6 +376,9 @@ class PipelineConfig(_Strict):
         payload = self.model_dump(
             exclude={"runtime": True, "shots": {"range_seconds", "range_overlap_seconds"}}
         )
+        # ``profile`` was a setting nothing read (removed); every config had it as "offline",
+        # so the hash keeps that entry: outputs built before still resume instead of rebuilding
+        payload["profile"] = "offline"
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

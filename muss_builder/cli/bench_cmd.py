@@ -20,18 +20,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from muss_builder.bench.sbd import (
-    TOLERANCES,
-    FilmScore,
+from muss_builder.bench.sbd.report import format_markdown
+from muss_builder.bench.sbd.scoring import TOLERANCES, score_ground_truth
+from muss_builder.bench.sbd.tally import FilmScore, SetScore, aggregate
+from muss_builder.bench.sbd.truth import (
     GroundTruth,
     GroundTruthError,
-    SetScore,
-    aggregate,
-    format_markdown,
     load_ground_truth_dir,
     load_predictions,
     predictions_document,
-    score_ground_truth,
 )
 from muss_builder.media.tools import MediaError
 

@@ -8,7 +8,8 @@ So every member header is checked (type, name, size against a cap) before any of
 are read, the archive must end with the end-of-archive marker right after its last member,
 and a member's bytes are read only when the caller asks for them (``load``): the others stay
 on disk as a ``Member`` (shard, offset, size) that can be read, streamed or handed to ffmpeg
-later. Memory therefore stays flat whatever the shard holds.
+later. Memory therefore stays flat whatever the shard holds. The header checks are in
+``member_checks.py``.
 
 A problem with one member (a bad name, type or size; a duplicate) is raised as a
 ``ShardFormatError``, or, when the caller passes ``on_problem``, reported there while the
@@ -20,29 +21,22 @@ from __future__ import annotations
 
 import os
 import tarfile
-import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from muss_builder.shards.member_checks import (
+    CheckedTarInfo,
+    HeaderRefused,
+    name_problem,
+    type_problem,
+)
 from muss_builder.shards.untrusted import UntrustedJSONError, load_json, parse_size, quoted
 
 _BLOCK = 512
 _END_MARKER = b"\0" * (2 * _BLOCK)
 _CHUNK = 1 << 20
-# pax and GNU long-name headers are read whole by tarfile (and chained recursively): bound both
-_MAX_HEADER_BYTES = 64 * 1024
-_MAX_HEADER_CHAIN = 8
-_EXTENDED = (
-    tarfile.GNUTYPE_LONGNAME,
-    tarfile.GNUTYPE_LONGLINK,
-    tarfile.XHDTYPE,
-    tarfile.XGLTYPE,
-    tarfile.SOLARIS_XHDTYPE,
-)
-_MAX_NAME_BYTES = 255  # a file name component on every common file system
-_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format (bidi), surrogate, breaks
 
 GiB, MiB = 2**30, 2**20
 
@@ -183,35 +177,6 @@ class ShardSample:
         return f"{self.key}.{ext}"
 
 
-def name_problem(name: str) -> str | None:
-    """Why a member name is refused (checked before anything is written or printed), or None."""
-    if "\0" in name:
-        return "NUL character in the name"
-    bad = next((ch for ch in name if unicodedata.category(ch) in _BAD_CATEGORIES), None)
-    if bad is not None:
-        if unicodedata.category(bad) == "Cs":
-            return "the name is not valid UTF-8"
-        return f"control or format character U+{ord(bad):04X} in the name"
-    size = len(name.encode("utf-8"))
-    if size > _MAX_NAME_BYTES:
-        return f"name of {size} bytes (at most {_MAX_NAME_BYTES})"
-    drive = len(name) > 1 and name[0].isalpha() and name[1] == ":"  # C:... on Windows
-    if name.startswith(("/", "\\")) or drive:
-        return "absolute path"
-    if ".." in name.replace("\\", "/").split("/"):
-        return "path escapes the shard"
-    if "/" in name or "\\" in name:
-        return "member in a sub-folder (sample members are flat)"
-    key, dot, ext = name.partition(".")
-    if not key:
-        return "empty sample key"
-    if not dot or not ext:
-        return "no extension (members are named KEY.EXT)"
-    if "" in ext.split("."):
-        return "empty extension part"
-    return None
-
-
 def split_member_name(shard: str | Path, name: str) -> tuple[str, str]:
     """``(key, ext)`` of a member name, or ShardFormatError if the name is unsafe or malformed."""
     problem = name_problem(name)
@@ -221,50 +186,8 @@ def split_member_name(shard: str | Path, name: str) -> tuple[str, str]:
     return key, ext
 
 
-def _type_problem(member: tarfile.TarInfo) -> str | None:
-    # Only plain files: a link or device could point outside wherever the shard is extracted.
-    if member.isreg() and not member.issparse():
-        return None
-    kinds = [
-        ("symlink", member.issym()),
-        ("hardlink", member.islnk()),
-        ("directory", member.isdir()),
-        ("device", member.isdev()),
-        ("sparse file", member.issparse()),
-    ]
-    kind = next((name for name, hit in kinds if hit), f"tar type {member.type!r}")
-    return f"not a regular file ({kind})"
-
-
-class _HeaderRefused(tarfile.TarError):
-    pass
-
-
-class _CheckedInfo(tarfile.TarInfo):
-    """A TarInfo that refuses, before tarfile reads them, extended headers too large or too
-    deeply chained (tarfile reads one whole into memory, and follows chains recursively)."""
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise _HeaderRefused("a GNU sparse member (not a regular file)")
-        if self.type not in _EXTENDED:
-            return super()._proc_member(tarfile_)
-        if self.size > _MAX_HEADER_BYTES:
-            raise _HeaderRefused(
-                f"an extended header of {self.size} bytes (at most {_MAX_HEADER_BYTES})"
-            )
-        chain = getattr(tarfile_, "_muss_chain", 0) + 1
-        if chain > _MAX_HEADER_CHAIN:
-            raise _HeaderRefused(f"more than {_MAX_HEADER_CHAIN} chained extended headers")
-        tarfile_._muss_chain = chain  # type: ignore[attr-defined]
-        try:
-            return super()._proc_member(tarfile_)
-        finally:
-            tarfile_._muss_chain = chain - 1  # type: ignore[attr-defined]
-
-
 def _problem(info: tarfile.TarInfo, limits: ReaderLimits) -> str | None:
-    problem = _type_problem(info) or name_problem(info.name)
+    problem = type_problem(info) or name_problem(info.name)
     if problem is None:
         cap = limits.cap(info.name.partition(".")[2])
         if info.size > cap:
@@ -295,7 +218,7 @@ def iter_members(
             with tarfile.open(
                 fileobj=fh,
                 mode="r:",
-                tarinfo=_CheckedInfo,
+                tarinfo=CheckedTarInfo,
                 encoding="utf-8",
                 errors="surrogateescape",  # undecodable bytes become surrogates: refused
             ) as tar:
@@ -328,7 +251,7 @@ def iter_members(
 
 def _tar_reason(exc: BaseException, last: str | None) -> str:
     after = "" if last is None else " after this member"
-    if isinstance(exc, _HeaderRefused):
+    if isinstance(exc, HeaderRefused):
         return f"refused{after}: {exc}"
     return f"unreadable or truncated tar{after}: {exc}"
 

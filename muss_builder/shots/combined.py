@@ -9,7 +9,8 @@ where it can be afforded.
 3. Fades first: a candidate at the dark (bright) bottom of luma ramps is a fade through black
    (white), not a cut. Dissolves and wipes come from the gradual candidates: the interval
    where the picture keeps changing, which must settle on both sides, join two different
-   pictures, hold no hard step, and fit a blend or a moving edge (``gradual.py``).
+   pictures, hold no hard step, and fit a blend or a moving edge (``intervals.py`` finds
+   them, ``gradual.py`` names them).
 4. A clear cut (large change, far above its neighbours) is accepted. A doubtful one is asked
    of TransNetV2 when the net runs (every frame on a GPU; ``net_windows_per_minute`` windows
    on a CPU, 0 by default: see docs/design-notes.md); otherwise it is a cut when the change
@@ -17,6 +18,8 @@ where it can be afforded.
 5. Transitions closer than ``min_shot_seconds`` keep the stronger one; a cut inside a gradual
    interval belongs to it.
 Cut frames come from the feature peak (the first frame that differs), so they are exact.
+Every fixed threshold is named, with its reason, in ``thresholds.py``; ``--stats-file`` of
+``muss-builder shots`` writes what this detector computed for each frame (``stats.py``).
 """
 
 from __future__ import annotations
@@ -26,17 +29,17 @@ import numpy as np
 from muss_builder.config import MussDetectorConfig, TransNetConfig
 from muss_builder.shots.detector import frames_at_rate
 from muss_builder.shots.features import FeatureAccumulator, FrameFeatures, hist_distances
-from muss_builder.shots.gradual import classify_gradual, trim_by_progress
+from muss_builder.shots.gradual import classify_gradual
+from muss_builder.shots.intervals import FeatureGradualFinder
+from muss_builder.shots.thresholds import MUSS_THRESHOLDS, MussThresholds
 from muss_builder.shots.transitions import Transition, cut
 from muss_builder.shots.transnet import TransNetRunner
 
-_MEDIAN_RADIUS = 12  # frames each side for the local median of frame changes
-_GRADUAL_SPAN = 8  # L: gradual candidates compare frame t-L with t+L
-_GRADUAL_FLOOR = 0.25
-_MAX_FADE_HOLD = 12  # frames of black (white) a fade may hold between its two ramps
+# what finish() decided about each candidate frame, for the statistics file (shots/stats.py)
+Verdicts = dict[int, str]
 
 
-def changed_share(f: FrameFeatures, t: int, threshold: float = 0.08) -> float:
+def changed_share(f: FrameFeatures, t: int, threshold: float) -> float:
     """Share of the picture whose brightness changes from ``t - 1`` to ``t``: a cut changes
     most of it; a hand or a bird crossing the frame changes a part."""
     return float((np.abs(f.gray(t) - f.gray(t - 1)) > threshold).mean())
@@ -65,14 +68,16 @@ class MussDetector:
         net: TransNetConfig,
         min_shot_frames: int,
         fps: float,
+        thresholds: MussThresholds = MUSS_THRESHOLDS,
     ) -> None:
         self.fps = fps
         self.cfg = cfg
+        self.th = thresholds
         self.min_shot_frames = min_shot_frames
-        # a cut is the largest change within two frames each side (1/12 s at 24 fps); at a
-        # few frames per second two frames are most of a second, where real cuts can follow
-        # each other, so there one frame each side keeps them apart
-        self.peak_radius = 2 if fps >= 8 else 1
+        th = thresholds
+        self.peak_radius = (
+            th.peak_radius if fps >= th.peak_radius_min_fps else th.peak_radius_low_fps
+        )
         # a flash is short in time: max_flash_frames counts frames at 24 fps (1/6 s); at a
         # low rate the same frames would span seconds and swallow a real shot between two
         # alike (A B A); never more frames than configured
@@ -81,8 +86,13 @@ class MussDetector:
         self.full_pass = cfg.full_transnet == "always" or (
             cfg.full_transnet == "auto" and self.runner.device == "cuda"
         )
+        self.intervals = FeatureGradualFinder(cfg, thresholds)
         self.accumulator = FeatureAccumulator()
         self.features: FrameFeatures | None = None
+        # kept by finish() for the statistics file: verdicts per candidate, net probabilities
+        self.cut_verdicts: Verdicts = {}
+        self.gradual_verdicts: Verdicts = {}
+        self.probabilities: dict[int, tuple[float, float]] = {}
 
     def process_frame(self, index: int, frame: np.ndarray) -> None:
         self.accumulator.process_frame(index, frame)
@@ -90,10 +100,10 @@ class MussDetector:
     # ------------------------------------------------------------------ candidates
     def _cut_candidates(self, f: FrameFeatures) -> list[int]:
         score = np.maximum(f.hist_diff, f.pixel_diff)
-        med = local_median(score, _MEDIAN_RADIUS)
+        med = local_median(score, self.th.median_radius)
         keep = (
             (score > self.cfg.cut_candidate_floor)
-            & (score > self.cfg.cut_candidate_ratio * med + 0.01)
+            & (score > self.cfg.cut_candidate_ratio * med + self.th.median_floor)
             & is_local_peak(score, self.peak_radius)
         )
         keep[0] = False  # the first frame of a range has no previous frame to compare
@@ -107,17 +117,24 @@ class MussDetector:
                 if f.local(before) < 0 or f.local(after) >= f.n:
                     continue
                 back = max(f.hist_between(before, after), f.pixel_between(before, after))
-                if back < 0.35 * score:
+                if back < self.th.flash_return * score:
                     return True
         return False
 
+    def gradual_change(self, f: FrameFeatures) -> np.ndarray:
+        """Colour change from frame t - L to t + L (0 where the film is too short for it)."""
+        span = self.th.gradual_span
+        far = np.zeros(f.n, np.float32)
+        if f.n > 2 * span:
+            far[span:-span] = hist_distances(f.hists[2 * span :], f.hists[: -2 * span])
+        return far
+
     def _gradual_candidates(self, f: FrameFeatures) -> list[int]:
-        span = _GRADUAL_SPAN
+        span = self.th.gradual_span
         if f.n <= 2 * span:
             return []
-        far = np.zeros(f.n, np.float32)
-        far[span:-span] = hist_distances(f.hists[2 * span :], f.hists[: -2 * span])
-        keep = (far > _GRADUAL_FLOOR) & is_local_peak(far, span)
+        far = self.gradual_change(f)
+        keep = (far > self.th.gradual_floor) & is_local_peak(far, span)
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
 
     # ------------------------------------------------------------------ decisions
@@ -143,7 +160,8 @@ class MussDetector:
             p = probs.get(frame)
             return p is not None and p[0] >= threshold
 
-        seeds = [c for c in range(centre - _GRADUAL_SPAN, centre + _GRADUAL_SPAN + 1) if hot(c)]
+        span = self.th.gradual_span
+        seeds = [c for c in range(centre - span, centre + span + 1) if hot(c)]
         if not seeds:
             return None
         seed = min(seeds, key=lambda c: abs(c - centre))
@@ -157,10 +175,10 @@ class MussDetector:
     def _is_clear_cut(self, f: FrameFeatures, t: int, median: np.ndarray) -> bool:
         """A large change that stands far above its neighbours needs no second opinion."""
         score = float(max(f.hist_diff[f.local(t)], f.pixel_diff[f.local(t)]))
-        spike = score / (float(median[f.local(t)]) + 0.01)
+        spike = score / (float(median[f.local(t)]) + self.th.median_floor)
         return score >= self.cfg.cut_accept_without_net and spike >= self.cfg.clear_cut_spike
 
-    def _step_ratio(self, f: FrameFeatures, t: int) -> float:
+    def step_ratio(self, f: FrameFeatures, t: int) -> float:
         """Change across ``t`` over the largest change beside it: high for a cut (a step),
         near 1 for motion (a ramp). Two frames each side, because footage converted to a
         higher frame rate repeats frames and a single neighbour can be a repeat."""
@@ -173,185 +191,117 @@ class MussDetector:
         beside = max(
             change(t - 3, t - 2), change(t - 2, t - 1), change(t, t + 1), change(t + 1, t + 2)
         )
-        return change(t - 1, t) / (beside + 0.005)
-
-    def _feature_gradual(self, f: FrameFeatures, centre: int, steps: set[int]) -> Transition | None:
-        """A gradual transition found and typed from features alone, or None.
-
-        The interval is where the picture keeps changing around ``centre``; it must settle on
-        both sides, join two different pictures, hold no hard step (``steps``: clear cuts),
-        and look like a dissolve or a wipe from its frames.
-        """
-        if f.local(centre) < 2 or f.local(centre) + 2 >= f.n:
-            return None
-        start, end = self._feature_interval(f, centre, "dissolve")
-        length = end - start + 1
-        if not self.cfg.min_gradual_frames <= length < self.cfg.max_gradual_frames - 1:
-            return None  # too short, or it never stopped changing: camera motion
-        if f.local(start) < 1 or f.local(end) + 2 >= f.n:
-            return None
-        if any(start <= t <= end + 1 for t in steps):
-            return None  # a dissolve changes a little every frame; this holds a hard step
-        if not self._settles(f, start, end) or not self._shots_differ(f, start, end):
-            return None
-        start, end = trim_by_progress(f, start, end)
-        if end - start + 1 < self.cfg.min_gradual_frames:
-            return None
-        kind = classify_gradual(f, start, end)
-        return None if kind == "gradual" else Transition(start, end, kind, 0.5)
-
-    @staticmethod
-    def _shots_differ(f: FrameFeatures, start: int, end: int) -> bool:
-        before, after = max(f.first, start - 1), min(f.first + f.n - 1, end + 1)
-        return f.hist_between(before, after) > 0.12 or f.pixel_between(before, after) > 0.12
-
-    def _settles(self, f: FrameFeatures, start: int, end: int) -> bool:
-        """The picture is calmer just outside the interval than inside it (a transition
-        between two shots, not a stretch of motion)."""
-        inside = float(np.median(f.pixel_diff[f.local(start) : f.local(end) + 2]))
-        before = f.pixel_diff[max(1, f.local(start) - 2) : f.local(start)]
-        after = f.pixel_diff[f.local(end) + 2 : f.local(end) + 4]
-        outside = (
-            float(np.median(np.concatenate([before, after])))
-            if len(before) + len(after)
-            else inside
-        )
-        return outside < 0.6 * inside
-
-    def _fade_near(self, f: FrameFeatures, t: int) -> Transition | None:
-        """A fade through black or white whose darkest/brightest frame is near ``t``."""
-        lo, hi = max(0, f.local(t) - 4), min(f.n, f.local(t) + 4)
-        span = self.cfg.max_gradual_frames // 2  # slow fades take a while to recover
-        for kind, sign, limit in (("fade_black", 1.0, 0.12), ("fade_white", -1.0, -0.88)):
-            luma = sign * f.luma
-            extreme = lo + int(np.argmin(luma[lo:hi]))
-            if luma[extreme] > limit or f.luma_std[extreme] > 0.08:
-                continue
-            before = luma[max(0, extreme - span) : extreme]
-            after = luma[extreme + 1 : extreme + 1 + span]
-            if (
-                len(before)
-                and len(after)
-                and before.max() > luma[extreme] + 0.08
-                and (after.max() > luma[extreme] + 0.08)
-            ):
-                start, end = self._feature_interval(f, f.first + extreme, kind)
-                inside = luma[f.local(start) : f.local(end) + 1]
-                plateau = int((inside <= luma[extreme] + 0.01).sum())
-                # a fade ramps; a black (white) shot between two cuts does not
-                ramps = len(inside) - plateau
-                if (
-                    end - start + 1 >= self.cfg.min_gradual_frames
-                    and ramps >= 2
-                    and plateau <= self.cfg.max_gradual_frames // 2
-                    and self._shots_differ(f, start, end)
-                ):
-                    return Transition(start, end, kind, 0.6)
-        return None
-
-    def _feature_interval(self, f: FrameFeatures, centre: int, kind: str) -> tuple[int, int]:
-        """Frames of the transition around ``centre``: where the picture keeps changing (for a
-        fade: where the luma keeps falling towards / rising from the black or white)."""
-        limit = self.cfg.max_gradual_frames // 2
-        lo, hi = max(1, f.local(centre) - limit), min(f.n - 1, f.local(centre) + limit)
-        if kind in ("fade_black", "fade_white"):
-            sign = 1.0 if kind == "fade_black" else -1.0
-            luma = sign * f.luma
-            extreme = lo + int(np.argmin(luma[lo : hi + 1]))
-            # walk over the black (white) plateau, then along the ramps on either side
-            first_dark, last_dark = extreme, extreme
-            while first_dark > lo and luma[first_dark - 1] <= luma[extreme] + 0.01:
-                first_dark -= 1
-            while last_dark < hi and luma[last_dark + 1] <= luma[extreme] + 0.01:
-                last_dark += 1
-            start, end = first_dark, last_dark
-            while start > lo and luma[start - 1] > luma[start] + 0.002:
-                start -= 1
-            while end < hi and luma[end + 1] > luma[end] + 0.002:
-                end += 1
-            # the ramps stop on the first frame at the shot's own level: not part of the fade
-            start = start + 1 if start < first_dark else start
-            end = end - 1 if end > last_dark else end
-            # a long black (white) stretch entered or left by a cut is a shot of its own:
-            # the fade is only the ramp on the other side
-            if last_dark - first_dark + 1 > _MAX_FADE_HOLD:
-                if first_dark - start < 2:
-                    start = last_dark + 1
-                if end - last_dark < 2:
-                    end = first_dark - 1
-            return f.first + start, f.first + max(start, end)
-        c = f.local(centre)
-        level = float(np.median(f.pixel_diff[max(1, c - 2) : c + 3]))
-        changing = f.pixel_diff >= 0.5 * level
-        # a wipe's edge or a dissolve's curve can slow for a frame: bridge one-frame gaps
-        start = c
-        while start > lo and (changing[start - 1] or (start > lo + 1 and changing[start - 2])):
-            start -= 1
-        end = c
-        while end < hi and (changing[end + 1] or (end + 2 <= hi and changing[end + 2])):
-            end += 1
-        # pixel_diff[t] compares t with t-1: the mixed frames are start .. end-1
-        return f.first + start, f.first + max(start, end - 1)
+        return change(t - 1, t) / (beside + self.th.step_floor)
 
     def finish(self) -> list[Transition]:
         f = self.features = self.accumulator.features()
-        median = local_median(np.maximum(f.hist_diff, f.pixel_diff), _MEDIAN_RADIUS)
         found: list[Transition] = []
-        candidates = []
-        # a fade's darkest (brightest) frames change fast and look like a cut: fades first
-        for t in self._cut_candidates(f):
-            if self._is_flash(f, t):
-                continue
-            fade = self._fade_near(f, t)
-            if fade is not None and fade.start_frame - 1 <= t <= fade.end_frame + 1:
-                found.append(fade)
-            else:
-                candidates.append(t)
+        candidates = self._typed_cut_candidates(f, found)
+        median = local_median(np.maximum(f.hist_diff, f.pixel_diff), self.th.median_radius)
         clear = {t for t in candidates if self._is_clear_cut(f, t, median)}
-        found += [cut(t, 1.0) for t in sorted(clear)]
+        found += [cut(t, self.th.clear_cut_confidence) for t in sorted(clear)]
+        self.cut_verdicts.update((t, "clear_cut") for t in clear)
         # a cut that also jumps in pixels (not just in colour) is a step no dissolve contains
         steps = {
             t
             for t in candidates
-            if f.pixel_diff[f.local(t)] > 0.08
-            and (t in clear or self._step_ratio(f, t) >= self.cfg.step_ratio)
+            if f.pixel_diff[f.local(t)] > self.th.step_pixel_jump
+            and (t in clear or self.step_ratio(f, t) >= self.cfg.step_ratio)
         }
-        untyped = []
-        for centre in self._gradual_candidates(f):
-            typed = self._fade_near(f, centre) or self._feature_gradual(f, centre, steps)
-            if typed is not None:
-                found.append(typed)
-            elif not any(abs(centre - t) <= _GRADUAL_SPAN + 2 for t in clear):
-                # (a hard cut also makes the change across 2L frames peak)
-                untyped.append(centre)
+        untyped = self._typed_gradual_candidates(f, steps, clear, found)
         unsure = [t for t in candidates if t not in clear]
         # The net is slow on a CPU: it sees the most doubtful candidates, within a budget.
         asks = self._net_questions(f, unsure, untyped)
-        probs = self._probabilities(f, asks)
-        self.net_windows = self.runner.windows_run
+        self.probabilities = self._probabilities(f, asks)
+        found += self._decide_unsure_cuts(f, unsure, asks)
+        found += self._net_gradual(f, untyped, asks)
+        return resolve_overlaps(found, self.min_shot_frames)
+
+    def _typed_cut_candidates(self, f: FrameFeatures, found: list[Transition]) -> list[int]:
+        """Cut candidates that are neither a flash nor the bottom of a fade (fades go to
+        ``found``): a fade's darkest (brightest) frames change fast and look like a cut."""
+        candidates = []
+        for t in self._cut_candidates(f):
+            if self._is_flash(f, t):
+                self.cut_verdicts[t] = "flash"
+                continue
+            fade = self.intervals.fade_near(f, t)
+            if fade is not None and fade.start_frame - 1 <= t <= fade.end_frame + 1:
+                found.append(fade)
+                self.cut_verdicts[t] = fade.kind
+            else:
+                candidates.append(t)
+        return candidates
+
+    def _typed_gradual_candidates(
+        self, f: FrameFeatures, steps: set[int], clear: set[int], found: list[Transition]
+    ) -> list[int]:
+        """Gradual candidates typed from features go to ``found``; the others (untyped) are
+        returned for the net, unless a clear cut explains them."""
+        untyped = []
+        for centre in self._gradual_candidates(f):
+            typed = self.intervals.fade_near(f, centre) or self.intervals.feature_gradual(
+                f, centre, steps
+            )
+            if typed is not None:
+                found.append(typed)
+                self.gradual_verdicts[centre] = typed.kind
+            elif not any(
+                abs(centre - t) <= self.th.gradual_span + self.th.cut_shadow_margin for t in clear
+            ):
+                # (a hard cut also makes the change across 2L frames peak)
+                untyped.append(centre)
+            else:
+                self.gradual_verdicts[centre] = "cut_shadow"
+        return untyped
+
+    def _decide_unsure_cuts(
+        self, f: FrameFeatures, unsure: list[int], asks: set[int]
+    ) -> list[Transition]:
+        """Doubtful cut candidates: the net's word when it was asked, else the step rule."""
+        cuts = []
+        reach = self.th.net_cut_reach
         for t in unsure:
             if t in asks:
-                net = max(probs.get(k, (0.0, 0.0))[0] for k in range(t - 2, t + 2))
-                if net >= self.cfg.cut_confirm:
-                    found.append(cut(t, round(net, 4)))
+                net = max(
+                    self.probabilities.get(k, (0.0, 0.0))[0] for k in range(t - reach, t + reach)
+                )
+                confirmed = net >= self.cfg.cut_confirm
+                if confirmed:
+                    cuts.append(cut(t, round(net, 4)))
+                self.cut_verdicts[t] = "net_cut" if confirmed else "net_no_cut"
             elif (
-                self._step_ratio(f, t) >= self.cfg.step_ratio
-                and changed_share(f, t) >= self.cfg.min_changed_share
+                self.step_ratio(f, t) >= self.cfg.step_ratio
+                and changed_share(f, t, self.th.changed_pixel) >= self.cfg.min_changed_share
             ):
-                found.append(cut(t, 0.5))
+                cuts.append(cut(t, self.th.step_cut_confidence))
+                self.cut_verdicts[t] = "step_cut"
+            else:
+                self.cut_verdicts[t] = "step_no_cut"
+        return cuts
+
+    def _net_gradual(
+        self, f: FrameFeatures, untyped: list[int], asks: set[int]
+    ) -> list[Transition]:
+        """Untyped gradual candidates the net was asked about: its run of hot frames."""
+        probs = self.probabilities
+        found = []
         for centre in untyped:
             if centre not in asks:
+                self.gradual_verdicts[centre] = "not_asked"
                 continue
             run = self._transition_run(probs, centre, self.cfg.gradual_confirm)
             if run is None or run[1] - run[0] + 1 < self.cfg.min_gradual_frames:
+                self.gradual_verdicts[centre] = "net_no_gradual"
                 continue
             start, end = run
-            kind = classify_gradual(f, start, end)
+            kind = classify_gradual(f, start, end, self.th.gradual)
             peak = max(max(probs.get(k, (0.0, 0.0))) for k in range(start, end + 1))
             found.append(Transition(start, end, kind, round(peak, 4)))
-        return resolve_overlaps(found, self.min_shot_frames)
+            self.gradual_verdicts[centre] = f"net_{kind}"
+        return found
 
-    def _net_questions(self, f: FrameFeatures, unsure: list[int], untyped: list[int]) -> set:
+    def _net_questions(self, f: FrameFeatures, unsure: list[int], untyped: list[int]) -> set[int]:
         """Candidates the net will look at: all on a GPU, else the budget's worth, untyped
         gradual candidates first, then cut candidates whose step ratio is closest to the rule."""
         if self.full_pass:
@@ -360,7 +310,7 @@ class MussDetector:
         budget = round(self.cfg.net_windows_per_minute * minutes)
         ranked = list(untyped) + sorted(
             unsure,
-            key=lambda t: abs(np.log(self._step_ratio(f, t) + 1e-6) - np.log(self.cfg.step_ratio)),
+            key=lambda t: abs(np.log(self.step_ratio(f, t) + 1e-6) - np.log(self.cfg.step_ratio)),
         )
         return set(ranked[:budget])
 

@@ -15,36 +15,41 @@ from __future__ import annotations
 import numpy as np
 
 from muss_builder.shots.features import FrameFeatures
+from muss_builder.shots.thresholds import MUSS_THRESHOLDS, GradualShapeThresholds
+from muss_builder.shots.transitions import TransitionKind
 
-_UNIFORM_STD = 0.06
-_DARK, _BRIGHT = 0.08, 0.90
-_BLEND_RESIDUAL = 0.05  # residual energy of the best blend, relative to |B - A|^2
-_WIPE_PURITY = 0.85  # share of columns (rows) that are all-A or all-B in a wipe frame
+_DEFAULT = MUSS_THRESHOLDS.gradual
 
 
-def _fade_kind(features: FrameFeatures, start: int, end: int) -> str | None:
+def _fade_kind(
+    features: FrameFeatures, start: int, end: int, th: GradualShapeThresholds
+) -> TransitionKind | None:
     inside = range(features.local(start), features.local(end) + 1)
     before, after = features.local(start) - 1, features.local(end) + 1
     medians = [float(np.median(features.gray(features.first + i))) for i in inside]
     stds = [float(features.luma_std[i]) for i in inside]
     darkest, brightest = int(np.argmin(medians)), int(np.argmax(medians))
     edge = [float(np.median(features.gray(features.first + i))) for i in (before, after)]
-    if medians[darkest] < _DARK and stds[darkest] < _UNIFORM_STD and min(edge) > medians[darkest]:
+    if (
+        medians[darkest] < th.dark_luma
+        and stds[darkest] < th.uniform_std
+        and min(edge) > medians[darkest]
+    ):
         return "fade_black"
     if (
-        medians[brightest] > _BRIGHT
-        and stds[brightest] < _UNIFORM_STD
+        medians[brightest] > th.bright_luma
+        and stds[brightest] < th.uniform_std
         and max(edge) < medians[brightest]
     ):
         return "fade_white"
     return None
 
 
-def _is_dissolve(features: FrameFeatures, start: int, end: int) -> bool:
+def _is_dissolve(features: FrameFeatures, start: int, end: int, th: GradualShapeThresholds) -> bool:
     a, b = features.gray(start - 1), features.gray(end + 1)
     delta = (b - a).ravel()
     energy = float(delta @ delta)
-    if energy < 1e-3:
+    if energy < th.min_blend_energy:
         return False
     alphas, residuals = [], []
     for frame in range(start, end + 1):
@@ -54,16 +59,16 @@ def _is_dissolve(features: FrameFeatures, start: int, end: int) -> bool:
         alphas.append(alpha)
     rising = np.diff(alphas)
     return (
-        float(np.median(residuals)) < _BLEND_RESIDUAL
-        and alphas[-1] - alphas[0] > 0.5
-        and float((rising >= -0.05).mean()) > 0.8
+        float(np.median(residuals)) < th.blend_residual
+        and alphas[-1] - alphas[0] > th.dissolve_min_rise
+        and float((rising >= -th.monotone_slack).mean()) > th.monotone_share
     )
 
 
-def _is_wipe(features: FrameFeatures, start: int, end: int) -> bool:
+def _is_wipe(features: FrameFeatures, start: int, end: int, th: GradualShapeThresholds) -> bool:
     a, b = features.gray(start - 1), features.gray(end + 1)
-    differs = np.abs(b - a) > 0.08
-    if differs.mean() < 0.3:
+    differs = np.abs(b - a) > th.wipe_pixel_differs
+    if differs.mean() < th.wipe_min_differing:
         return False
     areas, pure = [], []
     for frame in range(start, end + 1):
@@ -71,33 +76,42 @@ def _is_wipe(features: FrameFeatures, start: int, end: int) -> bool:
         closer_b = (np.abs(f - b) < np.abs(f - a)) & differs
         share = closer_b.sum() / max(1, differs.sum())
         areas.append(float(share))
-        if 0.15 < share < 0.85:  # mid-wipe frames show the edge
+        if th.wipe_mid_low < share < th.wipe_mid_high:  # mid-wipe frames show the edge
             cols = closer_b.sum(axis=0) / np.maximum(1, differs.sum(axis=0))
             rows = closer_b.sum(axis=1) / np.maximum(1, differs.sum(axis=1))
+            pure_low, pure_high = th.wipe_line_pure, 1 - th.wipe_line_pure
             purity = max(
-                float(((cols < 0.2) | (cols > 0.8)).mean()),
-                float(((rows < 0.2) | (rows > 0.8)).mean()),
+                float(((cols < pure_low) | (cols > pure_high)).mean()),
+                float(((rows < pure_low) | (rows > pure_high)).mean()),
             )
             pure.append(purity)
-    growing = float((np.diff(areas) >= -0.05).mean()) > 0.8 if len(areas) > 1 else False
-    return bool(pure) and float(np.median(pure)) > _WIPE_PURITY and growing
+    growing = (
+        float((np.diff(areas) >= -th.monotone_slack).mean()) > th.monotone_share
+        if len(areas) > 1
+        else False
+    )
+    return bool(pure) and float(np.median(pure)) > th.wipe_purity and growing
 
 
-def classify_gradual(features: FrameFeatures, start: int, end: int) -> str:
+def classify_gradual(
+    features: FrameFeatures, start: int, end: int, th: GradualShapeThresholds = _DEFAULT
+) -> TransitionKind:
     """The kind of the gradual transition [start, end] (frames inside ``features``)."""
     if features.local(start) < 1 or features.local(end) + 1 >= features.n:
         return "gradual"  # no clean frame on one side: do not guess
-    fade = _fade_kind(features, start, end)
+    fade = _fade_kind(features, start, end, th)
     if fade:
         return fade
-    if _is_wipe(features, start, end):
+    if _is_wipe(features, start, end, th):
         return "wipe"
-    if _is_dissolve(features, start, end):
+    if _is_dissolve(features, start, end, th):
         return "dissolve"
     return "gradual"
 
 
-def trim_by_progress(features: FrameFeatures, start: int, end: int) -> tuple[int, int]:
+def trim_by_progress(
+    features: FrameFeatures, start: int, end: int, th: GradualShapeThresholds = _DEFAULT
+) -> tuple[int, int]:
     """Shrink [start, end] to the frames that are really between A and B.
 
     Motion at the end of the old shot (or the start of the new one) also changes the picture
@@ -108,12 +122,12 @@ def trim_by_progress(features: FrameFeatures, start: int, end: int) -> tuple[int
     a, b = features.gray(start - 1), features.gray(end + 1)
     delta = (b - a).ravel()
     energy = float(delta @ delta)
-    if energy < 1e-3:
+    if energy < th.min_blend_energy:
         return start, end
     progress = [
         float((features.gray(t) - a).ravel() @ delta) / energy for t in range(start, end + 1)
     ]
-    inside = [i for i, p in enumerate(progress) if 0.03 < p < 0.97]
+    inside = [i for i, p in enumerate(progress) if th.progress_low < p < th.progress_high]
     if not inside:
         return start, end
     return start + inside[0], start + inside[-1]

@@ -89,7 +89,6 @@ class RangeResult:
     transitions: list[Transition]
     row_max: np.ndarray | None
     col_max: np.ndarray | None
-    frames_seen: int
 
 
 def detect_range(
@@ -134,8 +133,5 @@ def detect_range(
     found = [t for t in detector.finish() if frame_range.start <= t.boundary < frame_range.stop]
     features = getattr(detector, "features", None)
     return RangeResult(
-        found,
-        getattr(features, "row_max", None),
-        getattr(features, "col_max", None),
-        expected - first,
+        found, getattr(features, "row_max", None), getattr(features, "col_max", None)
     )

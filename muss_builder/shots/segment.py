@@ -15,6 +15,7 @@ from muss_builder.media.probe import FilmProbe, decode_options, probe_film
 from muss_builder.media.tools import MediaError
 from muss_builder.shots.detector import ShotDetector, make_detector
 from muss_builder.shots.features import letterbox
+from muss_builder.shots.stats import detector_columns
 from muss_builder.shots.transitions import Transition
 
 # A decode that stops this far short of the container's frame count, with decoder errors,
@@ -66,6 +67,8 @@ class ShotDetection:
     # "rebuilt" when the film's timestamps restart or are missing: frame_pts are frame / fps
     # and every later decode must number frames the same way (see ``settled_probe``)
     timestamps: str = "stream"
+    # per-frame scores and verdicts of the detector, when asked for (``shots.stats``)
+    frame_stats: dict[str, list] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -103,10 +106,6 @@ def shots_from_transitions(
         span = None if t is None or t.is_cut else (t.start_frame, t.end_frame)
         shots.append(Shot(i, s, e, seconds(s), seconds(e), kind, span))
     return shots
-
-
-def shots_from_cuts(cuts: list[int], frame_pts: np.ndarray, end_pts: float) -> list[Shot]:
-    return shots_from_transitions([Transition(c, c) for c in cuts], frame_pts, end_pts)
 
 
 def _end_of(frame_pts: np.ndarray, fps: float) -> float:
@@ -186,9 +185,15 @@ def detect_shots(
 
 
 def detect_shots_single_pass(
-    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+    path: str | Path,
+    probe: FilmProbe,
+    shots: ShotsConfig,
+    analysis: AnalysisConfig,
+    *,
+    frame_stats: bool = False,
 ) -> ShotDetection:
-    """Decode ``path`` once at analysis size and run the configured detector over it."""
+    """Decode ``path`` once at analysis size and run the configured detector over it;
+    ``frame_stats`` keeps what the detector computed for each frame (for tuning)."""
     detector = make_detector(shots.detector, shots, probe.fps)
     started = time.perf_counter()
     pts, errors = decode_into(path, probe, analysis, [detector], [0.0])
@@ -216,6 +221,7 @@ def detect_shots_single_pass(
         letterbox=_letterbox_of(detector, probe, analysis),
         warnings=errors,
         timestamps=stamps,
+        frame_stats=detector_columns(detector) if frame_stats else None,
     )
 
 

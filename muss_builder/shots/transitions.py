@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 TransitionKind = Literal["cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual"]
-GRADUAL_KINDS: tuple[str, ...] = ("dissolve", "fade_black", "fade_white", "wipe", "gradual")
 
 
 @dataclass(frozen=True, order=True)
@@ -20,7 +19,7 @@ class Transition:
 
     start_frame: int
     end_frame: int
-    kind: str = "cut"
+    kind: TransitionKind = "cut"
     confidence: float = 1.0
 
     @property

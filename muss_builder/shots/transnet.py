@@ -21,7 +21,6 @@ import numpy as np
 from muss_builder.core.models import loaded_model, pick_device
 
 WINDOW, CONTEXT, STEP = 100, 25, 50
-INPUT_SHAPE = (27, 48, 3)
 
 
 def load_transnet(device: str = "cpu") -> Any:
@@ -48,7 +47,6 @@ class TransNetRunner:
     def __init__(self, device: str = "auto", batch_windows: int = 8) -> None:
         self.device = pick_device(device, "TransNetV2")
         self.batch_windows = batch_windows
-        self.windows_run = 0
 
     def _run(self, windows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Run [100, 27, 48, 3] uint8 windows; return the middle 50 predictions of each."""
@@ -63,7 +61,6 @@ class TransNetRunner:
             single = single[:, CONTEXT : CONTEXT + STEP, 0].float().cpu().numpy()
             many = many[:, CONTEXT : CONTEXT + STEP, 0].float().cpu().numpy()
             out.extend(zip(single, many, strict=True))
-            self.windows_run += len(windows[i : i + self.batch_windows])
         return out
 
     @staticmethod

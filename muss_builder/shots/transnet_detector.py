@@ -7,7 +7,7 @@ import numpy as np
 from muss_builder.config import TransNetConfig
 from muss_builder.shots.features import THUMB_SIZE
 from muss_builder.shots.transitions import Transition, cut
-from muss_builder.shots.transnet import TransNetRunner
+from muss_builder.shots.transnet import Predictions, TransNetRunner
 
 
 class TransNetDetector:
@@ -25,6 +25,7 @@ class TransNetDetector:
         self.runner = TransNetRunner(cfg.device, cfg.batch_windows)
         self._thumbs: list[np.ndarray] = []
         self._first: int | None = None
+        self.prediction: Predictions | None = None  # kept for the statistics file
 
     def process_frame(self, index: int, frame: np.ndarray) -> None:
         import cv2
@@ -37,7 +38,7 @@ class TransNetDetector:
     def finish(self) -> list[Transition]:
         if self._first is None:
             return []
-        pred = self.runner.predict_all(np.stack(self._thumbs), self._first)
+        pred = self.prediction = self.runner.predict_all(np.stack(self._thumbs), self._first)
         hot = pred.single >= self.cfg.threshold
         found: list[Transition] = []
         i = 0

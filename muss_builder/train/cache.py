@@ -32,13 +32,10 @@ from muss_builder.core.storage import write_atomic
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.shards.writer import FIXED_MTIME
 from muss_builder.train.data import DataConfig, ShardClipDataset
-from muss_builder.train.encoders import TextEncoder, WanVAE, collate_latents, encode_example
-from muss_builder.train.stream import (
-    OnError,
-    ShardStream,
-    raise_error,
-    resolve_shards,
-)
+from muss_builder.train.encoders import TextEncoder, WanVAE
+from muss_builder.train.latents import collate_latents, encode_example
+from muss_builder.train.shard_list import resolve_shards
+from muss_builder.train.stream import OnError, ShardStream, raise_error
 from muss_builder.train.types import LatentBatch, LatentExample
 
 log = logging.getLogger(__name__)

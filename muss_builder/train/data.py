@@ -6,8 +6,8 @@ scaled and centre-cut to the bucket nearest its aspect, subject boxes are carrie
 cut, and reference crops are placed on the shots they target.
 
 Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
-handlers are generic and live in ``muss_builder.train.stream`` (import them from there;
-``ResumableLoader`` and ``resolve_shards`` are also re-exported here for ``train.feed``).
+handlers are generic and live in ``muss_builder.train.stream`` (the shard list in
+``train.shard_list``, ``ResumableLoader`` in ``train.loader``).
 Samples skipped on purpose (track not wanted, too few usable shots, a film in
 ``exclude_film_ids``: see ``ShardStream``) are counted in
 ``stats`` (summed over the loader's workers) and logged at INFO.
@@ -33,14 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
-from muss_builder.train.stream import (
-    OnError,
-    ResumableLoader,
-    ShardStream,
-    check_film_ids,
-    raise_error,
-    resolve_shards,
-)
+from muss_builder.train.shard_list import check_film_ids
+from muss_builder.train.stream import OnError, ShardStream, raise_error
 from muss_builder.train.types import Box, ClipExample, ReferenceCrop
 
 __all__ = [
@@ -51,7 +45,6 @@ __all__ = [
     "Crop",
     "DataConfig",
     "PlannedShot",
-    "ResumableLoader",
     "ShardClipDataset",
     "clip_example",
     "decode_frames",
@@ -61,7 +54,6 @@ __all__ = [
     "reference_image",
     "references",
     "resampled_frames",
-    "resolve_shards",
     "square_reference",
     "target_box",
 ]

@@ -150,7 +150,7 @@ class Feed:
                 drop_last=True,
             )
             self.encoders = load_encoders(cfg, device)
-        from muss_builder.train.data import ResumableLoader
+        from muss_builder.train.loader import ResumableLoader
 
         workers = 0 if cfg.latent_cache else cfg.num_workers
         self.loader = ResumableLoader(self.stream, num_workers=workers)
@@ -168,7 +168,7 @@ class Feed:
             self.loader.load_state_dict(state)
 
     def _encode(self, clips: list[Any]) -> LatentBatch:
-        from muss_builder.train.encoders import collate_latents, encode_example
+        from muss_builder.train.latents import collate_latents, encode_example
 
         assert self.encoders is not None
         vae, text = self.encoders
@@ -196,7 +196,7 @@ def expand_shards(patterns: list[str]) -> list[Path]:
     """Shard files from files, folders (``*.tar`` in them or in their ``shards/``) and globs."""
     from glob import glob
 
-    from muss_builder.train.data import resolve_shards
+    from muss_builder.train.shard_list import resolve_shards
 
     found: list[Path] = []
     for pattern in patterns:

@@ -31,6 +31,7 @@ from muss_builder.train import flow
 from muss_builder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.feed import Feed, resolve_encoders, use_cache_encoders
+from muss_builder.train.optim import EMA, build_optimizer, clip_gradients, lr_factor
 from muss_builder.train.types import LatentBatch
 
 log = logging.getLogger(__name__)
@@ -152,55 +153,6 @@ def wrap_model(model: nn.Module, cfg: TrainConfig, env: _Dist) -> nn.Module:
     return model
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms and the modulation tables (they are offsets)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "scale_shift_table" in name else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": cfg.optim.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    o = cfg.optim
-    return torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, eps=o.eps, fused=fused or None)
-
-
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to 1 over ``warmup_steps``, then cosine to ``min_lr_ratio`` (or flat)."""
-    o = cfg.optim
-    if step < o.warmup_steps:
-        return (step + 1) / o.warmup_steps
-    if not o.cosine:
-        return 1.0
-    span = max(1, o.total_steps - o.warmup_steps)
-    progress = min(1.0, (step - o.warmup_steps) / span)
-    return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-class EMA:
-    """fp32 exponential moving average of the parameters (sharded like them under FSDP2).
-
-    The effective decay ramps as ``min(decay, (1 + step) / (10 + step))`` so early averages
-    are not dominated by the random init.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        names = [n for n, p in model.named_parameters() if p.requires_grad]
-        self.shadow = {
-            n: p.detach().float().clone() for n, p in zip(names, self.params, strict=True)
-        }
-
-    @torch.no_grad()
-    def update(self, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
-        for ema, param in zip(self.shadow.values(), self.params, strict=True):
-            ema.lerp_(param.detach().float(), 1.0 - decay)
-
-
 def _sdpa_context(cfg: TrainConfig) -> contextlib.AbstractContextManager:
     if cfg.attention == "auto":
         return contextlib.nullcontext()
@@ -263,14 +215,6 @@ def _all_mean(value: torch.Tensor, env: _Dist) -> float:
     return float(value)
 
 
-def clip_gradients(model: nn.Module, max_norm: float | None) -> torch.Tensor:
-    params = [p for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(params, max_norm or float("inf"))
-    from torch.distributed.tensor import DTensor
-
-    return norm.full_tensor() if isinstance(norm, DTensor) else norm
-
-
 def fit(cfg: TrainConfig, *, resume: bool = False, until_step: int | None = None) -> FitResult:
     """Train per ``cfg``; ``resume`` continues from the newest complete checkpoint in
     ``cfg.output_dir``; ``until_step`` stops early (with a checkpoint) at that step."""
@@ -284,6 +228,59 @@ def fit(cfg: TrainConfig, *, resume: bool = False, until_step: int | None = None
     finally:
         if env.started_group:
             dist.destroy_process_group()
+
+
+@dataclass
+class _Run:
+    """What a checkpoint holds, for saving it and resuming from it."""
+
+    out: Path
+    raw: nn.Module  # the unwrapped model: its state dict has the diffusers names
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: EMA | None
+    feed: Feed
+    generators: dict[str, torch.Generator]
+    cfg: TrainConfig
+
+    def resume(self, env: _Dist) -> int:
+        """Load the newest complete checkpoint in ``out``; the step to continue from."""
+        found = latest_checkpoint(self.out)
+        if found is None:
+            if env.main:
+                log.info("no checkpoint in %s: starting from step 0", self.out)
+            return 0
+        state = load_checkpoint(
+            found,
+            model=self.raw,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            ema=self.ema.shadow if self.ema else None,
+            generators=self.generators,
+        )
+        self.feed.load_state_dict(state.data_state)
+        if env.main:
+            log.info("resumed from %s (step %d)", found, state.step)
+        return state.step
+
+    def save(self, step: int, result: FitResult) -> Path:
+        return save_checkpoint(
+            self.out,
+            step,
+            model=self.raw,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            ema=self.ema.shadow if self.ema else None,
+            data_state=self.feed.state_dict(),
+            generators=self.generators,
+            config=self.cfg.model_dump(mode="json"),
+            metrics={"loss": result.losses[-1], "grad_norm": result.grad_norms[-1]},
+            keep_last=self.cfg.keep_last,
+            extra={
+                "model_config": dataclasses.asdict(self.raw.config),
+                "rope_config": dataclasses.asdict(self.raw.rope_config),
+            },
+        )
 
 
 def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> FitResult:
@@ -303,24 +300,8 @@ def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> 
     ema = EMA(raw, cfg.ema_decay) if cfg.ema_decay > 0 else None
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + env.rank)
     generators = {"train": gen}
-    step = 0
-    if resume:
-        found = latest_checkpoint(out)
-        if found is not None:
-            state = load_checkpoint(
-                found,
-                model=raw,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                ema=ema.shadow if ema else None,
-                generators=generators,
-            )
-            step = state.step
-            feed.load_state_dict(state.data_state)
-            if env.main:
-                log.info("resumed from %s (step %d)", found, step)
-        elif env.main:
-            log.info("no checkpoint in %s: starting from step 0", out)
+    run = _Run(out, raw, optimizer, scheduler, ema, feed, generators, cfg)
+    step = run.resume(env) if resume else 0
     writer = _summary_writer(out) if env.main else None
     peak = peak_bf16_tflops(env.device, cfg.peak_tflops)
     last = min(cfg.optim.total_steps, until_step or cfg.optim.total_steps)
@@ -360,23 +341,7 @@ def _fit(cfg: TrainConfig, env: _Dist, resume: bool, until_step: int | None) -> 
             window_start = time.perf_counter()
             window_flops = window_tokens = window_samples = 0
         if step % cfg.checkpoint_every == 0 or step == last:
-            result.checkpoint = save_checkpoint(
-                out,
-                step,
-                model=raw,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                ema=ema.shadow if ema else None,
-                data_state=feed.state_dict(),
-                generators=generators,
-                config=cfg.model_dump(mode="json"),
-                metrics={"loss": result.losses[-1], "grad_norm": result.grad_norms[-1]},
-                keep_last=cfg.keep_last,
-                extra={
-                    "model_config": dataclasses.asdict(raw.config),
-                    "rope_config": dataclasses.asdict(raw.rope_config),
-                },
-            )
+            result.checkpoint = run.save(step, result)
     if writer is not None:
         writer.close()
     result.final_step = step

@@ -14,13 +14,14 @@ fixed too.
 Resuming: every item leaves its worker with a ``Tag``: its logical worker, how many raw
 samples that worker has taken from its shuffled stream, and (when batching by shape) the raw
 positions still waiting in its buckets; each worker ends with a ``done`` tag. The
-``ResumableLoader`` records the tag of each item as it hands it out, so ``state_dict()``
-(plain JSON-able data) says exactly what was consumed. On resume each worker replays its raw
-stream past its position (reading the tar bytes again, decoding nothing), re-decodes the
-pending samples into its buckets, and the workers are rotated so that the one after the last
-consumed item speaks first. The continuation is then the same items in the same order, as
-long as seed, ``num_workers``, rank and world size are the same (refused otherwise).
-Iterating to the end of a pass moves the cursor to the next epoch (``set_epoch`` also works).
+``ResumableLoader`` (``muss_builder.train.loader``) records the tag of each item as it hands
+it out, so ``state_dict()`` (plain JSON-able data) says exactly what was consumed. On resume
+each worker replays its raw stream past its position (reading the tar bytes again, decoding
+nothing), re-decodes the pending samples into its buckets, and the workers are rotated so
+that the one after the last consumed item speaks first. The continuation is then the same
+items in the same order, as long as seed, ``num_workers``, rank and world size are the same
+(refused otherwise). Iterating to the end of a pass moves the cursor to the next epoch
+(``set_epoch`` also works).
 
 Held-out films (``exclude_film_ids``, e.g. a benchmark suite's): a shard is named
 ``{film_id}-{n:05d}.tar`` and holds that film only, so shards of excluded films are dropped
@@ -49,10 +50,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
-from muss_builder.core.naming import film_of_key, film_of_shard, is_film_id
+from muss_builder.core.naming import film_of_key, film_of_shard
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     ReaderLimits,
@@ -60,18 +60,19 @@ from muss_builder.shards.reader import (
     ShardSample,
     iter_samples,
 )
+from muss_builder.train.shard_list import (
+    check_film_ids,
+    rank_and_world,
+    resolve_shards,
+)
 
 __all__ = [
     "STATE_FORMAT",
     "OnError",
-    "ResumableLoader",
     "ShapeBucketer",
     "ShardStream",
     "Tag",
-    "check_film_ids",
     "raise_error",
-    "rank_and_world",
-    "resolve_shards",
     "skip_and_log",
 ]
 
@@ -79,17 +80,6 @@ log = logging.getLogger(__name__)
 
 OnError = Callable[[Exception], None]
 STATE_FORMAT = 1
-
-
-def check_film_ids(film_ids: Iterable[str]) -> list[str]:
-    """Film ids sorted and de-duplicated; ValueError naming any that is not 16 hex digits."""
-    ids = list(film_ids)
-    bad = [f for f in ids if not is_film_id(f)]
-    if bad:
-        raise ValueError(
-            f"film ids must be 16 lowercase hex digits (as in shard names): {bad[:5]!r}"
-        )
-    return sorted(set(ids))
 
 
 def raise_error(exc: Exception) -> None:
@@ -100,40 +90,6 @@ def raise_error(exc: Exception) -> None:
 def skip_and_log(exc: Exception) -> None:
     """``on_error`` that skips the bad sample (or the rest of a broken tar) with a warning."""
     log.warning("skipping: %s", exc)
-
-
-def resolve_shards(shards: Sequence[str | Path] | str | Path) -> list[Path]:
-    """Shard paths from a list, or every ``*.tar`` of a folder (or its ``shards/``), sorted."""
-    if isinstance(shards, str | Path):
-        root = Path(shards)
-        if root.is_file():
-            return [root]
-        if (root / "shards").is_dir():
-            root = root / "shards"
-        if not root.is_dir():
-            raise FileNotFoundError(f"no shard file or folder at {root}")
-        found = sorted(p for p in root.glob("*.tar") if not p.name.startswith("."))
-        if not found:
-            raise FileNotFoundError(f"no *.tar shards in {root}")
-        return found
-    paths = [Path(s) for s in shards]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"shards not found: {', '.join(missing[:5])}")
-    return paths
-
-
-def rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """Explicit values, else torch.distributed's when it is initialised, else (0, 1)."""
-    if rank is None or world_size is None:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            rank = dist.get_rank() if rank is None else rank
-            world_size = dist.get_world_size() if world_size is None else world_size
-    rank, world_size = rank or 0, world_size or 1
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, {world_size})")
-    return rank, world_size
 
 
 class ShapeBucketer:
@@ -305,6 +261,11 @@ class ShardStream(IterableDataset):
         if not tag.done:
             self._next_worker = (tag.worker + 1) % (self._num_workers or 1)
 
+    @property
+    def next_worker(self) -> int:
+        """The logical worker that speaks first when iteration continues."""
+        return self._next_worker
+
     def end_epoch(self) -> None:
         self.set_epoch(self.epoch + 1)
 
@@ -403,82 +364,10 @@ class ShardStream(IterableDataset):
                 if item is not None:
                     yield item
             return
-        yield from ResumableLoader(self, num_workers=0)
-
-
-class _TaggedView(IterableDataset):
-    """What each DataLoader worker runs: its logical worker's tagged stream."""
-
-    def __init__(self, stream: ShardStream, offset: int) -> None:
-        self.stream, self.offset = stream, offset
-
-    def __iter__(self) -> Iterator[tuple[Tag, Any]]:
-        info = get_worker_info()
-        assert info is not None, "_TaggedView runs in DataLoader workers only"
-        # this worker's copy counts from zero: the main process adds the workers' counts to
-        # what it had before, so a copied count (e.g. skipped_holdout_shards) would be doubled
-        self.stream.stats = Counter()
-        yield from self.stream.iter_tagged(
-            (info.id + self.offset) % info.num_workers, info.num_workers
-        )
-
-
-def _keep(batch: Any) -> Any:
-    return batch  # module level: DataLoader workers pickle their collate_fn
-
-
-class ResumableLoader:
-    """Iterate a ShardStream (in DataLoader worker processes or inline) keeping its state.
-
-    Use this instead of a plain DataLoader when a run must resume exactly: ``state_dict()``
-    after receiving an item resumes with the item after it. The stream is a cursor: a new
-    ``iter()`` after a ``break`` continues where the last one stopped, and a pass that runs
-    to its end moves on to the next epoch. Workers are not persistent (each ``iter()`` pickles
-    the stream's current epoch and position into fresh workers).
-    """
-
-    def __init__(
-        self,
-        stream: ShardStream,
-        num_workers: int = 0,
-        *,
-        prefetch_factor: int | None = None,
-        pin_memory: bool = False,
-        multiprocessing_context: str | None = None,
-    ) -> None:
-        self.stream, self.num_workers = stream, num_workers
-        self.prefetch_factor, self.pin_memory = prefetch_factor, pin_memory
-        self.multiprocessing_context = multiprocessing_context
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state)
-
-    def _tagged(self) -> Iterator[tuple[Tag, Any]]:
-        if self.num_workers == 0:
-            yield from self.stream.iter_tagged(0, 1)
-            return
-        loader = DataLoader(
-            _TaggedView(self.stream, self.stream._next_worker),
-            batch_size=None,
-            num_workers=self.num_workers,
-            collate_fn=_keep,
-            prefetch_factor=self.prefetch_factor,
-            pin_memory=self.pin_memory,
-            multiprocessing_context=self.multiprocessing_context,
-        )
-        yield from loader
-
-    def __iter__(self) -> Iterator[Any]:
-        self.stream.bind_workers(self.num_workers)
-        before, in_workers = Counter(self.stream.stats), {}
-        for tag, item in self._tagged():
-            self.stream.record(tag)
-            if self.num_workers:  # workers count in their own copies: add theirs up here
-                in_workers[tag.worker] = tag.stats
-                self.stream.stats = before + sum(map(Counter, in_workers.values()), Counter())
+        # outside any DataLoader: what ResumableLoader does without workers
+        self.bind_workers(0)
+        for tag, item in self.iter_tagged(0, 1):
+            self.record(tag)
             if item is not None:
                 yield item
-        self.stream.end_epoch()
+        self.end_epoch()

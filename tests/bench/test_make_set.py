@@ -12,7 +12,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from muss_builder.bench.sbd import GroundTruth, load_ground_truth_dir
+from muss_builder.bench.sbd.truth import GroundTruth, load_ground_truth_dir
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.tools import binary, run
 

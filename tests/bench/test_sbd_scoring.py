@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from muss_builder.bench.sbd import (
-    Counts,
+from muss_builder.bench.sbd.matching import match
+from muss_builder.bench.sbd.report import format_markdown
+from muss_builder.bench.sbd.scoring import score_film
+from muss_builder.bench.sbd.tally import Counts, aggregate
+from muss_builder.bench.sbd.truth import (
     GroundTruthError,
-    aggregate,
-    format_markdown,
     load_ground_truth,
     load_ground_truth_dir,
     load_predictions,
-    match,
-    score_film,
 )
 from muss_builder.shots.transitions import Transition, cut
 

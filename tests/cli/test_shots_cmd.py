@@ -41,3 +41,16 @@ def test_shots_on_a_bad_file_exits_2_with_reason(tmp_path) -> None:
     result = runner.invoke(app, ["shots", str(bad)])
     assert result.exit_code == 2
     assert "cannot probe" in result.output
+
+
+def test_shots_stats_file(twelve_film, tmp_path) -> None:
+    stats = tmp_path / "stats.csv"
+    result = runner.invoke(
+        app, ["shots", str(twelve_film.path), "--config", "tiny", "--stats-file", str(stats)]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    rows = list(csv.DictReader(stats.open(newline="")))
+    assert len(rows) == doc["n_frames"] == twelve_film.n_frames
+    cuts = [int(r["frame"]) for r in rows if r["transition"] == "cut"]
+    assert cuts == [s["start_frame"] for s in doc["shots"][1:]] == twelve_film.cut_frames

@@ -9,7 +9,8 @@ import numpy as np
 from muss_builder.media.probe import probe_film
 from muss_builder.media.synthetic import ffmpeg_to, make_film
 from muss_builder.media.tools import binary, run
-from muss_builder.shots.segment import detect_shots, run_detectors, shots_from_cuts
+from muss_builder.shots.segment import detect_shots, run_detectors, shots_from_transitions
+from muss_builder.shots.transitions import cut
 
 
 def test_twelve_segments_give_exactly_the_known_shots(twelve_film, tiny_config) -> None:
@@ -54,7 +55,7 @@ def test_nonzero_start_time_keeps_frame_indices(tmp_path: Path, tiny_config) -> 
 
 def test_shots_from_cuts_are_contiguous() -> None:
     pts = np.arange(50) / 25.0
-    shots = shots_from_cuts([30, 10, 10, 0, 50], pts, 2.0)
+    shots = shots_from_transitions([cut(c) for c in (30, 10, 10, 0, 50)], pts, 2.0)
     assert [(s.start_frame, s.end_frame) for s in shots] == [(0, 10), (10, 30), (30, 50)]
     assert shots[-1].end_seconds == 2.0
 

@@ -18,8 +18,8 @@ from muss_builder.train.cache import (
     read_manifest,
 )
 from muss_builder.train.data import DataConfig, ShardClipDataset
-from muss_builder.train.encoders import encode_example
-from muss_builder.train.stream import ResumableLoader
+from muss_builder.train.latents import encode_example
+from muss_builder.train.loader import ResumableLoader
 
 # two shots of 5 frames at 32x32: every sample has one latent shape, and encoding is cheap
 CFG = DataConfig(

@@ -15,7 +15,8 @@ from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_sampl
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.subjects.face_film import encode_stills
 from muss_builder.train.data import Crop, DataConfig, ShardClipDataset, resampled_frames
-from muss_builder.train.stream import ResumableLoader, ShardStream, skip_and_log
+from muss_builder.train.loader import ResumableLoader
+from muss_builder.train.stream import ShardStream, skip_and_log
 
 SMALL = [(64, 112), (64, 64)]
 

@@ -13,13 +13,10 @@ from muss_builder.train.data import DataConfig, ShardClipDataset
 from muss_builder.train.encoders import (
     TextEncoder,
     WanVAE,
-    box_mask,
-    bucket_batches,
-    collate_latents,
-    encode_example,
     latent_frame_of,
     make_tiny_text_encoder,
 )
+from muss_builder.train.latents import box_mask, bucket_batches, collate_latents, encode_example
 from muss_builder.train.types import TEXT_PAD
 
 CFG = DataConfig(

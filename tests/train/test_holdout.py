@@ -15,7 +15,8 @@ from muss_builder.shards.reader import ShardSample, iter_samples
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.train.cache import LatentShardDataset, cache_latents
 from muss_builder.train.data import DataConfig, ShardClipDataset
-from muss_builder.train.stream import ResumableLoader, ShardStream
+from muss_builder.train.loader import ResumableLoader
+from muss_builder.train.stream import ShardStream
 
 CLIPS = dict(fps=8, buckets=[(32, 32)], frames_per_shot_max=5, ref_size=16, shuffle_buffer=0)
 

@@ -24,7 +24,8 @@ from muss_builder.train.checkpoint import (
     resolve_checkpoint,
 )
 from muss_builder.train.config import TrainConfig, load_train_config
-from muss_builder.train.loop import fit, lr_factor, peak_bf16_tflops
+from muss_builder.train.loop import fit, peak_bf16_tflops
+from muss_builder.train.optim import lr_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
