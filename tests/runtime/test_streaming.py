@@ -219,6 +219,25 @@ def test_a_pool_whose_actors_cannot_start_stops_the_build_before_any_film(
     assert not (out / "films.parquet").exists()
 
 
+def test_a_bad_model_path_stops_a_ray_build_before_any_film(tmp_path, shelf, tiny_config) -> None:
+    """The shipped subjects stage with a face pack folder that does not exist: each actor's
+    constructor runs setup(), and the first that fails stops the build with one line."""
+    data = tiny_config.model_dump()
+    data["subjects"]["faces"]["pack"] = str(tmp_path / "no-such-pack")
+    config = PipelineConfig.model_validate(data)
+    seen: list[str] = []
+    progress = Progress(on_film=lambda r, _: seen.append(r.path))
+    out = tmp_path / "out"
+    with pytest.raises(StageSetupError) as stopped:
+        build(shelf, out, config, executor="ray", num_cpus=2, progress=progress)
+    message = str(stopped.value)
+    assert message.startswith("stage subjects cannot start: FileNotFoundError: face model pack")
+    assert str(tmp_path / "no-such-pack") in message and "\n" not in message
+    assert seen == []
+    assert not list((out / "films").glob("*.json"))
+    assert not (out / "films.parquet").exists()
+
+
 def test_a_pool_whose_actors_cannot_come_back_fails_its_films_not_the_run(
     tmp_path, shelf, tiny_config
 ) -> None:
