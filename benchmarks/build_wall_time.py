@@ -21,8 +21,7 @@ from pathlib import Path
 
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.synthetic import make_film
-
-STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
+from muss_builder.runtime.film_job import TIMING_BUCKETS
 
 
 def long_film(work: Path, minutes: float = 10.0, fps: int = 24) -> Path:
@@ -56,7 +55,7 @@ def run_case(films: list[Path], out: Path, config: str) -> dict:
         "film_seconds": stats["film_seconds_processed"],
         "samples": stats["samples_in_index"],
         "n_shots": stats["shots"],
-        **{s: stats["stage_seconds"].get(s, 0.0) for s in STAGES},
+        **{s: stats["stage_seconds"].get(s, 0.0) for s in TIMING_BUCKETS},
     }
 
 
@@ -79,16 +78,16 @@ def main() -> None:
             print(f"run {run + 1} {name}: {results[name][-1]['wall']:.1f}s", file=sys.stderr)
     print(
         f"| case | films | film s | shots | samples | wall s (median of {args.runs}) | "
-        "min..max | " + " | ".join(f"{s} s" for s in STAGES) + " | film-s per wall-s |"
+        "min..max | " + " | ".join(f"{s} s" for s in TIMING_BUCKETS) + " | film-s per wall-s |"
     )
-    print("|" + "---|" * (8 + len(STAGES)))
+    print("|" + "---|" * (8 + len(TIMING_BUCKETS)))
     for name, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         walls = [r["wall"] for r in runs]
         print(
             f"| {name} | {len(cases[name])} | {med['film_seconds']:.0f} | {med['n_shots']:.0f} | "
             f"{med['samples']:.0f} | {med['wall']:.1f} | {min(walls):.1f}..{max(walls):.1f} | "
-            + " | ".join(f"{med[s]:.1f}" for s in STAGES)
+            + " | ".join(f"{med[s]:.1f}" for s in TIMING_BUCKETS)
             + f" | {med['film_seconds'] / med['wall']:.2f} |"
         )
 

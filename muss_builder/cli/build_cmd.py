@@ -19,6 +19,7 @@ from muss_builder.runtime.build import BuildStopped
 from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.lock import OutputError
 from muss_builder.runtime.monitor import StageMonitor
+from muss_builder.runtime.stage_base import StageSetupError
 from muss_builder.shards.untrusted import printable
 
 console = Console(stderr=True)
@@ -105,7 +106,8 @@ def _build_or_exit(
             num_cpus=num_cpus,
             progress=progress,
         )
-    except (ValueError, OutputError) as exc:  # a config or --out this build cannot use
+    # a config or --out this build cannot use, a model a stage cannot load
+    except (ValueError, OutputError, StageSetupError) as exc:
         _say(f"cannot run this build: {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
     except BuildStopped as exc:  # a full disk, a lost cluster: not a property of any film
@@ -171,7 +173,8 @@ def build(
     """Build a multi-shot dataset from MOVIES into OUT (rerun to resume).
 
     Exit codes: 0 every film built or skipped; 1 no film could be built; 2 a usage or config
-    error, or an --out this build cannot use (another build holds it, read-only, a file);
+    error (a model a stage cannot load included, before any film), or an --out this build
+    cannot use (another build holds it, read-only, a file);
     3 some films failed (0 with --allow-failures); 4 the build stopped (disk full, Ray
     cluster lost), finished films kept; 130 interrupted (Ctrl-C). Rerun to resume.
     """

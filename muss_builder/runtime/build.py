@@ -18,7 +18,8 @@ from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
 from muss_builder.runtime.buildlog import BuildLog
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
-from muss_builder.runtime.film_job import STAGES, FilmResult
+from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
+from muss_builder.runtime.inline import InlineRunner
 from muss_builder.runtime.inputs import expand_inputs, identify
 from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
@@ -30,12 +31,8 @@ from muss_builder.runtime.outdir import (
     read_record,
     read_records,
 )
-from muss_builder.runtime.stages import (
-    Stage,
-    StageReport,
-    default_stages,
-    process_film,
-)
+from muss_builder.runtime.stage_base import Stage, StageSetupError
+from muss_builder.runtime.stages import default_stages
 from muss_builder.runtime.tables import earlier_film_rows, film_rows, index_rows, table_bytes
 
 
@@ -134,8 +131,9 @@ def build(
     default pipeline (``stages.default_stages()``), e.g. with a stage of your own.
 
     Raises ``OutputError`` when ``out`` cannot take the build (another build holds it, it is
-    read-only or a file) and ``BuildStopped`` when the build cannot go on (a full disk, a lost
-    cluster); finished films are kept in both cases."""
+    read-only or a file), ``StageSetupError`` when a stage cannot start (a model that does not
+    load), before any film, and ``BuildStopped`` when the build cannot go on (a full disk, a
+    lost cluster); finished films are kept in every case."""
     started = time.perf_counter()
     store = Storage.open(str(out))
     if not store.remote:
@@ -152,6 +150,9 @@ def build(
             monitor, runtime = _run(
                 movies, store, config, ex_name, ray_address, num_cpus, progress, stages, log
             )
+        except StageSetupError as exc:  # a config to fix: the tables are left as they were
+            log.line(f"build stopped: {exc}")
+            raise
         except BuildStopped as exc:
             log.line(f"build stopped: {exc}")
             # what finished is listed, if the disk allows; the first error is the one to tell
@@ -271,24 +272,17 @@ def _run_films(
 ) -> tuple[StageMonitor, dict]:
     """Every film of ``todo`` through ``stages``: in this process, or streamed on Ray."""
     if isinstance(ex, InlineExecutor):
-        monitor = StageMonitor([s.name for s in stages])
-        for path, film_id in todo:
-
-            def seen(report: StageReport) -> None:
-                monitor.finished_call(
-                    report.stage, report.started, report.finished, report.film_seconds
-                )
-
-            add(process_film(path, film_id, config, out, stages, on_report=seen))
-            progress.tick(monitor)
-        return monitor, {"executor": "inline"}
+        inline = InlineRunner(stages, config, out, monitor_tick=progress.tick)
+        for result in inline.run(todo):
+            add(result)
+        return inline.monitor, {"executor": "inline"}
     from muss_builder.runtime.streaming import RayStreamingRunner, cluster_lost
 
     runner = RayStreamingRunner(stages, config, out, monitor_tick=progress.tick)
     try:
         for result in runner.run(todo):
             add(result)
-    except BuildStopped:
+    except (BuildStopped, StageSetupError):
         raise
     except Exception as exc:
         why = cluster_lost(exc)
@@ -308,7 +302,9 @@ def run_stats(
     """Totals and per-stage throughput of this run (resumed films did no work and add no time)."""
     worked = [r for r in results if not r.resumed and r.status != "failed"]
     film_seconds = sum(r.duration_seconds or 0.0 for r in worked)
-    stage_seconds = {s: round(sum(r.timings.get(s, 0.0) for r in results), 4) for s in STAGES}
+    stage_seconds = {
+        s: round(sum(r.timings.get(s, 0.0) for r in results), 4) for s in TIMING_BUCKETS
+    }
     return {
         "muss_builder_version": __version__,
         "pipeline": config.name,

@@ -1,7 +1,7 @@
 """What a film carries between stages (``FilmWork``), what the driver learns (``FilmResult``),
 and the per-film pieces the stages share: caption windows, subject samples, the film record.
 
-The stages themselves are in ``stages.py``; ``process_film`` runs them all in this process.
+The stages themselves are in ``stages.py``; ``film_flow.py`` moves a film through them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.references import choose_references, focus_subject
 from muss_builder.subjects.stage import Detection, FilmSubjects, find_subjects, subject_order
 
-STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
+# What a film's wall time is split into (FilmResult.timings; films.parquet's seconds_{bucket}):
+# steps of the work, not the pipeline's stages (analyse times probe and shots apart).
+TIMING_BUCKETS = ("probe", "shots", "subjects", "captions", "clips", "shards")
 
 
 @dataclass
@@ -47,7 +49,7 @@ class FilmResult:
     n_samples: int = 0
     n_shards: int = 0
     attempts: int = 1
-    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_BUCKETS, 0.0))
     captions: dict | None = None  # the captioner's counters (stats.json), not a table column
     traceback: str | None = None  # where a failure came from (films.parquet and the build log)
     # What the workers reported on the way (retries, warnings): the build log, not a column.
@@ -64,8 +66,8 @@ class FilmResult:
         for key in ("reason", "traceback"):
             row[key] = utf8_text(row[key]) if row[key] is not None else None
         timings = row.pop("timings")
-        for stage in STAGES:
-            row[f"seconds_{stage}"] = round(timings.get(stage, 0.0), 4)
+        for bucket in TIMING_BUCKETS:
+            row[f"seconds_{bucket}"] = round(timings.get(bucket, 0.0), 4)
         row["seconds_total"] = round(sum(timings.values()), 4)
         return row
 
@@ -88,7 +90,7 @@ class FilmResult:
             n_samples=len(record["samples"]),
             n_shards=len(record["shards"]),
             attempts=0,
-            timings={k: 0.0 for k in STAGES},
+            timings={k: 0.0 for k in TIMING_BUCKETS},
         )
 
 

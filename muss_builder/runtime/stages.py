@@ -1,29 +1,23 @@
 """The film pipeline as a list of stages: analyse -> subjects -> captions -> clips -> shards.
 
-A stage is a small class whose ``call(work, unit)`` returns a ``StageReport`` (small: what the
-driver needs to route the film and show progress) and a payload (large: the ``FilmWork`` for the
-next stage, or a clip unit's clips). Models load in ``setup()``, so an actor that wraps a model
-stage holds its model for the whole run. Errors inside a stage never raise: they mark the film
-failed on its result, which the report carries, and the run goes on.
-
-``split(work)`` lets a stage fan one film out into units that run in parallel (the clips of a
-long film); ``ShardsStage`` takes the units' clips in window order, so a split film is written
-exactly as an unsplit one.
+Each stage is a small ``Stage`` (``stage_base.py``): ``setup(config)`` loads its models,
+``process(work, unit)`` does its part of one film. ``units_for`` lets a stage fan one film out
+into units that run in parallel (the clips of a long film); ``ShardsStage`` takes the units'
+clips in window order, so a split film is written exactly as an unsplit one. The drivers
+(``inline.py``, ``streaming.py``) move a film through the list with ``film_flow.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
-import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.captions.captioner import make_backend
+from muss_builder.config import PipelineConfig
+from muss_builder.core.models import pick_device
 from muss_builder.core.naming import film_record_path, sample_key
 from muss_builder.core.storage import (
     Storage,
@@ -35,10 +29,8 @@ from muss_builder.core.storage import (
 from muss_builder.core.text import escape_path
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import probe_film
-from muss_builder.media.tools import MediaError
 from muss_builder.runtime.film_job import (
     ClipOut,
-    FilmResult,
     FilmWork,
     Timer,
     caption_windows,
@@ -49,94 +41,13 @@ from muss_builder.runtime.film_job import (
     window_seconds,
 )
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
-from muss_builder.runtime.outdir import fatal_cause
+from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
 from muss_builder.samples.metadata import index_row, sample_document
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import detect_shots, settled_probe
-
-
-@dataclass
-class StageReport:
-    """What the driver learns from one stage call (the payload stays in the object store)."""
-
-    film_id: str
-    stage: str
-    status: str  # the film's status after the call: running | ok | skipped | failed
-    reason: str | None = None
-    started: float = 0.0  # wall clock (time.time) on the worker, for busy shares
-    finished: float = 0.0
-    film_seconds: float = 0.0  # footage this call covered, for per-stage throughput
-    result: FilmResult | None = None  # the film's result as this call left it
-    window_seconds: list[float] | None = None  # footage of each sample window, once planned
-
-    @property
-    def seconds(self) -> float:
-        return self.finished - self.started
-
-
-class Stage:
-    """Base class: ``kind`` says whether the stage runs as Ray tasks or an actor pool."""
-
-    name: ClassVar[str] = "stage"
-    kind: ClassVar[str] = "task"  # task | actor
-    fan_out: ClassVar[bool] = False  # True: the next stage gets every unit's payload, Gathered
-
-    def setup(self) -> None:
-        """Load models (actors call it once; tasks before each call)."""
-
-    def resources(self, config: PipelineConfig) -> StageResources:
-        return getattr(config.runtime.stages, self.name)
-
-    def units_for(self, report: StageReport, config: PipelineConfig) -> list[Any]:
-        """Units this film's call fans out into, from the previous stage's report (the
-        driver never holds the film's data); ``[None]`` is one call for the whole film."""
-        return [None]
-
-    def process(self, work: FilmWork, unit: Any) -> Any:
-        raise NotImplementedError
-
-    def call(self, work: FilmWork, unit: Any = None) -> tuple[StageReport, Any]:
-        """Run ``process`` and report; a failure is recorded on the film, never raised."""
-        started = time.time()
-        payload: Any = work
-        if not work.failed:
-            try:
-                payload = self.process(work, unit)
-            except MediaError as exc:
-                _fail(work, str(exc), fatal_cause(exc))
-            except Exception as exc:  # a bug must not stop the run; it is reported on the film
-                why = f"internal error in {self.name}: {type(exc).__name__}: {exc}"
-                _fail(work, why, fatal_cause(exc))
-            if work.failed:
-                payload = work
-        result = work.result
-        report = StageReport(
-            work.film_id,
-            self.name,
-            result.status,
-            result.reason,
-            started,
-            time.time(),
-            film_seconds=self.covered_seconds(work, unit),
-            result=result,
-            window_seconds=(
-                [window_seconds(work, w) for w in work.plan.windows] if work.plan else None
-            ),
-        )
-        return report, payload
-
-    def covered_seconds(self, work: FilmWork, unit: Any) -> float:
-        return work.result.duration_seconds or 0.0
-
-
-def _fail(work: FilmWork, reason: str, fatal: str | None = None) -> None:
-    result = work.result
-    one_line = " | ".join(line.strip() for line in reason.splitlines() if line.strip())
-    result.status, result.reason = "failed", one_line  # the traceback keeps the rest
-    result.traceback, result.fatal = traceback.format_exc(), fatal
-    with contextlib.suppress(OSError):  # on a full disk, removing may fail too: the rerun will
-        remove_film_outputs(Storage.open(work.out_dir), work.film_id)
+from muss_builder.shots.transnet import load_transnet
+from muss_builder.subjects.stage import load_subject_models
 
 
 def local_film(work: FilmWork) -> str:
@@ -150,6 +61,10 @@ class AnalyseStage(Stage):
     """Probe, shot detection (a long film in parallel ranges) and the sample windows."""
 
     name = "analyse"
+
+    def setup(self, config: PipelineConfig) -> None:
+        if config.shots.detector in ("muss", "transnetv2"):  # both ask TransNetV2
+            load_transnet(pick_device(config.shots.transnetv2.device, "TransNetV2"))
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         config, result = work.config, work.result
@@ -189,8 +104,9 @@ class SubjectsStage(Stage):
     name = "subjects"
     kind = "actor"
 
-    def setup(self) -> None:
-        pass  # models are cached per process by ``subjects.stage``; the first film loads them
+    def setup(self, config: PipelineConfig) -> None:
+        if config.subjects.enabled:  # else the keyframe pass runs for the captioner only
+            load_subject_models(config.subjects)
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         assert work.probe is not None and work.detection is not None
@@ -205,6 +121,10 @@ class CaptionsStage(Stage):
 
     name = "captions"
     kind = "actor"
+
+    def setup(self, config: PipelineConfig) -> None:
+        if config.captions.enabled and config.captions.backend != "facts":
+            make_backend(config.captions)  # kept for this process's later films
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         layout = staging_layout(work.out_dir)  # the caption cache is node-local when remote
@@ -268,15 +188,6 @@ class ClipsStage(Stage):
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return out
-
-
-@dataclass
-class Gathered:
-    """A fan-out stage's output handed to the next stage: each unit's payload (or a Ray
-    reference to it, fetched one unit at a time) and the seconds the units spent."""
-
-    units: list[Any]
-    seconds: float = 0.0
 
 
 class ShardsStage(Stage):
@@ -371,37 +282,3 @@ def _clips_in_order(units: list[Any]) -> Any:
 
 def default_stages() -> list[Stage]:
     return [AnalyseStage(), SubjectsStage(), CaptionsStage(), ClipsStage(), ShardsStage()]
-
-
-def process_film(
-    path: str,
-    film_id: str,
-    config: PipelineConfig,
-    out_dir: str,
-    stages: list[Stage] | None = None,
-    on_report: Any = None,
-) -> FilmResult:
-    """Every stage of one film in this process (the inline executor; tests; debugging).
-    ``on_report(report)`` sees each call's report, as the Ray driver's monitor does."""
-    work = new_work(path, film_id, config, out_dir)
-    stages = stages or default_stages()
-    units: list[Any] = [None]
-    for n, stage in enumerate(stages):
-        stage.setup()
-        outputs = [stage.call(work, unit) for unit in units]
-        for report, _ in outputs:
-            if on_report:
-                on_report(report)
-        if work.failed or n == len(stages) - 1:
-            break
-        if stage.fan_out:
-            units = [Gathered([p for _, p in outputs], sum(r.seconds for r, _ in outputs))]
-        else:
-            work = outputs[0][1]
-            units = stages[n + 1].units_for(outputs[0][0], config)
-    return work.result
-
-
-def new_work(path: str, film_id: str, config: PipelineConfig, out_dir: str) -> FilmWork:
-    result = FilmResult(path=path, film_id=film_id, status="running")
-    return FilmWork(path, film_id, config, out_dir, result)

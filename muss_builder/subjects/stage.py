@@ -179,6 +179,15 @@ def _object_stage(config: SubjectsConfig) -> Any:
     return loaded_model(f"objects:{o.model_dump_json()}", load)
 
 
+def load_subject_models(config: SubjectsConfig) -> None:
+    """Load the face and object models ``config`` enables, kept for this process's films:
+    a model that cannot load raises here (a stage's setup), not on a film."""
+    if config.faces.enabled:
+        _face_detector(config)
+    if config.objects.enabled:
+        _object_stage(config)
+
+
 def _clip_box(
     box: tuple[float, ...], width: int, height: int
 ) -> tuple[tuple[float, float, float, float], bool]:

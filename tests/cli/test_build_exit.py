@@ -232,3 +232,24 @@ def test_a_bad_config_exits_2_with_one_line(tmp_path, reels) -> None:
         assert "cannot run this build: bad --config" in result.output and words in result.output
         _one_clear_line(result.output)
     assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_a_model_that_cannot_load_exits_2_before_any_film(tmp_path, reels) -> None:
+    import yaml
+
+    from muss_builder.config import resource_dir
+
+    config = yaml.safe_load((resource_dir("pipelines") / "tiny.yaml").read_text())
+    config["subjects"]["faces"] = {"pack": str(tmp_path / "no-such-pack")}
+    path = tmp_path / "bad-pack.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    args = ["build", *map(str, reels), "--out", str(out), "-c", str(path), "--executor", "inline"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    said = "cannot run this build: stage subjects cannot start: FileNotFoundError: face model pack"
+    assert result.output.count(said) == 1, result.output  # once, not once per film
+    assert "no-such-pack" in result.output
+    assert "failed" not in result.output  # no film row
+    _one_clear_line(result.output)
+    assert not (out / "films.parquet").exists() and not list((out / "films").glob("*.json"))

@@ -16,7 +16,8 @@ from muss_builder.core.text import path_bytes
 from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import BuildStopped, Progress, build
 from muss_builder.runtime.film_job import FilmWork
-from muss_builder.runtime.stages import Stage, default_stages
+from muss_builder.runtime.stage_base import Stage
+from muss_builder.runtime.stages import default_stages
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import ray.cloudpickle
 
+from muss_builder.config import PipelineConfig
 from muss_builder.media.synthetic import make_film
-from muss_builder.runtime.build import build
+from muss_builder.runtime.build import Progress, build
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.monitor import StageCounters
+from muss_builder.runtime.stage_base import StageSetupError
 from muss_builder.runtime.stages import AnalyseStage, SubjectsStage, default_stages
 
 # The stages below live in this test module, which Ray's workers cannot import: send them by
@@ -45,8 +47,27 @@ class RaisingSubjects(SubjectsStage):
 class SetupFailingSubjects(SubjectsStage):
     """A model stage whose model cannot load: every actor of the pool dies in setup."""
 
-    def setup(self) -> None:
+    def setup(self, config: PipelineConfig) -> None:
         raise RuntimeError("face pack not found at /nowhere")
+
+
+class BrokenAfterRestart(SubjectsStage):
+    """A model stage whose actor starts, dies on the victim's call, and whose model is gone
+    when Ray restarts it (a marker file says it died)."""
+
+    def __init__(self, victim: str, marker: str) -> None:
+        self.victim, self.marker = victim, marker
+
+    def setup(self, config: PipelineConfig) -> None:
+        if Path(self.marker).exists():
+            raise RuntimeError("model gone after a restart")
+        super().setup(config)
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        if Path(work.path).name == self.victim:
+            Path(self.marker).write_text("died")
+            os._exit(1)
+        return super().process(work, unit)
 
 
 class DyingOnce:
@@ -181,15 +202,59 @@ def test_a_killed_worker_or_actor_costs_one_retry(
     assert "retried after: " in lines[victim_line + 1]
 
 
-def test_a_pool_whose_actors_cannot_start_fails_its_films_not_the_run(
+def test_a_pool_whose_actors_cannot_start_stops_the_build_before_any_film(
     tmp_path, shelf, tiny_config
 ) -> None:
     stages = replace_stage(SetupFailingSubjects())
-    summary = build(shelf[:2], tmp_path / "out", tiny_config, executor="ray", stages=stages)
-    assert [r.status for r in summary.results] == ["failed", "failed"]
-    for r in summary.results:
-        assert "face pack not found at /nowhere" in r.reason, r.reason
-    assert not list((tmp_path / "out" / "films").glob("*.json"))
+    seen: list[str] = []
+    progress = Progress(on_film=lambda r, _: seen.append(r.path))
+    out = tmp_path / "out"
+    with pytest.raises(StageSetupError) as stopped:
+        build(shelf[:2], out, tiny_config, executor="ray", stages=stages, progress=progress)
+    assert str(stopped.value) == (
+        "stage subjects cannot start: RuntimeError: face pack not found at /nowhere"
+    )
+    assert seen == []  # not one failure per film
+    assert not list((out / "films").glob("*.json"))
+    assert not (out / "films.parquet").exists()
+
+
+def test_a_bad_model_path_stops_a_ray_build_before_any_film(tmp_path, shelf, tiny_config) -> None:
+    """The shipped subjects stage with a face pack folder that does not exist: each actor's
+    constructor runs setup(), and the first that fails stops the build with one line."""
+    data = tiny_config.model_dump()
+    data["subjects"]["faces"]["pack"] = str(tmp_path / "no-such-pack")
+    config = PipelineConfig.model_validate(data)
+    seen: list[str] = []
+    progress = Progress(on_film=lambda r, _: seen.append(r.path))
+    out = tmp_path / "out"
+    with pytest.raises(StageSetupError) as stopped:
+        build(shelf, out, config, executor="ray", num_cpus=2, progress=progress)
+    message = str(stopped.value)
+    assert message.startswith("stage subjects cannot start: FileNotFoundError: face model pack")
+    assert str(tmp_path / "no-such-pack") in message and "\n" not in message
+    assert seen == []
+    assert not list((out / "films").glob("*.json"))
+    assert not (out / "films.parquet").exists()
+
+
+def test_a_pool_whose_actors_cannot_come_back_fails_its_films_not_the_run(
+    tmp_path, shelf, tiny_config
+) -> None:
+    """Set up once, an actor dies and Ray's restart of it fails: the pool is dead, the films
+    that wait for it fail with why, and the build ends."""
+    victim = Path(shelf[0]).name
+    stages = replace_stage(BrokenAfterRestart(victim, str(tmp_path / "died")))
+    out = tmp_path / "out"
+    summary = build(shelf[:2], out, tiny_config, executor="ray", num_cpus=2, stages=stages)
+    by_name = {Path(r.path).name: r for r in summary.results}
+    assert (tmp_path / "died").exists()
+    assert by_name[victim].status == "failed"
+    assert "subjects: no actor left: " in by_name[victim].reason, by_name[victim].reason
+    assert "model gone after a restart" in by_name[victim].reason
+    for r in summary.results:  # the other film got through first, or waited for the pool
+        assert r.status == "ok" or "no actor left" in r.reason, r.reason
+    assert not (out / "films" / f"{by_name[victim].film_id}.json").exists()
 
 
 def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
@@ -231,7 +296,7 @@ def test_busy_seconds_is_the_union_of_intervals() -> None:
 
 def test_pool_sizes_follow_the_resources() -> None:
     from muss_builder.config import StageResources
-    from muss_builder.runtime.streaming import pool_size
+    from muss_builder.runtime.lanes import pool_size
 
     assert pool_size(StageResources(actors=3), cpus=64, gpus=8) == 3
     assert pool_size(StageResources(num_gpus=0.25), cpus=64, gpus=2) == 8
