@@ -251,4 +251,7 @@ def ray_error_line(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     errors = [line for line in lines[1:] if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", line)]
-    return errors[-1] if errors else lines[0]
+    if not errors:
+        return lines[0]
+    # "muss_builder.core.models.ModelNotFoundError: ..." reads as the inline build's line does
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w*(?:Error|Exception)\b)", "", errors[-1])

@@ -247,7 +247,7 @@ def test_a_model_that_cannot_load_exits_2_before_any_film(tmp_path, reels) -> No
     args = ["build", *map(str, reels), "--out", str(out), "-c", str(path), "--executor", "inline"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    said = "cannot run this build: stage subjects cannot start: FileNotFoundError: face model pack"
+    said = "cannot run this build: stage subjects cannot start: ModelNotFoundError: face model pack"
     assert result.output.count(said) == 1, result.output  # once, not once per film
     assert "no-such-pack" in result.output
     assert "failed" not in result.output  # no film row

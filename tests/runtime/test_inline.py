@@ -46,7 +46,7 @@ def test_a_model_that_cannot_load_stops_the_build_before_any_film(
     with pytest.raises(StageSetupError) as stopped:
         build(reels, out, config, executor="inline", progress=progress)
     message = str(stopped.value)
-    assert message.startswith(f"stage {stage} cannot start: FileNotFoundError: "), message
+    assert message.startswith(f"stage {stage} cannot start: ModelNotFoundError: "), message
     assert str(missing) in message and "\n" not in message
     assert films == []  # not one failure per film
     assert not (out / "films.parquet").exists() and not list((out / "films").glob("*.json"))

@@ -231,7 +231,7 @@ def test_a_bad_model_path_stops_a_ray_build_before_any_film(tmp_path, shelf, tin
     with pytest.raises(StageSetupError) as stopped:
         build(shelf, out, config, executor="ray", num_cpus=2, progress=progress)
     message = str(stopped.value)
-    assert message.startswith("stage subjects cannot start: FileNotFoundError: face model pack")
+    assert message.startswith("stage subjects cannot start: ModelNotFoundError: face model pack")
     assert str(tmp_path / "no-such-pack") in message and "\n" not in message
     assert seen == []
     assert not list((out / "films").glob("*.json"))
