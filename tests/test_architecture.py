@@ -147,14 +147,6 @@ def subpackage(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-# Both in shots/, whose modules the issue-15 shots engineer splits: the detector registry
-# imports the detectors that import frames_at_rate from it, and ranges and segment import
-# each other.
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the issue-15 merge: shots.detector -> shots.combined -> shots.detector "
-    "(and via shots.pyscenedetect), shots.ranges -> shots.segment -> shots.ranges",
-)
 def test_the_import_graph_has_no_cycle() -> None:
     cycles = all_cycles(import_graph())
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

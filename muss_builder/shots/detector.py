@@ -1,4 +1,6 @@
-"""The interface every shot-boundary detector implements, and the registry of detectors.
+"""The interface every shot-boundary detector implements, and the frames detectors see:
+their size (``analysis_size``) and rate (``frames_at_rate``). The detectors by name are in
+``registry.py``.
 
 Modelled on PySceneDetect's ``process_frame``: the caller owns the decode loop and feeds each
 analysis frame (BGR, analysis size) once, so several detectors share one decode. ``finish``
@@ -11,10 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from muss_builder.config import ShotsConfig
+from muss_builder.config import AnalysisConfig
+from muss_builder.media.decode import scaled_size
+from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.transitions import Transition
-
-DETECTORS = ("muss", "adaptive", "content", "hash", "histogram", "transnetv2")
 
 
 class ShotDetector(Protocol):
@@ -34,18 +36,6 @@ def frames_at_rate(frames: int, fps: float) -> int:
     return max(1, min(frames, round(fps * frames / 24)))
 
 
-def make_detector(name: str, cfg: ShotsConfig, fps: float) -> ShotDetector:
-    """Build detector ``name`` with its parameters from ``cfg``."""
-    if name == "muss":
-        from muss_builder.shots.combined import MussDetector
-
-        return MussDetector(cfg.muss, cfg.transnetv2, cfg.min_shot_frames_at(fps), fps)
-    if name == "transnetv2":
-        from muss_builder.shots.transnet_detector import TransNetDetector
-
-        return TransNetDetector(cfg.transnetv2, cfg.muss.min_gradual_frames)
-    if name in ("adaptive", "content", "hash", "histogram"):
-        from muss_builder.shots.pyscenedetect import make_scenedetect
-
-        return make_scenedetect(name, cfg, fps)
-    raise ValueError(f"unknown shot detector {name!r} (one of {', '.join(DETECTORS)})")
+def analysis_size(probe: FilmProbe, analysis: AnalysisConfig) -> tuple[int, int]:
+    """The size detectors see: the configured analysis width (never above the film's)."""
+    return scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))

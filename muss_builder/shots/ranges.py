@@ -24,7 +24,8 @@ from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError, binary, run
-from muss_builder.shots.detector import make_detector
+from muss_builder.shots.detector import analysis_size
+from muss_builder.shots.registry import make_detector
 from muss_builder.shots.transitions import Transition
 
 MIN_MARGIN_FRAMES = 200  # > TransNetV2 window reach (75) + longest gradual run (60) + medians
@@ -100,8 +101,6 @@ def detect_range(
     frame_range: FrameRange,
 ) -> RangeResult:
     """Transitions with boundaries in ``frame_range`` (decoding its margins too)."""
-    from muss_builder.shots.segment import analysis_size
-
     first = frame_range.decode_start
     last = frame_range.decode_stop(len(frame_pts)) - 1
     origin = float(frame_pts[0])

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
-from muss_builder.media.decode import FrameReader, retimed, scaled_size
+from muss_builder.media.decode import FrameReader, retimed
 from muss_builder.media.probe import FilmProbe, decode_options, probe_film
 from muss_builder.media.tools import MediaError
-from muss_builder.shots.detector import ShotDetector, make_detector
+from muss_builder.shots.detector import ShotDetector, analysis_size
 from muss_builder.shots.features import letterbox
+from muss_builder.shots.registry import make_detector
 from muss_builder.shots.stats import detector_columns
 from muss_builder.shots.transitions import Transition
 
@@ -112,10 +113,6 @@ def _end_of(frame_pts: np.ndarray, fps: float) -> float:
     """When the last frame stops showing: one more step of the last interval."""
     step = float(frame_pts[-1] - frame_pts[-2]) if len(frame_pts) > 1 else 1.0 / fps
     return float(frame_pts[-1]) + step
-
-
-def analysis_size(probe: FilmProbe, analysis: AnalysisConfig) -> tuple[int, int]:
-    return scaled_size(probe.width, probe.height, target_width=min(analysis.width, probe.width))
 
 
 def decode_into(

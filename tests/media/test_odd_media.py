@@ -23,9 +23,9 @@ from muss_builder.media.synthetic import (
     make_interlaced,
 )
 from muss_builder.media.synthetic_mkv import make_laced_mkv
+from muss_builder.shots.detector import analysis_size
 from muss_builder.shots.ranges import packet_timestamps
 from muss_builder.shots.segment import (
-    analysis_size,
     detect_shots,
     detect_shots_single_pass,
     settled_probe,

@@ -9,7 +9,7 @@ import pytest
 
 from muss_builder.config import ShotsConfig
 from muss_builder.media.synthetic import make_transition_film
-from muss_builder.shots.detector import DETECTORS
+from muss_builder.shots.registry import DETECTORS
 from muss_builder.shots.segment import run_detectors
 
 SEGMENTS = [

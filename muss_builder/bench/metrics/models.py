@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from muss_builder.shots.detector import DETECTORS
+from muss_builder.shots.registry import DETECTORS
 
 
 class _Strict(BaseModel):

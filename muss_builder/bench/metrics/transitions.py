@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from muss_builder.config import ShotsConfig
-from muss_builder.shots.detector import make_detector
+from muss_builder.shots.registry import make_detector
 from muss_builder.shots.transitions import Transition
 
 
