@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from muss_builder.media.demo_footage import demo_films
-from muss_builder.media.synthetic import make_film
+from muss_builder.testing.synthetic_films import make_film
 
 STAGES = ("probe", "shots", "subjects", "captions", "clips", "shards")
 

@@ -22,8 +22,8 @@ from muss_builder.bench.metrics import (
     score_video,
 )
 from muss_builder.bench.script import Script, ScriptShot
-from muss_builder.media.synthetic import make_film
 from muss_builder.media.tools import MediaError
+from muss_builder.testing.synthetic_films import make_film
 
 
 @pytest.fixture(scope="module")

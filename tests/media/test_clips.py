@@ -12,9 +12,9 @@ import pytest
 from muss_builder.config import ClipsConfig
 from muss_builder.media.clips import encode_clip, plan_clip, x264_args
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import cut_frames_in, make_film
 from muss_builder.media.tools import binary, run
 from muss_builder.shots.segment import detect_shots
+from muss_builder.testing.synthetic_films import cut_frames_in, make_film
 
 
 @pytest.mark.parametrize("fps", [24, 30, 12, 25])

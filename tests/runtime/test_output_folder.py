@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.config import PipelineConfig
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import BuildStopped, Progress, build
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.names import escape_path, path_bytes, unescape_path
 from muss_builder.runtime.stages import Stage, default_stages
+from muss_builder.testing.synthetic_films import make_film
 
 
 @pytest.fixture(scope="module")

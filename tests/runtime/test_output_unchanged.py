@@ -84,7 +84,7 @@ def film_rows(out: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def two_builds(tmp_path_factory: pytest.TempPathFactory, people) -> tuple[Path, Path]:
-    from muss_builder.subjects.face_film import make_face_film
+    from muss_builder.testing.face_film import make_face_film
 
     root = tmp_path_factory.mktemp("unchanged")
     make_face_film(root / "faces.mp4", people[:4], shots_per_person=2, seed=1)
@@ -119,8 +119,9 @@ def test_index_films_table_and_records_are_identical(two_builds: tuple[Path, Pat
         pq.read_table(after / "index.parquet").to_pylist()
         == pq.read_table(before / "index.parquet").to_pylist()
     )
-    assert pq.read_table(after / "index.parquet").schema == pq.read_table(
-        before / "index.parquet"
-    ).schema
+    assert (
+        pq.read_table(after / "index.parquet").schema
+        == pq.read_table(before / "index.parquet").schema
+    )
     assert film_rows(after) == film_rows(before)
     assert records(after) == records(before)
