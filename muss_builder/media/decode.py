@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from muss_builder.media.tools import MediaError, binary, last_lines
+from muss_builder.media.commands import PixelFormat, frame_decode
+from muss_builder.media.tools import MediaError, last_lines
 
 _SHOWINFO = re.compile(rb"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(\S+)")
 # showinfo prints pts_time with 6 significant digits only; exact seconds need pts * time_base.
@@ -71,7 +72,7 @@ class FrameReader:
         path: str | Path,
         size: tuple[int, int],
         *,
-        pix_fmt: str = "bgr24",
+        pix_fmt: PixelFormat = "bgr24",
         seek_seconds: float | None = None,
         scale_flags: str = "area",
         max_frames: int | None = None,
@@ -101,16 +102,13 @@ class FrameReader:
         self.frames_read = 0
 
     def _args(self) -> list[str]:
-        args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "info", "-copyts"]
-        if self.seek_seconds is not None and self.seek_seconds > 0:
-            args += ["-ss", f"{self.seek_seconds:.6f}"]
-        args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        args += ["-vf", ",".join(self._filters())]
-        args += ["-fps_mode", "passthrough"]
-        if self.max_frames is not None:
-            args += ["-frames:v", str(self.max_frames)]
-        args += ["-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
-        return args
+        return frame_decode(
+            self.path,
+            self._filters(),
+            pix_fmt=self.pix_fmt,
+            seek_seconds=self.seek_seconds,
+            max_frames=self.max_frames,
+        )
 
     def _filters(self) -> list[str]:
         filters = []

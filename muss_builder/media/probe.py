@@ -18,10 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from muss_builder.media.commands import interlace_detect, probe_streams
 from muss_builder.media.decode import even
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.timeline import stream_timing
-from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.media.tools import MediaError, run
 
 
 class FilmProbe(BaseModel):
@@ -101,12 +102,7 @@ def idet_interlaced(path: Path, middle: float) -> bool:
     stream does not say (field_order unknown): the film's middle, past titles and black."""
     try:
         proc = subprocess.run(
-            [
-                binary("ffmpeg"),
-                *("-hide_banner", "-nostdin", "-ss", f"{max(0.0, middle):.3f}", "-i", str(path)),
-                *("-map", "0:v:0", "-vf", "idet", "-frames:v", str(_IDET_FRAMES)),
-                *("-an", "-f", "null", "-"),
-            ],
+            interlace_detect(path, middle, _IDET_FRAMES),
             capture_output=True,
             timeout=120,
             check=False,
@@ -147,16 +143,7 @@ def probe_film(
     path = Path(path)
     check_readable_file(path)
     out = run(
-        [
-            binary("ffprobe"),
-            "-v",
-            "error",
-            "-show_format",
-            "-show_streams",
-            "-of",
-            "json",
-            str(path),
-        ],
+        probe_streams(path),
         what="cannot probe (not a media file or corrupt)",
         timeout=120,
     )
