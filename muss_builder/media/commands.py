@@ -95,6 +95,12 @@ def rate_text(rate: Fraction) -> str:
     return f"{rate.numerator}/{rate.denominator}"
 
 
+def quiet_ffmpeg(*args: str) -> list[str]:
+    """``ffmpeg ARGS`` that overwrites its output and prints errors only: for the fixture
+    films of ``muss_builder.testing``, whose lavfi graphs are test material, not pipeline."""
+    return [binary("ffmpeg"), *_QUIET, "-y", *args]
+
+
 def raw_to_h264(
     out: str | Path,
     size: tuple[int, int],

@@ -17,12 +17,14 @@ from __future__ import annotations
 import queue
 import re
 import subprocess
+import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Protocol
 
 import numpy as np
 
@@ -208,3 +210,57 @@ def retimed(n_frames: int, fps: Fraction) -> np.ndarray:
     """The times a ``retime_fps`` decode gives its frames, computed the same way."""
     step = 1 / fps
     return np.asarray([float(i * step) for i in range(n_frames)], dtype=np.float64)
+
+
+class StreamsBytes(Protocol):
+    """A source that writes its bytes to a file, e.g. a shard member read in chunks."""
+
+    def copy_to(self, out: IO[bytes]) -> None: ...
+
+
+def read_frames(
+    source: bytes | str | Path | StreamsBytes,
+    size: tuple[int, int],
+    *,
+    wanted: Collection[int] | None = None,
+    pix_fmt: PixelFormat = "rgb24",
+    require_frames: bool = False,
+) -> dict[int, np.ndarray]:
+    """Frames of a video (a file, its bytes, or a source that streams them) scaled to ``size``,
+    by index: every frame, or only ``wanted`` (the decode stops after the last of them).
+
+    Indices missing from the result are frames the video does not have; ``require_frames``
+    makes a video without any decodable frame a ``MediaError`` naming what ffmpeg said."""
+    if wanted is not None and not wanted:
+        return {}
+    if isinstance(source, str | Path):
+        return _read_file(Path(source), size, wanted, pix_fmt, require_frames)
+    with tempfile.TemporaryDirectory(prefix="muss-clip-") as tmp:
+        # a file, not a pipe: an mp4 whose index is at its end cannot be read from a pipe
+        path = Path(tmp) / "clip.mp4"
+        with open(path, "wb") as out:
+            if isinstance(source, bytes):
+                out.write(source)
+            else:  # streamed: the clip is never whole in memory
+                source.copy_to(out)
+        return _read_file(path, size, wanted, pix_fmt, require_frames)
+
+
+def _read_file(
+    path: Path,
+    size: tuple[int, int],
+    wanted: Collection[int] | None,
+    pix_fmt: PixelFormat,
+    require_frames: bool,
+) -> dict[int, np.ndarray]:
+    targets = None if wanted is None else set(wanted)
+    last = None if targets is None else max(targets)
+    reader = FrameReader(path, size, pix_fmt=pix_fmt, max_frames=None if last is None else last + 1)
+    frames: dict[int, np.ndarray] = {}
+    for frame in reader:
+        if targets is None or frame.index in targets:
+            frames[frame.index] = frame.image
+    if require_frames and not frames:
+        detail = "; ".join(reader.error_lines) or "no frames decoded"
+        raise MediaError(f"{path}: no decodable video frames ({detail})")
+    return frames

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.decode import read_frames, scaled_size
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
@@ -187,21 +186,12 @@ def decode_clip_frames(
     mp4: Member | None, size: tuple[int, int], wanted: list[int]
 ) -> dict[int, Image.Image]:
     """Frames ``wanted`` of a sample's mp4, in one decode that stops after the last."""
-    found: dict[int, Image.Image] = {}
     if not wanted:
-        return found
+        return {}
     if mp4 is None:
         raise MediaError("the sample has no mp4")
-    with tempfile.TemporaryDirectory(prefix="muss-sheet-") as tmp:
-        path = Path(tmp) / "clip.mp4"
-        with open(path, "wb") as out:  # streamed: the clip is never whole in memory
-            mp4.copy_to(out)
-        targets = set(wanted)
-        reader = FrameReader(path, size, pix_fmt="rgb24", max_frames=max(wanted) + 1)
-        for frame in reader:
-            if frame.index in targets:
-                found[frame.index] = Image.fromarray(frame.image.copy(), "RGB")
-    return found
+    frames = read_frames(mp4, size, wanted=wanted, pix_fmt="rgb24")
+    return {i: Image.fromarray(image.copy(), "RGB") for i, image in frames.items()}
 
 
 def _shot_lines(shot: dict[str, Any], number: int) -> list[str]:

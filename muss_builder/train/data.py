@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from muss_builder.media.decode import FrameReader
+from muss_builder.media.decode import read_frames
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
 from muss_builder.train.stream import (
@@ -291,19 +290,11 @@ def decode_frames(sample: ShardSample, crop: Crop, wanted: set[int]) -> dict[int
     data = sample.members.get("mp4")
     if data is None:
         raise _fail(sample, "mp4", "missing (a sample's clip)")
-    frames: dict[int, np.ndarray] = {}
-    with tempfile.TemporaryDirectory(prefix="muss-clip-") as tmp:
-        path = Path(tmp) / "clip.mp4"  # ffmpeg seeks in mp4s: a pipe is not enough
-        path.write_bytes(data)
-        reader = FrameReader(path, crop.scaled, pix_fmt="rgb24")
-        try:
-            for frame in reader:
-                if frame.index in wanted:
-                    frames[frame.index] = np.ascontiguousarray(crop.cut(frame.image))
-                if len(frames) == len(wanted):
-                    break
-        except MediaError as exc:
-            raise _fail(sample, "mp4", f"cannot decode: {exc}") from exc
+    try:
+        decoded = read_frames(data, crop.scaled, wanted=wanted, pix_fmt="rgb24")
+    except MediaError as exc:
+        raise _fail(sample, "mp4", f"cannot decode: {exc}") from exc
+    frames = {i: np.ascontiguousarray(crop.cut(image)) for i, image in decoded.items()}
     missing = sorted(wanted - frames.keys())
     if missing:
         raise _fail(sample, "mp4", f"clip ends before frame {missing[0]} that the json's shots use")
