@@ -41,8 +41,8 @@ from muss_builder.media.decode import even
 from muss_builder.media.h264 import write_h264
 from muss_builder.train.checkpoint import load_weights_for_inference
 from muss_builder.train.config import TrainConfig
-from muss_builder.train.data import square_reference
 from muss_builder.train.flow import euler_sample
+from muss_builder.train.pixels import square_reference
 from muss_builder.train.types import TEXT_GLOBAL, LatentBatch
 
 SIZE_MULTIPLE = 16  # pixels per token side: VAE stride 8 x DiT patch 2
