@@ -131,6 +131,28 @@ def check_readable_file(path: Path) -> None:
         raise MediaError(f"file is not readable: {path}")
 
 
+def _streams(path: Path) -> tuple[dict, dict, list[dict]]:
+    """ffprobe's container facts, first video stream and audio streams of ``path``."""
+    out = run(
+        probe_streams(path),
+        what="cannot probe (not a media file or corrupt)",
+        timeout=120,
+    )
+    info = json.loads(out or b"{}")
+    streams = info.get("streams") or []
+    video = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video"
+        and not (s.get("disposition") or {}).get("attached_pic")  # cover art is not a film
+    ]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not video:
+        kind = "audio-only file" if audio else "no streams"
+        raise MediaError(f"no video stream ({kind})")
+    return info.get("format") or {}, video[0], audio
+
+
 def probe_film(
     path: str | Path,
     film_id: str | None = None,
@@ -142,25 +164,7 @@ def probe_film(
     fields are interlaced."""
     path = Path(path)
     check_readable_file(path)
-    out = run(
-        probe_streams(path),
-        what="cannot probe (not a media file or corrupt)",
-        timeout=120,
-    )
-    info = json.loads(out or b"{}")
-    streams = info.get("streams") or []
-    fmt = info.get("format") or {}
-    video = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video"
-        and not (s.get("disposition") or {}).get("attached_pic")  # cover art is not a film
-    ]
-    audio = [s for s in streams if s.get("codec_type") == "audio"]
-    if not video:
-        kind = "audio-only file" if audio else "no streams"
-        raise MediaError(f"no video stream ({kind})")
-    v = video[0]
+    fmt, v, audio = _streams(path)
     avg = _fraction(v.get("avg_frame_rate"))
     real = _fraction(v.get("r_frame_rate"))
     rate = avg or real
