@@ -62,7 +62,6 @@ class H264Writer:
             every_frame=every_frame,
         )
         self.frames_written = 0
-        self._broken = False
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frame: np.ndarray | bytes) -> None:
@@ -72,14 +71,12 @@ class H264Writer:
                 f"{self.path.name}: a frame of {len(data)} bytes, the size {self.size} "
                 f"needs {self.frame_bytes}"
             )
-        if self._broken:
-            return  # ffmpeg has gone: close() says why
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(data)
-        except BrokenPipeError:
-            self._broken = True
-            return
+        except BrokenPipeError:  # ffmpeg has gone: its exit status and stderr say why
+            self.close()
+            raise MediaError(f"{self.what}: ffmpeg stopped reading frames") from None
         self.frames_written += 1
 
     def close(self) -> Path:

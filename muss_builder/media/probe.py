@@ -109,10 +109,12 @@ def idet_interlaced(path: Path, middle: float) -> bool:
         )
     except subprocess.TimeoutExpired:
         return False
-    match = _IDET.search(proc.stderr.decode("utf-8", "replace"))
-    if match is None:
+    # the last verdict: ffmpeg sets a -filter_complex graph up once before the first frame
+    # and again with it, and idet reports (all zeros) when the first one is torn down
+    verdicts = _IDET.findall(proc.stderr.decode("utf-8", "replace"))
+    if not verdicts:
         return False
-    tff, bff, progressive = (int(g) for g in match.groups())
+    tff, bff, progressive = (int(g) for g in verdicts[-1])
     # synthetic or static footage gives a few interlaced-looking frames: ask for a clear call
     return tff + bff >= 10 and tff + bff > 2 * progressive
 
