@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from muss_builder.media.demo_footage import demo_films
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.film_job import TIMING_BUCKETS
+from muss_builder.testing.synthetic_films import make_film
 
 
 def long_film(work: Path, minutes: float = 10.0, fps: int = 24) -> Path:

@@ -23,30 +23,28 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import ClipsConfig
-from muss_builder.media.clips import encode_clip, plan_clip, x264_args
+from muss_builder.media.clips import encode_clip, plan_clip
+from muss_builder.media.commands import H264Options, clip_options
 from muss_builder.media.probe import probe_film
 from muss_builder.media.tools import binary, run
 
 BASE = ClipsConfig()  # the default pipeline's fps, size, crf and preset
 # The setting before issue 14: ffmpeg's -threads 2, i.e. two frame threads plus x264's
 # asynchronous lookahead thread.
-LEGACY = [
-    *("-c:v", "libx264", "-preset", BASE.preset, "-crf", str(BASE.crf)),
-    *("-pix_fmt", "yuv420p", "-threads", "2"),
-]
-CANDIDATES: dict[str, list[str]] = {
+LEGACY = H264Options(preset=BASE.preset, crf=BASE.crf, threads=2, bit_exact=True)
+CANDIDATES: dict[str, H264Options] = {
     "old: -threads 2": LEGACY,
-    "frame threads 1": x264_args(BASE.model_copy(update={"encoder_threads": 1})),
-    "frame threads 2, sync-lookahead 0": x264_args(
+    "frame threads 1": clip_options(BASE.model_copy(update={"encoder_threads": 1})),
+    "frame threads 2, sync-lookahead 0": clip_options(
         BASE.model_copy(update={"encoder_threads": 2, "encoder_threading": "frame"})
     ),
-    "sliced threads 2": x264_args(
+    "sliced threads 2": clip_options(
         BASE.model_copy(update={"encoder_threads": 2, "encoder_threading": "slice"})
     ),
-    "frame threads 4, sync-lookahead 0": x264_args(
+    "frame threads 4, sync-lookahead 0": clip_options(
         BASE.model_copy(update={"encoder_threads": 4, "encoder_threading": "frame"})
     ),
-    "sliced threads 4": x264_args(
+    "sliced threads 4": clip_options(
         BASE.model_copy(update={"encoder_threads": 4, "encoder_threading": "slice"})
     ),
 }
@@ -62,7 +60,7 @@ def source_film(work: Path, seconds: int) -> Path:
         run(
             [
                 *(binary("ffmpeg"), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", graph),
-                *("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"),
+                *H264Options(preset="veryfast", crf=18).codec_args(),
                 str(path),
             ],
             what="benchmark source film",
@@ -100,7 +98,7 @@ def main() -> None:
             for name, codec in CANDIDATES.items():
                 out = args.work / "clip.mp4"
                 started = time.perf_counter()
-                encode_clip(film, probe, pts, plan, BASE, out, codec_args=codec)
+                encode_clip(film, probe, pts, plan, BASE, out, options=codec)
                 times[name].append(time.perf_counter() - started)
                 digests[name].add(hashlib.sha256(out.read_bytes()).hexdigest()[:12])
     finally:

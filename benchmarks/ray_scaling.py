@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from muss_builder.media.synthetic import make_film
+from muss_builder.testing.synthetic_films import make_film
 
 CHILD = r"""
 import json, os, sys, threading, time

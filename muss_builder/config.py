@@ -299,8 +299,8 @@ class ClipsConfig(_Strict):
     crf: int = Field(20, ge=0, le=51)
     preset: str = "veryfast"
     # x264 output depends on its thread count; pinning it keeps shards byte-identical
-    # across machines with different core counts (media/clips.py x264_args).
-    encoder_threads: int = Field(2, ge=1, description="libx264 threads per clip encode")
+    # across machines with different core counts (media/commands.py x264_threads).
+    encoder_threads: int = Field(2, ge=1, description="x264 threads per clip encode")
     encoder_threading: Literal["frame", "slice"] = Field(
         "frame",
         description="frame: frame threads with the lookahead in step (sync-lookahead=0); "

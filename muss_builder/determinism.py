@@ -3,7 +3,7 @@
 ``bitexact-cpu``: every stage ran on the CPU without a language model. The same films and
 config then give the same bytes whatever the executor, the CPU count or the load (tested at a
 real size in tests/runtime/test_real_size.py), because each source of run-to-run change is
-pinned: libx264's thread count and lookahead (media/clips.py ``x264_args``), the scaler's
+pinned: x264's thread count and lookahead (media/commands.py ``clip_options``), the scaler's
 rounding (``EXACT_SCALE_FLAGS``), no wall-clock or absolute path in the shards or the index.
 ONNX Runtime (faces) and FAISS (identities) gave the same bits with 1, 2, 4 and 8 threads
 (docs/benchmarks.md "Determinism"), so their thread counts are left to them.

@@ -17,11 +17,11 @@ import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.core.storage import OPTIONS_ENV
-from muss_builder.media.synthetic import SyntheticFilm, make_film
 from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.testing.synthetic_films import SyntheticFilm, make_film
 
 if TYPE_CHECKING:  # for annotations only: the face fixtures import their modules lazily
-    from muss_builder.subjects.face_film import Person
+    from muss_builder.testing.face_film import Person
 
 # 12 shots of known length at 24 fps: the ground truth of the "twelve segments" film.
 TWELVE_SEGMENTS = (30, 40, 25, 50, 36, 24, 48, 30, 30, 40, 26, 60)
@@ -87,8 +87,8 @@ def built_dataset(
 def people() -> list[Person]:
     """The people of the photos shipped in packages, found once per session (a face detector
     over every photo takes seconds). Tests must not modify them."""
-    from muss_builder.subjects.face_film import shipped_people
     from muss_builder.subjects.faces import FaceDetector
+    from muss_builder.testing.face_film import shipped_people
 
     detector = FaceDetector()
     detector.setup()
@@ -102,7 +102,7 @@ def face_dataset(
     """A film of real faces (photos shipped in packages): three people in two shots each,
     seed 1, built once per session with the tiny pipeline: subject-track samples with
     reference crops. Tests must not modify it."""
-    from muss_builder.subjects.face_film import make_face_film
+    from muss_builder.testing.face_film import make_face_film
 
     root = tmp_path_factory.mktemp("faces")
     make_face_film(root / "faces.mp4", people[:3], shots_per_person=2, seed=1)

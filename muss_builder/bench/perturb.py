@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from muss_builder.media.tools import MediaError, binary
+from muss_builder.media.commands import H264Options
+from muss_builder.media.h264 import write_h264
+from muss_builder.media.tools import MediaError
 from muss_builder.train.script import Box, Script
 
 VARIANTS = ("sticker", "shuffled", "moved_cuts")
@@ -187,16 +188,8 @@ def write_video(frames: np.ndarray, fps: float, path: str | Path, crf: int = 12)
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ValueError(f"{path}: H.264 4:2:0 needs even sizes, got {width}x{height}")
-    args = [binary("ffmpeg"), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo"]
-    args += ["-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "pipe:0"]
-    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p"]
-    args += ["-threads", "1", "-fps_mode", "passthrough", str(path)]
-    proc = subprocess.run(
-        args, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False
-    )
-    if proc.returncode != 0:
-        raise MediaError(f"ffmpeg could not write {path}: {proc.stderr.decode()[-300:]}")
-    return path
+    options = H264Options(preset="veryfast", crf=crf, threads=1)
+    return write_h264(frames, path, fps, options, every_frame=True)
 
 
 def make_variants(

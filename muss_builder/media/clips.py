@@ -8,8 +8,6 @@ off that same mapping. So the metadata and the pixels cannot disagree.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import ClipsConfig
+from muss_builder.media.commands import H264Options, clip_options
 from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.h264 import H264Writer
 from muss_builder.media.probe import FilmProbe, decode_options
-from muss_builder.media.tools import MediaError, binary, last_lines
+from muss_builder.media.tools import MediaError
 
 # Seek this far before the first wanted frame, then drop frames by timestamp: input seeking
 # lands on a keyframe and decodes forward, so any margin is exact; one second is cheap.
@@ -67,41 +67,6 @@ def plan_clip(
     return ClipPlan(source_index=start + np.clip(picked, 0, len(span) - 1), fps=fps)
 
 
-def x264_args(cfg: ClipsConfig) -> list[str]:
-    """The libx264 output options: the same bytes for the same frames, whatever the load.
-
-    x264's frame threads are deterministic, but with more than one of them x264 also starts a
-    lookahead thread ("sync-lookahead") that decides frame types on however many frames have
-    arrived when it wakes up, so a loaded machine or a slow decoder upstream changes the
-    output (three encodes of one input gave three files). ``frame`` keeps the frame threads
-    and runs the lookahead in step with the encoder (``sync-lookahead=0``); ``slice`` splits
-    each frame into slices instead, which never has a lookahead thread. Either way the
-    thread count itself changes the bytes, so it is a config value, never the machine's CPUs.
-    Speeds of each: docs/benchmarks.md "Clip encoding: deterministic threading".
-    """
-    # through -x264-params, not -threads: ffmpeg's -threads 0 (auto) would otherwise win
-    return [
-        "-c:v",
-        "libx264",
-        "-preset",
-        cfg.preset,
-        "-crf",
-        str(cfg.crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-x264-params",
-        x264_threads(cfg.encoder_threads, cfg.encoder_threading),
-    ]
-
-
-def x264_threads(threads: int, threading: str = "frame") -> str:
-    """``-x264-params`` value for ``threads`` threads whose output never depends on timing
-    (see ``x264_args``)."""
-    if threading == "slice" and threads > 1:
-        return f"threads={threads}:sliced-threads=1"
-    return f"threads={threads}:sliced-threads=0:sync-lookahead=0"
-
-
 def encode_clip(
     path: str | Path,
     probe: FilmProbe,
@@ -109,11 +74,11 @@ def encode_clip(
     plan: ClipPlan,
     cfg: ClipsConfig,
     out_path: str | Path,
-    codec_args: Sequence[str] | None = None,
+    options: H264Options | None = None,
 ) -> tuple[int, int]:
     """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height).
 
-    ``codec_args`` replaces ``x264_args(cfg)`` (benchmarks compare other encoder settings)."""
+    ``options`` replaces ``clip_options(cfg)`` (benchmarks compare other encoder settings)."""
     width, height = scaled_size(probe.width, probe.height, short_side=cfg.short_side)
     first, last = int(plan.source_index[0]), int(plan.source_index[-1])
     origin = float(frame_pts[0])
@@ -126,44 +91,18 @@ def encode_clip(
         **decode_options(probe),
         scale_flags=EXACT_SCALE_FLAGS,
     )
-    encoder = subprocess.Popen(
-        [
-            binary("ffmpeg"),
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            f"{width}x{height}",
-            "-framerate",
-            f"{plan.fps.numerator}/{plan.fps.denominator}",
-            "-i",
-            "pipe:0",
-            *(x264_args(cfg) if codec_args is None else codec_args),
-            "-movflags",
-            "+faststart",
-            "-map_metadata",
-            "-1",
-            # bitexact: no encoder version string or creation time, so output is reproducible
-            "-fflags",
-            "+bitexact",
-            "-flags:v",
-            "+bitexact",
-            str(out_path),
-        ],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    encoder = H264Writer(
+        out_path,
+        (width, height),
+        plan.fps,
+        clip_options(cfg) if options is None else options,
+        pix_fmt="yuv420p",
+        what="clip encode failed",
     )
     targets = frame_pts[first : last + 1]
     j = 0
     n_out = plan.n_frames
-    try:
-        assert encoder.stdin is not None
+    with encoder:  # finished when the loop ends, stopped when the decode raises
         for frame in reader:
             if frame.pts < targets[0] - _EPS:
                 continue
@@ -172,19 +111,10 @@ def encode_clip(
             if k > last:
                 break
             while j < n_out and plan.source_index[j] == k:
-                encoder.stdin.write(frame.image.tobytes())
+                encoder.write(frame.image)
                 j += 1
             if j >= n_out:
                 break
-    except BrokenPipeError:
-        pass
-    finally:
-        if encoder.stdin:
-            encoder.stdin.close()
-        stderr = encoder.stderr.read() if encoder.stderr else b""
-        encoder.wait()
-    if encoder.returncode != 0:
-        raise MediaError(f"clip encode failed: {last_lines(stderr)}")
     if j != n_out:
         raise MediaError(
             f"clip decode ended early: wrote {j} of {n_out} frames (source frames {first}..{last})"

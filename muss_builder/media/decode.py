@@ -17,16 +17,19 @@ from __future__ import annotations
 import queue
 import re
 import subprocess
+import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Protocol
 
 import numpy as np
 
-from muss_builder.media.tools import MediaError, binary, last_lines
+from muss_builder.media.commands import PixelFormat, frame_decode
+from muss_builder.media.tools import MediaError, last_lines
 
 _SHOWINFO = re.compile(rb"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(\S+)")
 # showinfo prints pts_time with 6 significant digits only; exact seconds need pts * time_base.
@@ -71,7 +74,7 @@ class FrameReader:
         path: str | Path,
         size: tuple[int, int],
         *,
-        pix_fmt: str = "bgr24",
+        pix_fmt: PixelFormat = "bgr24",
         seek_seconds: float | None = None,
         scale_flags: str = "area",
         max_frames: int | None = None,
@@ -101,16 +104,13 @@ class FrameReader:
         self.frames_read = 0
 
     def _args(self) -> list[str]:
-        args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "info", "-copyts"]
-        if self.seek_seconds is not None and self.seek_seconds > 0:
-            args += ["-ss", f"{self.seek_seconds:.6f}"]
-        args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        args += ["-vf", ",".join(self._filters())]
-        args += ["-fps_mode", "passthrough"]
-        if self.max_frames is not None:
-            args += ["-frames:v", str(self.max_frames)]
-        args += ["-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
-        return args
+        return frame_decode(
+            self.path,
+            self._filters(),
+            pix_fmt=self.pix_fmt,
+            seek_seconds=self.seek_seconds,
+            max_frames=self.max_frames,
+        )
 
     def _filters(self) -> list[str]:
         filters = []
@@ -210,3 +210,57 @@ def retimed(n_frames: int, fps: Fraction) -> np.ndarray:
     """The times a ``retime_fps`` decode gives its frames, computed the same way."""
     step = 1 / fps
     return np.asarray([float(i * step) for i in range(n_frames)], dtype=np.float64)
+
+
+class StreamsBytes(Protocol):
+    """A source that writes its bytes to a file, e.g. a shard member read in chunks."""
+
+    def copy_to(self, out: IO[bytes]) -> None: ...
+
+
+def read_frames(
+    source: bytes | str | Path | StreamsBytes,
+    size: tuple[int, int],
+    *,
+    wanted: Collection[int] | None = None,
+    pix_fmt: PixelFormat = "rgb24",
+    require_frames: bool = False,
+) -> dict[int, np.ndarray]:
+    """Frames of a video (a file, its bytes, or a source that streams them) scaled to ``size``,
+    by index: every frame, or only ``wanted`` (the decode stops after the last of them).
+
+    Indices missing from the result are frames the video does not have; ``require_frames``
+    makes a video without any decodable frame a ``MediaError`` naming what ffmpeg said."""
+    if wanted is not None and not wanted:
+        return {}
+    if isinstance(source, str | Path):
+        return _read_file(Path(source), size, wanted, pix_fmt, require_frames)
+    with tempfile.TemporaryDirectory(prefix="muss-clip-") as tmp:
+        # a file, not a pipe: an mp4 whose index is at its end cannot be read from a pipe
+        path = Path(tmp) / "clip.mp4"
+        with open(path, "wb") as out:
+            if isinstance(source, bytes):
+                out.write(source)
+            else:  # streamed: the clip is never whole in memory
+                source.copy_to(out)
+        return _read_file(path, size, wanted, pix_fmt, require_frames)
+
+
+def _read_file(
+    path: Path,
+    size: tuple[int, int],
+    wanted: Collection[int] | None,
+    pix_fmt: PixelFormat,
+    require_frames: bool,
+) -> dict[int, np.ndarray]:
+    targets = None if wanted is None else set(wanted)
+    last = None if targets is None else max(targets)
+    reader = FrameReader(path, size, pix_fmt=pix_fmt, max_frames=None if last is None else last + 1)
+    frames: dict[int, np.ndarray] = {}
+    for frame in reader:
+        if targets is None or frame.index in targets:
+            frames[frame.index] = frame.image
+    if require_frames and not frames:
+        detail = "; ".join(reader.error_lines) or "no frames decoded"
+        raise MediaError(f"{path}: no decodable video frames ({detail})")
+    return frames

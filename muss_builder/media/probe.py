@@ -18,10 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from muss_builder.media.commands import interlace_detect, probe_streams
 from muss_builder.media.decode import even
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.timeline import stream_timing
-from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.media.tools import MediaError, run
 
 
 class FilmProbe(BaseModel):
@@ -101,22 +102,19 @@ def idet_interlaced(path: Path, middle: float) -> bool:
     stream does not say (field_order unknown): the film's middle, past titles and black."""
     try:
         proc = subprocess.run(
-            [
-                binary("ffmpeg"),
-                *("-hide_banner", "-nostdin", "-ss", f"{max(0.0, middle):.3f}", "-i", str(path)),
-                *("-map", "0:v:0", "-vf", "idet", "-frames:v", str(_IDET_FRAMES)),
-                *("-an", "-f", "null", "-"),
-            ],
+            interlace_detect(path, middle, _IDET_FRAMES),
             capture_output=True,
             timeout=120,
             check=False,
         )
     except subprocess.TimeoutExpired:
         return False
-    match = _IDET.search(proc.stderr.decode("utf-8", "replace"))
-    if match is None:
+    # the last verdict: ffmpeg sets a -filter_complex graph up once before the first frame
+    # and again with it, and idet reports (all zeros) when the first one is torn down
+    verdicts = _IDET.findall(proc.stderr.decode("utf-8", "replace"))
+    if not verdicts:
         return False
-    tff, bff, progressive = (int(g) for g in match.groups())
+    tff, bff, progressive = (int(g) for g in verdicts[-1])
     # synthetic or static footage gives a few interlaced-looking frames: ask for a clear call
     return tff + bff >= 10 and tff + bff > 2 * progressive
 
@@ -135,6 +133,28 @@ def check_readable_file(path: Path) -> None:
         raise MediaError(f"file is not readable: {path}")
 
 
+def _streams(path: Path) -> tuple[dict, dict, list[dict]]:
+    """ffprobe's container facts, first video stream and audio streams of ``path``."""
+    out = run(
+        probe_streams(path),
+        what="cannot probe (not a media file or corrupt)",
+        timeout=120,
+    )
+    info = json.loads(out or b"{}")
+    streams = info.get("streams") or []
+    video = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video"
+        and not (s.get("disposition") or {}).get("attached_pic")  # cover art is not a film
+    ]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not video:
+        kind = "audio-only file" if audio else "no streams"
+        raise MediaError(f"no video stream ({kind})")
+    return info.get("format") or {}, video[0], audio
+
+
 def probe_film(
     path: str | Path,
     film_id: str | None = None,
@@ -146,34 +166,7 @@ def probe_film(
     fields are interlaced."""
     path = Path(path)
     check_readable_file(path)
-    out = run(
-        [
-            binary("ffprobe"),
-            "-v",
-            "error",
-            "-show_format",
-            "-show_streams",
-            "-of",
-            "json",
-            str(path),
-        ],
-        what="cannot probe (not a media file or corrupt)",
-        timeout=120,
-    )
-    info = json.loads(out or b"{}")
-    streams = info.get("streams") or []
-    fmt = info.get("format") or {}
-    video = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video"
-        and not (s.get("disposition") or {}).get("attached_pic")  # cover art is not a film
-    ]
-    audio = [s for s in streams if s.get("codec_type") == "audio"]
-    if not video:
-        kind = "audio-only file" if audio else "no streams"
-        raise MediaError(f"no video stream ({kind})")
-    v = video[0]
+    fmt, v, audio = _streams(path)
     avg = _fraction(v.get("avg_frame_rate"))
     real = _fraction(v.get("r_frame_rate"))
     rate = avg or real

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.media.commands import probe_packets
+from muss_builder.media.tools import MediaError, run
 
 # rates a film is made at; a rate measured from sparse timestamps snaps to one within 0.2%
 _COMMON_RATES = tuple(
@@ -18,6 +19,7 @@ _COMMON_RATES = tuple(
 
 
 _TAIL_SECONDS = 10.0
+_TAIL_ENTRIES = "packet=pts,dts,duration:stream=time_base"
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,8 @@ def tail_packets(path: Path, near: float) -> list[tuple[float | None, float]]:
     is its presentation time, else its decode time (AVI with B-frames), else None."""
     try:
         out = run(
-            [
-                binary("ffprobe"),
-                *("-v", "error", "-select_streams", "v:0"),
-                # nothing to seek to: read from the start (raw streams cannot seek at all)
-                *(["-read_intervals", f"{near:.3f}%"] if near > 0 else []),
-                *("-show_entries", "packet=pts,dts,duration:stream=time_base"),
-                *("-of", "json", str(path)),
-            ],
+            # nothing to seek to: read from the start (raw streams cannot seek at all)
+            probe_packets(path, _TAIL_ENTRIES, read_from=near if near > 0 else None),
             what="read the last video packets",
             timeout=120,
         )

@@ -17,12 +17,17 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from muss_builder.media.contact_sheet import (
+    Tile,
+    TileStyle,
+    clip_frames,
+    draw_tiles,
+    label_font,
+    row_width,
+)
 from muss_builder.media.decode import scaled_size
 from muss_builder.media.tools import MediaError
 from muss_builder.report.collect import valid_sample_json
-
-# the inspect command's frame decoder and font: one way to get frames out of a clip in memory
-from muss_builder.shards.inspect import decode_clip_frames, label_font
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     Member,
@@ -39,6 +44,8 @@ _LINE = 15
 _BACKGROUND = (250, 250, 250)
 _TEXT = (30, 30, 30)
 _PLACEHOLDER = (200, 200, 200)
+# one line under each tile, placeholders plain grey
+_TILES = TileStyle(pad=_PAD, line_height=_LINE, text=_TEXT, dim=_TEXT, placeholder=_PLACEHOLDER)
 _BOX_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180))
 
 
@@ -130,29 +137,23 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
     wanted = [shown_frame(s) for s in shots]
     problem = None
     try:
-        frames = decode_clip_frames(sample.entries.get("mp4"), size, wanted)
+        frames = clip_frames(sample.entries.get("mp4"), size, wanted)
     except MediaError as exc:  # a report is for looking: show the problem, do not fail
         frames, problem = {}, f"the clip does not decode ({exc})"
-    tiles: list[tuple[Image.Image, str]] = []
+    tiles: list[Tile] = []
     for n, (shot, frame) in enumerate(zip(shots, wanted, strict=True)):
         thumb = frames.get(frame)
-        if thumb is None:
-            thumb = Image.new("RGB", size, _PLACEHOLDER)
-        else:
+        if thumb is not None:
             _draw_boxes(thumb, shot, frame)
-        tiles.append((thumb, f"shot {n + 1} ({shot['transition_in']}) f{frame}"))
+        tiles.append(Tile(thumb, [f"shot {n + 1} ({shot['transition_in']}) f{frame}"], size))
     for ref in doc.get("references") or []:
         crop = _ref_crop(sample.entries.get(ref["member"]), size[1])
         if crop is not None:
-            tiles.append((crop, f"{ref['member'].split('.')[0]} {ref['subject']}"))
-    width = _PAD + sum(t.width + _PAD for t, _ in tiles)
-    strip = Image.new("RGB", (width, size[1] + _LINE + 2 * _PAD), _BACKGROUND)
-    draw = ImageDraw.Draw(strip)
-    x = _PAD
-    for tile, label in tiles:
-        strip.paste(tile, (x, _PAD))
-        draw.text((x, _PAD + size[1] + 1), label, font=label_font(), fill=_TEXT)
-        x += tile.width + _PAD
+            tiles.append(Tile.of(crop, [f"{ref['member'].split('.')[0]} {ref['subject']}"], size))
+    strip = Image.new(
+        "RGB", (_PAD + row_width(tiles, _TILES), size[1] + _LINE + 2 * _PAD), _BACKGROUND
+    )
+    draw_tiles(strip, tiles, (_PAD, _PAD), _TILES, label_font())
     return strip, problem
 
 

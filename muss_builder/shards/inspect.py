@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import io
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from muss_builder.core.naming import is_reference_member
-from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.contact_sheet import (
+    Font,
+    Tile,
+    TileStyle,
+    clip_frames,
+    draw_tiles,
+    label_font,
+    row_width,
+)
+from muss_builder.media.decode import scaled_size
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
-    Member,
     ReaderLimits,
     ShardFormatError,
     ShardSample,
@@ -39,6 +46,16 @@ _BACKGROUND = (24, 24, 24)
 _TEXT = (235, 235, 235)
 _DIM = (150, 150, 150)
 _PLACEHOLDER = (70, 70, 70)
+# the shot's tile: a thumbnail, or "no frame"; under it the clip seconds stand out
+_TILES = TileStyle(
+    pad=_PAD,
+    line_height=_TEXT_LINE,
+    text=_TEXT,
+    dim=_DIM,
+    placeholder=_PLACEHOLDER,
+    bright_line=1,
+    placeholder_text="no frame",
+)
 
 
 # ---------------------------------------------------------------------------- summary
@@ -181,27 +198,6 @@ def _middle_frames(shots: list[dict[str, Any]]) -> list[int]:
     return [(s["clip_start_frame"] + s["clip_end_frame"]) // 2 for s in shots]
 
 
-def decode_clip_frames(
-    mp4: Member | None, size: tuple[int, int], wanted: list[int]
-) -> dict[int, Image.Image]:
-    """Frames ``wanted`` of a sample's mp4, in one decode that stops after the last."""
-    found: dict[int, Image.Image] = {}
-    if not wanted:
-        return found
-    if mp4 is None:
-        raise MediaError("the sample has no mp4")
-    with tempfile.TemporaryDirectory(prefix="muss-sheet-") as tmp:
-        path = Path(tmp) / "clip.mp4"
-        with open(path, "wb") as out:  # streamed: the clip is never whole in memory
-            mp4.copy_to(out)
-        targets = set(wanted)
-        reader = FrameReader(path, size, pix_fmt="rgb24", max_frames=max(wanted) + 1)
-        for frame in reader:
-            if frame.index in targets:
-                found[frame.index] = Image.fromarray(frame.image.copy(), "RGB")
-    return found
-
-
 def _shot_lines(shot: dict[str, Any], number: int) -> list[str]:
     return [
         f"#{number} {shot.get('transition_in', '')}",
@@ -212,23 +208,15 @@ def _shot_lines(shot: dict[str, Any], number: int) -> list[str]:
 
 
 class _Row:
-    """One sample's row: its label, and per shot a thumbnail (or None) with label lines."""
+    """One sample's row: its label, and per shot a tile (the thumbnail or a placeholder)."""
 
-    def __init__(
-        self,
-        key: str,
-        label: list[str],
-        thumbs: list[Image.Image | None],
-        shot_lines: list[list[str]],
-        thumb_size: tuple[int, int],
-    ) -> None:
-        self.key, self.label, self.thumbs = key, label, thumbs
-        self.shot_lines, self.thumb_size = shot_lines, thumb_size
+    def __init__(self, key: str, label: list[str], tiles: list[Tile], thumb_height: int) -> None:
+        self.key, self.label, self.tiles, self.thumb_height = key, label, tiles, thumb_height
 
     @property
     def height(self) -> int:
         text = max(len(self.label), _SHOT_TEXT_LINES) * _TEXT_LINE
-        return max(self.thumb_size[1] + _SHOT_TEXT_LINES * _TEXT_LINE, text) + 2 * _PAD
+        return max(self.thumb_height + _SHOT_TEXT_LINES * _TEXT_LINE, text) + 2 * _PAD
 
 
 def _sample_row(sample: ShardSample, limits: ReaderLimits) -> _Row:
@@ -249,49 +237,25 @@ def _sample_row(sample: ShardSample, limits: ReaderLimits) -> _Row:
     ]
     wanted = _middle_frames(shots)
     try:
-        frames = decode_clip_frames(sample.entries.get("mp4"), size, wanted)
+        frames = clip_frames(sample.entries.get("mp4"), size, wanted)
     except MediaError:  # a sheet is for looking: show the problem instead of failing
         frames = {}
         label.append("mp4 does not decode")
-    thumbs = [frames.get(i) for i in wanted]
-    lines = [_shot_lines(s, n) for n, s in enumerate(shots)]
-    return _Row(sample.key, label, thumbs, lines, size)
-
-
-def label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=12)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
+    tiles = [
+        Tile(frames.get(i), _shot_lines(s, n), size)
+        for n, (i, s) in enumerate(zip(wanted, shots, strict=True))
+    ]
+    return _Row(sample.key, label, tiles, size[1])
 
 
 def _draw_row(
-    sheet: Image.Image,
-    draw: ImageDraw.ImageDraw,
-    row: _Row,
-    top: int,
-    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    sheet: Image.Image, draw: ImageDraw.ImageDraw, row: _Row, top: int, font: Font
 ) -> None:
     for i, line in enumerate(row.label):
         draw.text(
             (_PAD, top + _PAD + i * _TEXT_LINE), line, font=font, fill=_TEXT if i == 0 else _DIM
         )
-    width, height = row.thumb_size
-    for n, (thumb, lines) in enumerate(zip(row.thumbs, row.shot_lines, strict=True)):
-        x = _LABEL_WIDTH + n * (width + _PAD)
-        y = top + _PAD
-        if thumb is None:
-            draw.rectangle((x, y, x + width - 1, y + height - 1), fill=_PLACEHOLDER)
-            draw.text((x + 4, y + 4), "no frame", font=font, fill=_TEXT)
-        else:
-            sheet.paste(thumb, (x, y))
-        for i, line in enumerate(lines):
-            draw.text(
-                (x, y + height + 1 + i * _TEXT_LINE),
-                line,
-                font=font,
-                fill=_TEXT if i == 1 else _DIM,
-            )
+    draw_tiles(sheet, row.tiles, (_LABEL_WIDTH, top + _PAD), _TILES, font)
 
 
 def write_contact_sheet(
@@ -308,7 +272,7 @@ def write_contact_sheet(
         total += 1
         if len(rows) < max_samples:
             rows.append(_sample_row(sample, limits))
-    thumbs_width = max((len(r.thumbs) * (r.thumb_size[0] + _PAD) for r in rows), default=0)
+    thumbs_width = max((row_width(r.tiles, _TILES) for r in rows), default=0)
     width = max(_LABEL_WIDTH + thumbs_width + _PAD, 480)
     height = _TITLE_HEIGHT + sum(r.height for r in rows)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)

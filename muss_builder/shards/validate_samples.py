@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from muss_builder.core.naming import film_of_shard, is_reference_member
-from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.media.commands import count_packets
+from muss_builder.media.tools import MediaError, run
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     Member,
@@ -156,19 +157,7 @@ def probe_clip(mp4: Member) -> dict[str, Any]:
     start, end = mp4.offset, mp4.offset + mp4.size
     url = f"subfile,,start,{start},end,{end},,:file:{Path(mp4.shard).absolute()}"
     out = run(
-        [
-            binary("ffprobe"),
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_packets",
-            "-of",
-            "json",
-            url,
-        ],
+        count_packets(url),
         what="ffprobe of the sample's mp4",
         timeout=300,
     )

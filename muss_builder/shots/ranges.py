@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
+from muss_builder.media.commands import probe_packets
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.probe import FilmProbe, decode_options
-from muss_builder.media.tools import MediaError, binary, run
+from muss_builder.media.tools import MediaError, run
 from muss_builder.shots.detector import analysis_size
 from muss_builder.shots.registry import make_detector
 from muss_builder.shots.transitions import Transition
@@ -38,18 +39,7 @@ def packet_timestamps(path: str | Path) -> np.ndarray | None:
     restart (decode timestamps going back, two frames at one time)."""
     # integer pts times the time base: ffprobe's pts_time has only six decimals
     out = run(
-        [
-            binary("ffprobe"),
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts,dts:stream=time_base",
-            "-of",
-            "json",
-            str(path),
-        ],
+        probe_packets(path, "packet=pts,dts:stream=time_base"),
         what="list video packets",
         timeout=600,
     )

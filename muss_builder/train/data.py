@@ -18,21 +18,18 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from muss_builder.media.decode import FrameReader
-from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
+from muss_builder.train.pixels import Crop, decode_frames, member_error, reference_image
 from muss_builder.train.shard_list import check_film_ids
 from muss_builder.train.stream import OnError, ShardStream, raise_error
 from muss_builder.train.types import Box, ClipExample, ReferenceCrop
@@ -42,19 +39,15 @@ __all__ = [
     "TINY_BUCKETS",
     "WAN_BUCKETS",
     "Bucket",
-    "Crop",
     "DataConfig",
     "PlannedShot",
     "ShardClipDataset",
     "clip_example",
-    "decode_frames",
     "largest_4k1",
     "nearest_bucket",
     "plan_shots",
-    "reference_image",
     "references",
     "resampled_frames",
-    "square_reference",
     "target_box",
 ]
 
@@ -208,44 +201,6 @@ def nearest_bucket(width: int, height: int, buckets: Sequence[Bucket]) -> Bucket
     return min(buckets, key=lambda b: abs(math.log(b[1] / b[0]) - aspect))
 
 
-@dataclass(frozen=True)
-class Crop:
-    """Scale a frame to cover the bucket, keeping aspect, then cut the bucket out centred."""
-
-    scaled: tuple[int, int]  # (width, height) the frame is scaled to
-    offset: tuple[int, int]  # (x, y) of the cut in the scaled frame
-    size: tuple[int, int]  # (width, height) of the cut: the bucket
-
-    @classmethod
-    def plan(cls, width: int, height: int, bucket: Bucket) -> Crop:
-        bucket_h, bucket_w = bucket
-        scale = max(bucket_w / width, bucket_h / height)
-        scaled_w = max(bucket_w, round(width * scale))
-        scaled_h = max(bucket_h, round(height * scale))
-        offset = ((scaled_w - bucket_w) // 2, (scaled_h - bucket_h) // 2)
-        return cls((scaled_w, scaled_h), offset, (bucket_w, bucket_h))
-
-    def box(self, box: Sequence[float]) -> Box | None:
-        """A normalised box of the source frame in the cut; None if nothing of it is left."""
-        (sw, sh), (ox, oy), (w, h) = self.scaled, self.offset, self.size
-
-        def clip(v: float) -> float:
-            return min(1.0, max(0.0, v))
-
-        x0, y0, x1, y1 = (float(v) for v in box)
-        out = (
-            clip((x0 * sw - ox) / w),
-            clip((y0 * sh - oy) / h),
-            clip((x1 * sw - ox) / w),
-            clip((y1 * sh - oy) / h),
-        )
-        return out if out[2] > out[0] and out[3] > out[1] else None
-
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        (ox, oy), (w, h) = self.offset, self.size
-        return image[oy : oy + h, ox : ox + w]
-
-
 @dataclass
 class PlannedShot:
     index: int  # in the sample json's shots
@@ -272,67 +227,6 @@ def plan_shots(doc: dict[str, Any], cfg: DataConfig, stats: Counter[str]) -> lis
         stats["shots_dropped_beyond_max"] += len(planned) - cfg.max_shots
         planned = planned[: cfg.max_shots]
     return planned
-
-
-def _fail(sample: ShardSample, member: str, reason: str) -> ShardFormatError:
-    return ShardFormatError(sample.shard, sample.member_name(member), reason)
-
-
-def decode_frames(sample: ShardSample, crop: Crop, wanted: set[int]) -> dict[int, np.ndarray]:
-    """RGB frames ``wanted`` of the sample's clip, scaled and cut to the bucket."""
-    data = sample.members.get("mp4")
-    if data is None:
-        raise _fail(sample, "mp4", "missing (a sample's clip)")
-    frames: dict[int, np.ndarray] = {}
-    with tempfile.TemporaryDirectory(prefix="muss-clip-") as tmp:
-        path = Path(tmp) / "clip.mp4"  # ffmpeg seeks in mp4s: a pipe is not enough
-        path.write_bytes(data)
-        reader = FrameReader(path, crop.scaled, pix_fmt="rgb24")
-        try:
-            for frame in reader:
-                if frame.index in wanted:
-                    frames[frame.index] = np.ascontiguousarray(crop.cut(frame.image))
-                if len(frames) == len(wanted):
-                    break
-        except MediaError as exc:
-            raise _fail(sample, "mp4", f"cannot decode: {exc}") from exc
-    missing = sorted(wanted - frames.keys())
-    if missing:
-        raise _fail(sample, "mp4", f"clip ends before frame {missing[0]} that the json's shots use")
-    return frames
-
-
-def reference_image(sample: ShardSample, member: str, size: int) -> torch.Tensor:
-    """A ``.ref{k}.jpg`` crop padded to a square (mid grey, so nothing is cut or stretched),
-    resized to ``size``, as (3, size, size) in [-1, 1]."""
-    ext = member.removeprefix(f"{sample.key}.")
-    data = sample.members.get(ext)
-    if data is None:
-        raise _fail(sample, ext, "listed in the json's references but not in the sample")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise _fail(sample, ext, "not a decodable image")
-    return square_reference(image, size)
-
-
-def square_reference(image: np.ndarray, size: int) -> torch.Tensor:
-    """A BGR crop padded to a square with mid grey (nothing cut or stretched), resized to
-    ``size``: (3, size, size) RGB in [-1, 1]. Training and sampling both use it."""
-    h, w = image.shape[:2]
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
-    image = cv2.copyMakeBorder(
-        image,
-        top,
-        side - h - top,
-        left,
-        side - w - left,
-        cv2.BORDER_CONSTANT,
-        value=(128, 128, 128),
-    )
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def target_box(
@@ -417,7 +311,7 @@ def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> C
     except ShardFormatError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise _fail(sample, "json", f"unexpected sample metadata: {exc!r}") from exc
+        raise member_error(sample, "json", f"unexpected sample metadata: {exc!r}") from exc
     pixels = np.stack([frames[f] for s in shots for f in s.frames])
     video = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     stats["samples"] += 1

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +36,13 @@ import numpy as np
 import torch
 
 from muss_builder.core.models import pick_device
-from muss_builder.media.clips import x264_threads
+from muss_builder.media.commands import H264Options, x264_threads
 from muss_builder.media.decode import even
-from muss_builder.media.tools import MediaError, binary, last_lines
+from muss_builder.media.h264 import write_h264
 from muss_builder.train.checkpoint import load_weights_for_inference
 from muss_builder.train.config import TrainConfig
-from muss_builder.train.data import square_reference
 from muss_builder.train.flow import euler_sample
+from muss_builder.train.pixels import square_reference
 from muss_builder.train.script import Script, load_script
 from muss_builder.train.types import TEXT_GLOBAL, LatentBatch
 
@@ -172,24 +170,10 @@ def write_mp4(
     frames: np.ndarray, path: Path, fps: float, size: tuple[int, int], crf: int = 18
 ) -> None:
     """Encode RGB frames (T, H, W, 3) as H.264 yuv420p at ``fps``, scaled to ``size``."""
-    n, height, width, _ = frames.shape
-    rate = Fraction(fps).limit_denominator(1001)
-    out_w, out_h = size
-    scale = [] if (width, height) == (out_w, out_h) else ["-vf", f"scale={out_w}:{out_h}"]
-    args = [
-        binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-        "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-        *scale, "-frames:v", str(n),
-        "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        # ffmpeg's default thread count follows the CPUs, and x264's bytes follow the thread
-        # count: pinned like the dataset's clips, the same video gives the same file anywhere
-        "-x264-params", x264_threads(2), "-movflags", "+faststart",
-        "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path),
-    ]  # fmt: skip
-    proc = subprocess.run(args, input=frames.tobytes(), capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise MediaError(f"encoding {path.name}: {last_lines(proc.stderr)}")
+    # ffmpeg's default thread count follows the CPUs, and x264's bytes follow the thread
+    # count: pinned like the dataset's clips, the same video gives the same file anywhere
+    options = H264Options(preset="medium", crf=crf, x264_params=x264_threads(2), bit_exact=True)
+    write_h264(frames, path, fps, options, scale_to=size)
 
 
 def _load_model(loaded: dict[str, Any], device: torch.device) -> Any:

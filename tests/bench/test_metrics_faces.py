@@ -1,6 +1,6 @@
 """Reference consistency, ACP-Var and the copy-paste index on real faces, through real models.
 
-The faces are photos that ship in installed packages (``muss_builder/subjects/face_film.py``);
+The faces are photos that ship in installed packages (``muss_builder/testing/face_film.py``);
 the face models are the offline insightface pack. Three generated videos, each encoded to
 H.264 and decoded back (so codec noise is in), all asked by the same script (three shots, one
 face reference per shot):
@@ -23,7 +23,7 @@ import pytest
 from muss_builder.bench.metrics import MetricModels, VideoScore, load_bench_models, read_video
 from muss_builder.bench.metrics import score_video as score
 from muss_builder.bench.metrics.locate import paste
-from muss_builder.subjects.face_film import Person, encode_stills, render_shot, shipped_people
+from muss_builder.testing.face_film import Person, encode_stills, render_shot, shipped_people
 from muss_builder.train.script import Script, ScriptReference, ScriptShot
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from muss_builder.bench.metrics import (
     read_video,
     score_video,
 )
-from muss_builder.media.synthetic import make_film
 from muss_builder.media.tools import MediaError
+from muss_builder.testing.synthetic_films import make_film
 from muss_builder.train.script import Script, ScriptShot
 
 

@@ -14,8 +14,8 @@ import pytest
 from muss_builder.bench.metrics import read_video
 from muss_builder.bench.perturb import make_variants, move_cuts, resample, shuffle_shots
 from muss_builder.bench.suite import Suite, make_suite
-from muss_builder.media.synthetic import cut_frames_in
 from muss_builder.runtime.build import BuildSummary
+from muss_builder.testing.synthetic_films import cut_frames_in
 from muss_builder.train.script import Script, ScriptShot
 
 

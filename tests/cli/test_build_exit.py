@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from muss_builder.cli.main import app
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import Progress, build
+from muss_builder.testing.synthetic_films import make_film
 
 runner = CliRunner()
 CLI = [sys.executable, "-m", "muss_builder.cli.main"]

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from muss_builder.config import ClipsConfig
-from muss_builder.media.clips import encode_clip, plan_clip, x264_args
+from muss_builder.media.clips import encode_clip, plan_clip
+from muss_builder.media.commands import clip_options
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import cut_frames_in, make_film
 from muss_builder.media.tools import binary, run
 from muss_builder.shots.segment import detect_shots
+from muss_builder.testing.synthetic_films import cut_frames_in, make_film
 
 
 @pytest.mark.parametrize("fps", [24, 30, 12, 25])
@@ -108,7 +109,9 @@ def test_variable_frame_rate_clip_is_exact(tmp_path: Path, tiny_config) -> None:
 
 def test_clip_pixels_do_not_depend_on_the_cpus_simd(tmp_path: Path) -> None:
     """A cluster mixes CPUs: the clip must equal one scaled by ffmpeg's plain C code
-    (``-cpuflags 0``), which the default SIMD scaler does not (its rounding differs)."""
+    (``-cpuflags 0``), which the default SIMD scaler does not (its rounding differs). The
+    encoder here is a literal command line in the order the clips had before the command
+    builder: option order must not matter to the bytes."""
     film = make_film(tmp_path / "film.mp4", (20, 28), fps=24, width=640, height=360)
     probe = probe_film(film.path)
     pts = np.arange(film.n_frames) / 24.0
@@ -121,8 +124,9 @@ def test_clip_pixels_do_not_depend_on_the_cpus_simd(tmp_path: Path) -> None:
     raw = run(decoder, what="decode with the C scaler")
     encoder = [binary("ffmpeg"), "-nostdin", "-v", "error", "-y", "-f", "rawvideo"]
     encoder += ["-pix_fmt", "yuv420p", "-s", f"{size[0]}x{size[1]}", "-framerate", "24"]
-    encoder += ["-i", "pipe:0", *x264_args(cfg), "-movflags", "+faststart", "-map_metadata"]
-    encoder += ["-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp_path / "c.mp4")]
+    encoder += ["-i", "pipe:0", *clip_options(cfg).codec_args()]
+    encoder += ["-movflags", "+faststart", "-map_metadata", "-1", "-fflags", "+bitexact"]
+    encoder += ["-flags:v", "+bitexact", str(tmp_path / "c.mp4")]
     subprocess.run(encoder, input=raw, check=True)
     assert (tmp_path / "clip.mp4").read_bytes() == (tmp_path / "c.mp4").read_bytes()
 

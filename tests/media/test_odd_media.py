@@ -14,15 +14,6 @@ from muss_builder.config import ClipsConfig, ShotsConfig
 from muss_builder.media.clips import encode_clip, plan_clip
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.probe import decode_options, probe_film
-from muss_builder.media.synthetic import (
-    SyntheticFilm,
-    cut_frames_in,
-    ffmpeg_to,
-    make_concatenated_ts,
-    make_film,
-    make_interlaced,
-)
-from muss_builder.media.synthetic_mkv import make_laced_mkv
 from muss_builder.shots.detector import analysis_size
 from muss_builder.shots.ranges import packet_timestamps
 from muss_builder.shots.segment import (
@@ -31,6 +22,15 @@ from muss_builder.shots.segment import (
     settled_probe,
 )
 from muss_builder.subjects.keyframes import keyframe_size, read_keyframes
+from muss_builder.testing.synthetic_films import (
+    SyntheticFilm,
+    cut_frames_in,
+    ffmpeg_to,
+    make_concatenated_ts,
+    make_film,
+    make_interlaced,
+)
+from muss_builder.testing.synthetic_mkv import make_laced_mkv
 
 
 @pytest.fixture(scope="module")

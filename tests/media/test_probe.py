@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import make_audio_only, make_film
 from muss_builder.media.tools import MediaError, binary, run
 from muss_builder.shots.segment import detect_shots
+from muss_builder.testing.synthetic_films import make_audio_only, make_film
 
 
 def test_probe_reports_stream_facts(film30) -> None:

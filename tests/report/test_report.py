@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
 from muss_builder.media.decode import scaled_size
-from muss_builder.media.synthetic import SyntheticFilm
 from muss_builder.report import Report, ReportInputError, write_report
 from muss_builder.report.browser import find_chromium, render
 from muss_builder.report.sheets import (
@@ -36,6 +35,7 @@ from muss_builder.report.sheets import (
 )
 from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.shards.reader import Member, iter_samples, load_sample_json
+from muss_builder.testing.synthetic_films import SyntheticFilm
 
 BROKEN_NAME = '<img src=x onerror=alert(1)> "film" & co.mp4'  # markup: must be escaped
 

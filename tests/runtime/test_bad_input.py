@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from muss_builder.media.synthetic import make_audio_only, make_film
 from muss_builder.runtime.build import build
+from muss_builder.testing.synthetic_films import make_audio_only, make_film
 
 
 def make_bad_inputs(root: Path, good: Path) -> dict[str, tuple[Path, str, str]]:

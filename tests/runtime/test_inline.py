@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from muss_builder.config import PipelineConfig
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import Progress, build
 from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.stage_base import StageSetupError
+from muss_builder.testing.synthetic_films import make_film
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import build
+from muss_builder.testing.synthetic_films import make_film
 
 _DRIVER = """
 import sys

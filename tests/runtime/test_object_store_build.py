@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.core.storage import Storage
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import Progress, build
+from muss_builder.testing.synthetic_films import make_film
 
 
 @pytest.fixture(scope="module")

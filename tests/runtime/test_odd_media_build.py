@@ -10,10 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import cut_frames_in, ffmpeg_to, make_concatenated_ts, make_film
-from muss_builder.media.synthetic_mkv import make_laced_mkv
 from muss_builder.runtime.build import build
 from muss_builder.shards.reader import iter_samples, load_sample_json
+from muss_builder.testing.synthetic_films import (
+    cut_frames_in,
+    ffmpeg_to,
+    make_concatenated_ts,
+    make_film,
+)
+from muss_builder.testing.synthetic_mkv import make_laced_mkv
 
 _X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
 

@@ -13,11 +13,11 @@ import pytest
 
 from muss_builder.config import PipelineConfig
 from muss_builder.core.text import path_bytes
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import BuildStopped, Progress, build
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.stage_base import Stage
 from muss_builder.runtime.stages import default_stages
+from muss_builder.testing.synthetic_films import make_film
 
 
 @pytest.fixture(scope="module")

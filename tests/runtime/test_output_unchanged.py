@@ -84,7 +84,7 @@ def film_rows(out: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def two_builds(tmp_path_factory: pytest.TempPathFactory, people) -> tuple[Path, Path]:
-    from muss_builder.subjects.face_film import make_face_film
+    from muss_builder.testing.face_film import make_face_film
 
     root = tmp_path_factory.mktemp("unchanged")
     make_face_film(root / "faces.mp4", people[:4], shots_per_person=2, seed=1)

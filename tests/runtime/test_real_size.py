@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.media.tools import binary, run
 from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.testing.synthetic_films import make_transition_film
 
 WIDTH, HEIGHT, FPS = 1280, 720, 24
 
@@ -37,7 +37,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 24
 def user_film(tmp_path_factory: pytest.TempPathFactory, people) -> Path:
     """A 1280x720 film of about 32 s: six face shots (three people, hard cuts), then moving
     shots joined by cuts, a dissolve, a fade through black and a wipe; grain everywhere."""
-    from muss_builder.subjects.face_film import encode_stills, render_shot
+    from muss_builder.testing.face_film import encode_stills, render_shot
 
     root = tmp_path_factory.mktemp("user_film")
     rng = np.random.default_rng(3)

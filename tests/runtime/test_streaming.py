@@ -18,12 +18,12 @@ import pytest
 import ray.cloudpickle
 
 from muss_builder.config import PipelineConfig
-from muss_builder.media.synthetic import make_film
 from muss_builder.runtime.build import Progress, build
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.monitor import StageCounters
 from muss_builder.runtime.stage_base import StageSetupError
 from muss_builder.runtime.stages import AnalyseStage, SubjectsStage, default_stages
+from muss_builder.testing.synthetic_films import make_film
 
 # The stages below live in this test module, which Ray's workers cannot import: send them by
 # value.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.runtime.build import build
 from muss_builder.shards.reader import iter_samples, load_sample_json
 from muss_builder.shards.schemas import schema_errors
+from muss_builder.testing.synthetic_films import make_transition_film
 
 SEGMENTS = [
     (40, "", 0),

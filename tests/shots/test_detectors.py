@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from muss_builder.config import ShotsConfig
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.shots.registry import DETECTORS
 from muss_builder.shots.segment import run_detectors
+from muss_builder.testing.synthetic_films import make_transition_film
 
 SEGMENTS = [
     (60, "", 0),

@@ -6,10 +6,10 @@ import pytest
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.runtime.executors import RayExecutor
 from muss_builder.shots.ranges import packet_timestamps, plan_ranges
 from muss_builder.shots.segment import detect_shots_in_ranges, detect_shots_single_pass
+from muss_builder.testing.synthetic_films import make_transition_film
 
 SEGMENTS = [(50, "", 0)] + [
     (40 + 7 * (i % 4), ("cut", "dissolve", "cut", "fade_black")[i % 4], 14) for i in range(1, 15)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import ffmpeg_to, make_film
 from muss_builder.media.tools import binary, run
 from muss_builder.shots.segment import detect_shots, run_detectors, shots_from_transitions
 from muss_builder.shots.transitions import cut
+from muss_builder.testing.synthetic_films import ffmpeg_to, make_film
 
 
 def test_twelve_segments_give_exactly_the_known_shots(twelve_film, tiny_config) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from muss_builder.config import ShotsConfig
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.shots.segment import detect_shots_single_pass
 from muss_builder.shots.stats import STATS_COLUMNS, write_stats_csv
+from muss_builder.testing.synthetic_films import make_transition_film
 
 SEGMENTS = [(60, "", 0), (60, "dissolve", 16), (60, "cut", 0), (70, "fade_black", 20)]
 FLASHES = (30,)  # two white-hot frames inside the first shot

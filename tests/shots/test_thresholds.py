@@ -11,11 +11,11 @@ import pytest
 
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.media.probe import probe_film
-from muss_builder.media.synthetic import make_transition_film
 from muss_builder.shots import thresholds
 from muss_builder.shots.combined import MussDetector
 from muss_builder.shots.segment import decode_into
 from muss_builder.shots.thresholds import MUSS_THRESHOLDS, MussThresholds
+from muss_builder.testing.synthetic_films import make_transition_film
 
 
 def test_every_threshold_has_a_comment_saying_why() -> None:

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from muss_builder.subjects.identities import IdentityParams, cluster_identities
-from muss_builder.subjects.synthetic import synthetic_detections
+from muss_builder.testing.synthetic_detections import synthetic_detections
 
 
 def synthetic_film(rng: np.random.Generator, n_people: int = 20, n_shots: int = 120):

@@ -9,8 +9,8 @@ import pytest
 
 from muss_builder.media.probe import probe_film
 from muss_builder.shots.segment import Shot
-from muss_builder.subjects.face_film import encode_stills
 from muss_builder.subjects.keyframes import keyframe_frames, read_keyframes
+from muss_builder.testing.face_film import encode_stills
 
 
 def shot(index: int, start: int, end: int, gradual: tuple[int, int] | None = None) -> Shot:

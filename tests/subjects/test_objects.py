@@ -163,8 +163,8 @@ def test_objects_get_film_ids_in_the_subject_stage(
     from muss_builder.config import PipelineConfig, SubjectsConfig
     from muss_builder.media.probe import probe_film
     from muss_builder.shots.segment import detect_shots
-    from muss_builder.subjects.face_film import encode_stills
     from muss_builder.subjects.stage import find_subjects
+    from muss_builder.testing.face_film import encode_stills
 
     film = tmp_path / "two.mp4"
     encode_stills(

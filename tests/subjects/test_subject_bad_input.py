@@ -13,8 +13,8 @@ from muss_builder.core.models import offline_face_pack_dir
 from muss_builder.media.probe import probe_film
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shots.segment import detect_shots
-from muss_builder.subjects.face_film import Person, encode_stills, render_shot
 from muss_builder.subjects.stage import FilmSubjects, find_subjects
+from muss_builder.testing.face_film import Person, encode_stills, render_shot
 
 
 def subjects_of(path: Path, config: PipelineConfig) -> FilmSubjects:

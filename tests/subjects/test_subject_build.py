@@ -17,7 +17,7 @@ from muss_builder.config import PipelineConfig
 from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.validate import validate_dataset
-from muss_builder.subjects.face_film import Person, encode_stills, make_face_film, render_shot
+from muss_builder.testing.face_film import Person, encode_stills, make_face_film, render_shot
 
 
 def film_record(summary: BuildSummary) -> dict:

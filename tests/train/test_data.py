@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
 from muss_builder.shards.writer import FilmShardWriter
-from muss_builder.subjects.face_film import encode_stills
-from muss_builder.train.data import Crop, DataConfig, ShardClipDataset, resampled_frames
+from muss_builder.testing.face_film import encode_stills
+from muss_builder.train.data import DataConfig, ShardClipDataset, resampled_frames
 from muss_builder.train.loader import ResumableLoader
+from muss_builder.train.pixels import Crop
 from muss_builder.train.stream import ShardStream, skip_and_log
 
 SMALL = [(64, 112), (64, 64)]

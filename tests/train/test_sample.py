@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from muss_builder.media.decode import FrameReader
-from muss_builder.media.synthetic import cut_frames_in
 from muss_builder.media.tools import binary
+from muss_builder.testing.synthetic_films import cut_frames_in
 from muss_builder.train.checkpoint import CheckpointError
 from muss_builder.train.config import load_train_config
 from muss_builder.train.encoders import WanVAE

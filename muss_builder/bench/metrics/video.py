@@ -1,4 +1,4 @@
-"""A generated video decoded to RGB uint8 frames, through ffmpeg as the rest of the project does."""
+"""A generated video decoded to RGB uint8 frames, by the project's one decoder (media.decode)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from muss_builder.media.decode import FrameReader
+from muss_builder.media.decode import read_frames
 from muss_builder.media.probe import probe_film
-from muss_builder.media.tools import MediaError
 
 
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:
@@ -18,9 +17,5 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     are short (seconds), so all frames fit in memory.
     """
     probe = probe_film(path)  # raises MediaError naming the file when it is not a video
-    reader = FrameReader(path, (probe.width, probe.height), pix_fmt="rgb24")
-    frames = [frame.image for frame in reader]
-    if not frames:
-        detail = "; ".join(reader.error_lines) or "no frames decoded"
-        raise MediaError(f"{path}: no decodable video frames ({detail})")
-    return np.stack(frames), float(probe.fps)
+    frames = read_frames(path, (probe.width, probe.height), pix_fmt="rgb24", require_frames=True)
+    return np.stack(list(frames.values())), float(probe.fps)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from muss_builder.media.commands import H264Options, quiet_ffmpeg
 from muss_builder.media.decode import FrameReader
-from muss_builder.media.tools import binary, run
+from muss_builder.media.tools import run
 
 # Distinct looks that a content detector must separate. Each has some motion inside the shot
 # (a moving box or an animated pattern) so that a shot is not a frozen frame.
@@ -55,7 +56,7 @@ def _segments(
 ) -> tuple[list[str], list[str]]:
     """ffmpeg arguments with one lavfi input per segment, and filter chains that trim
     segment ``i`` to exactly ``frames[i]`` frames as stream ``[{label}{i}]``."""
-    args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    args = quiet_ffmpeg()
     for i, _ in enumerate(frames):
         args += ["-f", "lavfi", "-i", segment_source(i, width, height, fps)]
     chains = [
@@ -114,14 +115,7 @@ def make_film(
     if audio:
         args += ["-map", f"{len(segment_frames)}:a", "-c:a", "aac"]
     args += [
-        "-c:v",
-        "libx264",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-pix_fmt",
-        "yuv420p",
+        *H264Options(preset=preset, crf=crf).codec_args(),
         "-r",
         str(fps),
         *extra_output_args,
@@ -207,14 +201,7 @@ def make_transition_film(
         ";".join(chains),
         "-map",
         current,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "20",
-        "-pix_fmt",
-        "yuv420p",
+        *H264Options(preset="ultrafast", crf=20).codec_args(),
         "-r",
         str(fps),
         str(path),
@@ -227,19 +214,7 @@ def make_audio_only(path: str | Path, seconds: float = 2.0) -> Path:
     """An AAC file with no video stream: a film that is not one."""
     path = Path(path)
     run(
-        [
-            binary("ffmpeg"),
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=d={seconds:g}",
-            "-c:a",
-            "aac",
-            str(path),
-        ],
+        quiet_ffmpeg("-f", "lavfi", "-i", f"sine=d={seconds:g}", "-c:a", "aac", str(path)),
         what=f"make audio-only {path.name}",
     )
     return path
@@ -248,8 +223,7 @@ def make_audio_only(path: str | Path, seconds: float = 2.0) -> Path:
 def ffmpeg_to(path: str | Path, *args: str) -> Path:
     """Run ``ffmpeg -y ARGS PATH`` (quiet): remuxes and re-encodes that make odd films."""
     path = Path(path)
-    base = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    run([*base, *args, str(path)], what=f"make {path.name}", timeout=600)
+    run(quiet_ffmpeg(*args, str(path)), what=f"make {path.name}", timeout=600)
     return path
 
 
@@ -284,6 +258,6 @@ def make_interlaced(path: str | Path, seconds: float = 2.0, fps: int = 25) -> Pa
         path,
         *("-f", "lavfi", "-t", f"{seconds:g}", "-i", source),
         *("-vf", "interlace=scan=tff:lowpass=0"),
-        *("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p"),
+        *H264Options(preset="ultrafast", crf=18).codec_args(),
         *("-flags", "+ilme+ildct", "-field_order", "tt"),
     )

@@ -12,14 +12,14 @@ crops, the identities come from which crop a shot was cut from.
 from __future__ import annotations
 
 import itertools
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from muss_builder.media.tools import MediaError, binary
+from muss_builder.media.commands import H264Options
+from muss_builder.media.h264 import H264Writer
 
 MIN_SOURCE_FACE = 55  # px: smaller faces upscale to a blur that no recogniser matches
 
@@ -123,18 +123,10 @@ def make_face_film(
 def encode_stills(out: Path, stills: list[np.ndarray], shot_frames: int, fps: int = 24) -> None:
     """An H.264 film of one still per shot, ``shot_frames`` frames each, hard cuts between."""
     height, width = stills[0].shape[:2]
-    args = [binary("ffmpeg"), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo"]
-    args += ["-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"]
-    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
-    args += ["-g", str(shot_frames), str(out)]
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stderr is not None
-    for still in stills:
-        if still.shape[:2] != (height, width):
-            raise ValueError("every still must have the size of the first")
-        data = np.ascontiguousarray(still).tobytes()
-        for _ in range(shot_frames):
-            proc.stdin.write(data)
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise MediaError(f"ffmpeg could not write {out}: {proc.stderr.read().decode()[-300:]}")
+    options = H264Options(preset="veryfast", crf=18, keyframe_interval=shot_frames)
+    with H264Writer(out, (width, height), fps, options, pix_fmt="bgr24") as writer:
+        for still in stills:
+            if still.shape[:2] != (height, width):
+                raise ValueError("every still must have the size of the first")
+            for _ in range(shot_frames):
+                writer.write(still)
