@@ -18,13 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from muss_builder.captions.facts import (
-    SCALES,
-    CameraMotion,
-    camera_motion,
-    lighting,
-    shot_scale,
-)
+from muss_builder.captions.camera import CameraMotion, camera_motion
+from muss_builder.captions.facts import SCALES, shot_scale
+from muss_builder.captions.lighting import lighting
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import binary, run
 

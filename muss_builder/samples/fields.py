@@ -1,0 +1,44 @@
+"""Field types shared by the sample and film records (``schemas/*.schema.json``'s ``$defs``).
+
+Numbers keep the type they were written with: JSON Schema's ``number`` takes 3 and 3.0, and
+pydantic's ``float`` would turn a written ``3`` into ``3.0``, changing the bytes of a record
+read and written back. Booleans and strings are refused where a number or integer is meant,
+as the schemas refuse them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+Number = StrictInt | StrictFloat
+NonNegativeNumber = Annotated[Number, Field(ge=0)]
+PositiveNumber = Annotated[Number, Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Fraction = Annotated[Number, Field(ge=0, le=1)]
+Box = Annotated[list[Fraction], Field(min_length=4, max_length=4)]
+"""x0, y0, x1, y1 as fractions of the frame width and height."""
+SubjectId = Annotated[StrictStr, Field(pattern=r"^[SO][0-9]+$")]
+FilmId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")]
+SampleKey = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}_[0-9]{5}$")]
+FramePair = Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]
+Bool = StrictBool
+
+# The default of a field the schema lets a record leave out but never lets be null: pydantic
+# does not validate defaults, so an absent field reads as None while an explicit null is still
+# refused by the field's type, and ``model_dump(exclude_unset=True)`` leaves it out again.
+ABSENT: Any = None
+
+
+class Closed(BaseModel):
+    """A record part whose schema says ``additionalProperties: false``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    """A record part whose schema lets other keys through (kept, in their order)."""
+
+    model_config = ConfigDict(extra="allow")
