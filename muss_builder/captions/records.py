@@ -24,6 +24,7 @@ from muss_builder.samples.fields import (
     Open,
     PositiveInt,
     SubjectId,
+    absent,
 )
 
 Scale = Literal[SCALES]  # type: ignore[valid-type]
@@ -44,6 +45,7 @@ class FactLighting(Open):
 
     brightness: Number
     contrast: Number
+    saturation: Number = absent()
     colour: StrictStr
     key: StrictStr
     time_of_day: StrictStr

@@ -14,7 +14,6 @@ exactly as an unsplit one.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -23,30 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from muss_builder.captions.film import caption_windows
 from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import probe_film
 from muss_builder.media.tools import MediaError
-from muss_builder.runtime.film_job import (
-    ClipOut,
-    FilmResult,
-    FilmWork,
-    Timer,
-    caption_windows,
-    film_record,
-    keyframe_pass,
-    put_captions,
-    subject_sample,
-    window_seconds,
-)
-from muss_builder.runtime.layout import json_bytes, remove_film_outputs, staging_layout
+from muss_builder.runtime.film_job import ClipOut, FilmResult, FilmWork, Timer, record_timings
+from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.names import escape_path
 from muss_builder.runtime.outdir import fatal_cause
 from muss_builder.runtime.storage import Storage, film_cache_dir, is_remote, local_copy
-from muss_builder.samples.metadata import index_row, sample_document, sample_key
-from muss_builder.samples.windows import clean_window_shots, plan_windows
+from muss_builder.samples.film_record import DroppedSample, IndexRow, film_record
+from muss_builder.samples.metadata import index_row, sample_key, window_samples
+from muss_builder.samples.windows import clean_window_shots, plan_windows, window_seconds
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import detect_shots, settled_probe
+from muss_builder.subjects.film_pass import keyframe_pass
 
 
 @dataclass
@@ -114,7 +105,9 @@ class Stage:
             film_seconds=self.covered_seconds(work, unit),
             result=result,
             window_seconds=(
-                [window_seconds(work, w) for w in work.plan.windows] if work.plan else None
+                [window_seconds(work.detection.shots, w) for w in work.plan.windows]
+                if work.plan and work.detection
+                else None
             ),
         )
         return report, payload
@@ -187,9 +180,10 @@ class SubjectsStage(Stage):
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         assert work.probe is not None and work.detection is not None
-        work.subjects, work.pixels = keyframe_pass(
-            local_film(work), work.probe, work.detection, work.config, work.result
-        )
+        with Timer(work.result.timings, "subjects"):
+            work.subjects, work.pixels = keyframe_pass(
+                local_film(work), work.probe, work.detection, work.config
+            )
         return work
 
 
@@ -202,11 +196,16 @@ class CaptionsStage(Stage):
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         layout = staging_layout(work.out_dir)  # the caption cache is node-local when remote
         with Timer(work.result.timings, "captions"):
-            work.captions = caption_windows(
-                work.windows, work.subjects, work.pixels, work.config, layout, work.result
+            captions = caption_windows(
+                work.windows,
+                work.subjects,
+                work.pixels,
+                work.config,
+                layout.root / "cache" / "captions",
             )
-        if not work.captions:
-            work.captions = [None] * len(work.windows)
+        work.captions = captions.windows
+        if captions.stats is not None:
+            work.result.captions = captions.stats
         work.pixels = {}  # captioned: the frames need not travel further
         return work
 
@@ -230,9 +229,9 @@ class ClipsStage(Stage):
         return units
 
     def covered_seconds(self, work: FilmWork, unit: Any) -> float:
-        if work.plan is None or not unit:
+        if work.plan is None or work.detection is None or not unit:
             return 0.0
-        return sum(window_seconds(work, work.plan.windows[i]) for i in unit)
+        return sum(window_seconds(work.detection.shots, work.plan.windows[i]) for i in unit)
 
     def process(self, work: FilmWork, unit: list[int]) -> list[ClipOut]:
         assert work.probe is not None and work.detection is not None
@@ -284,47 +283,32 @@ class ShardsStage(Stage):
         result.timings["clips"] += unit.seconds
         layout = staging_layout(work.out_dir)
         layout.make()
-        fps = output_fps(config.clips, probe)
         by_subject = subjects.by_subject() if subjects is not None else {}
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
-        samples: list[dict] = []
-        dropped: list[dict] = []
+        samples: list[IndexRow] = []
+        dropped: list[DroppedSample] = []
         shot_sample: dict[int, str] = {}
         try:
             for clip in _clips_in_order(unit.units):
                 window, shots = plan.windows[clip.window], work.windows[clip.window]
                 if clip.clip is None or clip.size is None:
                     dropped.append(
-                        {"first_shot": window.first, "last_shot": window.last}
-                        | {"reason": clip.dropped}
+                        DroppedSample(
+                            first_shot=window.first, last_shot=window.last, reason=clip.dropped
+                        )
                     )
                     continue
                 key = sample_key(probe.film_id, len(samples))
-                clip_plan = plan_clip(
-                    detection.frame_pts,
-                    detection.end_pts,
-                    shots[0].start_frame,
-                    shots[-1].end_frame,
-                    fps,
-                )
-                doc = sample_document(
-                    key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
-                    detection.detector, subjects,
-                )  # fmt: skip
                 captions = work.captions[clip.window] if work.captions else None
-                if captions is not None:
-                    put_captions(doc, *captions, config)
-                docs = [(doc, {})]
-                if subjects is not None and config.subjects.subject_track:
-                    subject_doc = subject_sample(doc, by_subject, config)
-                    if subject_doc is not None:
-                        subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
-                        docs.append(subject_doc)
-                for sample_doc, refs in docs:
-                    members = {"json": json.dumps(sample_doc, sort_keys=True).encode()}
+                window_docs = window_samples(
+                    len(samples), probe, detection, shots, clip.size, config, subjects,
+                    captions, by_subject,
+                )  # fmt: skip
+                for sample, refs in window_docs:
+                    members = {"json": sample.to_json_bytes(), "mp4": clip.clip}
                     with Timer(result.timings, "shards"):
-                        shard = writer.write(sample_doc["key"], members | {"mp4": clip.clip} | refs)
-                    samples.append(index_row(sample_doc, shard, len(clip.clip)))
+                        shard = writer.write(sample.key, members | refs)
+                    samples.append(index_row(sample, shard, len(clip.clip)))
                 for shot in shots:
                     shot_sample[shot.index] = key
             with Timer(result.timings, "shards"):
@@ -338,9 +322,12 @@ class ShardsStage(Stage):
         else:
             result.status = "skipped"
             result.reason = "no sample: " + (
-                plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
+                plan.reason_no_sample or "; ".join(d.reason for d in dropped)
             )
-        record = film_record(work, samples, dropped, shot_sample, shard_infos)
+        record = film_record(
+            probe, detection, plan, subjects, (result.status, result.reason), samples, dropped,
+            shot_sample, shard_infos, result.captions, record_timings(work), config,
+        )  # fmt: skip
         store = Storage.open(work.out_dir)
         if store.remote:  # publish: every shard, whole, before the record that lists them
             for info in shard_infos:
@@ -348,7 +335,7 @@ class ShardsStage(Stage):
                 store.put_file(local, f"shards/{info.name}")
                 local.unlink()
         # Written last: its presence (with the shards it lists) marks the film complete.
-        store.write_bytes(f"films/{probe.film_id}.json", json_bytes(record))
+        store.write_bytes(f"films/{probe.film_id}.json", record.to_json_bytes())
         return work
 
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+)
 
 Number = StrictInt | StrictFloat
 NonNegativeNumber = Annotated[Number, Field(ge=0)]
@@ -26,19 +36,36 @@ SampleKey = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}_[0-9]{5}$")]
 FramePair = Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]
 Bool = StrictBool
 
-# The default of a field the schema lets a record leave out but never lets be null: pydantic
-# does not validate defaults, so an absent field reads as None while an explicit null is still
-# refused by the field's type, and ``model_dump(exclude_unset=True)`` leaves it out again.
-ABSENT: Any = None
+_ABSENT_MARK = "absent_when_unset"
 
 
-class Closed(BaseModel):
+def absent() -> Any:
+    """The default of a field the schema lets a record leave out but never lets be null.
+    Pydantic does not validate defaults, so a record without the field reads it as None while
+    an explicit null is still refused by the field's type; the field stays out of the dump
+    unless it was given (a record read back is written back as it was)."""
+    return Field(default=None, json_schema_extra={_ABSENT_MARK: True})
+
+
+class _Record(BaseModel):
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        doc = handler(self)
+        for name, info in type(self).model_fields.items():
+            extra = info.json_schema_extra
+            marked = isinstance(extra, dict) and extra.get(_ABSENT_MARK)
+            if marked and name not in self.model_fields_set:
+                doc.pop(name, None)
+        return doc
+
+
+class Closed(_Record):
     """A record part whose schema says ``additionalProperties: false``."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class Open(BaseModel):
-    """A record part whose schema lets other keys through (kept, in their order)."""
+class Open(_Record):
+    """A record part whose schema lets other keys through (kept, after the declared ones)."""
 
     model_config = ConfigDict(extra="allow")
