@@ -8,9 +8,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from muss_builder.runtime.storage import Storage, is_remote
+
+if TYPE_CHECKING:  # the records import the captioner, which writes through this module
+    from muss_builder.samples.film_record import FilmRecord
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def write_json_atomic(path: Path, document: Any) -> None:
     write_atomic(path, json_bytes(document))
 
 
-def film_is_complete(store: Storage, record: dict, config_hash: str) -> bool:
+def film_is_complete(store: Storage, record: FilmRecord, config_hash: str) -> bool:
     """Whether the film of ``record`` (read with ``outdir.read_record``) was built with this
     config and every shard it lists is in place.
 
@@ -79,11 +82,9 @@ def film_is_complete(store: Storage, record: dict, config_hash: str) -> bool:
     the config hash so that a rerun with other settings rebuilds the film instead of keeping
     samples made under the old ones.
     """
-    if (record.get("pipeline") or {}).get("config_hash") != config_hash:
+    if record.pipeline.get("config_hash") != config_hash:
         return False
-    return all(
-        store.size(f"shards/{shard['name']}") == shard["size_bytes"] for shard in record["shards"]
-    )
+    return all(store.size(f"shards/{shard.name}") == shard.size_bytes for shard in record.shards)
 
 
 def remove_film_outputs(store: Storage, film_id: str) -> None:
