@@ -28,10 +28,18 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import MediaError
+from muss_builder.samples.records import Sample, SampleShot, validation_reason
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
 from muss_builder.train.stream import (
     OnError,
@@ -261,13 +269,13 @@ class PlannedShot:
     frames: list[int]  # clip frame shown by each training frame (4k + 1 of them)
 
 
-def plan_shots(doc: dict[str, Any], cfg: DataConfig, stats: Counter[str]) -> list[PlannedShot]:
+def plan_shots(record: Sample, cfg: DataConfig, stats: Counter[str]) -> list[PlannedShot]:
     """Usable shots of a sample, each resampled and trimmed (centred) to 4k+1 frames."""
-    clip_fps = float(doc["clip"]["fps"])
+    clip_fps = float(record.clip.fps)
     planned = []
-    for i, shot in enumerate(doc["shots"]):
-        start, end = int(shot["clip_start_frame"]), int(shot["clip_end_frame"])
-        if not 0 <= start < end <= int(doc["clip"]["n_frames"]):
+    for i, shot in enumerate(record.shots):
+        start, end = shot.clip_start_frame, shot.clip_end_frame
+        if not 0 <= start < end <= record.clip.n_frames:
             raise ValueError(f"shot {i}: clip frames [{start}, {end}) outside the clip")
         frames = resampled_frames(start, end, clip_fps, cfg.fps)
         n = largest_4k1(len(frames), cfg.frames_per_shot_max)
@@ -275,7 +283,7 @@ def plan_shots(doc: dict[str, Any], cfg: DataConfig, stats: Counter[str]) -> lis
             stats["shots_dropped_short"] += 1
             continue
         first = (len(frames) - n) // 2  # the middle: away from transitions at either end
-        planned.append(PlannedShot(i, int(shot["film_shot_index"]), frames[first : first + n]))
+        planned.append(PlannedShot(i, shot.film_shot_index, frames[first : first + n]))
     if len(planned) > cfg.max_shots:
         stats["shots_dropped_beyond_max"] += len(planned) - cfg.max_shots
         planned = planned[: cfg.max_shots]
@@ -344,19 +352,19 @@ def square_reference(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 def target_box(
-    shot_doc: dict[str, Any], subject: str, shot: PlannedShot, crop: Crop
+    sample_shot: SampleShot, subject: str, shot: PlannedShot, crop: Crop
 ) -> tuple[Box, int] | None:
     """The subject's box in the shot (through the crop) and the kept frame nearest the frame
     it was measured on (index into the shot's training frames); None without a usable box."""
     best: tuple[int, Box, int] | None = None
-    for entry in shot_doc["subjects"]:
-        if entry["id"] != subject:
+    for entry in sample_shot.subjects:
+        if entry.id != subject:
             continue
-        for measured in entry["boxes"]:
-            box = crop.box(measured["box"])
+        for measured in entry.boxes:
+            box = crop.box(measured.box)
             if box is None:
                 continue
-            distances = [abs(f - int(measured["clip_frame"])) for f in shot.frames]
+            distances = [abs(f - measured.clip_frame) for f in shot.frames]
             local = int(np.argmin(distances))
             if best is None or distances[local] < best[0]:
                 best = (distances[local], box, local)
@@ -365,7 +373,7 @@ def target_box(
 
 def references(
     sample: ShardSample,
-    doc: dict[str, Any],
+    record: Sample,
     shots: list[PlannedShot],
     starts: list[int],
     crop: Crop,
@@ -375,14 +383,14 @@ def references(
     """One ReferenceCrop per (reference, kept target shot), in the json's order."""
     by_film_shot = {shot.film_shot: k for k, shot in enumerate(shots)}
     crops: list[ReferenceCrop] = []
-    for ref in doc["references"]:
+    for ref in record.references:
         image: torch.Tensor | None = None
-        for target in ref["target_shots"]:
-            k = by_film_shot.get(int(target))
-            if k is None or int(target) == int(ref["source_shot"]):
+        for target in ref.target_shots:
+            k = by_film_shot.get(target)
+            if k is None or target == ref.source_shot:
                 stats["references_target_not_kept"] += 1  # dropped shot (or a bad json)
                 continue
-            placed = target_box(doc["shots"][shots[k].index], ref["subject"], shots[k], crop)
+            placed = target_box(record.shots[shots[k].index], ref.subject, shots[k], crop)
             if placed is None:
                 stats["references_without_box"] += 1
                 continue
@@ -390,41 +398,41 @@ def references(
                 stats["references_over_max"] += 1
                 continue
             if image is None:
-                image = reference_image(sample, ref["member"], cfg.ref_size)
+                image = reference_image(sample, ref.member, cfg.ref_size)
             box, local = placed
-            crops.append(ReferenceCrop(image, k, box, starts[k] + local, str(ref["subject"])))
+            crops.append(ReferenceCrop(image, k, box, starts[k] + local, ref.subject))
     return crops
 
 
 def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> ClipExample | None:
     """Decode one shard sample; None (counted in ``stats``) when it is not used."""
-    doc = load_sample_json(sample)
     try:
-        if doc["track"] not in cfg.tracks:
+        record = Sample.model_validate(load_sample_json(sample))
+    except ValidationError as exc:
+        raise _fail(sample, "json", f"not a sample record: {validation_reason(exc)}") from exc
+    try:
+        if record.track not in cfg.tracks:
             stats["skipped_track"] += 1
             return None
-        shots = plan_shots(doc, cfg, stats)
+        shots = plan_shots(record, cfg, stats)
         if len(shots) < cfg.min_shots:
             stats["skipped_too_few_shots"] += 1
             log.info(
                 "%s: %d usable shots < min_shots %d, skipped", sample.key, len(shots), cfg.min_shots
             )
             return None
-        width, height = int(doc["clip"]["width"]), int(doc["clip"]["height"])
+        width, height = record.clip.width, record.clip.height
         crop = Crop.plan(width, height, nearest_bucket(width, height, cfg.buckets))
         starts = np.cumsum([0] + [len(s.frames) for s in shots]).tolist()
         frames = decode_frames(sample, crop, {f for s in shots for f in s.frames})
-        refs = references(sample, doc, shots, starts[:-1], crop, cfg, stats)
-        shot_docs = [doc["shots"][s.index] for s in shots]
-        boxes = [
-            [b for e in d["subjects"] for m in e["boxes"] if (b := crop.box(m["box"]))]
-            for d in shot_docs
-        ]
-        captions = [d["caption"] or "" for d in shot_docs]
-        global_caption = doc["global_caption"] or ""
+        refs = references(sample, record, shots, starts[:-1], crop, cfg, stats)
+        kept = [record.shots[s.index] for s in shots]
+        boxes = [[b for e in d.subjects for m in e.boxes if (b := crop.box(m.box))] for d in kept]
+        captions = [d.caption or "" for d in kept]
+        global_caption = record.global_caption or ""
     except ShardFormatError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except ValueError as exc:  # a shot outside the clip: the record is typed, yet inconsistent
         raise _fail(sample, "json", f"unexpected sample metadata: {exc!r}") from exc
     pixels = np.stack([frames[f] for s in shots for f in s.frames])
     video = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0

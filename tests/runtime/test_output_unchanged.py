@@ -119,8 +119,9 @@ def test_index_films_table_and_records_are_identical(two_builds: tuple[Path, Pat
         pq.read_table(after / "index.parquet").to_pylist()
         == pq.read_table(before / "index.parquet").to_pylist()
     )
-    assert pq.read_table(after / "index.parquet").schema == pq.read_table(
-        before / "index.parquet"
-    ).schema
+    assert (
+        pq.read_table(after / "index.parquet").schema
+        == pq.read_table(before / "index.parquet").schema
+    )
     assert film_rows(after) == film_rows(before)
     assert records(after) == records(before)
