@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,8 +37,16 @@ from pydantic import (
 
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import MediaError
-from muss_builder.samples.records import Sample, SampleShot, validation_reason
+from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
+from muss_builder.train.shot_plan import (
+    Bucket,
+    Crop,
+    PlannedShot,
+    nearest_bucket,
+    plan_shots,
+    target_box,
+)
 from muss_builder.train.stream import (
     OnError,
     ResumableLoader,
@@ -49,34 +55,26 @@ from muss_builder.train.stream import (
     raise_error,
     resolve_shards,
 )
-from muss_builder.train.types import Box, ClipExample, ReferenceCrop
+from muss_builder.train.types import ClipExample, ReferenceCrop
 
 __all__ = [
     "PIXEL_MULTIPLE",
     "TINY_BUCKETS",
     "WAN_BUCKETS",
     "Bucket",
-    "Crop",
     "DataConfig",
-    "PlannedShot",
     "ResumableLoader",
     "ShardClipDataset",
     "clip_example",
     "decode_frames",
-    "largest_4k1",
-    "nearest_bucket",
-    "plan_shots",
     "reference_image",
     "references",
-    "resampled_frames",
     "resolve_shards",
     "square_reference",
-    "target_box",
 ]
 
 log = logging.getLogger(__name__)
 
-Bucket = tuple[int, int]  # (height, width) in pixels
 # Wan's VAE downsamples 8x and a DiT patch is 2x2 latents: 16 pixels per token side.
 PIXEL_MULTIPLE = 16
 WAN_BUCKETS: list[Bucket] = [(480, 832), (832, 480), (512, 512)]
@@ -201,95 +199,6 @@ class ShardClipDataset(ShardStream):
 # ---- one shard sample -> one ClipExample ------------------------------------------------------
 
 
-def resampled_frames(start: int, end: int, clip_fps: float, fps: float) -> list[int]:
-    """Clip frames a shot ``[start, end)`` shows at the training rate, on its own timeline.
-
-    Each shot is resampled from its own first frame, so no training frame of a shot can show
-    a frame of the next one: the cut stays exactly between two shots.
-    """
-    step = clip_fps / fps
-    n = max(0, math.ceil((end - start) / step - 1e-9))
-    return [start + math.floor(j * step + 1e-9) for j in range(n)]
-
-
-def largest_4k1(n: int, cap: int) -> int:
-    """The largest ``4k + 1 <= min(n, cap)``, or 0 when ``n`` is 0."""
-    m = min(n, cap)
-    return 0 if m < 1 else (m - 1) // 4 * 4 + 1
-
-
-def nearest_bucket(width: int, height: int, buckets: Sequence[Bucket]) -> Bucket:
-    """The bucket whose aspect is nearest (in log ratio) the frame's; the first on a tie."""
-    aspect = math.log(width / height)
-    return min(buckets, key=lambda b: abs(math.log(b[1] / b[0]) - aspect))
-
-
-@dataclass(frozen=True)
-class Crop:
-    """Scale a frame to cover the bucket, keeping aspect, then cut the bucket out centred."""
-
-    scaled: tuple[int, int]  # (width, height) the frame is scaled to
-    offset: tuple[int, int]  # (x, y) of the cut in the scaled frame
-    size: tuple[int, int]  # (width, height) of the cut: the bucket
-
-    @classmethod
-    def plan(cls, width: int, height: int, bucket: Bucket) -> Crop:
-        bucket_h, bucket_w = bucket
-        scale = max(bucket_w / width, bucket_h / height)
-        scaled_w = max(bucket_w, round(width * scale))
-        scaled_h = max(bucket_h, round(height * scale))
-        offset = ((scaled_w - bucket_w) // 2, (scaled_h - bucket_h) // 2)
-        return cls((scaled_w, scaled_h), offset, (bucket_w, bucket_h))
-
-    def box(self, box: Sequence[float]) -> Box | None:
-        """A normalised box of the source frame in the cut; None if nothing of it is left."""
-        (sw, sh), (ox, oy), (w, h) = self.scaled, self.offset, self.size
-
-        def clip(v: float) -> float:
-            return min(1.0, max(0.0, v))
-
-        x0, y0, x1, y1 = (float(v) for v in box)
-        out = (
-            clip((x0 * sw - ox) / w),
-            clip((y0 * sh - oy) / h),
-            clip((x1 * sw - ox) / w),
-            clip((y1 * sh - oy) / h),
-        )
-        return out if out[2] > out[0] and out[3] > out[1] else None
-
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        (ox, oy), (w, h) = self.offset, self.size
-        return image[oy : oy + h, ox : ox + w]
-
-
-@dataclass
-class PlannedShot:
-    index: int  # in the sample json's shots
-    film_shot: int
-    frames: list[int]  # clip frame shown by each training frame (4k + 1 of them)
-
-
-def plan_shots(record: Sample, cfg: DataConfig, stats: Counter[str]) -> list[PlannedShot]:
-    """Usable shots of a sample, each resampled and trimmed (centred) to 4k+1 frames."""
-    clip_fps = float(record.clip.fps)
-    planned = []
-    for i, shot in enumerate(record.shots):
-        start, end = shot.clip_start_frame, shot.clip_end_frame
-        if not 0 <= start < end <= record.clip.n_frames:
-            raise ValueError(f"shot {i}: clip frames [{start}, {end}) outside the clip")
-        frames = resampled_frames(start, end, clip_fps, cfg.fps)
-        n = largest_4k1(len(frames), cfg.frames_per_shot_max)
-        if n < cfg.min_frames_per_shot:
-            stats["shots_dropped_short"] += 1
-            continue
-        first = (len(frames) - n) // 2  # the middle: away from transitions at either end
-        planned.append(PlannedShot(i, shot.film_shot_index, frames[first : first + n]))
-    if len(planned) > cfg.max_shots:
-        stats["shots_dropped_beyond_max"] += len(planned) - cfg.max_shots
-        planned = planned[: cfg.max_shots]
-    return planned
-
-
 def _fail(sample: ShardSample, member: str, reason: str) -> ShardFormatError:
     return ShardFormatError(sample.shard, sample.member_name(member), reason)
 
@@ -351,26 +260,6 @@ def square_reference(image: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
-def target_box(
-    sample_shot: SampleShot, subject: str, shot: PlannedShot, crop: Crop
-) -> tuple[Box, int] | None:
-    """The subject's box in the shot (through the crop) and the kept frame nearest the frame
-    it was measured on (index into the shot's training frames); None without a usable box."""
-    best: tuple[int, Box, int] | None = None
-    for entry in sample_shot.subjects:
-        if entry.id != subject:
-            continue
-        for measured in entry.boxes:
-            box = crop.box(measured.box)
-            if box is None:
-                continue
-            distances = [abs(f - measured.clip_frame) for f in shot.frames]
-            local = int(np.argmin(distances))
-            if best is None or distances[local] < best[0]:
-                best = (distances[local], box, local)
-    return None if best is None else (best[1], best[2])
-
-
 def references(
     sample: ShardSample,
     record: Sample,
@@ -414,7 +303,9 @@ def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> C
         if record.track not in cfg.tracks:
             stats["skipped_track"] += 1
             return None
-        shots = plan_shots(record, cfg, stats)
+        shots = plan_shots(
+            record, cfg.fps, cfg.frames_per_shot_max, cfg.min_frames_per_shot, cfg.max_shots, stats
+        )
         if len(shots) < cfg.min_shots:
             stats["skipped_too_few_shots"] += 1
             log.info(

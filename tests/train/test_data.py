@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.subjects.face_film import encode_stills
-from muss_builder.train.data import Crop, DataConfig, ShardClipDataset, resampled_frames
+from muss_builder.train.data import DataConfig, ShardClipDataset
+from muss_builder.train.shot_plan import Crop, resampled_frames
 from muss_builder.train.stream import ResumableLoader, ShardStream, skip_and_log
 
 SMALL = [(64, 112), (64, 64)]
