@@ -86,6 +86,46 @@ def test_config_is_strict_and_checks_4k1_and_buckets() -> None:
         DataConfig(min_shots=3, max_shots=2)
 
 
+def _whole_sample(width: int, height: int, shots: list[dict]) -> dict:
+    """A whole sample record around ``shots`` (48 frames at 24 fps), as the trainer reads
+    only valid ones."""
+    return {
+        "schema_version": "1.0",
+        "key": "00000000000000aa_00000",
+        "film_id": "00000000000000aa",
+        "track": "montage",
+        "source": {
+            "file_name": "boxes.mp4",
+            "fps": 24.0,
+            "width": width,
+            "height": height,
+            "n_frames": 48,
+            "variable_frame_rate": False,
+        },
+        "span": {"start_frame": 0, "end_frame": 48, "start_seconds": 0.0, "end_seconds": 2.0},
+        "clip": {
+            "fps": 24.0,
+            "width": width,
+            "height": height,
+            "n_frames": 48,
+            "duration_seconds": 2.0,
+            "codec": "h264",
+            "pix_fmt": "yuv420p",
+        },
+        "shots": shots,
+        "n_shots": 2,
+        "duration_seconds": 2.0,
+        "subjects": ["S1", "S2"],
+        "focus_subject": None,
+        "references": [],
+        "global_caption": "a box",
+        "prompt": None,
+        "caption_issues": [],
+        "captioner": None,
+        "pipeline": {"name": "test", "config_hash": "x", "version": "0", "shot_detector": "none"},
+    }
+
+
 def _white_box_shard(tmp_path: Path) -> tuple[Path, dict]:
     """A hand-made sample: two shots of a white rectangle on black at known boxes."""
     width, height = 160, 96
@@ -134,42 +174,7 @@ def _white_box_shard(tmp_path: Path) -> tuple[Path, dict]:
         }
         for i, box in enumerate(boxes)
     ]
-    # a whole sample record, as the trainer reads only valid ones
-    doc = {
-        "schema_version": "1.0",
-        "key": "00000000000000aa_00000",
-        "film_id": "00000000000000aa",
-        "track": "montage",
-        "source": {
-            "file_name": "boxes.mp4",
-            "fps": 24.0,
-            "width": width,
-            "height": height,
-            "n_frames": 48,
-            "variable_frame_rate": False,
-        },
-        "span": {"start_frame": 0, "end_frame": 48, "start_seconds": 0.0, "end_seconds": 2.0},
-        "clip": {
-            "fps": 24.0,
-            "width": width,
-            "height": height,
-            "n_frames": 48,
-            "duration_seconds": 2.0,
-            "codec": "h264",
-            "pix_fmt": "yuv420p",
-        },
-        "shots": shots,
-        "n_shots": 2,
-        "duration_seconds": 2.0,
-        "subjects": ["S1", "S2"],
-        "focus_subject": None,
-        "references": [],
-        "global_caption": "a box",
-        "prompt": None,
-        "caption_issues": [],
-        "captioner": None,
-        "pipeline": {"name": "test", "config_hash": "x", "version": "0", "shot_detector": "none"},
-    }
+    doc = _whole_sample(width, height, shots)
     writer = FilmShardWriter(tmp_path, "00000000000000aa", max_bytes=10**9)
     members = {"json": json.dumps(doc).encode(), "mp4": (tmp_path / "clip.mp4").read_bytes()}
     writer.write(doc["key"], members)
