@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from muss_builder import SCHEMA_VERSION, __version__
 from muss_builder.config import PipelineConfig
@@ -35,14 +35,14 @@ from muss_builder.shots.segment import ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
 
 SubjectKind = Literal["face", "object"]
-TransitionKind = Literal["cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual"]
+FilmTransitionKind = Literal["cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual"]
 Determinism = Literal["bitexact-cpu", "gpu-nondeterministic", "model-nondeterministic"]
 
 
 class FilmDetection(Open):
     """A face or object on a keyframe; subject None = the unknown bucket."""
 
-    frame: Annotated[int, Field(strict=True)]
+    frame: StrictInt
     kind: SubjectKind
     label: StrictStr
     subject: StrictStr | None
@@ -64,7 +64,7 @@ class FilmShot(Open):
     start_seconds: Number
     end_seconds: Number
     transition_in: StrictStr
-    transition_in_frames: list[Annotated[int, Field(strict=True)]] | None = absent()
+    transition_in_frames: list[StrictInt] | None = absent()
     n_frames: PositiveInt = absent()
     duration_seconds: Number = absent()
     sample_key: StrictStr | None
@@ -79,7 +79,7 @@ class FilmTransition(Open):
 
     start_frame: NonNegativeInt
     end_frame: NonNegativeInt
-    kind: TransitionKind
+    kind: FilmTransitionKind
     confidence: Number
 
 
@@ -98,8 +98,8 @@ class FilmSubject(Open):
     id: StrictStr
     kind: StrictStr
     label: StrictStr
-    n_detections: Annotated[int, Field(strict=True)]
-    shots: list[Annotated[int, Field(strict=True)]]
+    n_detections: StrictInt
+    shots: list[StrictInt]
 
 
 class IndexRow(Open):
@@ -111,19 +111,19 @@ class IndexRow(Open):
     track: StrictStr = absent()
     n_shots: Any
     duration_seconds: Any
-    clip_frames: Annotated[int, Field(strict=True)] = absent()
+    clip_frames: StrictInt = absent()
     clip_fps: Number = absent()
-    clip_width: Annotated[int, Field(strict=True)] = absent()
-    clip_height: Annotated[int, Field(strict=True)] = absent()
+    clip_width: StrictInt = absent()
+    clip_height: StrictInt = absent()
     source_file: StrictStr = absent()
-    source_start_frame: Annotated[int, Field(strict=True)] = absent()
-    source_end_frame: Annotated[int, Field(strict=True)] = absent()
+    source_start_frame: StrictInt = absent()
+    source_end_frame: StrictInt = absent()
     shot_durations: list[Number] = absent()
     subjects: list[StrictStr] = absent()
-    n_refs: Annotated[int, Field(strict=True)] = absent()
-    global_caption_chars: Annotated[int, Field(strict=True)] = absent()
-    shot_caption_chars: list[Annotated[int, Field(strict=True)]] = absent()
-    clip_bytes: Annotated[int, Field(strict=True)] = absent()
+    n_refs: StrictInt = absent()
+    global_caption_chars: StrictInt = absent()
+    shot_caption_chars: list[StrictInt] = absent()
+    clip_bytes: StrictInt = absent()
 
 
 class DroppedSample(Open):
