@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.train.script import Box, Script, ScriptReference, ScriptShot
 
 SUITE_VERSION = "1.0"
@@ -98,7 +101,7 @@ def _index_rows(dataset_dir: Path) -> list[dict[str, Any]]:
     return pq.read_table(index, columns=columns).to_pylist()
 
 
-def _samples(dataset_dir: Path, shards: list[str]) -> Iterator[tuple[dict, dict[str, bytes]]]:
+def _samples(dataset_dir: Path, shards: list[str]) -> Iterator[tuple[Sample, dict[str, bytes]]]:
     from muss_builder.shards.reader import iter_samples, load_sample_json
 
     for shard in shards:
@@ -108,7 +111,12 @@ def _samples(dataset_dir: Path, shards: list[str]) -> Iterator[tuple[dict, dict[
         if not path.is_file():
             raise SuiteError(f"{dataset_dir}: shard {shard} listed in index.parquet is missing")
         for sample in iter_samples(path):
-            yield load_sample_json(sample), sample.members
+            try:
+                record = Sample.model_validate(load_sample_json(sample))
+            except ValidationError as exc:
+                why = f"not a sample record ({validation_reason(exc)})"
+                raise SuiteError(f"{shard}: {sample.member_name('json')}: {why}") from exc
+            yield record, sample.members
 
 
 def _grow(box: list[float], margin: float) -> Box:
@@ -119,71 +127,69 @@ def _grow(box: list[float], margin: float) -> Box:
 
 
 def script_from_sample(
-    doc: dict[str, Any], members: dict[str, bytes], refs_dir: Path, refs_per_target: int = 1
+    record: Sample, members: dict[str, bytes], refs_dir: Path, refs_per_target: int = 1
 ) -> Script:
     """The script of one sample; writes its reference crops into ``refs_dir``."""
-    key = doc["key"]
+    key = record.key
     shots = []
     film_to_local = {}
-    for i, shot in enumerate(doc["shots"]):
-        film_to_local[shot["film_shot_index"]] = i
-        start = shot["clip_start_frame"]
+    for i, shot in enumerate(record.shots):
+        film_to_local[shot.film_shot_index] = i
         subjects: dict[str, list[tuple[int, Box]]] = {}
-        for entry in shot["subjects"]:
-            boxes = subjects.setdefault(entry["id"], [])
-            boxes += [(b["clip_frame"], tuple(b["box"])) for b in entry["boxes"]]
+        for entry in shot.subjects:
+            boxes = subjects.setdefault(entry.id, [])
+            boxes += [(b.clip_frame, tuple(b.box)) for b in entry.boxes]
         shots.append(
             ScriptShot(
-                caption=shot.get("caption") or "",
-                n_frames=shot["clip_end_frame"] - start,
-                transition_in=shot["transition_in"],
+                caption=shot.caption or "",
+                n_frames=shot.clip_end_frame - shot.clip_start_frame,
+                transition_in=shot.transition_in,
                 subjects=subjects,
             )
         )
     references: list[ScriptReference] = []
     ref_sources: list[dict[str, Any]] = []
     taken: dict[tuple[str, int], int] = {}
-    for ref in doc["references"]:
-        for film_shot in ref["target_shots"]:
+    for ref in record.references:
+        for film_shot in ref.target_shots:
             local = film_to_local.get(film_shot)
-            if local is None or ref["source_shot"] == film_shot:
+            if local is None or ref.source_shot == film_shot:
                 continue  # never a crop from the shot it serves (validate refuses those too)
-            if taken.get((ref["subject"], local), 0) >= refs_per_target:
+            if taken.get((ref.subject, local), 0) >= refs_per_target:
                 continue
-            seen = shots[local].subjects.get(ref["subject"])
+            seen = shots[local].subjects.get(ref.subject)
             if not seen:
                 continue  # no box of the subject in that shot: nowhere to put it
             frame, box = seen[len(seen) // 2]
-            margin = FACE_CROP_MARGIN if ref["kind"] == "face" else OBJECT_CROP_MARGIN
-            image = f"refs/{key}_{Path(ref['member']).stem}.jpg"
-            data = members.get(ref["member"])
+            margin = FACE_CROP_MARGIN if ref.kind == "face" else OBJECT_CROP_MARGIN
+            image = f"refs/{key}_{Path(ref.member).stem}.jpg"
+            data = members.get(ref.member)
             if data is None:
-                raise SuiteError(f"sample {key}: reference member {ref['member']} missing")
+                raise SuiteError(f"sample {key}: reference member {ref.member} missing")
             (refs_dir / Path(image).name).write_bytes(data)
-            taken[(ref["subject"], local)] = taken.get((ref["subject"], local), 0) + 1
+            taken[(ref.subject, local)] = taken.get((ref.subject, local), 0) + 1
             grown = _grow(box, margin)
-            references.append(
-                ScriptReference(image, ref["subject"], ref["kind"], local, grown, frame)
-            )
+            references.append(ScriptReference(image, ref.subject, ref.kind, local, grown, frame))
             ref_sources.append(
-                {"member": ref["member"], "source_shot": ref["source_shot"],
-                 "fallback": ref["fallback"], "film_target_shot": film_shot}
+                {"member": ref.member, "source_shot": ref.source_shot,
+                 "fallback": ref.fallback, "film_target_shot": film_shot}
             )  # fmt: skip
-    clip = doc["clip"]
+    clip = record.clip
     script = Script(
         key=key,
-        global_caption=doc.get("global_caption") or "",
+        global_caption=record.global_caption or "",
         shots=shots,
-        fps=float(clip["fps"]),
-        width=int(clip["width"]),
-        height=int(clip["height"]),
+        fps=float(clip.fps),
+        width=clip.width,
+        height=clip.height,
         references=references,
         source={
-            "film_id": doc["film_id"],
+            "film_id": record.film_id,
             "sample": key,
-            "track": doc["track"],
-            "span": doc["span"],
-            "film_shots": [s["film_shot_index"] for s in doc["shots"]],
+            "track": record.track,
+            # in the key order of the sample's json (written with sorted keys), as ever
+            "span": dict(sorted(record.span.model_dump(mode="json").items())),
+            "film_shots": [s.film_shot_index for s in record.shots],
             "references": ref_sources,
         },
     )
@@ -234,21 +240,23 @@ def make_suite(
     random.Random(seed).shuffle(picked)
     picked.sort(key=lambda r: tracks.index(r["track"]))  # stable: preferred track first
     order = {r["key"]: i for i, r in enumerate(picked[:n_scripts])}
-    chosen: list[tuple[dict, dict[str, bytes]]] = [
-        (doc, members)
-        for doc, members in _samples(dataset_dir, sorted({r["shard"] for r in picked[:n_scripts]}))
-        if doc["key"] in order
+    chosen: list[tuple[Sample, dict[str, bytes]]] = [
+        (record, members)
+        for record, members in _samples(
+            dataset_dir, sorted({r["shard"] for r in picked[:n_scripts]})
+        )
+        if record.key in order
     ]
     if len(chosen) != len(order):
-        missing = sorted(set(order) - {doc["key"] for doc, _ in chosen})
+        missing = sorted(set(order) - {record.key for record, _ in chosen})
         raise SuiteError(f"{dataset_dir}: samples in index.parquet but not in their shards: "
                          f"{', '.join(missing[:5])}")  # fmt: skip
-    chosen.sort(key=lambda dm: order[dm[0]["key"]])
+    chosen.sort(key=lambda dm: order[dm[0].key])
     (out / "refs").mkdir(parents=True, exist_ok=True)
     (out / "real").mkdir(exist_ok=True)
     scripts = []
-    for doc, members in chosen:
-        script = script_from_sample(doc, members, out / "refs", refs_per_target)
+    for record, members in chosen:
+        script = script_from_sample(record, members, out / "refs", refs_per_target)
         (out / "real" / f"{script.key}.mp4").write_bytes(members["mp4"])
         scripts.append(script)
     meta = {

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from muss_builder.captions.backends import shrink
-from muss_builder.captions.facts import CameraMotion, Lighting, camera_motion, lighting
+from muss_builder.captions.camera import CameraMotion, camera_motion
+from muss_builder.captions.lighting import Lighting, lighting
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
 

@@ -18,7 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from muss_builder.captions.facts import CAMERA_KINDS, SCALES
+from muss_builder.captions.camera import CAMERA_KINDS
+from muss_builder.captions.facts import SCALES
 from muss_builder.report.collect import ReportData
 from muss_builder.shots.transitions import TransitionKind
 

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from muss_builder.core.naming import OutputLayout
+from muss_builder.samples.film_record import FilmRecord
+from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     ReaderLimits,
@@ -153,10 +156,10 @@ def read_json_file(path: Path, what: str, limits: ReaderLimits = DEFAULT_LIMITS)
 
 def _film_records(
     layout: OutputLayout, films: list[FilmRow], limits: ReaderLimits
-) -> list[dict[str, Any]]:
+) -> list[FilmRecord]:
     """The records of the films that have one: every ok film, and skipped films that got
     as far as shot detection (a duplicate input shares its twin's record: read once)."""
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, FilmRecord] = {}
     for film in films:
         if film.status == "failed" or not film.film_id or film.film_id in records:
             continue
@@ -172,7 +175,12 @@ def _film_records(
             raise ReportInputError(
                 f"{path}: not a valid film record ({errors[0]}); run 'muss-builder validate'"
             )
-        records[film.film_id] = doc
+        try:
+            records[film.film_id] = FilmRecord.model_validate(doc)
+        except ValidationError as exc:  # the schema and the model agree (tests): not expected
+            raise ReportInputError(
+                f"{path}: not a valid film record ({validation_reason(exc)})"
+            ) from exc
     return list(records.values())
 
 
@@ -212,33 +220,41 @@ def valid_sample_json(sample: ShardSample, limits: ReaderLimits) -> dict[str, An
     return doc
 
 
-def sample_documents(
-    shards: list[Path], limits: ReaderLimits = DEFAULT_LIMITS
-) -> Iterator[dict[str, Any]]:
-    """The ``.json`` documents of every sample in ``shards``, one at a time: a large dataset's
-    documents together would not fit in memory (and only the ``.json`` members are read)."""
+def valid_sample(sample: ShardSample, limits: ReaderLimits) -> Sample:
+    """The sample's typed record; ShardFormatError names the member and what is wrong."""
+    doc = valid_sample_json(sample, limits)
+    try:
+        return Sample.model_validate(doc)
+    except ValidationError as exc:  # the schema and the model agree (tests): not expected
+        reason = f"not a valid sample document ({validation_reason(exc)})"
+        raise ShardFormatError(sample.shard, sample.member_name("json"), reason) from exc
+
+
+def sample_records(shards: list[Path], limits: ReaderLimits = DEFAULT_LIMITS) -> Iterator[Sample]:
+    """The records of every sample in ``shards``, one at a time: a large dataset's records
+    together would not fit in memory (and only the ``.json`` members are read)."""
     for path in shards:
         try:
             for sample in iter_samples(path, limits, load=("json",)):
-                yield valid_sample_json(sample, limits)
+                yield valid_sample(sample, limits)
         except ShardFormatError as exc:
             raise ReportInputError(f"unreadable shard: {exc}") from exc
 
 
-def _shot_facts(data: ReportData, docs: Iterable[dict[str, Any]]) -> None:
-    for doc in docs:
-        for ref in doc.get("references") or []:
-            if ref.get("pose_delta") is not None:
-                data.pose_deltas.append(float(ref["pose_delta"]))
-        if doc.get("track") != "montage":
+def _shot_facts(data: ReportData, samples: Iterable[Sample]) -> None:
+    for sample in samples:
+        for ref in sample.references:
+            if ref.pose_delta is not None:
+                data.pose_deltas.append(float(ref.pose_delta))
+        if sample.track != "montage":
             continue
-        for n, shot in enumerate(doc.get("shots") or []):
+        for n, shot in enumerate(sample.shots):
             if n > 0:
-                data.transitions[shot.get("transition_in") or "unknown"] += 1
-            facts = shot.get("facts") or {}
-            data.shot_scales[facts.get("scale") or "unknown"] += 1
-            camera = facts.get("camera") or {}
-            data.camera_motions[camera.get("kind") or "unknown"] += 1
+                data.transitions[shot.transition_in] += 1
+            facts = shot.facts
+            data.shot_scales[facts.scale if facts else "unknown"] += 1
+            camera = facts.camera if facts else None
+            data.camera_motions[camera.kind if camera else "unknown"] += 1
 
 
 def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> ReportData:
@@ -258,7 +274,7 @@ def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> R
     records = _film_records(layout, films, limits)
     montage = [r for r in index if r["track"] == "montage"]
     shards = _shard_paths(layout, sorted({r["shard"] for r in index}))
-    subjects = [s for rec in records for s in rec.get("subjects") or []]
+    subjects = [s for rec in records for s in rec.subjects or []]
     counts = Counts(
         films=len(films),
         films_ok=sum(f.status == "ok" for f in films),
@@ -287,14 +303,12 @@ def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> R
         transitions=Counter(),
         shot_scales=Counter(),
         camera_motions=Counter(),
-        cluster_detections=[int(s.get("n_detections") or 0) for s in subjects],
-        cluster_shots=[len(s.get("shots") or []) for s in subjects],
-        excluded_shots=Counter(
-            reason for rec in records for reason in (rec.get("excluded_shots") or {}).values()
-        ),
+        cluster_detections=[s.n_detections for s in subjects],
+        cluster_shots=[len(s.shots) for s in subjects],
+        excluded_shots=Counter(reason for rec in records for reason in rec.excluded_shots.values()),
         pose_deltas=[],
         stats=_read_stats(layout, limits),
         shard_of={r["key"]: r["shard"] for r in index},
     )
-    _shot_facts(data, sample_documents(shards, limits))
+    _shot_facts(data, sample_records(shards, limits))
     return data

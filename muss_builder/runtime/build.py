@@ -34,6 +34,7 @@ from muss_builder.runtime.outdir import (
 from muss_builder.runtime.stage_base import Stage, StageSetupError
 from muss_builder.runtime.stages import default_stages
 from muss_builder.runtime.tables import earlier_film_rows, film_rows, index_rows, table_bytes
+from muss_builder.samples.film_record import FilmRecord
 
 
 @dataclass
@@ -166,7 +167,7 @@ def build(
         stats["stages"] = monitor.summary(wall)
         stats["runtime"] = runtime
         # which reproducibility the output can promise: one mode per kind of film record
-        stats["determinism"] = sorted({r.get("determinism", "unknown") for r in records})
+        stats["determinism"] = sorted({r.determinism or "unknown" for r in records})
         _stop_on_full_disk(lambda: store.write_bytes("stats.json", json_bytes(stats)))
         log.line(f"build ended: {stats['films']}")
     out_root = store.root if store.remote else Path(store.root)
@@ -245,7 +246,7 @@ def _stop_on_full_disk(write: Callable[[], None]) -> None:
 
 def _write_tables(
     store: Storage, results: list[FilmResult], log: BuildLog, progress: Progress
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict], list[FilmRecord]]:
     """films.parquet and index.parquet from the records on disk (see tables.py); returns the
     index rows and the records."""
     records = read_records(store)  # a record this run cannot read is set aside here too

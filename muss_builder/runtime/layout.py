@@ -9,6 +9,7 @@ import fnmatch
 import hashlib
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from muss_builder.core.naming import (
     FILMS_DIR,
@@ -19,8 +20,11 @@ from muss_builder.core.naming import (
 )
 from muss_builder.core.storage import Storage, is_remote
 
+if TYPE_CHECKING:  # the records import the captioner, which writes through core
+    from muss_builder.samples.film_record import FilmRecord
 
-def film_is_complete(store: Storage, record: dict, config_hash: str) -> bool:
+
+def film_is_complete(store: Storage, record: FilmRecord, config_hash: str) -> bool:
     """Whether the film of ``record`` (read with ``outdir.read_record``) was built with this
     config and every shard it lists is in place.
 
@@ -29,11 +33,10 @@ def film_is_complete(store: Storage, record: dict, config_hash: str) -> bool:
     the config hash so that a rerun with other settings rebuilds the film instead of keeping
     samples made under the old ones.
     """
-    if (record.get("pipeline") or {}).get("config_hash") != config_hash:
+    if record.pipeline.get("config_hash") != config_hash:
         return False
     return all(
-        store.size(f"{SHARDS_DIR}/{shard['name']}") == shard["size_bytes"]
-        for shard in record["shards"]
+        store.size(f"{SHARDS_DIR}/{shard.name}") == shard.size_bytes for shard in record.shards
     )
 
 

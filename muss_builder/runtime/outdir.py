@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from muss_builder.core.naming import is_leftover
 from muss_builder.core.storage import Storage
 from muss_builder.media.tools import MediaError
 from muss_builder.runtime.lock import LOCK_NAME, OutputError
+from muss_builder.samples.film_record import FilmRecord
+from muss_builder.samples.records import validation_reason
 from muss_builder.shards.schemas import table_schema
 
 QUARANTINE = "quarantine/films"
@@ -78,11 +81,11 @@ def clean_leftovers(store: Storage) -> list[str]:
 class Records:
     """The readable film records of the output, and those set aside."""
 
-    by_id: dict[str, dict] = field(default_factory=dict)
+    by_id: dict[str, FilmRecord] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)  # "films/x.json -> quarantine/..: why"
 
 
-def record_problem(rel: str, data: bytes) -> tuple[dict | None, str | None]:
+def record_problem(rel: str, data: bytes) -> tuple[FilmRecord | None, str | None]:
     """The record in ``data``, or why the tables cannot use it."""
     try:
         record = json.loads(data)
@@ -108,7 +111,10 @@ def record_problem(rel: str, data: bytes) -> tuple[dict | None, str | None]:
         return None, f"wrong shape ({type(exc).__name__}: {exc})"
     except (pa.ArrowException, UnicodeError, ValueError) as exc:
         return None, f"samples do not fit index.parquet ({exc})"
-    return record, None
+    try:
+        return FilmRecord.model_validate(record), None
+    except ValidationError as exc:
+        return None, f"not a film record ({validation_reason(exc)})"
 
 
 def read_records(store: Storage) -> Records:
@@ -118,19 +124,19 @@ def read_records(store: Storage) -> Records:
     for rel in store.list("films", ".json"):
         record, note = _read_or_set_aside(store, rel)
         if record is not None:
-            records.by_id[record["film_id"]] = record
+            records.by_id[record.film_id] = record
         elif note:
             records.quarantined.append(note)
     return records
 
 
-def read_record(store: Storage, film_id: str) -> tuple[dict | None, str | None]:
+def read_record(store: Storage, film_id: str) -> tuple[FilmRecord | None, str | None]:
     """The record of one film (None when it has none), or None and what was set aside: the
     same checks as ``read_records``, for the film a build is about to resume or rebuild."""
     return _read_or_set_aside(store, f"films/{film_id}.json")
 
 
-def _read_or_set_aside(store: Storage, rel: str) -> tuple[dict | None, str | None]:
+def _read_or_set_aside(store: Storage, rel: str) -> tuple[FilmRecord | None, str | None]:
     try:
         data = store.read_bytes(rel)
     except FileNotFoundError:

@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.core.storage import Storage
 from muss_builder.media.tools import MediaError
-from muss_builder.runtime.film_job import FilmResult, FilmWork, window_seconds
+from muss_builder.runtime.film_job import FilmResult, FilmWork
 from muss_builder.runtime.layout import remove_film_outputs
 from muss_builder.runtime.outdir import fatal_cause
+from muss_builder.samples.windows import window_seconds
 
 
 class StageSetupError(Exception):
@@ -111,7 +112,9 @@ class Stage:
             film_seconds=self.covered_seconds(work, unit),
             result=result,
             window_seconds=(
-                [window_seconds(work, w) for w in work.plan.windows] if work.plan else None
+                [window_seconds(work.detection.shots, w) for w in work.plan.windows]
+                if work.plan and work.detection
+                else None
             ),
         )
         return report, payload

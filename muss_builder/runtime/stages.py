@@ -9,44 +9,30 @@ clips in window order, so a split film is written exactly as an unsplit one. The
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from muss_builder.captions.captioner import make_backend
+from muss_builder.captions.film import caption_windows
 from muss_builder.config import PipelineConfig
 from muss_builder.core.models import pick_device
 from muss_builder.core.naming import film_record_path, sample_key
-from muss_builder.core.storage import (
-    Storage,
-    film_cache_dir,
-    is_remote,
-    json_bytes,
-    local_copy,
-)
+from muss_builder.core.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.core.text import escape_path
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import probe_film
-from muss_builder.runtime.film_job import (
-    ClipOut,
-    FilmWork,
-    Timer,
-    caption_windows,
-    film_record,
-    keyframe_pass,
-    put_captions,
-    subject_sample,
-    window_seconds,
-)
+from muss_builder.runtime.film_job import ClipOut, FilmWork, Timer, record_timings
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
-from muss_builder.samples.metadata import index_row, sample_document
-from muss_builder.samples.windows import clean_window_shots, plan_windows
+from muss_builder.samples.film_record import DroppedSample, IndexRow, film_record
+from muss_builder.samples.metadata import index_row, window_samples
+from muss_builder.samples.windows import clean_window_shots, plan_windows, window_seconds
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
+from muss_builder.subjects.film_pass import keyframe_pass
 from muss_builder.subjects.stage import load_subject_models
 
 
@@ -110,9 +96,10 @@ class SubjectsStage(Stage):
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         assert work.probe is not None and work.detection is not None
-        work.subjects, work.pixels = keyframe_pass(
-            local_film(work), work.probe, work.detection, work.config, work.result
-        )
+        with Timer(work.result.timings, "subjects"):
+            work.subjects, work.pixels = keyframe_pass(
+                local_film(work), work.probe, work.detection, work.config
+            )
         return work
 
 
@@ -129,11 +116,16 @@ class CaptionsStage(Stage):
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         layout = staging_layout(work.out_dir)  # the caption cache is node-local when remote
         with Timer(work.result.timings, "captions"):
-            work.captions = caption_windows(
-                work.windows, work.subjects, work.pixels, work.config, layout, work.result
+            captions = caption_windows(
+                work.windows,
+                work.subjects,
+                work.pixels,
+                work.config,
+                layout.root / "cache" / "captions",
             )
-        if not work.captions:
-            work.captions = [None] * len(work.windows)
+        work.captions = captions.windows
+        if captions.stats is not None:
+            work.result.captions = captions.stats
         work.pixels = {}  # captioned: the frames need not travel further
         return work
 
@@ -157,9 +149,9 @@ class ClipsStage(Stage):
         return units
 
     def covered_seconds(self, work: FilmWork, unit: Any) -> float:
-        if work.plan is None or not unit:
+        if work.plan is None or work.detection is None or not unit:
             return 0.0
-        return sum(window_seconds(work, work.plan.windows[i]) for i in unit)
+        return sum(window_seconds(work.detection.shots, work.plan.windows[i]) for i in unit)
 
     def process(self, work: FilmWork, unit: list[int]) -> list[ClipOut]:
         assert work.probe is not None and work.detection is not None
@@ -202,47 +194,32 @@ class ShardsStage(Stage):
         result.timings["clips"] += unit.seconds
         layout = staging_layout(work.out_dir)
         layout.make()
-        fps = output_fps(config.clips, probe)
         by_subject = subjects.by_subject() if subjects is not None else {}
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
-        samples: list[dict] = []
-        dropped: list[dict] = []
+        samples: list[IndexRow] = []
+        dropped: list[DroppedSample] = []
         shot_sample: dict[int, str] = {}
         try:
             for clip in _clips_in_order(unit.units):
                 window, shots = plan.windows[clip.window], work.windows[clip.window]
                 if clip.clip is None or clip.size is None:
                     dropped.append(
-                        {"first_shot": window.first, "last_shot": window.last}
-                        | {"reason": clip.dropped}
+                        DroppedSample(
+                            first_shot=window.first, last_shot=window.last, reason=clip.dropped
+                        )
                     )
                     continue
                 key = sample_key(probe.film_id, len(samples))
-                clip_plan = plan_clip(
-                    detection.frame_pts,
-                    detection.end_pts,
-                    shots[0].start_frame,
-                    shots[-1].end_frame,
-                    fps,
-                )
-                doc = sample_document(
-                    key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
-                    detection.detector, subjects,
-                )  # fmt: skip
                 captions = work.captions[clip.window] if work.captions else None
-                if captions is not None:
-                    put_captions(doc, *captions, config)
-                docs = [(doc, {})]
-                if subjects is not None and config.subjects.subject_track:
-                    subject_doc = subject_sample(doc, by_subject, config)
-                    if subject_doc is not None:
-                        subject_doc[0]["key"] = sample_key(probe.film_id, len(samples) + 1)
-                        docs.append(subject_doc)
-                for sample_doc, refs in docs:
-                    members = {"json": json.dumps(sample_doc, sort_keys=True).encode()}
+                window_docs = window_samples(
+                    len(samples), probe, detection, shots, clip.size, config, subjects,
+                    captions, by_subject,
+                )  # fmt: skip
+                for sample, refs in window_docs:
+                    members = {"json": sample.to_json_bytes(), "mp4": clip.clip}
                     with Timer(result.timings, "shards"):
-                        shard = writer.write(sample_doc["key"], members | {"mp4": clip.clip} | refs)
-                    samples.append(index_row(sample_doc, shard, len(clip.clip)))
+                        shard = writer.write(sample.key, members | refs)
+                    samples.append(index_row(sample, shard, len(clip.clip)))
                 for shot in shots:
                     shot_sample[shot.index] = key
             with Timer(result.timings, "shards"):
@@ -256,9 +233,12 @@ class ShardsStage(Stage):
         else:
             result.status = "skipped"
             result.reason = "no sample: " + (
-                plan.reason_no_sample or "; ".join(d["reason"] for d in dropped)
+                plan.reason_no_sample or "; ".join(d.reason for d in dropped)
             )
-        record = film_record(work, samples, dropped, shot_sample, shard_infos)
+        record = film_record(
+            probe, detection, plan, subjects, (result.status, result.reason), samples, dropped,
+            shot_sample, shard_infos, result.captions, record_timings(work), config,
+        )  # fmt: skip
         store = Storage.open(work.out_dir)
         if store.remote:  # publish: every shard, whole, before the record that lists them
             for info in shard_infos:
@@ -266,7 +246,7 @@ class ShardsStage(Stage):
                 store.put_file(local, f"shards/{info.name}")
                 local.unlink()
         # Written last: its presence (with the shards it lists) marks the film complete.
-        store.write_bytes(film_record_path(probe.film_id), json_bytes(record))
+        store.write_bytes(film_record_path(probe.film_id), record.to_json_bytes())
         return work
 
 

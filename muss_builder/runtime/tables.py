@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from muss_builder.core.storage import Storage, write_atomic
 from muss_builder.runtime.film_job import FilmResult
 from muss_builder.runtime.outdir import Records
+from muss_builder.samples.film_record import FilmRecord
 from muss_builder.shards.schemas import table_schema
 
 
@@ -36,7 +37,7 @@ def write_table(rows: list[dict], schema_name: str, path: Path) -> None:
 
 def index_rows(records: Records) -> list[dict]:
     """Every sample of every finished film in the output, sorted by key."""
-    rows = [s for record in records.by_id.values() for s in record["samples"]]
+    rows = [s.model_dump(mode="json") for r in records.by_id.values() for s in r.samples]
     return sorted(rows, key=lambda r: r["key"])
 
 
@@ -68,9 +69,9 @@ def film_rows(records: Records, results: list[FilmResult], earlier: list[dict]) 
     return sorted(rows, key=lambda r: (r["path"], r.get("film_id") or ""))
 
 
-def _row_of_record(record: dict) -> dict:
+def _row_of_record(record: FilmRecord) -> dict:
     """The row of a film known only from its record (its path as the record names it)."""
-    probe = record["probe"]
-    row = FilmResult.from_record(probe.get("path") or "", record, resumed=False).table_row()
-    row["path"] = probe.get("path") or f"(unknown path of film {record['film_id']})"
+    path = record.probe.path
+    row = FilmResult.from_record(path, record, resumed=False).table_row()
+    row["path"] = path or f"(unknown path of film {record.film_id})"
     return row

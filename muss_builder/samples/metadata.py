@@ -1,14 +1,28 @@
-"""The sample ``.json`` document and its ``index.parquet`` row."""
+"""The sample records of a window (built whole, once its clip and captions exist) and their
+``index.parquet`` rows."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from muss_builder import SCHEMA_VERSION, __version__
+from muss_builder.captions.records import CaptionerInfo, WindowCaptions
+from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
-from muss_builder.media.clips import ClipPlan
+from muss_builder.core.naming import sample_key
+from muss_builder.media.clips import ClipPlan, output_fps, plan_clip
 from muss_builder.media.probe import FilmProbe
-from muss_builder.shots.segment import Shot
+from muss_builder.samples.film_record import IndexRow
+from muss_builder.samples.records import (
+    ClipInfo,
+    Sample,
+    SamplePipeline,
+    SampleShot,
+    ShotSubject,
+    Source,
+    Span,
+    SubjectBox,
+)
+from muss_builder.samples.subject_track import subject_sample
+from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
 
 
@@ -25,24 +39,72 @@ def _clip_span(plan: ClipPlan, frames: tuple[int, int] | None) -> list[int] | No
 
 def _shot_subjects(
     detections: list[Detection], plan: ClipPlan, clip_start: int, clip_end: int
-) -> list[dict[str, Any]]:
+) -> list[ShotSubject]:
     """Identified subjects of one shot; each box on the clip frame that shows its keyframe
     (or the next one at a lower output rate), kept inside the shot."""
-    entries: dict[str, dict[str, Any]] = {}
+    boxes: dict[str, list[SubjectBox]] = {}
+    first: dict[str, Detection] = {}  # the subject's first detection names its kind and label
     for d in sorted(detections, key=lambda d: (d.frame, d.box)):
         if d.subject is None:
             continue
-        entry = entries.setdefault(
-            d.subject, {"id": d.subject, "kind": d.kind, "label": d.label, "boxes": []}
-        )
+        first.setdefault(d.subject, d)
         clip_frame = min(max(plan.first_output_frame(d.frame), clip_start), clip_end - 1)
-        entry["boxes"].append(
-            {"source_frame": d.frame, "clip_frame": clip_frame, "box": d.normalised_box()}
+        boxes.setdefault(d.subject, []).append(
+            SubjectBox(source_frame=d.frame, clip_frame=clip_frame, box=d.normalised_box())
         )
-    return [entries[k] for k in sorted(entries, key=subject_order)]
+    return [
+        ShotSubject(id=sid, kind=first[sid].kind, label=first[sid].label, boxes=boxes[sid])
+        for sid in sorted(boxes, key=subject_order)
+    ]
 
 
-def sample_document(
+def _sample_shots(
+    shots: list[Shot],
+    plan: ClipPlan,
+    subjects: FilmSubjects | None,
+    captions: WindowCaptions | None,
+) -> list[SampleShot]:
+    fps = float(plan.fps)
+    bounds = [plan.first_output_frame(s.start_frame) for s in shots] + [plan.n_frames]
+    out = []
+    for n, (shot, clip_start, clip_end) in enumerate(
+        zip(shots, bounds[:-1], bounds[1:], strict=True)
+    ):
+        out.append(
+            SampleShot(
+                film_shot_index=shot.index,
+                source_start_frame=shot.start_frame,
+                source_end_frame=shot.end_frame,
+                start_seconds=shot.start_seconds,
+                end_seconds=shot.end_seconds,
+                clip_start_frame=clip_start,
+                clip_end_frame=clip_end,
+                clip_start_seconds=round(clip_start / fps, 6),
+                clip_end_seconds=round(clip_end / fps, 6),
+                transition_in=shot.transition_in,
+                transition_in_frames=_span(shot.transition_in_frames),
+                transition_in_clip_frames=_clip_span(plan, shot.transition_in_frames),
+                caption=captions.shots[n].text if captions else None,
+                facts=captions.facts[n] if captions else None,
+                subjects=_shot_subjects(
+                    subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
+                ),
+            )
+        )
+    return out
+
+
+def _captioner(captions: WindowCaptions, config: PipelineConfig) -> CaptionerInfo:
+    return CaptionerInfo(
+        backend=config.captions.backend,
+        model=config.captions.model,
+        # "facts" means a sentence written from the measured facts, not by a language model
+        sources=captions.sources(),
+        attempts=captions.attempts(),
+    )
+
+
+def montage_sample(
     key: str,
     probe: FilmProbe,
     n_source_frames: int,
@@ -52,104 +114,118 @@ def sample_document(
     config: PipelineConfig,
     detector: str,
     subjects: FilmSubjects | None = None,
-) -> dict[str, Any]:
+    captions: WindowCaptions | None = None,
+) -> Sample:
     """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds,
-    and the film subjects seen in each shot with their boxes."""
+    the film subjects seen in each shot with their boxes, and the window's captions (None
+    when captions are off)."""
     fps = float(plan.fps)
-    bounds = [plan.first_output_frame(s.start_frame) for s in shots] + [plan.n_frames]
-    shot_docs = []
-    for shot, clip_start, clip_end in zip(shots, bounds[:-1], bounds[1:], strict=True):
-        shot_docs.append(
-            {
-                "film_shot_index": shot.index,
-                "source_start_frame": shot.start_frame,
-                "source_end_frame": shot.end_frame,
-                "start_seconds": shot.start_seconds,
-                "end_seconds": shot.end_seconds,
-                "clip_start_frame": clip_start,
-                "clip_end_frame": clip_end,
-                "clip_start_seconds": round(clip_start / fps, 6),
-                "clip_end_seconds": round(clip_end / fps, 6),
-                "transition_in": shot.transition_in,
-                "transition_in_frames": _span(shot.transition_in_frames),
-                "transition_in_clip_frames": _clip_span(plan, shot.transition_in_frames),
-                "caption": None,
-                "facts": None,
-                "subjects": _shot_subjects(
-                    subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
-                ),
-            }
-        )
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "key": key,
-        "film_id": probe.film_id,
-        "track": "montage",
-        "source": {
-            "file_name": probe.file_name,
-            "fps": probe.fps,
-            "width": probe.width,
-            "height": probe.height,
-            "n_frames": n_source_frames,
-            "variable_frame_rate": probe.variable_frame_rate,
-        },
-        "span": {
-            "start_frame": shots[0].start_frame,
-            "end_frame": shots[-1].end_frame,
-            "start_seconds": shots[0].start_seconds,
-            "end_seconds": shots[-1].end_seconds,
-        },
-        "clip": {
-            "fps": fps,
-            "width": clip_size[0],
-            "height": clip_size[1],
-            "n_frames": plan.n_frames,
-            "duration_seconds": round(plan.n_frames / fps, 6),
-            "codec": "h264",
-            "pix_fmt": "yuv420p",
-        },
-        "shots": shot_docs,
-        "n_shots": len(shots),
-        "duration_seconds": round(shots[-1].end_seconds - shots[0].start_seconds, 6),
-        "subjects": sorted(
-            {s["id"] for doc in shot_docs for s in doc["subjects"]}, key=subject_order
+    sample_shots = _sample_shots(shots, plan, subjects, captions)
+    global_text = captions.global_caption.text if captions else None
+    return Sample(
+        schema_version=SCHEMA_VERSION,
+        key=key,
+        film_id=probe.film_id,
+        track="montage",
+        source=Source(
+            file_name=probe.file_name,
+            fps=probe.fps,
+            width=probe.width,
+            height=probe.height,
+            n_frames=n_source_frames,
+            variable_frame_rate=probe.variable_frame_rate,
         ),
-        "focus_subject": None,
-        "references": [],
-        "global_caption": None,
-        "prompt": None,
-        "caption_issues": [],
-        "captioner": None,
-        "pipeline": {
-            "name": config.name,
-            "config_hash": config.fingerprint(),
-            "version": __version__,
-            "shot_detector": detector,
-        },
-    }
+        span=Span(
+            start_frame=shots[0].start_frame,
+            end_frame=shots[-1].end_frame,
+            start_seconds=shots[0].start_seconds,
+            end_seconds=shots[-1].end_seconds,
+        ),
+        clip=ClipInfo(
+            fps=fps,
+            width=clip_size[0],
+            height=clip_size[1],
+            n_frames=plan.n_frames,
+            duration_seconds=round(plan.n_frames / fps, 6),
+            codec="h264",
+            pix_fmt="yuv420p",
+        ),
+        shots=sample_shots,
+        n_shots=len(shots),
+        duration_seconds=round(shots[-1].end_seconds - shots[0].start_seconds, 6),
+        subjects=sorted({s.id for shot in sample_shots for s in shot.subjects}, key=subject_order),
+        focus_subject=None,
+        references=[],
+        global_caption=global_text,
+        prompt=(
+            hierarchical_prompt(captions.global_caption.text, [c.text for c in captions.shots])
+            if captions
+            else None
+        ),
+        caption_issues=captions.issues() if captions else [],
+        captioner=_captioner(captions, config) if captions else None,
+        pipeline=SamplePipeline(
+            name=config.name,
+            config_hash=config.fingerprint(),
+            version=__version__,
+            shot_detector=detector,
+        ),
+    )
 
 
-def index_row(doc: dict[str, Any], shard: str, clip_bytes: int) -> dict:
+def window_samples(
+    ordinal: int,
+    probe: FilmProbe,
+    detection: ShotDetection,
+    shots: list[Shot],
+    clip_size: tuple[int, int],
+    config: PipelineConfig,
+    subjects: FilmSubjects | None,
+    captions: WindowCaptions | None,
+    by_subject: dict[str, list[Detection]],
+) -> list[tuple[Sample, dict[str, bytes]]]:
+    """The montage sample of a window's clip (sample ``ordinal`` of the film) and, when one of
+    its subjects has references, its subject-track twin (the next ordinal) with their crops."""
+    clip_plan = plan_clip(
+        detection.frame_pts,
+        detection.end_pts,
+        shots[0].start_frame,
+        shots[-1].end_frame,
+        output_fps(config.clips, probe),
+    )
+    montage = montage_sample(
+        sample_key(probe.film_id, ordinal), probe, detection.n_frames, shots, clip_plan,
+        clip_size, config, detection.detector, subjects, captions,
+    )  # fmt: skip
+    out: list[tuple[Sample, dict[str, bytes]]] = [(montage, {})]
+    if subjects is not None and config.subjects.subject_track:
+        twin_key = sample_key(probe.film_id, ordinal + 1)
+        twin = subject_sample(montage, twin_key, by_subject, config)
+        if twin is not None:
+            out.append(twin)
+    return out
+
+
+def index_row(sample: Sample, shard: str, clip_bytes: int) -> IndexRow:
     """The ``index.parquet`` row of a sample (see ``schemas/tables.json``)."""
-    captions = [s["caption"] or "" for s in doc["shots"]]
-    return {
-        "key": doc["key"],
-        "film_id": doc["film_id"],
-        "shard": shard,
-        "track": doc["track"],
-        "n_shots": doc["n_shots"],
-        "duration_seconds": doc["duration_seconds"],
-        "clip_frames": doc["clip"]["n_frames"],
-        "clip_fps": doc["clip"]["fps"],
-        "clip_width": doc["clip"]["width"],
-        "clip_height": doc["clip"]["height"],
-        "source_file": doc["source"]["file_name"],
-        "source_start_frame": doc["span"]["start_frame"],
-        "source_end_frame": doc["span"]["end_frame"],
-        "shot_durations": [round(s["end_seconds"] - s["start_seconds"], 6) for s in doc["shots"]],
-        "subjects": list(doc["subjects"]),
-        "n_refs": len(doc["references"]),
-        "global_caption_chars": len(doc["global_caption"] or ""),
-        "shot_caption_chars": [len(c) for c in captions],
-        "clip_bytes": clip_bytes,
-    }
+    return IndexRow(
+        key=sample.key,
+        film_id=sample.film_id,
+        shard=shard,
+        track=sample.track,
+        n_shots=sample.n_shots,
+        duration_seconds=sample.duration_seconds,
+        clip_frames=sample.clip.n_frames,
+        clip_fps=sample.clip.fps,
+        clip_width=sample.clip.width,
+        clip_height=sample.clip.height,
+        source_file=sample.source.file_name,
+        source_start_frame=sample.span.start_frame,
+        source_end_frame=sample.span.end_frame,
+        shot_durations=[round(s.end_seconds - s.start_seconds, 6) for s in sample.shots],
+        subjects=list(sample.subjects),
+        n_refs=len(sample.references),
+        global_caption_chars=len(sample.global_caption or ""),
+        shot_caption_chars=[len(s.caption or "") for s in sample.shots],
+        clip_bytes=clip_bytes,
+    )

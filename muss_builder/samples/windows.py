@@ -128,3 +128,8 @@ def clean_window_shots(
         end = following.transition_in_frames[0]
         chosen[-1] = replace(chosen[-1], end_frame=end, end_seconds=seconds_of(end))
     return chosen
+
+
+def window_seconds(shots: list[Shot], window: Window) -> float:
+    """Footage a window covers, first shot's start to last shot's end."""
+    return shots[window.last].end_seconds - shots[window.first].start_seconds

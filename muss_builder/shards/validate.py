@@ -13,20 +13,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from muss_builder.core.naming import OutputLayout, is_leftover
+from muss_builder.samples.film_record import FilmRecord, ShardRecord
+from muss_builder.samples.records import validation_reason
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.schemas import schema_errors, table_schema
 from muss_builder.shards.untrusted import UntrustedJSONError, load_json, printable
-from muss_builder.shards.validate_samples import (
-    ValidationReport,
-    _reference_problems,  # noqa: F401 - tests of the reference rules import it from here
-    check_shard,
-)
+from muss_builder.shards.validate_samples import ValidationReport, check_shard
 
 _MAX_RECORD_BYTES = 256 * 2**20  # a film record lists every shot: large, never this large
 _PARTIAL = "leftover partial shard (an interrupted writer; rerun the build or delete it)"
@@ -39,7 +37,7 @@ class _Films:
     """What the film records say, for the cross-checks."""
 
     shards: set[str] = field(default_factory=set)  # every shard a record lists
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # film_id -> valid record
+    records: dict[str, FilmRecord] = field(default_factory=dict)  # film_id -> valid record
 
 
 # ---------------------------------------------------------------------------- leftovers
@@ -85,26 +83,26 @@ def _sha256(path: Path) -> str:
 
 
 def _check_film_shard(
-    report: ValidationReport, layout: OutputLayout, rel: str, entry: dict[str, Any]
+    report: ValidationReport, layout: OutputLayout, rel: str, entry: ShardRecord
 ) -> None:
-    name = entry["name"]  # the schema's pattern makes it a plain {film_id}-{n}.tar name
+    name = entry.name  # the schema's pattern makes it a plain {film_id}-{n}.tar name
     path = layout.shards / name
     if not path.is_file():
         report.add(rel, f"lists shard {name}, which does not exist")
         return
     size = path.stat().st_size
-    if size != entry["size_bytes"]:
-        report.add(rel, f"lists shard {name} with {entry['size_bytes']} bytes; it has {size}")
-    elif _sha256(path) != entry["sha256"]:
+    if size != entry.size_bytes:
+        report.add(rel, f"lists shard {name} with {entry.size_bytes} bytes; it has {size}")
+    elif _sha256(path) != entry.sha256:
         report.add(
-            rel, f"lists shard {name} with sha256 {entry['sha256'][:12]}...; its content differs"
+            rel, f"lists shard {name} with sha256 {entry.sha256[:12]}...; its content differs"
         )
     found = report.shard_keys.get(name)
-    if found is not None and found != list(entry["keys"]):
-        report.add(rel, f"lists keys {entry['keys']} in shard {name}; it holds {found}")
+    if found is not None and found != entry.keys:
+        report.add(rel, f"lists keys {entry.keys} in shard {name}; it holds {found}")
 
 
-def _read_record(report: ValidationReport, path: Path, rel: str) -> dict[str, Any] | None:
+def _read_record(report: ValidationReport, path: Path, rel: str) -> FilmRecord | None:
     size = path.stat().st_size
     if size > _MAX_RECORD_BYTES:
         report.add(rel, f"{size:,} bytes, over the {_MAX_RECORD_BYTES:,}-byte limit of a record")
@@ -117,22 +115,28 @@ def _read_record(report: ValidationReport, path: Path, rel: str) -> dict[str, An
     errors = schema_errors("film", doc)
     for error in errors[:10]:
         report.add(rel, f"schema: {error}")
-    return None if errors else doc
+    if errors:
+        return None
+    try:
+        return FilmRecord.model_validate(doc)
+    except ValidationError as exc:  # the schema and the model agree (tests): never expected
+        report.add(rel, f"record: {validation_reason(exc)}")
+        return None
 
 
-def _record_problems(doc: dict[str, Any]) -> list[str]:
+def _record_problems(record: FilmRecord) -> list[str]:
     """A record's samples and its shards must name the same keys, each in its shard."""
-    in_shards = {key: entry["name"] for entry in doc["shards"] for key in entry["keys"]}
+    in_shards = {key: entry.name for entry in record.shards for key in entry.keys}
     problems = []
-    for sample in doc["samples"]:
-        key, shard = sample["key"], sample["shard"]
+    for sample in record.samples:
+        key, shard = sample.key, sample.shard
         if key not in in_shards:
             problems.append(f"sample {key} is in no shard the record lists")
         elif in_shards[key] != shard:
             problems.append(
                 f"sample {key} is said to be in {shard}, its shard entry is in {in_shards[key]}"
             )
-    for key in sorted(set(in_shards) - {s["key"] for s in doc["samples"]}):
+    for key in sorted(set(in_shards) - {s.key for s in record.samples}):
         problems.append(f"shard {in_shards[key]} holds {key}, which is not among its samples")
     return problems
 
@@ -144,17 +148,17 @@ def _check_films(report: ValidationReport, layout: OutputLayout) -> _Films:
         if path.name.startswith("."):
             continue  # a leftover, reported as such
         rel = f"films/{path.name}"
-        doc = _read_record(report, path, rel)
-        if doc is None:
+        record = _read_record(report, path, rel)
+        if record is None:
             continue
-        if doc["film_id"] != path.stem:
-            report.add(rel, f"film_id is {doc['film_id']}, the file name says {path.stem}")
+        if record.film_id != path.stem:
+            report.add(rel, f"film_id is {record.film_id}, the file name says {path.stem}")
             continue
-        films.records[doc["film_id"]] = doc
-        for problem in _record_problems(doc):
+        films.records[record.film_id] = record
+        for problem in _record_problems(record):
             report.add(rel, problem)
-        for entry in doc["shards"]:
-            films.shards.add(entry["name"])
+        for entry in record.shards:
+            films.shards.add(entry.name)
             _check_film_shard(report, layout, rel, entry)
     return films
 
@@ -223,9 +227,9 @@ def _check_index_against_records(
 ) -> None:
     """Index rows come from the records' samples: the two must name the same keys."""
     in_records = {
-        s["key"]: (s["shard"], film_id)
-        for film_id, doc in films.records.items()
-        for s in doc["samples"]
+        s.key: (s.shard, film_id)
+        for film_id, record in films.records.items()
+        for s in record.samples
     }
     in_shards = {key for key, _ in report.samples}
     for key in sorted(set(index) - set(in_records)):
@@ -262,12 +266,12 @@ def _check_film_rows(
             report.add("films.parquet", f"{where} is ok but has no film_id")
         elif film_id not in films.records and not layout.film_json(film_id).is_file():
             report.add("films.parquet", f"{where} is ok, but films/{film_id}.json does not exist")
-    for film_id, doc in sorted(films.records.items()):
-        if doc["status"] not in statuses.get(film_id, set()):
+    for film_id, record in sorted(films.records.items()):
+        if record.status not in statuses.get(film_id, set()):
             found = ", ".join(sorted(statuses.get(film_id, set()))) or "no row"
             report.add(
                 f"films/{film_id}.json",
-                f"the film is {doc['status']}, films.parquet has {found} for it",
+                f"the film is {record.status}, films.parquet has {found} for it",
             )
 
 

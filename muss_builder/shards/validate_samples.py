@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from muss_builder.core.naming import film_of_shard, is_reference_member
 from muss_builder.media.commands import count_packets
 from muss_builder.media.tools import MediaError, run
+from muss_builder.samples.records import ClipInfo, Sample, validation_reason
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     Member,
@@ -61,47 +64,52 @@ def _check_members(report: ValidationReport, where: str, sample: ShardSample) ->
             report.add(where, f"unexpected member .{ext} (allowed: .json, .mp4, .ref{{k}}.jpg)")
 
 
-def _boundary_problems(doc: dict[str, Any]) -> list[str]:
+def _boundary_problems(sample: Sample) -> list[str]:
     """Shot boundaries must tile the clip and the source span exactly, in order."""
-    shots, clip, span = doc["shots"], doc["clip"], doc["span"]
+    shots, clip, span = sample.shots, sample.clip, sample.span
     problems: list[str] = []
-    if doc["n_shots"] != len(shots):
-        problems.append(f"n_shots is {doc['n_shots']} but {len(shots)} shots are listed")
-    if shots[0]["clip_start_frame"] != 0:
-        problems.append(f"shot 0 starts at clip frame {shots[0]['clip_start_frame']}, not 0")
-    if shots[-1]["clip_end_frame"] != clip["n_frames"]:
+    if sample.n_shots != len(shots):
+        problems.append(f"n_shots is {sample.n_shots} but {len(shots)} shots are listed")
+    if shots[0].clip_start_frame != 0:
+        problems.append(f"shot 0 starts at clip frame {shots[0].clip_start_frame}, not 0")
+    if shots[-1].clip_end_frame != clip.n_frames:
         problems.append(
-            f"last shot ends at clip frame {shots[-1]['clip_end_frame']}, "
-            f"but clip.n_frames is {clip['n_frames']}"
+            f"last shot ends at clip frame {shots[-1].clip_end_frame}, "
+            f"but clip.n_frames is {clip.n_frames}"
         )
-    if shots[0]["source_start_frame"] != span["start_frame"]:
+    if shots[0].source_start_frame != span.start_frame:
         problems.append(
-            f"shot 0 starts at source frame {shots[0]['source_start_frame']}, "
-            f"span starts at {span['start_frame']}"
+            f"shot 0 starts at source frame {shots[0].source_start_frame}, "
+            f"span starts at {span.start_frame}"
         )
-    if shots[-1]["source_end_frame"] != span["end_frame"]:
+    if shots[-1].source_end_frame != span.end_frame:
         problems.append(
-            f"last shot ends at source frame {shots[-1]['source_end_frame']}, "
-            f"span ends at {span['end_frame']}"
+            f"last shot ends at source frame {shots[-1].source_end_frame}, "
+            f"span ends at {span.end_frame}"
         )
-    if span["end_frame"] > doc["source"]["n_frames"]:
+    if span.end_frame > sample.source.n_frames:
         problems.append(
-            f"span ends at source frame {span['end_frame']}, past the source's "
-            f"{doc['source']['n_frames']} frames"
+            f"span ends at source frame {span.end_frame}, past the source's "
+            f"{sample.source.n_frames} frames"
         )
-    for i, shot in enumerate(shots):
-        for unit in ("clip", "source"):
-            start, end = shot[f"{unit}_start_frame"], shot[f"{unit}_end_frame"]
+    frames = [
+        {
+            "clip": (s.clip_start_frame, s.clip_end_frame),
+            "source": (s.source_start_frame, s.source_end_frame),
+        }
+        for s in shots
+    ]
+    for i, shot in enumerate(frames):
+        for unit, (start, end) in shot.items():
             if end <= start:
                 problems.append(f"shot {i} is empty in {unit} frames [{start}, {end})")
         if i == 0:
             continue
-        prev = shots[i - 1]
-        for unit in ("clip", "source"):
-            if shot[f"{unit}_start_frame"] != prev[f"{unit}_end_frame"]:
+        for unit, (start, _) in shot.items():
+            prev_end = frames[i - 1][unit][1]
+            if start != prev_end:
                 problems.append(
-                    f"shot {i} starts at {unit} frame {shot[f'{unit}_start_frame']} "
-                    f"but shot {i - 1} ends at {prev[f'{unit}_end_frame']}"
+                    f"shot {i} starts at {unit} frame {start} but shot {i - 1} ends at {prev_end}"
                 )
     return problems
 
@@ -110,34 +118,34 @@ def _head(member: bytes | Member, n: int) -> bytes:
     return member[:n] if isinstance(member, bytes) else member.head(n)
 
 
-def _reference_problems(doc: dict[str, Any], members: Mapping[str, bytes | Member]) -> list[str]:
+def reference_problems(sample: Sample, members: Mapping[str, bytes | Member]) -> list[str]:
     """A reference must come from a shot other than the ones it is a reference for, and from
     outside the sample unless it says it is a fallback; its crop must be in the tar."""
     problems: list[str] = []
-    refs = doc["references"]
-    sample_shots = {s["film_shot_index"] for s in doc["shots"]}
-    if doc["track"] == "montage" and (refs or doc["focus_subject"] is not None):
+    refs = sample.references
+    sample_shots = {s.film_shot_index for s in sample.shots}
+    if sample.track == "montage" and (refs or sample.focus_subject is not None):
         problems.append("a montage sample has references or a focus subject")
-    if doc["track"] == "subject":
+    if sample.track == "subject":
         if not refs:
             problems.append("a subject-track sample has no reference")
-        if doc["focus_subject"] not in doc["subjects"]:
-            problems.append(f"focus subject {doc['focus_subject']} is not among its subjects")
-    listed = {ref["member"] for ref in refs}
+        if sample.focus_subject not in sample.subjects:
+            problems.append(f"focus subject {sample.focus_subject} is not among its subjects")
+    listed = {ref.member for ref in refs}
     for name in sorted(m for m in members if is_reference_member(m) and m not in listed):
         problems.append(f"member .{name} is not described in references")
     for ref in refs:
-        name, source = ref["member"], ref["source_shot"]
-        if source in ref["target_shots"]:
+        name, source = ref.member, ref.source_shot
+        if source in ref.target_shots:
             problems.append(f"{name} is cut from shot {source}, one of the shots it serves")
-        if not set(ref["target_shots"]) <= sample_shots:
-            problems.append(f"{name} serves shots {ref['target_shots']} outside the sample")
-        if source in sample_shots and not ref["fallback"]:
+        if not set(ref.target_shots) <= sample_shots:
+            problems.append(f"{name} serves shots {ref.target_shots} outside the sample")
+        if source in sample_shots and not ref.fallback:
             problems.append(f"{name} comes from shot {source} of this sample but is no fallback")
-        if source not in sample_shots and ref["fallback"]:
+        if source not in sample_shots and ref.fallback:
             problems.append(f"{name} is flagged fallback but comes from outside the sample")
-        if ref["subject"] not in doc["subjects"]:
-            problems.append(f"{name} shows subject {ref['subject']}, absent from the sample")
+        if ref.subject not in sample.subjects:
+            problems.append(f"{name} shows subject {ref.subject}, absent from the sample")
         data = members.get(name)
         if data is None:
             problems.append(f"{name} is listed but not in the tar")
@@ -173,25 +181,24 @@ def probe_clip(mp4: Member) -> dict[str, Any]:
     }
 
 
-def _check_clip(report: ValidationReport, where: str, mp4: Member, clip: dict[str, Any]) -> None:
+def _check_clip(report: ValidationReport, where: str, mp4: Member, clip: ClipInfo) -> None:
     try:
         facts = probe_clip(mp4)
     except (MediaError, ValueError) as exc:
         report.add(f"{where}.mp4", f"unreadable: {exc}")
         return
-    if facts["n_frames"] != clip["n_frames"]:
+    if facts["n_frames"] != clip.n_frames:
         report.add(
             f"{where}.mp4",
-            f"has {facts['n_frames']} frames, the json says clip.n_frames = {clip['n_frames']}",
+            f"has {facts['n_frames']} frames, the json says clip.n_frames = {clip.n_frames}",
         )
-    if (facts["width"], facts["height"]) != (clip["width"], clip["height"]):
+    if (facts["width"], facts["height"]) != (clip.width, clip.height):
         report.add(
             f"{where}.mp4",
-            f"is {facts['width']}x{facts['height']}, "
-            f"the json says {clip['width']}x{clip['height']}",
+            f"is {facts['width']}x{facts['height']}, the json says {clip.width}x{clip.height}",
         )
-    if facts["codec"] != clip["codec"]:
-        report.add(f"{where}.mp4", f"codec is {facts['codec']}, the json says {clip['codec']}")
+    if facts["codec"] != clip.codec:
+        report.add(f"{where}.mp4", f"codec is {facts['codec']}, the json says {clip.codec}")
 
 
 def _check_sample(
@@ -219,12 +226,17 @@ def _check_sample(
         report.add(
             f"{where}.json", f"film_id is {doc.get('film_id')!r}, the shard's film is {film_id}"
         )
-    if errors:  # the checks below index into the document: only safe on a valid one
+    if errors:  # the checks below read the typed record: only a valid document makes one
         return
-    for problem in _boundary_problems(doc) + _reference_problems(doc, sample.entries):
+    try:
+        record = Sample.model_validate(doc)
+    except ValidationError as exc:  # the schema and the model agree (tests): never expected
+        report.add(f"{where}.json", f"record: {validation_reason(exc)}")
+        return
+    for problem in _boundary_problems(record) + reference_problems(record, sample.entries):
         report.add(f"{where}.json", problem)
     if "mp4" in sample.entries:
-        _check_clip(report, where, sample.entries["mp4"], doc["clip"])
+        _check_clip(report, where, sample.entries["mp4"], record.clip)
 
 
 def check_shard(report: ValidationReport, path: Path) -> None:

@@ -17,22 +17,36 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
-from muss_builder.train.pixels import Crop, decode_frames, member_error, reference_image
+from muss_builder.train.pixels import decode_frames, member_error, reference_image
 from muss_builder.train.shard_list import check_film_ids
+from muss_builder.train.shot_plan import (
+    Bucket,
+    Crop,
+    PlannedShot,
+    nearest_bucket,
+    plan_shots,
+    target_box,
+)
 from muss_builder.train.stream import OnError, ShardStream, raise_error
-from muss_builder.train.types import Box, ClipExample, ReferenceCrop
+from muss_builder.train.types import ClipExample, ReferenceCrop
 
 __all__ = [
     "PIXEL_MULTIPLE",
@@ -40,20 +54,13 @@ __all__ = [
     "WAN_BUCKETS",
     "Bucket",
     "DataConfig",
-    "PlannedShot",
     "ShardClipDataset",
     "clip_example",
-    "largest_4k1",
-    "nearest_bucket",
-    "plan_shots",
     "references",
-    "resampled_frames",
-    "target_box",
 ]
 
 log = logging.getLogger(__name__)
 
-Bucket = tuple[int, int]  # (height, width) in pixels
 # Wan's VAE downsamples 8x and a DiT patch is 2x2 latents: 16 pixels per token side.
 PIXEL_MULTIPLE = 16
 WAN_BUCKETS: list[Bucket] = [(480, 832), (832, 480), (512, 512)]
@@ -178,80 +185,9 @@ class ShardClipDataset(ShardStream):
 # ---- one shard sample -> one ClipExample ------------------------------------------------------
 
 
-def resampled_frames(start: int, end: int, clip_fps: float, fps: float) -> list[int]:
-    """Clip frames a shot ``[start, end)`` shows at the training rate, on its own timeline.
-
-    Each shot is resampled from its own first frame, so no training frame of a shot can show
-    a frame of the next one: the cut stays exactly between two shots.
-    """
-    step = clip_fps / fps
-    n = max(0, math.ceil((end - start) / step - 1e-9))
-    return [start + math.floor(j * step + 1e-9) for j in range(n)]
-
-
-def largest_4k1(n: int, cap: int) -> int:
-    """The largest ``4k + 1 <= min(n, cap)``, or 0 when ``n`` is 0."""
-    m = min(n, cap)
-    return 0 if m < 1 else (m - 1) // 4 * 4 + 1
-
-
-def nearest_bucket(width: int, height: int, buckets: Sequence[Bucket]) -> Bucket:
-    """The bucket whose aspect is nearest (in log ratio) the frame's; the first on a tie."""
-    aspect = math.log(width / height)
-    return min(buckets, key=lambda b: abs(math.log(b[1] / b[0]) - aspect))
-
-
-@dataclass
-class PlannedShot:
-    index: int  # in the sample json's shots
-    film_shot: int
-    frames: list[int]  # clip frame shown by each training frame (4k + 1 of them)
-
-
-def plan_shots(doc: dict[str, Any], cfg: DataConfig, stats: Counter[str]) -> list[PlannedShot]:
-    """Usable shots of a sample, each resampled and trimmed (centred) to 4k+1 frames."""
-    clip_fps = float(doc["clip"]["fps"])
-    planned = []
-    for i, shot in enumerate(doc["shots"]):
-        start, end = int(shot["clip_start_frame"]), int(shot["clip_end_frame"])
-        if not 0 <= start < end <= int(doc["clip"]["n_frames"]):
-            raise ValueError(f"shot {i}: clip frames [{start}, {end}) outside the clip")
-        frames = resampled_frames(start, end, clip_fps, cfg.fps)
-        n = largest_4k1(len(frames), cfg.frames_per_shot_max)
-        if n < cfg.min_frames_per_shot:
-            stats["shots_dropped_short"] += 1
-            continue
-        first = (len(frames) - n) // 2  # the middle: away from transitions at either end
-        planned.append(PlannedShot(i, int(shot["film_shot_index"]), frames[first : first + n]))
-    if len(planned) > cfg.max_shots:
-        stats["shots_dropped_beyond_max"] += len(planned) - cfg.max_shots
-        planned = planned[: cfg.max_shots]
-    return planned
-
-
-def target_box(
-    shot_doc: dict[str, Any], subject: str, shot: PlannedShot, crop: Crop
-) -> tuple[Box, int] | None:
-    """The subject's box in the shot (through the crop) and the kept frame nearest the frame
-    it was measured on (index into the shot's training frames); None without a usable box."""
-    best: tuple[int, Box, int] | None = None
-    for entry in shot_doc["subjects"]:
-        if entry["id"] != subject:
-            continue
-        for measured in entry["boxes"]:
-            box = crop.box(measured["box"])
-            if box is None:
-                continue
-            distances = [abs(f - int(measured["clip_frame"])) for f in shot.frames]
-            local = int(np.argmin(distances))
-            if best is None or distances[local] < best[0]:
-                best = (distances[local], box, local)
-    return None if best is None else (best[1], best[2])
-
-
 def references(
     sample: ShardSample,
-    doc: dict[str, Any],
+    record: Sample,
     shots: list[PlannedShot],
     starts: list[int],
     crop: Crop,
@@ -261,14 +197,14 @@ def references(
     """One ReferenceCrop per (reference, kept target shot), in the json's order."""
     by_film_shot = {shot.film_shot: k for k, shot in enumerate(shots)}
     crops: list[ReferenceCrop] = []
-    for ref in doc["references"]:
+    for ref in record.references:
         image: torch.Tensor | None = None
-        for target in ref["target_shots"]:
-            k = by_film_shot.get(int(target))
-            if k is None or int(target) == int(ref["source_shot"]):
+        for target in ref.target_shots:
+            k = by_film_shot.get(target)
+            if k is None or target == ref.source_shot:
                 stats["references_target_not_kept"] += 1  # dropped shot (or a bad json)
                 continue
-            placed = target_box(doc["shots"][shots[k].index], ref["subject"], shots[k], crop)
+            placed = target_box(record.shots[shots[k].index], ref.subject, shots[k], crop)
             if placed is None:
                 stats["references_without_box"] += 1
                 continue
@@ -276,41 +212,45 @@ def references(
                 stats["references_over_max"] += 1
                 continue
             if image is None:
-                image = reference_image(sample, ref["member"], cfg.ref_size)
+                image = reference_image(sample, ref.member, cfg.ref_size)
             box, local = placed
-            crops.append(ReferenceCrop(image, k, box, starts[k] + local, str(ref["subject"])))
+            crops.append(ReferenceCrop(image, k, box, starts[k] + local, ref.subject))
     return crops
 
 
 def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> ClipExample | None:
     """Decode one shard sample; None (counted in ``stats``) when it is not used."""
-    doc = load_sample_json(sample)
     try:
-        if doc["track"] not in cfg.tracks:
+        record = Sample.model_validate(load_sample_json(sample))
+    except ValidationError as exc:
+        raise member_error(
+            sample, "json", f"not a sample record: {validation_reason(exc)}"
+        ) from exc
+    try:
+        if record.track not in cfg.tracks:
             stats["skipped_track"] += 1
             return None
-        shots = plan_shots(doc, cfg, stats)
+        shots = plan_shots(
+            record, cfg.fps, cfg.frames_per_shot_max, cfg.min_frames_per_shot, cfg.max_shots, stats
+        )
         if len(shots) < cfg.min_shots:
             stats["skipped_too_few_shots"] += 1
             log.info(
                 "%s: %d usable shots < min_shots %d, skipped", sample.key, len(shots), cfg.min_shots
             )
             return None
-        width, height = int(doc["clip"]["width"]), int(doc["clip"]["height"])
+        width, height = record.clip.width, record.clip.height
         crop = Crop.plan(width, height, nearest_bucket(width, height, cfg.buckets))
         starts = np.cumsum([0] + [len(s.frames) for s in shots]).tolist()
         frames = decode_frames(sample, crop, {f for s in shots for f in s.frames})
-        refs = references(sample, doc, shots, starts[:-1], crop, cfg, stats)
-        shot_docs = [doc["shots"][s.index] for s in shots]
-        boxes = [
-            [b for e in d["subjects"] for m in e["boxes"] if (b := crop.box(m["box"]))]
-            for d in shot_docs
-        ]
-        captions = [d["caption"] or "" for d in shot_docs]
-        global_caption = doc["global_caption"] or ""
+        refs = references(sample, record, shots, starts[:-1], crop, cfg, stats)
+        kept = [record.shots[s.index] for s in shots]
+        boxes = [[b for e in d.subjects for m in e.boxes if (b := crop.box(m.box))] for d in kept]
+        captions = [d.caption or "" for d in kept]
+        global_caption = record.global_caption or ""
     except ShardFormatError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except ValueError as exc:  # a shot outside the clip: the record is typed, yet inconsistent
         raise member_error(sample, "json", f"unexpected sample metadata: {exc!r}") from exc
     pixels = np.stack([frames[f] for s in shots for f in s.frames])
     video = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0

@@ -1,10 +1,8 @@
-"""The pixels of a training example: the bucket's crop, the clip's frames decoded and cut to
-it, and the reference crops squared, for the dataset (train/data.py) and the sampler."""
+"""The pixels of a training example: the clip's frames decoded and cut to the bucket's crop
+(``shot_plan.Crop``) and the reference crops squared, for the dataset (train/data.py) and
+the sampler."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,46 +11,7 @@ import torch
 from muss_builder.media.decode import read_frames
 from muss_builder.media.tools import MediaError
 from muss_builder.shards.reader import ShardFormatError, ShardSample
-from muss_builder.train.types import Box
-
-
-@dataclass(frozen=True)
-class Crop:
-    """Scale a frame to cover the bucket, keeping aspect, then cut the bucket out centred."""
-
-    scaled: tuple[int, int]  # (width, height) the frame is scaled to
-    offset: tuple[int, int]  # (x, y) of the cut in the scaled frame
-    size: tuple[int, int]  # (width, height) of the cut: the bucket
-
-    @classmethod
-    def plan(cls, width: int, height: int, bucket: tuple[int, int]) -> Crop:
-        """``bucket``: (height, width), as ``train.data.Bucket``."""
-        bucket_h, bucket_w = bucket
-        scale = max(bucket_w / width, bucket_h / height)
-        scaled_w = max(bucket_w, round(width * scale))
-        scaled_h = max(bucket_h, round(height * scale))
-        offset = ((scaled_w - bucket_w) // 2, (scaled_h - bucket_h) // 2)
-        return cls((scaled_w, scaled_h), offset, (bucket_w, bucket_h))
-
-    def box(self, box: Sequence[float]) -> Box | None:
-        """A normalised box of the source frame in the cut; None if nothing of it is left."""
-        (sw, sh), (ox, oy), (w, h) = self.scaled, self.offset, self.size
-
-        def clip(v: float) -> float:
-            return min(1.0, max(0.0, v))
-
-        x0, y0, x1, y1 = (float(v) for v in box)
-        out = (
-            clip((x0 * sw - ox) / w),
-            clip((y0 * sh - oy) / h),
-            clip((x1 * sw - ox) / w),
-            clip((y1 * sh - oy) / h),
-        )
-        return out if out[2] > out[0] and out[3] > out[1] else None
-
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        (ox, oy), (w, h) = self.offset, self.size
-        return image[oy : oy + h, ox : ox + w]
+from muss_builder.train.shot_plan import Crop
 
 
 def member_error(sample: ShardSample, member: str, reason: str) -> ShardFormatError:

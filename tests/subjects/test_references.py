@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from muss_builder.config import ReferencesConfig
-from muss_builder.shards.validate import _reference_problems
+from muss_builder.samples.records import Reference, Sample, SampleShot
+from muss_builder.shards.validate_samples import reference_problems
 from muss_builder.subjects.references import choose_references, focus_subject
 from muss_builder.subjects.stage import Detection
 
@@ -88,34 +89,35 @@ def test_focus_subject_is_the_one_in_most_shots() -> None:
     assert focus_subject({}) is None
 
 
-def sample_doc(refs: list[dict], track: str = "subject") -> dict:
-    return {
-        "track": track,
-        "focus_subject": "S1" if track == "subject" else None,
-        "subjects": ["S1"],
-        "shots": [{"film_shot_index": 3}, {"film_shot_index": 4}],
-        "references": refs,
-    }
+def sample_doc(refs: list[Reference], track: str = "subject") -> Sample:
+    # only the fields the reference rules read: model_construct leaves the rest unset
+    return Sample.model_construct(
+        track=track,
+        focus_subject="S1" if track == "subject" else None,
+        subjects=["S1"],
+        shots=[SampleShot.model_construct(film_shot_index=i) for i in (3, 4)],
+        references=refs,
+    )
 
 
-def ref(source: int, targets: list[int], fallback: bool = False) -> dict:
-    return {
-        "member": "ref0.jpg",
-        "subject": "S1",
-        "source_shot": source,
-        "target_shots": targets,
-        "fallback": fallback,
-    }
+def ref(source: int, targets: list[int], fallback: bool = False) -> Reference:
+    return Reference.model_construct(
+        member="ref0.jpg",
+        subject="S1",
+        source_shot=source,
+        target_shots=targets,
+        fallback=fallback,
+    )
 
 
 def test_validate_rejects_references_from_the_shots_they_serve() -> None:
     jpeg = {"ref0.jpg": b"\xff\xd8..."}
-    assert _reference_problems(sample_doc([ref(9, [3, 4])]), jpeg) == []
-    assert _reference_problems(sample_doc([ref(4, [3], fallback=True)]), jpeg) == []
-    problems = _reference_problems(sample_doc([ref(4, [3, 4], fallback=True)]), jpeg)
+    assert reference_problems(sample_doc([ref(9, [3, 4])]), jpeg) == []
+    assert reference_problems(sample_doc([ref(4, [3], fallback=True)]), jpeg) == []
+    problems = reference_problems(sample_doc([ref(4, [3, 4], fallback=True)]), jpeg)
     assert any("one of the shots it serves" in p for p in problems)
-    problems = _reference_problems(sample_doc([ref(3, [4])]), jpeg)
+    problems = reference_problems(sample_doc([ref(3, [4])]), jpeg)
     assert any("no fallback" in p for p in problems)
-    assert any("not in the tar" in p for p in _reference_problems(sample_doc([ref(9, [3])]), {}))
-    assert _reference_problems(sample_doc([], track="montage"), {}) == []
-    assert any("no reference" in p for p in _reference_problems(sample_doc([]), {}))
+    assert any("not in the tar" in p for p in reference_problems(sample_doc([ref(9, [3])]), {}))
+    assert reference_problems(sample_doc([], track="montage"), {}) == []
+    assert any("no reference" in p for p in reference_problems(sample_doc([]), {}))

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.testing.face_film import encode_stills
-from muss_builder.train.data import DataConfig, ShardClipDataset, resampled_frames
+from muss_builder.train.data import DataConfig, ShardClipDataset
 from muss_builder.train.loader import ResumableLoader
-from muss_builder.train.pixels import Crop
+from muss_builder.train.shot_plan import Crop, resampled_frames
 from muss_builder.train.stream import ShardStream, skip_and_log
 
 SMALL = [(64, 112), (64, 64)]
@@ -87,6 +87,46 @@ def test_config_is_strict_and_checks_4k1_and_buckets() -> None:
         DataConfig(min_shots=3, max_shots=2)
 
 
+def _whole_sample(width: int, height: int, shots: list[dict]) -> dict:
+    """A whole sample record around ``shots`` (48 frames at 24 fps), as the trainer reads
+    only valid ones."""
+    return {
+        "schema_version": "1.0",
+        "key": "00000000000000aa_00000",
+        "film_id": "00000000000000aa",
+        "track": "montage",
+        "source": {
+            "file_name": "boxes.mp4",
+            "fps": 24.0,
+            "width": width,
+            "height": height,
+            "n_frames": 48,
+            "variable_frame_rate": False,
+        },
+        "span": {"start_frame": 0, "end_frame": 48, "start_seconds": 0.0, "end_seconds": 2.0},
+        "clip": {
+            "fps": 24.0,
+            "width": width,
+            "height": height,
+            "n_frames": 48,
+            "duration_seconds": 2.0,
+            "codec": "h264",
+            "pix_fmt": "yuv420p",
+        },
+        "shots": shots,
+        "n_shots": 2,
+        "duration_seconds": 2.0,
+        "subjects": ["S1", "S2"],
+        "focus_subject": None,
+        "references": [],
+        "global_caption": "a box",
+        "prompt": None,
+        "caption_issues": [],
+        "captioner": None,
+        "pipeline": {"name": "test", "config_hash": "x", "version": "0", "shot_detector": "none"},
+    }
+
+
 def _white_box_shard(tmp_path: Path) -> tuple[Path, dict]:
     """A hand-made sample: two shots of a white rectangle on black at known boxes."""
     width, height = 160, 96
@@ -100,35 +140,42 @@ def _white_box_shard(tmp_path: Path) -> tuple[Path, dict]:
     shots = [
         {
             "film_shot_index": i,
+            "source_start_frame": 24 * i,
+            "source_end_frame": 24 * (i + 1),
+            "start_seconds": float(i),
+            "end_seconds": float(i + 1),
             "clip_start_frame": 24 * i,
             "clip_end_frame": 24 * (i + 1),
+            "clip_start_seconds": float(i),
+            "clip_end_seconds": float(i + 1),
+            "transition_in": "start" if i == 0 else "cut",
+            "transition_in_frames": None,
+            "transition_in_clip_frames": None,
             "caption": f"shot {i}",
+            "facts": None,
             "subjects": [
                 {
                     "id": "S1",
                     "kind": "object",
                     "label": "box",
-                    "boxes": [{"clip_frame": 24 * i + 12, "box": list(box)}],
+                    "boxes": [
+                        {"source_frame": 24 * i + 12, "clip_frame": 24 * i + 12, "box": list(box)}
+                    ],
                 },
                 # wholly left of the centre crop: must not survive it
                 {
                     "id": "S2",
                     "kind": "object",
                     "label": "x",
-                    "boxes": [{"clip_frame": 24 * i, "box": [0.0, 0.0, 0.1, 0.1]}],
+                    "boxes": [
+                        {"source_frame": 24 * i, "clip_frame": 24 * i, "box": [0.0, 0.0, 0.1, 0.1]}
+                    ],
                 },
             ],
         }
         for i, box in enumerate(boxes)
     ]
-    doc = {
-        "key": "00000000000000aa_00000",
-        "track": "montage",
-        "clip": {"fps": 24.0, "width": width, "height": height, "n_frames": 48},
-        "shots": shots,
-        "global_caption": "a box",
-        "references": [],
-    }
+    doc = _whole_sample(width, height, shots)
     writer = FilmShardWriter(tmp_path, "00000000000000aa", max_bytes=10**9)
     members = {"json": json.dumps(doc).encode(), "mp4": (tmp_path / "clip.mp4").read_bytes()}
     writer.write(doc["key"], members)
@@ -291,8 +338,17 @@ def test_bad_members_raise_or_are_skipped_by_the_handler(tmp_path: Path) -> None
                         {
                             "member": "ref0.jpg",
                             "subject": "S1",
+                            "kind": "object",
+                            "label": "box",
                             "source_shot": 0,
+                            "source_frame": 12,
+                            "box": [0.55, 0.2, 0.85, 0.7],
                             "target_shots": [1],
+                            "identity_similarity": 1.0,
+                            "pose_delta": None,
+                            "duplicate_correlation": 0.0,
+                            "quality": 1.0,
+                            "fallback": True,
                         }
                     ],
                 )

@@ -138,7 +138,9 @@ def describe_shot(
     """
     import cv2
 
-    from muss_builder.captions.facts import camera_motion, lighting, shot_scale
+    from muss_builder.captions.camera import camera_motion
+    from muss_builder.captions.facts import shot_scale
+    from muss_builder.captions.lighting import lighting
     from muss_builder.captions.text import facts_shot_caption
 
     bgr = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR) for f in frames_rgb]

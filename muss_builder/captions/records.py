@@ -1,0 +1,119 @@
+"""Typed caption records: the measured facts of a shot, a window's captions, and the caption
+parts of a sample (``schemas/sample.schema.json``: ``shots[].facts``, ``caption_issues``,
+``captioner``).
+
+The facts parts are ``Open``: the schema lists the keys it requires and lets others through
+(the camera's per-axis rates ride along), so a record read back keeps them, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import StrictInt, StrictStr
+
+from muss_builder.captions.camera import CAMERA_KINDS
+from muss_builder.captions.captioner import Caption
+from muss_builder.captions.facts import SCALES
+from muss_builder.samples.fields import (
+    Box,
+    Closed,
+    NonNegativeInt,
+    Number,
+    Open,
+    PositiveInt,
+    SubjectId,
+    absent,
+)
+
+Scale = Literal[SCALES]  # type: ignore[valid-type]
+CameraKind = Literal[CAMERA_KINDS]  # type: ignore[valid-type]
+CaptionBackend = Literal["facts", "transformers", "openai"]
+CaptionSource = Literal["facts", "model", "facts-fallback"]
+
+
+class FactCamera(Open):
+    """How the camera moves (``captions.camera.CameraMotion``, rounded)."""
+
+    kind: CameraKind
+    magnitude: Number
+
+
+class FactLighting(Open):
+    """Light and colour of the shot (``captions.lighting.Lighting``, rounded)."""
+
+    brightness: Number
+    contrast: Number
+    saturation: Number = absent()
+    colour: StrictStr
+    key: StrictStr
+    time_of_day: StrictStr
+
+
+class FactSubject(Open):
+    """A subject of the shot at its largest box."""
+
+    id: SubjectId
+    kind: StrictStr
+    box: Box
+
+
+class ShotFacts(Open):
+    """What was measured about one shot, with no language model: what its captions stand on."""
+
+    scale: Scale
+    scale_basis: StrictStr
+    camera: FactCamera | None
+    lighting: FactLighting | None
+    n_people: NonNegativeInt
+    subjects: list[FactSubject]
+    transition_in: StrictStr
+
+
+class CaptionIssue(Closed):
+    """What the consistency check still found after the re-asks; shot None = the global caption."""
+
+    shot: StrictInt | None
+    issue: StrictStr
+
+
+class CaptionerInfo(Open):
+    """Who wrote a sample's captions. Sources: 'facts' = sentences written from the measured
+    facts, 'model' = the backend's model, 'facts-fallback' = the model failed."""
+
+    backend: CaptionBackend
+    model: StrictStr | None
+    sources: list[CaptionSource]
+    attempts: PositiveInt
+
+
+@dataclass
+class WindowCaptions:
+    """The captions of one sample window: its shots' facts and captions, and the global one."""
+
+    facts: list[ShotFacts]
+    shots: list[Caption]
+    global_caption: Caption
+
+    def issues(self) -> list[CaptionIssue]:
+        found = [
+            CaptionIssue(shot=i, issue=issue)
+            for i, caption in enumerate(self.shots)
+            for issue in caption.issues
+        ]
+        return found + [CaptionIssue(shot=None, issue=i) for i in self.global_caption.issues]
+
+    def sources(self) -> list[str]:
+        return sorted({c.source for c in [*self.shots, self.global_caption]})
+
+    def attempts(self) -> int:
+        return max(c.attempts for c in [*self.shots, self.global_caption])
+
+
+@dataclass
+class FilmCaptions:
+    """Every window's captions (None each when captions are off) and the captioner's counters."""
+
+    windows: list[WindowCaptions | None]
+    stats: dict | None = None

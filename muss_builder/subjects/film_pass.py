@@ -1,0 +1,38 @@
+"""The subject stage's one full-quality decode of a film's keyframes."""
+
+from __future__ import annotations
+
+from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
+from muss_builder.config import PipelineConfig
+from muss_builder.media.probe import FilmProbe
+from muss_builder.shots.segment import ShotDetection
+from muss_builder.subjects.stage import FilmSubjects, find_subjects
+
+
+def keyframe_pass(
+    path: str, probe: FilmProbe, detection: ShotDetection, config: PipelineConfig
+) -> tuple[FilmSubjects | None, dict[int, ShotPixels]]:
+    """One full-quality decode of the keyframes that feeds the subject models and, riding
+    along, the captioner's pixel facts (camera motion, lighting, VLM images)."""
+    if not (config.subjects.enabled or config.captions.enabled):
+        return None, {}
+    sub = config.subjects
+    if not sub.enabled:  # keyframes for the captioner only: no face or object model
+        sub = sub.model_copy(
+            update={
+                "faces": sub.faces.model_copy(update={"enabled": False}),
+                "objects": sub.objects.model_copy(update={"enabled": False}),
+            }
+        )
+    collector = None
+    if config.captions.enabled:
+        collector = ShotPixelCollector(
+            detection.shots,
+            detection.frame_pts,
+            config.captions.motion_frames_per_shot,
+            config.captions.images_per_shot,
+            config.captions.image_side,
+        )
+    subjects = find_subjects(path, probe, detection, sub, collector)
+    pixels = collector.finish() if collector else {}
+    return (subjects if config.subjects.enabled else None), pixels
