@@ -21,7 +21,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "muss_builder"
 MAX_LINES = 500
-UNTIL_THE_MERGE = pytest.mark.xfail(strict=False, reason="until the issue-15 merge")
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,6 @@ def test_no_private_name_crosses_a_subpackage() -> None:
     assert not offenders, "\n".join(offenders)
 
 
-@UNTIL_THE_MERGE
 def test_no_module_is_over_500_lines() -> None:
     long = {
         name: n
@@ -201,7 +199,6 @@ def test_no_module_is_over_500_lines() -> None:
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
-@UNTIL_THE_MERGE
 def test_one_module_names_the_h264_encoder() -> None:
     naming = [name for name, path in all_modules().items() if "libx264" in path.read_text()]
     assert len(naming) == 1, f"modules naming libx264: {naming}"

@@ -16,7 +16,7 @@ from pydantic import StrictInt, StrictStr
 from muss_builder.captions.camera import CAMERA_KINDS
 from muss_builder.captions.captioner import Caption
 from muss_builder.captions.facts import SCALES
-from muss_builder.samples.fields import (
+from muss_builder.core.fields import (
     Box,
     Closed,
     NonNegativeInt,

@@ -16,6 +16,7 @@ from typing import Any
 
 from muss_builder.captions.captioner import make_backend
 from muss_builder.captions.film import caption_windows
+from muss_builder.captions.keyframe_pass import keyframe_pass
 from muss_builder.config import PipelineConfig
 from muss_builder.core.models import pick_device
 from muss_builder.core.naming import film_record_path, sample_key
@@ -26,13 +27,12 @@ from muss_builder.media.probe import probe_film
 from muss_builder.runtime.film_job import ClipOut, FilmWork, Timer, record_timings
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
-from muss_builder.samples.film_record import DroppedSample, IndexRow, film_record
+from muss_builder.samples.film_record import DroppedSample, IndexRow, ShardRecord, film_record
 from muss_builder.samples.metadata import index_row, window_samples
 from muss_builder.samples.windows import clean_window_shots, plan_windows, window_seconds
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
-from muss_builder.subjects.film_pass import keyframe_pass
 from muss_builder.subjects.stage import load_subject_models
 
 
@@ -237,7 +237,8 @@ class ShardsStage(Stage):
             )
         record = film_record(
             probe, detection, plan, subjects, (result.status, result.reason), samples, dropped,
-            shot_sample, shard_infos, result.captions, record_timings(work), config,
+            shot_sample, [ShardRecord.model_validate(s.to_dict()) for s in shard_infos],
+            result.captions, record_timings(work), config,
         )  # fmt: skip
         store = Storage.open(work.out_dir)
         if store.remote:  # publish: every shard, whole, before the record that lists them

@@ -16,9 +16,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from muss_builder import SCHEMA_VERSION, __version__
 from muss_builder.config import PipelineConfig
-from muss_builder.determinism import determinism_mode
-from muss_builder.media.probe import FilmProbe
-from muss_builder.samples.fields import (
+from muss_builder.core.fields import (
     Bool,
     Closed,
     FilmId,
@@ -29,8 +27,9 @@ from muss_builder.samples.fields import (
     SampleKey,
     absent,
 )
+from muss_builder.determinism import determinism_mode
+from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.windows import WindowPlan
-from muss_builder.shards.writer import ShardInfo
 from muss_builder.shots.segment import ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
 
@@ -205,7 +204,7 @@ def film_record(
     samples: list[IndexRow],
     dropped: list[DroppedSample],
     shot_sample: dict[int, str],
-    shard_infos: list[ShardInfo],
+    shards: list[ShardRecord],
     captions: dict | None,
     timings: dict[str, float],
     config: PipelineConfig,
@@ -233,7 +232,7 @@ def film_record(
         samples=samples,
         dropped_samples=dropped,
         excluded_shots={str(k): v for k, v in sorted(plan.excluded.items())},
-        shards=[ShardRecord.model_validate(s.to_dict()) for s in shard_infos],
+        shards=shards,
         warnings=detection.warnings,
         timings=timings,
         determinism=determinism_mode(config),

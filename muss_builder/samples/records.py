@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictStr, ValidationError
 
 from muss_builder.captions.records import CaptionerInfo, CaptionIssue, ShotFacts
-from muss_builder.samples.fields import (
+from muss_builder.core.fields import (
     Bool,
     Box,
     Closed,

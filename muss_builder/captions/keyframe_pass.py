@@ -1,4 +1,9 @@
-"""The subject stage's one full-quality decode of a film's keyframes."""
+"""The subject stage's one full-quality decode of a film's keyframes, feeding the subject
+models and, riding along, the captioner's pixel collector.
+
+It lives in captions/ rather than subjects/ because it builds the captioner's collector, and
+captions already build on subjects (shot facts name film subjects): subjects never import
+captions, so the packages stay layered."""
 
 from __future__ import annotations
 
