@@ -6,7 +6,7 @@
 - no module but those of ``runtime`` and ``cli`` imports ``muss_builder.runtime``: the stages
   and the tools on top of them use ``muss_builder.core`` instead;
 - no module imports a private name (``_x``) from another subpackage;
-- no module is over 500 lines;
+- no module is over 500 lines and no function over 80;
 - exactly one module names the H.264 encoder (``libx264``).
 """
 
@@ -17,10 +17,9 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "muss_builder"
 MAX_LINES = 500
+MAX_FUNCTION_LINES = 80  # a function reads on one screen
 
 
 @dataclass(frozen=True)
@@ -197,6 +196,17 @@ def test_no_module_is_over_500_lines() -> None:
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_function_is_over_80_lines() -> None:
+    long = [
+        f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name, path in all_modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_one_module_names_the_h264_encoder() -> None:

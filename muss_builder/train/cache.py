@@ -122,6 +122,29 @@ class CacheSummary:
         return sum(self.written.values())
 
 
+def _without_holdout(
+    inputs: list[Path], data_cfg: DataConfig, out: Path, summary: CacheSummary
+) -> list[Path]:
+    """``inputs`` without the shards of held-out films, dropped before the rank split (never
+    read, never cached); samples of those films in shards named otherwise are skipped by
+    ShardClipDataset. Warns about such shards an earlier run already cached."""
+    excluded = set(data_cfg.exclude_film_ids)
+    kept = [s for s in inputs if film_of_shard(s.name) not in excluded]
+    if len(kept) < len(inputs):
+        summary.stats["skipped_holdout_shards"] += len(inputs) - len(kept)
+        log.info("%d shards of excluded films not cached", len(inputs) - len(kept))
+        stale = [s.name for s in inputs if s not in kept and (out / "shards" / s.name).exists()]
+        if stale:  # from an earlier run without the exclusion: training would read them
+            log.warning(
+                "%d cached shards of excluded films are already in %s (e.g. %s): delete them,"
+                " or train with the same exclusion",
+                len(stale),
+                out / "shards",
+                stale[0],
+            )
+    return kept
+
+
 def cache_latents(
     shards: Sequence[str | Path] | str | Path,
     out_dir: str | Path,
@@ -150,23 +173,7 @@ def cache_latents(
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     summary = CacheSummary(out)
-    # held-out films' shards are dropped before the rank split (never read, never cached);
-    # samples of those films in shards named otherwise are skipped by ShardClipDataset
-    excluded = set(data_cfg.exclude_film_ids)
-    kept = [s for s in inputs if film_of_shard(s.name) not in excluded]
-    if len(kept) < len(inputs):
-        summary.stats["skipped_holdout_shards"] += len(inputs) - len(kept)
-        log.info("%d shards of excluded films not cached", len(inputs) - len(kept))
-        stale = [s.name for s in inputs if s not in kept and (out / "shards" / s.name).exists()]
-        if stale:  # from an earlier run without the exclusion: training would read them
-            log.warning(
-                "%d cached shards of excluded films are already in %s (e.g. %s): delete them,"
-                " or train with the same exclusion",
-                len(stale),
-                out / "shards",
-                stale[0],
-            )
-    inputs = kept
+    inputs = _without_holdout(inputs, data_cfg, out, summary)
     # the cache is a fixed function of its inputs: no shuffling, shard order as given
     ordered = data_cfg.model_copy(update={"shuffle_buffer": 0})
     for shard in inputs[rank::world_size]:

@@ -260,23 +260,29 @@ def generate(
         latents=latents,
         shot_latent_frames=ranges,
     )
+    sampler = {"steps": steps, "cfg_scale": cfg_scale, "shift": shift, "seed": seed}
+    _write_cuts_json(result, script.key, size, sampler)
+    return result
+
+
+def _write_cuts_json(
+    result: GenerateResult, key: str, size: tuple[int, int], sampler: dict[str, float | int]
+) -> None:
+    """``{name}.cuts.json`` beside the mp4: where the cuts are and how it was generated (the
+    benchmark's transition metric reads the cuts from it)."""
     doc = {
-        "script_key": script.key,
-        "mp4": out_mp4.name,
-        "fps": script.fps,
-        "n_frames": script.n_frames,
-        "width": out_size[0],
-        "height": out_size[1],
-        "cut_frames": script.cut_frames,
-        "shot_ranges": [list(r) for r in script.shot_ranges],
-        "generated_shot_frames": generated,
+        "script_key": key,
+        "mp4": result.mp4.name,
+        "fps": result.fps,
+        "n_frames": result.n_frames,
+        "width": result.width,
+        "height": result.height,
+        "cut_frames": result.cut_frames,
+        "shot_ranges": [list(r) for r in result.shot_ranges],
+        "generated_shot_frames": result.generated_shot_frames,
         "generation_size": list(size),
-        "checkpoint": str(loaded["path"]),
-        "weights": loaded["which"],
-        "steps": steps,
-        "cfg_scale": cfg_scale,
-        "shift": shift,
-        "seed": seed,
+        "checkpoint": str(result.checkpoint),
+        "weights": result.weights,
+        **sampler,
     }
     result.cuts_json.write_text(json.dumps(doc, indent=1) + "\n")
-    return result
