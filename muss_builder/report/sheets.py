@@ -13,7 +13,6 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -27,7 +26,8 @@ from muss_builder.media.contact_sheet import (
 )
 from muss_builder.media.decode import scaled_size
 from muss_builder.media.tools import MediaError
-from muss_builder.report.collect import valid_sample_json
+from muss_builder.report.collect import valid_sample
+from muss_builder.samples.records import Sample, SampleShot
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     Member,
@@ -83,12 +83,12 @@ def pick_samples(keys: list[str], n: int, seed: int) -> list[str]:
     return [k for k in keys if k in chosen]
 
 
-def shown_frame(shot: dict[str, Any]) -> int:
+def shown_frame(shot: SampleShot) -> int:
     """The clip frame a shot's tile shows: its first subject box's frame, else its middle."""
-    for subject in shot.get("subjects") or []:
-        for box in subject.get("boxes") or []:
-            return int(box["clip_frame"])
-    return (shot["clip_start_frame"] + shot["clip_end_frame"]) // 2
+    for subject in shot.subjects:
+        for box in subject.boxes:
+            return box.clip_frame
+    return (shot.clip_start_frame + shot.clip_end_frame) // 2
 
 
 def box_colour(subject_id: str) -> tuple[int, int, int]:
@@ -97,22 +97,22 @@ def box_colour(subject_id: str) -> tuple[int, int, int]:
     return _BOX_COLOURS[int(digits) % len(_BOX_COLOURS)]
 
 
-def _draw_boxes(thumb: Image.Image, shot: dict[str, Any], frame: int) -> None:
+def _draw_boxes(thumb: Image.Image, shot: SampleShot, frame: int) -> None:
     draw = ImageDraw.Draw(thumb)
     font = label_font()
     w, h = thumb.size
-    for subject in shot.get("subjects") or []:
-        for box in subject.get("boxes") or []:
-            if int(box["clip_frame"]) != frame:
+    for subject in shot.subjects:
+        for box in subject.boxes:
+            if box.clip_frame != frame:
                 continue
-            x0, y0, x1, y1 = box["box"]
-            colour = box_colour(subject["id"])
+            x0, y0, x1, y1 = box.box
+            colour = box_colour(subject.id)
             draw.rectangle((x0 * w, y0 * h, x1 * w, y1 * h), outline=colour, width=2)
             # the id on a tab of the box's colour: readable on any picture
-            left, top, right, bottom = draw.textbbox((0, 0), subject["id"], font=font)
+            left, top, right, bottom = draw.textbbox((0, 0), subject.id, font=font)
             tab = (x0 * w, y0 * h, x0 * w + right - left + 6, y0 * h + bottom - top + 5)
             draw.rectangle(tab, fill=colour)
-            draw.text((x0 * w + 3 - left, y0 * h + 2 - top), subject["id"], font=font, fill="white")
+            draw.text((x0 * w + 3 - left, y0 * h + 2 - top), subject.id, font=font, fill="white")
 
 
 def _ref_crop(member: Member | None, height: int) -> Image.Image | None:
@@ -129,11 +129,11 @@ def _ref_crop(member: Member | None, height: int) -> Image.Image | None:
     return crop.resize((max(1, round(crop.width * height / crop.height)), height))
 
 
-def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, str | None]:
+def draw_strip(sample: ShardSample, record: Sample) -> tuple[Image.Image, str | None]:
     """A sample's tiles side by side, and what went wrong decoding its clip (or None)."""
-    clip = doc["clip"]
-    size = scaled_size(clip["width"], clip["height"], target_width=THUMB_WIDTH)
-    shots = doc["shots"]
+    clip = record.clip
+    size = scaled_size(clip.width, clip.height, target_width=THUMB_WIDTH)
+    shots = record.shots
     wanted = [shown_frame(s) for s in shots]
     problem = None
     try:
@@ -145,11 +145,11 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
         thumb = frames.get(frame)
         if thumb is not None:
             _draw_boxes(thumb, shot, frame)
-        tiles.append(Tile(thumb, [f"shot {n + 1} ({shot['transition_in']}) f{frame}"], size))
-    for ref in doc.get("references") or []:
-        crop = _ref_crop(sample.entries.get(ref["member"]), size[1])
+        tiles.append(Tile(thumb, [f"shot {n + 1} ({shot.transition_in}) f{frame}"], size))
+    for ref in record.references:
+        crop = _ref_crop(sample.entries.get(ref.member), size[1])
         if crop is not None:
-            tiles.append(Tile.of(crop, [f"{ref['member'].split('.')[0]} {ref['subject']}"], size))
+            tiles.append(Tile.of(crop, [f"{ref.member.split('.')[0]} {ref.subject}"], size))
     strip = Image.new(
         "RGB", (_PAD + row_width(tiles, _TILES), size[1] + _LINE + 2 * _PAD), _BACKGROUND
     )
@@ -160,34 +160,34 @@ def draw_strip(sample: ShardSample, doc: dict[str, Any]) -> tuple[Image.Image, s
 def _sheet_sample(
     sample: ShardSample, folder: Path, subdir: str, limits: ReaderLimits
 ) -> SheetSample:
-    doc = valid_sample_json(sample, limits)
-    strip, problem = draw_strip(sample, doc)
+    record = valid_sample(sample, limits)
+    strip, problem = draw_strip(sample, record)
     name = f"{subdir}/{sample.key}.png"
     strip.save(folder / f"{sample.key}.png", format="PNG", optimize=True)
     return SheetSample(
         key=sample.key,
-        track=doc["track"],
-        source_file=doc["source"]["file_name"],
-        duration_seconds=doc["duration_seconds"],
+        track=record.track,
+        source_file=record.source.file_name,
+        duration_seconds=record.duration_seconds,
         file=name,
-        global_caption=doc.get("global_caption"),
-        focus_subject=doc.get("focus_subject"),
+        global_caption=record.global_caption,
+        focus_subject=record.focus_subject,
         shots=[
             SheetShot(
                 number=n + 1,
-                transition_in=s["transition_in"],
-                start_seconds=s["clip_start_seconds"],
-                end_seconds=s["clip_end_seconds"],
-                subjects=[x["id"] for x in s.get("subjects") or []],
-                caption=s.get("caption"),
+                transition_in=s.transition_in,
+                start_seconds=s.clip_start_seconds,
+                end_seconds=s.clip_end_seconds,
+                subjects=[x.id for x in s.subjects],
+                caption=s.caption,
             )
-            for n, s in enumerate(doc["shots"])
+            for n, s in enumerate(record.shots)
         ],
         references=[
-            f"{r['member']}: {r['subject']} from film shot {r['source_shot']}"
-            + (f", pose delta {r['pose_delta']:.0f} deg" if r.get("pose_delta") is not None else "")
-            + (" (fallback: from this sample)" if r.get("fallback") else "")
-            for r in doc.get("references") or []
+            f"{r.member}: {r.subject} from film shot {r.source_shot}"
+            + (f", pose delta {r.pose_delta:.0f} deg" if r.pose_delta is not None else "")
+            + (" (fallback: from this sample)" if r.fallback else "")
+            for r in record.references
         ],
         problem=problem,
     )

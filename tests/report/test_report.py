@@ -34,6 +34,7 @@ from muss_builder.report.sheets import (
     pick_samples,
 )
 from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.samples.records import Sample
 from muss_builder.shards.reader import Member, iter_samples, load_sample_json
 from muss_builder.testing.synthetic_films import SyntheticFilm
 
@@ -191,14 +192,14 @@ def test_subject_boxes_are_drawn_on_their_frame(built_dataset: BuildSummary) -> 
     shard = sorted((built_dataset.out / "shards").glob("*.tar"))[0]
     sample = next(iter_samples(shard))
     doc = load_sample_json(sample)
-    plain, _ = draw_strip(sample, doc)
+    plain, _ = draw_strip(sample, Sample.model_validate(doc))
     shot = doc["shots"][1]
     frame = (shot["clip_start_frame"] + shot["clip_end_frame"]) // 2
     # the synthetic films have no faces to detect: give the second shot a subject box on
     # the frame the sheet shows, then on another frame (which must not be drawn there)
     box = {"source_frame": 0, "clip_frame": frame, "box": [0.25, 0.25, 0.75, 0.75]}
     shot["subjects"] = [{"id": "S1", "kind": "face", "label": "face", "boxes": [box]}]
-    boxed, _ = draw_strip(sample, doc)
+    boxed, _ = draw_strip(sample, Sample.model_validate(doc))
     tw, th = scaled_size(doc["clip"]["width"], doc["clip"]["height"], target_width=THUMB_WIDTH)
     left, top = 6 + (tw + 6), 6  # the second tile
     diff = np.abs(np.asarray(boxed, np.int16) - np.asarray(plain, np.int16)).sum(axis=2)
@@ -212,7 +213,7 @@ def test_subject_boxes_are_drawn_on_their_frame(built_dataset: BuildSummary) -> 
     # a second subject measured on another frame is not drawn on this one
     other = {"source_frame": 0, "clip_frame": frame + 1, "box": [0.05, 0.05, 0.2, 0.2]}
     shot["subjects"].append({"id": "S2", "kind": "face", "label": "face", "boxes": [other]})
-    both, _ = draw_strip(sample, doc)
+    both, _ = draw_strip(sample, Sample.model_validate(doc))
     assert np.array_equal(np.asarray(both), np.asarray(boxed))
 
 
