@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from muss_builder.core.models import pick_device
 from muss_builder.train import flow
 from muss_builder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from muss_builder.train.config import TrainConfig
@@ -91,9 +92,7 @@ def setup_distributed(cfg: TrainConfig) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    if cuda and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but torch.cuda.is_available() is False")
+    cuda = pick_device(cfg.device, "training") == "cuda"  # cuda without a GPU raises here
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)

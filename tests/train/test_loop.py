@@ -242,3 +242,12 @@ def test_bf16_compiled_checkpointed_training_on_gpu(latent_cache: Path, tmp_path
     assert result.final_step == 6 and all(0 < x < 10 for x in result.losses)
     if peak_bf16_tflops(torch.device("cuda")) is not None:  # a GPU in the peak table
         assert result.mfu is not None and 0 < result.mfu < 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_training_on_cuda_without_a_gpu_says_so_before_starting() -> None:
+    from muss_builder.core.models import DeviceUnavailableError
+    from muss_builder.train.loop import setup_distributed
+
+    with pytest.raises(DeviceUnavailableError, match="training device 'cuda' requested"):
+        setup_distributed(TrainConfig(device="cuda"))
