@@ -71,6 +71,12 @@ PHOTOS = (
     "stuff.jpg",
     "graf1.png",
     "leuvenA.jpg",
+    "aloeL.jpg",
+    "ela_original.jpg",
+    "pca_test1.jpg",
+    "rubberwhale1.png",
+    "squirrel_cls.jpg",
+    "left.jpg",
 )
 SUBTITLES = (
     "I told you we would be late again",
@@ -91,7 +97,7 @@ CREDITS = (
     "Costumes Ines Ribeiro",
 )
 BLUR_SIGMA = 6.0  # gblur sigma at 480 lines (scaled with the height)
-DARK_LEVEL = 0.22  # a night scene: colorlevels output maximum (the picture keeps its detail)
+DARK_LEVEL = 0.4  # a night scene: colorlevels output maximum (the picture keeps its detail)
 VIGNETTE_ANGLE = 1.0  # radians (ffmpeg allows up to pi/2): frame edges darkened, still picture
 DUP_PANSCAN = 0.75  # a pan-and-scan copy keeps the centre 3/4 of the width
 
@@ -118,6 +124,7 @@ class Film:
     watermark: bool = False
     crf: int = 18
     frames: list[int] = field(default_factory=list)  # frames per shot, set by the plan
+    order: int = 0  # build order: a duplicate's original comes from an earlier film
 
 
 def _films(rng: random.Random) -> list[Film]:
@@ -127,9 +134,8 @@ def _films(rng: random.Random) -> list[Film]:
     subs = list(SUBTITLES)
     rng.shuffle(subs)
 
-    def photo() -> str:
-        photos.append(photos.pop(0))
-        return photos[-1]
+    def photo() -> str:  # every photo is used once: two shots never share footage
+        return photos.pop(0)
 
     def sub() -> str:
         subs.append(subs.pop(0))
@@ -140,7 +146,7 @@ def _films(rng: random.Random) -> list[Film]:
         Film(
             "cur_letterbox",
             [
-                Shot("clip", "bikes-traffic", bars=lb),
+                Shot("photo", photo(), bars=lb),
                 Shot("photo", photo(), effects=("subtitle",), bars=lb, text=sub()),
                 Shot("clip", "megamind-her", effects=("subtitle_in_bars",), bars=lb, text=sub()),
                 Shot("black", bars=lb),
@@ -167,46 +173,46 @@ def _films(rng: random.Random) -> list[Film]:
                 Shot("clip", "bikes-parked", bars=wb),
                 Shot("still", photo(), bars=wb),
                 Shot("near_black", bars=wb),
-                Shot("clip", "megamind-him2", effects=("subtitle",), bars=wb, text=sub()),
+                Shot("clip", "vtest", offset=160, effects=("subtitle",), bars=wb, text=sub()),
                 Shot("photo", photo(), effects=("blur",), bars=wb),
             ],
         ),
         Film(
             "cur_watermark",
             [
-                Shot("clip", "bikes-traffic", offset=10),
+                Shot("clip", "bunny"),
                 Shot("photo", photo()),
-                Shot("clip", "megamind-her", offset=20, effects=("subtitle",), text=sub()),
+                Shot("clip", "megamind-her", effects=("subtitle",), text=sub()),
                 Shot("credits"),
                 Shot("photo", photo()),
-                Shot("clip", "bunny", offset=40, effects=("dark",), note="dark_scene"),
+                Shot("clip", "bunny", effects=("dark",), note="dark_scene"),
             ],
             watermark=True,
         ),
         Film(
             "cur_dark_edges",
             [
-                Shot("clip", "bikes-taxi", offset=5, effects=("vignette",), note="dark_edges"),
                 Shot("photo", photo(), effects=("vignette",), note="dark_edges"),
-                Shot("clip", "megamind-him", effects=("vignette", "dark"), note="dark_scene"),
                 Shot("photo", photo(), effects=("vignette",), note="dark_edges"),
-                Shot("clip", "bikes-parked", effects=("vignette", "freeze")),
+                Shot("clip", "vtest", offset=640, effects=("vignette", "dark"), note="dark_scene"),
+                Shot("photo", photo(), effects=("vignette",), note="dark_edges"),
+                Shot("photo", photo(), effects=("vignette", "freeze"), note="dark_edges"),
             ],
         ),
         Film(
             "cur_mixed_bars",
             [
-                Shot("clip", "bunny", offset=20, bars=lb),
                 Shot("photo", photo(), bars=lb),
+                Shot("clip", "vtest", offset=320, bars=lb),
                 Shot("photo", photo(), bars=pb, note="insert_4x3"),
-                Shot("clip", "megamind-her", offset=10, bars=pb, note="insert_4x3"),
-                Shot("clip", "bikes-railing", effects=("subtitle",), bars=lb, text=sub()),
+                Shot("photo", photo(), bars=pb, note="insert_4x3"),
+                Shot("photo", photo(), effects=("subtitle",), bars=lb, text=sub()),
             ],
         ),
         Film(
             "cur_plain",
             [
-                Shot("clip", "bikes-taxi"),
+                Shot("clip", "bikes-traffic"),
                 Shot("clip", "megamind-him2"),
                 Shot("photo", photo()),
                 Shot("photo", photo()),
@@ -216,8 +222,8 @@ def _films(rng: random.Random) -> list[Film]:
         Film(
             "cur_copies",
             [
-                Shot("clip", "bunny", offset=60),
-                Shot("clip", "bikes-taxi", dup_of=("cur_plain", 0), dup_kind="rescale"),
+                Shot("photo", photo()),
+                Shot("clip", "bikes-traffic", dup_of=("cur_plain", 0), dup_kind="rescale"),
                 Shot("clip", "megamind-him2", dup_of=("cur_plain", 1), dup_kind="pan_and_scan"),
                 Shot("photo", photo()),
                 Shot("photo", "", dup_of=("cur_plain", 2), dup_kind="rescale"),
@@ -234,6 +240,12 @@ def plan_set(seed: int, tiny: bool, library: dict[str, Path]) -> list[Film]:
     rng = random.Random(seed)
     films = _films(rng)
     by_name = {f.name: f for f in films}
+    for order, film in enumerate(films):
+        film.order = order
+    # Clip frames are shared out so that no two shots show the same source frame (except the
+    # planned duplicates); vtest.avi (795 frames of one camera) uses explicit, distant offsets.
+    uses = Counter(s.source for f in films for s in f.shots if s.content == "clip" and not s.dup_of)
+    next_free: Counter[str] = Counter()
     for film in films:
         for i, shot in enumerate(film.shots):
             if shot.dup_of:
@@ -243,9 +255,13 @@ def plan_set(seed: int, tiny: bool, library: dict[str, Path]) -> list[Film]:
                 film.frames.append(src_film.frames[shot.dup_of[1]])
                 continue
             n = 12 if tiny else rng.randint(56, 80)
-            if shot.content == "clip":
+            if shot.content == "clip" and shot.source == "vtest":
+                pass
+            elif shot.content == "clip":
                 _, start, end = CLIPS[shot.source]
-                n = min(n, end - start - shot.offset)
+                n = min(n, (end - start) // uses[shot.source])
+                film.shots[i] = shot = replace(shot, offset=next_free[shot.source])
+                next_free[shot.source] += n
             elif shot.content == "photo" and not shot.offset:
                 film.shots[i] = replace(shot, offset=rng.randint(1, 4))
             film.frames.append(n)
@@ -464,6 +480,7 @@ def ground_truth(film: Film, size: tuple[int, int], fps: int) -> dict:
         "width": width,
         "height": height,
         "n_frames": at,
+        "build_order": film.order,
         "crf": film.crf,
         "crop": shots[0]["crop"] if len(crops) == 1 else None,
         "watermark": {"box": watermark_box(width, height)} if film.watermark else None,
