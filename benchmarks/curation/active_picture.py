@@ -36,19 +36,23 @@ def _baselines():
     return module
 
 
-def detect_film(folder: Path, doc: dict, width: int | None) -> list[list[int]]:
-    """Source-pixel boxes for the film's true shots."""
+def detect_film(
+    folder: Path, doc: dict, width: int | None, cuts: bool = True
+) -> tuple[list[list[int]], list[bool]]:
+    """Source-pixel boxes for the film's true shots, and which shots' own frames decided."""
     sw, sh = doc["width"], doc["height"]
     aw, ah = scaled_size(sw, sh, target_width=width) if width else (sw, sh)
     det = ActivePictureDetector(aw, ah)
     starts = {s["start_frame"] for s in doc["shots"]}
     for frame in FrameReader(folder / doc["film"], (aw, ah)):
-        if frame.index in starts:
+        if cuts and frame.index in starts:
             det.cut(frame.index)
         det.process_frame(frame.index, frame.image)
     shots = [(s["start_frame"], s["end_frame"]) for s in doc["shots"]]
     edges = det.shot_edges(shots)
-    return [scale_box(b, (aw, ah), (sw, sh), rounding="nearest") for b in edges]
+    own = det.shot_evidence(shots)
+    boxes = [scale_box(b, (aw, ah), (sw, sh), rounding="nearest") for b in edges]
+    return boxes, own
 
 
 def summarise(rows: list[dict], key: str) -> dict:
@@ -63,15 +67,15 @@ def summarise(rows: list[dict], key: str) -> dict:
     }
 
 
-def run(folder: Path, width: int | None) -> tuple[list[dict], dict]:
+def run(folder: Path, width: int | None, cuts: bool = True) -> tuple[list[dict], dict]:
     base = _baselines()
     rows: list[dict] = []
     t0 = time.perf_counter()
     for doc in base.load_set(folder):
         w, h = doc["width"], doc["height"]
-        ours = detect_film(folder, doc, width)
+        ours, own = detect_film(folder, doc, width, cuts)
         crops = base.cropdetect_boxes(folder / doc["film"])
-        for shot, box in zip(doc["shots"], ours, strict=True):
+        for shot, box, decided in zip(doc["shots"], ours, own, strict=True):
             a, b = shot["start_frame"], shot["end_frame"]
             cd = base.union(crops[a:b], w, h)
             rows.append(
@@ -83,6 +87,7 @@ def run(folder: Path, width: int | None) -> tuple[list[dict], dict]:
                     "ours": box,
                     "ours_iou": base.iou(box, shot["crop"]),
                     "ours_bars": base.bars_kind(box, w, h),
+                    "ours_own_evidence": decided,
                     "cropdetect": cd,
                     "cropdetect_iou": base.iou(cd, shot["crop"]),
                     "cropdetect_bars": base.bars_kind(cd, w, h),
@@ -91,7 +96,10 @@ def run(folder: Path, width: int | None) -> tuple[list[dict], dict]:
     scores = {
         "ours": summarise(rows, "ours"),
         "cropdetect": summarise(rows, "cropdetect"),
+        "inherited": sum(not r["ours_own_evidence"] for r in rows),
+        "shots": len(rows),
         "analysis_width": width,
+        "cuts": cuts,
         "seconds": time.perf_counter() - t0,
     }
     return rows, scores
@@ -108,6 +116,8 @@ def markdown(s: dict) -> str:
         f"| shots with crop IoU >= 0.98 | {o['iou_ge_098']:.0%} | {c['iou_ge_098']:.0%} |",
         f"| full-frame shots given bars | {o['full_frame_cropped']} of {o['full_frame_shots']} "
         f"| {c['full_frame_cropped']} of {c['full_frame_shots']} |",
+        f"| shots whose box came from other shots (no own evidence) | {s['inherited']} of "
+        f"{s['shots']} | - |",
     ]
     return "\n".join(lines)
 
@@ -116,10 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--width", type=int, default=256, help="analysis width; 0 = source")
+    parser.add_argument(
+        "--no-cuts", action="store_true", help="do not tell the detector where shots start"
+    )
     parser.add_argument("--json", type=Path, help="write per-shot rows and scores here")
     parser.add_argument("--worst", type=int, default=5, help="print the N worst shots")
     args = parser.parse_args(argv)
-    rows, scores = run(args.folder, args.width or None)
+    rows, scores = run(args.folder, args.width or None, not args.no_cuts)
     print(markdown(scores))
     for r in sorted(rows, key=lambda r: r["ours_iou"])[: args.worst]:
         print(

@@ -176,7 +176,7 @@ class ActivePictureDetector:
         # card) cannot tell its bars from its background
         y0, y1, x0, x1 = top.width, h - bottom.width, left.width, w - right.width
         inner = max(rbar[y0:y1].mean(), cbar[x0:x1].mean())
-        return box, confident and inner <= self.max_inner_black_share
+        return box, bool(confident and inner <= self.max_inner_black_share)
 
     def shot_boxes(self, shots: Sequence[tuple[int, int]]) -> list[Box]:
         """One box per shot ``(start, end)`` (end exclusive), in whole analysis-frame pixels.
@@ -194,6 +194,10 @@ class ActivePictureDetector:
             ]
             for x0, y0, x1, y1 in self.shot_edges(shots)
         ]
+
+    def shot_evidence(self, shots: Sequence[tuple[int, int]]) -> list[bool]:
+        """Per shot, whether its own frames decided its box (False: inherited or whole frame)."""
+        return [self._shot(a, b)[1] for a, b in shots]
 
     def shot_edges(self, shots: Sequence[tuple[int, int]]) -> list[list[float]]:
         """Like ``shot_boxes`` but each edge to a fraction of an analysis line (where the
