@@ -30,6 +30,9 @@ import cv2
 import numpy as np
 
 Box = list[int]  # [x0, y0, x1, y1], end exclusive
+# a blended edge line stays in a whole-pixel box while at most this share of it is bar: the
+# picture's own line-to-line variation reads as a few % of bar, a real blend as more
+BLEND_KEEP = 0.25
 
 
 @dataclass
@@ -181,17 +184,14 @@ class ActivePictureDetector:
     def shot_boxes(self, shots: Sequence[tuple[int, int]]) -> list[Box]:
         """One box per shot ``(start, end)`` (end exclusive), in whole analysis-frame pixels.
 
-        Each edge is rounded inward: a line the scaler blended from bar and picture is left
-        out, so the box is the exact analysis box or one line inside it per side. A shot
-        without confident evidence takes the box of the nearest confident shot (the earlier
-        one on a tie); when no shot is confident every shot gets the whole frame."""
+        An edge inside a line the scaler blended from bar and picture drops that line when
+        more than ``BLEND_KEEP`` of it is bar, so the box is the exact analysis box or one
+        line off per side (exact when the bars fall on analysis lines). A shot without
+        confident evidence takes the box of the nearest confident shot (the earlier one on a
+        tie); when no shot is confident every shot gets the whole frame."""
+        k = BLEND_KEEP
         return [
-            [
-                math.ceil(x0 - 1e-6),
-                math.ceil(y0 - 1e-6),
-                math.floor(x1 + 1e-6),
-                math.floor(y1 + 1e-6),
-            ]
+            [math.ceil(x0 - k), math.ceil(y0 - k), math.floor(x1 + k), math.floor(y1 + k)]
             for x0, y0, x1, y1 in self.shot_edges(shots)
         ]
 
