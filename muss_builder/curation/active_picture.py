@@ -39,11 +39,11 @@ BLEND_KEEP = 0.25
 class _Block:
     start: int  # first frame index
     end: int  # last frame index + 1
-    evidence: int = 0  # frames showing some picture
-    row_bar: np.ndarray | None = None  # per row: evidence frames in which the row is black
-    col_bar: np.ndarray | None = None
-    row_sum: np.ndarray | None = None  # per row: sum over evidence frames of the row's mean
-    col_sum: np.ndarray | None = None
+    evidence: int  # frames showing some picture
+    row_bar: np.ndarray  # per row: evidence frames in which the row is black
+    col_bar: np.ndarray
+    row_sum: np.ndarray  # per row: sum over evidence frames of the row's mean
+    col_sum: np.ndarray
 
 
 @dataclass
@@ -126,8 +126,6 @@ class ActivePictureDetector:
         if 1.0 - black.mean() <= self.evidence_share:
             return  # a black frame (hold, fade) says nothing about the bars
         block.evidence += 1
-        assert block.row_bar is not None and block.col_bar is not None
-        assert block.row_sum is not None and block.col_sum is not None
         block.row_bar += black.mean(axis=1) >= self.line_black_share
         block.col_bar += black.mean(axis=0) >= self.line_black_share
         block.row_sum += gray.mean(axis=1)
@@ -158,6 +156,7 @@ class ActivePictureDetector:
         h, w = self.height, self.width
         rows, cols, rsum, csum, n = np.zeros(h), np.zeros(w), np.zeros(h), np.zeros(w), 0
         for b in self._blocks:
+            # a block belongs to the shot that holds its middle frame
             if b.evidence and start <= (b.start + b.end - 1) // 2 < end:
                 rows, cols = rows + b.row_bar, cols + b.col_bar
                 rsum, csum, n = rsum + b.row_sum, csum + b.col_sum, n + b.evidence
