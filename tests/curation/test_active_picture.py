@@ -56,6 +56,18 @@ def test_pad_bars_give_the_exact_box(box: list[int]) -> None:
     assert det.shot_boxes([(0, 30)]) == [box]  # exact: no scaler between truth and frames
 
 
+def test_noisy_dark_grey_bars_over_a_dark_picture_give_the_exact_box() -> None:
+    rng = np.random.default_rng(6)
+    frames = []
+    for _ in range(30):  # an analog transfer's bars: grey 10 with noise, not flat 0
+        frame = np.clip(10 + rng.normal(0, 2, (H, W, 3)), 0, 255).astype(np.uint8)
+        frame[12:84] = picture(rng, W, 72, level=50)
+        frames.append(frame)
+    det = ActivePictureDetector(W, H)
+    feed(det, frames, [])
+    assert det.shot_boxes([(0, 30)]) == [LETTERBOX]
+
+
 def test_dark_vignetted_full_frame_film_is_never_cropped() -> None:
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:H, 0:W]
