@@ -19,6 +19,7 @@ at a fixed box and is encoded once with libx264.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -501,6 +502,35 @@ def build_film(film: Film, out: Path, size: tuple[int, int], fps: int, lib: dict
     return doc
 
 
+def build_edge_films(docs: list[dict], args: argparse.Namespace, size: tuple, lib: dict) -> list:
+    """The whole-film edge cases, after the set (their own random draws: the set is unchanged)."""
+    spec = importlib.util.spec_from_file_location(
+        "edge_films", Path(__file__).with_name("edge_films.py")
+    )
+    assert spec and spec.loader
+    edge_films = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(edge_films)
+    rng = random.Random(args.seed + 1)
+    specs = edge_films.edge_specs(sys.modules[__name__])
+    lib = lib | {"HappyFish.jpg": OPENCV_DATA / "HappyFish.jpg"}
+    out = []
+    for order, (film, status, reason) in enumerate(specs, start=len(docs)):
+        film.order = order
+        still = film.shots[0].content == "still"
+        for _ in film.shots:
+            film.frames.append((24 if args.tiny else 240) if still else rng.randint(56, 80))
+            if args.tiny and not still:
+                film.frames[-1] = 12
+        doc = edge_films.mark_expected(
+            build_film(film, args.out, size, args.fps, lib), status, reason
+        )
+        (args.out / f"{film.name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        out.append(doc)
+    plain = next(d for d in docs if d["film"] == "cur_plain.mp4")
+    out.append(edge_films.rip(args.out / "cur_plain.mp4", plain, args.out, len(docs) + len(out)))
+    return out
+
+
 def summarize(docs: list[dict], seconds: float) -> dict:
     flags: Counter[str] = Counter()
     clean = shots = frames = 0
@@ -539,6 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=24)
     parser.add_argument("--tiny", action="store_true", help="12-frame shots at 320x180")
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument(
+        "--edge", action="store_true", help="add the whole-film edge cases (edge_films.py)"
+    )
     args = parser.parse_args(argv)
     size = args.size or ((320, 180) if args.tiny else (854, 480))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -547,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     films = plan_set(args.seed, args.tiny, lib)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         docs = list(pool.map(lambda f: build_film(f, args.out, size, args.fps, lib), films))
+    if args.edge:
+        docs += build_edge_films(docs, args, size, lib)
     summary = summarize(docs, time.perf_counter() - started)
     summary |= {"seed": args.seed, "size": f"{size[0]}x{size[1]}", "fps": args.fps}
     (args.out / "_summary.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -213,3 +213,46 @@ def test_baselines_print_one_row_per_flag(tiny_set: Path, tmp_path: Path) -> Non
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]
     assert scores["shots"] == 47
     assert 0.0 <= scores["crop_iou_mean"] <= 1.0
+
+
+def test_edge_films_give_their_film_level_truth(tmp_path: Path) -> None:
+    """`--edge` adds films that must give no sample: all credits, all black, one frozen
+    picture, and a whole-film rip of cur_plain at 3/4 size that repeats every shot."""
+    out = tmp_path / "edge"
+    proc = subprocess.run(
+        [sys.executable, str(MAKE_SET), "--out", str(out), "--tiny", "--edge", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    docs = {p.stem: json.loads(p.read_text()) for p in out.glob("cur_*.json")}
+    assert len(docs) == 12
+    expected = {
+        "cur_all_credits": ("skipped", "credits"),
+        "cur_all_black": ("skipped", "black"),
+        "cur_frozen": ("skipped", "static"),
+        "cur_plain_rip": ("duplicate", "duplicate"),
+    }
+    for name, (status, reason) in expected.items():
+        doc = docs[name]
+        assert (doc["expected_status"], doc["expected_reason"]) == (status, reason)
+        assert all(reason in s["flags"] for s in doc["shots"]), name
+    rip, plain = docs["cur_plain_rip"], docs["cur_plain"]
+    assert rip["duplicate_of"] == "cur_plain.mp4" and (rip["width"], rip["height"]) == (240, 136)
+    decoded = {}
+    for name in ("cur_plain_rip", "cur_plain", "cur_frozen", "cur_all_black"):
+        doc = docs[name]
+        args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-i", str(out / doc["film"])]
+        args += ["-vf", "format=gray", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
+        data = np.frombuffer(run(args, what=f"decode {name}"), np.uint8)
+        decoded[name] = data.reshape(-1, doc["height"], doc["width"])
+    assert len(decoded["cur_plain_rip"]) == len(decoded["cur_plain"]) == plain["n_frames"]
+    for shot in rip["shots"]:
+        k = (shot["start_frame"] + shot["end_frame"]) // 2
+        corr = float((_thumb(decoded["cur_plain_rip"][k]) * _thumb(decoded["cur_plain"][k])).mean())
+        assert corr > 0.9, (shot["index"], corr)
+    frozen = decoded["cur_frozen"].astype(np.float32)
+    assert np.abs(np.diff(frozen, axis=0)).mean(axis=(1, 2)).max() < 0.2 and frozen.std() > 20
+    assert decoded["cur_all_black"].mean() < 8
