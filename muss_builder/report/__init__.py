@@ -7,6 +7,7 @@ from pathlib import Path
 
 from muss_builder.report.charts import Chart, draw_charts
 from muss_builder.report.collect import ReportData, ReportInputError, collect
+from muss_builder.report.curation_page import curation_section, draw_curation
 from muss_builder.report.page import render_page
 from muss_builder.report.sheets import SheetSample, draw_sheets, pick_samples
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
@@ -48,5 +49,6 @@ def write_report(
     shards = Path(dataset_dir) / "shards"
     sheets = draw_sheets(shards, data.shard_of, keys, out, "samples", limits)
     page = out / PAGE_NAME
-    page.write_text(render_page(data, charts, sheets, seed), encoding="utf-8")
+    curation = curation_section(data.curation, *draw_curation(data.curation, out, "curation"))
+    page.write_text(render_page(data, charts, sheets, seed, curation), encoding="utf-8")
     return Report(page=page, data=data, charts=charts, sheets=sheets)

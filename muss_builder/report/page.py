@@ -210,8 +210,14 @@ def _sample(s: SheetSample) -> str:
     return "".join(parts)
 
 
-def render_page(data: ReportData, charts: list[Chart], sheets: list[SheetSample], seed: int) -> str:
-    """The whole page as a string."""
+def render_page(
+    data: ReportData,
+    charts: list[Chart],
+    sheets: list[SheetSample],
+    seed: int,
+    curation: str = "",
+) -> str:
+    """The whole page as a string; ``curation`` is the curation section's HTML."""
     stats = data.stats
     name = data.dataset.rstrip("/").rsplit("/", 1)[-1] or data.dataset
     built = (
@@ -239,6 +245,7 @@ def render_page(data: ReportData, charts: list[Chart], sheets: list[SheetSample]
 {_problems(data)}
 <p class="note">One row per input (films.parquet); failures first, with their reasons.</p>
 {_films(data)}
+{curation}
 <h2>Shots left out of samples</h2>
 {_counter_table(data.excluded_shots, "reason", "No shot was left out.")}
 <h2>Distributions</h2>
