@@ -256,3 +256,77 @@ def test_edge_films_give_their_film_level_truth(tmp_path: Path) -> None:
     frozen = decoded["cur_frozen"].astype(np.float32)
     assert np.abs(np.diff(frozen, axis=0)).mean(axis=(1, 2)).max() < 0.2 and frozen.std() > 20
     assert decoded["cur_all_black"].mean() < 8
+
+
+def _perfect_build(docs: list[dict], out: Path) -> None:
+    """A build output whose records say exactly what the truth says (the scorer's upper bound)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (out / "films").mkdir(parents=True)
+    ids = {d["film"]: f"{n:016x}" for n, d in enumerate(docs)}
+    rows = []
+    for doc in docs:
+        shots = []
+        for s in doc["shots"]:
+            dup = s["duplicate_of"]
+            shots.append(
+                {
+                    "start_frame": s["start_frame"],
+                    "end_frame": s["end_frame"],
+                    "crop": s["crop"],
+                    "flags": s["flags"],
+                    "duplicate_of": {"film_id": ids[dup["film"]], "shot": dup["shot"]}
+                    if dup
+                    else None,
+                }
+            )
+        record = {"shots": shots, "watermark": doc["watermark"]}
+        status = doc.get("expected_status", "ok")
+        if status == "duplicate":
+            record["duplicate_of"] = {"film_id": ids[doc["duplicate_of"]]}
+        (out / "films" / f"{ids[doc['film']]}.json").write_text(json.dumps(record))
+        reason = doc.get("expected_reason") if status == "skipped" else None
+        rows.append(
+            {
+                "path": f"/x/{doc['film']}",
+                "film_id": ids[doc["film"]],
+                "status": status,
+                "reason": reason,
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(rows), out / "films.parquet")
+
+
+def test_build_scorer_gives_full_marks_to_the_truth_and_counts_misses(tmp_path: Path) -> None:
+    out = tmp_path / "edge"
+    subprocess.run(
+        [sys.executable, str(MAKE_SET), "--out", str(out), "--tiny", "--edge", "--jobs", "2"],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    scorer = load_script(ROOT / "score_build.py", "curation_score_build")
+    docs = scorer.load_truth(out)
+    _perfect_build(docs, tmp_path / "build")
+    scores = scorer.score(docs, *scorer.read_build(tmp_path / "build"))
+    assert all(c["precision"] == 1.0 and c["recall"] == 1.0 for c in scores["flags"].values())
+    assert scores["crop_iou_mean"] == 1.0 and scores["duplicate_recall"] == 1.0
+    assert scores["clean_shots_flagged"] == 0 and all(f.get("right", True) for f in scores["films"])
+
+    # one black shot missed, one clean shot called black
+    def has_both(shots: list[dict]) -> bool:
+        flags = [set(s["flags"]) for s in shots]
+        return any("black" in f for f in flags) and any(not f & set(DROP) for f in flags)
+
+    DROP = scorer.DROP_FLAGS
+    paths = sorted((tmp_path / "build" / "films").glob("*.json"))
+    record_path = next(p for p in paths if has_both(json.loads(p.read_text())["shots"]))
+    record = json.loads(record_path.read_text())
+    black = next(s for s in record["shots"] if "black" in s["flags"])
+    clean = next(s for s in record["shots"] if not set(s["flags"]) & set(DROP))
+    black["flags"], clean["flags"] = [], ["black"]
+    record_path.write_text(json.dumps(record))
+    scores = scorer.score(docs, *scorer.read_build(tmp_path / "build"))
+    black_scores = scores["flags"]["black"]
+    assert (black_scores["fn"], black_scores["fp"], scores["clean_shots_flagged"]) == (1, 1, 1)
