@@ -1,0 +1,117 @@
+"""What curation costs: `muss-builder build` wall time with the filters on and off, side by side.
+
+    .venv/bin/python benchmarks/curation/filter_cost.py --runs 3 --work /tmp/muss-bench
+
+Cases: the demo footage (5 films) and the 10-minute 1080p synthetic film of
+``benchmarks/build_wall_time.py`` (made once and reused from ``--work``). Each case is built
+with the default pipeline and with the same pipeline and ``filters.enabled: false``, the two
+alternating run by run so that machine noise hits both alike. Prints the median wall time of
+each, their ratio, the stage split and each filter's own seconds summed over the films'
+records (``timings`` keys that start with ``filter_``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from muss_builder.media.demo_footage import demo_films
+from muss_builder.resources import resource_dir
+from muss_builder.runtime.film_job import TIMING_BUCKETS
+
+_spec = importlib.util.spec_from_file_location(
+    "build_wall_time", Path(__file__).resolve().parents[1] / "build_wall_time.py"
+)
+assert _spec and _spec.loader
+build_wall_time = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_wall_time)
+
+
+def filters_off(config: str, work: Path) -> str:
+    """A copy of pipeline ``config`` (a name or a path) with every filter switched off."""
+    path = Path(config)
+    if not path.is_file():
+        path = resource_dir("pipelines") / f"{config}.yaml"
+    doc = yaml.safe_load(path.read_text()) or {}
+    doc["name"] = f"{doc.get('name', config)}-no-filters"
+    doc.setdefault("filters", {})["enabled"] = False
+    out = work / f"{path.stem}-no-filters.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(out)
+
+
+def filter_seconds(out: Path) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for record in (out / "films").glob("*.json"):
+        for key, value in (json.loads(record.read_text()).get("timings") or {}).items():
+            if key.startswith("filter_"):
+                found[key] = found.get(key, 0.0) + float(value)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/muss-bench"))
+    parser.add_argument("--config", default="default")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    configs = {"filters on": args.config, "filters off": filters_off(args.config, args.work)}
+    cases = {
+        "demo footage": demo_films(),
+        f"synthetic {args.minutes:g} min 1080p": [
+            build_wall_time.long_film(args.work, args.minutes)
+        ],
+    }
+    results: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        for run in range(args.runs):
+            for case, films in cases.items():
+                for label, config in configs.items():
+                    out = Path(tmp) / f"out-{run}"
+                    row = build_wall_time.run_case(films, out, config)
+                    row |= filter_seconds(out)
+                    results.setdefault((case, label), []).append(row)
+                    print(f"run {run + 1} {case}, {label}: {row['wall']:.1f}s", file=sys.stderr)
+    report(results, args.runs)
+
+
+def report(results: dict[tuple[str, str], list[dict]], runs: int) -> None:
+    print(
+        f"| case | filters | shots | samples | wall s (median of {runs}) | min..max | "
+        + " | ".join(f"{s} s" for s in TIMING_BUCKETS)
+        + " |"
+    )
+    print("|" + "---|" * (6 + len(TIMING_BUCKETS)))
+    walls: dict[tuple[str, str], float] = {}
+    filters: dict[str, dict[str, float]] = {}
+    for (case, label), rows in results.items():
+        med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
+        walls[(case, label)] = med["wall"]
+        span = [r["wall"] for r in rows]
+        print(
+            f"| {case} | {label} | {med['n_shots']:.0f} | {med['samples']:.0f} | "
+            f"{med['wall']:.1f} | {min(span):.1f}..{max(span):.1f} | "
+            + " | ".join(f"{med.get(s, 0.0):.1f}" for s in TIMING_BUCKETS)
+            + " |"
+        )
+        if label == "filters on":
+            filters[case] = {k: v for k, v in med.items() if k.startswith("filter_")}
+    print()
+    for case in {c for c, _ in results}:
+        on, off = walls[(case, "filters on")], walls[(case, "filters off")]
+        print(f"- {case}: filters on / off = {on / off:.3f} ({on - off:+.1f} s)")
+        for key, seconds in sorted(filters.get(case, {}).items()):
+            print(f"  - {key}: {seconds:.2f} s (median over runs, summed over films)")
+
+
+if __name__ == "__main__":
+    main()
