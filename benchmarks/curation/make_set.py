@@ -444,8 +444,8 @@ def ground_truth(film: Film, size: tuple[int, int], fps: int) -> dict:
             flags.append("black")
         if "blur" in shot.effects:
             flags.append("blurry")
-        if "freeze" in shot.effects or shot.content == "still":
-            flags.append("static")
+        if "freeze" in shot.effects or shot.content in ("still", "credits"):
+            flags.append("static")  # a credits card is a frozen frame too
         if shot.dup_of:
             flags.append("duplicate")
         entry: dict = {
@@ -469,7 +469,7 @@ def ground_truth(film: Film, size: tuple[int, int], fps: int) -> dict:
         }
         if "freeze" in shot.effects:
             entry["frozen"] = [at + freeze_start(n) - 1, at + n]
-        elif shot.content == "still":
+        elif shot.content in ("still", "credits"):
             entry["frozen"] = [at, at + n]
         shots.append(entry)
         at += n
