@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from muss_builder.filters import FiltersConfig
 from muss_builder.resources import resource_dir
 
 
@@ -366,6 +367,7 @@ class PipelineConfig(_Strict):
     samples: SamplesConfig = SamplesConfig()
     subjects: SubjectsConfig = SubjectsConfig()
     captions: CaptionsConfig = CaptionsConfig()
+    filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters.py)
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

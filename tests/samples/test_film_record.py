@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.film_record import (
+    Curation,
     DroppedSample,
     FilmDetection,
     FilmRecord,
@@ -19,8 +20,11 @@ from muss_builder.samples.film_record import (
     FilmSubject,
     FilmTransition,
     IndexRow,
+    FilmDuplicateOf,
     Letterbox,
     ShardRecord,
+    ShotDuplicateOf,
+    Watermark,
 )
 from muss_builder.samples.records import validation_reason
 from muss_builder.shards.schemas import json_schema, schema_errors
@@ -36,6 +40,10 @@ FILM_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (IndexRow, ("properties", "samples", "items")),
     (DroppedSample, ("properties", "dropped_samples", "items")),
     (ShardRecord, ("properties", "shards", "items")),
+    (FilmDuplicateOf, ("properties", "duplicate_of")),
+    (Watermark, ("properties", "watermark")),
+    (Curation, ("properties", "curation")),
+    (ShotDuplicateOf, (*SHOT, "properties", "duplicate_of")),
 ]
 
 

@@ -1,0 +1,94 @@
+"""The ``filters:`` section of a pipeline config (issue 16, curation): which shots are fit to
+train on, the active-picture crop and the watermark removal.
+
+Each filter's own thresholds are its module's pydantic model (picture, keyframe text and
+sharpness, duplicates, model filters); they live here, in the config layer, and not in
+``muss_builder/curation/``, because ``config.py`` composes them and the curation modules
+import ``shots`` and ``media``, which import ``config``: a config model inside ``curation``
+would tie the two packages in a loop (``tests/test_architecture.py``).
+
+The flag names are fixed here too: ``films.parquet`` has one ``dropped_{flag}`` column per
+dropping flag, and a fixed column set is what lets Arrow read every row with one schema
+(``schemas/tables.json``); a test checks that every filter module's ``FLAGS`` is one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Flags that may drop a shot, in the order that names the reason when several fire on one
+# shot: what a shot IS (nothing, a copy, a card of text) before how well it is filmed.
+DROPPING_FLAGS: tuple[str, ...] = (
+    "black",
+    "duplicate",
+    "credits",
+    "text_overlay",
+    "static",
+    "flash",
+    "blurry",
+    "shaky",
+    "inconsistent",
+    "low_aesthetic",
+    "misaligned",
+)
+# Flags that describe a shot and never drop it: the crop and the watermark removal deal with
+# what they describe.
+INFORMATIONAL_FLAGS: tuple[str, ...] = (
+    "letterbox",
+    "pillarbox",
+    "windowbox",
+    "watermark",
+    "subtitle_in_bars",
+)
+
+DropFlag = Literal[
+    "black",
+    "duplicate",
+    "credits",
+    "text_overlay",
+    "static",
+    "flash",
+    "blurry",
+    "shaky",
+    "inconsistent",
+    "low_aesthetic",
+    "misaligned",
+]
+
+
+class FiltersConfig(BaseModel):
+    """Curation: the active picture, the watermark, per-shot quality flags, duplicates and
+    (standard profile) model filters. Every measurement is recorded whatever ``drop`` says;
+    ``drop`` decides which flags keep a shot out of every sample."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        True,
+        description="off: no curation at all (no crop, no flag, every shot kept), the output "
+        "of a build before issue 16; for measuring what curation costs",
+    )
+    drop: tuple[DropFlag, ...] = Field(
+        DROPPING_FLAGS,
+        description="flags that drop a shot; the others are recorded only",
+    )
+    # delogo: ffmpeg's delogo interpolates the logo box from its border inside the cropped
+    # picture, so framing and aspect stay the film's; crop: the clip loses the band of the
+    # picture (a full-width or full-height strip) that holds the logo, the smaller of the
+    # two, when that keeps at least ``watermark_crop_keep`` of the picture (else delogo);
+    # none: the logo stays in the clips (recorded only).
+    watermark_removal: Literal["delogo", "crop", "none"] = "delogo"
+    watermark_crop_keep: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="crop removal: the least share of the picture's area a logo crop keeps",
+    )
+
+    @field_validator("drop")
+    @classmethod
+    def _sorted_once(cls, drop: tuple[str, ...]) -> tuple[str, ...]:
+        """One spelling per set of flags (the config hash must not follow the YAML's order)."""
+        return tuple(f for f in DROPPING_FLAGS if f in set(drop))
