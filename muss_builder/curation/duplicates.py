@@ -1,0 +1,276 @@
+"""Near-duplicate shots (issue 16, deliverable 5): a fingerprint of each shot's content over time.
+
+A duplicate repeats *the same footage* (another encode, another size, brighter, a pan-and-scan
+crop), not the same place: a static camera 20 s later or the A-B-A-B set-ups of a dialogue
+show the same picture with other movement. So one still is not enough. Each shot keeps
+``frames_per_shot`` evenly spaced frames (decoded by the keyframe pass, already cropped to
+the active picture) and its fingerprint is, per *view* of the shot:
+
+- the frames, in order: a ``grid`` x ``grid`` grey thumbnail of each, mean removed and divided
+  by its standard deviation (brightness, contrast and encode noise drop out; resizing to a
+  square grid ignores the aspect, so a rescale or an anamorphic stretch changes nothing);
+- the differences between consecutive frames, as unit vectors weighted by how much moved
+  (``motion_ref``): where and how the picture moved. Two moments of one set-up share the
+  background (the frame blocks agree) but not the movement (the difference blocks do not),
+  which pulls their similarity below the threshold; a still shot has ~no difference blocks,
+  so its re-encode is matched on the frames alone.
+
+The blocks are concatenated and L2-normalised, so the inner product of two fingerprints is
+their similarity (1 = the same). Views: the whole picture, and crops of ``crop_widths`` of
+the width at ``crop_positions`` places (left, centre, right), so a pan-and-scan copy (a crop of
+the original) or a film wider than its earlier pan-and-scan copy meets a view of the other.
+The watermark box (when the film has one) is filled with the frame's mean before the
+thumbnail, so a channel logo neither makes nor breaks a match.
+
+``embedder`` may name an image model on disk (standard profile, ``CropEmbedder``): the frame
+blocks are then its embeddings, the difference blocks stay pixel ones. Matching and the
+FAISS index live in ``duplicate_index``.
+
+What it cannot catch: a crop narrower than the smallest view or far off the views' positions
+(e.g. a tight 2.39:1 -> 4:3 pan-and-scan at 0.56 of the width unless that width is added), a
+mirrored or rotated copy, a copy with a different speed (frame blocks then sample other
+moments), a re-cut whose kept part starts far into the take (its frames sample other moments
+of it), heavy colour grading that is not linear in brightness, picture-in-picture.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from muss_builder.shots.segment import Shot
+from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
+
+FLAGS: tuple[str, ...] = ("duplicate",)
+# the best similarity of a shot to any earlier shot: lower is more original
+MEASURES: dict[str, Literal["high", "low"]] = {"duplicate_similarity": "low"}
+
+_FLAT_STD = 2.0  # grey levels: a frame flatter than this (black, a grey card) has no picture
+_FLAT_LEVELS = 4  # grey levels around the median that count as flat background
+
+
+class DuplicatesConfig(BaseModel):
+    """Near-duplicate detection across the whole build (and resumed runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # "pixels" (offline: grey thumbnails) or a local image model folder / Hugging Face id in
+    # the local cache (standard profile: its embeddings replace the thumbnail blocks)
+    embedder: str = "pixels"
+    # evenly spaced frames per shot; 4 gives 3 difference blocks (movement), cheap to decode
+    frames_per_shot: int = Field(4, ge=2, le=16)
+    # thumbnail side, and how many of its lowest DCT frequencies (per axis) are kept: 8 of 32
+    # keep a head's position (A-B-A-B set-ups differ) in 64 values a frame
+    grid: int = Field(32, ge=8, le=128)
+    dct: int = Field(8, ge=2, le=32)
+    # widths of the crops (a fraction of the picture width) indexed as extra views: 0.75 is
+    # the 16:9 -> 4:3 (and 2.39 -> 16:9) pan-and-scan; add 0.56 for 2.39 -> 4:3
+    crop_widths: list[float] = Field(default_factory=lambda: [0.75])
+    # places of each crop across the width (1 = centre only; 3 = left, centre, right)
+    crop_positions: int = Field(3, ge=1, le=9)
+    # frame-to-frame change (RMS, in units of the frame's standard deviation) at which a
+    # difference block gets full weight; re-encode noise is ~0.02, a walking person ~0.3
+    motion_ref: float = Field(0.25, gt=0)
+    # similarity at and above which a shot is a duplicate: re-encodes and pan-and-scan crops
+    # score > 0.9 on the curation set, the same set-up at another moment ~0.7 and unrelated
+    # footage < 0.6 (docs/benchmarks.md, "Near-duplicates")
+    threshold: float = Field(0.88, gt=0, le=1)
+    # a film is a whole-film duplicate when at least this share of its shot seconds are
+    # duplicates of one earlier film (another rip: ~all of them; a film quoting a few shots
+    # of another stays a film)
+    film_share: float = Field(0.7, gt=0, le=1)
+    # a shot whose every frame is at least this share flat background (within 4 grey levels
+    # of its median: text on black, a fade, a colour card) is not fingerprinted: identical
+    # title cards of unrelated films would match, and the credits and black filters judge them
+    max_flat_share: float = Field(0.85, gt=0, le=1)
+    # neighbours asked of the index per view (several views of one original shot can fill it)
+    neighbours: int = Field(8, ge=1, le=256)
+    device: str = "auto"  # of the image model
+
+
+@dataclass
+class ShotFingerprints:
+    """One film's shot fingerprints: ``vectors[i, v]`` is view ``v`` of shot ``shots[i]`` (view
+    0 = the whole picture), unit rows; ``valid[i]`` is False for a shot with no picture to
+    compare (black, flat, no frames decoded): it never matches nor is matched."""
+
+    shots: list[int]
+    vectors: np.ndarray  # float32 [S, V, D]
+    valid: np.ndarray  # bool [S]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[2])
+
+    @property
+    def n_views(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def view_boxes(width: int, height: int, config: DuplicatesConfig) -> list[tuple[int, int, int]]:
+    """(x0, x1, 0) column spans of the views of a picture ``width`` wide: whole, then crops."""
+    boxes = [(0, width, 0)]
+    for frac in config.crop_widths:
+        cw = max(1, round(width * frac))
+        n = config.crop_positions
+        for k in range(n):
+            x0 = (width - cw) // 2 if n == 1 else round((width - cw) * k / (n - 1))
+            boxes.append((x0, x0 + cw, 0))
+    return boxes
+
+
+def _thumb(gray: np.ndarray, config: DuplicatesConfig) -> tuple[np.ndarray, float]:
+    """The low ``dct`` x ``dct`` frequencies of a zero-mean, unit-std ``grid`` x ``grid``
+    thumbnail (flattened), and the thumbnail's std before normalising. The DCT is orthonormal,
+    so inner products and differences of these blocks are those of the thumbnails' coarse
+    content: fine detail and encode noise are dropped, and the block is 4x smaller."""
+    grid = config.grid
+    small = cv2.resize(gray, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32)
+    std = float(small.std())
+    if std < _FLAT_STD:  # a black or flat frame (a fade's end): no content, no noise amplified
+        return np.zeros(config.dct**2, np.float32), std
+    low = cv2.dct((small - small.mean()) / max(std, 1e-6))[: config.dct, : config.dct]
+    return low.ravel() / grid, std
+
+
+def _flat_share(gray: np.ndarray) -> float:
+    """Share of a 64x64 thumbnail within ``_FLAT_LEVELS`` of its median grey."""
+    small = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.int16)
+    return float(np.mean(np.abs(small - int(np.median(small))) <= _FLAT_LEVELS))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(x))
+    return x / n if n > 1e-9 else np.zeros_like(x)
+
+
+def shot_vector(
+    frame_blocks: Sequence[np.ndarray], thumbs: Sequence[np.ndarray], motion_ref: float
+) -> np.ndarray:
+    """One view's fingerprint: frame blocks (unit), then movement blocks (unit x weight)."""
+    blocks = [_unit(b) for b in frame_blocks]
+    for a, b in itertools.pairwise(thumbs):
+        diff = b - a
+        rms = float(np.sqrt(np.sum(diff**2)))  # of the thumbnail, in frame std units
+        blocks.append(_unit(diff) * min(1.0, rms / motion_ref))
+    return _unit(np.concatenate(blocks)).astype(np.float32)
+
+
+class ShotFingerprintCollector:
+    """Keyframe-pass collector (the protocol of ``captions/collector.py``): keeps per shot the
+    views' thumbnails of its chosen frames only (dct^2 floats each), never the frames."""
+
+    def __init__(
+        self,
+        shots: list[Shot],
+        config: DuplicatesConfig,
+        watermark_boxes: dict[int, list[int] | None],
+        embedder: Any = None,
+    ) -> None:
+        self.shots = [s.index for s in shots]
+        self.config = config
+        self.watermark_boxes = watermark_boxes
+        self.frames = keyframe_frames(shots, config.frames_per_shot)
+        self.embedder = embedder  # CropEmbedder-like (embed(crops) -> [N, D]) or None
+        # shot -> list over frames of list over views of (thumb, model_block_or_None)
+        self._thumbs: dict[int, list[list[np.ndarray]]] = {}
+        self._crops: dict[int, list[list[np.ndarray]]] = {}
+        self._flat: dict[int, bool] = {}
+
+    def wanted(self) -> dict[int, list[int]]:
+        return self.frames
+
+    def add(self, keyframe: Keyframe, is_keyframe: bool) -> None:
+        if keyframe.frame not in self.frames.get(keyframe.shot, ()):
+            return
+        image = keyframe.image
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image.copy()
+        box = self.watermark_boxes.get(keyframe.shot)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            region = gray[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+            region[...] = int(gray.mean())
+        h, w = gray.shape[:2]
+        views, crops = [], []
+        flat = _flat_share(gray) >= self.config.max_flat_share
+        for x0, x1, _ in view_boxes(w, h, self.config):
+            thumb, std = _thumb(gray[:, x0:x1], self.config)
+            flat |= std < _FLAT_STD and x0 == 0 and x1 == w
+            views.append(thumb)
+            if self.embedder is not None:
+                crops.append(np.ascontiguousarray(image[:, x0:x1]))
+        self._thumbs.setdefault(keyframe.shot, []).append(views)
+        if crops:
+            self._crops.setdefault(keyframe.shot, []).append(crops)
+        # a shot is flat when every frame is (one real frame is enough to compare)
+        self._flat[keyframe.shot] = self._flat.get(keyframe.shot, True) and flat
+
+    def finish(self) -> ShotFingerprints:
+        n_views = len(view_boxes(100, 100, self.config))
+        dim = self._dim()
+        vectors = np.zeros((len(self.shots), n_views, dim), np.float32)
+        valid = np.zeros(len(self.shots), bool)
+        for i, shot in enumerate(self.shots):
+            frames = self._thumbs.get(shot, [])
+            if not frames or self._flat.get(shot, True):
+                continue
+            blocks = self._model_blocks(shot, n_views)
+            for v in range(n_views):
+                thumbs = [f[v] for f in frames]
+                frame_blocks = blocks[v] if blocks is not None else thumbs
+                vectors[i, v] = _pad(shot_vector(frame_blocks, thumbs, self.config.motion_ref), dim)
+            valid[i] = True
+        return ShotFingerprints(self.shots, vectors, valid)
+
+    def _dim(self) -> int:
+        k = self.config.frames_per_shot
+        per_frame = self.config.dct**2
+        if self.embedder is not None:
+            if not getattr(self.embedder, "dim", 0):
+                self.embedder.setup()
+            per_frame = int(self.embedder.dim)
+        return k * per_frame + (k - 1) * self.config.dct**2
+
+    def _model_blocks(self, shot: int, n_views: int) -> list[list[np.ndarray]] | None:
+        """Per view, the image model's embedding of each frame (None: pixels only)."""
+        if self.embedder is None:
+            return None
+        frames = self._crops.pop(shot, [])
+        flat = [crop for views in frames for crop in views]
+        emb = self.embedder.embed(flat)
+        return [[emb[f * n_views + v] for f in range(len(frames))] for v in range(n_views)]
+
+
+def _pad(vector: np.ndarray, dim: int) -> np.ndarray:
+    """A shot with fewer frames than asked (a very short shot) gets zeros for the rest: the
+    unit norm is kept, and its fingerprint still meets a copy that lost the same frames."""
+    out = np.zeros(dim, np.float32)
+    out[: min(dim, len(vector))] = vector[:dim]
+    return out
+
+
+@dataclass
+class FilmDuplicates:
+    """What the registry says about one film."""
+
+    # shot -> (earlier film_id, its shot, similarity) for shots at or above the threshold
+    shot_matches: dict[int, tuple[str, int, float]] = field(default_factory=dict)
+    # per shot (in ``ShotFingerprints.shots`` order): the best similarity to any earlier shot
+    shot_similarity: list[float] = field(default_factory=list)
+    film_duplicate_of: str | None = None  # a whole-film duplicate of this earlier film
+
+
+def make_embedder(config: DuplicatesConfig) -> Any:
+    """None for "pixels", else a ``CropEmbedder`` on the named local model (loaded lazily)."""
+    if config.embedder == "pixels":
+        return None
+    from muss_builder.subjects.embedders import CropEmbedder
+
+    return CropEmbedder(config.embedder, device=config.device)
