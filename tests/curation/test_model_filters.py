@@ -292,7 +292,8 @@ def test_a_missing_model_says_where_it_looked(models, tmp_path: Path) -> None:
     cfg = ModelFiltersConfig.model_validate(
         {"consistency": {"enabled": True, "model": str(absent), "device": "cpu"}}
     )
-    with pytest.raises(ModelNotFoundError, match=re.escape(f"{absent} not found") + ".*never downloads"):
+    where = re.escape(f"{absent} not found")
+    with pytest.raises(ModelNotFoundError, match=where + ".*never downloads"):
         load_model_filters(cfg)
     hub = ModelFiltersConfig.model_validate(
         {"consistency": {"enabled": True, "model": "muss-tests/absent-clip", "device": "cpu"}}

@@ -114,5 +114,6 @@ def test_heads_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_head_file_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match=re.escape(f"{tmp_path}/absent.pth not found") + ".*ships no head"):
+    where = re.escape(f"{tmp_path}/absent.pth not found")
+    with pytest.raises(ModelNotFoundError, match=where + ".*ships no head"):
         load_head(tmp_path / "absent.pth")
