@@ -266,15 +266,17 @@ class ModelFilterCollector:
             for index, rows in self._embeddings[id(model)].items():
                 x = np.stack(rows)
                 score = float(np.mean(head.score(unit_rows(x) if section.normalize else x)))
-                out[index].quality["aesthetic"] = score
+                verdict = out.setdefault(index, ShotModelQuality())
+                verdict.quality["aesthetic"] = score
                 if score < section.threshold:
-                    out[index].flags.append("low_aesthetic")
+                    verdict.flags.append("low_aesthetic")
         if self._consistency is not None:
             for index, rows in self._embeddings[id(self._consistency)].items():
                 value = min_pairwise_cosine(np.stack(rows))
-                out[index].quality["consistency"] = value
+                verdict = out.setdefault(index, ShotModelQuality())
+                verdict.quality["consistency"] = value
                 if value < self.config.consistency.min_similarity:
-                    out[index].flags.append("inconsistent")
+                    verdict.flags.append("inconsistent")
         for verdict in out.values():
             verdict.flags.sort()
         return out
