@@ -340,6 +340,8 @@ class StagesResources(_Strict):
     # for films, and the tasks already fill every CPU (measured in docs/benchmarks.md). On a
     # GPU cluster give them num_gpus (and a CPU for their decode).
     subjects: StageResources = StageResources(num_cpus=0.0)
+    # a registry claim and a few comparisons per film: it must not wait for a whole CPU
+    curate: StageResources = StageResources(num_cpus=0.25)
     captions: StageResources = StageResources(num_cpus=0.0)
     clips: StageResources = StageResources()
     shards: StageResources = StageResources(num_cpus=0.5)

@@ -187,7 +187,8 @@ def exit_code(summary: build_lib.BuildSummary, allow_failures: bool = False) -> 
     failed = summary.count("failed")
     if not failed:
         return EXIT_OK
-    if summary.count("ok") == 0 and summary.count("skipped") < len(summary.results):
+    left_out = summary.count("skipped") + summary.count("duplicate")
+    if summary.count("ok") == 0 and left_out < len(summary.results):
         return EXIT_NOTHING_BUILT
     return EXIT_OK if allow_failures else EXIT_SOME_FAILED
 

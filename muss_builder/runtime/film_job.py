@@ -14,14 +14,16 @@ from muss_builder.config import PipelineConfig
 from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.filters import DROPPING_FLAGS
 from muss_builder.media.probe import FilmProbe
+from muss_builder.samples.curate import KeyframeReports
 from muss_builder.samples.film_record import FilmRecord
+from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan
 from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
 
 # What a film's wall time is split into (FilmResult.timings; films.parquet's seconds_{bucket}):
 # steps of the work, not the pipeline's stages (analyse times probe and shots apart).
-TIMING_BUCKETS = ("probe", "shots", "subjects", "captions", "clips", "shards")
+TIMING_BUCKETS = ("probe", "shots", "subjects", "curate", "captions", "clips", "shards")
 
 
 @dataclass
@@ -124,6 +126,10 @@ class FilmWork:
     windows: list[list[Shot]] = field(default_factory=list)  # clean shots of each window
     subjects: FilmSubjects | None = None
     pixels: dict[int, ShotPixels] = field(default_factory=dict)
+    # curation: the verdicts (crops and logo from analyse, flags from curate; None when
+    # filters are off) and what the keyframe pass's curation collectors found
+    curation: FilmCuration | None = None
+    keyframe_reports: KeyframeReports | None = None
     captions: list[WindowCaptions | None] = field(default_factory=list)
 
     @property

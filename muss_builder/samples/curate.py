@@ -153,9 +153,7 @@ def decide(
     drop = config.filters.drop
     similarity = {}
     if duplicates is not None and reports.fingerprints is not None:
-        similarity = dict(
-            zip(reports.fingerprints.shots, duplicates.shot_similarity, strict=False)
-        )
+        similarity = dict(zip(reports.fingerprints.shots, duplicates.shot_similarity, strict=False))
     for i, verdict in curation.shots.items():
         flags = set(verdict.flags)
         kq = reports.keyframes.shots.get(i) if reports.keyframes else None
@@ -198,7 +196,8 @@ def cut_detections(subjects: FilmSubjects | None, curation: FilmCuration, before
         return
     kept = []
     for d in subjects.detections:
-        old, new = before.get(d.shot), curation.shots[d.shot].crop if d.shot in curation.shots else None
+        old, verdict = before.get(d.shot), curation.shots.get(d.shot)
+        new = verdict.crop if verdict is not None else None
         if old is None or new is None or old == new:
             kept.append(d)
             continue
