@@ -42,8 +42,10 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from muss_builder.filters.duplicates import (
+    DuplicatesConfig,
+)
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
 
@@ -53,46 +55,6 @@ MEASURES: dict[str, Literal["high", "low"]] = {"duplicate_similarity": "low"}
 
 _FLAT_STD = 2.0  # grey levels: a frame flatter than this (black, a grey card) has no picture
 _FLAT_LEVELS = 4  # grey levels around the median that count as flat background
-
-
-class DuplicatesConfig(BaseModel):
-    """Near-duplicate detection across the whole build (and resumed runs)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    # "pixels" (offline: grey thumbnails) or a local image model folder / Hugging Face id in
-    # the local cache (standard profile: its embeddings replace the thumbnail blocks)
-    embedder: str = "pixels"
-    # evenly spaced frames per shot; 4 gives 3 difference blocks (movement), cheap to decode
-    frames_per_shot: int = Field(4, ge=2, le=16)
-    # thumbnail side, and how many of its lowest DCT frequencies (per axis) are kept: 8 of 32
-    # keep a head's position (A-B-A-B set-ups differ) in 64 values a frame
-    grid: int = Field(32, ge=8, le=128)
-    dct: int = Field(8, ge=2, le=32)
-    # widths of the crops (a fraction of the picture width) indexed as extra views: 0.75 is
-    # the 16:9 -> 4:3 (and 2.39 -> 16:9) pan-and-scan; add 0.56 for 2.39 -> 4:3
-    crop_widths: list[float] = Field(default_factory=lambda: [0.75])
-    # places of each crop across the width (1 = centre only; 3 = left, centre, right)
-    crop_positions: int = Field(3, ge=1, le=9)
-    # frame-to-frame change (RMS, in units of the frame's standard deviation) at which a
-    # difference block gets full weight; re-encode noise is ~0.02, a walking person ~0.3
-    motion_ref: float = Field(0.25, gt=0)
-    # similarity at and above which a shot is a duplicate: re-encodes and pan-and-scan crops
-    # score > 0.9 on the curation set, the same set-up at another moment ~0.7 and unrelated
-    # footage < 0.6 (docs/benchmarks.md, "Near-duplicates")
-    threshold: float = Field(0.88, gt=0, le=1)
-    # a film is a whole-film duplicate when at least this share of its shot seconds are
-    # duplicates of one earlier film (another rip: ~all of them; a film quoting a few shots
-    # of another stays a film)
-    film_share: float = Field(0.7, gt=0, le=1)
-    # a shot whose every frame is at least this share flat background (within 4 grey levels
-    # of its median: text on black, a fade, a colour card) is not fingerprinted: identical
-    # title cards of unrelated films would match, and the credits and black filters judge them
-    max_flat_share: float = Field(0.85, gt=0, le=1)
-    # neighbours asked of the index per view (several views of one original shot can fill it)
-    neighbours: int = Field(8, ge=1, le=256)
-    device: str = "auto"  # of the image model
 
 
 @dataclass

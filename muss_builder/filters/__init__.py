@@ -18,6 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from muss_builder.filters.duplicates import DuplicatesConfig
+from muss_builder.filters.keyframes import KeyframeQualityConfig
+from muss_builder.filters.models import ModelFiltersConfig
+from muss_builder.filters.picture import PictureConfig
+
 # Flags that may drop a shot, in the order that names the reason when several fire on one
 # shot: what a shot IS (nothing, a copy, a card of text) before how well it is filmed.
 DROPPING_FLAGS: tuple[str, ...] = (
@@ -41,6 +46,7 @@ INFORMATIONAL_FLAGS: tuple[str, ...] = (
     "windowbox",
     "watermark",
     "subtitle_in_bars",
+    "subtitle_cropped",  # a subtitle shot kept with its text band cut away
 )
 
 DropFlag = Literal[
@@ -86,6 +92,11 @@ class FiltersConfig(BaseModel):
         le=1,
         description="crop removal: the least share of the picture's area a logo crop keeps",
     )
+
+    picture: PictureConfig = PictureConfig()  # analysis frames: bars, logo, black/static/flash
+    keyframes: KeyframeQualityConfig = KeyframeQualityConfig()  # text, credits, blur
+    duplicates: DuplicatesConfig = DuplicatesConfig()  # near-duplicate shots and films
+    models: ModelFiltersConfig = ModelFiltersConfig()  # standard profile; all off by default
 
     @field_validator("drop")
     @classmethod
