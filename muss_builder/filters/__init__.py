@@ -33,7 +33,6 @@ DROPPING_FLAGS: tuple[str, ...] = (
     "static",
     "flash",
     "blurry",
-    "shaky",
     "inconsistent",
     "low_aesthetic",
     "misaligned",
@@ -45,7 +44,6 @@ INFORMATIONAL_FLAGS: tuple[str, ...] = (
     "pillarbox",
     "windowbox",
     "watermark",
-    "subtitle_in_bars",
     "subtitle_cropped",  # a subtitle shot kept with its text band cut away
 )
 
@@ -57,7 +55,6 @@ DropFlag = Literal[
     "static",
     "flash",
     "blurry",
-    "shaky",
     "inconsistent",
     "low_aesthetic",
     "misaligned",

@@ -30,6 +30,8 @@ from muss_builder.runtime.film_job import ClipOut, FilmResult, FilmWork, Timer, 
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
 from muss_builder.samples.curate import (
+    alignment_runs,
+    check_alignment,
     finish_collectors,
     keyframe_collectors,
     load_curation_models,
@@ -151,6 +153,8 @@ class CaptionsStage(Stage):
         work.captions = captions.windows
         if captions.stats is not None:
             work.result.captions = captions.stats
+        if work.curation is not None and alignment_runs(work.config):
+            _drop_misaligned(work)
         work.pixels = {}  # captioned: the frames need not travel further
         return work
 
@@ -275,6 +279,24 @@ class ShardsStage(Stage):
         # Written last: its presence (with the shards it lists) marks the film complete.
         store.write_bytes(film_record_path(probe.film_id), record.to_json_bytes())
         return work
+
+
+def _drop_misaligned(work: FilmWork) -> None:
+    """Caption-frame alignment: a misaligned window leaves the plan (its shots excluded with
+    the flag as reason) before any clip is encoded."""
+    plan, curation = work.plan, work.curation
+    assert plan is not None and curation is not None
+    captions = work.captions or [None] * len(plan.windows)
+    keep = check_alignment(curation, work.windows, captions, work.pixels, work.config)
+    for window, kept in zip(plan.windows, keep, strict=True):
+        if not kept:
+            plan.excluded |= dict.fromkeys(range(window.first, window.last + 1), "misaligned")
+    if plan.windows and not any(keep):
+        plan.reason_no_sample = f"all {len(keep)} windows misaligned (caption vs frames)"
+    plan.windows = [w for w, k in zip(plan.windows, keep, strict=True) if k]
+    work.windows = [w for w, k in zip(work.windows, keep, strict=True) if k]
+    if work.captions:
+        work.captions = [c for c, k in zip(work.captions, keep, strict=True) if k]
 
 
 def _outcome(

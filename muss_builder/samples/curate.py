@@ -14,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
+import numpy as np
+
+from muss_builder.captions.collector import ShotPixels
+from muss_builder.captions.records import WindowCaptions
 from muss_builder.config import PipelineConfig
 from muss_builder.curation.duplicates import (
     FilmDuplicates,
@@ -29,7 +34,9 @@ from muss_builder.curation.keyframe_quality import (
 from muss_builder.curation.model_filters import (
     ModelFilterCollector,
     ShotModelQuality,
+    caption_alignment,
     load_model_filters,
+    misaligned,
     model_filter_plan,
 )
 from muss_builder.curation.picture import PictureReport
@@ -37,7 +44,7 @@ from muss_builder.filters import FiltersConfig
 from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.picture_plan import even_box, keyframe_boxes, plan_picture
 from muss_builder.samples.verdicts import Box, FilmCuration
-from muss_builder.shots.segment import ShotDetection
+from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
 
 
@@ -212,3 +219,46 @@ def cut_detections(subjects: FilmSubjects | None, curation: FilmCuration, before
         d.box, d.image_size = (x0, y0, x1, y1), (nw, nh)
         kept.append(d)
     subjects.detections[:] = kept
+
+
+def alignment_runs(config: PipelineConfig) -> bool:
+    """Whether caption-frame alignment runs on this build (after captioning)."""
+    if not config.filters.enabled:
+        return False
+    running, _ = model_filter_plan(config.filters.models, captions=config.captions.enabled)
+    return "alignment" in running
+
+
+def check_alignment(
+    curation: FilmCuration,
+    windows: list[list[Shot]],
+    captions: list[WindowCaptions | None],
+    pixels: dict[int, ShotPixels],
+    config: PipelineConfig,
+) -> list[bool]:
+    """Per window, whether it stays: each shot's caption against its keyframes (the cut
+    keyframes the captioner was shown) gives ``alignment`` in the shot's quality; a window
+    whose worst shot is under the threshold is ``misaligned`` (every shot of it flagged, and
+    dropped when the flag is in ``drop``)."""
+    models = config.filters.models
+    keep = []
+    for shots, window in zip(windows, captions, strict=True):
+        images = [[_decoded(b) for b in pixels[s.index].images] for s in shots]
+        if window is None or any(not shot for shot in images):
+            keep.append(True)  # nothing to compare: the filter says nothing
+            continue
+        scores = caption_alignment(models, images, [c.text for c in window.shots])
+        bad = misaligned(models, scores)
+        for shot, score in zip(shots, scores, strict=True):
+            verdict = curation.shots[shot.index]
+            verdict.quality["alignment"] = float(score)
+            if bad:
+                verdict.flags = sorted({*verdict.flags, "misaligned"})
+                if "misaligned" in config.filters.drop:
+                    verdict.dropped_by = verdict.dropped_by or "misaligned"
+        keep.append(not (bad and "misaligned" in config.filters.drop))
+    return keep
+
+
+def _decoded(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)

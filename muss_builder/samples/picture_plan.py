@@ -70,7 +70,7 @@ def plan_picture(
     crops = [even_box(c, w, h) for c in shot_crops]
     film = even_box(film_crop, w, h)
     mark = None
-    if watermark is not None:
+    if watermark is not None and intersect(watermark[0], whole_frame(w, h)) is not None:
         box, score = [int(v) for v in watermark[0]], float(watermark[1])
         removal = cfg.watermark_removal
         if removal == "crop":
