@@ -52,6 +52,8 @@ def absent() -> Any:
 class _Record(BaseModel):
     @model_serializer(mode="wrap")
     def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        if self is None:  # an absent record part (its parent leaves it out of the dump)
+            return None
         doc = handler(self)
         for name, info in type(self).model_fields.items():
             extra = info.json_schema_extra
