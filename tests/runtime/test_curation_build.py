@@ -21,13 +21,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from muss_builder.config import PipelineConfig
+from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.curation.catalog import MEASURES
 from muss_builder.filters import DROPPING_FLAGS
 from muss_builder.media.decode import read_frames
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.tools import binary, run
 from muss_builder.runtime.build import build
+from muss_builder.runtime.film_job import FilmWork
+from muss_builder.runtime.stage_base import Stage
+from muss_builder.runtime.stages import default_stages
 from muss_builder.shards.schemas import table_schema
 from muss_builder.shards.validate import validate_dataset
 
@@ -261,3 +264,63 @@ def test_a_full_frame_film_gives_the_same_clips_with_filters_on_and_off(
     off_record = record_of(off_out, record["film_id"])
     assert "crop" not in off_record and "curation" not in off_record  # the pre-curation record
     assert np.all([s.get("crop") is None for s, _ in samples_of(off_out)])
+
+
+class FailAfterCurate(Stage):
+    """Fails the film named ``victim`` after it claimed its shots."""
+
+    name = "fail_after_curate"
+
+    def __init__(self, victim: str) -> None:
+        self.victim = victim
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return StageResources()
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        if Path(work.path).name == self.victim:
+            raise RuntimeError("a failure after the claim")
+        return work
+
+
+def test_a_film_that_fails_after_its_claim_is_forgotten(
+    films: dict[str, tuple[Path, dict]], curated: PipelineConfig, tmp_path: Path
+) -> None:
+    """The original fails after claiming: the dataset holds none of its footage, so its copy
+    is the original now (not a duplicate of nothing)."""
+    stages = default_stages()
+    at = [s.name for s in stages].index("curate") + 1
+    stages.insert(at, FailAfterCurate("scope.mp4"))
+    out = tmp_path / "out"
+    summary = build(
+        [str(films["scope"][0]), str(films["copy"][0])], out, curated, executor="inline",
+        stages=stages,
+    )  # fmt: skip
+    status = {Path(r.path).name: r.status for r in summary.results}
+    assert status == {"scope.mp4": "failed", "copy.mp4": "ok"}
+    copy = next(r for r in summary.results if r.status == "ok")
+    assert copy.duplicate_of is None and copy.dropped.get("duplicate", 0) == 0
+    names = [p.name for p in (out / "curation" / "fingerprints").iterdir()]
+    assert names == [f"{copy.film_id}.npz"]
+
+
+@pytest.mark.ray
+def test_a_ray_build_finds_the_copy_through_the_registry_actor(
+    films: dict[str, tuple[Path, dict]], curated: PipelineConfig, tmp_path: Path
+) -> None:
+    """Workers claim through the build's one registry actor: the copy, built by another
+    worker after the original, is a duplicate of it."""
+    out = tmp_path / "out"
+    config = curated.model_copy(
+        update={"runtime": curated.runtime.model_copy(update={"max_in_flight": 1})}
+    )  # one film at a time: the original claims first, as inline
+    summary = build(
+        [str(films["scope"][0]), str(films["copy"][0])], out, config, executor="ray", num_cpus=2
+    )
+    by_status = {r.status: r for r in summary.results}
+    assert set(by_status) == {"ok", "duplicate"}, [(r.status, r.reason) for r in summary.results]
+    assert by_status["duplicate"].duplicate_of == by_status["ok"].film_id
+    assert sorted(p.name for p in (out / "curation" / "fingerprints").iterdir()) == [
+        f"{by_status['ok'].film_id}.npz"  # a whole-film copy registers nothing
+    ]
+    assert validate_dataset(out) == []
