@@ -57,6 +57,7 @@ class PictureReport:
     shot_quality: list[dict[str, float]]  # per shot, every measure of MEASURES
     shot_flags: list[list[str]]  # per shot, sorted (dropping and informational)
     seconds: dict[str, float] = field(default_factory=dict)  # cost of each part
+    parts: int = 1  # observers merged: one per frame range of a ranged decode
 
 
 @dataclass
@@ -207,7 +208,10 @@ def analyse_film(
     detection = detect_shots(
         path, probe, shots_cfg, analysis_cfg, observe=ObserverFactory(w, h, picture_cfg)
     )
-    observer, cells = PictureObserver.merged(detection.observed)
+    parts = detection.observed
+    observer, cells = PictureObserver.merged(parts)
     detection.observed = []  # the statistics live on in the report, not on the detection
     shots = [(s.start_frame, s.end_frame) for s in detection.shots]
-    return detection, picture_report(observer, cells, shots, (probe.width, probe.height))
+    report = picture_report(observer, cells, shots, (probe.width, probe.height))
+    report.parts = len(parts)
+    return detection, report
