@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.curation.picture import (
     ObserverFactory,
@@ -163,6 +165,58 @@ def markdown(ours: dict, base: dict | None) -> str:
     return "\n".join(lines)
 
 
+def calibrate(folder: Path, width: int) -> dict:
+    """The numbers behind the defaults: per-frame values of the true shots, inside the true
+    crop (frames of text cards are listed apart: a static card is frozen, its truth says
+    ``credits``)."""
+    from muss_builder.curation.frame_quality import DIFF_SCALE, local_median
+
+    base, cfg = _baselines(), PictureConfig()
+    out: dict[str, list[float]] = {k: [] for k in (
+        "black_shot_frame_dark_min", "other_frame_dark_max", "frozen_frame_diff_max",
+        "moving_frame_diff_min", "card_frame_diff_max", "flash_rise_max", "scene_std_median",
+    )}  # fmt: skip
+    for doc in base.load_set(folder):
+        path = folder / doc["film"]
+        probe = probe_film(path)
+        w, h = analysis_size(probe, AnalysisConfig(width=width))
+        obs = ObserverFactory(w, h, cfg)(0, None)
+        for frame in FrameReader(path, (w, h)):
+            obs.process_frame(frame.index, frame.image)
+        merged, cells = type(obs).merged([obs])
+        s = merged.marks.sums
+        n = max(1, merged.marks.frames)
+        std = np.sqrt(np.maximum(s["level2"] / n - (s["level"] / n) ** 2, 0))
+        out["scene_std_median"].append(float(np.median(std[8:-8, 8:-8])))
+        for shot in doc["shots"]:
+            a, b = shot["start_frame"], shot["end_frame"]
+            x0, y0, x1, y1 = shot["crop"]
+            box = [x0 * w // probe.width, y0 * h // probe.height,
+                   -(-x1 * w // probe.width), -(-y1 * h // probe.height)]  # fmt: skip
+            mask = merged.cells.cell_mask(box, None)
+            c = cells[a:b]
+            dark = (c[:, 1][:, mask] / 255.0).mean(axis=1)
+            diff = (c[:, 2][:, mask] / DIFF_SCALE).max(axis=1)[1:]
+            luma = c[:, 0][:, mask].astype(float).mean(axis=1)
+            card = shot["content"] in ("credits", "scroll")
+            if "black" in shot["flags"]:
+                out["black_shot_frame_dark_min"].append(float(dark.min()))
+                continue
+            out["other_frame_dark_max"].append(float(dark.max()))
+            out["flash_rise_max"].append(float((luma - local_median(luma)).max()))
+            fz = shot.get("frozen")
+            if fz:
+                out["frozen_frame_diff_max"].append(float(diff[fz[0] - a :].max()))
+            elif card:
+                out["card_frame_diff_max"].append(float(diff.max()))
+            else:
+                out["moving_frame_diff_min"].append(float(diff.min()))
+    pick = {"black_shot_frame_dark_min": min, "moving_frame_diff_min": min}
+    return {k: round(pick.get(k, max)(v), 3) if v else None for k, v in out.items()} | {
+        "scene_std_median_min": round(min(out["scene_std_median"]), 2)
+    }
+
+
 def speed(film: Path, width: int, repeats: int = 3) -> dict:
     """Seconds per 1000 analysis frames: the shot decode alone, and with the observers."""
     probe = probe_film(film)
@@ -194,7 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true", help="also score baselines.py")
     parser.add_argument("--speed", type=Path, help="time the observers on this film")
     parser.add_argument("--json", type=Path, help="write rows and scores here")
+    parser.add_argument("--calibrate", action="store_true", help="print the threshold numbers")
     args = parser.parse_args(argv)
+    if args.calibrate:
+        print(json.dumps(calibrate(args.folder, args.width), indent=1))
+        return 0
     rows, films = run(args.folder, args.width, args.pipeline)
     ours = score(rows, films)
     base = None
