@@ -205,16 +205,22 @@ def calibrate(folder: Path, width: int) -> dict:
             out["other_frame_dark_max"].append(float(dark.max()))
             out["flash_rise_max"].append(float((luma - local_median(luma)).max()))
             fz = shot.get("frozen")
-            if fz:
-                out["frozen_frame_diff_max"].append(float(diff[fz[0] - a :].max()))
+            if fz:  # frames after the held one
+                out["frozen_frame_diff_max"] += diff[fz[0] - a :].tolist()
             elif card:
-                out["card_frame_diff_max"].append(float(diff.max()))
+                out["card_frame_diff_max"] += diff.tolist()
             else:
-                out["moving_frame_diff_min"].append(float(diff.min()))
-    pick = {"black_shot_frame_dark_min": min, "moving_frame_diff_min": min}
-    return {k: round(pick.get(k, max)(v), 3) if v else None for k, v in out.items()} | {
-        "scene_std_median_min": round(min(out["scene_std_median"]), 2)
-    }
+                out["moving_frame_diff_min"] += diff.tolist()
+    res = {k: round(max(v), 3) for k, v in out.items() if v}
+    for k in ("moving_frame_diff", "frozen_frame_diff"):
+        vals = np.asarray(out[k + ("_min" if "moving" in k else "_max")])
+        res[k + "_percentiles_1_50_99"] = [round(float(np.percentile(vals, q)), 3)
+                                           for q in (1, 50, 99)]  # fmt: skip
+        res[k + "_share_le_frozen_diff"] = round(float((vals <= cfg.static.frozen_diff).mean()), 3)
+    res["moving_frame_diff_min"] = round(min(out["moving_frame_diff_min"]), 3)
+    res["black_shot_frame_dark_min"] = round(min(out["black_shot_frame_dark_min"]), 3)
+    res["scene_std_median_min"] = round(min(out["scene_std_median"]), 2)
+    return res
 
 
 def speed(film: Path, width: int, repeats: int = 3) -> dict:
