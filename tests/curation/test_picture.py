@@ -182,3 +182,22 @@ def test_disabled_picture_runs_the_detector_alone(film: Path) -> None:
     off = PictureConfig(enabled=False)
     detection, report = analyse_film(film, probe, ShotsConfig(), AnalysisConfig(), off)
     assert report is None and detection.observed == [] and detection.shots
+
+
+def test_static_camera_film_has_no_logo_and_is_not_static(tmp_path: Path) -> None:
+    """One static-camera shot (a fixed textured background, a box walking across it): its
+    background is as persistent as a logo, but nothing else changes, so no logo is claimed,
+    and the walking box keeps the shot from being static."""
+    path = tmp_path / "static_camera.mp4"
+    background = f"{_life(5)},trim=end_frame=1,tpad=stop_mode=clone:stop=200"
+    args = [binary("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", background]
+    args += ["-f", "lavfi", "-i", f"color=c=0x2040e0:s=30x50:r={FPS}"]
+    graph = f"[0:v]scale={W}:{H},setsar=1[bg];[bg][1:v]overlay=x='mod(t*72,{W - 30})':y=70"
+    args += ["-filter_complex", graph + ",format=yuv420p", "-frames:v", "120"]
+    run([*args, "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(path)], what="film")
+    probe = probe_film(path)
+    _, report = analyse_film(path, probe, ShotsConfig(), AnalysisConfig(), PictureConfig())
+    assert report is not None and report.watermark is None
+    assert report.film_crop == [0, 0, W, H]
+    assert all(flags == [] for flags in report.shot_flags), report.shot_flags
+    assert report.shot_quality[0]["frozen_share"] == 0.0 and report.shot_quality[0]["motion"] > 0.1
