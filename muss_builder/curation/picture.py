@@ -58,6 +58,7 @@ class PictureReport:
     shot_flags: list[list[str]]  # per shot, sorted (dropping and informational)
     seconds: dict[str, float] = field(default_factory=dict)  # cost of each part
     parts: int = 1  # observers merged: one per frame range of a ranged decode
+    ran: bool = True  # False: ``PictureConfig.enabled`` was off (whole frames, no measures)
 
 
 @dataclass
@@ -199,11 +200,17 @@ def analyse_film(
     shots_cfg: ShotsConfig,
     analysis_cfg: AnalysisConfig,
     picture_cfg: PictureConfig,
-) -> tuple[ShotDetection, PictureReport | None]:
-    """Detect the shots of ``path`` and, off the same decode, its picture report (None when
-    ``picture_cfg.enabled`` is off: the shot decode then runs alone)."""
+) -> tuple[ShotDetection, PictureReport]:
+    """Detect the shots of ``path`` and, off the same decode, its picture report. With
+    ``picture_cfg.enabled`` off the shot decode runs alone and the report says so (``ran``
+    False): whole-frame crops, no logo, no measures, no flags."""
     if not picture_cfg.enabled:
-        return detect_shots(path, probe, shots_cfg, analysis_cfg), None
+        detection = detect_shots(path, probe, shots_cfg, analysis_cfg)
+        whole, n = [0, 0, probe.width, probe.height], len(detection.shots)
+        crops, quality = [list(whole) for _ in range(n)], [{} for _ in range(n)]
+        empty = PictureReport(whole, crops, [None] * n, None, quality, [[] for _ in range(n)])
+        empty.ran = False
+        return detection, empty
     w, h = analysis_size(probe, analysis_cfg)
     detection = detect_shots(
         path, probe, shots_cfg, analysis_cfg, observe=ObserverFactory(w, h, picture_cfg)

@@ -181,7 +181,10 @@ def test_disabled_picture_runs_the_detector_alone(film: Path) -> None:
     probe = probe_film(film)
     off = PictureConfig(enabled=False)
     detection, report = analyse_film(film, probe, ShotsConfig(), AnalysisConfig(), off)
-    assert report is None and detection.observed == [] and detection.shots
+    assert not report.ran and detection.observed == [] and detection.shots
+    n = len(detection.shots)
+    assert report.shot_crops == [[0, 0, W, H]] * n and report.shot_flags == [[]] * n
+    assert report.watermark is None and report.shot_quality == [{}] * n
 
 
 def test_static_camera_film_has_no_logo_and_is_not_static(tmp_path: Path) -> None:
