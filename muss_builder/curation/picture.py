@@ -60,6 +60,19 @@ class PictureReport:
     parts: int = 1  # observers merged: one per frame range of a ranged decode
     ran: bool = True  # False: ``PictureConfig.enabled`` was off (whole frames, no measures)
 
+    def film_fields(self) -> dict:
+        """The film record's ``crop`` and ``watermark`` (``removal`` is the caller's choice)."""
+        mark = self.watermark
+        return {
+            "crop": list(self.film_crop),
+            "watermark": {"box": list(mark.box), "score": mark.score} if mark else None,
+        }
+
+    def shot_fields(self, k: int) -> dict:
+        """Shot ``k``'s ``crop``, ``quality`` and (picture) ``flags`` for its record."""
+        crop, quality, flags = self.shot_crops[k], self.shot_quality[k], self.shot_flags[k]
+        return {"crop": list(crop), "quality": dict(quality), "flags": list(flags)}
+
 
 @dataclass
 class PictureObserver:

@@ -121,6 +121,8 @@ def test_every_flag_found_and_clean_shots_left_alone(film: Path) -> None:
     dark = report.shot_quality[2]
     assert dark["luma"] < 50 and dark["black_share"] == 0.0
     assert report.shot_quality[1]["black_share"] == 1.0
+    assert report.shot_fields(1)["flags"] == ["black", "letterbox", "watermark"]
+    assert report.film_fields()["crop"] == PICTURE
 
 
 def test_logo_box_in_source_pixels(film: Path) -> None:
