@@ -125,6 +125,14 @@ class WatermarkConfig(_Strict):
     min_frames: int = Field(24, ge=1, description="fewest picture frames to look for a logo")
     # every other frame: neighbouring frames add little new evidence; halves the cost
     frame_step: int = Field(2, ge=1, description="every n-th frame feeds the statistics (cost)")
+    # how the logo leaves what is trained on: "delogo" (ffmpeg's delogo interpolates the box
+    # from its border: the frame keeps its size), "crop" (cut the band of the picture that
+    # holds the logo, when that keeps at least ``crop_min_keep`` of it; else delogo), "none"
+    removal: Literal["delogo", "crop", "none"] = "delogo"
+    # a corner logo of the set (1.6 % of the frame) costs a 15 % top band or a 10 % side band
+    crop_min_keep: float = Field(
+        0.8, gt=0, le=1, description="least picture share a logo crop keeps"
+    )
 
 
 class ActivePictureConfig(_Strict):

@@ -140,3 +140,29 @@ class WatermarkStats:
             for y in (cy0, cy1):
                 allowed[max(0, y - m - 1) : y + m + 1, :] = False
         return allowed
+
+
+def removal_plan(
+    box: Sequence[int], crop: Sequence[int], cfg: WatermarkConfig
+) -> tuple[str, list[int]]:
+    """``(removal, crop)``: how to take the logo ``box`` out of a picture cropped to ``crop``
+    (both in the same pixels). ``"crop"`` returns the crop narrowed by the band of the side
+    that keeps the most picture, when it keeps at least ``cfg.crop_min_keep`` of it; otherwise
+    (or for ``"delogo"``/``"none"``) the crop is unchanged and the removal is as configured,
+    a crop that would cost too much falling back to ``"delogo"``."""
+    x0, y0, x1, y1 = crop
+    if cfg.removal != "crop":
+        return cfg.removal, list(crop)
+    bx0, by0, bx1, by1 = box
+    options = [  # the picture left when the band beyond each side of the logo goes
+        [x0, by1, x1, y1],  # the top band (down to the logo's bottom)
+        [x0, y0, x1, by0],  # the bottom band
+        [bx1, y0, x1, y1],  # the left band
+        [x0, y0, bx0, y1],  # the right band
+    ]
+    area = max(1, (x1 - x0) * (y1 - y0))
+    best = max(options, key=lambda b: max(0, b[2] - b[0]) * max(0, b[3] - b[1]))
+    kept = max(0, best[2] - best[0]) * max(0, best[3] - best[1]) / area
+    if kept >= cfg.crop_min_keep:
+        return "crop", best
+    return "delogo", list(crop)

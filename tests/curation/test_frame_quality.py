@@ -9,7 +9,7 @@ import pytest
 from muss_builder.curation.active_picture import ActivePictureDetector
 from muss_builder.curation.frame_quality import CellGrid, edges, quality_flags, shot_quality
 from muss_builder.curation.picture_config import MEASURES, PictureConfig, WatermarkConfig
-from muss_builder.curation.watermark import WatermarkStats
+from muss_builder.curation.watermark import WatermarkStats, removal_plan
 
 
 def frames(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:
@@ -90,3 +90,13 @@ def test_flags_follow_their_measures_and_switches() -> None:
     black[:, 1] = 255  # every pixel near-black
     q = shot_quality(black, np.ones((9, 16), bool), cfg)
     assert quality_flags(q, cfg) == ["black"]  # frozen as well, but black says it
+
+
+def test_logo_removal_plan() -> None:
+    logo, crop = [224, 20, 250, 40], [0, 0, 256, 144]
+    assert removal_plan(logo, crop, WatermarkConfig()) == ("delogo", crop)
+    cut = WatermarkConfig(removal="crop")
+    assert removal_plan(logo, crop, cut) == ("crop", [0, 0, 224, 144])  # keeps 87.5 %
+    strict = WatermarkConfig(removal="crop", crop_min_keep=0.9)
+    assert removal_plan(logo, crop, strict) == ("delogo", crop)
+    assert removal_plan(logo, crop, WatermarkConfig(removal="none")) == ("none", crop)
