@@ -178,7 +178,8 @@ def picture_report(
     crops = [scale_box(e, (w, h), (sw, sh), rounding="nearest") for e in edges]
     lengths = [b - a for a, b in shots]
     film_box = _film_crop(boxes, lengths, whole)
-    mark = observer.marks.find(boxes, film_box) if cfg.watermark.enabled else None
+    longest = max(lengths, default=0) / max(1, sum(lengths))
+    mark = observer.marks.find(boxes, film_box, longest) if cfg.watermark.enabled else None
     watermark = None
     if mark is not None:  # outward: the source box covers all of the logo
         watermark = WatermarkFound(

@@ -86,12 +86,18 @@ class WatermarkStats:
         )  # fmt: skip
 
     def find(
-        self, crops: Sequence[Sequence[int]], film_crop: Sequence[int]
+        self,
+        crops: Sequence[Sequence[int]],
+        film_crop: Sequence[int],
+        longest_shot_share: float = 0.0,
     ) -> WatermarkFound | None:
         """The persistent logo inside ``film_crop`` (analysis px), clear of the edges of every
-        box in ``crops``; None when there is none or the picture does not change enough."""
+        box in ``crops``; None when there is none, the picture does not change enough, or one
+        shot is long enough (``longest_shot_share`` of the film's frames, at least
+        ``min_persistence``) that its own static background could be as persistent: a logo
+        must be on screen across shots."""
         cfg, n = self.cfg, self.frames
-        if n < cfg.min_frames:
+        if n < cfg.min_frames or longest_shot_share >= cfg.min_persistence:
             return None
         s = self.sums
         s = {k: v.astype(np.float64) for k, v in s.items()}
