@@ -45,6 +45,8 @@ class CellGrid:
     _prev_index: int = -2
 
     def __post_init__(self) -> None:
+        # never a cell narrower than a pixel (a tiny analysis frame)
+        self.cells_x, self.cells_y = min(self.cells_x, self.width), min(self.cells_y, self.height)
         self._xs, self._ys = edges(self.width, self.cells_x), edges(self.height, self.cells_y)
         self._area = np.outer(np.diff(self._ys), np.diff(self._xs)).astype(np.float32)
 
