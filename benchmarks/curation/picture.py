@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from muss_builder.config import AnalysisConfig, ShotsConfig
 from muss_builder.curation.picture import (
     ObserverFactory,
@@ -39,6 +41,7 @@ from muss_builder.shots.segment import detect_shots_single_pass
 HERE = Path(__file__).resolve().parent
 QUALITY = ("black", "static", "flash")
 BARS = ("letterbox", "pillarbox", "windowbox")
+DROP = {"black", "static", "blurry", "text_overlay", "credits", "duplicate"}  # truth's drops
 
 
 def _baselines():
@@ -101,7 +104,11 @@ def score(rows: list[dict], films: list[dict]) -> dict:
         truth = sum(flag in r["truth"] for r in rows)
         pred = sum(flag in r["pred"] for r in rows)
         tp = sum(flag in r["pred"] and flag in r["truth"] for r in rows)
-        out["flags"][flag] = {"truth": truth, "pred": pred, "tp": tp,
+        # false hits on shots the truth drops anyway for another reason (a static credits
+        # card is frozen: "static" is true of it, but its truth names "credits" only)
+        other = sum(flag in r["pred"] and flag not in r["truth"]
+                    and bool(set(r["truth"]) & DROP) for r in rows)  # fmt: skip
+        out["flags"][flag] = {"truth": truth, "pred": pred, "tp": tp, "fp_dropped_anyway": other,
                               "precision": tp / pred if pred else None,
                               "recall": tp / truth if truth else None}  # fmt: skip
     truth = sum(f["truth_watermark"] is not None for f in films)
@@ -112,8 +119,7 @@ def score(rows: list[dict], films: list[dict]) -> dict:
                                  "precision": tp / pred if pred else None,
                                  "recall": tp / truth if truth else None,
                                  "box_iou": min(ious) if ious else None}  # fmt: skip
-    drop = {"black", "static", "blurry", "text_overlay", "credits", "duplicate"}
-    clean = [r for r in rows if not set(r["truth"]) & drop]
+    clean = [r for r in rows if not set(r["truth"]) & DROP]
     flagged = [r for r in clean if set(r["pred"]) & set(QUALITY)]
     ious = [r["iou"] for r in rows]
     out |= {
@@ -130,10 +136,12 @@ def _f(v: float | None) -> str:
 
 
 def markdown(ours: dict, base: dict | None) -> str:
-    head = "| flag | truth | ours P | ours R |" + (" baseline P | baseline R |" if base else "")
-    lines = [head, "|---|---:|---:|---:|" + ("---:|---:|" if base else "")]
+    head = "| flag | truth | found | ours P | ours R | false hits on shots dropped anyway |"
+    head += " baseline P | baseline R |" if base else ""
+    lines = [head, "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if base else "")]
     for flag, s in ours["flags"].items():
-        cells = f"| {flag} | {s['truth']} | {_f(s['precision'])} | {_f(s['recall'])} |"
+        cells = (f"| {flag} | {s['truth']} | {s['pred']} | {_f(s['precision'])} | "
+                 f"{_f(s['recall'])} | {s.get('fp_dropped_anyway', '-')} |")  # fmt: skip
         b = (base or {}).get("flags", {}).get(flag)
         if base:
             cells += (f" {_f(b.get('precision'))} | {_f(b.get('recall'))} |"
@@ -155,6 +163,64 @@ def markdown(ours: dict, base: dict | None) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def calibrate(folder: Path, width: int) -> dict:
+    """The numbers behind the defaults: per-frame values of the true shots, inside the true
+    crop (frames of text cards are listed apart: a static card is frozen, its truth says
+    ``credits``)."""
+    from muss_builder.curation.frame_quality import DIFF_SCALE, local_median
+
+    base, cfg = _baselines(), PictureConfig()
+    out: dict[str, list[float]] = {k: [] for k in (
+        "black_shot_frame_dark_min", "other_frame_dark_max", "frozen_frame_diff_max",
+        "moving_frame_diff_min", "card_frame_diff_max", "flash_rise_max", "scene_std_median",
+    )}  # fmt: skip
+    for doc in base.load_set(folder):
+        path = folder / doc["film"]
+        probe = probe_film(path)
+        w, h = analysis_size(probe, AnalysisConfig(width=width))
+        obs = ObserverFactory(w, h, cfg)(0, None)
+        for frame in FrameReader(path, (w, h)):
+            obs.process_frame(frame.index, frame.image)
+        merged, cells = type(obs).merged([obs])
+        s = merged.marks.sums
+        n = max(1, merged.marks.frames)
+        std = np.sqrt(np.maximum(s["level2"] / n - (s["level"] / n) ** 2, 0))
+        out["scene_std_median"].append(float(np.median(std[8:-8, 8:-8])))
+        for shot in doc["shots"]:
+            a, b = shot["start_frame"], shot["end_frame"]
+            x0, y0, x1, y1 = shot["crop"]
+            box = [x0 * w // probe.width, y0 * h // probe.height,
+                   -(-x1 * w // probe.width), -(-y1 * h // probe.height)]  # fmt: skip
+            mask = merged.cells.cell_mask(box, None)
+            c = cells[a:b]
+            dark = (c[:, 1][:, mask] / 255.0).mean(axis=1)
+            diff = (c[:, 2][:, mask] / DIFF_SCALE).max(axis=1)[1:]
+            luma = c[:, 0][:, mask].astype(float).mean(axis=1)
+            card = shot["content"] in ("credits", "scroll")
+            if "black" in shot["flags"]:
+                out["black_shot_frame_dark_min"].append(float(dark.min()))
+                continue
+            out["other_frame_dark_max"].append(float(dark.max()))
+            out["flash_rise_max"].append(float((luma - local_median(luma)).max()))
+            fz = shot.get("frozen")
+            if fz:  # frames after the held one
+                out["frozen_frame_diff_max"] += diff[fz[0] - a :].tolist()
+            elif card:
+                out["card_frame_diff_max"] += diff.tolist()
+            else:
+                out["moving_frame_diff_min"] += diff.tolist()
+    res = {k: round(max(v), 3) for k, v in out.items() if v}
+    for k in ("moving_frame_diff", "frozen_frame_diff"):
+        vals = np.asarray(out[k + ("_min" if "moving" in k else "_max")])
+        res[k + "_percentiles_1_50_99"] = [round(float(np.percentile(vals, q)), 3)
+                                           for q in (1, 50, 99)]  # fmt: skip
+        res[k + "_share_le_frozen_diff"] = round(float((vals <= cfg.static.frozen_diff).mean()), 3)
+    res["moving_frame_diff_min"] = round(min(out["moving_frame_diff_min"]), 3)
+    res["black_shot_frame_dark_min"] = round(min(out["black_shot_frame_dark_min"]), 3)
+    res["scene_std_median_min"] = round(min(out["scene_std_median"]), 2)
+    return res
 
 
 def speed(film: Path, width: int, repeats: int = 3) -> dict:
@@ -188,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true", help="also score baselines.py")
     parser.add_argument("--speed", type=Path, help="time the observers on this film")
     parser.add_argument("--json", type=Path, help="write rows and scores here")
+    parser.add_argument("--calibrate", action="store_true", help="print the threshold numbers")
     args = parser.parse_args(argv)
+    if args.calibrate:
+        print(json.dumps(calibrate(args.folder, args.width), indent=1))
+        return 0
     rows, films = run(args.folder, args.width, args.pipeline)
     ours = score(rows, films)
     base = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from muss_builder.curation.picture_config import PictureConfig
@@ -44,11 +45,18 @@ class CellGrid:
     _prev_index: int = -2
 
     def __post_init__(self) -> None:
+        # never a cell narrower than a pixel (a tiny analysis frame)
+        self.cells_x, self.cells_y = min(self.cells_x, self.width), min(self.cells_y, self.height)
         self._xs, self._ys = edges(self.width, self.cells_x), edges(self.height, self.cells_y)
         self._area = np.outer(np.diff(self._ys), np.diff(self._xs)).astype(np.float32)
 
     def _cell_mean(self, values: np.ndarray) -> np.ndarray:
-        rows = np.add.reduceat(values, self._ys[:-1], axis=0)
+        if self.width % self.cells_x == 0 and self.height % self.cells_y == 0:
+            # equal whole-pixel cells (256 x 144 into 16 x 9): an area resize is their exact
+            # mean and several times faster than summing
+            size = (self.cells_x, self.cells_y)
+            return cv2.resize(values, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        rows = np.add.reduceat(values.astype(np.float32), self._ys[:-1], axis=0)
         return np.add.reduceat(rows, self._xs[:-1], axis=1) / self._area
 
     def process(self, index: int, gray: np.ndarray) -> None:
@@ -59,7 +67,7 @@ class CellGrid:
         level = self._cell_mean(gray.astype(np.float32))
         dark = self._cell_mean((gray <= self.black_level).astype(np.float32))
         if prev is not None and follows:
-            diff = self._cell_mean(np.abs(gray.astype(np.int16) - prev).astype(np.float32))
+            diff = self._cell_mean(cv2.absdiff(gray, prev).astype(np.float32))
         else:
             diff = np.zeros_like(level)  # the film's first frame: no change measured
         row = np.stack([level, dark * 255.0, np.minimum(diff * DIFF_SCALE, 255.0)])
@@ -102,7 +110,7 @@ class CellGrid:
         return mask if mask.any() else np.ones_like(mask)
 
 
-def _local_median(values: np.ndarray, radius: int = 4) -> np.ndarray:
+def local_median(values: np.ndarray, radius: int = 4) -> np.ndarray:
     padded = np.pad(values, radius, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
     return np.median(windows, axis=1)
@@ -122,7 +130,7 @@ def shot_quality(cells: np.ndarray, mask: np.ndarray, cfg: PictureConfig) -> dic
     # the shot's first frame is measured against the previous shot (or nothing): no change
     moving = diff[1:] if len(diff) > 1 else diff
     frozen = moving.max(axis=1) <= cfg.static.frozen_diff
-    flash = luma - _local_median(luma) >= cfg.flash.delta
+    flash = luma - local_median(luma) >= cfg.flash.delta
     return {
         "luma": round(float(luma.mean()), 3),
         "contrast": round(float(level.std(axis=1).mean()), 3),

@@ -57,6 +57,21 @@ class PictureReport:
     shot_quality: list[dict[str, float]]  # per shot, every measure of MEASURES
     shot_flags: list[list[str]]  # per shot, sorted (dropping and informational)
     seconds: dict[str, float] = field(default_factory=dict)  # cost of each part
+    parts: int = 1  # observers merged: one per frame range of a ranged decode
+    ran: bool = True  # False: ``PictureConfig.enabled`` was off (whole frames, no measures)
+
+    def film_fields(self) -> dict:
+        """The film record's ``crop`` and ``watermark`` (``removal`` is the caller's choice)."""
+        mark = self.watermark
+        return {
+            "crop": list(self.film_crop),
+            "watermark": {"box": list(mark.box), "score": mark.score} if mark else None,
+        }
+
+    def shot_fields(self, k: int) -> dict:
+        """Shot ``k``'s ``crop``, ``quality`` and (picture) ``flags`` for its record."""
+        crop, quality, flags = self.shot_crops[k], self.shot_quality[k], self.shot_flags[k]
+        return {"crop": list(crop), "quality": dict(quality), "flags": list(flags)}
 
 
 @dataclass
@@ -163,7 +178,8 @@ def picture_report(
     crops = [scale_box(e, (w, h), (sw, sh), rounding="nearest") for e in edges]
     lengths = [b - a for a, b in shots]
     film_box = _film_crop(boxes, lengths, whole)
-    mark = observer.marks.find(boxes, film_box) if cfg.watermark.enabled else None
+    longest = max(lengths, default=0) / max(1, sum(lengths))
+    mark = observer.marks.find(boxes, film_box, longest) if cfg.watermark.enabled else None
     watermark = None
     if mark is not None:  # outward: the source box covers all of the logo
         watermark = WatermarkFound(
@@ -198,16 +214,25 @@ def analyse_film(
     shots_cfg: ShotsConfig,
     analysis_cfg: AnalysisConfig,
     picture_cfg: PictureConfig,
-) -> tuple[ShotDetection, PictureReport | None]:
-    """Detect the shots of ``path`` and, off the same decode, its picture report (None when
-    ``picture_cfg.enabled`` is off: the shot decode then runs alone)."""
+) -> tuple[ShotDetection, PictureReport]:
+    """Detect the shots of ``path`` and, off the same decode, its picture report. With
+    ``picture_cfg.enabled`` off the shot decode runs alone and the report says so (``ran``
+    False): whole-frame crops, no logo, no measures, no flags."""
     if not picture_cfg.enabled:
-        return detect_shots(path, probe, shots_cfg, analysis_cfg), None
+        detection = detect_shots(path, probe, shots_cfg, analysis_cfg)
+        whole, n = [0, 0, probe.width, probe.height], len(detection.shots)
+        crops, quality = [list(whole) for _ in range(n)], [{} for _ in range(n)]
+        empty = PictureReport(whole, crops, [None] * n, None, quality, [[] for _ in range(n)])
+        empty.ran = False
+        return detection, empty
     w, h = analysis_size(probe, analysis_cfg)
     detection = detect_shots(
         path, probe, shots_cfg, analysis_cfg, observe=ObserverFactory(w, h, picture_cfg)
     )
-    observer, cells = PictureObserver.merged(detection.observed)
+    parts = detection.observed
+    observer, cells = PictureObserver.merged(parts)
     detection.observed = []  # the statistics live on in the report, not on the detection
     shots = [(s.start_frame, s.end_frame) for s in detection.shots]
-    return detection, picture_report(observer, cells, shots, (probe.width, probe.height))
+    report = picture_report(observer, cells, shots, (probe.width, probe.height))
+    report.parts = len(parts)
+    return detection, report

@@ -51,7 +51,9 @@ class WatermarkStats:
 
     def __post_init__(self) -> None:
         if not self.sums:
-            self.sums = {k: np.zeros((self.height, self.width)) for k in _SUMS}
+            # float32 sums: a 2-hour film (86k frames at step 2) of levels up to 255**2 keeps
+            # its means to ~1e-3 relative, far below any threshold's margin
+            self.sums = {k: np.zeros((self.height, self.width), np.float32) for k in _SUMS}
 
     def process(self, index: int, gray: np.ndarray) -> None:
         if index < self.first or (self.stop is not None and index >= self.stop):
@@ -68,9 +70,9 @@ class WatermarkStats:
         s["gx"] += gx
         s["gy"] += gy
         s["mag"] += mag
-        s["edge"] += mag >= self.cfg.edge
+        s["edge"] += (mag >= self.cfg.edge).astype(np.float32)
         s["level"] += g
-        s["level2"] += g * g
+        s["level2"] += cv2.multiply(g, g)
         self.frames += 1
 
     @classmethod
@@ -84,14 +86,21 @@ class WatermarkStats:
         )  # fmt: skip
 
     def find(
-        self, crops: Sequence[Sequence[int]], film_crop: Sequence[int]
+        self,
+        crops: Sequence[Sequence[int]],
+        film_crop: Sequence[int],
+        longest_shot_share: float = 0.0,
     ) -> WatermarkFound | None:
         """The persistent logo inside ``film_crop`` (analysis px), clear of the edges of every
-        box in ``crops``; None when there is none or the picture does not change enough."""
+        box in ``crops``; None when there is none, the picture does not change enough, or one
+        shot is long enough (``longest_shot_share`` of the film's frames, at least
+        ``min_persistence``) that its own static background could be as persistent: a logo
+        must be on screen across shots."""
         cfg, n = self.cfg, self.frames
-        if n < cfg.min_frames:
+        if n < cfg.min_frames or longest_shot_share >= cfg.min_persistence:
             return None
         s = self.sums
+        s = {k: v.astype(np.float64) for k, v in s.items()}
         mean_vec = np.hypot(s["gx"], s["gy"]) / n
         coherence = mean_vec / np.maximum(s["mag"] / n, 1e-6)
         persistence = s["edge"] / n
@@ -137,3 +146,29 @@ class WatermarkStats:
             for y in (cy0, cy1):
                 allowed[max(0, y - m - 1) : y + m + 1, :] = False
         return allowed
+
+
+def removal_plan(
+    box: Sequence[int], crop: Sequence[int], cfg: WatermarkConfig
+) -> tuple[str, list[int]]:
+    """``(removal, crop)``: how to take the logo ``box`` out of a picture cropped to ``crop``
+    (both in the same pixels). ``"crop"`` returns the crop narrowed by the band of the side
+    that keeps the most picture, when it keeps at least ``cfg.crop_min_keep`` of it; otherwise
+    (or for ``"delogo"``/``"none"``) the crop is unchanged and the removal is as configured,
+    a crop that would cost too much falling back to ``"delogo"``."""
+    x0, y0, x1, y1 = crop
+    if cfg.removal != "crop":
+        return cfg.removal, list(crop)
+    bx0, by0, bx1, by1 = box
+    options = [  # the picture left when the band beyond each side of the logo goes
+        [x0, by1, x1, y1],  # the top band (down to the logo's bottom)
+        [x0, y0, x1, by0],  # the bottom band
+        [bx1, y0, x1, y1],  # the left band
+        [x0, y0, bx0, y1],  # the right band
+    ]
+    area = max(1, (x1 - x0) * (y1 - y0))
+    best = max(options, key=lambda b: max(0, b[2] - b[0]) * max(0, b[3] - b[1]))
+    kept = max(0, best[2] - best[0]) * max(0, best[3] - best[1]) / area
+    if kept >= cfg.crop_min_keep:
+        return "crop", best
+    return "delogo", list(crop)

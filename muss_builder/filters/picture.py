@@ -37,8 +37,9 @@ class _Strict(BaseModel):
 
 class BlackConfig(_Strict):
     """``black``: a black or near-black hold. A frame is black when nearly all of its picture
-    is near-black; a dark real scene keeps lit parts (its dark share on the curation set is at
-    most 0.55, the noisy 0x080808 hold's 1.00), so the share, not the mean, decides."""
+    is near-black; a dark real scene keeps lit parts, so the share, not the mean, decides. On
+    the curation set: the seven dark scenes / vignetted shots have a dark share of 0.31-0.87
+    and not one black frame; both holds (pure and noisy 0x080808) are black in every frame."""
 
     enabled: bool = True
     # x264 black is 0-2, the noisy near-black hold of the set (level 8, noise 6) reaches 20;
@@ -50,7 +51,8 @@ class BlackConfig(_Strict):
     frame_share: float = Field(
         0.98, gt=0, le=1, description="near-black share that makes a frame black"
     )
-    # most of the shot: a shot that only fades through black keeps its picture
+    # most of the shot: a shot that only fades through black keeps its picture (the
+    # scrolling credits roll, black between its lines, has 0.28 of black frames)
     min_share: float = Field(
         0.8, gt=0, le=1, description="share of black frames that flags the shot"
     )
@@ -63,11 +65,14 @@ class StaticConfig(_Strict):
     a still; a short pause stays). A black shot is reported as ``black`` only."""
 
     enabled: bool = True
-    # frozen frames re-encoded by x264 crf 18 change cells by <= 0.1; the slowest real motion
-    # of the set (a static camera with walkers, a slow pan) moves some cell by >= 1.5
+    # on the curation set 99.4 % of the frames of a freeze or a still (x264 crf 18) change no
+    # cell by more than 0.5 (median 0), against 0.7 % of the frames of moving shots (median
+    # largest cell change 23; a slow blurred pan has the most frames under it)
     frozen_diff: float = Field(
         0.5, gt=0, description="largest cell change (grey levels) of a frozen frame"
     )
+    # set: frozen shots 0.75 (a tpad freeze after the first quarter) and 1.0 (stills); the
+    # most frozen moving shot (a slow blurred pan) 0.19
     min_frozen_share: float = Field(0.5, gt=0, le=1, description="frozen share that flags the shot")
 
 
@@ -80,7 +85,8 @@ class FlashConfig(_Strict):
     delta: float = Field(
         40.0, gt=0, description="rise over the local median (grey levels) of a flash frame"
     )
-    # a strobe every other frame gives ~0.45, a single flash in a 2 s shot 0.02
+    # the synthetic strobe (a flash every third frame) gives 0.33, one flash in a 2 s shot
+    # 0.02; no shot of the curation set rises more than 3 levels over its local median
     min_share: float = Field(0.2, gt=0, le=1, description="flash share that flags the shot")
 
 
@@ -91,16 +97,18 @@ class WatermarkConfig(_Strict):
     (memory flat in film length)."""
 
     enabled: bool = True
-    # the Sobel magnitude (3x3, up to ~1000) that counts as an edge in a frame; the logo of the
-    # set gives >= 150 at its outline, a vignette's ramp about 10
+    # the Sobel magnitude (3x3, up to ~1000) that counts as an edge in a frame: a hard step of
+    # 8 grey levels; a vignette's smooth ramp stays under it (on the vignetted film of the set
+    # no pixel is both persistent and coherent)
     edge: float = Field(60.0, gt=0, description="Sobel magnitude of an edge pixel in a frame")
     # the logo is on every frame: persistence 1.0; static text of one shot in a 6-shot film
     # ~0.2; a film whose one static shot is most of it cannot be told from a logo
     min_persistence: float = Field(
         0.6, gt=0, le=1, description="share of picture frames with an edge there"
     )
-    # mean gradient vector length over mean length: 1.0 for a fixed edge, ~0.1-0.3 for edges
-    # of changing content (measured on the set's non-logo pixels: 99th percentile 0.45)
+    # mean gradient vector length over mean length: 1.0 for a fixed edge, low for the edges
+    # of changing content; on the set the logo's pixels are >= 0.98 (10th percentile), other
+    # strong persistent pixels of films without bars at most 0.80 (0.6 let 4 films through)
     min_coherence: float = Field(0.9, gt=0, le=1, description="gradient coherence of a logo pixel")
     # a logo is small; a static background that fills the frame is a static film, not a logo
     max_area_share: float = Field(
@@ -108,14 +116,23 @@ class WatermarkConfig(_Strict):
     )
     min_pixels: int = Field(8, ge=1, description="fewest logo pixels (analysis size)")
     # "over changing content": the median pixel's temporal spread over the film must reach
-    # this (a film of one static shot has ~2, the set's films 25-60)
+    # this (the set's films 43-64; a film of one frozen shot ~0)
     min_scene_std: float = Field(10.0, ge=0, description="median temporal std of the picture")
     # bar edges are fixed and strong too: pixels this close to a crop edge are no logo
     edge_margin: int = Field(3, ge=0, description="analysis px kept clear of every crop edge")
     # 0: the box is the logo's own (IoU 0.8+ with the truth at 256 px); removal may widen it
     pad: int = Field(0, ge=0, description="analysis px added around the logo box")
     min_frames: int = Field(24, ge=1, description="fewest picture frames to look for a logo")
-    frame_step: int = Field(1, ge=1, description="every n-th frame feeds the statistics (cost)")
+    # every other frame: neighbouring frames add little new evidence; halves the cost
+    frame_step: int = Field(2, ge=1, description="every n-th frame feeds the statistics (cost)")
+    # how the logo leaves what is trained on: "delogo" (ffmpeg's delogo interpolates the box
+    # from its border: the frame keeps its size), "crop" (cut the band of the picture that
+    # holds the logo, when that keeps at least ``crop_min_keep`` of it; else delogo), "none"
+    removal: Literal["delogo", "crop", "none"] = "delogo"
+    # a corner logo of the set (1.6 % of the frame) costs a 15 % top band or a 10 % side band
+    crop_min_keep: float = Field(
+        0.8, gt=0, le=1, description="least picture share a logo crop keeps"
+    )
 
 
 class ActivePictureConfig(_Strict):
