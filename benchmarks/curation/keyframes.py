@@ -41,7 +41,7 @@ def read_frames(path: Path, w: int, h: int, wanted: set[int]) -> Iterator[tuple[
 
     args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-i", str(path)]
     args += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # killed early
     size = w * h * 3
     try:
         for i in range(max(wanted) + 1):
@@ -147,6 +147,11 @@ def score(rows: list[dict]) -> dict:
     clean = [r for r in rows if not set(r["truth"]) & set(DROP_FLAGS)]
     flagged = [r for r in clean if set(r["pred"]) & set(FLAGS)]
     out["clean_shots"] = len(clean)
+    # how far the threshold is from the nearest shot on either side
+    rel = [(r["quality"].get("sharpness_rel"), "blurry" in r["truth"]) for r in rows]
+    rel = [(v, t) for v, t in rel if v]  # black holds read 0 and are not judged
+    out["blurry_rel_max"] = max((v for v, t in rel if t), default=None)
+    out["other_rel_min"] = min((v for v, t in rel if not t), default=None)
     out["clean_flagged"] = [f"{r['film']}#{r['shot']} {r['pred']}" for r in flagged]
     return out
 
@@ -171,6 +176,10 @@ def markdown(result: dict) -> str:
         )
     n, c = len(s["clean_flagged"]), s["clean_shots"]
     lines += ["", f"clean shots falsely flagged: {n} of {c} ({n / max(1, c):.0%})"]
+    lines.append(
+        f"sharpness_rel: blurred shots <= {_fmt(s['blurry_rel_max'])}, other shots >= "
+        f"{_fmt(s['other_rel_min'])} (threshold {KeyframeQualityConfig().blur.relative_threshold})"
+    )
     for name in ("text_ms", "sharpness_ms"):
         if result[name]:
             lines.append(

@@ -90,8 +90,9 @@ class BlurFilterConfig(BaseModel):
 
     enabled: bool = True
     # blurry below this share of the film's median shot sharpness; calibrated on the curation
-    # set: gblur sigma 6 at 480 lines reads <= 0.57, the softest clean shot >= 0.74
-    relative_threshold: float = Field(0.65, gt=0, le=1)
+    # set: gblur sigma 6 at 480 lines reads <= 0.60 (<= 0.66 on the 320x180 set), the softest
+    # clean shot >= 0.75 (0.77)
+    relative_threshold: float = Field(0.7, gt=0, le=1)
     # the median of fewer shots is no reference: such a film is judged by the floor only
     min_reference_shots: int = Field(3, ge=1)
     # off by default: an absolute floor condemns a soft or upscaled film as a whole
