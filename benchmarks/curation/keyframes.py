@@ -1,6 +1,7 @@
 """Score the keyframe filters (text_overlay, credits, blurry) on the curation set.
 
-    python benchmarks/curation/keyframes.py DIR [--per-shot N] [--max-side S] [--json OUT]
+    python benchmarks/curation/keyframes.py DIR [--per-shot N] [--max-side S] [--threads T]
+        [--subtitles drop|crop] [--json OUT]
 
 Each film is decoded once; each shot's keyframes are the frames the subject stage would pick
 (``subjects.keyframes.keyframe_frames``, ``--per-shot`` per shot, default 3, like
@@ -194,9 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--per-shot", type=int, default=3)
     parser.add_argument("--max-side", type=int, default=1280)
+    parser.add_argument("--threads", type=int, default=1, help="detector intra-op threads")
+    parser.add_argument("--subtitles", choices=("drop", "crop"), default="drop")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = run(args.folder, args.per_shot, args.max_side, KeyframeQualityConfig())
+    config = KeyframeQualityConfig.model_validate(
+        {"text": {"threads": args.threads, "subtitles": args.subtitles}}
+    )
+    result = run(args.folder, args.per_shot, args.max_side, config)
     print(markdown(result), end="")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

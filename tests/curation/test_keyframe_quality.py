@@ -161,6 +161,7 @@ def test_crop_mode_keeps_the_picture_above_the_subtitle(logo_film) -> None:
     band = shot.text_band
     assert shot.flags == ["subtitle_cropped"] and band["action"] == "crop"
     assert band["keep_px"] == [0, 0, W, band["band_px"][1]] and band["keep_share"] >= 0.8
+    assert band["keep_px"][3] <= H - 2 * (H // 13)  # what is kept ends above the drawn text
     strict = KeyframeQualityConfig.model_validate(
         {"text": {"subtitles": "crop", "crop_min_keep": 0.95}}
     )  # too much of the picture would go: the shot is dropped instead
