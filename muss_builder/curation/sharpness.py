@@ -7,7 +7,7 @@ its neighbour-to-neighbour variation survives. A sharp picture loses much of it,
 almost none. It is a *ratio* of variations, so it depends on how sharp the edges are rather
 than on how many edges there are: a plain sky and a crowd score alike when both are in focus,
 which the variance of the Laplacian (the plain recipe) does not do. ``sharpness`` is
-``1 - blur``: 0 (no detail survives a re-blur: fully blurred) .. ~0.7 (crisp).
+``1 - blur``: 0 (no detail survives a re-blur: fully blurred) .. 0.6-0.9 (crisp).
 
 Size: the metric is computed at a fixed pixel budget (``WORK_PIXELS``, about 427x240) so that a
 1280-pixel keyframe and a 854-pixel one are judged at the same scale of detail; smaller
@@ -99,7 +99,7 @@ def judge_blur(
 ) -> tuple[list[float], list[bool], float | None]:
     """(sharpness relative to the film per shot, blurry per shot, the film's reference).
 
-    The reference is the median sharpness of the ``judged`` shots (those with detail, and not
+    The reference is the median sharpness of the ``judged`` shots (those with contrast, and not
     text cards): robust to a minority of blurred shots. With fewer than
     ``min_reference_shots`` judged shots the median is no reference (two shots: which one is
     the soft one?), so only ``absolute_floor`` (when set) can flag a shot.
