@@ -71,7 +71,8 @@ class TextFilterConfig(BaseModel):
     box_score: float = Field(0.6, ge=0, le=1)  # mean text probability a region needs
     min_line_aspect: float = Field(2.5, gt=0)  # width / height of a line: words, not a blob
     min_line_height: float = Field(0.02, ge=0, le=1)  # of the picture height
-    max_line_height: float = Field(0.12, ge=0, le=1)  # taller "lines" are textures, not type
+    # taller "lines" are textures, not type; a title card's big type is 10-20 % of the height
+    max_line_height: float = Field(0.2, ge=0, le=1)
     subtitle_centre: float = Field(0.12, ge=0, le=0.5)  # |line centre - middle| / width
     subtitle_bottom: float = Field(0.4, ge=0, le=1)  # a subtitle's centre is in this band..
     subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)

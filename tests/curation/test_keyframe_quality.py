@@ -52,10 +52,12 @@ def scene(k: int) -> str:
 
 def shot_graph(kind: str, k: int) -> str:
     size = H // 13  # about 20 px: a subtitle of a 270-line picture
-    if kind in ("credits", "scroll", "dark"):
+    if kind in ("credits", "scroll", "dark", "title"):
         chain = f"color=c=black:s={W}x{H}:r={FPS}"
         if kind == "dark":
             return chain + ",noise=alls=3:allf=t"
+        if kind == "title":  # an intertitle: one line in the middle of a plain card
+            return chain + "," + text("Three years later", size * 2, "(h-text_h)/2")
         for i, line in enumerate(CREDITS):
             y = (H - 2 * size * len(CREDITS)) // 2 + 2 * size * i
             if kind == "scroll":
@@ -115,8 +117,8 @@ def keyframes_of(path: Path, shots: list[Shot]) -> list[Keyframe]:
     return [Keyframe(shot_of[f], f, frames[f]) for f in sorted(shot_of)]
 
 
-KINDS = ["clean", "subtitle", "clean", "credits", "scroll", "blur", "clean", "dark"]
-TRUTH = {1: ["text_overlay"], 3: ["credits"], 4: ["credits"], 5: ["blurry"]}
+KINDS = ["clean", "subtitle", "clean", "credits", "scroll", "blur", "clean", "dark", "title"]
+TRUTH = {1: ["text_overlay"], 3: ["credits"], 4: ["credits"], 5: ["blurry"], 8: ["credits"]}
 
 
 def collect(keyframes, n, config=None, marks=None):
