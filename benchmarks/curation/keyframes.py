@@ -1,6 +1,7 @@
 """Score the keyframe filters (text_overlay, credits, blurry) on the curation set.
 
-    python benchmarks/curation/keyframes.py DIR [--per-shot N] [--max-side S] [--json OUT]
+    python benchmarks/curation/keyframes.py DIR [--per-shot N] [--max-side S] [--threads T]
+        [--subtitles drop|crop] [--json OUT]
 
 Each film is decoded once; each shot's keyframes are the frames the subject stage would pick
 (``subjects.keyframes.keyframe_frames``, ``--per-shot`` per shot, default 3, like
@@ -41,7 +42,7 @@ def read_frames(path: Path, w: int, h: int, wanted: set[int]) -> Iterator[tuple[
 
     args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-i", str(path)]
     args += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # killed early
     size = w * h * 3
     try:
         for i in range(max(wanted) + 1):
@@ -147,6 +148,11 @@ def score(rows: list[dict]) -> dict:
     clean = [r for r in rows if not set(r["truth"]) & set(DROP_FLAGS)]
     flagged = [r for r in clean if set(r["pred"]) & set(FLAGS)]
     out["clean_shots"] = len(clean)
+    # how far the threshold is from the nearest shot on either side
+    rel = [(r["quality"].get("sharpness_rel"), "blurry" in r["truth"]) for r in rows]
+    rel = [(v, t) for v, t in rel if v]  # black holds read 0 and are not judged
+    out["blurry_rel_max"] = max((v for v, t in rel if t), default=None)
+    out["other_rel_min"] = min((v for v, t in rel if not t), default=None)
     out["clean_flagged"] = [f"{r['film']}#{r['shot']} {r['pred']}" for r in flagged]
     return out
 
@@ -171,6 +177,10 @@ def markdown(result: dict) -> str:
         )
     n, c = len(s["clean_flagged"]), s["clean_shots"]
     lines += ["", f"clean shots falsely flagged: {n} of {c} ({n / max(1, c):.0%})"]
+    lines.append(
+        f"sharpness_rel: blurred shots <= {_fmt(s['blurry_rel_max'])}, other shots >= "
+        f"{_fmt(s['other_rel_min'])} (threshold {KeyframeQualityConfig().blur.relative_threshold})"
+    )
     for name in ("text_ms", "sharpness_ms"):
         if result[name]:
             lines.append(
@@ -185,9 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--per-shot", type=int, default=3)
     parser.add_argument("--max-side", type=int, default=1280)
+    parser.add_argument("--threads", type=int, default=1, help="detector intra-op threads")
+    parser.add_argument("--subtitles", choices=("drop", "crop"), default="drop")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = run(args.folder, args.per_shot, args.max_side, KeyframeQualityConfig())
+    config = KeyframeQualityConfig.model_validate(
+        {"text": {"threads": args.threads, "subtitles": args.subtitles}}
+    )
+    result = run(args.folder, args.per_shot, args.max_side, config)
     print(markdown(result), end="")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

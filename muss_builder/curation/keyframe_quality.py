@@ -93,7 +93,7 @@ class _ShotState:
     share: float = 0.0
     band: list[int] | None = None  # union of subtitle lines [x0, y0, x1, y1]
     sharp: list[float] = field(default_factory=list)
-    detail: list[float] = field(default_factory=list)
+    contrast: list[float] = field(default_factory=list)  # grey std per keyframe
 
 
 def load_text_detector(config: KeyframeQualityConfig) -> TextDetector | None:
@@ -136,10 +136,10 @@ class KeyframeQualityCollector:
         self.report.keyframes += 1
         if self.config.blur.enabled:
             t0 = time.perf_counter()
-            sharp, detail = sharpness(image)
+            sharp, contrast = sharpness(image)
             self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
             st.sharp.append(sharp)
-            st.detail.append(detail)
+            st.contrast.append(contrast)
         if self.detector is not None:
             t0 = time.perf_counter()
             self._text(image, self.watermark.get(keyframe.shot), st)
@@ -149,7 +149,7 @@ class KeyframeQualityCollector:
         cfg = self.config.text
         h, w = image.shape[:2]
         boxes = [b for b in self.detector.detect(image) if b.score >= cfg.box_score]
-        rows = [r for r in text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))]
+        rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
         lines = [r for r in rows if self._is_line(r, h)]
         st.lines = max(st.lines, len(lines))
         st.share = max(st.share, covered_share(lines, w, h))
@@ -235,8 +235,9 @@ class KeyframeQualityCollector:
         judged = []
         for i in order:
             st, flags = self.state[i], self.report.shots[i].flags
-            detailed = bool(st.detail) and float(np.median(st.detail)) >= cfg.min_contrast
-            judged.append(detailed and "credits" not in flags)
+            # a black hold or a plain frame reads sharpness 0 (nothing sharp in it): not judged
+            contrasty = bool(st.contrast) and float(np.median(st.contrast)) >= cfg.min_contrast
+            judged.append(contrasty and "credits" not in flags)
         rel, blurry, reference = judge_blur(
             sharp, judged, cfg.relative_threshold, cfg.min_reference_shots, cfg.absolute_floor
         )

@@ -7,11 +7,12 @@ its neighbour-to-neighbour variation survives. A sharp picture loses much of it,
 almost none. It is a *ratio* of variations, so it depends on how sharp the edges are rather
 than on how many edges there are: a plain sky and a crowd score alike when both are in focus,
 which the variance of the Laplacian (the plain recipe) does not do. ``sharpness`` is
-``1 - blur``: 0 (no detail survives a re-blur: fully blurred) .. ~0.7 (crisp).
+``1 - blur``: 0 (no detail survives a re-blur: fully blurred) .. 0.6-0.9 (crisp).
 
 Size: the metric is computed at a fixed pixel budget (``WORK_PIXELS``, about 427x240) so that a
-1280-pixel keyframe and a 854-pixel one are judged at the same scale of detail; pictures
-smaller than that are used as they are (never enlarged: that would only add blur). 240 lines,
+1280-pixel keyframe and a 854-pixel one are judged at the same scale of detail; smaller
+pictures are enlarged to it (on the 320x180 curation set, measured at their own size, the
+blurred shots' margin to the clean ones halves). 240 lines,
 not the keyframe's own size: footage that is merely soft (an upscale, an old lens, a shallow
 focus) still has its structure at that scale, a shot out of focus has not; at 360 lines the
 soft clips of the curation set read as blurred as the gblurred ones (docs/fragments).
@@ -40,13 +41,15 @@ TOP_TILES = 3  # the in-focus part of a shallow-focus shot covers a third of the
 
 
 def working_grey(image: np.ndarray) -> np.ndarray:
-    """Grey float32 at (at most) ``WORK_PIXELS`` pixels."""
+    """Grey float32 at ``WORK_PIXELS`` pixels, whatever the keyframe's size: the 9-tap re-blur
+    then spans the same share of every picture (a smaller keyframe is enlarged, cubic)."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     h, w = grey.shape
     scale = math.sqrt(WORK_PIXELS / max(1, h * w))
-    if scale < 1.0:
-        size = (max(16, round(w * scale)), max(16, round(h * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    size = (max(16, round(w * scale)), max(16, round(h * scale)))
+    if size != (w, h):
+        shrink = scale < 1.0
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     return grey.astype(np.float32)
 
 
@@ -96,7 +99,7 @@ def judge_blur(
 ) -> tuple[list[float], list[bool], float | None]:
     """(sharpness relative to the film per shot, blurry per shot, the film's reference).
 
-    The reference is the median sharpness of the ``judged`` shots (those with detail, and not
+    The reference is the median sharpness of the ``judged`` shots (those with contrast, and not
     text cards): robust to a minority of blurred shots. With fewer than
     ``min_reference_shots`` judged shots the median is no reference (two shots: which one is
     the soft one?), so only ``absolute_floor`` (when set) can flag a shot.

@@ -80,10 +80,14 @@ class TextDetector:
 
     def detect(self, image: np.ndarray) -> list[TextBox]:
         h, w = image.shape[:2]
-        # DB needs sides that are multiples of 32; shrink (never enlarge) to max_side
-        scale = min(1.0, self.max_side / max(h, w))
+        # DB needs sides that are multiples of 32; every picture goes in at max_side, so a
+        # small keyframe's subtitle (9 px at 180 lines) is enlarged to a size DB finds
+        scale = self.max_side / max(h, w)
         nh, nw = (max(32, round(v * scale / 32) * 32) for v in (h, w))
-        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        shrink = nw <= w
+        small = cv2.resize(
+            image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        )
         # PaddleOCR's det normalisation: BGR, (x / 255 - 0.5) / 0.5
         blob = (small.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
         prob = self.session.run(None, {self.input: blob})[0][0, 0]

@@ -25,7 +25,8 @@ class TextFilterConfig(BaseModel):
     box_score: float = Field(0.6, ge=0, le=1)  # mean text probability a region needs
     min_line_aspect: float = Field(2.5, gt=0)  # width / height of a line: words, not a blob
     min_line_height: float = Field(0.02, ge=0, le=1)  # of the picture height
-    max_line_height: float = Field(0.12, ge=0, le=1)  # taller "lines" are textures, not type
+    # taller "lines" are textures, not type; a title card's big type is 10-20 % of the height
+    max_line_height: float = Field(0.2, ge=0, le=1)
     subtitle_centre: float = Field(0.12, ge=0, le=0.5)  # |line centre - middle| / width
     subtitle_bottom: float = Field(0.4, ge=0, le=1)  # a subtitle's centre is in this band..
     subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)
@@ -44,8 +45,9 @@ class BlurFilterConfig(BaseModel):
 
     enabled: bool = True
     # blurry below this share of the film's median shot sharpness; calibrated on the curation
-    # set: gblur sigma 6 at 480 lines reads <= 0.57, the softest clean shot >= 0.74
-    relative_threshold: float = Field(0.65, gt=0, le=1)
+    # set: gblur sigma 6 at 480 lines reads <= 0.60 (<= 0.66 on the 320x180 set), the softest
+    # clean shot >= 0.75 (0.77)
+    relative_threshold: float = Field(0.7, gt=0, le=1)
     # the median of fewer shots is no reference: such a film is judged by the floor only
     min_reference_shots: int = Field(3, ge=1)
     # off by default: an absolute floor condemns a soft or upscaled film as a whole

@@ -52,10 +52,12 @@ def scene(k: int) -> str:
 
 def shot_graph(kind: str, k: int) -> str:
     size = H // 13  # about 20 px: a subtitle of a 270-line picture
-    if kind in ("credits", "scroll", "dark"):
+    if kind in ("credits", "scroll", "dark", "title"):
         chain = f"color=c=black:s={W}x{H}:r={FPS}"
         if kind == "dark":
             return chain + ",noise=alls=3:allf=t"
+        if kind == "title":  # an intertitle: one line in the middle of a plain card
+            return chain + "," + text("Three years later", size * 2, "(h-text_h)/2")
         for i, line in enumerate(CREDITS):
             y = (H - 2 * size * len(CREDITS)) // 2 + 2 * size * i
             if kind == "scroll":
@@ -115,8 +117,8 @@ def keyframes_of(path: Path, shots: list[Shot]) -> list[Keyframe]:
     return [Keyframe(shot_of[f], f, frames[f]) for f in sorted(shot_of)]
 
 
-KINDS = ["clean", "subtitle", "clean", "credits", "scroll", "blur", "clean", "dark"]
-TRUTH = {1: ["text_overlay"], 3: ["credits"], 4: ["credits"], 5: ["blurry"]}
+KINDS = ["clean", "subtitle", "clean", "credits", "scroll", "blur", "clean", "dark", "title"]
+TRUTH = {1: ["text_overlay"], 3: ["credits"], 4: ["credits"], 5: ["blurry"], 8: ["credits"]}
 
 
 def collect(keyframes, n, config=None, marks=None):
@@ -161,6 +163,7 @@ def test_crop_mode_keeps_the_picture_above_the_subtitle(logo_film) -> None:
     band = shot.text_band
     assert shot.flags == ["subtitle_cropped"] and band["action"] == "crop"
     assert band["keep_px"] == [0, 0, W, band["band_px"][1]] and band["keep_share"] >= 0.8
+    assert band["keep_px"][3] <= H - 2 * (H // 13)  # what is kept ends above the drawn text
     strict = KeyframeQualityConfig.model_validate(
         {"text": {"subtitles": "crop", "crop_min_keep": 0.95}}
     )  # too much of the picture would go: the shot is dropped instead
