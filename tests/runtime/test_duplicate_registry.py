@@ -18,7 +18,7 @@ from muss_builder.runtime.duplicate_registry import (
     open_registry,
 )
 
-VIEWS, DIM = 4, 448  # the default config's layout
+VIEWS, DIM = 6, 448  # the default config's layout
 
 
 def film(seed: int, n: int = 6, copy_of: ShotFingerprints | None = None) -> ShotFingerprints:
