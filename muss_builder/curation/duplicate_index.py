@@ -10,7 +10,8 @@ double the cost.
 
 Only original shots are registered: a shot that matched is not, so a retried or later film
 can never be taken for a copy of its own copy. Removing a film (a retry, a failure) takes its
-rows out of the index (FAISS compacts flat codes in order; the row metadata follows).
+rows out of the index (``remove_ids``). Past ``ivf_rows`` rows an index becomes an inverted
+file (approximate: see ``_Rows``).
 """
 
 from __future__ import annotations
@@ -23,39 +24,68 @@ import numpy as np
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
 
 
-def _new_index(dim: int) -> Any:  # a faiss index
+def _flat(dim: int) -> Any:
     import faiss
 
-    return faiss.IndexScalarQuantizer(
-        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-    )
+    sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIDMap2(sq)
 
 
 class _Rows:
-    """A FAISS index and, per row, the (film code, shot) it holds: 8 bytes a row."""
+    """A FAISS index keyed by row ids, and per id the (film code, shot) it holds (8 bytes;
+    ids are never reused, so a removed film's ids just stop being returned).
 
-    def __init__(self, dim: int) -> None:
-        self.index = _new_index(dim)
+    Exact (flat, float16) while small; from ``ivf_rows`` rows on, it turns once into an
+    inverted file (float16 codes, ``4 sqrt(n)`` lists trained on a seeded sample of what is
+    there, ``ivf_nprobe`` lists searched): a flat scan of every shot per query grows with the
+    build (0.2 s a shot at 100k, docs/benchmarks.md) while a duplicate, at similarity >= 0.88,
+    sits in or next to its original's list."""
+
+    def __init__(self, dim: int, config: DuplicatesConfig) -> None:
+        self.dim = dim
+        self.config = config
+        self.index = _flat(dim)
+        self.ivf = False
         self.film = array("i")
         self.shot = array("i")
 
     def add(self, code: int, shots: np.ndarray, vectors: np.ndarray) -> None:
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        ids = np.arange(len(self.film), len(self.film) + len(shots), dtype=np.int64)
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self.film.extend([code] * len(shots))
         self.shot.extend(int(s) for s in shots)
+        if not self.ivf and self.index.ntotal >= self.config.ivf_rows:
+            self._to_ivf()
 
     def remove(self, code: int) -> None:
         import faiss
 
         films = np.frombuffer(self.film, np.int32) if len(self.film) else np.zeros(0, np.int32)
-        gone = films == code
-        if not gone.any():
-            return
-        # the flat codes are compacted in order, so the row metadata is filtered alike
-        self.index.remove_ids(faiss.IDSelectorBatch(np.nonzero(gone)[0].astype(np.int64)))
-        keep = ~gone
-        self.film = array("i", films[keep].tolist())
-        self.shot = array("i", np.frombuffer(self.shot, np.int32)[keep].tolist())
+        gone = np.nonzero(films == code)[0].astype(np.int64)
+        if len(gone):
+            self.index.remove_ids(faiss.IDSelectorBatch(gone))
+
+    def _to_ivf(self) -> None:
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index)
+        vectors = inner.reconstruct_n(0, inner.ntotal)
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        n = len(vectors)
+        nlist = int(min(16384, max(64, 4 * np.sqrt(n))))
+        ivf = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(self.dim),
+            self.dim,
+            nlist,
+            faiss.ScalarQuantizer.QT_fp16,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        # a seeded sample in id order: the same registry always trains the same lists
+        rows = np.sort(np.random.default_rng(0).permutation(n)[: 64 * nlist])
+        ivf.train(vectors[rows])
+        ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = self.config.ivf_nprobe
+        self.index, self.ivf = ivf, True
 
 
 class FingerprintIndex:
@@ -87,7 +117,7 @@ class FingerprintIndex:
             return
         _, v, d = vectors.shape
         if self._whole is None:
-            self._whole, self._crops = _Rows(d), _Rows(d)
+            self._whole, self._crops = _Rows(d, self.config), _Rows(d, self.config)
         self._whole.add(code, shots, vectors[:, 0])
         if v > 1:
             self._crops.add(code, np.repeat(shots, v - 1), vectors[:, 1:].reshape(-1, d))
@@ -130,7 +160,7 @@ def _search(
     """(film code, shot, similarity) hits per query shot; ``per_shot`` consecutive query rows
     belong to one shot."""
     n_shots = len(queries) // per_shot
-    if rows.index.ntotal == 0:
+    if rows is None or rows.index.ntotal == 0:
         return [[] for _ in range(n_shots)]
     sims, idx = rows.index.search(queries, min(k, rows.index.ntotal))
     films, shots = rows.film, rows.shot

@@ -94,6 +94,10 @@ class DuplicatesConfig(BaseModel):
     max_flat_share: float = Field(0.85, gt=0, le=1)
     # neighbours asked of the index per view (several views of one original shot can fill it)
     neighbours: int = Field(8, ge=1, le=256)
+    # rows (views of shots) from which an index turns from exact into an inverted file (IVF),
+    # and the lists it searches per query: exact search costs grow with the build
+    ivf_rows: int = Field(50_000, ge=1_000)
+    ivf_nprobe: int = Field(32, ge=1)
     device: str = "auto"  # of the image model
 
 
@@ -116,15 +120,15 @@ class ShotFingerprints:
         return int(self.vectors.shape[1])
 
 
-def view_boxes(width: int, height: int, config: DuplicatesConfig) -> list[tuple[int, int, int]]:
-    """(x0, x1, 0) column spans of the views of a picture ``width`` wide: whole, then crops."""
-    boxes = [(0, width, 0)]
+def view_boxes(width: int, config: DuplicatesConfig) -> list[tuple[int, int]]:
+    """(x0, x1) column spans of the views of a picture ``width`` wide: whole, then crops."""
+    boxes = [(0, width)]
     for frac in config.crop_widths:
         cw = max(1, round(width * frac))
         n = config.crop_positions
         for k in range(n):
             x0 = (width - cw) // 2 if n == 1 else round((width - cw) * k / (n - 1))
-            boxes.append((x0, x0 + cw, 0))
+            boxes.append((x0, x0 + cw))
     return boxes
 
 
@@ -199,10 +203,10 @@ class ShotFingerprintCollector:
             x0, y0, x1, y1 = box
             region = gray[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
             region[...] = int(gray.mean())
-        h, w = gray.shape[:2]
+        w = gray.shape[1]
         views, crops = [], []
         flat = _flat_share(gray) >= self.config.max_flat_share
-        for x0, x1, _ in view_boxes(w, h, self.config):
+        for x0, x1 in view_boxes(w, self.config):
             thumb, std = _thumb(gray[:, x0:x1], self.config)
             flat |= std < _FLAT_STD and x0 == 0 and x1 == w
             views.append(thumb)
@@ -215,7 +219,7 @@ class ShotFingerprintCollector:
         self._flat[keyframe.shot] = self._flat.get(keyframe.shot, True) and flat
 
     def finish(self) -> ShotFingerprints:
-        n_views = len(view_boxes(100, 100, self.config))
+        n_views = len(view_boxes(100, self.config))
         dim = self._dim()
         vectors = np.zeros((len(self.shots), n_views, dim), np.float32)
         valid = np.zeros(len(self.shots), bool)

@@ -155,3 +155,21 @@ def test_ray_actor_is_shared_by_workers(tmp_path: Path) -> None:
         ray.shutdown()
     # the files outlive the actor: a resumed run reloads them
     assert DuplicateRegistry(str(tmp_path)).films() == ["a", "b"]
+
+
+def test_large_registry_turns_into_an_inverted_file() -> None:
+    """Past ``ivf_rows`` rows the index is approximate (IVF): copies are still found, the
+    right shot named, and a forgotten film is gone from it."""
+    config = DuplicatesConfig(ivf_rows=1_000, ivf_nprobe=8)
+    reg = DuplicateRegistry(None, config)
+    films = [film(i, n=300) for i in range(4)]
+    for i, fp in enumerate(films):
+        reg.claim(f"f{i}", fp, seconds(fp))
+    assert reg.index._whole.ivf and reg.index._crops.ivf  # 1,200 and 6,000 rows
+    copy = film(50, copy_of=films[2])
+    result = reg.claim("copy", copy, seconds(copy))
+    assert result.film_duplicate_of == "f2"
+    assert {s: m[:2] for s, m in result.shot_matches.items()} == {i: ("f2", i) for i in range(300)}
+    reg.forget("f2")
+    again = film(51, copy_of=films[2])
+    assert reg.claim("again", again, seconds(again)).shot_matches == {}
