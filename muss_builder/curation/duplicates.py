@@ -184,7 +184,9 @@ class ShotFingerprintCollector:
         self.config = config
         self.watermark_boxes = watermark_boxes
         self.frames = keyframe_frames(shots, config.frames_per_shot)
-        self.embedder = embedder  # CropEmbedder-like (embed(crops) -> [N, D]) or None
+        # an image model named by the config (standard profile); pass one in to share it
+        # between films (it loads once, lazily, on the first shot)
+        self.embedder = embedder if embedder is not None else make_embedder(config)
         # shot -> list over frames of list over views of (thumb, model_block_or_None)
         self._thumbs: dict[int, list[list[np.ndarray]]] = {}
         self._crops: dict[int, list[list[np.ndarray]]] = {}
