@@ -35,18 +35,19 @@ class _Rows:
     """A FAISS index keyed by row ids, and per id the (film code, shot) it holds (8 bytes;
     ids are never reused, so a removed film's ids just stop being returned).
 
-    Exact (flat, float16) while small; from ``ivf_rows`` rows on, it turns once into an
-    inverted file (8-bit codes, half of float16, similarity error ~0.002; ``4 sqrt(n)`` lists
-    and the code ranges trained on a seeded sample of what is there, ``ivf_nprobe`` lists
-    searched): a flat scan of every shot per query grows with the
-    build (0.2 s a shot at 100k, docs/benchmarks.md) while a duplicate, at similarity >= 0.88,
-    sits in or next to its original's list."""
+    Exact (flat, float16) while small; from ``ivf_rows`` rows on, an inverted file (8-bit
+    codes, half of float16; ``4 sqrt(n)`` lists and the code ranges trained on a seeded
+    sample of what is there, retrained at each 4x growth; ``ivf_nprobe`` lists searched):
+    a flat scan of every row per query grows with the build (0.1 s a shot at 100k shots,
+    docs/benchmarks.md) while a duplicate, at similarity >= 0.88, sits in or next to its
+    original's list."""
 
     def __init__(self, dim: int, config: DuplicatesConfig) -> None:
         self.dim = dim
         self.config = config
         self.index = _flat(dim)
         self.ivf = False
+        self.trained = 0  # live rows when the inverted file was last trained
         self.film = array("i")
         self.shot = array("i")
 
@@ -55,25 +56,31 @@ class _Rows:
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self.film.extend([code] * len(shots))
         self.shot.extend(int(s) for s in shots)
-        if not self.ivf and self.index.ntotal >= self.config.ivf_rows:
-            self._to_ivf()
+        n = self.index.ntotal
+        if (not self.ivf and n >= self.config.ivf_rows) or (self.ivf and n >= 4 * self.trained):
+            self._retrain()
 
     def remove(self, code: int) -> None:
         import faiss
 
-        films = np.frombuffer(self.film, np.int32) if len(self.film) else np.zeros(0, np.int32)
+        if not len(self.film):
+            return
+        films = np.frombuffer(self.film, np.int32)  # a view: -1 marks removed rows below
         gone = np.nonzero(films == code)[0].astype(np.int64)
         if len(gone):
             self.index.remove_ids(faiss.IDSelectorBatch(gone))
+            films[gone] = -1
 
-    def _to_ivf(self) -> None:
+    def _retrain(self, chunk: int = 100_000) -> None:
+        """A new inverted file with ``4 sqrt(n)`` lists for the ``n`` rows there now, filled
+        from the old index's own codes (decoded a chunk at a time: no float copy of all rows).
+        Runs when the index first passes ``ivf_rows`` and again each time it has grown 4x,
+        so a list keeps ~``sqrt(n) / 4`` rows and a query scans ~``8 sqrt(n)`` of them."""
         import faiss
 
-        inner = faiss.downcast_index(self.index.index)
-        vectors = inner.reconstruct_n(0, inner.ntotal)
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        n = len(vectors)
-        nlist = int(min(16384, max(64, 4 * np.sqrt(n))))
+        live = np.nonzero(np.frombuffer(self.film, np.int32) >= 0)[0].astype(np.int64)
+        n = len(live)
+        nlist = int(min(65536, max(64, 4 * np.sqrt(n))))
         ivf = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(self.dim),
             self.dim,
@@ -81,12 +88,17 @@ class _Rows:
             faiss.ScalarQuantizer.QT_8bit,  # trained per dimension: 1 byte a value
             faiss.METRIC_INNER_PRODUCT,
         )
+        old = self.index
+        if self.ivf:  # an inverted file reconstructs by id through a hash table
+            old.set_direct_map_type(faiss.DirectMap.Hashtable)
         # a seeded sample in id order: the same registry always trains the same lists
-        rows = np.sort(np.random.default_rng(0).permutation(n)[: 64 * nlist])
-        ivf.train(vectors[rows])
-        ivf.add_with_ids(vectors, ids)
+        sample = np.sort(np.random.default_rng(0).permutation(live)[: 64 * nlist])
+        ivf.train(old.reconstruct_batch(sample))
+        for start in range(0, n, chunk):
+            ids = live[start : start + chunk]
+            ivf.add_with_ids(old.reconstruct_batch(ids), ids)
         ivf.nprobe = self.config.ivf_nprobe
-        self.index, self.ivf = ivf, True
+        self.index, self.ivf, self.trained = ivf, True, n
 
 
 class FingerprintIndex:

@@ -158,14 +158,16 @@ def test_ray_actor_is_shared_by_workers(tmp_path: Path) -> None:
 
 
 def test_large_registry_turns_into_an_inverted_file() -> None:
-    """Past ``ivf_rows`` rows the index is approximate (IVF): copies are still found, the
-    right shot named, and a forgotten film is gone from it."""
+    """Past ``ivf_rows`` rows the index is approximate (IVF), retrained as it grows: copies
+    are still found, the right shot named, and a forgotten film is gone from it."""
     config = DuplicatesConfig(ivf_rows=1_000, ivf_nprobe=8)
     reg = DuplicateRegistry(None, config)
     films = [film(i, n=300) for i in range(4)]
     for i, fp in enumerate(films):
         reg.claim(f"f{i}", fp, seconds(fp))
     assert reg.index._whole.ivf and reg.index._crops.ivf  # 1,200 and 6,000 rows
+    # the crop index was trained at 1,500 rows (the first film), then again at 4x that
+    assert reg.index._crops.trained == 6_000 and reg.index._crops.index.ntotal == 6_000
     copy = film(50, copy_of=films[2])
     result = reg.claim("copy", copy, seconds(copy))
     assert result.film_duplicate_of == "f2"
