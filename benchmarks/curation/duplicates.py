@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +35,7 @@ from muss_builder.curation.duplicate_index import FingerprintIndex
 from muss_builder.curation.duplicates import (
     DuplicatesConfig,
     ShotFingerprintCollector,
+    ShotFingerprints,
 )
 from muss_builder.runtime.duplicate_registry import DuplicateRegistry
 from muss_builder.shots.segment import Shot
@@ -177,25 +179,122 @@ def whole_film(folder: Path, config: DuplicatesConfig, out: Path, tmp: Path) -> 
     }
 
 
+def _window(frames: list[np.ndarray], frac: float, where: float | None) -> list[np.ndarray]:
+    """A crop ``frac`` of the width at ``where`` (0 left .. 1 right), stretched back to the
+    frame; ``where=None`` slides the window from left to right across the shot."""
+    out = []
+    for i, f in enumerate(frames):
+        w = f.shape[1]
+        cw = round(w * frac)
+        pos = i / max(1, len(frames) - 1) if where is None else where
+        x0 = round((w - cw) * pos)
+        out.append(cv2.resize(f[:, x0 : x0 + cw], (w, f.shape[0])))
+    return out
+
+
+def _jpeg(f: np.ndarray, quality: int, scale: float) -> np.ndarray:
+    small = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    _, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.resize(cv2.imdecode(buf, cv2.IMREAD_COLOR), (f.shape[1], f.shape[0]))
+
+
+STRESS = {
+    "cut 1 frame late": ("shift", 1),
+    "cut 2 frames late": ("shift", 2),
+    "cut 4 frames late": ("shift", 4),
+    "crop 0.75 centre": ("map", lambda fs: _window(fs, 0.75, 0.5)),
+    "crop 0.75 at 0.4 (2.5% of W off a view)": ("map", lambda fs: _window(fs, 0.75, 0.4)),
+    "crop 0.75 at 1/4": ("map", lambda fs: _window(fs, 0.75, 0.25)),
+    "crop 0.75 halfway between two views": ("between", 0.75),
+    "crop 0.75 sliding left to right": ("map", lambda fs: _window(fs, 0.75, None)),
+    "crop 0.65 centre": ("map", lambda fs: _window(fs, 0.65, 0.5)),
+    "crop 0.56 centre (2.39 -> 4:3)": ("map", lambda fs: _window(fs, 0.56, 0.5)),
+    "gamma 0.6": ("map", lambda fs: [(255 * (f / 255.0) ** 0.6).astype(np.uint8) for f in fs]),
+    "contrast 0.7, +20": (
+        "map",
+        lambda fs: [cv2.convertScaleAbs(f, alpha=0.7, beta=20) for f in fs],
+    ),
+    "quarter size, JPEG q20": ("map", lambda fs: [_jpeg(f, 20, 0.25) for f in fs]),
+    "mirrored": ("map", lambda fs: [f[:, ::-1] for f in fs]),
+}
+
+
+def stress(folder: Path, config: DuplicatesConfig) -> dict:
+    """Similarity of cur_plain's shots to edited copies of themselves (edits made on the
+    decoded frames): what the fingerprint survives and what it does not."""
+    doc = {d["film"]: d for d in load_set(folder)}["cur_plain.mp4"]
+    frames = decode(folder / doc["film"], doc["width"], doc["height"], set(range(doc["n_frames"])))
+    shots = [s for s in doc["shots"] if s["content"] in ("clip", "photo")]
+    out = {}
+    for name, (kind, arg) in STRESS.items():
+        sims = []
+        for s in shots:
+            a, b = s["start_frame"], s["end_frame"]
+            base = _fp([frames[i] for i in range(a, b)], config)
+            if kind == "shift":
+                edited = [frames[min(i + arg, b - 1)] for i in range(a, b)]
+            elif kind == "between":  # the worst place for the configured views
+                gap = 0.5 / max(1, config.crop_positions - 1)
+                edited = _window([frames[i] for i in range(a, b)], arg, gap)
+            else:
+                edited = arg([frames[i] for i in range(a, b)])
+            index = FingerprintIndex(config)
+            index.add("orig", np.array([0]), base.vectors)
+            hit = index.best(_fp(edited, config).vectors)[0]
+            sims.append(hit[2] if hit else 0.0)
+        out[name] = {
+            "min": round(min(sims), 3),
+            "median": round(statistics.median(sims), 3),
+            "caught": f"{sum(x >= config.threshold for x in sims)}/{len(sims)}",
+        }
+    return out
+
+
+def _fp(frames: list[np.ndarray], config: DuplicatesConfig) -> ShotFingerprints:
+    n = len(frames)
+    collector = ShotFingerprintCollector([Shot(0, 0, n, 0.0, n / 24, "cut")], config, {0: None})
+    for f in collector.wanted()[0]:
+        collector.add(Keyframe(0, f, np.ascontiguousarray(frames[f])), True)
+    return collector.finish()
+
+
 def faiss_cost(n: int, config: DuplicatesConfig) -> dict:
-    """Median seconds per shot query (all views) with ``n`` synthetic shots indexed."""
+    """Median seconds per shot query (all views, one shot at a time as the worst case) with
+    ``n`` synthetic shots indexed, and the share of 200 planted copies (an indexed shot plus
+    noise, similarity ~0.95) found as the right shot: exact (flat) and inverted file (IVF)."""
     rng = np.random.default_rng(0)
     views, dim = 1 + len(config.crop_widths) * config.crop_positions, 7 * config.dct**2
-    index = FingerprintIndex(config)
     chunk = 10_000
+    films = []
     for start in range(0, n, chunk):
         v = rng.standard_normal((min(chunk, n - start), views, dim)).astype(np.float32)
-        v /= np.linalg.norm(v, axis=2, keepdims=True)
-        index.add(f"f{start}", np.arange(len(v)), v)
-    q = rng.standard_normal((200, 1, views, dim)).astype(np.float32)
-    q /= np.linalg.norm(q, axis=3, keepdims=True)
-    index.best(q[0])  # builds the index
-    times = []
-    for one in q:
+        films.append(v / np.linalg.norm(v, axis=2, keepdims=True))
+    picks = [(int(rng.integers(len(films))), int(rng.integers(chunk))) for _ in range(200)]
+    queries = []
+    for f, i in picks:
+        q = films[f][i] + 0.015 * rng.standard_normal((views, dim)).astype(np.float32)
+        queries.append((q / np.linalg.norm(q, axis=1, keepdims=True))[None])
+    out = {"indexed_shots": n, "views": views, "dim": dim}
+    for name, ivf_rows in (("flat", 10**12), ("ivf", config.ivf_rows)):
+        index = FingerprintIndex(config.model_copy(update={"ivf_rows": ivf_rows}))
         t0 = time.perf_counter()
-        index.best(one)
-        times.append(time.perf_counter() - t0)
-    return {"indexed_shots": n, "median_ms": 1000 * statistics.median(times), "dim": dim}
+        for k, v in enumerate(films):
+            index.add(f"f{k}", np.arange(len(v)), v)
+        build = time.perf_counter() - t0
+        times, found, sims = [], 0, []
+        for q, (f, i) in zip(queries, picks, strict=True):
+            t0 = time.perf_counter()
+            hit = index.best(q)[0]
+            times.append(time.perf_counter() - t0)
+            found += hit is not None and hit[:2] == (f"f{f}", i)
+            sims.append(hit[2] if hit else 0.0)
+        out[name] = {
+            "median_ms_per_shot": round(1000 * statistics.median(times), 2),
+            "planted_found": found / len(picks),
+            "median_similarity": round(statistics.median(sims), 3),
+            "build_s": round(build, 1),
+        }
+    return out
 
 
 def main() -> None:
@@ -204,8 +303,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--tmp", type=Path)
     ap.add_argument("--faiss-shots", type=int, default=100_000)
+    ap.add_argument("--config", default="{}", help="DuplicatesConfig fields as JSON")
     args = ap.parse_args()
-    config = DuplicatesConfig()
+    config = DuplicatesConfig(**json.loads(args.config))
     tmp = args.tmp or Path(tempfile.mkdtemp(prefix="dups-bench-"))
     out = tmp / "out"
     rows, cost = run_set(args.folder, config, out)
@@ -221,6 +321,7 @@ def main() -> None:
         "not_fingerprinted": [f"{r['film']}#{r['shot']}" for r in rows if not r["valid"]],
         "whole_film": whole_film(args.folder, config, out, tmp),
     }  # fmt: skip
+    report["stress"] = stress(args.folder, config)
     if args.faiss_shots:
         report["faiss"] = faiss_cost(args.faiss_shots, config)
     report["rows"] = rows

@@ -9,13 +9,14 @@ copy). Crop against crop is never compared: it adds nothing the two cases miss a
 double the cost.
 
 Only original shots are registered: a shot that matched is not, so a retried or later film
-can never be taken for a copy of its own copy. Removing a film (a retry, a failure) marks the
-index stale; it is rebuilt from the kept vectors at the next search.
+can never be taken for a copy of its own copy. Removing a film (a retry, a failure) takes its
+rows out of the index (``remove_ids``). Past ``ivf_rows`` rows an index becomes an inverted
+file (approximate: see ``_Rows``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from array import array
 from typing import Any
 
 import numpy as np
@@ -23,107 +24,169 @@ import numpy as np
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
 
 
-@dataclass
-class _Film:
-    shots: np.ndarray  # int64 [S] registered (original, valid) shots
-    vectors: np.ndarray  # float32 [S, V, D]
-
-
-def _new_index(dim: int) -> Any:  # a faiss index
+def _flat(dim: int) -> Any:
     import faiss
 
-    return faiss.IndexScalarQuantizer(
-        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-    )
+    sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIDMap2(sq)
+
+
+class _Rows:
+    """A FAISS index keyed by row ids, and per id the (film code, shot) it holds (8 bytes;
+    ids are never reused, so a removed film's ids just stop being returned).
+
+    Exact (flat, float16) while small; from ``ivf_rows`` rows on, an inverted file (8-bit
+    codes, half of float16; ``4 sqrt(n)`` lists and the code ranges trained on a seeded
+    sample of what is there, retrained at each 4x growth; ``ivf_nprobe`` lists searched):
+    a flat scan of every row per query grows with the build (0.1 s a shot at 100k shots,
+    docs/benchmarks.md) while a duplicate, at similarity >= 0.88, sits in or next to its
+    original's list."""
+
+    def __init__(self, dim: int, config: DuplicatesConfig) -> None:
+        self.dim = dim
+        self.config = config
+        self.index = _flat(dim)
+        self.ivf = False
+        self.trained = 0  # live rows when the inverted file was last trained
+        self.film = array("i")
+        self.shot = array("i")
+
+    def add(self, code: int, shots: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.arange(len(self.film), len(self.film) + len(shots), dtype=np.int64)
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self.film.extend([code] * len(shots))
+        self.shot.extend(int(s) for s in shots)
+        n = self.index.ntotal
+        if (not self.ivf and n >= self.config.ivf_rows) or (self.ivf and n >= 4 * self.trained):
+            self._retrain()
+
+    def remove(self, code: int) -> None:
+        import faiss
+
+        if not len(self.film):
+            return
+        films = np.frombuffer(self.film, np.int32)  # a view: -1 marks removed rows below
+        gone = np.nonzero(films == code)[0].astype(np.int64)
+        if len(gone):
+            self.index.remove_ids(faiss.IDSelectorBatch(gone))
+            films[gone] = -1
+
+    def _retrain(self, chunk: int = 100_000) -> None:
+        """A new inverted file with ``4 sqrt(n)`` lists for the ``n`` rows there now, filled
+        from the old index's own codes (decoded a chunk at a time: no float copy of all rows).
+        Runs when the index first passes ``ivf_rows`` and again each time it has grown 4x,
+        so a list keeps ~``sqrt(n) / 4`` rows and a query scans ~``8 sqrt(n)`` of them."""
+        import faiss
+
+        live = np.nonzero(np.frombuffer(self.film, np.int32) >= 0)[0].astype(np.int64)
+        n = len(live)
+        nlist = int(min(65536, max(64, 4 * np.sqrt(n))))
+        ivf = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(self.dim),
+            self.dim,
+            nlist,
+            faiss.ScalarQuantizer.QT_8bit,  # trained per dimension: 1 byte a value
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        old = self.index
+        if self.ivf:  # an inverted file reconstructs by id through a hash table
+            old.set_direct_map_type(faiss.DirectMap.Hashtable)
+        # a seeded sample in id order: the same registry always trains the same lists
+        sample = np.sort(np.random.default_rng(0).permutation(live)[: 64 * nlist])
+        ivf.train(old.reconstruct_batch(sample))
+        for start in range(0, n, chunk):
+            ids = live[start : start + chunk]
+            ivf.add_with_ids(old.reconstruct_batch(ids), ids)
+        ivf.nprobe = self.config.ivf_nprobe
+        self.index, self.ivf, self.trained = ivf, True, n
 
 
 class FingerprintIndex:
-    """All registered films' fingerprints, searchable; films keep their registration order."""
+    """All registered films' fingerprints, searchable; films keep their registration order.
+    Holds only the FAISS codes (float16) and 8 bytes of metadata per row: a removed film is
+    taken out of the index itself (``remove_ids``), so no second copy of the vectors is kept."""
 
     def __init__(self, config: DuplicatesConfig) -> None:
         self.config = config
-        self.films: dict[str, _Film] = {}  # insertion order = registration order
-        self._whole = None
-        self._crops = None
-        self._whole_meta: list[tuple[str, int]] = []  # row -> (film, shot)
-        self._crop_meta: list[tuple[str, int]] = []
-        self._stale = True
+        self.films: dict[str, int] = {}  # film -> code; insertion order = registration order
+        self.names: dict[int, str] = {}
+        self._next = 0
+        self._whole: _Rows | None = None
+        self._crops: _Rows | None = None
 
     @property
     def n_shots(self) -> int:
-        return sum(len(f.shots) for f in self.films.values())
+        return self._whole.index.ntotal if self._whole is not None else 0
 
     def add(self, film_id: str, shots: np.ndarray, vectors: np.ndarray) -> None:
         """Register ``vectors`` [S, V, D] of ``shots`` (originals only) under ``film_id``."""
-        self.films[film_id] = _Film(np.asarray(shots, np.int64), np.asarray(vectors, np.float32))
-        if not self._stale and len(shots):
-            self._append(film_id, self.films[film_id])
+        self.remove(film_id)
+        code = self._next
+        self._next += 1
+        self.films[film_id] = code
+        self.names[code] = film_id
+        shots = np.asarray(shots, np.int64)
+        if not len(shots):
+            return
+        _, v, d = vectors.shape
+        if self._whole is None:
+            self._whole, self._crops = _Rows(d, self.config), _Rows(d, self.config)
+        self._whole.add(code, shots, vectors[:, 0])
+        if v > 1:
+            self._crops.add(code, np.repeat(shots, v - 1), vectors[:, 1:].reshape(-1, d))
 
     def remove(self, film_id: str) -> bool:
-        if self.films.pop(film_id, None) is None:
+        code = self.films.pop(film_id, None)
+        if code is None:
             return False
-        self._stale = True
+        self.names.pop(code)
+        for rows in (self._whole, self._crops):
+            if rows is not None:
+                rows.remove(code)
         return True
-
-    def _rebuild(self) -> None:
-        self._whole = self._crops = None
-        self._whole_meta, self._crop_meta = [], []
-        for film_id, film in self.films.items():
-            self._append(film_id, film)
-        self._stale = False
-
-    def _append(self, film_id: str, film: _Film) -> None:
-        if not len(film.shots):
-            return
-        _, v, d = film.vectors.shape
-        if self._whole is None:
-            self._whole, self._crops = _new_index(d), _new_index(d)
-        self._whole.add(np.ascontiguousarray(film.vectors[:, 0]))
-        self._whole_meta += [(film_id, int(shot)) for shot in film.shots]
-        if v > 1:
-            self._crops.add(np.ascontiguousarray(film.vectors[:, 1:].reshape(-1, d)))
-            self._crop_meta += [(film_id, int(shot)) for shot in film.shots for _ in range(v - 1)]
 
     def best(self, vectors: np.ndarray) -> list[tuple[str, int, float] | None]:
         """Per query shot ([S, V, D]), its most similar registered shot (film, shot, sim)."""
-        if self._stale:
-            self._rebuild()
         out: list[tuple[str, int, float] | None] = [None] * len(vectors)
         if self._whole is None or not len(vectors):
             return out
         s, v, d = vectors.shape
         k = self.config.neighbours
         whole = np.ascontiguousarray(vectors[:, 0])
-        hits = [_search(self._whole, self._whole_meta, whole, k, 1)]
+        hits = [_search(self._whole, whole, k, 1)]
         if v > 1:
-            hits.append(_search(self._crops, self._crop_meta, whole, k, 1))
+            hits.append(_search(self._crops, whole, k, 1))
             crops = np.ascontiguousarray(vectors[:, 1:].reshape(-1, d))
-            hits.append(_search(self._whole, self._whole_meta, crops, k, v - 1))
-        order = {film_id: i for i, film_id in enumerate(self.films)}
+            hits.append(_search(self._whole, crops, k, v - 1))
         for i in range(s):
             cands = [h for part in hits for h in part[i]]
             if cands:
-                # best similarity; a tie goes to the earlier registered film, then lower shot
-                out[i] = max(cands, key=lambda c: (round(c[2], 4), -order[c[0]], -c[1]))
+                # best similarity; a tie goes to the earlier registered film (lower code)
+                code, shot, sim = max(cands, key=lambda c: (round(c[2], 4), -c[0], -c[1]))
+                out[i] = (self.names[code], shot, sim)
         return out
 
 
 def _search(
-    index: Any, meta: list[tuple[str, int]], queries: np.ndarray, k: int, per_shot: int
-) -> list[list[tuple[str, int, float]]]:
-    """Hits per query shot; ``per_shot`` consecutive query rows belong to one shot."""
-    if index is None or index.ntotal == 0:
-        return [[] for _ in range(len(queries) // per_shot)]
-    sims, idx = index.search(queries, min(k, index.ntotal))
-    out: list[list[tuple[str, int, float]]] = []
+    rows: _Rows, queries: np.ndarray, k: int, per_shot: int
+) -> list[list[tuple[int, int, float]]]:
+    """(film code, shot, similarity) hits per query shot; ``per_shot`` consecutive query rows
+    belong to one shot."""
+    n_shots = len(queries) // per_shot
+    if rows is None or rows.index.ntotal == 0:
+        return [[] for _ in range(n_shots)]
+    sims, idx = rows.index.search(queries, min(k, rows.index.ntotal))
+    films, shots = rows.film, rows.shot
+    out: list[list[tuple[int, int, float]]] = []
     for i in range(0, len(queries), per_shot):
-        rows = [
-            (*meta[j], float(sim))
-            for r in range(i, i + per_shot)
-            for j, sim in zip(idx[r], sims[r], strict=True)
-            if j >= 0
-        ]
-        out.append(rows)
+        out.append(
+            [
+                (films[j], shots[j], float(sim))
+                for r in range(i, i + per_shot)
+                for j, sim in zip(idx[r], sims[r], strict=True)
+                if j >= 0
+            ]
+        )
     return out
 
 

@@ -76,15 +76,15 @@ class ShotFingerprints:
         return int(self.vectors.shape[1])
 
 
-def view_boxes(width: int, height: int, config: DuplicatesConfig) -> list[tuple[int, int, int]]:
-    """(x0, x1, 0) column spans of the views of a picture ``width`` wide: whole, then crops."""
-    boxes = [(0, width, 0)]
+def view_boxes(width: int, config: DuplicatesConfig) -> list[tuple[int, int]]:
+    """(x0, x1) column spans of the views of a picture ``width`` wide: whole, then crops."""
+    boxes = [(0, width)]
     for frac in config.crop_widths:
         cw = max(1, round(width * frac))
         n = config.crop_positions
         for k in range(n):
             x0 = (width - cw) // 2 if n == 1 else round((width - cw) * k / (n - 1))
-            boxes.append((x0, x0 + cw, 0))
+            boxes.append((x0, x0 + cw))
     return boxes
 
 
@@ -140,7 +140,9 @@ class ShotFingerprintCollector:
         self.config = config
         self.watermark_boxes = watermark_boxes
         self.frames = keyframe_frames(shots, config.frames_per_shot)
-        self.embedder = embedder  # CropEmbedder-like (embed(crops) -> [N, D]) or None
+        # an image model named by the config (standard profile); pass one in to share it
+        # between films (it loads once, lazily, on the first shot)
+        self.embedder = embedder if embedder is not None else make_embedder(config)
         # shot -> list over frames of list over views of (thumb, model_block_or_None)
         self._thumbs: dict[int, list[list[np.ndarray]]] = {}
         self._crops: dict[int, list[list[np.ndarray]]] = {}
@@ -159,10 +161,10 @@ class ShotFingerprintCollector:
             x0, y0, x1, y1 = box
             region = gray[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
             region[...] = int(gray.mean())
-        h, w = gray.shape[:2]
+        w = gray.shape[1]
         views, crops = [], []
         flat = _flat_share(gray) >= self.config.max_flat_share
-        for x0, x1, _ in view_boxes(w, h, self.config):
+        for x0, x1 in view_boxes(w, self.config):
             thumb, std = _thumb(gray[:, x0:x1], self.config)
             flat |= std < _FLAT_STD and x0 == 0 and x1 == w
             views.append(thumb)
@@ -175,7 +177,7 @@ class ShotFingerprintCollector:
         self._flat[keyframe.shot] = self._flat.get(keyframe.shot, True) and flat
 
     def finish(self) -> ShotFingerprints:
-        n_views = len(view_boxes(100, 100, self.config))
+        n_views = len(view_boxes(100, self.config))
         dim = self._dim()
         vectors = np.zeros((len(self.shots), n_views, dim), np.float32)
         valid = np.zeros(len(self.shots), bool)

@@ -28,8 +28,10 @@ class DuplicatesConfig(BaseModel):
     # widths of the crops (a fraction of the picture width) indexed as extra views: 0.75 is
     # the 16:9 -> 4:3 (and 2.39 -> 16:9) pan-and-scan; add 0.56 for 2.39 -> 4:3
     crop_widths: list[float] = Field(default_factory=lambda: [0.75])
-    # places of each crop across the width (1 = centre only; 3 = left, centre, right)
-    crop_positions: int = Field(3, ge=1, le=9)
+    # places of each crop across the width, evenly from left to right (1 = centre only): 5
+    # puts any resting window within 3 % of the width of one (similarity ~0.87 there, 2.5 %:
+    # ~0.9; 3 places leave 6 % and ~0.72: docs/benchmarks.md)
+    crop_positions: int = Field(5, ge=1, le=17)
     # frame-to-frame change (RMS, in units of the frame's standard deviation) at which a
     # difference block gets full weight; re-encode noise is ~0.02, a walking person ~0.3
     motion_ref: float = Field(0.25, gt=0)
@@ -47,4 +49,8 @@ class DuplicatesConfig(BaseModel):
     max_flat_share: float = Field(0.85, gt=0, le=1)
     # neighbours asked of the index per view (several views of one original shot can fill it)
     neighbours: int = Field(8, ge=1, le=256)
+    # rows (views of shots) from which an index turns from exact into an inverted file (IVF),
+    # and the lists it searches per query: exact search costs grow with the build
+    ivf_rows: int = Field(50_000, ge=1_000)
+    ivf_nprobe: int = Field(32, ge=1)
     device: str = "auto"  # of the image model
