@@ -342,3 +342,41 @@ def test_the_plan_says_why_a_filter_does_not_run(models, tmp_path: Path) -> None
         cuda = cfg.model_copy(deep=True)
         cuda.alignment.device = "cuda"
         assert "CUDA is not available" in model_filter_plan(cuda)[1]["alignment"]
+
+
+def test_siglip_with_a_linear_head_of_your_own(models, tmp_path: Path) -> None:
+    """The README's second recipe: SigLIP embeddings and a plain linear probe."""
+    torch.manual_seed(5)
+    probe = torch.nn.Linear(32, 1)  # the tiny SigLIP's image embedding size
+    torch.save(probe.state_dict(), tmp_path / "probe.pth")
+    cfg = ModelFiltersConfig.model_validate(
+        {
+            "aesthetic": {
+                "enabled": True,
+                "model": str(models["siglip"]),
+                "head": str(tmp_path / "probe.pth"),
+                "threshold": 1e9,  # everything is below: every shot flagged
+                "device": "cpu",
+            }
+        }
+    )
+    frames = keyframes()
+    emb = direct_embeddings(models["siglip"], [k.image for k in frames])
+    with torch.no_grad():
+        per_frame = probe(torch.from_numpy(emb))[:, 0].numpy()
+    result = run_collector(cfg)
+    for shot in range(3):
+        rows = [i for i, k in enumerate(frames) if k.shot == shot]
+        assert result[shot].quality == {
+            "aesthetic": pytest.approx(per_frame[rows].mean(), abs=1e-5)
+        }
+        assert result[shot].flags == ["low_aesthetic"]
+
+
+def test_a_collector_with_every_filter_off_measures_nothing() -> None:
+    collector = ModelFilterCollector(shots(), ModelFiltersConfig())
+    for kf in keyframes():
+        collector.add(kf, is_keyframe=True)
+    result = collector.finish()
+    assert sorted(result) == [0, 1, 2]
+    assert all(r.quality == {} and r.flags == [] for r in result.values())
