@@ -46,7 +46,7 @@ def tiny_tokenizer(folder: Path) -> int:
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=120,
+        vocab_size=320,
         special_tokens=["<pad>", "<unk>", "</s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -78,7 +78,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {k: tmp_path_factory.mktemp(k) for k in ("clip", "siglip", "dinov2")}
     torch.manual_seed(0)
     for name in ("clip", "siglip"):
-        text = {**tiny, "vocab_size": tiny_tokenizer(folders[name]), "max_position_embeddings": 16}
+        text = {**tiny, "vocab_size": tiny_tokenizer(folders[name]), "max_position_embeddings": 32}
         text |= {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 2}
         vision = {**tiny, "image_size": 32, "patch_size": 8}
         if name == "clip":
@@ -260,20 +260,24 @@ def test_caption_alignment_equals_a_direct_computation(models, kind: str) -> Non
         {"alignment": {"enabled": True, "model": str(models[kind]), "device": "cpu"}}
     )
     frames = keyframes()
-    images = [[frames[0].image, frames[1].image], [frames[3].image], [frames[4].image]]
-    captions = SENTENCES
+    # two different images in a shot (the mean is not their max); captions shorter than the
+    # text tower's 32 positions and of different lengths (so SigLIP's padding matters)
+    images = [[frames[0].image, frames[3].image], [frames[3].image], [frames[4].image]]
+    captions = ["a dark night street", "a red car", "two people talk"]
     scores = caption_alignment(cfg, images, captions)
     folder = models[kind]
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     padding = "max_length" if kind == "siglip" else True
     tokens = tokenizer(
-        captions, padding=padding, max_length=16, truncation=True, return_tensors="pt"
+        captions, padding=padding, max_length=32, truncation=True, return_tensors="pt"
     )
     with torch.no_grad():
         out = model.get_text_features(input_ids=tokens["input_ids"],
                                       attention_mask=tokens["attention_mask"])  # fmt: skip
         text = torch.nn.functional.normalize(out if torch.is_tensor(out) else out.pooler_output)
+    lengths = tokenizer(captions)["input_ids"]
+    assert len({len(t) for t in lengths}) > 1 and max(map(len, lengths)) < 32
     for shot, (imgs, caption_row) in enumerate(zip(images, text.numpy(), strict=True)):
         emb = direct_embeddings(folder, imgs)
         assert scores[shot] == pytest.approx(float(np.mean(emb @ caption_row)), abs=1e-5)
