@@ -384,3 +384,20 @@ def test_a_collector_with_every_filter_off_measures_nothing() -> None:
     result = collector.finish()
     assert sorted(result) == [0, 1, 2]
     assert all(r.quality == {} and r.flags == [] for r in result.values())
+
+
+def test_caption_alignment_takes_the_captioners_jpeg_bytes(models) -> None:
+    import cv2
+
+    cfg = ModelFiltersConfig.model_validate(
+        {"alignment": {"enabled": True, "model": str(models["clip"]), "device": "cpu"}}
+    )
+    frames = keyframes()
+    jpegs = [cv2.imencode(".jpg", k.image)[1].tobytes() for k in frames[3:5]]
+    decoded = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in jpegs]
+    captions = ["a dark night street", "a red car"]
+    from_bytes = caption_alignment(cfg, [[jpegs[0]], [jpegs[1]]], captions)
+    from_arrays = caption_alignment(cfg, [[decoded[0]], [decoded[1]]], captions)
+    assert from_bytes == pytest.approx(from_arrays, abs=1e-6)
+    with pytest.raises(ValueError, match="not an image"):
+        caption_alignment(cfg, [[b"junk"]], captions[:1])
