@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import cv2
 import numpy as np
 
 from muss_builder.core.models import ModelNotFoundError, loaded_model, pick_device, resolve_model
@@ -69,7 +70,8 @@ class ShotModelQuality:
 
 
 def filter_model(section: Section) -> ImageTextModel:
-    """The loaded checkpoint of one filter, shared with any filter naming the same one."""
+    """The loaded checkpoint of one filter, shared with any filter naming the same one on
+    the same device (the first to load it sets its batch size)."""
     device = pick_device(section.device, f"model filter ({section.model})")
     key = f"curation-model:{section.model}:{device}"
     return loaded_model(key, lambda: ImageTextModel(section.model, device, section.batch_size))
@@ -245,22 +247,34 @@ def min_pairwise_cosine(embeddings: np.ndarray) -> float:
 
 
 def caption_alignment(
-    config: ModelFiltersConfig, images_per_shot: list[list[np.ndarray]], captions: list[str]
+    config: ModelFiltersConfig,
+    images_per_shot: Sequence[Sequence[np.ndarray | bytes]],
+    captions: Sequence[str],
 ) -> list[float]:
-    """Per shot: the mean cosine of its caption's text embedding with its images' (BGR,
-    cropped keyframes) embeddings. One forward pass per batch over all the sample's images."""
+    """Per shot: the mean cosine of its caption's text embedding with its images' (BGR
+    arrays of cropped keyframes, or the JPEG bytes the captioner's ``ShotPixels.images``
+    already holds) embeddings. One forward pass per batch over all the sample's images."""
     if len(images_per_shot) != len(captions):
         raise ValueError(f"{len(images_per_shot)} shots of images but {len(captions)} captions")
     if any(not images for images in images_per_shot):
         raise ValueError("caption alignment needs at least one image of every shot")
     model = filter_model(config.alignment)
-    texts = model.embed_texts(captions)
-    images = model.embed_images([im for shot in images_per_shot for im in shot])
+    texts = model.embed_texts(list(captions))
+    images = model.embed_images([_pixels(im) for shot in images_per_shot for im in shot])
     scores, start = [], 0
     for text, shot in zip(texts, images_per_shot, strict=True):
         scores.append(float(np.mean(images[start : start + len(shot)] @ text)))
         start += len(shot)
     return scores
+
+
+def _pixels(image: np.ndarray | bytes) -> np.ndarray:
+    if not isinstance(image, bytes):
+        return image
+    decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ValueError(f"caption alignment: {len(image)} bytes that are not an image")
+    return decoded
 
 
 def misaligned(config: ModelFiltersConfig, scores: Sequence[float]) -> bool:

@@ -46,7 +46,7 @@ def tiny_tokenizer(folder: Path) -> int:
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=120,
+        vocab_size=320,
         special_tokens=["<pad>", "<unk>", "</s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -78,7 +78,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {k: tmp_path_factory.mktemp(k) for k in ("clip", "siglip", "dinov2")}
     torch.manual_seed(0)
     for name in ("clip", "siglip"):
-        text = {**tiny, "vocab_size": tiny_tokenizer(folders[name]), "max_position_embeddings": 16}
+        text = {**tiny, "vocab_size": tiny_tokenizer(folders[name]), "max_position_embeddings": 32}
         text |= {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 2}
         vision = {**tiny, "image_size": 32, "patch_size": 8}
         if name == "clip":
@@ -260,20 +260,24 @@ def test_caption_alignment_equals_a_direct_computation(models, kind: str) -> Non
         {"alignment": {"enabled": True, "model": str(models[kind]), "device": "cpu"}}
     )
     frames = keyframes()
-    images = [[frames[0].image, frames[1].image], [frames[3].image], [frames[4].image]]
-    captions = SENTENCES
+    # two different images in a shot (the mean is not their max); captions shorter than the
+    # text tower's 32 positions and of different lengths (so SigLIP's padding matters)
+    images = [[frames[0].image, frames[3].image], [frames[3].image], [frames[4].image]]
+    captions = ["a dark night street", "a red car", "two people talk"]
     scores = caption_alignment(cfg, images, captions)
     folder = models[kind]
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     padding = "max_length" if kind == "siglip" else True
     tokens = tokenizer(
-        captions, padding=padding, max_length=16, truncation=True, return_tensors="pt"
+        captions, padding=padding, max_length=32, truncation=True, return_tensors="pt"
     )
     with torch.no_grad():
         out = model.get_text_features(input_ids=tokens["input_ids"],
                                       attention_mask=tokens["attention_mask"])  # fmt: skip
         text = torch.nn.functional.normalize(out if torch.is_tensor(out) else out.pooler_output)
+    lengths = tokenizer(captions)["input_ids"]
+    assert len({len(t) for t in lengths}) > 1 and max(map(len, lengths)) < 32
     for shot, (imgs, caption_row) in enumerate(zip(images, text.numpy(), strict=True)):
         emb = direct_embeddings(folder, imgs)
         assert scores[shot] == pytest.approx(float(np.mean(emb @ caption_row)), abs=1e-5)
@@ -342,3 +346,58 @@ def test_the_plan_says_why_a_filter_does_not_run(models, tmp_path: Path) -> None
         cuda = cfg.model_copy(deep=True)
         cuda.alignment.device = "cuda"
         assert "CUDA is not available" in model_filter_plan(cuda)[1]["alignment"]
+
+
+def test_siglip_with_a_linear_head_of_your_own(models, tmp_path: Path) -> None:
+    """The README's second recipe: SigLIP embeddings and a plain linear probe."""
+    torch.manual_seed(5)
+    probe = torch.nn.Linear(32, 1)  # the tiny SigLIP's image embedding size
+    torch.save(probe.state_dict(), tmp_path / "probe.pth")
+    cfg = ModelFiltersConfig.model_validate(
+        {
+            "aesthetic": {
+                "enabled": True,
+                "model": str(models["siglip"]),
+                "head": str(tmp_path / "probe.pth"),
+                "threshold": 1e9,  # everything is below: every shot flagged
+                "device": "cpu",
+            }
+        }
+    )
+    frames = keyframes()
+    emb = direct_embeddings(models["siglip"], [k.image for k in frames])
+    with torch.no_grad():
+        per_frame = probe(torch.from_numpy(emb))[:, 0].numpy()
+    result = run_collector(cfg)
+    for shot in range(3):
+        rows = [i for i, k in enumerate(frames) if k.shot == shot]
+        assert result[shot].quality == {
+            "aesthetic": pytest.approx(per_frame[rows].mean(), abs=1e-5)
+        }
+        assert result[shot].flags == ["low_aesthetic"]
+
+
+def test_a_collector_with_every_filter_off_measures_nothing() -> None:
+    collector = ModelFilterCollector(shots(), ModelFiltersConfig())
+    for kf in keyframes():
+        collector.add(kf, is_keyframe=True)
+    result = collector.finish()
+    assert sorted(result) == [0, 1, 2]
+    assert all(r.quality == {} and r.flags == [] for r in result.values())
+
+
+def test_caption_alignment_takes_the_captioners_jpeg_bytes(models) -> None:
+    import cv2
+
+    cfg = ModelFiltersConfig.model_validate(
+        {"alignment": {"enabled": True, "model": str(models["clip"]), "device": "cpu"}}
+    )
+    frames = keyframes()
+    jpegs = [cv2.imencode(".jpg", k.image)[1].tobytes() for k in frames[3:5]]
+    decoded = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in jpegs]
+    captions = ["a dark night street", "a red car"]
+    from_bytes = caption_alignment(cfg, [[jpegs[0]], [jpegs[1]]], captions)
+    from_arrays = caption_alignment(cfg, [[decoded[0]], [decoded[1]]], captions)
+    assert from_bytes == pytest.approx(from_arrays, abs=1e-6)
+    with pytest.raises(ValueError, match="not an image"):
+        caption_alignment(cfg, [[b"junk"]], captions[:1])
