@@ -14,12 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
-import numpy as np
-
 from muss_builder.captions.collector import ShotPixels
 from muss_builder.captions.records import WindowCaptions
 from muss_builder.config import PipelineConfig
+from muss_builder.core.models import loaded_model
 from muss_builder.curation.duplicates import (
     FilmDuplicates,
     ShotFingerprintCollector,
@@ -41,6 +39,7 @@ from muss_builder.curation.model_filters import (
 )
 from muss_builder.curation.picture import PictureReport
 from muss_builder.filters import FiltersConfig
+from muss_builder.filters.duplicates import DuplicatesConfig
 from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.picture_plan import even_box, keyframe_boxes, plan_picture
 from muss_builder.samples.verdicts import Box, FilmCuration
@@ -67,10 +66,21 @@ def load_curation_models(config: PipelineConfig) -> None:
         return
     load_text_detector(f.keyframes)
     if f.duplicates.enabled:
-        embedder = make_embedder(f.duplicates)
-        if embedder is not None:
-            embedder.setup()
+        duplicate_embedder(f.duplicates)
     load_model_filters(f.models)
+
+
+def duplicate_embedder(config: DuplicatesConfig) -> Any:
+    """The duplicate filter's image model, set up once per process (None: pixels only)."""
+    if config.embedder == "pixels":
+        return None
+
+    def load() -> Any:
+        embedder = make_embedder(config)
+        embedder.setup()
+        return embedder
+
+    return loaded_model(f"duplicates-embedder:{config.embedder}:{config.device}", load)
 
 
 def start_curation(
@@ -113,7 +123,7 @@ def keyframe_collectors(
         )
     if f.duplicates.enabled:
         collectors["fingerprints"] = ShotFingerprintCollector(
-            detection.shots, f.duplicates, logos, make_embedder(f.duplicates)
+            detection.shots, f.duplicates, logos, duplicate_embedder(f.duplicates)
         )
     running, _ = model_filter_plan(f.models, captions=config.captions.enabled)
     if {"aesthetic", "consistency"} & set(running):
@@ -243,7 +253,7 @@ def check_alignment(
     models = config.filters.models
     keep = []
     for shots, window in zip(windows, captions, strict=True):
-        images = [[_decoded(b) for b in pixels[s.index].images] for s in shots]
+        images = [list(pixels[s.index].images) for s in shots]  # JPEGs the VLM is shown
         if window is None or any(not shot for shot in images):
             keep.append(True)  # nothing to compare: the filter says nothing
             continue
@@ -258,7 +268,3 @@ def check_alignment(
                     verdict.dropped_by = verdict.dropped_by or "misaligned"
         keep.append(not (bad and "misaligned" in config.filters.drop))
     return keep
-
-
-def _decoded(jpeg: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
