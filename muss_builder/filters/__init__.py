@@ -77,20 +77,9 @@ class FiltersConfig(BaseModel):
         DROPPING_FLAGS,
         description="flags that drop a shot; the others are recorded only",
     )
-    # delogo: ffmpeg's delogo interpolates the logo box from its border inside the cropped
-    # picture, so framing and aspect stay the film's; crop: the clip loses the band of the
-    # picture (a full-width or full-height strip) that holds the logo, the smaller of the
-    # two, when that keeps at least ``watermark_crop_keep`` of the picture (else delogo);
-    # none: the logo stays in the clips (recorded only).
-    watermark_removal: Literal["delogo", "crop", "none"] = "delogo"
-    watermark_crop_keep: float = Field(
-        0.8,
-        gt=0,
-        le=1,
-        description="crop removal: the least share of the picture's area a logo crop keeps",
-    )
-
-    picture: PictureConfig = PictureConfig()  # analysis frames: bars, logo, black/static/flash
+    # analysis frames: bars, the logo (and how clips lose it: picture.watermark.removal),
+    # black, static, flash
+    picture: PictureConfig = PictureConfig()
     keyframes: KeyframeQualityConfig = KeyframeQualityConfig()  # text, credits, blur
     duplicates: DuplicatesConfig = DuplicatesConfig()  # near-duplicate shots and films
     models: ModelFiltersConfig = ModelFiltersConfig()  # standard profile; all off by default

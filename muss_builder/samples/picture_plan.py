@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from muss_builder.curation.watermark import removal_plan
 from muss_builder.filters import FiltersConfig
 from muss_builder.media.decode import PictureCut
 from muss_builder.media.probe import FilmProbe
@@ -41,20 +42,6 @@ def _area(box: Sequence[int]) -> int:
     return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
 
 
-def logo_band_cut(crop: Sequence[int], logo: Sequence[int], keep: float) -> Box | None:
-    """The biggest box of ``crop`` that leaves the ``logo`` out by losing one band (top,
-    bottom, left or right strip), when it keeps at least ``keep`` of the crop's area."""
-    x0, y0, x1, y1 = crop
-    options = [
-        [x0, max(y0, logo[3]), x1, y1],  # lose the top band
-        [x0, y0, x1, min(y1, logo[1])],  # the bottom band
-        [max(x0, logo[2]), y0, x1, y1],  # the left band
-        [x0, y0, min(x1, logo[0]), y1],  # the right band
-    ]
-    best = max(options, key=_area)
-    return best if _area(best) >= keep * _area(crop) else None
-
-
 def plan_picture(
     film_crop: Sequence[int],
     shot_crops: Sequence[Sequence[int]],
@@ -63,23 +50,19 @@ def plan_picture(
     cfg: FiltersConfig,
 ) -> FilmCuration:
     """The film's curation as far as the picture goes: each shot's crop (even, see
-    ``even_box``) and the logo with how the clips lose it. With ``watermark_removal: crop``
-    the film loses the band that holds the logo in every shot (when that keeps
-    ``watermark_crop_keep`` of the film's picture; else the logo is delogo'd)."""
+    ``even_box``) and the logo with how the clips lose it (``picture.watermark.removal``):
+    with ``crop`` every shot loses the band of the film's picture that holds the logo (when
+    that keeps ``crop_min_keep`` of it; else the logo is delogo'd, ``watermark.removal_plan``)."""
     w, h = probe.width, probe.height
     crops = [even_box(c, w, h) for c in shot_crops]
     film = even_box(film_crop, w, h)
     mark = None
     if watermark is not None and intersect(watermark[0], whole_frame(w, h)) is not None:
         box, score = [int(v) for v in watermark[0]], float(watermark[1])
-        removal = cfg.watermark_removal
+        removal, band = removal_plan(box, film, cfg.picture.watermark)
         if removal == "crop":
-            band = logo_band_cut(film, box, cfg.watermark_crop_keep)
-            if band is None:
-                removal = "delogo"  # the band would cost too much picture
-            else:
-                film = even_box(band, w, h)
-                crops = [even_box(intersect(c, band) or band, w, h) for c in crops]
+            film = even_box(band, w, h)
+            crops = [even_box(intersect(c, band) or band, w, h) for c in crops]
         mark = {"box": box, "score": round(min(1.0, max(0.0, score)), 4), "removal": removal}
     shots = {i: ShotVerdict(crop=c) for i, c in enumerate(crops)}
     return FilmCuration(crop=film, shots=shots, watermark=mark)

@@ -22,7 +22,6 @@ from muss_builder.runtime.stage_base import StageSetupError
 from muss_builder.samples.picture_plan import (
     even_box,
     keyframe_boxes,
-    logo_band_cut,
     picture_cut,
     plan_picture,
 )
@@ -56,7 +55,7 @@ def test_drop_is_one_set_in_one_order_and_typos_are_refused() -> None:
     with pytest.raises(ValidationError):
         FiltersConfig.model_validate({"picture": {"enabeld": False}})
     with pytest.raises(ValidationError):
-        FiltersConfig.model_validate({"watermark_removal": "blur"})
+        FiltersConfig.model_validate({"picture": {"watermark": {"removal": "blur"}}})
 
 
 @pytest.mark.parametrize(
@@ -95,14 +94,6 @@ def test_crops_are_even_inside_and_the_whole_frame_stays_whole() -> None:
     assert box == [4, 4, 8, 8] and all(v % 2 == 0 for v in box)
 
 
-def test_a_logo_is_cut_away_by_its_band_when_that_keeps_enough() -> None:
-    crop = [0, 0, 640, 360]
-    logo = [560, 16, 624, 64]  # top right
-    assert logo_band_cut(crop, logo, 0.8) == [0, 0, 560, 360]  # the right band: the least lost
-    assert logo_band_cut(crop, [16, 16, 624, 64], 0.8) == [0, 64, 640, 360]  # a banner: top
-    assert logo_band_cut(crop, [200, 100, 440, 260], 0.8) is None  # in the middle: too much
-
-
 def test_picture_cut_delogo_and_keyframe_boxes() -> None:
     p = probe()
     cfg = FiltersConfig()
@@ -119,8 +110,9 @@ def test_picture_cut_delogo_and_keyframe_boxes() -> None:
     crops, logos = keyframe_boxes(plan, p, 320)  # keyframes at 320x180: half size
     assert crops == {0: [0, 23, 320, 157], 1: [40, 0, 280, 180]}
     assert logos == {0: [300, 0, 320, 17], 1: None}
-    banded = plan_picture(scope, [scope], ([600, 50, 640, 80], 0.9), p, cfg.model_copy(
-        update={"watermark_removal": "crop"}
-    ))  # fmt: skip
+    crop_cfg = FiltersConfig.model_validate({"picture": {"watermark": {"removal": "crop"}}})
+    banded = plan_picture(scope, [scope], ([600, 50, 640, 80], 0.9), p, crop_cfg)
     assert banded.crop == [0, 46, 600, 314] and banded.watermark["removal"] == "crop"
-    assert picture_cut(banded, 0, p).logo is None
+    assert picture_cut(banded, 0, p).logo is None  # the band holding the logo is cut away
+    middle = plan_picture(scope, [scope], ([200, 100, 440, 260], 0.9), p, crop_cfg)
+    assert middle.crop == scope and middle.watermark["removal"] == "delogo"  # too costly
