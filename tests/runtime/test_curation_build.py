@@ -266,6 +266,26 @@ def test_a_full_frame_film_gives_the_same_clips_with_filters_on_and_off(
     assert np.all([s.get("crop") is None for s, _ in samples_of(off_out)])
 
 
+def test_a_subtitle_shot_can_keep_the_picture_above_its_text(
+    films: dict[str, tuple[Path, dict]], curated: PipelineConfig, tmp_path: Path
+) -> None:
+    """``subtitles: crop``: the subtitle shot stays, cut above its text band; its crop differs
+    from its neighbours', so no window mixes it with them."""
+    text = curated.filters.keyframes.text.model_copy(update={"subtitles": "crop"})
+    keyframes = curated.filters.keyframes.model_copy(update={"text": text})
+    config = curated.model_copy(
+        update={"filters": curated.filters.model_copy(update={"keyframes": keyframes})}
+    )
+    summary = build([str(films["scope"][0])], tmp_path / "out", config, executor="inline")
+    record = record_of(tmp_path / "out", summary.results[0].film_id)
+    shot = record["shots"][2]
+    assert "subtitle_cropped" in shot["flags"] and "text_overlay" not in shot["flags"]
+    x0, y0, x1, y1 = shot["crop"]
+    assert (x0, y0, x1) == (0, 46, 640) and 46 + 0.8 * 268 <= y1 < 300  # the text band is gone
+    assert shot["excluded_reason"] == "no_window_fits"  # alone in its crop: no 2-shot window
+    assert record["curation"]["dropped"] == {"black": 1}
+
+
 class FailAfterCurate(Stage):
     """Fails the film named ``victim`` after it claimed its shots."""
 
