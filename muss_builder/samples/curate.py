@@ -196,7 +196,7 @@ def decide(
         curation.duplicate_of = duplicates.film_duplicate_of
         for verdict in curation.shots.values():
             verdict.dropped_by = verdict.dropped_by or "duplicate"
-    curation.not_run = not_run(config, reports)
+    curation.not_run = dict(sorted((curation.not_run | not_run(config, reports)).items()))
 
 
 def shot_seconds(detection: ShotDetection, fingerprints: ShotFingerprints) -> list[float]:
