@@ -6,9 +6,10 @@ show the same picture with other movement. So one still is not enough. Each shot
 ``frames_per_shot`` evenly spaced frames (decoded by the keyframe pass, already cropped to
 the active picture) and its fingerprint is, per *view* of the shot:
 
-- the frames, in order: a ``grid`` x ``grid`` grey thumbnail of each, mean removed and divided
-  by its standard deviation (brightness, contrast and encode noise drop out; resizing to a
-  square grid ignores the aspect, so a rescale or an anamorphic stretch changes nothing);
+- the frames, in order: the ``dct`` x ``dct`` lowest DCT frequencies of a ``grid`` x ``grid``
+  grey thumbnail of each, mean removed and divided by its standard deviation (brightness,
+  contrast, fine detail and encode noise drop out; resizing to a square grid ignores the
+  aspect, so a rescale or an anamorphic stretch changes nothing);
 - the differences between consecutive frames, as unit vectors weighted by how much moved
   (``motion_ref``): where and how the picture moved. Two moments of one set-up share the
   background (the frame blocks agree) but not the movement (the difference blocks do not),
@@ -17,8 +18,9 @@ the active picture) and its fingerprint is, per *view* of the shot:
 
 The blocks are concatenated and L2-normalised, so the inner product of two fingerprints is
 their similarity (1 = the same). Views: the whole picture, and crops of ``crop_widths`` of
-the width at ``crop_positions`` places (left, centre, right), so a pan-and-scan copy (a crop of
+the width at ``crop_positions`` places from left to right, so a pan-and-scan copy (a crop of
 the original) or a film wider than its earlier pan-and-scan copy meets a view of the other.
+Black and flat shots (text on black, fades: ``max_flat_share``) are not fingerprinted.
 The watermark box (when the film has one) is filled with the frame's mean before the
 thumbnail, so a channel logo neither makes nor breaks a match.
 
@@ -26,11 +28,11 @@ thumbnail, so a channel logo neither makes nor breaks a match.
 blocks are then its embeddings, the difference blocks stay pixel ones. Matching and the
 FAISS index live in ``duplicate_index``.
 
-What it cannot catch: a crop narrower than the smallest view or far off the views' positions
-(e.g. a tight 2.39:1 -> 4:3 pan-and-scan at 0.56 of the width unless that width is added), a
-mirrored or rotated copy, a copy with a different speed (frame blocks then sample other
-moments), a re-cut whose kept part starts far into the take (its frames sample other moments
-of it), heavy colour grading that is not linear in brightness, picture-in-picture.
+What it cannot catch (measured: docs/benchmarks.md): a crop narrower than ~0.65 of the width
+(a 2.39:1 -> 4:3 pan-and-scan is 0.56: add that width), a window that slides during the shot
+(one that rests anywhere is caught), a mirrored or rotated copy, a copy whose cuts fall 4+
+frames off on fast motion, a speed change or a re-cut keeping part of a take (the frames
+sampled are other moments), heavy colour grading, picture-in-picture.
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ class DuplicatesConfig(BaseModel):
     # difference block gets full weight; re-encode noise is ~0.02, a walking person ~0.3
     motion_ref: float = Field(0.25, gt=0)
     # similarity at and above which a shot is a duplicate: re-encodes and pan-and-scan crops
-    # score > 0.9 on the curation set, the same set-up at another moment ~0.7 and unrelated
-    # footage < 0.6 (docs/benchmarks.md, "Near-duplicates")
+    # score 0.9998 on the curation set (a copy cut 2 frames off on fast motion >= 0.89), the
+    # same set-up at another moment 0.60-0.79 and unrelated footage <= 0.76
+    # (docs/benchmarks.md, "Near-duplicates")
     threshold: float = Field(0.88, gt=0, le=1)
     # a film is a whole-film duplicate when at least this share of its shot seconds are
     # duplicates of one earlier film (another rip: ~all of them; a film quoting a few shots

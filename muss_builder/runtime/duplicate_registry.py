@@ -22,9 +22,10 @@ What stays order-dependent: with two copies of one footage in flight at once, th
 keyframe pass ends first is the original. In a local build the films claim in input order
 whenever they run one at a time.
 
-Memory: vectors only (no frames). The default fingerprint is 4 views x 448 float32
-(7 KB) per shot in the film files, held as float16 in FAISS (3.5 KB): about 5 GB for
-3,000 films of 1,500 shots (docs/benchmarks.md, "Near-duplicates").
+Memory: vectors only (no frames). The default fingerprint is 6 views x 448 values a shot:
+5.4 KB in the registry while its index is exact (float16), 2.8 KB once it is an inverted file
+(8-bit codes), 5.1 KB in the (float16, compressed) files: for 3,000 films of 1,500 shots
+~12.6 GB in the registry and ~23 GB of files (docs/benchmarks.md, "Near-duplicates").
 """
 
 from __future__ import annotations
