@@ -192,7 +192,9 @@ class ShotFingerprintCollector:
         self.embedder = embedder if embedder is not None else make_embedder(config)
         # shot -> list over frames of list over views of (thumb, model_block_or_None)
         self._thumbs: dict[int, list[list[np.ndarray]]] = {}
-        self._crops: dict[int, list[list[np.ndarray]]] = {}
+        # shot -> per frame, the image model's [views, D] embeddings (made as frames arrive:
+        # only vectors are held, never the pictures)
+        self._embedded: dict[int, list[np.ndarray]] = {}
         self._flat: dict[int, bool] = {}
 
     def wanted(self) -> dict[int, list[int]]:
@@ -219,7 +221,7 @@ class ShotFingerprintCollector:
                 crops.append(np.ascontiguousarray(image[:, x0:x1]))
         self._thumbs.setdefault(keyframe.shot, []).append(views)
         if crops:
-            self._crops.setdefault(keyframe.shot, []).append(crops)
+            self._embedded.setdefault(keyframe.shot, []).append(self.embedder.embed(crops))
         # a shot is flat when every frame is (one real frame is enough to compare)
         self._flat[keyframe.shot] = self._flat.get(keyframe.shot, True) and flat
 
@@ -253,10 +255,8 @@ class ShotFingerprintCollector:
         """Per view, the image model's embedding of each frame (None: pixels only)."""
         if self.embedder is None:
             return None
-        frames = self._crops.pop(shot, [])
-        flat = [crop for views in frames for crop in views]
-        emb = self.embedder.embed(flat)
-        return [[emb[f * n_views + v] for f in range(len(frames))] for v in range(n_views)]
+        frames = self._embedded.pop(shot, [])
+        return [[emb[v] for emb in frames] for v in range(n_views)]
 
 
 def _pad(vector: np.ndarray, dim: int) -> np.ndarray:
