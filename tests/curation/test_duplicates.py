@@ -17,6 +17,7 @@ import itertools
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -257,3 +258,32 @@ def test_image_model_embedder(films: dict[str, Path], dinov2_dir: Path) -> None:
     result = registry.claim("rip", rip, seconds)
     assert result.film_duplicate_of == "orig"
     assert min(result.shot_similarity) > max(unrelated) + 0.05
+
+
+def test_black_and_text_on_black_shots_are_not_fingerprinted() -> None:
+    """A title card (text on black) repeats across unrelated films and a black hold has no
+    picture: neither is compared. A shot fading in from black still is."""
+    config = DuplicatesConfig()
+    shots = [Shot(i, i * 10, (i + 1) * 10, i, i + 1.0, "cut") for i in range(3)]
+    collector = ShotFingerprintCollector(shots, config, dict.fromkeys(range(3)))
+    card = np.zeros((180, 320, 3), np.uint8)
+    cv2.putText(card, "THE END", (90, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+    rng = np.random.default_rng(0)
+    for shot, frames in collector.wanted().items():
+        for k, f in enumerate(frames):
+            if shot == 0:
+                image = card
+            elif shot == 1:
+                image = rng.integers(0, 3, (180, 320, 3), dtype=np.uint8)  # black, noisy
+            else:  # a fade from black into a textured picture
+                image = np.zeros((180, 320, 3), np.uint8) if k == 0 else _texture(rng, k)
+            collector.add(Keyframe(shot, f, image), True)
+    fp = collector.finish()
+    assert fp.valid.tolist() == [False, False, True]
+    assert not fp.vectors[:2].any()
+    assert np.allclose(np.linalg.norm(fp.vectors[2], axis=1), 1.0, atol=1e-5)
+
+
+def _texture(rng: np.random.Generator, k: int) -> np.ndarray:
+    small = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (320, 180), interpolation=cv2.INTER_CUBIC)
