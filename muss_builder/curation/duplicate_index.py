@@ -216,13 +216,15 @@ def match_film(
     film_id: str,
     fp: ShotFingerprints,
     shot_seconds: list[float],
+    own: list[tuple[int, float] | None] | None = None,
 ) -> tuple[FilmDuplicates, np.ndarray]:
-    """Match one film against the index and its own earlier shots. Returns the result and the
-    mask of shots to register (valid originals; none for a whole-film duplicate)."""
+    """Match one film against the index and its own earlier shots (``own``: ``own_matches``,
+    computed by the caller outside any lock, or here). Returns the result and the mask of
+    shots to register (valid originals; none for a whole-film duplicate)."""
     config = index.config
     n = len(fp.shots)
     earlier = index.best(fp.vectors)
-    own = own_matches(fp.vectors, fp.valid)
+    own = own if own is not None else own_matches(fp.vectors, fp.valid)
     result = FilmDuplicates(shot_similarity=[0.0] * n)
     for i in range(n):
         if not fp.valid[i]:
