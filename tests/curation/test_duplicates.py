@@ -163,9 +163,9 @@ def test_copies_found_and_set_up_at_another_moment_is_not(claimed: dict) -> None
     assert mixed.shot_matches[3][:2] == ("orig", 3)  # half size, brighter
     assert mixed.shot_matches[4][:2] == ("mixed", 0)  # repeated inside the film
     assert mixed.film_duplicate_of is None  # 3 of 5 shots are copies, not the film
-    # same static camera 20 s later: the background agrees, the movement does not (0.79,
-    # through a crop view where fewer people walk; 0.96 on the frames alone)
-    assert mixed.shot_similarity[2] < threshold - 0.05
+    # same static camera 20 s later: the background agrees, the movement does not (0.73;
+    # 0.96 on the frames alone)
+    assert mixed.shot_similarity[2] < threshold - 0.1
     assert mixed.shot_similarity[0] < threshold
 
 
