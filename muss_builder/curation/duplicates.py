@@ -55,6 +55,9 @@ MEASURES: dict[str, Literal["high", "low"]] = {"duplicate_similarity": "low"}
 
 _FLAT_STD = 2.0  # grey levels: a frame flatter than this (black, a grey card) has no picture
 _FLAT_LEVELS = 4  # grey levels around the median that count as flat background
+# keyframes arrive at up to 1280 px; the thumbnails are 32 px, so views are cut from a
+# 256-wide copy (9 ms a frame at 1280x720 -> 1.2 ms)
+_WORK_WIDTH = 256
 
 
 class DuplicatesConfig(BaseModel):
@@ -211,16 +214,23 @@ class ShotFingerprintCollector:
         if box is not None:
             x0, y0, x1, y1 = box
             region = gray[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
-            region[...] = int(gray.mean())
-        w = gray.shape[1]
+            region[...] = int(gray[::4, ::4].mean())
+        h, w = gray.shape[:2]
+        if w > _WORK_WIDTH:  # one shrink, then every view is cut from the small picture
+            size = (_WORK_WIDTH, max(1, round(h * _WORK_WIDTH / w)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            w = _WORK_WIDTH
         views, crops = [], []
         flat = _flat_share(gray) >= self.config.max_flat_share
-        for x0, x1 in view_boxes(w, self.config):
+        spans = zip(
+            view_boxes(w, self.config), view_boxes(image.shape[1], self.config), strict=True
+        )
+        for (x0, x1), (ix0, ix1) in spans:
             thumb, std = _thumb(gray[:, x0:x1], self.config)
             flat |= std < _FLAT_STD and x0 == 0 and x1 == w
             views.append(thumb)
-            if self.embedder is not None:
-                crops.append(np.ascontiguousarray(image[:, x0:x1]))
+            if self.embedder is not None:  # the model sees the full-size picture's view
+                crops.append(np.ascontiguousarray(image[:, ix0:ix1]))
         self._thumbs.setdefault(keyframe.shot, []).append(views)
         if crops:
             self._embedded.setdefault(keyframe.shot, []).append(self.embedder.embed(crops))
