@@ -195,7 +195,7 @@ class ShotFingerprintCollector:
         # an image model named by the config (standard profile); pass one in to share it
         # between films (it loads once, lazily, on the first shot)
         self.embedder = embedder if embedder is not None else make_embedder(config)
-        # shot -> list over frames of list over views of (thumb, model_block_or_None)
+        # shot -> per frame, per view, the low-frequency thumbnail block (dct^2 floats)
         self._thumbs: dict[int, list[list[np.ndarray]]] = {}
         # shot -> per frame, the image model's [views, D] embeddings (made as frames arrive:
         # only vectors are held, never the pictures)
