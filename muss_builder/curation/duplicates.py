@@ -297,3 +297,23 @@ def make_embedder(config: DuplicatesConfig) -> Any:
     from muss_builder.subjects.embedders import CropEmbedder
 
     return CropEmbedder(config.embedder, device=config.device)
+
+
+def shot_fields(result: FilmDuplicates, fingerprints: ShotFingerprints) -> dict[int, dict]:
+    """Per shot, what its record gets from this filter (the output contract): ``flags``
+    (["duplicate"] or []), ``duplicate_of`` ({"film_id", "shot"} or None) and
+    ``quality`` ({"duplicate_similarity": float}, always)."""
+    out = {}
+    for shot, similarity in zip(fingerprints.shots, result.shot_similarity, strict=True):
+        match = result.shot_matches.get(shot)
+        out[shot] = {
+            "flags": ["duplicate"] if match else [],
+            "duplicate_of": {"film_id": match[0], "shot": match[1]} if match else None,
+            "quality": {"duplicate_similarity": float(similarity)},
+        }
+    return out
+
+
+def film_duplicate_of(result: FilmDuplicates) -> dict | None:
+    """The film record's ``duplicate_of`` ({"film_id"} or None); status ``duplicate`` when set."""
+    return {"film_id": result.film_duplicate_of} if result.film_duplicate_of else None

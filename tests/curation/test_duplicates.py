@@ -27,7 +27,9 @@ from muss_builder.curation.duplicates import (
     DuplicatesConfig,
     ShotFingerprintCollector,
     ShotFingerprints,
+    film_duplicate_of,
     make_embedder,
+    shot_fields,
     view_boxes,
 )
 from muss_builder.media.demo_footage import demo_films
@@ -132,11 +134,11 @@ def claimed(films: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     config = DuplicatesConfig()
     out = tmp_path_factory.mktemp("out")
     registry = DuplicateRegistry(str(out), config)
-    results = {}
+    results, prints = {}, {}
     for name, n in (("orig", 5), ("mixed", 5), ("rip", 5), ("other", 3)):
-        fp, seconds = fingerprints(films[name], n, config)
-        results[name] = registry.claim(name, fp, seconds)
-    return {"results": results, "registry": registry, "out": out}
+        prints[name], seconds = fingerprints(films[name], n, config)
+        results[name] = registry.claim(name, prints[name], seconds)
+    return {"results": results, "fingerprints": prints, "registry": registry, "out": out}
 
 
 def test_module_contract() -> None:
@@ -163,6 +165,16 @@ def test_copies_found_and_set_up_at_another_moment_is_not(claimed: dict) -> None
     assert mixed.shot_matches[3][:2] == ("orig", 3)  # half size, brighter
     assert mixed.shot_matches[4][:2] == ("mixed", 0)  # repeated inside the film
     assert mixed.film_duplicate_of is None  # 3 of 5 shots are copies, not the film
+    fields = shot_fields(mixed, claimed["fingerprints"]["mixed"])
+    assert fields[1]["flags"] == ["duplicate"]
+    assert fields[1]["duplicate_of"] == {"film_id": "orig", "shot": 1}
+    assert fields[0] == {
+        "flags": [],
+        "duplicate_of": None,
+        "quality": {"duplicate_similarity": mixed.shot_similarity[0]},
+    }
+    assert film_duplicate_of(mixed) is None
+    assert film_duplicate_of(claimed["results"]["rip"]) == {"film_id": "orig"}
     # same static camera 20 s later: the background agrees, the movement does not (0.73;
     # 0.96 on the frames alone)
     assert mixed.shot_similarity[2] < threshold - 0.1
