@@ -32,7 +32,8 @@ What it cannot catch (measured: docs/benchmarks.md): a crop narrower than ~0.65 
 (a 2.39:1 -> 4:3 pan-and-scan is 0.56: add that width), a window that slides during the shot
 (one that rests anywhere is caught), a mirrored or rotated copy, a copy whose cuts fall 4+
 frames off on fast motion, a speed change or a re-cut keeping part of a take (the frames
-sampled are other moments), heavy colour grading, picture-in-picture.
+sampled are other moments), heavy colour grading, picture-in-picture, an open-matte copy (more
+picture above and below: only horizontal crops are views).
 """
 
 from __future__ import annotations
