@@ -80,7 +80,9 @@ class _Rows:
 
         live = np.nonzero(np.frombuffer(self.film, np.int32) >= 0)[0].astype(np.int64)
         n = len(live)
-        nlist = int(min(65536, max(64, 4 * np.sqrt(n))))
+        # capped: training k-means on 64 x nlist rows costs ~nlist^2; 8192 lists keep a query
+        # at ~3k rows a list at 22M rows (3,000 films of crops)
+        nlist = int(min(8192, max(64, 4 * np.sqrt(n))))
         ivf = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(self.dim),
             self.dim,
@@ -216,13 +218,15 @@ def match_film(
     film_id: str,
     fp: ShotFingerprints,
     shot_seconds: list[float],
+    own: list[tuple[int, float] | None] | None = None,
 ) -> tuple[FilmDuplicates, np.ndarray]:
-    """Match one film against the index and its own earlier shots. Returns the result and the
-    mask of shots to register (valid originals; none for a whole-film duplicate)."""
+    """Match one film against the index and its own earlier shots (``own``: ``own_matches``,
+    computed by the caller outside any lock, or here). Returns the result and the mask of
+    shots to register (valid originals; none for a whole-film duplicate)."""
     config = index.config
     n = len(fp.shots)
     earlier = index.best(fp.vectors)
-    own = own_matches(fp.vectors, fp.valid)
+    own = own if own is not None else own_matches(fp.vectors, fp.valid)
     result = FilmDuplicates(shot_similarity=[0.0] * n)
     for i in range(n):
         if not fp.valid[i]:

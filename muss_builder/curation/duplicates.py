@@ -6,9 +6,10 @@ show the same picture with other movement. So one still is not enough. Each shot
 ``frames_per_shot`` evenly spaced frames (decoded by the keyframe pass, already cropped to
 the active picture) and its fingerprint is, per *view* of the shot:
 
-- the frames, in order: a ``grid`` x ``grid`` grey thumbnail of each, mean removed and divided
-  by its standard deviation (brightness, contrast and encode noise drop out; resizing to a
-  square grid ignores the aspect, so a rescale or an anamorphic stretch changes nothing);
+- the frames, in order: the ``dct`` x ``dct`` lowest DCT frequencies of a ``grid`` x ``grid``
+  grey thumbnail of each, mean removed and divided by its standard deviation (brightness,
+  contrast, fine detail and encode noise drop out; resizing to a square grid ignores the
+  aspect, so a rescale or an anamorphic stretch changes nothing);
 - the differences between consecutive frames, as unit vectors weighted by how much moved
   (``motion_ref``): where and how the picture moved. Two moments of one set-up share the
   background (the frame blocks agree) but not the movement (the difference blocks do not),
@@ -17,8 +18,9 @@ the active picture) and its fingerprint is, per *view* of the shot:
 
 The blocks are concatenated and L2-normalised, so the inner product of two fingerprints is
 their similarity (1 = the same). Views: the whole picture, and crops of ``crop_widths`` of
-the width at ``crop_positions`` places (left, centre, right), so a pan-and-scan copy (a crop of
+the width at ``crop_positions`` places from left to right, so a pan-and-scan copy (a crop of
 the original) or a film wider than its earlier pan-and-scan copy meets a view of the other.
+Black and flat shots (text on black, fades: ``max_flat_share``) are not fingerprinted.
 The watermark box (when the film has one) is filled with the frame's mean before the
 thumbnail, so a channel logo neither makes nor breaks a match.
 
@@ -26,11 +28,12 @@ thumbnail, so a channel logo neither makes nor breaks a match.
 blocks are then its embeddings, the difference blocks stay pixel ones. Matching and the
 FAISS index live in ``duplicate_index``.
 
-What it cannot catch: a crop narrower than the smallest view or far off the views' positions
-(e.g. a tight 2.39:1 -> 4:3 pan-and-scan at 0.56 of the width unless that width is added), a
-mirrored or rotated copy, a copy with a different speed (frame blocks then sample other
-moments), a re-cut whose kept part starts far into the take (its frames sample other moments
-of it), heavy colour grading that is not linear in brightness, picture-in-picture.
+What it cannot catch (measured: docs/benchmarks.md): a crop narrower than ~0.65 of the width
+(a 2.39:1 -> 4:3 pan-and-scan is 0.56: add that width), a window that slides during the shot
+(one that rests anywhere is caught), a mirrored or rotated copy, a copy whose cuts fall 4+
+frames off on fast motion, a speed change or a re-cut keeping part of a take (the frames
+sampled are other moments), heavy colour grading, picture-in-picture, an open-matte copy (more
+picture above and below: only horizontal crops are views).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ MEASURES: dict[str, Literal["high", "low"]] = {"duplicate_similarity": "low"}
 
 _FLAT_STD = 2.0  # grey levels: a frame flatter than this (black, a grey card) has no picture
 _FLAT_LEVELS = 4  # grey levels around the median that count as flat background
+# keyframes arrive at up to 1280 px; the thumbnails are 32 px, so views are cut from a
+# 256-wide copy (9 ms a frame at 1280x720 -> 1.2 ms)
+_WORK_WIDTH = 256
 
 
 @dataclass
@@ -143,9 +149,11 @@ class ShotFingerprintCollector:
         # an image model named by the config (standard profile); pass one in to share it
         # between films (it loads once, lazily, on the first shot)
         self.embedder = embedder if embedder is not None else make_embedder(config)
-        # shot -> list over frames of list over views of (thumb, model_block_or_None)
+        # shot -> per frame, per view, the low-frequency thumbnail block (dct^2 floats)
         self._thumbs: dict[int, list[list[np.ndarray]]] = {}
-        self._crops: dict[int, list[list[np.ndarray]]] = {}
+        # shot -> per frame, the image model's [views, D] embeddings (made as frames arrive:
+        # only vectors are held, never the pictures)
+        self._embedded: dict[int, list[np.ndarray]] = {}
         self._flat: dict[int, bool] = {}
 
     def wanted(self) -> dict[int, list[int]]:
@@ -160,19 +168,26 @@ class ShotFingerprintCollector:
         if box is not None:
             x0, y0, x1, y1 = box
             region = gray[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
-            region[...] = int(gray.mean())
-        w = gray.shape[1]
+            region[...] = int(gray[::4, ::4].mean())
+        h, w = gray.shape[:2]
+        if w > _WORK_WIDTH:  # one shrink, then every view is cut from the small picture
+            size = (_WORK_WIDTH, max(1, round(h * _WORK_WIDTH / w)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            w = _WORK_WIDTH
         views, crops = [], []
         flat = _flat_share(gray) >= self.config.max_flat_share
-        for x0, x1 in view_boxes(w, self.config):
+        spans = zip(
+            view_boxes(w, self.config), view_boxes(image.shape[1], self.config), strict=True
+        )
+        for (x0, x1), (ix0, ix1) in spans:
             thumb, std = _thumb(gray[:, x0:x1], self.config)
             flat |= std < _FLAT_STD and x0 == 0 and x1 == w
             views.append(thumb)
-            if self.embedder is not None:
-                crops.append(np.ascontiguousarray(image[:, x0:x1]))
+            if self.embedder is not None:  # the model sees the full-size picture's view
+                crops.append(np.ascontiguousarray(image[:, ix0:ix1]))
         self._thumbs.setdefault(keyframe.shot, []).append(views)
         if crops:
-            self._crops.setdefault(keyframe.shot, []).append(crops)
+            self._embedded.setdefault(keyframe.shot, []).append(self.embedder.embed(crops))
         # a shot is flat when every frame is (one real frame is enough to compare)
         self._flat[keyframe.shot] = self._flat.get(keyframe.shot, True) and flat
 
@@ -206,10 +221,8 @@ class ShotFingerprintCollector:
         """Per view, the image model's embedding of each frame (None: pixels only)."""
         if self.embedder is None:
             return None
-        frames = self._crops.pop(shot, [])
-        flat = [crop for views in frames for crop in views]
-        emb = self.embedder.embed(flat)
-        return [[emb[f * n_views + v] for f in range(len(frames))] for v in range(n_views)]
+        frames = self._embedded.pop(shot, [])
+        return [[emb[v] for emb in frames] for v in range(n_views)]
 
 
 def _pad(vector: np.ndarray, dim: int) -> np.ndarray:
@@ -238,3 +251,23 @@ def make_embedder(config: DuplicatesConfig) -> Any:
     from muss_builder.subjects.embedders import CropEmbedder
 
     return CropEmbedder(config.embedder, device=config.device)
+
+
+def shot_fields(result: FilmDuplicates, fingerprints: ShotFingerprints) -> dict[int, dict]:
+    """Per shot, what its record gets from this filter (the output contract): ``flags``
+    (["duplicate"] or []), ``duplicate_of`` ({"film_id", "shot"} or None) and
+    ``quality`` ({"duplicate_similarity": float}, always)."""
+    out = {}
+    for shot, similarity in zip(fingerprints.shots, result.shot_similarity, strict=True):
+        match = result.shot_matches.get(shot)
+        out[shot] = {
+            "flags": ["duplicate"] if match else [],
+            "duplicate_of": {"film_id": match[0], "shot": match[1]} if match else None,
+            "quality": {"duplicate_similarity": float(similarity)},
+        }
+    return out
+
+
+def film_duplicate_of(result: FilmDuplicates) -> dict | None:
+    """The film record's ``duplicate_of`` ({"film_id"} or None); status ``duplicate`` when set."""
+    return {"film_id": result.film_duplicate_of} if result.film_duplicate_of else None

@@ -32,12 +32,15 @@ class DuplicatesConfig(BaseModel):
     # puts any resting window within 3 % of the width of one (similarity ~0.87 there, 2.5 %:
     # ~0.9; 3 places leave 6 % and ~0.72: docs/benchmarks.md)
     crop_positions: int = Field(5, ge=1, le=17)
-    # frame-to-frame change (RMS, in units of the frame's standard deviation) at which a
-    # difference block gets full weight; re-encode noise is ~0.02, a walking person ~0.3
-    motion_ref: float = Field(0.25, gt=0)
+    # frame-to-frame change (RMS of the kept frequencies, in units of the frame's standard
+    # deviation) at which a difference block gets full weight. Re-encode noise is ~0.02; 0.1
+    # lets the little movement of a short static-camera shot count: 0.25 left the same
+    # set-up 20 s later at 0.88 on the tiny set's half-second shots (0.71 with 0.1)
+    motion_ref: float = Field(0.1, gt=0)
     # similarity at and above which a shot is a duplicate: re-encodes and pan-and-scan crops
-    # score > 0.9 on the curation set, the same set-up at another moment ~0.7 and unrelated
-    # footage < 0.6 (docs/benchmarks.md, "Near-duplicates")
+    # score 0.9998 on the curation set (a copy cut 2 frames off on fast motion >= 0.89), the
+    # same set-up at another moment 0.60-0.79 and unrelated footage <= 0.76
+    # (docs/benchmarks.md, "Near-duplicates")
     threshold: float = Field(0.88, gt=0, le=1)
     # a film is a whole-film duplicate when at least this share of its shot seconds are
     # duplicates of one earlier film (another rip: ~all of them; a film quoting a few shots

@@ -22,9 +22,10 @@ What stays order-dependent: with two copies of one footage in flight at once, th
 keyframe pass ends first is the original. In a local build the films claim in input order
 whenever they run one at a time.
 
-Memory: vectors only (no frames). The default fingerprint is 4 views x 448 float32
-(7 KB) per shot in the film files, held as float16 in FAISS (3.5 KB): about 5 GB for
-3,000 films of 1,500 shots (docs/benchmarks.md, "Near-duplicates").
+Memory: vectors only (no frames). The default fingerprint is 6 views x 448 values a shot:
+5.4 KB in the registry while its index is exact (float16), 2.8 KB once it is an inverted file
+(8-bit codes), 5.1 KB in the (float16, compressed) files: for 3,000 films of 1,500 shots
+~12.6 GB in the registry and ~23 GB of files (docs/benchmarks.md, "Near-duplicates").
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from muss_builder.core.storage import Storage
-from muss_builder.curation.duplicate_index import FingerprintIndex, match_film
+from muss_builder.curation.duplicate_index import FingerprintIndex, match_film, own_matches
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
 
 FOLDER = "curation/fingerprints"
@@ -83,13 +84,21 @@ class DuplicateRegistry:
         )
 
     def claim(
-        self, film_id: str, fingerprints: ShotFingerprints, shot_seconds: list[float]
+        self,
+        film_id: str,
+        fingerprints: ShotFingerprints,
+        shot_seconds: list[float],
+        own: list[tuple[int, float] | None] | None = None,
     ) -> FilmDuplicates:
         """Match ``film_id`` against everything registered so far, then register its original
-        shots (a whole-film duplicate registers none)."""
+        shots (a whole-film duplicate registers none). ``own`` (``own_matches``: the film
+        against itself, S^2 work) may come precomputed by the caller; it is done before the
+        lock either way, so other films' claims do not wait for it."""
+        if own is None:
+            own = own_matches(fingerprints.vectors, fingerprints.valid)
         with self._lock:
             self._drop(film_id)
-            result, register = match_film(self.index, film_id, fingerprints, shot_seconds)
+            result, register = match_film(self.index, film_id, fingerprints, shot_seconds, own=own)
             if result.film_duplicate_of is not None:
                 return result  # another rip of a registered film: nothing new to register
             shots = np.asarray(fingerprints.shots, np.int64)[register]
@@ -147,7 +156,10 @@ class _ActorHandle:
     ) -> FilmDuplicates:
         import ray
 
-        return ray.get(self.actor.claim.remote(film_id, fingerprints, shot_seconds))
+        # the film against itself is worked out here, in the worker: the actor, which serves
+        # every film one call at a time, only searches the index and registers
+        own = own_matches(fingerprints.vectors, fingerprints.valid)
+        return ray.get(self.actor.claim.remote(film_id, fingerprints, shot_seconds, own))
 
     def forget(self, film_id: str) -> bool:
         import ray

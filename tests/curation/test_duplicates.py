@@ -17,6 +17,7 @@ import itertools
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,7 +27,9 @@ from muss_builder.curation.duplicates import (
     DuplicatesConfig,
     ShotFingerprintCollector,
     ShotFingerprints,
+    film_duplicate_of,
     make_embedder,
+    shot_fields,
     view_boxes,
 )
 from muss_builder.media.demo_footage import demo_films
@@ -131,11 +134,11 @@ def claimed(films: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     config = DuplicatesConfig()
     out = tmp_path_factory.mktemp("out")
     registry = DuplicateRegistry(str(out), config)
-    results = {}
+    results, prints = {}, {}
     for name, n in (("orig", 5), ("mixed", 5), ("rip", 5), ("other", 3)):
-        fp, seconds = fingerprints(films[name], n, config)
-        results[name] = registry.claim(name, fp, seconds)
-    return {"results": results, "registry": registry, "out": out}
+        prints[name], seconds = fingerprints(films[name], n, config)
+        results[name] = registry.claim(name, prints[name], seconds)
+    return {"results": results, "fingerprints": prints, "registry": registry, "out": out}
 
 
 def test_module_contract() -> None:
@@ -162,9 +165,19 @@ def test_copies_found_and_set_up_at_another_moment_is_not(claimed: dict) -> None
     assert mixed.shot_matches[3][:2] == ("orig", 3)  # half size, brighter
     assert mixed.shot_matches[4][:2] == ("mixed", 0)  # repeated inside the film
     assert mixed.film_duplicate_of is None  # 3 of 5 shots are copies, not the film
-    # same static camera 20 s later: the background agrees, the movement does not (0.79,
-    # through a crop view where fewer people walk; 0.96 on the frames alone)
-    assert mixed.shot_similarity[2] < threshold - 0.05
+    fields = shot_fields(mixed, claimed["fingerprints"]["mixed"])
+    assert fields[1]["flags"] == ["duplicate"]
+    assert fields[1]["duplicate_of"] == {"film_id": "orig", "shot": 1}
+    assert fields[0] == {
+        "flags": [],
+        "duplicate_of": None,
+        "quality": {"duplicate_similarity": mixed.shot_similarity[0]},
+    }
+    assert film_duplicate_of(mixed) is None
+    assert film_duplicate_of(claimed["results"]["rip"]) == {"film_id": "orig"}
+    # same static camera 20 s later: the background agrees, the movement does not (0.73;
+    # 0.96 on the frames alone)
+    assert mixed.shot_similarity[2] < threshold - 0.1
     assert mixed.shot_similarity[0] < threshold
 
 
@@ -257,3 +270,32 @@ def test_image_model_embedder(films: dict[str, Path], dinov2_dir: Path) -> None:
     result = registry.claim("rip", rip, seconds)
     assert result.film_duplicate_of == "orig"
     assert min(result.shot_similarity) > max(unrelated) + 0.05
+
+
+def test_black_and_text_on_black_shots_are_not_fingerprinted() -> None:
+    """A title card (text on black) repeats across unrelated films and a black hold has no
+    picture: neither is compared. A shot fading in from black still is."""
+    config = DuplicatesConfig()
+    shots = [Shot(i, i * 10, (i + 1) * 10, i, i + 1.0, "cut") for i in range(3)]
+    collector = ShotFingerprintCollector(shots, config, dict.fromkeys(range(3)))
+    card = np.zeros((180, 320, 3), np.uint8)
+    cv2.putText(card, "THE END", (90, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+    rng = np.random.default_rng(0)
+    for shot, frames in collector.wanted().items():
+        for k, f in enumerate(frames):
+            if shot == 0:
+                image = card
+            elif shot == 1:
+                image = rng.integers(0, 3, (180, 320, 3), dtype=np.uint8)  # black, noisy
+            else:  # a fade from black into a textured picture
+                image = np.zeros((180, 320, 3), np.uint8) if k == 0 else _texture(rng, k)
+            collector.add(Keyframe(shot, f, image), True)
+    fp = collector.finish()
+    assert fp.valid.tolist() == [False, False, True]
+    assert not fp.vectors[:2].any()
+    assert np.allclose(np.linalg.norm(fp.vectors[2], axis=1), 1.0, atol=1e-5)
+
+
+def _texture(rng: np.random.Generator, k: int) -> np.ndarray:
+    small = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (320, 180), interpolation=cv2.INTER_CUBIC)
