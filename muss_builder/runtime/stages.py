@@ -1,4 +1,5 @@
-"""The film pipeline as a list of stages: analyse -> subjects -> captions -> clips -> shards.
+"""The film pipeline as a list of stages: analyse -> subjects -> curate -> captions -> clips
+-> shards (``curate`` is in ``curate_stage.py``: it plans the windows once the filters spoke).
 
 Each stage is a small ``Stage`` (``stage_base.py``): ``setup(config)`` loads its models,
 ``process(work, unit)`` does its part of one film. ``units_for`` lets a stage fan one film out
@@ -56,7 +57,8 @@ def local_film(work: FilmWork) -> str:
 
 
 class AnalyseStage(Stage):
-    """Probe, shot detection (a long film in parallel ranges) and the sample windows."""
+    """Probe, shot detection (a long film in parallel ranges) and, off the same decode, the
+    picture filters (crops, logo, black/static/flash)."""
 
     name = "analyse"
 
