@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from muss_builder.filters import FiltersConfig
 from muss_builder.resources import resource_dir
 
 
@@ -339,6 +340,8 @@ class StagesResources(_Strict):
     # for films, and the tasks already fill every CPU (measured in docs/benchmarks.md). On a
     # GPU cluster give them num_gpus (and a CPU for their decode).
     subjects: StageResources = StageResources(num_cpus=0.0)
+    # a registry claim and a few comparisons per film: it must not wait for a whole CPU
+    curate: StageResources = StageResources(num_cpus=0.25)
     captions: StageResources = StageResources(num_cpus=0.0)
     clips: StageResources = StageResources()
     shards: StageResources = StageResources(num_cpus=0.5)
@@ -366,6 +369,7 @@ class PipelineConfig(_Strict):
     samples: SamplesConfig = SamplesConfig()
     subjects: SubjectsConfig = SubjectsConfig()
     captions: CaptionsConfig = CaptionsConfig()
+    filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters.py)
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

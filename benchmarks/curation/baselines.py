@@ -13,8 +13,11 @@ measured is the flag, not shot detection:
 - ``static``: median absolute difference between consecutive frames below 1 grey level;
 - ``duplicate``: a 64-bit pHash of the middle frame (32x32 DCT, 8x8 low frequencies, median)
   within Hamming distance 10 of a shot of an earlier film (in build order);
-- ``text_overlay`` and ``credits``: OCR on the middle frame, only when a text detector with
-  shipped weights is installed (none is in this project's environment: the rows say so);
+- ``text_overlay`` and ``credits``: OCR on the middle frame (RapidOCR: PP-OCRv4 detection,
+  angle classifier and recognition, its default settings, on the whole frame, bars and logo
+  included): ``credits`` when it reads ``OCR_CREDITS_LINES`` text boxes or more, else
+  ``text_overlay`` when it reads any (score >= 0.5, RapidOCR's default ``text_score``); the
+  rows say "not run" when rapidocr-onnxruntime is not installed;
 - ``watermark``: no plain recipe is named for it; the row reports the truth count only.
 """
 
@@ -42,6 +45,7 @@ BLACK_MEAN_LUMA = 0.10 * 255  # blackdetect's default pix_th=0.10, applied to th
 STATIC_MEAN_ABS_DIFF = 1.0  # grey levels between consecutive frames
 PHASH_MAX_HAMMING = 10  # of 64 bits: the usual near-duplicate radius for pHash
 OCR_PACKAGES = ("rapidocr_onnxruntime", "rapidocr", "paddleocr", "easyocr", "doctr")
+OCR_CREDITS_LINES = 3  # a frame that reads three text boxes or more is a card, not a subtitle
 FLAGS = (
     "letterbox",
     "pillarbox",
@@ -55,12 +59,13 @@ FLAGS = (
     "duplicate",
 )
 DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "duplicate")
+KEYFRAME_FLAGS = ("text_overlay", "credits", "blurry")
 RECIPES = {
     "letterbox": f"cropdetect limit={CROPDETECT_LIMIT}",
     "pillarbox": f"cropdetect limit={CROPDETECT_LIMIT}",
     "windowbox": f"cropdetect limit={CROPDETECT_LIMIT}",
-    "text_overlay": "OCR on the middle frame",
-    "credits": "OCR on the middle frame",
+    "text_overlay": "OCR on the middle frame: 1-2 text boxes",
+    "credits": f"OCR on the middle frame: >= {OCR_CREDITS_LINES} text boxes",
     "watermark": "(none named)",
     "black": f"mean luma < {BLACK_MEAN_LUMA:.1f}",
     "blurry": f"Laplacian variance < {LAPLACIAN_VAR_BLURRY:g}",
@@ -73,6 +78,24 @@ CROP_LINE = re.compile(rb"x1:(-?\d+) x2:(-?\d+) y1:(-?\d+) y2:(-?\d+)")
 def ocr_available() -> str | None:
     """The name of an installed OCR package that ships detector weights, or None."""
     return next((p for p in OCR_PACKAGES if importlib.util.find_spec(p) is not None), None)
+
+
+def ocr_engine() -> object | None:
+    """RapidOCR's full pipeline, loaded from the installed package (never downloaded)."""
+    if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+        return None
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def ocr_flags(engine: object | None, gray: np.ndarray) -> set[str]:
+    """The plain text recipe on one frame: how many text boxes OCR reads in it."""
+    if engine is None:
+        return set()
+    result, _ = engine(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    n = len(result or [])
+    return {"credits"} if n >= OCR_CREDITS_LINES else {"text_overlay"} if n else set()
 
 
 def decode_gray(path: Path, width: int, height: int) -> np.ndarray:
@@ -153,6 +176,7 @@ def load_set(folder: Path) -> list[dict]:
 def predict(folder: Path, docs: list[dict]) -> list[dict]:
     """One row per shot: truth, measures and the recipes' predicted flags."""
     rows: list[dict] = []
+    engine = ocr_engine()
     for doc in docs:
         w, h = doc["width"], doc["height"]
         frames = decode_gray(folder / doc["film"], w, h)
@@ -167,6 +191,7 @@ def predict(folder: Path, docs: list[dict]) -> list[dict]:
             flags |= {"blurry"} if m["laplacian_var"] < LAPLACIAN_VAR_BLURRY else set()
             flags |= {"black"} if m["mean_luma"] < BLACK_MEAN_LUMA else set()
             flags |= {"static"} if m["median_frame_diff"] < STATIC_MEAN_ABS_DIFF else set()
+            flags |= ocr_flags(engine, frames[(a + b) // 2])
             match = None
             best = PHASH_MAX_HAMMING + 1
             for prev in rows:
@@ -204,8 +229,9 @@ def score(rows: list[dict], docs: list[dict]) -> dict:
             truth = sum(d.get("watermark") is not None for d in docs)
             per_flag[flag] = {"truth": truth, "run": False, "why": "no plain recipe (film-level)"}
             continue
-        if flag in ("text_overlay", "credits") and not ocr:
-            per_flag[flag] = {"truth": truth, "run": False, "why": "no OCR package installed"}
+        if flag in ("text_overlay", "credits") and ocr != "rapidocr_onnxruntime":
+            why = f"{ocr} is not wired" if ocr else "no OCR package installed"
+            per_flag[flag] = {"truth": truth, "run": False, "why": why}
             continue
         pred = sum(flag in r["pred"] for r in rows)
         if flag == "duplicate":  # a hit needs the right original
@@ -235,6 +261,8 @@ def score(rows: list[dict], docs: list[dict]) -> dict:
         "full_frame_shots": len(full),
         "clean_shots": len(clean),
         "clean_shots_flagged": len(flagged),
+        # the keyframe flags alone (text_overlay, credits, blurry): keyframes.py's comparison
+        "clean_shots_flagged_keyframe": sum(bool(r["pred"] & set(KEYFRAME_FLAGS)) for r in clean),
         "clean_flagged_examples": [f"{r['film']}#{r['shot']} {sorted(r['pred'])}" for r in flagged],
         "ocr_package": ocr,
     }
@@ -274,6 +302,8 @@ def markdown(s: dict) -> str:
         f"| duplicate recall (right original) | {_fmt(dup['recall'])} |",
         f"| clean shots falsely flagged (drop flags) | {s['clean_shots_flagged']} of "
         f"{s['clean_shots']} ({s['clean_shots_flagged'] / max(1, s['clean_shots']):.0%}) |",
+        f"| clean shots falsely flagged (text_overlay, credits, blurry) | "
+        f"{s['clean_shots_flagged_keyframe']} of {s['clean_shots']} |",
     ]
     return "\n".join(lines) + "\n"
 

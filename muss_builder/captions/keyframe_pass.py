@@ -7,19 +7,28 @@ captions, so the packages stay layered."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
 from muss_builder.config import PipelineConfig
 from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import ShotDetection
-from muss_builder.subjects.stage import FilmSubjects, find_subjects
+from muss_builder.subjects.stage import FilmSubjects, FrameCollector, find_subjects
 
 
 def keyframe_pass(
-    path: str, probe: FilmProbe, detection: ShotDetection, config: PipelineConfig
+    path: str,
+    probe: FilmProbe,
+    detection: ShotDetection,
+    config: PipelineConfig,
+    collectors: Sequence[FrameCollector] = (),
+    crops: Mapping[int, Sequence[int]] | None = None,
 ) -> tuple[FilmSubjects | None, dict[int, ShotPixels]]:
     """One full-quality decode of the keyframes that feeds the subject models and, riding
-    along, the captioner's pixel facts (camera motion, lighting, VLM images)."""
-    if not (config.subjects.enabled or config.captions.enabled):
+    along, the captioner's pixel facts (camera motion, lighting, VLM images) and any other
+    ``collectors`` (curation's); ``crops`` cuts each shot's frames to its active picture
+    (keyframe pixels, see ``find_subjects``). The caller finishes its own collectors."""
+    if not (config.subjects.enabled or config.captions.enabled or collectors):
         return None, {}
     sub = config.subjects
     if not sub.enabled:  # keyframes for the captioner only: no face or object model
@@ -38,6 +47,7 @@ def keyframe_pass(
             config.captions.images_per_shot,
             config.captions.image_side,
         )
-    subjects = find_subjects(path, probe, detection, sub, collector)
+    riders = [*([collector] if collector else []), *collectors]
+    subjects = find_subjects(path, probe, detection, sub, riders, crops)
     pixels = collector.finish() if collector else {}
     return (subjects if config.subjects.enabled else None), pixels

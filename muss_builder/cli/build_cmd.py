@@ -70,7 +70,8 @@ def _run(
         def on_film(result: FilmResult, state: build_lib.Progress) -> None:
             t = state.totals()
             detail = (
-                f"ok {t['ok']} failed {t['failed']} skipped {t['skipped']} | "
+                f"ok {t['ok']} failed {t['failed']} skipped {t['skipped']} "
+                f"duplicate {t['duplicate']} | "
                 f"shots {t['shots']} samples {t['samples']} | "
                 f"{t['film_seconds_per_wall_second']:.1f} film-s/s"
             )
@@ -172,8 +173,9 @@ def build(
 ) -> None:
     """Build a multi-shot dataset from MOVIES into OUT (rerun to resume).
 
-    Exit codes: 0 every film built or skipped; 1 no film could be built; 2 a usage or config
-    error (a model a stage cannot load included, before any film), or an --out this build
+    Exit codes: 0 every film built, skipped or a duplicate; 1 no film could be built; 2 a
+    usage or config error (a model a stage cannot load included, before any film), or an --out
+    this build
     cannot use (another build holds it, read-only, a file);
     3 some films failed (0 with --allow-failures); 4 the build stopped (disk full, Ray
     cluster lost), finished films kept; 130 interrupted (Ctrl-C). Rerun to resume.
@@ -187,7 +189,8 @@ def exit_code(summary: build_lib.BuildSummary, allow_failures: bool = False) -> 
     failed = summary.count("failed")
     if not failed:
         return EXIT_OK
-    if summary.count("ok") == 0 and summary.count("skipped") < len(summary.results):
+    left_out = summary.count("skipped") + summary.count("duplicate")
+    if summary.count("ok") == 0 and left_out < len(summary.results):
         return EXIT_NOTHING_BUILT
     return EXIT_OK if allow_failures else EXIT_SOME_FAILED
 

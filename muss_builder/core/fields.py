@@ -30,6 +30,8 @@ PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[Number, Field(ge=0, le=1)]
 Box = Annotated[list[Fraction], Field(min_length=4, max_length=4)]
 """x0, y0, x1, y1 as fractions of the frame width and height."""
+PixelBox = Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=4, max_length=4)]
+"""x0, y0, x1, y1 in source pixels (the probe's display size), end exclusive."""
 SubjectId = Annotated[StrictStr, Field(pattern=r"^[SO][0-9]+$")]
 FilmId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")]
 SampleKey = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}_[0-9]{5}$")]
@@ -50,6 +52,8 @@ def absent() -> Any:
 class _Record(BaseModel):
     @model_serializer(mode="wrap")
     def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        if self is None:  # an absent record part (its parent leaves it out of the dump)
+            return None
         doc = handler(self)
         for name, info in type(self).model_fields.items():
             extra = info.json_schema_extra

@@ -117,7 +117,10 @@ class ActivePictureDetector:
             )
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
         block = self._blocks[-1] if self._blocks else self._open(index)
-        if block.end - block.start >= self.block_frames:
+        # blocks start at multiples of ``block_frames`` (or at a cut): a film fed in ranges
+        # then splits into the same blocks as one pass (``merged`` joins the range seams)
+        full = block.end - block.start >= self.block_frames
+        if block.end > block.start and (full or index % self.block_frames == 0):
             block = self._open(index)
         if block.end == block.start:  # empty (just opened, or opened by ``cut``)
             block.start = index
@@ -130,6 +133,23 @@ class ActivePictureDetector:
         block.col_bar += black.mean(axis=0) >= self.line_black_share
         block.row_sum += gray.mean(axis=1)
         block.col_sum += gray.mean(axis=0)
+
+    @classmethod
+    def merged(cls, parts: Sequence[ActivePictureDetector]) -> ActivePictureDetector:
+        """One detector from detectors fed consecutive frame ranges (in order), as if one
+        had seen them all: a block cut in two by a range seam is joined again."""
+        first = parts[0]
+        out = cls(**{k: getattr(first, k) for k in cls.__dataclass_fields__ if k != "_blocks"})
+        bf = first.block_frames
+        for block in (b for p in parts for b in p._blocks if b.end > b.start):
+            last = out._blocks[-1] if out._blocks else None
+            if last is not None and last.end == block.start and block.start % bf != 0:
+                last.end, last.evidence = block.end, last.evidence + block.evidence
+                for name in ("row_bar", "col_bar", "row_sum", "col_sum"):
+                    setattr(last, name, getattr(last, name) + getattr(block, name))
+            else:
+                out._blocks.append(_Block(**vars(block)))
+        return out
 
     def _side(self, bar: np.ndarray, mean: np.ndarray) -> _Side:
         """Bar width from index 0 of ``bar`` (per-line bar flags) and whether a step backs it."""

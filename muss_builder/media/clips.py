@@ -16,7 +16,7 @@ import numpy as np
 
 from muss_builder.config import ClipsConfig
 from muss_builder.media.commands import H264Options, clip_options
-from muss_builder.media.decode import FrameReader, scaled_size
+from muss_builder.media.decode import FrameReader, PictureCut, scaled_size
 from muss_builder.media.h264 import H264Writer
 from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError
@@ -75,11 +75,16 @@ def encode_clip(
     cfg: ClipsConfig,
     out_path: str | Path,
     options: H264Options | None = None,
+    picture: PictureCut | None = None,
 ) -> tuple[int, int]:
     """Write the planned clip as H.264 yuv420p MP4 to ``out_path``; return (width, height).
 
+    ``picture`` cuts the active picture out (and a logo away) before the scale, so the clip's
+    size keeps the box's aspect; None, or the whole frame without a logo, encodes the frame as
+    it always was (the same filters, the same bytes).
     ``options`` replaces ``clip_options(cfg)`` (benchmarks compare other encoder settings)."""
-    width, height = scaled_size(probe.width, probe.height, short_side=cfg.short_side)
+    shown = picture.size if picture is not None else (probe.width, probe.height)
+    width, height = scaled_size(*shown, short_side=cfg.short_side)
     first, last = int(plan.source_index[0]), int(plan.source_index[-1])
     origin = float(frame_pts[0])
     seek = float(frame_pts[first]) - origin - _SEEK_MARGIN_SECONDS
@@ -90,6 +95,7 @@ def encode_clip(
         seek_seconds=seek if seek > 0 else None,
         **decode_options(probe),
         scale_flags=EXACT_SCALE_FLAGS,
+        picture=picture,
     )
     encoder = H264Writer(
         out_path,

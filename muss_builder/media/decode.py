@@ -62,6 +62,39 @@ def scaled_size(
     return even(width), even(height)
 
 
+@dataclass(frozen=True)
+class PictureCut:
+    """The part of the picture a clip shows: ``box`` (the active picture, display pixels of the
+    film, end exclusive) cut out before the scale, and a logo ``logo`` (pixels of that box)
+    interpolated away by ffmpeg's ``delogo``. ``anamorphic``: the decoded frame's pixels are
+    not square, so it is first scaled to the display size, where the box is measured."""
+
+    display: tuple[int, int]  # the film's display width, height
+    box: tuple[int, int, int, int]
+    logo: tuple[int, int, int, int] | None = None
+    anamorphic: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.box[2] - self.box[0], self.box[3] - self.box[1]
+
+    def filters(self, scale_flags: str) -> list[str]:
+        x0, y0, x1, y1 = self.box
+        cut = (x0, y0, x1, y1) != (0, 0, *self.display)
+        if not cut and self.logo is None:  # the whole picture: the decode is as before
+            return []
+        out = []
+        if self.anamorphic:
+            out.append(f"scale={self.display[0]}:{self.display[1]}:flags={scale_flags}")
+        if cut:
+            # exact: a yuv420p source is cut at the box's own (odd) lines, not rounded down
+            out.append(f"crop={x1 - x0}:{y1 - y0}:{x0}:{y0}:exact=1")
+        if self.logo is not None:
+            lx0, ly0, lx1, ly1 = self.logo
+            out.append(f"delogo=x={lx0}:y={ly0}:w={lx1 - lx0}:h={ly1 - ly0}")
+        return out
+
+
 class FrameReader:
     """Iterate over the frames of ``path`` scaled to ``size`` (display orientation).
 
@@ -81,8 +114,10 @@ class FrameReader:
         only_times: list[float] | None = None,
         deinterlace: bool = False,
         retime_fps: Fraction | None = None,
+        picture: PictureCut | None = None,
     ) -> None:
         self.path = Path(path)
+        self.picture = picture
         self.width, self.height = size
         if pix_fmt not in {"bgr24", "rgb24", "yuv420p"}:
             raise ValueError(f"unsupported pix_fmt {pix_fmt}")
@@ -126,6 +161,8 @@ class FrameReader:
             # half a microsecond either side: exact for any real frame rate's timestamps
             terms = "+".join(f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times)
             filters.append(f"select='{terms}'")
+        if self.picture is not None:
+            filters += self.picture.filters(self.scale_flags)
         # setsar=1: the size already unsqueezes non-square pixels (see media.probe)
         filters += [f"scale={self.width}:{self.height}:flags={self.scale_flags}", "setsar=1"]
         return [*filters, "showinfo"]

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
 from muss_builder.runtime.buildlog import BuildLog
+from muss_builder.runtime.curate_stage import close_registries, forget_film
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
@@ -79,10 +80,20 @@ class Progress:
             "ok": sum(r.status == "ok" for r in self.done),
             "failed": sum(r.status == "failed" for r in self.done),
             "skipped": sum(r.status == "skipped" for r in self.done),
+            "duplicate": sum(r.status == "duplicate" for r in self.done),
             "shots": sum(r.n_shots for r in self.done),
             "samples": sum(r.n_samples for r in self.done),
             "film_seconds_per_wall_second": films_seconds / wall,
         }
+
+
+@contextlib.contextmanager
+def _registries_closed() -> Iterator[None]:
+    """This process's duplicate-registry handles are dropped when the build ends, however."""
+    try:
+        yield
+    finally:
+        close_registries()
 
 
 def _identify_or_fail(path: str) -> str | TaskFailure:
@@ -140,7 +151,8 @@ def build(
     if not store.remote:
         prepare_local(store.root)
     progress = progress or Progress()
-    with BuildLock(store) as lock, BuildLog(store) as log:
+    close_registries()  # the duplicate registry is read from this output's files, afresh
+    with BuildLock(store) as lock, BuildLog(store) as log, _registries_closed():
         log.line(f"build by pid {os.getpid()}: {len(movies)} input(s), pipeline {config.name}")
         notes = [lock.note] if lock.note else []
         notes += [f"removed a leftover of a killed run: {rel}" for rel in clean_leftovers(store)]
@@ -189,6 +201,9 @@ def _run(
     ``progress`` (and the log) as it is known."""
 
     def add(result: FilmResult) -> None:
+        if result.status == "failed" and result.film_id and config.filters.enabled:
+            # a film that claimed its shots and then failed holds no footage in the dataset
+            forget_film(store.root, config, result.film_id)
         progress.add(result)
         log.film(result)
         if result.fatal:  # the machine's failure, not the film's: every next film would fail
@@ -317,8 +332,10 @@ def run_stats(
             "ok": sum(r.status == "ok" for r in results),
             "failed": sum(r.status == "failed" for r in results),
             "skipped": sum(r.status == "skipped" for r in results),
+            "duplicate": sum(r.status == "duplicate" for r in results),
             "resumed": sum(r.resumed for r in results),
         },
+        "curation": curation_stats(results),
         "failures": {
             escape_path(r.path): utf8_text(r.reason or "") for r in results if r.status == "failed"
         },
@@ -336,6 +353,27 @@ def run_stats(
         "stage_film_seconds_per_second": {
             s: (round(film_seconds / t, 3) if t > 0 else None) for s, t in stage_seconds.items()
         },
+    }
+
+
+def curation_stats(results: list[FilmResult]) -> dict | None:
+    """The shot funnel over the films of this run (resumed ones from their records): shots
+    in, kept, dropped by reason, and the films that were whole duplicates."""
+    curated = [r for r in results if r.shots_kept is not None]
+    if not curated:
+        return None
+    dropped: dict[str, int] = {}
+    for r in curated:
+        for flag, n in (r.dropped or {}).items():
+            dropped[flag] = dropped.get(flag, 0) + n
+    kept = sum(r.shots_kept or 0 for r in curated)
+    return {
+        "films": len(curated),
+        "shots_in": kept + sum(r.shots_dropped or 0 for r in curated),
+        "shots_kept": kept,
+        "shots_dropped": sum(dropped.values()),
+        "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "duplicate_films": sum(r.status == "duplicate" for r in curated),
     }
 
 

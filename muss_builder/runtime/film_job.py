@@ -12,15 +12,18 @@ from muss_builder.captions.collector import ShotPixels
 from muss_builder.captions.records import WindowCaptions
 from muss_builder.config import PipelineConfig
 from muss_builder.core.text import escape_path, utf8_text
+from muss_builder.filters import DROPPING_FLAGS
 from muss_builder.media.probe import FilmProbe
+from muss_builder.samples.curate import KeyframeReports
 from muss_builder.samples.film_record import FilmRecord
+from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan
 from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
 
 # What a film's wall time is split into (FilmResult.timings; films.parquet's seconds_{bucket}):
 # steps of the work, not the pipeline's stages (analyse times probe and shots apart).
-TIMING_BUCKETS = ("probe", "shots", "subjects", "captions", "clips", "shards")
+TIMING_BUCKETS = ("probe", "shots", "subjects", "curate", "captions", "clips", "shards")
 
 
 @dataclass
@@ -29,7 +32,7 @@ class FilmResult:
 
     path: str
     film_id: str | None
-    status: str = "failed"  # ok | failed | skipped (running while its stages go on)
+    status: str = "failed"  # ok | failed | skipped | duplicate (running while stages go on)
     reason: str | None = None
     resumed: bool = False
     duration_seconds: float | None = None
@@ -42,6 +45,11 @@ class FilmResult:
     n_shards: int = 0
     attempts: int = 1
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_BUCKETS, 0.0))
+    # curation (issue 16): the earlier input a duplicate film repeats, and the shot funnel
+    duplicate_of: str | None = None
+    shots_kept: int | None = None
+    shots_dropped: int | None = None
+    dropped: dict[str, int] | None = None  # flag -> shots; columns dropped_{flag}
     captions: dict | None = None  # the captioner's counters (stats.json), not a table column
     traceback: str | None = None  # where a failure came from (films.parquet and the build log)
     # What the workers reported on the way (retries, warnings): the build log, not a column.
@@ -61,12 +69,15 @@ class FilmResult:
         for bucket in TIMING_BUCKETS:
             row[f"seconds_{bucket}"] = round(timings.get(bucket, 0.0), 4)
         row["seconds_total"] = round(sum(timings.values()), 4)
+        dropped = row.pop("dropped")
+        for flag in DROPPING_FLAGS:  # a fixed column set: one Arrow schema for every row
+            row[f"dropped_{flag}"] = None if dropped is None else dropped.get(flag, 0)
         return row
 
     @classmethod
     def from_record(cls, path: str, record: FilmRecord, resumed: bool) -> FilmResult:
         """Rebuild a result from a finished ``films/{id}.json`` (used on resume)."""
-        probe = record.probe
+        probe, curation = record.probe, record.curation
         return cls(
             path=path,
             film_id=record.film_id,
@@ -83,6 +94,10 @@ class FilmResult:
             n_shards=len(record.shards),
             attempts=0,
             timings={k: 0.0 for k in TIMING_BUCKETS},
+            duplicate_of=record.duplicate_of.film_id if record.duplicate_of else None,
+            shots_kept=curation.shots_kept if curation else None,
+            shots_dropped=curation.shots_in - curation.shots_kept if curation else None,
+            dropped=dict(curation.dropped) if curation else None,
         )
 
 
@@ -111,6 +126,10 @@ class FilmWork:
     windows: list[list[Shot]] = field(default_factory=list)  # clean shots of each window
     subjects: FilmSubjects | None = None
     pixels: dict[int, ShotPixels] = field(default_factory=dict)
+    # curation: the verdicts (crops and logo from analyse, flags from curate; None when
+    # filters are off) and what the keyframe pass's curation collectors found
+    curation: FilmCuration | None = None
+    keyframe_reports: KeyframeReports | None = None
     captions: list[WindowCaptions | None] = field(default_factory=list)
 
     @property

@@ -105,7 +105,11 @@ def record_problem(rel: str, data: bytes) -> tuple[FilmRecord | None, str | None
         for shard in record["shards"]:
             shard["name"], shard["size_bytes"]
         schema = table_schema("index")
-        rows = [{f.name: s[f.name] for f in schema} for s in record["samples"]]
+        # a nullable column (a curation measure) may be missing from an older record
+        rows = [
+            {f.name: s.get(f.name) if f.nullable else s[f.name] for f in schema}
+            for s in record["samples"]
+        ]
         pa.Table.from_pylist(rows, schema=schema)
     except (KeyError, TypeError, IndexError) as exc:
         return None, f"wrong shape ({type(exc).__name__}: {exc})"

@@ -1,4 +1,5 @@
-"""The film pipeline as a list of stages: analyse -> subjects -> captions -> clips -> shards.
+"""The film pipeline as a list of stages: analyse -> subjects -> curate -> captions -> clips
+-> shards (``curate`` is in ``curate_stage.py``: it plans the windows once the filters spoke).
 
 Each stage is a small ``Stage`` (``stage_base.py``): ``setup(config)`` loads its models,
 ``process(work, unit)`` does its part of one film. ``units_for`` lets a stage fan one film out
@@ -22,18 +23,30 @@ from muss_builder.core.models import pick_device
 from muss_builder.core.naming import film_record_path, sample_key
 from muss_builder.core.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.core.text import escape_path
+from muss_builder.curation.picture import analyse_film
 from muss_builder.media.clips import encode_clip, output_fps, plan_clip
 from muss_builder.media.probe import probe_film
-from muss_builder.runtime.film_job import ClipOut, FilmWork, Timer, record_timings
+from muss_builder.runtime.curate_stage import CurateStage
+from muss_builder.runtime.film_job import ClipOut, FilmResult, FilmWork, Timer, record_timings
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
+from muss_builder.samples.curate import (
+    alignment_runs,
+    check_alignment,
+    finish_collectors,
+    keyframe_collectors,
+    load_curation_models,
+    start_curation,
+)
 from muss_builder.samples.film_record import DroppedSample, IndexRow, ShardRecord, film_record
 from muss_builder.samples.metadata import index_row, window_samples
-from muss_builder.samples.windows import clean_window_shots, plan_windows, window_seconds
+from muss_builder.samples.picture_plan import picture_cut
+from muss_builder.samples.verdicts import FilmCuration
+from muss_builder.samples.windows import WindowPlan, window_seconds
 from muss_builder.shards.writer import FilmShardWriter
-from muss_builder.shots.segment import detect_shots, settled_probe
+from muss_builder.shots.segment import Shot, detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
-from muss_builder.subjects.stage import load_subject_models
+from muss_builder.subjects.stage import Detection, FilmSubjects, load_subject_models
 
 
 def local_film(work: FilmWork) -> str:
@@ -44,7 +57,8 @@ def local_film(work: FilmWork) -> str:
 
 
 class AnalyseStage(Stage):
-    """Probe, shot detection (a long film in parallel ranges) and the sample windows."""
+    """Probe, shot detection (a long film in parallel ranges) and, off the same decode, the
+    picture filters (crops, logo, black/static/flash)."""
 
     name = "analyse"
 
@@ -68,8 +82,17 @@ class AnalyseStage(Stage):
             work.probe = probe
         result.duration_seconds, result.fps = probe.duration_seconds, probe.fps
         result.width, result.height = probe.width, probe.height
+        filters = config.filters
         with Timer(result.timings, "shots"):
-            work.detection = detect_shots(path, probe, config.shots, config.analysis)
+            if filters.enabled:  # the picture filters ride the shot decode
+                work.detection, picture = analyse_film(
+                    path, probe, config.shots, config.analysis, filters.picture
+                )
+            else:
+                work.detection, picture = (
+                    detect_shots(path, probe, config.shots, config.analysis),
+                    None,
+                )
         detection = work.detection
         # rebuilt timestamps: later stages decode without seeking, and the film is as long
         # as the decode found (the container measured it up to the first restart)
@@ -77,10 +100,8 @@ class AnalyseStage(Stage):
         result.duration_seconds = probe.duration_seconds
         result.notes += [f"warning: {w}" for w in detection.warnings]
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
-        work.plan = plan_windows(detection.shots, config.samples)
-        work.windows = [
-            clean_window_shots(detection.shots, w, detection.seconds_of) for w in work.plan.windows
-        ]
+        if filters.enabled:  # crops and the logo; the windows wait for the curate stage
+            work.curation = start_curation(picture, probe, detection, filters)
         return work
 
 
@@ -93,13 +114,21 @@ class SubjectsStage(Stage):
     def setup(self, config: PipelineConfig) -> None:
         if config.subjects.enabled:  # else the keyframe pass runs for the captioner only
             load_subject_models(config.subjects)
+        load_curation_models(config)  # text detector, duplicate embedder, model filters
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
-        assert work.probe is not None and work.detection is not None
+        probe, detection, config = work.probe, work.detection, work.config
+        assert probe is not None and detection is not None
+        collectors: dict[str, Any] = {}
+        crops = None
+        if work.curation is not None:  # keyframes cut to the active picture, filters ride
+            collectors, crops = keyframe_collectors(detection, work.curation, probe, config)
         with Timer(work.result.timings, "subjects"):
             work.subjects, work.pixels = keyframe_pass(
-                local_film(work), work.probe, work.detection, work.config
+                local_film(work), probe, detection, config, list(collectors.values()), crops
             )
+            if work.curation is not None:
+                work.keyframe_reports = finish_collectors(collectors)
         return work
 
 
@@ -126,6 +155,8 @@ class CaptionsStage(Stage):
         work.captions = captions.windows
         if captions.stats is not None:
             work.result.captions = captions.stats
+        if work.curation is not None and alignment_runs(work.config):
+            _drop_misaligned(work)
         work.pixels = {}  # captioned: the frames need not travel further
         return work
 
@@ -175,7 +206,11 @@ class ClipsStage(Stage):
                     out.append(ClipOut(i, dropped=f"a shot gets no frame at {float(fps):g} fps"))
                     continue
                 path = workdir / f"{i}.mp4"
-                size = encode_clip(film, probe, detection.frame_pts, plan, config.clips, path)
+                # a window's shots share one crop (the planner never mixes two)
+                cut = picture_cut(work.curation, shots[0].index, probe)
+                size = encode_clip(
+                    film, probe, detection.frame_pts, plan, config.clips, path, picture=cut
+                )
                 out.append(ClipOut(i, path.read_bytes(), size))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -194,7 +229,8 @@ class ShardsStage(Stage):
         result.timings["clips"] += unit.seconds
         layout = staging_layout(work.out_dir)
         layout.make()
-        by_subject = subjects.by_subject() if subjects is not None else {}
+        curation = work.curation
+        by_subject = _reference_pool(subjects, curation)
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
         samples: list[IndexRow] = []
         dropped: list[DroppedSample] = []
@@ -211,15 +247,17 @@ class ShardsStage(Stage):
                     continue
                 key = sample_key(probe.film_id, len(samples))
                 captions = work.captions[clip.window] if work.captions else None
+                crop = curation.shot_crop(shots[0].index) if curation else None
                 window_docs = window_samples(
                     len(samples), probe, detection, shots, clip.size, config, subjects,
-                    captions, by_subject,
+                    captions, by_subject, crop,
                 )  # fmt: skip
+                quality = _window_quality(curation, shots)
                 for sample, refs in window_docs:
                     members = {"json": sample.to_json_bytes(), "mp4": clip.clip}
                     with Timer(result.timings, "shards"):
                         shard = writer.write(sample.key, members | refs)
-                    samples.append(index_row(sample, shard, len(clip.clip)))
+                    samples.append(index_row(sample, shard, len(clip.clip), quality))
                 for shot in shots:
                     shot_sample[shot.index] = key
             with Timer(result.timings, "shards"):
@@ -228,17 +266,11 @@ class ShardsStage(Stage):
             writer.abort()
             raise
         result.n_samples, result.n_shards = len(samples), len(shard_infos)
-        if samples:
-            result.status, result.reason = "ok", None
-        else:
-            result.status = "skipped"
-            result.reason = "no sample: " + (
-                plan.reason_no_sample or "; ".join(d.reason for d in dropped)
-            )
+        _outcome(result, plan, dropped, curation)
         record = film_record(
             probe, detection, plan, subjects, (result.status, result.reason), samples, dropped,
             shot_sample, [ShardRecord.model_validate(s.to_dict()) for s in shard_infos],
-            result.captions, record_timings(work), config,
+            result.captions, record_timings(work), config, curation,
         )  # fmt: skip
         store = Storage.open(work.out_dir)
         if store.remote:  # publish: every shard, whole, before the record that lists them
@@ -249,6 +281,67 @@ class ShardsStage(Stage):
         # Written last: its presence (with the shards it lists) marks the film complete.
         store.write_bytes(film_record_path(probe.film_id), record.to_json_bytes())
         return work
+
+
+def _drop_misaligned(work: FilmWork) -> None:
+    """Caption-frame alignment: a misaligned window leaves the plan (its shots excluded with
+    the flag as reason) before any clip is encoded."""
+    plan, curation = work.plan, work.curation
+    assert plan is not None and curation is not None
+    captions = work.captions or [None] * len(plan.windows)
+    keep = check_alignment(curation, work.windows, captions, work.pixels, work.config)
+    for window, kept in zip(plan.windows, keep, strict=True):
+        if not kept:
+            plan.excluded |= dict.fromkeys(range(window.first, window.last + 1), "misaligned")
+    if plan.windows and not any(keep):
+        plan.reason_no_sample = f"all {len(keep)} windows misaligned (caption vs frames)"
+    plan.windows = [w for w, k in zip(plan.windows, keep, strict=True) if k]
+    work.windows = [w for w, k in zip(work.windows, keep, strict=True) if k]
+    if work.captions:
+        work.captions = [c for c, k in zip(work.captions, keep, strict=True) if k]
+
+
+def _outcome(
+    result: FilmResult,
+    plan: WindowPlan,
+    dropped: list[DroppedSample],
+    curation: FilmCuration | None,
+) -> None:
+    """The film's status and reason, and its curation funnel for films.parquet."""
+    if curation is not None:
+        shots_in, kept, by_flag = curation.funnel()
+        result.shots_kept, result.shots_dropped = kept, shots_in - kept
+        result.dropped, result.duplicate_of = by_flag, curation.duplicate_of
+    if curation is not None and curation.duplicate_of:
+        result.status = "duplicate"
+        result.reason = f"duplicate of film {curation.duplicate_of} (an earlier input)"
+    elif result.n_samples:
+        result.status, result.reason = "ok", None
+    else:
+        result.status = "skipped"
+        result.reason = "no sample: " + (
+            plan.reason_no_sample or "; ".join(d.reason for d in dropped)
+        )
+
+
+def _reference_pool(
+    subjects: FilmSubjects | None, curation: FilmCuration | None
+) -> dict[str, list[Detection]]:
+    """Detections a reference crop may come from: none of a dropped shot (a black, blurred,
+    text-covered or copied shot makes a poor reference, and no sample shows it)."""
+    if subjects is None:
+        return {}
+    groups = subjects.by_subject()
+    if curation is None:
+        return groups
+    gone = curation.dropped()
+    return {sid: [d for d in dets if d.shot not in gone] for sid, dets in groups.items()}
+
+
+def _window_quality(curation: FilmCuration | None, shots: list[Shot]) -> list[dict] | None:
+    if curation is None:
+        return None
+    return [curation.shots[s.index].quality if s.index in curation.shots else {} for s in shots]
 
 
 def _clips_in_order(units: list[Any]) -> Any:
@@ -262,4 +355,6 @@ def _clips_in_order(units: list[Any]) -> Any:
 
 
 def default_stages() -> list[Stage]:
-    return [AnalyseStage(), SubjectsStage(), CaptionsStage(), ClipsStage(), ShardsStage()]
+    return [
+        AnalyseStage(), SubjectsStage(), CurateStage(), CaptionsStage(), ClipsStage(), ShardsStage()
+    ]  # fmt: skip

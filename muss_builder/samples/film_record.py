@@ -23,12 +23,14 @@ from muss_builder.core.fields import (
     NonNegativeInt,
     Number,
     Open,
+    PixelBox,
     PositiveInt,
     SampleKey,
     absent,
 )
 from muss_builder.determinism import determinism_mode
 from muss_builder.media.probe import FilmProbe
+from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan
 from muss_builder.shots.segment import ShotDetection
 from muss_builder.subjects.stage import FilmSubjects
@@ -36,6 +38,36 @@ from muss_builder.subjects.stage import FilmSubjects
 SubjectKind = Literal["face", "object"]
 FilmTransitionKind = Literal["cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual"]
 Determinism = Literal["bitexact-cpu", "gpu-nondeterministic", "model-nondeterministic"]
+
+
+class ShotDuplicateOf(Closed):
+    """The shot (of this film or an earlier one of the build) whose footage a shot repeats."""
+
+    film_id: FilmId
+    shot: NonNegativeInt
+
+
+class FilmDuplicateOf(Closed):
+    """The earlier input a whole film repeats (another rip, resolution or bitrate)."""
+
+    film_id: FilmId
+
+
+class Watermark(Closed):
+    """A logo or watermark that stays on screen across shots, and how clips lose it."""
+
+    box: PixelBox  # source pixels
+    score: Annotated[Number, Field(ge=0, le=1)]
+    removal: Literal["delogo", "crop", "none"]
+
+
+class Curation(Closed):
+    """The film's funnel: shots in, kept, dropped by reason, and filters that did not run."""
+
+    shots_in: NonNegativeInt
+    shots_kept: NonNegativeInt
+    dropped: dict[str, NonNegativeInt]  # dropping flag -> shots it removed
+    not_run: dict[str, StrictStr]  # filter -> why it did not run (a model the profile lacks)
 
 
 class FilmDetection(Open):
@@ -71,6 +103,11 @@ class FilmShot(Open):
     keyframes: list[NonNegativeInt] = absent()  # source frames the subject stage looked at
     subjects: list[StrictStr] = absent()
     detections: list[FilmDetection] = absent()
+    # curation (issue 16): absent from records written before it
+    crop: PixelBox = absent()  # the shot's active picture, source pixels
+    quality: dict[str, Number] = absent()  # every measurement, whether or not a flag fired
+    flags: list[StrictStr] = absent()  # sorted: every flag found, dropping or informational
+    duplicate_of: ShotDuplicateOf | None = absent()
 
 
 class FilmTransition(Open):
@@ -123,6 +160,9 @@ class IndexRow(Open):
     global_caption_chars: StrictInt = absent()
     shot_caption_chars: list[StrictInt] = absent()
     clip_bytes: StrictInt = absent()
+    crop: list[StrictInt] = absent()  # the sample's active picture, source pixels
+    # then worst_{measure} and mean_{measure} of its shots, one pair per curation measure
+    # (``schemas/tables.json``; null where not measured), kept as the record's extra keys
 
 
 class DroppedSample(Open):
@@ -146,13 +186,16 @@ class FilmRecord(Closed):
 
     schema_version: Literal["1.0"]
     film_id: FilmId
-    status: Literal["ok", "skipped"]
+    status: Literal["ok", "skipped", "duplicate"]
     reason: StrictStr | None
+    duplicate_of: FilmDuplicateOf | None = absent()
     probe: FilmProbe
     n_frames: PositiveInt = absent()
     shot_detector: StrictStr = absent()
     transitions: list[FilmTransition] = absent()
     letterbox: Letterbox | None = absent()
+    crop: PixelBox = absent()  # the film's active picture (the box of the most footage)
+    watermark: Watermark | None = absent()
     shots: list[FilmShot]
     subjects: list[FilmSubject] = absent()
     subject_stage: dict[str, Any] | None = absent()
@@ -160,6 +203,7 @@ class FilmRecord(Closed):
     samples: list[IndexRow]
     dropped_samples: list[DroppedSample] = absent()
     excluded_shots: dict[str, StrictStr]
+    curation: Curation = absent()
     shards: list[ShardRecord]
     warnings: list[StrictStr]
     timings: dict[str, Number] = absent()
@@ -176,23 +220,45 @@ def _film_shots(
     plan: WindowPlan,
     subjects: FilmSubjects | None,
     shot_sample: dict[int, str],
+    curation: FilmCuration | None,
 ) -> list[FilmShot]:
     shots = []
     for s in detection.shots:
         found = subjects.in_shot(s.index) if subjects else []
-        shots.append(
-            FilmShot.model_validate(
-                s.to_dict()
-                | {
-                    "sample_key": shot_sample.get(s.index),
-                    "excluded_reason": plan.excluded.get(s.index),
-                    "keyframes": subjects.keyframes.get(s.index, []) if subjects else [],
-                    "subjects": subjects.shot_subjects(s.index) if subjects else [],
-                    "detections": [d.to_dict() for d in found],
-                }
-            )
-        )
+        doc = s.to_dict() | {
+            "sample_key": shot_sample.get(s.index),
+            "excluded_reason": plan.excluded.get(s.index),
+            "keyframes": subjects.keyframes.get(s.index, []) if subjects else [],
+            "subjects": subjects.shot_subjects(s.index) if subjects else [],
+            "detections": [d.to_dict() for d in found],
+        }
+        verdict = curation.shots.get(s.index) if curation else None
+        if curation is not None:
+            dup = verdict.duplicate_of if verdict else None
+            doc |= {
+                "crop": curation.shot_crop(s.index),
+                "quality": verdict.record_quality() if verdict else {},
+                "flags": list(verdict.flags) if verdict else [],
+                "duplicate_of": {"film_id": dup[0], "shot": dup[1]} if dup else None,
+            }
+        shots.append(FilmShot.model_validate(doc))
     return shots
+
+
+def _curation_fields(curation: FilmCuration | None) -> dict[str, Any]:
+    """The record's curation fields; none at all when curation is off (the record is then
+    the one a build before issue 16 wrote)."""
+    if curation is None:
+        return {}
+    shots_in, kept, dropped = curation.funnel()
+    return {
+        "crop": list(curation.crop),
+        "watermark": curation.watermark,
+        "duplicate_of": {"film_id": curation.duplicate_of} if curation.duplicate_of else None,
+        "curation": Curation(
+            shots_in=shots_in, shots_kept=kept, dropped=dropped, not_run=dict(curation.not_run)
+        ),
+    }
 
 
 def film_record(
@@ -208,6 +274,7 @@ def film_record(
     captions: dict | None,
     timings: dict[str, float],
     config: PipelineConfig,
+    curation: FilmCuration | None = None,
 ) -> FilmRecord:
     """The record of a film whose shards are written: ``outcome`` is its (status, reason),
     ``captions`` the captioner's counters, whose wall-clock seconds stay out (they go to
@@ -225,7 +292,7 @@ def film_record(
         shot_detector=detection.detector,
         transitions=[FilmTransition.model_validate(t.to_dict()) for t in detection.transitions],
         letterbox=None if detection.letterbox is None else Letterbox(**detection.letterbox),
-        shots=_film_shots(detection, plan, subjects, shot_sample),
+        shots=_film_shots(detection, plan, subjects, shot_sample, curation),
         subjects=[FilmSubject(**row) for row in subjects.summary()] if subjects else [],
         subject_stage=subjects.stage_record() if subjects else None,
         captions=captions,
@@ -237,4 +304,5 @@ def film_record(
         timings=timings,
         determinism=determinism_mode(config),
         pipeline={"name": config.name, "config_hash": config.fingerprint(), "version": __version__},
+        **_curation_fields(curation),
     )

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import math
+
 from muss_builder import SCHEMA_VERSION, __version__
 from muss_builder.captions.records import CaptionerInfo, WindowCaptions
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
 from muss_builder.core.naming import sample_key
+from muss_builder.curation.catalog import MEASURES
 from muss_builder.media.clips import ClipPlan, output_fps, plan_clip
 from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.film_record import IndexRow
@@ -115,6 +118,7 @@ def montage_sample(
     detector: str,
     subjects: FilmSubjects | None = None,
     captions: WindowCaptions | None = None,
+    crop: list[int] | None = None,
 ) -> Sample:
     """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds,
     the film subjects seen in each shot with their boxes, and the window's captions (None
@@ -122,6 +126,7 @@ def montage_sample(
     fps = float(plan.fps)
     sample_shots = _sample_shots(shots, plan, subjects, captions)
     global_text = captions.global_caption.text if captions else None
+    extra = {"crop": list(crop)} if crop is not None else {}  # absent when filters are off
     return Sample(
         schema_version=SCHEMA_VERSION,
         key=key,
@@ -170,6 +175,7 @@ def montage_sample(
             version=__version__,
             shot_detector=detector,
         ),
+        **extra,
     )
 
 
@@ -183,9 +189,11 @@ def window_samples(
     subjects: FilmSubjects | None,
     captions: WindowCaptions | None,
     by_subject: dict[str, list[Detection]],
+    crop: list[int] | None = None,
 ) -> list[tuple[Sample, dict[str, bytes]]]:
     """The montage sample of a window's clip (sample ``ordinal`` of the film) and, when one of
-    its subjects has references, its subject-track twin (the next ordinal) with their crops."""
+    its subjects has references, its subject-track twin (the next ordinal) with their crops;
+    ``crop`` is the active picture the clip shows (source pixels; None: filters off)."""
     clip_plan = plan_clip(
         detection.frame_pts,
         detection.end_pts,
@@ -195,7 +203,7 @@ def window_samples(
     )
     montage = montage_sample(
         sample_key(probe.film_id, ordinal), probe, detection.n_frames, shots, clip_plan,
-        clip_size, config, detection.detector, subjects, captions,
+        clip_size, config, detection.detector, subjects, captions, crop,
     )  # fmt: skip
     out: list[tuple[Sample, dict[str, bytes]]] = [(montage, {})]
     if subjects is not None and config.subjects.subject_track:
@@ -206,8 +214,26 @@ def window_samples(
     return out
 
 
-def index_row(sample: Sample, shard: str, clip_bytes: int) -> IndexRow:
-    """The ``index.parquet`` row of a sample (see ``schemas/tables.json``)."""
+def quality_columns(shots: list[dict[str, float]]) -> dict[str, float | None]:
+    """``worst_{m}`` and ``mean_{m}`` over a sample's shots for every curation measure (a fixed
+    set: one Arrow schema for every row); None where no shot has the measure."""
+    out: dict[str, float | None] = {}
+    for measure, better in MEASURES.items():
+        values = [q[measure] for q in shots if measure in q and math.isfinite(q[measure])]
+        worst = (min if better == "high" else max)(values) if values else None
+        out[f"worst_{measure}"] = None if worst is None else round(worst, 6)
+        out[f"mean_{measure}"] = round(sum(values) / len(values), 6) if values else None
+    return out
+
+
+def index_row(
+    sample: Sample, shard: str, clip_bytes: int, quality: list[dict[str, float]] | None = None
+) -> IndexRow:
+    """The ``index.parquet`` row of a sample (see ``schemas/tables.json``); ``quality``: each
+    of its shots' curation measures (None: filters off, no quality columns)."""
+    extra: dict = {}
+    if quality is not None:
+        extra = {"crop": sample.crop} | quality_columns(quality)
     return IndexRow(
         key=sample.key,
         film_id=sample.film_id,
@@ -228,4 +254,5 @@ def index_row(sample: Sample, shard: str, clip_bytes: int) -> IndexRow:
         global_caption_chars=len(sample.global_caption or ""),
         shot_caption_chars=[len(s.caption or "") for s in sample.shots],
         clip_bytes=clip_bytes,
+        **extra,
     )

@@ -24,10 +24,12 @@ from muss_builder.core.fields import (
     NonNegativeInt,
     NonNegativeNumber,
     Number,
+    PixelBox,
     PositiveInt,
     PositiveNumber,
     SampleKey,
     SubjectId,
+    absent,
 )
 
 Track = Literal["montage", "subject"]
@@ -134,6 +136,8 @@ class Sample(Closed):
     source: Source
     span: Span
     clip: ClipInfo
+    # the active picture the clip shows (source pixels); absent from samples before issue 16
+    crop: PixelBox = absent()
     shots: Annotated[list[SampleShot], Field(min_length=1)]
     n_shots: PositiveInt
     duration_seconds: PositiveNumber

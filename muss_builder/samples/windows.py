@@ -6,12 +6,16 @@ Rules (all from ``SamplesConfig``):
   (a window that starts or ends on a flash-frame shot teaches the model a broken cut);
 - a window has ``min_shots..max_shots`` shots and ``min..max_sample_seconds`` of footage;
 - windows are chosen greedily from the start of the film, each as long as the limits allow,
-  and never overlap.
+  and never overlap;
+- a shot curation dropped (``dropped``: shot -> its dropping flag) breaks the run like a shot
+  that is too long, and is excluded with its flag as the reason;
+- a window never spans two different crops (``crop_groups``: shots with one active picture
+  box share a group), since one clip has one picture size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from muss_builder.config import SamplesConfig
@@ -40,13 +44,21 @@ class WindowPlan:
     reason_no_sample: str | None  # set when ``windows`` is empty
 
 
-def _best_end(shots: list[Shot], first: int, cfg: SamplesConfig) -> int | None:
+def _best_end(
+    shots: list[Shot],
+    first: int,
+    cfg: SamplesConfig,
+    dropped: Mapping[int, str],
+    groups: Sequence[int] | None,
+) -> int | None:
     """The furthest shot index that may close a window opened at ``first``, or None."""
     best = None
     start = shots[first].start_seconds
     for last in range(first, min(len(shots), first + cfg.max_shots)):
         shot = shots[last]
-        if shot.duration_seconds > cfg.max_shot_seconds:
+        if shot.duration_seconds > cfg.max_shot_seconds or shot.index in dropped:
+            break
+        if groups is not None and groups[last] != groups[first]:
             break
         span = shot.end_seconds - start
         if span > cfg.max_sample_seconds:
@@ -61,12 +73,24 @@ def _best_end(shots: list[Shot], first: int, cfg: SamplesConfig) -> int | None:
     return best
 
 
-def plan_windows(shots: list[Shot], cfg: SamplesConfig) -> WindowPlan:
+def plan_windows(
+    shots: list[Shot],
+    cfg: SamplesConfig,
+    dropped: Mapping[int, str] | None = None,
+    crop_groups: Sequence[int] | None = None,
+) -> WindowPlan:
+    """Windows over ``shots``; ``dropped`` (shot index -> flag) and ``crop_groups`` (one group
+    id per shot, in order) come from curation and may be left out."""
+    dropped = dropped or {}
     windows: list[Window] = []
     excluded: dict[int, str] = {}
     i = 0
     while i < len(shots):
         shot = shots[i]
+        if shot.index in dropped:
+            excluded[i] = dropped[shot.index]
+            i += 1
+            continue
         if shot.duration_seconds > cfg.max_shot_seconds:
             excluded[i] = TOO_LONG
             i += 1
@@ -75,7 +99,7 @@ def plan_windows(shots: list[Shot], cfg: SamplesConfig) -> WindowPlan:
             excluded[i] = SHORT_EDGE
             i += 1
             continue
-        last = _best_end(shots, i, cfg)
+        last = _best_end(shots, i, cfg, dropped, crop_groups)
         if last is None:
             excluded[i] = NO_WINDOW
             i += 1
@@ -84,11 +108,15 @@ def plan_windows(shots: list[Shot], cfg: SamplesConfig) -> WindowPlan:
         i = last + 1
     reason = None
     if not windows:
-        reason = _why_no_sample(shots, excluded, cfg)
+        reason = _why_no_sample(shots, excluded, cfg, dropped)
     return WindowPlan(windows, excluded, reason)
 
 
-def _why_no_sample(shots: list[Shot], excluded: dict[int, str], cfg: SamplesConfig) -> str:
+def _why_no_sample(
+    shots: list[Shot], excluded: dict[int, str], cfg: SamplesConfig, dropped: Mapping[int, str]
+) -> str:
+    if shots and len(dropped) >= len(shots):
+        return f"all {len(shots)} shots dropped ({_counted(dropped.values(), ' ')})"
     total = shots[-1].end_seconds if shots else 0.0
     if len(shots) < cfg.min_shots:
         return (
@@ -97,11 +125,22 @@ def _why_no_sample(shots: list[Shot], excluded: dict[int, str], cfg: SamplesConf
         )
     if total < cfg.min_sample_seconds:
         return f"film is {total:.2f}s long; a sample needs at least {cfg.min_sample_seconds}s"
-    counts: dict[str, int] = {}
-    for code in excluded.values():
-        counts[code] = counts.get(code, 0) + 1
-    detail = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+    detail = _counted(excluded.values())
     return f"no window of {cfg.min_shots}..{cfg.max_shots} usable shots fits ({detail})"
+
+
+def _counted(codes: Iterable[str], style: str = "") -> str:
+    """'2 black, 6 credits' (most first, then by name), or 'credits 6, black 2' (``style``
+    ' ': the flag first, as the curation funnel reads)."""
+    counts: dict[str, int] = {}
+    for code in codes:
+        counts[code] = counts.get(code, 0) + 1
+    order = (
+        sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if style else sorted(counts.items())
+    )
+    if style:
+        return ", ".join(f"{code} {n}" for code, n in order)
+    return ", ".join(f"{n} {code}" for code, n in order)
 
 
 def clean_window_shots(

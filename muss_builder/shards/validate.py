@@ -138,6 +138,12 @@ def _record_problems(record: FilmRecord) -> list[str]:
             )
     for key in sorted(set(in_shards) - {s.key for s in record.samples}):
         problems.append(f"shard {in_shards[key]} holds {key}, which is not among its samples")
+    for shot in record.shots:  # a shot left out (a curation flag included) is in no sample
+        if shot.sample_key is not None and shot.excluded_reason is not None:
+            problems.append(
+                f"shot {shot.index} is in sample {shot.sample_key} but was left out "
+                f"({shot.excluded_reason})"
+            )
     return problems
 
 

@@ -13,10 +13,12 @@ which frame it is looking at without reading the film from the start.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +82,7 @@ class RangeResult:
     transitions: list[Transition]
     row_max: np.ndarray | None
     col_max: np.ndarray | None
+    observer: Any = None  # the range's frame observer (``segment.ObserverFactory``), if any
 
 
 def detect_range(
@@ -89,8 +92,11 @@ def detect_range(
     analysis: AnalysisConfig,
     frame_pts: np.ndarray,
     frame_range: FrameRange,
+    observe: Callable[[int, int | None], Any] | None = None,
 ) -> RangeResult:
-    """Transitions with boundaries in ``frame_range`` (decoding its margins too)."""
+    """Transitions with boundaries in ``frame_range`` (decoding its margins too); an
+    observer made by ``observe(start, stop)`` sees the same frames, margins included, and
+    keeps statistics of ``[start, stop)`` only, so merged ranges count each frame once."""
     first = frame_range.decode_start
     last = frame_range.decode_stop(len(frame_pts)) - 1
     origin = float(frame_pts[0])
@@ -104,6 +110,7 @@ def detect_range(
         **decode_options(probe),
     )
     detector = make_detector(shots.detector, shots, probe.fps)
+    observer = observe(frame_range.start, frame_range.stop) if observe is not None else None
     expected = first
     for frame in reader:
         index = int(np.searchsorted(frame_pts, frame.pts - _MATCH_TOLERANCE))
@@ -116,11 +123,13 @@ def detect_range(
         if index != expected:
             raise MediaError(f"range decode skipped frames {expected}..{index - 1}")
         detector.process_frame(index, frame.image)
+        if observer is not None:
+            observer.process_frame(index, frame.image)
         expected += 1
     if expected != last + 1:
         raise MediaError(f"range decode ended at frame {expected}, expected {last + 1}")
     found = [t for t in detector.finish() if frame_range.start <= t.boundary < frame_range.stop]
     features = getattr(detector, "features", None)
     return RangeResult(
-        found, getattr(features, "row_max", None), getattr(features, "col_max", None)
+        found, getattr(features, "row_max", None), getattr(features, "col_max", None), observer
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,6 +24,20 @@ from muss_builder.shots.transitions import Transition
 # A decode that stops this far short of the container's frame count, with decoder errors,
 # is a truncated or corrupt file rather than a rounding difference in the estimate.
 _TRUNCATION_RATIO = 0.98
+
+
+class FrameObserver(Protocol):
+    """Anything else that reads the analysis frames of the shot decode (picture quality,
+    bars, watermark): fed every frame in order, like a detector, but decides no shots."""
+
+    def process_frame(self, index: int, frame: np.ndarray) -> None: ...
+
+
+# Makes the observer of one stretch of frames: ``(first, stop)`` are the frames whose
+# statistics it owns (``stop`` None: to the end). A ranged decode feeds its margin frames
+# too (an observer may need the frame before ``first``) and calls it inside a worker, so it
+# must pickle (a module-level class or ``functools.partial``).
+ObserverFactory = Callable[[int, "int | None"], FrameObserver]
 
 
 @dataclass
@@ -70,6 +86,8 @@ class ShotDetection:
     timestamps: str = "stream"
     # per-frame scores and verdicts of the detector, when asked for (``shots.stats``)
     frame_stats: dict[str, list] | None = None
+    # the observers made by ``observe`` (one per range, in frame order; one for a single pass)
+    observed: list[Any] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -172,13 +190,19 @@ def run_detectors(
 
 
 def detect_shots(
-    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+    path: str | Path,
+    probe: FilmProbe,
+    shots: ShotsConfig,
+    analysis: AnalysisConfig,
+    *,
+    observe: ObserverFactory | None = None,
 ) -> ShotDetection:
-    """Shots of ``path``: one pass, or parallel ranges for a film longer than a range."""
+    """Shots of ``path``: one pass, or parallel ranges for a film longer than a range;
+    ``observe`` makes frame observers that ride the same decode (``ShotDetection.observed``)."""
     # ranges seek by the film's own timestamps: a film without usable ones is one pass
     if probe.duration_seconds > shots.range_seconds * 1.5 and probe.timestamps == "stream":
-        return detect_shots_in_ranges(path, probe, shots, analysis)
-    return detect_shots_single_pass(path, probe, shots, analysis)
+        return detect_shots_in_ranges(path, probe, shots, analysis, observe=observe)
+    return detect_shots_single_pass(path, probe, shots, analysis, observe=observe)
 
 
 def detect_shots_single_pass(
@@ -188,12 +212,16 @@ def detect_shots_single_pass(
     analysis: AnalysisConfig,
     *,
     frame_stats: bool = False,
+    observe: ObserverFactory | None = None,
 ) -> ShotDetection:
     """Decode ``path`` once at analysis size and run the configured detector over it;
-    ``frame_stats`` keeps what the detector computed for each frame (for tuning)."""
+    ``frame_stats`` keeps what the detector computed for each frame (for tuning);
+    ``observe(0, None)`` makes an observer fed the same frames."""
     detector = make_detector(shots.detector, shots, probe.fps)
+    observers = [observe(0, None)] if observe is not None else []
     started = time.perf_counter()
-    pts, errors = decode_into(path, probe, analysis, [detector], [0.0])
+    fed = [detector, *observers]
+    pts, errors = decode_into(path, probe, analysis, fed, [0.0] * len(fed))
     transitions = detector.finish()
     elapsed = time.perf_counter() - started
     frame_pts = np.asarray(pts, dtype=np.float64)
@@ -219,6 +247,7 @@ def detect_shots_single_pass(
         warnings=errors,
         timestamps=stamps,
         frame_stats=detector_columns(detector) if frame_stats else None,
+        observed=observers,
     )
 
 
@@ -266,20 +295,28 @@ def _map_ranges(calls: list[tuple]) -> list:
 
 
 def detect_shots_in_ranges(
-    path: str | Path, probe: FilmProbe, shots: ShotsConfig, analysis: AnalysisConfig
+    path: str | Path,
+    probe: FilmProbe,
+    shots: ShotsConfig,
+    analysis: AnalysisConfig,
+    *,
+    observe: ObserverFactory | None = None,
 ) -> ShotDetection:
-    """Split the film into overlapping frame ranges, detect each apart, merge."""
+    """Split the film into overlapping frame ranges, detect each apart, merge; with
+    ``observe``, each range also gets an observer owning its frames ``[start, stop)``."""
     from muss_builder.shots.ranges import packet_timestamps, plan_ranges
 
     started = time.perf_counter()
     frame_pts = packet_timestamps(path)
     if frame_pts is None:
         # timestamps restart or are missing: ranges cannot seek; one pass rebuilds them
-        return detect_shots_single_pass(path, probe, shots, analysis)
+        return detect_shots_single_pass(path, probe, shots, analysis, observe=observe)
     if len(frame_pts) < 2:
         raise MediaError("no video packets with timestamps")
     ranges = plan_ranges(len(frame_pts), probe.fps, shots)
-    results = _map_ranges([(str(path), probe, shots, analysis, frame_pts, r) for r in ranges])
+    results = _map_ranges(
+        [(str(path), probe, shots, analysis, frame_pts, r, observe) for r in ranges]
+    )
     transitions = sorted((t for r in results for t in r.transitions), key=lambda t: t.boundary)
     end_pts = _end_of(frame_pts, probe.fps)
     bars = None
@@ -297,4 +334,5 @@ def detect_shots_in_ranges(
         letterbox=bars,
         # a split film is not a warning: its shots equal a single pass's (tested)
         warnings=[],
+        observed=[r.observer for r in results if r.observer is not None],
     )

@@ -9,8 +9,9 @@ small grey thumbnail, which is all the reference chooser needs once the keyframe
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -23,7 +24,17 @@ from muss_builder.subjects.identities import IdentityParams, cluster_identities
 from muss_builder.subjects.keyframes import keyframe_frames, read_keyframes
 
 if TYPE_CHECKING:
-    from muss_builder.captions.collector import ShotPixelCollector
+    from muss_builder.subjects.keyframes import Keyframe
+
+
+class FrameCollector(Protocol):
+    """What rides the keyframe decode (the captioner's pixels, curation's measures): the extra
+    frames it wants per shot, then every decoded frame in film order (keyframes flagged)."""
+
+    def wanted(self) -> dict[int, list[int]]: ...
+
+    def add(self, keyframe: Keyframe, is_keyframe: bool) -> None: ...
+
 
 THUMB_SIDE = 32  # grey thumbnail of the tight box, for the near-duplicate test
 
@@ -232,15 +243,20 @@ def find_subjects(
     probe: FilmProbe,
     detection: ShotDetection,
     config: SubjectsConfig,
-    collector: ShotPixelCollector | None = None,
+    collectors: Sequence[FrameCollector] = (),
+    crops: Mapping[int, Sequence[int]] | None = None,
 ) -> FilmSubjects:
-    """Detect and identify the subjects of every shot of one film. A ``collector`` (the
-    captioner's) is fed every frame of the same decode, including extra frames it asks for."""
+    """Detect and identify the subjects of every shot of one film. ``collectors`` (the
+    captioner's, curation's) are fed every frame of the same decode, including extra frames
+    they ask for. ``crops`` (shot -> box in keyframe pixels) cuts each shot's frames to its
+    active picture first: models and collectors never see the bars, and every box is a
+    fraction of the picture the clip shows."""
     started = time.perf_counter()
     chosen = keyframe_frames(detection.shots, config.keyframes_per_shot)
     wanted = {shot: list(frames) for shot, frames in chosen.items()}
-    for shot, frames in (collector.wanted() if collector else {}).items():
-        wanted[shot] = sorted(set(wanted.get(shot, [])) | set(frames))
+    for collector in collectors:
+        for shot, frames in collector.wanted().items():
+            wanted[shot] = sorted(set(wanted.get(shot, [])) | set(frames))
     faces = _face_detector(config) if config.faces.enabled else None
     objects = _object_stage(config) if config.objects.enabled else None
     result = FilmSubjects(
@@ -254,7 +270,11 @@ def find_subjects(
         path, probe, detection.frame_pts, wanted, config.keyframe_max_side
     ):
         is_keyframe = keyframe.frame in chosen[keyframe.shot]
-        if collector is not None:
+        box = crops.get(keyframe.shot) if crops else None
+        if box is not None:
+            x0, y0, x1, y1 = box
+            keyframe = replace(keyframe, image=np.ascontiguousarray(keyframe.image[y0:y1, x0:x1]))
+        for collector in collectors:
             collector.add(keyframe, is_keyframe)
         if not is_keyframe:
             continue

@@ -52,7 +52,7 @@ def test_build_shows_stages_live_and_at_the_end(tmp_path, twelve_film) -> None:
     args = ["build", str(twelve_film.path), "--out", str(out), "--config", "tiny"]
     result = runner.invoke(app, [*args, "--executor", "inline"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    for stage in ("analyse", "subjects", "captions", "clips", "shards"):
+    for stage in ("analyse", "subjects", "curate", "captions", "clips", "shards"):
         assert f"{stage}" in result.output
     assert "queued" in result.output and "running" in result.output  # the live lines
     assert "busy share" in result.output and "film-hours per wall-hour" in result.output

@@ -66,7 +66,14 @@ def test_same_input_gives_byte_identical_shards(
         executor="inline",
     )
     assert shard_bytes(again.out) == shard_bytes(built_dataset.out)
-    assert index_rows(again.out) == index_rows(built_dataset.out)
+    # the inputs come in the other order: a shot's similarity to footage built before it
+    # (duplicate_similarity) depends on which film came first, nothing else may
+    order_bound = ("worst_duplicate_similarity", "mean_duplicate_similarity")
+
+    def rows(out: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in order_bound} for r in index_rows(out)]
+
+    assert rows(again.out) == rows(built_dataset.out)
 
 
 def test_rerun_skips_complete_films_and_redoes_partial_ones(

@@ -148,7 +148,7 @@ def test_ray_build_equals_inline_and_reports_stages(tmp_path, shelf, clean, tiny
     assert shard_bytes(out) == shard_bytes(clean)
     assert index_keys(out) == index_keys(clean)
     stats = json.loads((out / "stats.json").read_text())
-    assert list(stats["stages"]) == ["analyse", "subjects", "captions", "clips", "shards"]
+    assert list(stats["stages"]) == ["analyse", "subjects", "curate", "captions", "clips", "shards"]
     for name, row in stats["stages"].items():
         assert row["calls"] == len(shelf), name  # short films: one clip unit each
         assert 0 < row["busy_share"] <= 1

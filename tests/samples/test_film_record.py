@@ -12,8 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from muss_builder.media.probe import FilmProbe
 from muss_builder.samples.film_record import (
+    Curation,
     DroppedSample,
     FilmDetection,
+    FilmDuplicateOf,
     FilmRecord,
     FilmShot,
     FilmSubject,
@@ -21,6 +23,8 @@ from muss_builder.samples.film_record import (
     IndexRow,
     Letterbox,
     ShardRecord,
+    ShotDuplicateOf,
+    Watermark,
 )
 from muss_builder.samples.records import validation_reason
 from muss_builder.shards.schemas import json_schema, schema_errors
@@ -36,6 +40,10 @@ FILM_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (IndexRow, ("properties", "samples", "items")),
     (DroppedSample, ("properties", "dropped_samples", "items")),
     (ShardRecord, ("properties", "shards", "items")),
+    (FilmDuplicateOf, ("properties", "duplicate_of")),
+    (Watermark, ("properties", "watermark")),
+    (Curation, ("properties", "curation")),
+    (ShotDuplicateOf, (*SHOT, "properties", "duplicate_of")),
 ]
 
 
@@ -129,6 +137,52 @@ def mutations() -> list[tuple[str, Any, bool]]:
         ("extra sample key", put(1, "samples", 0, "extra"), True),
         ("no letterbox", put(None, "letterbox"), True),
         ("any pipeline", put({"x": 1}, "pipeline"), True),
+        # curation (issue 16)
+        ("duplicate status", put("duplicate", "status"), True),
+        ("film duplicate_of", put({"film_id": "0123456789abcdef"}, "duplicate_of"), True),
+        ("duplicate_of without film", put({}, "duplicate_of"), False),
+        (
+            "duplicate_of extra key",
+            put({"film_id": "0123456789abcdef", "x": 1}, "duplicate_of"),
+            False,
+        ),
+        ("no crop", drop("crop"), True),
+        ("crop of three", put([0, 0, 10], "crop"), False),
+        ("negative crop", put([-2, 0, 10, 10], "crop"), False),
+        ("fractional crop", put([0.5, 0, 10, 10], "crop"), False),
+        (
+            "a watermark",
+            put({"box": [1, 2, 30, 40], "score": 0.5, "removal": "crop"}, "watermark"),
+            True,
+        ),
+        (
+            "watermark removal",
+            put({"box": [1, 2, 3, 4], "score": 0.5, "removal": "blur"}, "watermark"),
+            False,
+        ),
+        (
+            "watermark score",
+            put({"box": [1, 2, 3, 4], "score": 1.5, "removal": "none"}, "watermark"),
+            False,
+        ),
+        ("curation without not_run", drop("curation", "not_run"), False),
+        ("curation drop count", put({"black": -1}, "curation", "dropped"), False),
+        ("no curation", drop("curation"), True),
+        ("shot quality text", put({"luma": "dark"}, "shots", 0, "quality"), False),
+        ("shot quality", put({"luma": 3, "motion": 0.5}, "shots", 0, "quality"), True),
+        ("shot flags text", put("black", "shots", 0, "flags"), False),
+        (
+            "shot duplicate_of",
+            put({"film_id": "0123456789abcdef", "shot": 3}, "shots", 0, "duplicate_of"),
+            True,
+        ),
+        (
+            "shot duplicate_of shot",
+            put({"film_id": "0123456789abcdef", "shot": -1}, "shots", 0, "duplicate_of"),
+            False,
+        ),
+        ("shot without quality", drop("shots", 0, "quality"), True),
+        ("shot crop of five", put([0, 0, 1, 1, 1], "shots", 0, "crop"), False),
     ]
     return cases
 
@@ -155,5 +209,5 @@ def test_a_malformed_film_record_is_refused_with_where_and_why(built_dataset) ->
     with pytest.raises(ValidationError) as info:
         FilmRecord.model_validate(doc)
     reason = validation_reason(info.value)
-    assert "status: Input should be 'ok' or 'skipped'" in reason
+    assert "status: Input should be 'ok', 'skipped' or 'duplicate'" in reason
     assert "shards/0/size_bytes: Input should be greater than or equal to 1" in reason

@@ -176,6 +176,10 @@ def mutations() -> list[tuple[str, Any, bool]]:
         ("extra camera key", put(0.5, "shots", 0, "facts", "camera", "extra"), True),
         ("no camera", put(None, "shots", 0, "facts", "camera"), True),
         ("gradual transition frames", put([3, 7], "shots", 0, "transition_in_frames"), True),
+        # the active picture (issue 16): absent from samples written before it
+        ("no crop", drop("crop"), True),
+        ("crop of three", put([0, 0, 10], "crop"), False),
+        ("negative crop", put([0, -2, 10, 10], "crop"), False),
     ]
     return cases
 

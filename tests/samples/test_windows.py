@@ -59,3 +59,24 @@ def test_film_without_sample_says_why() -> None:
     assert plan.windows == [] and "at least 2 shots" in (plan.reason_no_sample or "")
     plan = plan_windows(shots_of([1.2, 1.2]), CFG)
     assert "needs at least 3.0s" in (plan.reason_no_sample or "")
+
+
+def test_a_dropped_shot_breaks_runs_and_is_excluded_with_its_flag() -> None:
+    plan = plan_windows(shots_of([2] * 7), CFG, dropped={2: "credits", 5: "black"})
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 1), (3, 4)]
+    assert plan.excluded == {2: "credits", 5: "black", 6: NO_WINDOW}
+    inside = {i for w in plan.windows for i in range(w.first, w.last + 1)}
+    assert not inside & {2, 5}
+
+
+def test_a_window_never_spans_two_crops() -> None:
+    plan = plan_windows(shots_of([2] * 6), CFG, crop_groups=[0, 0, 1, 1, 1, 0])
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 1), (2, 4)]
+    assert plan.excluded == {5: NO_WINDOW}
+
+
+def test_a_film_whose_every_shot_is_dropped_names_the_counts() -> None:
+    dropped = dict.fromkeys(range(6), "credits") | {6: "black", 7: "black", 8: "black"}
+    plan = plan_windows(shots_of([2] * 9), CFG, dropped=dropped)
+    assert plan.windows == []
+    assert plan.reason_no_sample == "all 9 shots dropped (credits 6, black 3)"

@@ -1,0 +1,249 @@
+"""Keyframe filters (issue 16): text on screen (``text_overlay``, ``credits``) and ``blurry``.
+
+A collector of the subject stage's keyframe pass (the protocol of ``captions/collector.py``):
+it sees the keyframes that pass already decodes, each ALREADY cropped to its shot's active
+picture, and asks for no extra frame (three keyframes per shot catch a scroll: the roll is on
+screen for the whole shot). Per keyframe it runs the PP-OCRv4 text detector (``text.py``) and
+the sharpness measure (``sharpness.py``); per shot it keeps a handful of numbers, never images.
+
+What counts as text, and as which flag:
+- a *line* is a run of detected boxes on one row, wide (``min_line_aspect``) and of a text's
+  height (``min_line_height``..``max_line_height`` of the picture); boxes mostly inside the
+  channel logo's box are the logo, never text (``text.outside_watermark``);
+- ``credits``: text-dominated keyframes (at least ``credits_min_lines`` lines, or a line over a
+  background that is nearly all flat: a title card, an intertitle, a roll) in at least
+  ``credits_min_keyframes`` of the shot's keyframes;
+- ``text_overlay``: a *subtitle* line (horizontally centred, in the bottom
+  ``subtitle_bottom`` or top ``subtitle_top`` band of the picture) in a keyframe of a shot
+  that is not credits. Scene text (a shirt, a book cover, a shop sign) is rarely a centred
+  line at the picture's foot; it is what the position rule is there to let through.
+
+A subtitle shot is dropped (``subtitles: drop``, the default: a caption model would read the
+words, and a crop changes the shot's framing) or, with ``subtitles: crop``, keeps the part of
+the picture above (or below) the text band when that is at least ``crop_min_keep`` of the
+picture's height; its flags then say ``subtitle_cropped`` (informational) and the report gives
+the box to keep, in keyframe pixels and as fractions of the cropped picture.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from muss_builder.curation.sharpness import judge_blur, sharpness
+from muss_builder.curation.text import (
+    TextDetector,
+    covered_share,
+    flat_share,
+    outside_watermark,
+    text_detector,
+    text_rows,
+)
+from muss_builder.filters.keyframes import (  # noqa: F401 (re-exported: the config lives in filters/)
+    BlurFilterConfig,
+    KeyframeQualityConfig,
+    TextFilterConfig,
+)
+
+if TYPE_CHECKING:  # the subject stage wires this collector in: no import back into it
+    from muss_builder.shots.segment import Shot
+    from muss_builder.subjects.keyframes import Keyframe
+
+FLAGS = ("text_overlay", "credits", "blurry")
+INFO_FLAGS = ("subtitle_cropped",)  # never dropping: the shot was kept, cropped above its text
+MEASURES = {
+    "text_share": "low",  # largest share of the picture covered by text lines, over keyframes
+    "text_lines": "low",  # most text lines in one keyframe
+    "sharpness": "high",  # 1 - Crété-Roffet blur of the sharpest tiles, best keyframe (0..1)
+    "sharpness_rel": "high",  # sharpness / the film's median shot sharpness
+}
+
+
+@dataclass
+class ShotKeyframeQuality:
+    quality: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    # subtitle shots only: {"band_px", "band_frac", "keep_px", "keep_frac", "action"}; boxes
+    # [x0, y0, x1, y1] in keyframe pixels of the cropped picture, or fractions of it
+    text_band: dict | None = None
+
+
+@dataclass
+class KeyframeQualityReport:
+    shots: dict[int, ShotKeyframeQuality]
+    reference_sharpness: float | None  # the film's median shot sharpness (None: no reference)
+    keyframes: int = 0
+    text_ms: list[float] = field(default_factory=list)  # per keyframe
+    sharpness_ms: list[float] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _ShotState:
+    size: tuple[int, int] = (0, 0)  # keyframe (w, h)
+    keyframes: int = 0
+    credits_like: int = 0
+    subtitle_keyframes: int = 0
+    lines: int = 0
+    share: float = 0.0
+    band: list[int] | None = None  # union of subtitle lines [x0, y0, x1, y1]
+    sharp: list[float] = field(default_factory=list)
+    contrast: list[float] = field(default_factory=list)  # grey std per keyframe
+
+
+def load_text_detector(config: KeyframeQualityConfig) -> TextDetector | None:
+    """For ``Stage.setup()``: the detector, loaded once per process, or None when the text filter
+    is off; a ``ModelNotFoundError`` saying what to install when rapidocr-onnxruntime is missing."""
+    if not config.text.enabled:
+        return None
+    return text_detector(config.text.detect_max_side, config.text.threads)
+
+
+class KeyframeQualityCollector:
+    """Fed the keyframe pass's frames in film order; ``finish`` gives flags per shot."""
+
+    def __init__(
+        self,
+        shots: list[Shot],
+        config: KeyframeQualityConfig,
+        watermark_boxes: dict[int, list[int] | None],
+        detector: TextDetector | None = None,
+    ) -> None:
+        self.config = config
+        self.watermark = watermark_boxes
+        self.detector = detector
+        if detector is None and config.text.enabled:
+            self.detector = load_text_detector(config)
+        self.state = {s.index: _ShotState() for s in shots}
+        self.report = KeyframeQualityReport(shots={}, reference_sharpness=None)
+
+    def wanted(self) -> dict[int, list[int]]:
+        """No frames beyond the keyframes: three per shot already catch a rolling credit."""
+        return {}
+
+    def add(self, keyframe: Keyframe, is_keyframe: bool) -> None:
+        if not is_keyframe or keyframe.shot not in self.state:
+            return
+        image = keyframe.image
+        h, w = image.shape[:2]
+        st = self.state[keyframe.shot]
+        st.size, st.keyframes = (w, h), st.keyframes + 1
+        self.report.keyframes += 1
+        if self.config.blur.enabled:
+            t0 = time.perf_counter()
+            sharp, contrast = sharpness(image)
+            self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
+            st.sharp.append(sharp)
+            st.contrast.append(contrast)
+        if self.detector is not None:
+            t0 = time.perf_counter()
+            self._text(image, self.watermark.get(keyframe.shot), st)
+            self.report.text_ms.append(1000 * (time.perf_counter() - t0))
+
+    def _text(self, image: np.ndarray, watermark: list[int] | None, st: _ShotState) -> None:
+        cfg = self.config.text
+        h, w = image.shape[:2]
+        boxes = [b for b in self.detector.detect(image) if b.score >= cfg.box_score]
+        rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
+        lines = [r for r in rows if self._is_line(r, h)]
+        st.lines = max(st.lines, len(lines))
+        st.share = max(st.share, covered_share(lines, w, h))
+        if not lines:
+            return
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if len(lines) >= cfg.credits_min_lines or flat_share(grey, lines) >= cfg.credits_flat:
+            st.credits_like += 1
+        subs = [r for r in lines if self._is_subtitle(r, w, h)]
+        if subs:
+            st.subtitle_keyframes += 1
+            for x0, y0, x1, y1 in subs:
+                b = st.band or [x0, y0, x1, y1]
+                st.band = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
+
+    def _is_line(self, row: list[int], h: int) -> bool:
+        cfg = self.config.text
+        rw, rh = row[2] - row[0], row[3] - row[1]
+        return rw >= cfg.min_line_aspect * rh and (
+            cfg.min_line_height * h <= rh <= cfg.max_line_height * h
+        )
+
+    def _is_subtitle(self, row: list[int], w: int, h: int) -> bool:
+        cfg = self.config.text
+        cx, cy = (row[0] + row[2]) / 2 / w, (row[1] + row[3]) / 2 / h
+        in_band = cy >= 1 - cfg.subtitle_bottom or cy <= cfg.subtitle_top
+        return abs(cx - 0.5) <= cfg.subtitle_centre and in_band
+
+    def finish(self) -> KeyframeQualityReport:
+        cfg = self.config
+        order = sorted(self.state)
+        for index in order:
+            self.report.shots[index] = self._shot_text(self.state[index])
+        if not cfg.text.enabled:
+            self.report.not_run["text"] = "filters: text disabled"
+        if cfg.blur.enabled:
+            self._blur(order)
+        else:
+            self.report.not_run["blur"] = "filters: blur disabled"
+        for shot in self.report.shots.values():
+            shot.flags.sort()
+        return self.report
+
+    def _shot_text(self, st: _ShotState) -> ShotKeyframeQuality:
+        cfg = self.config.text
+        out = ShotKeyframeQuality()
+        if self.detector is None:
+            return out
+        out.quality = {"text_share": st.share, "text_lines": float(st.lines)}
+        need = max(1, math.ceil(cfg.credits_min_keyframes * st.keyframes))
+        if st.keyframes and st.credits_like >= need:
+            out.flags.append("credits")
+        elif st.band is not None and st.subtitle_keyframes >= cfg.subtitle_min_keyframes:
+            out.text_band = self._band(st)
+            out.flags.append(
+                "subtitle_cropped" if out.text_band["action"] == "crop" else "text_overlay"
+            )
+        return out
+
+    def _band(self, st: _ShotState) -> dict:
+        """The subtitle band across the picture's width, and what a crop would keep."""
+        w, h = st.size
+        margin = round(self.config.text.band_margin * h)
+        y0, y1 = max(0, st.band[1] - margin), min(h, st.band[3] + margin)
+        keep = [0, 0, w, y0] if (y0 + y1) / 2 >= h / 2 else [0, y1, w, h]
+        share = (keep[3] - keep[1]) / h
+        crop = self.config.text.subtitles == "crop" and share >= self.config.text.crop_min_keep
+        band = [0, y0, w, y1]
+        return {
+            "band_px": band,
+            "band_frac": [band[0] / w, band[1] / h, band[2] / w, band[3] / h],
+            "keep_px": keep,
+            "keep_frac": [keep[0] / w, keep[1] / h, keep[2] / w, keep[3] / h],
+            "keep_share": share,
+            "action": "crop" if crop else "drop",
+        }
+
+    def _blur(self, order: list[int]) -> None:
+        cfg = self.config.blur
+        # the best keyframe: a shot is in focus when one of its moments is (a focus pull, motion
+        # blur on a fast pan); an out-of-focus shot has no sharp keyframe at all
+        sharp = [max(self.state[i].sharp, default=0.0) for i in order]
+        judged = []
+        for i in order:
+            st, flags = self.state[i], self.report.shots[i].flags
+            # a black hold or a plain frame reads sharpness 0 (nothing sharp in it): not judged
+            contrasty = bool(st.contrast) and float(np.median(st.contrast)) >= cfg.min_contrast
+            judged.append(contrasty and "credits" not in flags)
+        rel, blurry, reference = judge_blur(
+            sharp, judged, cfg.relative_threshold, cfg.min_reference_shots, cfg.absolute_floor
+        )
+        self.report.reference_sharpness = reference
+        for i, s, r, b in zip(order, sharp, rel, blurry, strict=True):
+            shot = self.report.shots[i]
+            shot.quality.update({"sharpness": s, "sharpness_rel": r})
+            if b:
+                shot.flags.append("blurry")

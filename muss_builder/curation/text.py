@@ -1,0 +1,185 @@
+"""Text on screen: where a keyframe shows text, from PaddleOCR's PP-OCRv4 text detector.
+
+The detector is the DB ("differentiable binarisation") network ``ch_PP-OCRv4_det_infer.onnx``
+that ships inside the ``rapidocr-onnxruntime`` wheel (RapidOCR: Apache-2.0; the PP-OCR models
+come from PaddleOCR: Apache-2.0). Only the detection graph runs, on onnxruntime's CPU provider:
+the filters need *where* text is (how many lines, how much of the picture, which band), not
+what it says, and recognition would triple the cost per keyframe. The graph is found inside the
+installed package and never downloaded; it is loaded once per process (``loaded_model``).
+
+The post-processing is the DB recipe reduced to what films need: the probability map is
+thresholded, each connected region scored by its mean probability, kept above ``box_score``
+and grown by the DB "unclip" distance (area * ratio / perimeter) back to the text's extent;
+boxes are axis-aligned, since film text (subtitles, credits, scrolls) is horizontal.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from muss_builder.core.models import ModelNotFoundError, loaded_model
+
+Box = list[int]  # [x0, y0, x1, y1], end exclusive
+DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
+PACKAGE = "rapidocr_onnxruntime"
+
+
+@dataclass(frozen=True)
+class TextBox:
+    box: Box  # in the pixels of the image given to ``detect``
+    score: float  # mean text probability inside the region (0..1)
+
+
+def detector_model_path() -> Path:
+    """The PP-OCRv4 detection graph inside the installed ``rapidocr-onnxruntime`` package."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the text filter needs the package rapidocr-onnxruntime, which ships the PP-OCRv4 "
+            "text detector: `pip install rapidocr-onnxruntime` (or turn the filter off: "
+            "filters.keyframes.text.enabled: false); muss-builder never downloads models"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / DET_MODEL
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is missing from the rapidocr-onnxruntime package")
+    return path
+
+
+class TextDetector:
+    """PP-OCRv4 text detection on a BGR image; returns axis-aligned text boxes."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        max_side: int = 640,
+        threads: int = 1,
+        pixel_threshold: float = 0.3,
+        box_score: float = 0.5,
+        unclip_ratio: float = 1.6,
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+        self.max_side = max_side
+        self.pixel_threshold = pixel_threshold
+        self.box_score = box_score
+        self.unclip_ratio = unclip_ratio
+
+    def detect(self, image: np.ndarray) -> list[TextBox]:
+        h, w = image.shape[:2]
+        # DB needs sides that are multiples of 32; every picture goes in at max_side, so a
+        # small keyframe's subtitle (9 px at 180 lines) is enlarged to a size DB finds
+        scale = self.max_side / max(h, w)
+        nh, nw = (max(32, round(v * scale / 32) * 32) for v in (h, w))
+        shrink = nw <= w
+        small = cv2.resize(
+            image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        )
+        # PaddleOCR's det normalisation: BGR, (x / 255 - 0.5) / 0.5
+        blob = (small.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        prob = self.session.run(None, {self.input: blob})[0][0, 0]
+        return self._boxes(prob, w / nw, h / nh, w, h)
+
+    def _boxes(self, prob: np.ndarray, sx: float, sy: float, w: int, h: int) -> list[TextBox]:
+        mask = (prob > self.pixel_threshold).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        found: list[TextBox] = []
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if min(bw, bh) < 2:
+                continue
+            region = labels[y : y + bh, x : x + bw] == i
+            score = float(prob[y : y + bh, x : x + bw][region].mean())
+            if score < self.box_score:
+                continue
+            grow = area * self.unclip_ratio / (2 * (bw + bh))
+            x0, y0 = max(0, round((x - grow) * sx)), max(0, round((y - grow) * sy))
+            x1, y1 = min(w, round((x + bw + grow) * sx)), min(h, round((y + bh + grow) * sy))
+            if x1 > x0 and y1 > y0:
+                found.append(TextBox([x0, y0, x1, y1], score))
+        return found
+
+
+def text_detector(max_side: int = 640, threads: int = 1) -> TextDetector:
+    """The process's one detector for these settings; a clear error when the package is
+    missing (``ModelNotFoundError``), raised by ``Stage.setup()`` before any film runs."""
+    path = detector_model_path()
+    key = f"text-detector:{path}:{max_side}:{threads}"
+    return loaded_model(key, lambda: TextDetector(path, max_side=max_side, threads=threads))
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry of the found text
+
+
+def overlap_share(box: Sequence[int], other: Sequence[int] | None) -> float:
+    """Share of ``box``'s area inside ``other`` (0 when other is None)."""
+    if other is None:
+        return 0.0
+    ix = max(0, min(box[2], other[2]) - max(box[0], other[0]))
+    iy = max(0, min(box[3], other[3]) - max(box[1], other[1]))
+    area = max(1, (box[2] - box[0]) * (box[3] - box[1]))
+    return ix * iy / area
+
+
+def outside_watermark(
+    boxes: list[TextBox], watermark: Sequence[int] | None, max_inside: float = 0.3
+) -> list[TextBox]:
+    """Boxes that are not (mostly) part of the channel logo: a logo's letters are the logo."""
+    return [b for b in boxes if overlap_share(b.box, watermark) <= max_inside]
+
+
+def text_rows(boxes: list[TextBox]) -> list[Box]:
+    """Merge boxes into lines of text: boxes whose vertical extents overlap by half the smaller
+    height are one line (DB may split a line into words). Returns each line's box."""
+    rows: list[Box] = []
+    for b in sorted(boxes, key=lambda t: (t.box[1] + t.box[3]) / 2):
+        x0, y0, x1, y1 = b.box
+        for row in rows:
+            overlap = min(y1, row[3]) - max(y0, row[1])
+            if overlap >= 0.5 * min(y1 - y0, row[3] - row[1]):
+                row[:] = [min(x0, row[0]), min(y0, row[1]), max(x1, row[2]), max(y1, row[3])]
+                break
+        else:
+            rows.append([x0, y0, x1, y1])
+    return rows
+
+
+def covered_share(boxes: Sequence[Sequence[int]], w: int, h: int) -> float:
+    """Share of the w x h picture covered by the union of the boxes."""
+    if not boxes:
+        return 0.0
+    mask = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return float(mask.mean())
+
+
+def flat_share(grey: np.ndarray, boxes: Sequence[Sequence[int]], block: int = 16) -> float:
+    """Share of the picture's blocks outside the text that are flat (grey std < 4 levels):
+    a card or a roll is text over a plain background, a subtitle is text over a scene."""
+    h, w = grey.shape
+    keep = np.ones((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        keep[max(0, y0 - 4) : y1 + 4, max(0, x0 - 4) : x1 + 4] = False
+    hb, wb = h // block, w // block
+    if hb == 0 or wb == 0:
+        return 0.0
+    g = grey[: hb * block, : wb * block].astype(np.float32).reshape(hb, block, wb, block)
+    std = g.std(axis=(1, 3))
+    used = keep[: hb * block, : wb * block].reshape(hb, block, wb, block).all(axis=(1, 3))
+    return float((std[used] < 4.0).mean()) if used.any() else 1.0

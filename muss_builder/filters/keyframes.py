@@ -1,0 +1,62 @@
+"""Settings of the keyframe filters (``curation/keyframe_quality.py``): text, credits, blur.
+
+Moved here from the curation module (which imports it back): ``config.py`` composes these
+models, and a model inside ``muss_builder/curation`` would tie ``config`` and ``curation``
+in an import loop (see ``muss_builder/filters/__init__.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIN_CONTRAST = 5.0  # = sharpness.MIN_CONTRAST (a test checks)
+
+
+class TextFilterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # the detector's input: longest side in pixels (a multiple of 32 is used); 640 keeps
+    # 24-pixel subtitles of a 480-line film and 1080p subtitles readable, at ~1/4 the cost
+    detect_max_side: int = Field(640, ge=64)
+    threads: int = Field(1, ge=1)  # onnxruntime intra-op threads (a worker runs one film)
+    box_score: float = Field(0.6, ge=0, le=1)  # mean text probability a region needs
+    min_line_aspect: float = Field(2.5, gt=0)  # width / height of a line: words, not a blob
+    min_line_height: float = Field(0.02, ge=0, le=1)  # of the picture height
+    # taller "lines" are textures, not type; a title card's big type is 10-20 % of the height
+    max_line_height: float = Field(0.2, ge=0, le=1)
+    subtitle_centre: float = Field(0.12, ge=0, le=0.5)  # |line centre - middle| / width
+    subtitle_bottom: float = Field(0.4, ge=0, le=1)  # a subtitle's centre is in this band..
+    subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)
+    subtitle_min_keyframes: int = Field(1, ge=1)  # keyframes showing it (subtitles come and go)
+    credits_min_lines: int = Field(4, ge=1)  # lines that make a keyframe text-dominated
+    credits_flat: float = Field(0.9, ge=0, le=1)  # flat share of the non-text blocks of a card
+    credits_min_keyframes: float = Field(0.5, ge=0, le=1)  # share of the shot's keyframes
+    subtitles: Literal["drop", "crop"] = "drop"  # what a subtitle shot becomes (see module)
+    crop_min_keep: float = Field(0.8, ge=0, le=1)  # least share of the height a crop keeps
+    band_margin: float = Field(0.02, ge=0, le=0.2)  # around the text band, of the height
+    watermark_max_inside: float = Field(0.3, ge=0, le=1)  # box share in the logo: logo, not text
+
+
+class BlurFilterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # blurry below this share of the film's median shot sharpness; calibrated on the curation
+    # set: gblur sigma 6 at 480 lines reads <= 0.60 (<= 0.66 on the 320x180 set), the softest
+    # clean shot >= 0.75 (0.77)
+    relative_threshold: float = Field(0.7, gt=0, le=1)
+    # the median of fewer shots is no reference: such a film is judged by the floor only
+    min_reference_shots: int = Field(3, ge=1)
+    # off by default: an absolute floor condemns a soft or upscaled film as a whole
+    absolute_floor: float | None = Field(None, ge=0, le=1)
+    min_contrast: float = Field(MIN_CONTRAST, ge=0)  # grey std: less is a plain or black frame
+
+
+class KeyframeQualityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: TextFilterConfig = TextFilterConfig()
+    blur: BlurFilterConfig = BlurFilterConfig()

@@ -1,0 +1,165 @@
+"""Settings, flags and measures of the picture filters (issue 16: active picture, persistent
+overlays, pixel quality), read from the analysis frames of the shot decode.
+
+Kept apart from ``picture.py`` so that ``muss_builder.config`` can import it: nothing here
+imports the pipeline. Every default was calibrated on footage built here (the curation set of
+``benchmarks/curation/make_set.py`` and the synthetic films of ``tests/curation``); the numbers
+behind each one are in the comments and in docs/fragments/16-picture-benchmarks.md.
+Grey levels are full-range 0-255 luma of the decoded BGR frame at analysis size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# dropping flags (a shot with one is excluded when the flag is in the dropping set)
+DROPPING = ("black", "static", "flash")
+# informational flags (never drop a shot): bars the crop removed, a persistent logo
+INFORMATIONAL = ("letterbox", "pillarbox", "windowbox", "watermark")
+FLAGS = DROPPING + INFORMATIONAL
+# every measure in a shot's ``quality``, and which direction is better (for ``worst_``)
+MEASURES: dict[str, Literal["high", "low"]] = {
+    "luma": "high",  # mean grey level inside the crop
+    "contrast": "high",  # spread of grey levels inside the crop (std of 16-px cell means)
+    "dark_share": "low",  # share of near-black pixels inside the crop
+    "black_share": "low",  # share of the shot's frames that are black
+    "motion": "high",  # mean absolute change between frames, grey levels per frame
+    "frozen_share": "low",  # share of frames identical to the one before
+    "flash_share": "low",  # share of frames that are a brightness spike
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BlackConfig(_Strict):
+    """``black``: a black or near-black hold. A frame is black when nearly all of its picture
+    is near-black; a dark real scene keeps lit parts, so the share, not the mean, decides. On
+    the curation set: the seven dark scenes / vignetted shots have a dark share of 0.31-0.87
+    and not one black frame; both holds (pure and noisy 0x080808) are black in every frame."""
+
+    enabled: bool = True
+    # x264 black is 0-2, the noisy near-black hold of the set (level 8, noise 6) reaches 20;
+    # blackdetect's pix_th 0.10 is 25.5: a pixel at or under 32 is near-black
+    level: int = Field(
+        32, ge=0, le=255, description="grey level at or under which a pixel is near-black"
+    )
+    # 0.98: a white timecode or logo over the black stays under 2 % of the picture
+    frame_share: float = Field(
+        0.98, gt=0, le=1, description="near-black share that makes a frame black"
+    )
+    # most of the shot: a shot that only fades through black keeps its picture (the
+    # scrolling credits roll, black between its lines, has 0.28 of black frames)
+    min_share: float = Field(
+        0.8, gt=0, le=1, description="share of black frames that flags the shot"
+    )
+
+
+class StaticConfig(_Strict):
+    """``static``: frozen frames (a ``tpad``/``loop`` freeze, a still). A frame is frozen when
+    no 16-px cell of the picture changed by more than ``frozen_diff`` on average; the shot is
+    static when at least ``min_frozen_share`` of it is frozen (a freeze over half the shot or
+    a still; a short pause stays). A black shot is reported as ``black`` only."""
+
+    enabled: bool = True
+    # on the curation set 99.4 % of the frames of a freeze or a still (x264 crf 18) change no
+    # cell by more than 0.5 (median 0), against 0.7 % of the frames of moving shots (median
+    # largest cell change 23; a slow blurred pan has the most frames under it)
+    frozen_diff: float = Field(
+        0.5, gt=0, description="largest cell change (grey levels) of a frozen frame"
+    )
+    # set: frozen shots 0.75 (a tpad freeze after the first quarter) and 1.0 (stills); the
+    # most frozen moving shot (a slow blurred pan) 0.19
+    min_frozen_share: float = Field(0.5, gt=0, le=1, description="frozen share that flags the shot")
+
+
+class FlashConfig(_Strict):
+    """``flash``: a shot dominated by brightness spikes (strobes, flash photography). A frame
+    is a flash when its mean level exceeds the median of the 9 frames around it (inside the
+    shot) by ``delta``; fades and cuts change the level for good and are no spike."""
+
+    enabled: bool = True
+    delta: float = Field(
+        40.0, gt=0, description="rise over the local median (grey levels) of a flash frame"
+    )
+    # the synthetic strobe (a flash every third frame) gives 0.33, one flash in a 2 s shot
+    # 0.02; no shot of the curation set rises more than 3 levels over its local median
+    min_share: float = Field(0.2, gt=0, le=1, description="flash share that flags the shot")
+
+
+class WatermarkConfig(_Strict):
+    """A logo or watermark that stays on screen across shots: pixels whose gradient is strong
+    in most picture frames and points the same way every time (coherent), while the rest of
+    the picture changes. Statistics are per pixel of the analysis frame, summed over the film
+    (memory flat in film length)."""
+
+    enabled: bool = True
+    # the Sobel magnitude (3x3, up to ~1000) that counts as an edge in a frame: a hard step of
+    # 8 grey levels; a vignette's smooth ramp stays under it (on the vignetted film of the set
+    # no pixel is both persistent and coherent)
+    edge: float = Field(60.0, gt=0, description="Sobel magnitude of an edge pixel in a frame")
+    # the logo is on every frame: persistence 1.0; static text of one shot in a 6-shot film
+    # ~0.2; a film whose one static shot is most of it cannot be told from a logo
+    min_persistence: float = Field(
+        0.6, gt=0, le=1, description="share of picture frames with an edge there"
+    )
+    # mean gradient vector length over mean length: 1.0 for a fixed edge, low for the edges
+    # of changing content; on the set the logo's pixels are >= 0.98 (10th percentile), other
+    # strong persistent pixels of films without bars at most 0.80 (0.6 let 4 films through)
+    min_coherence: float = Field(0.9, gt=0, le=1, description="gradient coherence of a logo pixel")
+    # a logo is small; a static background that fills the frame is a static film, not a logo
+    max_area_share: float = Field(
+        0.1, gt=0, le=1, description="largest logo box, share of the crop"
+    )
+    min_pixels: int = Field(8, ge=1, description="fewest logo pixels (analysis size)")
+    # "over changing content": the median pixel's temporal spread over the film must reach
+    # this (the set's films 43-64; a film of one frozen shot ~0)
+    min_scene_std: float = Field(10.0, ge=0, description="median temporal std of the picture")
+    # bar edges are fixed and strong too: pixels this close to a crop edge are no logo
+    edge_margin: int = Field(3, ge=0, description="analysis px kept clear of every crop edge")
+    # 0: the box is the logo's own (IoU 0.8+ with the truth at 256 px); removal may widen it
+    pad: int = Field(0, ge=0, description="analysis px added around the logo box")
+    min_frames: int = Field(24, ge=1, description="fewest picture frames to look for a logo")
+    # every other frame: neighbouring frames add little new evidence; halves the cost
+    frame_step: int = Field(2, ge=1, description="every n-th frame feeds the statistics (cost)")
+    # how the logo leaves what is trained on: "delogo" (ffmpeg's delogo interpolates the box
+    # from its border: the frame keeps its size), "crop" (cut the band of the picture that
+    # holds the logo, when that keeps at least ``crop_min_keep`` of it; else delogo), "none"
+    removal: Literal["delogo", "crop", "none"] = "delogo"
+    # a corner logo of the set (1.6 % of the frame) costs a 15 % top band or a 10 % side band
+    crop_min_keep: float = Field(
+        0.8, gt=0, le=1, description="least picture share a logo crop keeps"
+    )
+
+
+class ActivePictureConfig(_Strict):
+    """Bars (letterbox, pillarbox, windowbox); thresholds documented on
+    ``active_picture.ActivePictureDetector``, calibrated in docs/benchmarks.md "Active picture"."""
+
+    enabled: bool = True
+    black_level: int = Field(16, ge=0, le=255)
+    line_black_share: float = Field(0.7, gt=0, le=1)
+    time_share: float = Field(0.9, gt=0, le=1)
+    evidence_share: float = Field(0.02, ge=0, lt=1)
+    min_step: float = Field(24.0, ge=0)
+    min_bar_share: float = Field(0.01, ge=0, lt=0.5)
+    block_frames: int = Field(12, ge=1)
+    max_inner_black_share: float = Field(0.1, ge=0, le=1)
+
+
+class PictureConfig(_Strict):
+    """Picture filters read from the analysis frames of the shot decode (no extra decode)."""
+
+    enabled: bool = True
+    # the quality grid: cells of about 16 analysis px; measures use the cells fully inside a
+    # shot's crop and clear of the watermark box
+    cells_x: int = Field(16, ge=1, le=64, description="quality cells across the frame")
+    cells_y: int = Field(9, ge=1, le=64, description="quality cells down the frame")
+    black: BlackConfig = BlackConfig()
+    static: StaticConfig = StaticConfig()
+    flash: FlashConfig = FlashConfig()
+    watermark: WatermarkConfig = WatermarkConfig()
+    active_picture: ActivePictureConfig = ActivePictureConfig()

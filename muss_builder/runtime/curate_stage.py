@@ -1,0 +1,97 @@
+"""The curate stage (after subjects, before captions): claim the film's shots in the build's
+duplicate registry, decide each shot's flags, and plan the sample windows over kept shots.
+
+The registry (``duplicate_registry.py``) is one per build output: a plain object in this
+process (inline) or the build's named Ray actor. A film that claimed and then failed, or is
+retried, must not stay registered (a later copy would be called a duplicate of footage the
+dataset does not hold): the driver calls ``forget_film`` for every failed film, and a retried
+attempt's claim replaces its earlier one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from muss_builder.config import PipelineConfig
+from muss_builder.runtime.duplicate_registry import open_registry
+from muss_builder.runtime.film_job import FilmWork, Timer
+from muss_builder.runtime.stage_base import Stage
+from muss_builder.samples.curate import cut_detections, decide, shot_seconds
+from muss_builder.samples.windows import clean_window_shots, plan_windows
+
+_registries: dict[tuple[str, bool, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _in_ray_worker() -> bool:
+    """Whether this process is a Ray worker or a driver with Ray up (a Ray build)."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    return ray.is_initialized()
+
+
+def registry_for(out_dir: str, config: PipelineConfig, use_ray: bool | None = None) -> Any:
+    """This process's handle on the registry of ``out_dir`` (opened once per process)."""
+    use_ray = _in_ray_worker() if use_ray is None else use_ray
+    dup = config.filters.duplicates
+    key = (out_dir, use_ray, dup.model_dump_json())
+    with _lock:
+        if key not in _registries:
+            _registries[key] = open_registry(out_dir, use_ray, dup)
+        return _registries[key]
+
+
+def forget_film(out_dir: str, config: PipelineConfig, film_id: str) -> None:
+    """Drop a failed film's claim (nothing happens when it never claimed). The driver calls
+    it: in a Ray build it reaches the same actor as the workers, inline the same object."""
+    if config.filters.enabled and config.filters.duplicates.enabled:
+        registry_for(out_dir, config).forget(film_id)
+
+
+def close_registries() -> None:
+    """Forget this process's handles (a build's end: the next build reopens from the files)."""
+    with _lock:
+        _registries.clear()
+
+
+class CurateStage(Stage):
+    """Duplicates, each shot's verdict, and the windows of kept shots."""
+
+    name = "curate"
+
+    def process(self, work: FilmWork, unit: Any) -> FilmWork:
+        detection, config = work.detection, work.config
+        assert detection is not None
+        curation = work.curation
+        with Timer(work.result.timings, "curate"):
+            if curation is not None:
+                reports = work.keyframe_reports
+                duplicates = None
+                if reports.fingerprints is not None:
+                    registry = registry_for(work.out_dir, config)
+                    duplicates = registry.claim(
+                        work.film_id,
+                        reports.fingerprints,
+                        shot_seconds(detection, reports.fingerprints),
+                    )
+                cut_at = {i: list(v.crop) for i, v in curation.shots.items()}
+                decide(curation, reports, duplicates, config)
+                cut_detections(work.subjects, curation, cut_at)
+                work.keyframe_reports = None  # decided: the reports need not travel further
+            dropped = curation.dropped() if curation else {}
+            groups = curation.crop_groups(len(detection.shots)) if curation else None
+            if curation is not None and curation.duplicate_of:
+                work.plan = plan_windows([], config.samples)  # a copy: no window at all
+                work.plan.excluded = dropped
+            else:
+                work.plan = plan_windows(detection.shots, config.samples, dropped, groups)
+            work.windows = [
+                clean_window_shots(detection.shots, w, detection.seconds_of)
+                for w in work.plan.windows
+            ]
+        return work

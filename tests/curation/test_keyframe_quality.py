@@ -1,0 +1,197 @@
+"""muss_builder.curation.keyframe_quality: text_overlay, credits and blurry on synthetic films
+made with ffmpeg (drawtext subtitles, a credits card, a scrolling roll, a channel logo, gblur,
+an upscaled film), with exact ground truth: each flag on its shot, clean shots left alone.
+
+Films are rendered with lavfi sources through libx264 and decoded back; keyframes are the
+frames the subject stage picks (``keyframe_frames``), fed in film order like its pass does."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from muss_builder.core.models import ModelNotFoundError
+from muss_builder.curation import text as text_module
+from muss_builder.curation.keyframe_quality import (
+    FLAGS,
+    MEASURES,
+    KeyframeQualityCollector,
+    KeyframeQualityConfig,
+    load_text_detector,
+)
+from muss_builder.curation.sharpness import judge_blur
+from muss_builder.media.tools import binary
+from muss_builder.shots.segment import Shot
+from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
+
+W, H, FPS, N = 480, 270, 24, 24  # 480x270 film, 24-frame shots
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+LOGO_BOX = [364, 12, 468, 40]  # the channel logo's box (drawbox + drawtext), every frame
+CREDITS = ("Directed by Ana Lindqvist", "Produced by Omar Haddad", "Edited by Jonas Weber",
+           "Music by Clara Duarte", "Sound Design Piotr Nowak")  # fmt: skip
+
+
+def text(line: str, size: int, y: str) -> str:
+    return (
+        f"drawtext=fontfile={FONT}:text='{line}':fontsize={size}:fontcolor=white"
+        f":borderw=2:bordercolor=black:x=(w-text_w)/2:y={y}"
+    )
+
+
+def scene(k: int) -> str:
+    """A moving, detailed picture with no text in it: a zoom into the Mandelbrot set."""
+    start = (-0.743643887037151 + 0.01 * k, 0.13182590420533 + 0.01 * k)
+    return (
+        f"mandelbrot=s={W}x{H}:r={FPS}:start_x={start[0]}:start_y={start[1]}"
+        f":start_scale={0.02 + 0.01 * k}:end_scale=0.01:outer=normalized_iteration_count"
+    )
+
+
+def shot_graph(kind: str, k: int) -> str:
+    size = H // 13  # about 20 px: a subtitle of a 270-line picture
+    if kind in ("credits", "scroll", "dark", "title"):
+        chain = f"color=c=black:s={W}x{H}:r={FPS}"
+        if kind == "dark":
+            return chain + ",noise=alls=3:allf=t"
+        if kind == "title":  # an intertitle: one line in the middle of a plain card
+            return chain + "," + text("Three years later", size * 2, "(h-text_h)/2")
+        for i, line in enumerate(CREDITS):
+            y = (H - 2 * size * len(CREDITS)) // 2 + 2 * size * i
+            if kind == "scroll":
+                speed = (H + 2 * size * len(CREDITS)) / N
+                y = f"h-n*{speed:.2f}+{2 * size * i}"
+            chain += "," + text(line, size, str(y))
+        return chain
+    chain = scene(k)
+    if kind == "blur":
+        chain += ",gblur=sigma=5"  # out of focus: ~sigma 9 at 480 lines
+    if kind == "subtitle":
+        chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+    return chain
+
+
+def make_film(path: Path, kinds: list[str], logo: bool = False, upscale_from: int = 0) -> Path:
+    args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-y"]
+    for i, kind in enumerate(kinds):
+        args += ["-f", "lavfi", "-i", shot_graph(kind, i)]
+    parts = "".join(
+        f"[{i}:v]trim=end_frame={N},setpts=N/{FPS}/TB[s{i}];" for i in range(len(kinds))
+    )
+    graph = parts + "".join(f"[s{i}]" for i in range(len(kinds))) + f"concat=n={len(kinds)}"
+    if upscale_from:
+        graph += f",scale=-2:{upscale_from},scale={W}:{H}:flags=bicubic"
+    if logo:
+        x0, y0, x1, y1 = LOGO_BOX
+        graph += f",drawbox=x={x0}:y={y0}:w={x1 - x0}:h={y1 - y0}:color=0x303060:t=fill"
+        graph += f",drawtext=fontfile={FONT}:text='NEWS 24':fontsize=20:fontcolor=white"
+        graph += f":x={x0 + 6}:y={y0 + 4}"
+    args += [
+        "-filter_complex",
+        graph,
+        "-c:v",
+        "libx264",
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    ]
+    subprocess.run(args, check=True, timeout=120)
+    return path
+
+
+def shots_for(n: int) -> list[Shot]:
+    return [Shot(i, i * N, (i + 1) * N, i * N / FPS, (i + 1) * N / FPS, "cut") for i in range(n)]
+
+
+def keyframes_of(path: Path, shots: list[Shot]) -> list[Keyframe]:
+    chosen = keyframe_frames(shots, 3)
+    shot_of = {f: s for s, frames in chosen.items() for f in frames}
+    args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-i", str(path)]
+    raw = subprocess.run([*args, "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], check=True,
+                         capture_output=True, timeout=120).stdout  # fmt: skip
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, H, W, 3)
+    return [Keyframe(shot_of[f], f, frames[f]) for f in sorted(shot_of)]
+
+
+KINDS = ["clean", "subtitle", "clean", "credits", "scroll", "blur", "clean", "dark", "title"]
+TRUTH = {1: ["text_overlay"], 3: ["credits"], 4: ["credits"], 5: ["blurry"], 8: ["credits"]}
+
+
+def collect(keyframes, n, config=None, marks=None):
+    collector = KeyframeQualityCollector(
+        shots_for(n), config or KeyframeQualityConfig(), marks or {}
+    )
+    assert collector.wanted() == {}  # the keyframes the pass decodes anyway are enough
+    for kf in keyframes:
+        collector.add(kf, True)
+    return collector.finish()
+
+
+@pytest.fixture(scope="module")
+def logo_film(tmp_path_factory) -> list[Keyframe]:
+    path = make_film(tmp_path_factory.mktemp("kq") / "logo.mp4", KINDS, logo=True)
+    return keyframes_of(path, shots_for(len(KINDS)))
+
+
+def test_each_flag_on_its_shot_and_the_logo_is_not_text(logo_film) -> None:
+    report = collect(logo_film, len(KINDS), marks={i: LOGO_BOX for i in range(len(KINDS))})
+    assert {i: s.flags for i, s in report.shots.items() if s.flags} == TRUTH
+    for shot in report.shots.values():  # every measure, whether or not a flag fired
+        assert set(shot.quality) == set(MEASURES)
+    assert report.shots[0].quality["text_lines"] == 0  # the logo's words are the logo
+    band = report.shots[1].text_band
+    assert band["action"] == "drop" and band["band_frac"][1] > 0.75  # at the picture's foot
+    assert report.keyframes == 3 * len(KINDS) and len(report.text_ms) == report.keyframes
+    assert set(FLAGS) == {"text_overlay", "credits", "blurry"}
+
+
+def test_without_the_watermark_box_the_logo_reads_as_text(logo_film) -> None:
+    """Why the box matters: the logo is a line of text, over a dark plain shot a "card"."""
+    report = collect(logo_film, len(KINDS))
+    assert report.shots[0].quality["text_lines"] == 1
+    assert report.shots[7].flags == ["credits"]
+
+
+def test_crop_mode_keeps_the_picture_above_the_subtitle(logo_film) -> None:
+    marks = {i: LOGO_BOX for i in range(len(KINDS))}
+    crop = KeyframeQualityConfig.model_validate({"text": {"subtitles": "crop"}})
+    shot = collect(logo_film, len(KINDS), crop, marks).shots[1]
+    band = shot.text_band
+    assert shot.flags == ["subtitle_cropped"] and band["action"] == "crop"
+    assert band["keep_px"] == [0, 0, W, band["band_px"][1]] and band["keep_share"] >= 0.8
+    assert band["keep_px"][3] <= H - 2 * (H // 13)  # what is kept ends above the drawn text
+    strict = KeyframeQualityConfig.model_validate(
+        {"text": {"subtitles": "crop", "crop_min_keep": 0.95}}
+    )  # too much of the picture would go: the shot is dropped instead
+    assert collect(logo_film, len(KINDS), strict, marks).shots[1].flags == ["text_overlay"]
+
+
+def test_an_upscaled_film_is_soft_but_not_blurry(tmp_path) -> None:
+    kinds = ["clean", "clean", "clean", "clean", "dark"]
+    soft = make_film(tmp_path / "up.mp4", kinds, upscale_from=68)  # 4x upscale
+    report = collect(keyframes_of(soft, shots_for(len(kinds))), len(kinds))
+    assert not any(s.flags for s in report.shots.values())
+    # it is soft: its shots read far below a sharp film's (~0.8 on the Mandelbrot zoom)
+    assert report.reference_sharpness < 0.6
+
+
+def test_blur_needs_a_reference_or_a_floor() -> None:
+    sharp = [0.8, 0.3]  # two shots: which one is the soft one?
+    assert judge_blur(sharp, [True, True], 0.65, 3, None)[1] == [False, False]
+    assert judge_blur(sharp, [True, True], 0.65, 3, 0.4)[1] == [False, True]
+    _, blurry, ref = judge_blur([0.8, 0.82, 0.3, 0.0], [True, True, True, False], 0.65, 3, None)
+    assert ref == 0.8 and blurry == [False, False, True, False]  # a black hold is not judged
+
+
+def test_config_and_missing_package(monkeypatch) -> None:
+    with pytest.raises(ValueError):
+        KeyframeQualityConfig.model_validate({"text": {"treshold": 1}})
+    off = KeyframeQualityConfig.model_validate({"text": {"enabled": False}})
+    assert load_text_detector(off) is None
+    monkeypatch.setattr(text_module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelNotFoundError, match="pip install rapidocr-onnxruntime"):
+        text_module.detector_model_path()
