@@ -222,6 +222,7 @@ def _manifest(
     unique = build.config_hashes[0] if len(build.config_hashes) == 1 else None
     options = asdict(ctx.options)
     options.pop("verify")
+    options["test_films"] = list(options["test_films"])  # as JSON reads it back
     return {
         "format": MANIFEST_FORMAT,
         "manifest_version": 1,
