@@ -89,10 +89,14 @@ def _is_dir(store: Storage) -> bool:
 
 
 def _missing(shards: list[str]) -> list[str]:
+    """The shards that do not exist: one listing per folder (not a request per shard)."""
+    listed: dict[str, set[str]] = {}
     missing = []
     for shard in shards:
         folder, name = _split_url(shard)
-        if folder.size(name) is None:
+        if folder.root not in listed:
+            listed[folder.root] = set(folder.list("", ""))
+        if name not in listed[folder.root]:
             missing.append(shard)
     return missing
 
