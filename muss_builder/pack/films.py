@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from muss_builder.core.naming import SHARDS_DIR, film_of_key
 from muss_builder.core.storage import Storage, local_copy
@@ -47,6 +48,7 @@ class FilmStream:
         self._copy: Path | None = None  # a downloaded shard, deleted when read
         self._samples: Iterator[ShardSample] | None = None
         self._keys: list[str] = []
+        self.file: IO[bytes] | None = None  # the shard being read, for copying its members
 
     def _fail(self, reason: str) -> PackError:
         name = self._shard.name if self._shard else "(none)"
@@ -73,6 +75,7 @@ class FilmStream:
             raise self._fail(f"cannot read: {exc}") from exc
         self._samples = iter_samples(path, load=())
         self._keys = []
+        self.file = open(path, "rb")  # noqa: SIM115 - closed in _end_shard() or close()
 
     def _end_shard(self) -> None:
         assert self._shard is not None
@@ -87,6 +90,9 @@ class FilmStream:
         self._samples = None
 
     def _drop_copy(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
         if self._copy is not None:
             self._copy.unlink(missing_ok=True)
             self._copy = None
@@ -99,7 +105,8 @@ class FilmStream:
             raise self._fail(exc.detail) from exc
 
     def next(self) -> tuple[str, list[Member]]:
-        """The film's next sample: its key and its members in tar order."""
+        """The film's next sample: its key and its members in tar order (their bytes are in
+        ``self.file`` until the next call)."""
         while True:
             if self._samples is None:
                 self._open_next()

@@ -178,7 +178,7 @@ def _pack_split(ctx: _Context, split: str, films: list[SourceFilm]) -> list[dict
             if writer is None:
                 rel = shard_rel(split, len(records))
                 writer = PackedShardWriter(ctx.store, rel, split, ctx.staging)
-            writer.add(key, members)
+            writer.add(key, members, stream.file)
             done += weight
             if taken[film] == counts[film]:
                 streams.pop(film).finish()
