@@ -56,23 +56,25 @@ def _copy_film(src: Path, dst: Path, record: dict, copy: int) -> dict:
     return moved
 
 
-def replicate(src: Path, dst: Path, copies: int) -> Path:
-    """A build of ``copies`` copies of every film of ``src`` (made once, reused)."""
+def replicate(src: Path, dst: Path, n_films: int) -> Path:
+    """A build of ``n_films`` films, copies of the films of ``src`` that have samples taken in
+    turn (made once, reused)."""
     if (dst / "index.parquet").is_file():
         return dst
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "shards").mkdir(parents=True)
     (dst / "films").mkdir()
     records = [json.loads(p.read_text()) for p in sorted((src / "films").glob("*.json"))]
+    records = [r for r in records if r["samples"]]
     old_rows = {r["film_id"]: r for r in pq.read_table(src / "films.parquet").to_pylist()}
     samples, films = [], []
-    for copy in range(copies):
-        for record in records:
-            moved = _copy_film(src, dst, record, copy)
-            samples += moved["samples"]
-            row = dict(old_rows[record["film_id"]])
-            row.update(film_id=moved["film_id"], path=moved["probe"]["path"])
-            films.append(row)
+    for n in range(n_films):
+        record = records[n % len(records)]
+        moved = _copy_film(src, dst, record, n // len(records))
+        samples += moved["samples"]
+        row = dict(old_rows[record["film_id"]])
+        row.update(film_id=moved["film_id"], path=moved["probe"]["path"])
+        films.append(row)
     (dst / "index.parquet").write_bytes(
         table_bytes(sorted(samples, key=lambda r: r["key"]), "index")
     )
@@ -134,11 +136,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/pack-bench"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--films", type=int, default=100, help="films of the 'small films' build")
-    parser.add_argument("--big-copies", type=int, default=300, help="copies for throughput")
+    parser.add_argument("--big-films", type=int, default=900, help="films for throughput")
     args = parser.parse_args()
-    n_demo = len(list((args.build / "films").glob("*.json")))
-    small = replicate(args.build, args.work / f"films{args.films}", -(-args.films // n_demo))
-    big = replicate(args.build, args.work / f"copies{args.big_copies}", args.big_copies)
+    small = replicate(args.build, args.work / f"films{args.films}", args.films)
+    big = replicate(args.build, args.work / f"films{args.big_films}", args.big_films)
     cases = [
         (args.build, PackOptions(1_000_000, splits={"train": 1.0})),
         (small, PackOptions(16_000_000, splits={"train": 1.0})),
