@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import resource
@@ -104,6 +105,7 @@ def measure(build: Path, work: Path, options: PackOptions, runs: int) -> dict:
         proc.join()
         times.append(seconds)
         rss.append(peak)
+        mixing = _mixing(dest / "index.parquet")
         shutil.rmtree(dest, ignore_errors=True)
     before = [p.stat().st_size for p in sorted((build / "shards").glob("*.tar"))]
     seconds = statistics.median(times)
@@ -117,7 +119,22 @@ def measure(build: Path, work: Path, options: PackOptions, runs: int) -> dict:
         "peak_rss_mb": max(rss) / 2**20,
         "before": before,
         "after": after,
+        "mixing": mixing,
     }
+
+
+def _mixing(index: Path) -> str:
+    """Films per packed shard (median) and the share of neighbouring samples of one film."""
+    rows = pq.read_table(index, columns=["film_id", "shard"]).to_pylist()
+    per_shard: dict[str, set[str]] = {}
+    for row in rows:
+        per_shard.setdefault(row["shard"], set()).add(row["film_id"])
+    same = sum(
+        a["film_id"] == b["film_id"] and a["shard"] == b["shard"]
+        for a, b in itertools.pairwise(rows)
+    )
+    films = statistics.median(len(f) for f in per_shard.values())
+    return f"{films:g} films/shard, {same / max(1, len(rows) - 1):.0%} same-film neighbours"
 
 
 def _dist(sizes: list[int]) -> str:
@@ -157,12 +174,12 @@ def main() -> None:
             f"{options.target_bytes / 1e6:g} MB | {options.verify} | {r['seconds']:.2f} "
             f"({', '.join(map(str, r['runs']))}) | {r['gb_per_s']:.3f} | {r['peak_rss_mb']:.0f} |"
         )
-    print("\n| build | target | before (per-film shards) | after (packed) |")
-    print("|---|---|---|---|")
+    print("\n| build | target | before (per-film shards) | after (packed) | mixing |")
+    print("|---|---|---|---|---|")
     for r, options in results[:3]:
         print(
             f"| {r['build']} | {options.target_bytes / 1e6:g} MB | {_dist(r['before'])} | "
-            f"{_dist(r['after'])} |"
+            f"{_dist(r['after'])} | {r['mixing']} |"
         )
 
 

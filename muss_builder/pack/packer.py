@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR
 from muss_builder.core.storage import Storage, json_bytes
 from muss_builder.pack.films import FilmStream, PackError
 from muss_builder.pack.plan import (
@@ -261,6 +262,16 @@ def _finished(store: Storage, run_key: str) -> dict | None:
     return manifest
 
 
+def _check_dest(source: str, dest: str) -> None:
+    """The pack's index.parquet and tars must not land on the build's own files."""
+    for part in ("", f"/{SHARDS_DIR}", f"/{FILMS_DIR}"):
+        if dest == f"{source}{part}" or (part and dest.startswith(f"{source}{part}/")):
+            raise ValueError(
+                f"cannot pack into {dest}: it is the build's own folder{part or ''} "
+                "(use the default OUT/packed or another folder)"
+            )
+
+
 def _remove_leftovers(store: Storage) -> None:
     """Hidden partial shards of a killed local run (uploads leave none: objects are whole)."""
     if store.remote or not os.path.isdir(store.root):
@@ -289,6 +300,7 @@ def pack_build(
     splits = assign_splits(build.films, options.splits, options.seed, test_ids)
     dest = dest or f"{source.rstrip('/')}/packed"
     store = Storage.open(dest)
+    _check_dest(Storage.open(source).root, store.root)
     run_key = _run_key(build, options, test_ids)
     done = _finished(store, run_key)
     if done is not None:

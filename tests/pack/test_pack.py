@@ -104,6 +104,9 @@ def test_splits_by_film_and_named_test_films(
             PackOptions(**{**options.__dict__, "test_films": ("nosuchfilm.mp4",)}),
         )
     assert not (tmp_path / "q").exists()
+    for inside in ("", "/shards", "/films/x"):
+        with pytest.raises(ValueError, match="the build's own folder"):
+            pack_build(str(built_dataset.out), f"{built_dataset.out}{inside}", options)
 
 
 def test_shard_sizes_near_the_target(built_dataset: BuildSummary, tmp_path: Path):
