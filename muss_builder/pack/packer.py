@@ -221,7 +221,8 @@ def _manifest(
         per_split[name] = {
             "n_shards": len(mine),
             "n_samples": sum(s["n_samples"] for s in mine),
-            "n_films": sum(1 for v in splits.values() if v == name),
+            # films with samples in the split ("films" maps every film, empty ones too)
+            "n_films": sum(1 for f in build.films if f.n_samples and splits[f.film_id] == name),
             "size_bytes": sum(s["size_bytes"] for s in mine),
             "pattern": f"{name}-{{00000..{last}}}.tar" if mine else None,
         }

@@ -12,6 +12,7 @@ from muss_builder.core.storage import Storage
 from muss_builder.pack.packer import PackOptions, pack_build
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.pack.source import BuildRefused
+from muss_builder.pack.tarout import PackedShard
 from muss_builder.runtime.build import BuildSummary
 
 OPTIONS = PackOptions(60_000, splits={"train": 1.0}, seed=5)
@@ -61,3 +62,23 @@ def test_s3_build_with_a_missing_shard_is_refused(built_dataset: BuildSummary, s
         pack_build(f"{s3_prefix}/build", f"{s3_prefix}/out", OPTIONS)
     assert Storage.open(f"{s3_prefix}/out").list("", "") == []
     assert json.loads(store.read_bytes(store.list("films", ".json")[0]))["shards"]
+
+
+def test_s3_resume_after_an_interruption(
+    built_dataset: BuildSummary, s3_prefix: str, tmp_path: Path
+):
+    _upload(built_dataset.out, f"{s3_prefix}/build")
+    whole = pack_build(str(built_dataset.out), str(tmp_path / "whole"), OPTIONS)
+    dest = f"{s3_prefix}/cut"
+
+    def crash(shard: PackedShard) -> None:
+        raise KeyboardInterrupt(shard.name)
+
+    with pytest.raises(KeyboardInterrupt):
+        pack_build(f"{s3_prefix}/build", dest, OPTIONS, on_shard=crash)
+    store = Storage.open(dest)
+    assert store.list("", ".tar") == ["train-00000.tar"] and not store.exists("manifest.json")
+    resumed = pack_build(f"{s3_prefix}/build", dest, OPTIONS)
+    assert resumed.resumed_shards == 1 and resumed.manifest == whole.manifest
+    for name in [s["name"] for s in whole.manifest["shards"]] + ["index.parquet"]:
+        assert store.read_bytes(name) == (tmp_path / "whole" / name).read_bytes()
