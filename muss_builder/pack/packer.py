@@ -104,6 +104,7 @@ class _Context:
 
 def _run_key(build: SourceBuild, options: PackOptions, test_ids: set[str]) -> str:
     doc = asdict(options) | {"test_films": sorted(test_ids), "build": build.fingerprint()}
+    doc["splits"] = list(options.splits.items())  # their order places the share boundaries
     doc.pop("verify")  # checking or not does not change a byte
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
