@@ -266,6 +266,8 @@ def _finished(store: Storage, run_key: str) -> dict | None:
 
 def _check_dest(source: str, dest: str) -> None:
     """The pack's index.parquet and tars must not land on the build's own files."""
+    if "://" not in source and "://" not in dest:  # local: "out" and "./out/" are one folder
+        source, dest = os.path.abspath(source), os.path.abspath(dest)
     for part in ("", f"/{SHARDS_DIR}", f"/{FILMS_DIR}"):
         if dest == f"{source}{part}" or (part and dest.startswith(f"{source}{part}/")):
             raise ValueError(

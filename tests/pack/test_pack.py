@@ -104,7 +104,7 @@ def test_splits_by_film_and_named_test_films(
             PackOptions(**{**options.__dict__, "test_films": ("nosuchfilm.mp4",)}),
         )
     assert not (tmp_path / "q").exists()
-    for inside in ("", "/shards", "/films/x"):
+    for inside in ("", "/shards", "/films/x", "/./"):
         with pytest.raises(ValueError, match="the build's own folder"):
             pack_build(str(built_dataset.out), f"{built_dataset.out}{inside}", options)
 
@@ -243,6 +243,8 @@ def test_cli(built_dataset: BuildSummary, broken_copy: Path, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "train-{00000.." in result.stdout
     assert json.loads((out / "manifest.json").read_text())["seed"] == 2
+    again = runner.invoke(app, [*args, "--splits", "train=1", "--seed", "2", "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["seed"] == 2
     bad = runner.invoke(app, [*args, "--splits", "train=0.5"])
     assert bad.exit_code == 2 and "add up to 0.5" in bad.output
     (broken_copy / "index.parquet").unlink()
