@@ -229,7 +229,7 @@ def test_webloader_with_four_workers_reads_every_sample(built_dataset: BuildSumm
     result = pack_build(str(built_dataset.out), str(dest), options)
     urls = [str(dest / s["name"]) for s in result.manifest["shards"]]
     assert len(urls) > 4  # more shards than workers
-    dataset = wds.WebDataset(urls, shardshuffle=len(urls), seed=0, empty_check=False)
+    dataset = wds.WebDataset(urls, shardshuffle=len(urls), seed=0)
     loader = wds.WebLoader(dataset, batch_size=None, num_workers=4)
     seen = sorted(sample["__key__"] for sample in loader)
     assert seen == sorted(pq.read_table(dest / "index.parquet")["key"].to_pylist())
