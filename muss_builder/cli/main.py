@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from muss_builder import __version__
-from muss_builder.cli import bench_cmd, build_cmd, report_cmd, shard_cmds, shots_cmd, train_cmd
+from muss_builder.cli import (
+    bench_cmd,
+    build_cmd,
+    pack_cmd,
+    report_cmd,
+    shard_cmds,
+    shots_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="muss-builder",
@@ -37,6 +45,7 @@ shard_cmds.register(app)
 bench_cmd.register(app)
 report_cmd.register(app)
 train_cmd.register(app)
+pack_cmd.register(app)
 
 if __name__ == "__main__":
     app()

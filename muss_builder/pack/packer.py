@@ -1,0 +1,333 @@
+"""``pack_build``: a finished build -> uniform, film-mixed shards per split, resumably.
+
+Output (``OUT/packed/`` by default, or any folder or ``s3://`` prefix)::
+
+    {split}-{n:05d}.tar     packed shards (train-00000.tar, validation-00000.tar, ...)
+    index.parquet           the build's index rows, ``shard`` now the packed shard, plus
+                            ``split`` and ``source_shard``; in packed order
+    manifest.json           shards (samples, bytes, sha256), splits, the split of every film,
+                            seed and options, the build's config hash; written last
+    progress/               one record per finished shard while packing (removed at the end)
+
+Resume: each finished shard is published whole, then its progress record (its keys, and how
+far into the split's seeded sample order it reaches) is written. A rerun with the same
+options reads the records, keeps the shards they vouch for, replays the seeded order without
+reading their samples, and writes the rest: the result is byte for byte what one
+uninterrupted run writes. A rerun with other options or on a changed build is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR
+from muss_builder.core.storage import Storage, json_bytes
+from muss_builder.pack.films import FilmStream, PackError
+from muss_builder.pack.plan import (
+    DEFAULT_SPLITS,
+    DEFAULT_WINDOW,
+    Boundaries,
+    assign_splits,
+    film_order,
+    interleave,
+    resolve_films,
+)
+from muss_builder.pack.source import SourceBuild, SourceFilm, read_build
+from muss_builder.pack.tarout import PackedShard, PackedShardWriter, sample_bytes
+
+MANIFEST = "manifest.json"
+INDEX = "index.parquet"
+PROGRESS = "progress"
+MANIFEST_FORMAT = "muss-builder/packed-shards"
+
+__all__ = ["PackError", "PackOptions", "PackResult", "pack_build", "shard_rel"]
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """How to pack. ``target_bytes`` and/or ``target_samples`` set the shard count per split
+    (N = the larger ceil(total / target)); shards are cut by bytes when a byte target is set."""
+
+    target_bytes: int | None = 1_000_000_000
+    target_samples: int | None = None
+    seed: int = 0
+    splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    test_films: tuple[str, ...] = ()  # film ids or input file names, always in test
+    window: int = DEFAULT_WINDOW  # films open at once in the interleave
+    verify: bool = True  # check every source shard's sha256 against its record
+
+    def __post_init__(self) -> None:
+        if not self.target_bytes and not self.target_samples:
+            raise ValueError("give a target size in bytes or samples")
+        for name, value in (("target_bytes", self.target_bytes), ("window", self.window)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if self.target_samples is not None and self.target_samples < 1:
+            raise ValueError(f"target_samples must be positive, not {self.target_samples}")
+
+
+@dataclass
+class PackResult:
+    dest: str
+    manifest: dict
+    resumed_shards: int  # kept from an interrupted run
+    written_shards: int  # written by this run
+    already_done: bool = False
+
+
+def shard_rel(split: str, n: int) -> str:
+    return f"{split}-{n:05d}.tar"
+
+
+@dataclass
+class _Context:
+    source: Storage
+    store: Storage
+    options: PackOptions
+    run_key: str  # options + build: what a resumed pack must match
+    staging: Path
+    on_shard: Callable[[PackedShard], None] | None
+    resumed: int = 0
+    written: int = 0
+
+
+def _run_key(build: SourceBuild, options: PackOptions, test_ids: set[str]) -> str:
+    doc = asdict(options) | {"test_films": sorted(test_ids), "build": build.fingerprint()}
+    doc["splits"] = list(options.splits.items())  # their order places the share boundaries
+    doc.pop("verify")  # checking or not does not change a byte
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _compact(record: dict) -> dict:
+    """A progress record as kept in memory: its keys as one Arrow array (~30 bytes a key,
+    not a Python string each), the shard entry without them."""
+    shard = dict(record["shard"])
+    keys = pa.array(shard.pop("keys"), pa.string())
+    return {**record, "shard": shard, "keys": keys}
+
+
+def _progress(ctx: _Context, split: str) -> list[dict]:
+    """The finished shards of ``split`` a resumed run may keep: the records, in order, up to
+    the first whose shard is missing or of another size."""
+    records = {}
+    for rel in ctx.store.list(PROGRESS, ".json"):
+        record = json.loads(ctx.store.read_bytes(rel))
+        if record.get("run_key") != ctx.run_key:
+            raise ValueError(
+                f"{ctx.store.url(rel)}: an unfinished pack with other options or of another "
+                "build is in this folder: rerun with its options, or delete it or pick another"
+            )
+        if record["shard"]["split"] == split:
+            records[record["shard"]["name"]] = record
+    kept = []
+    while (record := records.get(shard_rel(split, len(kept)))) is not None:
+        if ctx.store.size(record["shard"]["name"]) != record["shard"]["size_bytes"]:
+            break
+        kept.append(_compact(record))
+    return kept
+
+
+def _publish(ctx: _Context, writer: PackedShardWriter, consumed: int, done: float) -> dict:
+    shard = writer.finish()
+    record = {"run_key": ctx.run_key, "consumed": consumed, "done": done, "shard": shard.to_dict()}
+    ctx.store.write_bytes(f"{PROGRESS}/{shard.name.removesuffix('.tar')}.json", json_bytes(record))
+    ctx.written += 1
+    if ctx.on_shard is not None:
+        ctx.on_shard(shard)
+    return _compact(record)
+
+
+def _pack_split(ctx: _Context, split: str, films: list[SourceFilm]) -> list[dict]:
+    """Write (or keep, when resuming) the shards of one split; their progress records."""
+    order = film_order(films, ctx.options.seed)
+    counts = [f.n_samples for f in order]
+    bounds = Boundaries.plan(order, ctx.options.target_bytes, ctx.options.target_samples)
+    records = _progress(ctx, split)
+    ctx.resumed += len(records)
+    consumed = records[-1]["consumed"] if records else 0
+    done = records[-1]["done"] if records else 0
+    streams: dict[int, FilmStream] = {}
+    taken = [0] * len(order)  # samples of each film already in the stream
+    writer: PackedShardWriter | None = None
+    try:
+        picks = interleave(counts, ctx.options.seed, split, ctx.options.window)
+        for position, film in enumerate(picks):
+            if position < consumed:  # in a kept shard: replayed, not read
+                taken[film] += 1
+                continue
+            stream = streams.get(film)
+            if stream is None:
+                stream = FilmStream(ctx.source, order[film], ctx.staging, ctx.options.verify)
+                streams[film] = stream
+                stream.skip(taken[film])
+            key, members = stream.next()
+            taken[film] += 1
+            weight = bounds.weight(sample_bytes(members))
+            if writer is not None and bounds.cut_before(len(records), done, weight, False):
+                records.append(_publish(ctx, writer, position, done))
+                writer = None
+            if writer is None:
+                rel = shard_rel(split, len(records))
+                writer = PackedShardWriter(ctx.store, rel, split, ctx.staging)
+            writer.add(key, members, stream.file)
+            done += weight
+            if taken[film] == counts[film]:
+                streams.pop(film).finish()
+        if writer is not None:
+            records.append(_publish(ctx, writer, sum(counts), done))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+        for stream in streams.values():
+            stream.close()
+    return records
+
+
+def _packed_index(build: SourceBuild, records: list[dict]) -> pa.Table:
+    """The build's index rows in packed order, pointing at the packed shards."""
+    keys = pa.chunked_array([r["keys"] for r in records], pa.string()).combine_chunks()
+    shards = pa.array([r["shard"]["name"] for r in records for _ in range(len(r["keys"]))])
+    splits = pa.array([r["shard"]["split"] for r in records for _ in range(len(r["keys"]))])
+    index = build.index
+    rows = pc.index_in(keys, value_set=index["key"].combine_chunks())
+    if rows.null_count:
+        raise RuntimeError("a packed key is not in the build's index")  # read_build checks it
+    table = index.take(rows)
+    at = table.schema.get_field_index("shard")
+    table = table.set_column(at, "shard", shards.cast(pa.string()))
+    table = table.add_column(at + 1, "split", splits.cast(pa.string()))
+    return table.add_column(at + 2, "source_shard", index["shard"].take(rows))
+
+
+def _manifest(
+    build: SourceBuild, ctx: _Context, splits: dict[str, str], records: list[dict]
+) -> dict:
+    shards = [r["shard"] for r in records]
+    per_split = {}
+    for name in ctx.options.splits:
+        mine = [s for s in shards if s["split"] == name]
+        last = f"{len(mine) - 1:05d}"
+        per_split[name] = {
+            "n_shards": len(mine),
+            "n_samples": sum(s["n_samples"] for s in mine),
+            # films with samples in the split ("films" maps every film, empty ones too)
+            "n_films": sum(1 for f in build.films if f.n_samples and splits[f.film_id] == name),
+            "size_bytes": sum(s["size_bytes"] for s in mine),
+            "pattern": f"{name}-{{00000..{last}}}.tar" if mine else None,
+        }
+    unique = build.config_hashes[0] if len(build.config_hashes) == 1 else None
+    options = asdict(ctx.options)
+    options.pop("verify")
+    options["test_films"] = list(options["test_films"])  # as JSON reads it back
+    return {
+        "format": MANIFEST_FORMAT,
+        "manifest_version": 1,
+        "seed": ctx.options.seed,
+        "options": options,
+        "run_key": ctx.run_key,
+        "source": {
+            "config_hash": unique,
+            "config_hashes": build.config_hashes,
+            "fingerprint": build.fingerprint(),
+            "n_films": len(build.films),
+            "n_samples": build.n_samples,
+            "n_failed_films": build.n_failed,
+        },
+        "splits": per_split,
+        "shards": shards,
+        "films": splits,
+    }
+
+
+def _finished(store: Storage, run_key: str) -> dict | None:
+    """The manifest of a pack already finished in ``store`` with these options, else None."""
+    if not store.exists(MANIFEST):
+        return None
+    manifest = json.loads(store.read_bytes(MANIFEST))
+    if manifest.get("run_key") != run_key:
+        raise ValueError(
+            f"{store.url(MANIFEST)}: a pack with other options or of another build is "
+            "already there: delete it or pick another destination"
+        )
+    return manifest
+
+
+def _check_dest(source: str, dest: str) -> None:
+    """The pack's index.parquet and tars must not land on the build's own files."""
+    if "://" not in source and "://" not in dest:  # local: "out" and "./out/" are one folder
+        source, dest = os.path.abspath(source), os.path.abspath(dest)
+    for part in ("", f"/{SHARDS_DIR}", f"/{FILMS_DIR}"):
+        if dest == f"{source}{part}" or (part and dest.startswith(f"{source}{part}/")):
+            raise ValueError(
+                f"cannot pack into {dest}: it is the build's own folder{part or ''} "
+                "(use the default OUT/packed or another folder)"
+            )
+
+
+def _remove_leftovers(store: Storage) -> None:
+    """Hidden partial shards of a killed local run (uploads leave none: objects are whole)."""
+    if store.remote or not os.path.isdir(store.root):
+        return
+    for entry in os.scandir(store.root):
+        if entry.name.startswith(".") and ".tar.partial-" in entry.name:
+            os.unlink(entry.path)
+
+
+def pack_build(
+    source: str,
+    dest: str | None = None,
+    options: PackOptions | None = None,
+    on_shard: Callable[[PackedShard], None] | None = None,
+) -> PackResult:
+    """Pack the finished build at ``source`` into ``dest`` (default ``{source}/packed``).
+
+    Raises ``BuildRefused`` (nothing written) for an incomplete or invalid build, ValueError
+    for bad options, ``PackError`` when a source shard differs from its record (shards
+    finished so far are kept for a rerun). ``on_shard`` is called after each shard is
+    published (progress reporting).
+    """
+    options = options or PackOptions()
+    build = read_build(source)
+    test_ids = resolve_films(build.films, options.test_films)
+    splits = assign_splits(build.films, options.splits, options.seed, test_ids)
+    dest = dest or f"{source.rstrip('/')}/packed"
+    store = Storage.open(dest)
+    _check_dest(Storage.open(source).root, store.root)
+    run_key = _run_key(build, options, test_ids)
+    done = _finished(store, run_key)
+    if done is not None:
+        return PackResult(store.root, done, len(done["shards"]), 0, already_done=True)
+    _remove_leftovers(store)
+    staging = Path(tempfile.mkdtemp(prefix="muss-pack-"))
+    ctx = _Context(Storage.open(source), store, options, run_key, staging, on_shard)
+    try:
+        records = []
+        for split in options.splits:
+            members = [f for f in build.films if splits[f.film_id] == split]
+            records += _pack_split(ctx, split, members)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(_packed_index(build, records), sink)
+    store.write_bytes(INDEX, sink.getvalue().to_pybytes())
+    manifest = _manifest(build, ctx, splits, records)
+    store.write_bytes(MANIFEST, json_bytes(manifest))  # last: it marks the pack finished
+    for rel in store.list(PROGRESS, ".json"):
+        store.remove(rel)
+    if not store.remote:
+        with_progress = Path(store.url(PROGRESS))
+        if with_progress.is_dir() and not any(with_progress.iterdir()):
+            with_progress.rmdir()
+    return PackResult(store.root, manifest, ctx.resumed, ctx.written)
