@@ -22,6 +22,7 @@ from muss_builder.subjects.keyframes import Keyframe
 EXAMPLES_DIR = "curation/examples"
 THUMB_SIDE = 192  # long side of a thumbnail: a contact sheet shows many at once
 JPEG_QUALITY = 80
+EXAMPLES_PER_REASON = 2  # per film: enough to see what a reason removes, bounded on disk
 _NAME = re.compile(r"^(?P<shot>[0-9]{5})-(?P<reason>[a-z_]+)\.jpg$")
 
 

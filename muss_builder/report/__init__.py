@@ -25,6 +25,7 @@ class Report:
     data: ReportData
     charts: list[Chart]
     sheets: list[SheetSample]
+    curation_images: list[str]  # the curation section's charts and drop-reason sheets
 
 
 def write_report(
@@ -49,6 +50,8 @@ def write_report(
     shards = Path(dataset_dir) / "shards"
     sheets = draw_sheets(shards, data.shard_of, keys, out, "samples", limits)
     page = out / PAGE_NAME
-    curation = curation_section(data.curation, *draw_curation(data.curation, out, "curation"))
+    curation_charts, drop_sheets = draw_curation(data.curation, out, "curation")
+    curation = curation_section(data.curation, curation_charts, drop_sheets)
     page.write_text(render_page(data, charts, sheets, seed, curation), encoding="utf-8")
-    return Report(page=page, data=data, charts=charts, sheets=sheets)
+    images = [c.file for c in curation_charts] + [file for file, _, _ in drop_sheets.values()]
+    return Report(page=page, data=data, charts=charts, sheets=sheets, curation_images=images)

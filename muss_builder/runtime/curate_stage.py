@@ -14,6 +14,8 @@ import threading
 from typing import Any
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.storage import Storage
+from muss_builder.curation.examples import EXAMPLES_PER_REASON, example_members
 from muss_builder.runtime.duplicate_registry import open_registry
 from muss_builder.runtime.film_job import FilmWork, Timer
 from muss_builder.runtime.stage_base import Stage
@@ -59,6 +61,15 @@ def close_registries() -> None:
         _registries.clear()
 
 
+def _write_examples(work: FilmWork, thumbs: dict[int, bytes] | None, dropped: dict) -> None:
+    """Thumbnails of the first dropped shots of each reason, for the report (in OUT: they are
+    removed with the film's other outputs when it is built again)."""
+    store = Storage.open(work.out_dir)
+    members = example_members(work.film_id, thumbs or {}, dropped, EXAMPLES_PER_REASON)
+    for rel, data in members.items():
+        store.write_bytes(rel, data)
+
+
 class CurateStage(Stage):
     """Duplicates, each shot's verdict, and the windows of kept shots."""
 
@@ -81,6 +92,7 @@ class CurateStage(Stage):
                     )
                 cut_at = {i: list(v.crop) for i, v in curation.shots.items()}
                 decide(curation, reports, duplicates, config)
+                _write_examples(work, reports.thumbs, curation.dropped())
                 cut_detections(work.subjects, curation, cut_at)
                 work.keyframe_reports = None  # decided: the reports need not travel further
             dropped = curation.dropped() if curation else {}

@@ -19,6 +19,7 @@ from muss_builder.core.naming import (
     shard_globs,
 )
 from muss_builder.core.storage import Storage, is_remote
+from muss_builder.curation.examples import EXAMPLES_DIR
 
 if TYPE_CHECKING:  # the records import the captioner, which writes through core
     from muss_builder.samples.film_record import FilmRecord
@@ -44,6 +45,8 @@ def remove_film_outputs(store: Storage, film_id: str) -> None:
     """Remove shards (finished or partial) and the record of a film about to be (re)built."""
     record = film_record_path(film_id)
     store.remove(record)
+    for rel in store.list(f"{EXAMPLES_DIR}/{film_id}", ".jpg"):  # the report's drop examples
+        store.remove(rel)
     finished, partial = shard_globs(film_id)
     if not store.remote:  # partial files are hidden, which Storage.list leaves out
         root = Path(store.root)

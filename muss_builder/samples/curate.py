@@ -24,6 +24,7 @@ from muss_builder.curation.duplicates import (
     ShotFingerprints,
     make_embedder,
 )
+from muss_builder.curation.examples import ShotThumbCollector
 from muss_builder.curation.keyframe_quality import (
     KeyframeQualityCollector,
     KeyframeQualityReport,
@@ -54,6 +55,7 @@ class KeyframeReports:
     keyframes: KeyframeQualityReport | None = None
     fingerprints: ShotFingerprints | None = None
     models: dict[int, ShotModelQuality] | None = None
+    thumbs: dict[int, bytes] | None = None  # per shot, for the report's drop examples
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -128,6 +130,8 @@ def keyframe_collectors(
     running, _ = model_filter_plan(f.models, captions=config.captions.enabled)
     if {"aesthetic", "consistency"} & set(running):
         collectors["models"] = ModelFilterCollector(detection.shots, f.models)
+    if f.enabled:
+        collectors["thumbs"] = ShotThumbCollector(detection.shots)
     return collectors, crops
 
 
