@@ -27,8 +27,8 @@ import pytest
 
 from muss_builder.media.demo_footage import demo_films
 
-# The last commit before the "one record, one core" refactor (issue 15).
-BASELINE = "59bd604f271f9a9c93b2bb37aae2ceeb63ff2bcc"
+# The first commit with curation (issue 16): crops, flags and dropped shots change the output.
+BASELINE = "8a1dc28d114ea16dcbe1c94372ca161d3eabe65d"
 REPO = Path(__file__).resolve().parents[2]
 
 
