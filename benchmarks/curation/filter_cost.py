@@ -62,15 +62,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/muss-bench"))
     parser.add_argument("--config", default="default")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--cases", default="demo,long", help="which cases, comma-separated: demo, long"
+    )
     args = parser.parse_args()
+    wanted = set(args.cases.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
     configs = {"filters on": args.config, "filters off": filters_off(args.config, args.work)}
-    cases = {
-        "demo footage": demo_films(),
-        f"synthetic {args.minutes:g} min 1080p": [
+    cases: dict[str, list[Path]] = {}
+    if "demo" in wanted:
+        cases["demo footage"] = demo_films()
+    if "long" in wanted:
+        cases[f"synthetic {args.minutes:g} min 1080p"] = [
             build_wall_time.long_film(args.work, args.minutes)
-        ],
-    }
+        ]
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         for run in range(args.runs):

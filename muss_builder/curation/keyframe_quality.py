@@ -101,7 +101,8 @@ def load_text_detector(config: KeyframeQualityConfig) -> TextDetector | None:
     is off; a ``ModelNotFoundError`` saying what to install when rapidocr-onnxruntime is missing."""
     if not config.text.enabled:
         return None
-    return text_detector(config.text.detect_max_side, config.text.threads)
+    t = config.text
+    return text_detector(t.detect_max_side, t.threads, t.screen_max_side, t.screen_threshold)
 
 
 class KeyframeQualityCollector:
@@ -148,7 +149,7 @@ class KeyframeQualityCollector:
     def _text(self, image: np.ndarray, watermark: list[int] | None, st: _ShotState) -> None:
         cfg = self.config.text
         h, w = image.shape[:2]
-        boxes = [b for b in self.detector.detect(image) if b.score >= cfg.box_score]
+        boxes = [b for b in self.detector.detect(image, watermark) if b.score >= cfg.box_score]
         rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
         lines = [r for r in rows if self._is_line(r, h)]
         st.lines = max(st.lines, len(lines))

@@ -21,6 +21,10 @@ class TextFilterConfig(BaseModel):
     # the detector's input: longest side in pixels (a multiple of 32 is used); 640 keeps
     # 24-pixel subtitles of a 480-line film and 1080p subtitles readable, at ~1/4 the cost
     detect_max_side: int = Field(640, ge=64)
+    # a first pass at this size; only keyframes with a text pixel there are measured at
+    # detect_max_side (null: measure every keyframe; see curation/text.py)
+    screen_max_side: int | None = Field(320, ge=64)
+    screen_threshold: float = Field(0.3, ge=0, le=1)  # DB text probability of a screen hit
     threads: int = Field(1, ge=1)  # onnxruntime intra-op threads (a worker runs one film)
     box_score: float = Field(0.6, ge=0, le=1)  # mean text probability a region needs
     min_line_aspect: float = Field(2.5, gt=0)  # width / height of a line: words, not a blob

@@ -131,6 +131,9 @@ class FilmWork:
     curation: FilmCuration | None = None
     keyframe_reports: KeyframeReports | None = None
     captions: list[WindowCaptions | None] = field(default_factory=list)
+    # what each filter cost on this film (record timings ``filter_{name}``; inside the
+    # stage buckets already, so never summed into seconds_total)
+    filter_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -156,4 +159,5 @@ def record_timings(work: FilmWork) -> dict[str, float]:
         timings |= work.subjects.timings()
     if work.result.captions and "model_seconds" in work.result.captions:
         timings["captions_model"] = round(work.result.captions["model_seconds"], 4)
+    timings |= {f"filter_{k}": round(v, 4) for k, v in sorted(work.filter_seconds.items())}
     return timings

@@ -102,6 +102,8 @@ class AnalyseStage(Stage):
         result.n_frames, result.n_shots = detection.n_frames, len(detection.shots)
         if filters.enabled:  # crops and the logo; the windows wait for the curate stage
             work.curation = start_curation(picture, probe, detection, filters)
+            if picture is not None and picture.ran:
+                work.filter_seconds |= {f"picture_{k}": v for k, v in picture.seconds.items()}
         return work
 
 
@@ -129,6 +131,7 @@ class SubjectsStage(Stage):
             )
             if work.curation is not None:
                 work.keyframe_reports = finish_collectors(collectors)
+                work.filter_seconds |= work.keyframe_reports.seconds
         return work
 
 

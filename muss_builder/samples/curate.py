@@ -11,6 +11,7 @@ into ``quality``, every flag into ``flags``, and the first flag of the config's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,11 +133,39 @@ def keyframe_collectors(
         collectors["models"] = ModelFilterCollector(detection.shots, f.models)
     if f.enabled:
         collectors["thumbs"] = ShotThumbCollector(detection.shots)
-    return collectors, crops
+    return {name: TimedCollector(c) for name, c in collectors.items()}, crops
+
+
+class TimedCollector:
+    """A keyframe-pass collector whose every call is timed: what each filter costs a film."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.seconds = inner, 0.0
+
+    def _timed(self, call: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def wanted(self) -> dict[int, list[int]]:
+        return self._timed(self.inner.wanted)
+
+    def add(self, keyframe: Any, is_keyframe: bool) -> None:
+        self._timed(self.inner.add, keyframe, is_keyframe)
+
+    def finish(self) -> Any:
+        return self._timed(self.inner.finish)
 
 
 def finish_collectors(collectors: dict[str, Any]) -> KeyframeReports:
-    return KeyframeReports(**{name: c.finish() for name, c in collectors.items()})
+    """Each collector's result, and its seconds (``keyframes``, ``fingerprints``, ...)."""
+    reports = KeyframeReports(**{name: c.finish() for name, c in collectors.items()})
+    reports.seconds = {
+        name: c.seconds for name, c in collectors.items() if isinstance(c, TimedCollector)
+    }
+    return reports
 
 
 def not_run(config: PipelineConfig, reports: KeyframeReports) -> dict[str, str]:
