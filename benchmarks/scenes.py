@@ -66,12 +66,19 @@ def main() -> None:
     parser.add_argument("--films", type=int, default=4)
     parser.add_argument("--work", type=Path, default=Path("/tmp/muss-scenes"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--narrow-palette",
+        action="store_true",
+        help="every place's hue within 30 degrees (warm interiors): places that look alike",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = ScenesConfig()
     rows = []
     for seed in range(args.films):
-        film = make_scene_film(args.work / f"scenes_{seed}.mp4", seed=seed)
+        hues = (5.0, 20.0) if args.narrow_palette else (0.0, 180.0)
+        name = f"scenes_{'narrow_' if args.narrow_palette else ''}{seed}.mp4"
+        film = make_scene_film(args.work / name, seed=seed, hues=hues)
         found, baseline, details = detected_breaks(film, cfg)
         ours, base = break_f1(found, film.breaks), break_f1(baseline, film.breaks)
         rows.append({"seed": seed, "ours": ours, "baseline": base, **details})

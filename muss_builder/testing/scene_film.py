@@ -40,10 +40,13 @@ class SceneFilm:
         ]
 
 
-def place_canvas(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """A backdrop of soft blobs in one palette (hue band, saturation, light), BGR."""
+def place_canvas(
+    rng: np.random.Generator, size: tuple[int, int], hues: tuple[float, float] = (0, 180)
+) -> np.ndarray:
+    """A backdrop of soft blobs in one palette (hue band, saturation, light), BGR; ``hues``
+    bounds the palette's hue (OpenCV's 0..180): a narrow band makes places look alike."""
     w, h = size
-    hue = float(rng.uniform(0, 180))
+    hue = float(rng.uniform(*hues))
     sat, val = float(rng.uniform(80, 220)), float(rng.uniform(70, 220))
     hsv = np.zeros((h, w, 3), np.float32)
     hsv[..., 0] = hue
@@ -110,15 +113,16 @@ def make_scene_film(
     size: tuple[int, int] = (480, 270),
     fps: int = 24,
     fade_frames: int = 12,
+    hues: tuple[float, float] = (0, 180),
 ) -> SceneFilm:
-    """Write the film and return its ground truth."""
+    """Write the film and return its ground truth (``hues``: see ``place_canvas``)."""
     rng = np.random.default_rng(seed)
     plan = _scene_plan(rng, n_places, fps)
     frames_out: list[np.ndarray] = []
     lengths, scenes, setups, transitions = [], [], [], []
     fades = [bool(rng.random() < 0.5) for _ in plan]
     for scene, shots in enumerate(plan):
-        place = place_canvas(rng, (size[0] * 2, size[1] * 2))
+        place = place_canvas(rng, (size[0] * 2, size[1] * 2), hues)
         # the people of this place, drawn into the backdrop at their set-ups' spots
         _figure(place, place.shape[1] // 4, tuple(int(v) for v in rng.integers(0, 255, 3)))
         _figure(place, 3 * place.shape[1] // 4, tuple(int(v) for v in rng.integers(0, 255, 3)))
