@@ -76,7 +76,7 @@ def preflight(config: PipelineConfig) -> None:
     if encoders and CPU_H264 not in encoders:  # an empty list: ffmpeg did not answer
         raise PreflightError(
             "media", f"this ffmpeg ({shutil.which('ffmpeg')}) has no {CPU_H264} encoder: "
-            "install an FFmpeg built with --enable-libx264 --enable-gpl"
+            "install an FFmpeg built with x264 (a distribution's ffmpeg package is)"
         )  # fmt: skip
     for spec in configured_models(config):
         if spec.kind == "server":

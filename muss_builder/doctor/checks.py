@@ -54,7 +54,7 @@ def check_codecs(config: PipelineConfig) -> list[Check]:
     if CPU_H264 in gpu.ffmpeg_encoders():
         found.append(Check(f"encoder {CPU_H264}", True, "listed by `ffmpeg -encoders`"))
     else:
-        fix = f"install an FFmpeg built with {CPU_H264} (--enable-libx264 --enable-gpl)"
+        fix = "install an FFmpeg built with x264 (a distribution's ffmpeg package is)"
         found.append(Check(f"encoder {CPU_H264}", False, "this ffmpeg has no x264", fix))
     if config.clips.encoder == GPU_H264:
         problem = gpu.nvenc_problem()
