@@ -78,10 +78,14 @@ def _device(spec: ModelSpec, size: int) -> tuple[str | None, str]:
 
 
 def _fix(spec: ModelSpec) -> str:
+    path_like = spec.model.startswith(("/", ".", "~")) or spec.model.count("/") > 1
+    if spec.kind == "hf" and path_like:
+        return f"put the checkpoint (config.json, weights, processor files) in {spec.model}"
     if spec.kind == "hf":
         return (
-            f"on a machine with internet: `huggingface-cli download {spec.model}`, then copy "
-            "the cache (HF_HOME) here; or set the config to a local folder"
+            f"on a machine with internet: `hf download {spec.model}` (older huggingface_hub: "
+            "`huggingface-cli download`), copy the cache here and set HF_HOME to it "
+            "(docs/standard-profile.md); or set the config to a local folder"
         )
     if spec.kind == "face_pack":
         return f"unzip the {spec.model} pack into ~/.insightface/models/{spec.model}/"

@@ -99,7 +99,7 @@ def test_a_missing_model_path_is_named_with_what_to_do(tmp_path: Path, tiny_conf
     config = with_(tiny_config, subjects={"objects": {"enabled": True,
                                                       "detector_model": str(missing)}})  # fmt: skip
     check = by_name(run_doctor(config), "model subjects.objects.detector_model")
-    assert not check.ok and str(missing) in check.detail and "huggingface-cli download" in check.fix
+    assert not check.ok and str(missing) in check.detail and "put the checkpoint" in check.fix
     with pytest.raises(PreflightError) as info:
         preflight(config)
     assert info.value.stage == "subjects" and str(missing) in str(info.value)
@@ -114,7 +114,7 @@ def test_a_hub_id_not_in_the_local_cache(empty_hf_cache: Path, tiny_config) -> N
     check = by_name(run_doctor(config), "model captions.model")
     assert not check.ok and "'nobody/no-vlm'" in check.detail
     assert str(empty_hf_cache / "hub") in check.detail  # where it was looked for
-    assert "huggingface-cli download nobody/no-vlm" in check.fix
+    assert "hf download nobody/no-vlm" in check.fix
     with pytest.raises(PreflightError) as info:
         preflight(config)
     assert info.value.stage == "captions" and "hf download nobody/no-vlm" in str(info.value)

@@ -55,7 +55,7 @@ def test_doctor_on_a_machine_without_the_models_says_what_to_fetch(
     checks = {c.name: c for c in run_doctor(load_pipeline("standard"))}
     for role, model in HUB_MODELS.items():
         check = checks[f"model {role}"]
-        assert not check.ok and f"huggingface-cli download {model}" in check.fix
+        assert not check.ok and f"hf download {model}" in check.fix
     faces = checks["model subjects.faces.pack"]
     assert not faces.ok and "~/.insightface/models/buffalo_l" in faces.fix
     head = checks["model filters.models.aesthetic.head"]
