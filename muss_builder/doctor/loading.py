@@ -60,6 +60,17 @@ def _onnx_opens(path: Path) -> str | None:
     return None
 
 
+def _head_loads(path: Path) -> str | None:
+    """None when the aesthetic head file reads as a head (a few MB: cheap to load)."""
+    from muss_builder.curation.aesthetic import load_head
+
+    try:
+        load_head(path)
+    except Exception as exc:  # AestheticHeadError, a torch unpickling error
+        return f"not an aesthetic head: {exc}"
+    return None
+
+
 def _device(spec: ModelSpec, size: int) -> tuple[str | None, str]:
     """(a problem or None, the device the model will run on)."""
     if spec.kind in ("server", "file"):
@@ -113,6 +124,8 @@ def check_model(spec: ModelSpec) -> Check:
             problem = f"{where} has a config but no weights (a download cut short?)"
     elif spec.kind == "face_pack" or where.suffix == ".onnx":
         problem = _onnx_opens(where)
+    elif spec.role.endswith("aesthetic.head"):
+        problem = _head_loads(where)
     device_problem, device = _device(spec, size)
     licence = spec.licence or card_licence(where if where.is_dir() else where.parent)
     detail = (

@@ -242,3 +242,17 @@ def test_a_caption_server_that_is_down(tiny_config) -> None:
     check = by_name(run_doctor(config), "caption server")
     assert not check.ok and f"127.0.0.1:{port}" in check.detail and "vllm serve" in check.fix
     preflight(config)  # a server may come up after the build starts: not a stop
+
+
+def test_an_aesthetic_head_that_is_not_one(tmp_path: Path, tiny_config) -> None:
+    head = tmp_path / "head.pth"
+    head.write_bytes(b"not a state dict")
+    config = with_(tiny_config, filters={"models": {"aesthetic": {"enabled": True,
+                                                                  "head": str(head)}}})  # fmt: skip
+    (spec,) = [s for s in configured_models(config) if s.role.endswith("aesthetic.head")]
+    check = check_model(spec)
+    assert not check.ok and "not an aesthetic head" in check.detail
+    missing = with_(tiny_config, filters={"models": {"aesthetic": {"enabled": True,
+                    "head": str(tmp_path / "none.pth")}}})  # fmt: skip
+    (spec,) = [s for s in configured_models(missing) if s.role.endswith("aesthetic.head")]
+    assert not check_model(spec).ok and "none.pth not found" in check_model(spec).detail
