@@ -165,15 +165,32 @@ def test_nvdec_asked_on_a_machine_without_it_decodes_on_the_cpu(twelve_film, no_
 
 
 @pytest.mark.gpu
-def test_nvdec_and_nvenc_on_a_gpu_keep_clips_frame_exact(
+def test_nvdec_on_a_gpu_gives_the_cpu_decodes_frames_and_clips(
     tmp_path: Path, film30, tiny_config
 ) -> None:
+    """NVDEC (the H100/H200 have it): the same frame count and timestamps as the CPU
+    decode, and a clip whose cuts land on the planned frames."""
     gpu.forget_media_checks()
-    if gpu.nvdec_problem() or gpu.nvenc_problem():
-        pytest.skip(f"no NVDEC/NVENC here: {gpu.nvdec_problem() or gpu.nvenc_problem()}")
+    if gpu.nvdec_problem():
+        pytest.skip(f"no NVDEC here: {gpu.nvdec_problem()}")
     probe, detection, plan, expected = _plan(film30, tiny_config)
-    probe = probe.model_copy(update={"decoder": "nvdec"})
-    assert decode_options(probe)["hwaccel"] == "cuda"
+    cpu_frames = list(FrameReader(film30.path, (32, 18), pix_fmt="rgb24"))
+    gpu_frames = list(FrameReader(film30.path, (32, 18), pix_fmt="rgb24", hwaccel="cuda"))
+    assert [f.pts for f in gpu_frames] == [f.pts for f in cpu_frames]
+    nvdec = probe.model_copy(update={"decoder": "nvdec"})
+    assert decode_options(nvdec)["hwaccel"] == "cuda"
+    cfg = ClipsConfig(short_side=90, preset="ultrafast")
+    size = encode_clip(film30.path, nvdec, detection.frame_pts, plan, cfg, tmp_path / "c.mp4")
+    assert cut_frames_in(tmp_path / "c.mp4", size) == expected
+
+
+@pytest.mark.gpu
+def test_nvenc_on_a_gpu_keeps_clips_frame_exact(tmp_path: Path, film30, tiny_config) -> None:
+    """NVENC (L4, L40S, A10...; not H100/H200/A100): the planned frames, cuts in place."""
+    gpu.forget_media_checks()
+    if gpu.nvenc_problem():
+        pytest.skip(f"no NVENC here: {gpu.nvenc_problem()}")
+    probe, detection, plan, expected = _plan(film30, tiny_config)
     cfg = ClipsConfig(short_side=90, encoder=GPU_H264)
     size, note = encode_clip_or_fall_back(
         film30.path, probe, detection.frame_pts, plan, cfg, tmp_path / "clip.mp4"
