@@ -256,3 +256,22 @@ def test_an_aesthetic_head_that_is_not_one(tmp_path: Path, tiny_config) -> None:
                     "head": str(tmp_path / "none.pth")}}})  # fmt: skip
     (spec,) = [s for s in configured_models(missing) if s.role.endswith("aesthetic.head")]
     assert not check_model(spec).ok and "none.pth not found" in check_model(spec).detail
+
+
+def test_a_ray_cluster_that_does_not_answer(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from muss_builder.doctor import checks
+
+    def refuse(address: str):
+        raise ConnectionError(f"could not connect to {address}")
+
+    monkeypatch.setattr(checks, "_connect_ray", refuse)
+    found = {c.name: c for c in run_doctor(tiny_config, ray_address="10.0.0.9:6379")}
+    assert not found["ray"].ok and "10.0.0.9:6379" in found["ray"].detail
+    assert "ray start --head" in found["ray"].fix
+    assert not found["stage resources"].ok  # unknown without the cluster's answer
+
+    node = {"CPU": 64.0, "GPU": 8.0}
+    monkeypatch.setattr(checks, "_connect_ray", lambda address: (node, [node]))
+    found = {c.name: c for c in run_doctor(tiny_config, ray_address="auto")}
+    assert found["ray"].ok and "8 GPUs" in found["ray"].detail
+    assert all(c.ok for name, c in found.items() if name.startswith("stage "))
