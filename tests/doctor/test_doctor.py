@@ -275,3 +275,20 @@ def test_a_ray_cluster_that_does_not_answer(tiny_config, monkeypatch: pytest.Mon
     found = {c.name: c for c in run_doctor(tiny_config, ray_address="auto")}
     assert found["ray"].ok and "8 GPUs" in found["ray"].detail
     assert all(c.ok for name, c in found.items() if name.startswith("stage "))
+
+
+def test_a_build_stops_at_start_on_a_hub_id_not_in_the_cache(
+    tmp_path: Path, empty_hf_cache: Path, tiny_config
+) -> None:
+    """Before any film and before any model loads: the stage, the model, where it was looked
+    for and what to do, on one line."""
+    film = make_film(tmp_path / "film.mp4", (30, 26), fps=24).path
+    config = with_(tiny_config, captions={"backend": "transformers", "model": "nobody/no-vlm"})
+    out = tmp_path / "out"
+    with pytest.raises(StageSetupError) as stopped:
+        build([str(film)], out, config, executor="inline")
+    message = str(stopped.value)
+    assert message.startswith("stage captions cannot start: ModelNotFoundError: ")
+    assert "'nobody/no-vlm'" in message and str(empty_hf_cache / "hub") in message
+    assert "hf download nobody/no-vlm" in message and "\n" not in message
+    assert not list((out / "films").glob("*.json"))
