@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from muss_builder.core.encoders import CPU_H264, H264Encoder
 from muss_builder.filters import FiltersConfig
 from muss_builder.resources import resource_dir
 
@@ -312,6 +313,11 @@ class MediaConfig(_Strict):
     # auto: deinterlace when ffprobe reports interlaced fields (field_order tt/bb/tb/bt);
     # on: always (e.g. a file that flags its interlaced frames as progressive); off: never
     deinterlace: Literal["auto", "on", "off"] = "auto"
+    # nvdec: ffmpeg's -hwaccel cuda (frames come back to the CPU for the filters); auto: NVDEC
+    # when ffmpeg has the cuda hwaccel and a GPU is visible. A codec or a node NVDEC cannot
+    # serve decodes on the CPU with a warning in the film's notes (docs/gpu-media.md). cpu is
+    # the default: the decode of every node of a mixed cluster is then the same code
+    decoder: Literal["auto", "cpu", "nvdec"] = "cpu"
 
 
 class ClipsConfig(_Strict):
@@ -329,6 +335,14 @@ class ClipsConfig(_Strict):
         description="frame: frame threads with the lookahead in step (sync-lookahead=0); "
         "slice: sliced threads. Both give the same bytes on every run (docs/benchmarks.md)",
     )
+    # h264_nvenc encodes on the GPU (no B-frames, constant rate: frame-exact as x264); where
+    # it cannot run (no GPU, an ffmpeg without it, a GPU without NVENC such as the H100) the
+    # clip is encoded with x264 and the film's notes say so (docs/gpu-media.md)
+    encoder: H264Encoder = Field(CPU_H264, description="H.264 encoder of the clips")
+    nvenc_preset: Literal["p1", "p2", "p3", "p4", "p5", "p6", "p7"] = Field(
+        "p5", description="NVENC preset (p1 fastest .. p7 best)"
+    )
+    nvenc_cq: int = Field(23, ge=0, le=51, description="NVENC constant quality (like crf)")
 
 
 class ShardsConfig(_Strict):
@@ -406,6 +420,12 @@ class PipelineConfig(_Strict):
         # ``profile`` was a setting nothing read (removed); every config had it as "offline",
         # so the hash keeps that entry: outputs built before still resume instead of rebuilding
         payload["profile"] = "offline"
+        # Settings added later leave the hash as it was at their defaults (those outputs
+        # resume). The decoder is left out: it changes how frames are read, not the frames.
+        del payload["media"]["decoder"]
+        if self.clips.encoder == CPU_H264:
+            for key in ("encoder", "nvenc_preset", "nvenc_cq"):
+                del payload["clips"][key]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

@@ -8,6 +8,7 @@ from muss_builder import __version__
 from muss_builder.cli import (
     bench_cmd,
     build_cmd,
+    doctor_cmd,
     pack_cmd,
     report_cmd,
     shard_cmds,
@@ -46,6 +47,7 @@ bench_cmd.register(app)
 report_cmd.register(app)
 train_cmd.register(app)
 pack_cmd.register(app)
+doctor_cmd.register(app)
 
 if __name__ == "__main__":
     app()

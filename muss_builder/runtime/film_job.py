@@ -110,6 +110,7 @@ class ClipOut:
     clip: bytes | None = None
     size: tuple[int, int] | None = None
     dropped: str | None = None
+    note: str | None = None  # a warning for the film's notes (a GPU encoder fell back)
 
 
 @dataclass
