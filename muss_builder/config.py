@@ -275,6 +275,23 @@ class CaptionsConfig(_Strict):
     image_side: int = Field(448, ge=64)
     motion_frames_per_shot: int = Field(8, ge=2, le=32)
     max_reasks: int = Field(2, ge=0, description="re-asks of a caption that fails the check")
+    # video input (docs/captions.md "Video input"): a video-capable VLM sees each shot as a
+    # clip sampled from the frames the keyframe pass already decodes
+    video_input: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="shots as clips: auto = for video-capable models (Qwen2-VL, Qwen2.5-VL, "
+        "Qwen3-VL); image-only models always get keyframes",
+    )
+    video_fps: float = Field(2.0, gt=0, le=30, description="clip frames per second of shot")
+    video_max_frames: int = Field(16, ge=2, le=64, description="clip frames per shot, at most")
+    video_max_pixels: int = Field(
+        448 * 448, ge=28 * 28, description="width x height of each clip frame, at most"
+    )
+    openai_video: Literal["mp4", "frames"] = Field(
+        "mp4",
+        description="how a server gets a clip: mp4 = a video_url data URL (vLLM); frames = "
+        "timestamped image_url parts (servers without video input)",
+    )
     cache: bool = Field(True, description="reuse captions by (images, prompt, model)")
 
     @model_validator(mode="after")

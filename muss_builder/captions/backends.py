@@ -24,6 +24,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from muss_builder.captions.video import VideoClip
+
 
 @dataclass
 class CaptionRequest:
@@ -31,6 +33,9 @@ class CaptionRequest:
     images: list[np.ndarray] = field(default_factory=list)  # BGR uint8 keyframes, may be empty
     system: str | None = None
     max_new_tokens: int = 160
+    # the shot as a clip, for a backend whose model reads video; it then goes instead of the
+    # keyframes, with its timing added to the prompt; other backends use ``images``
+    video: VideoClip | None = None
 
 
 @dataclass
