@@ -42,7 +42,7 @@ class VideoClip:
     def note(self) -> str:
         """The clip's timing in words, appended to the prompt, so the model knows its pace
         (a 1 s shot and a 10 s shot can give the same number of frames)."""
-        stamps = ", ".join(f"{t:.1f}" for t in self.times)
+        stamps = ", ".join(f"{t:.2f}" for t in self.times)
         return (
             f"The video is the whole shot, {self.duration:.1f} s long; its {len(self.times)} "
             f"frames are at {stamps} s."
