@@ -230,16 +230,17 @@ class Captioner:
         return texts
 
     def _key(self, request: Any, item: CaptionItem) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "backend": self.config.backend,
             "model": self.config.model,
             "system": request.system,
             "prompt": request.prompt,
             "images": [hashlib.sha256(b).hexdigest() for b in item.images],
-            "video": [hashlib.sha256(b).hexdigest() for b in item.video],
-            "video_times": item.video_times,
             "max_new_tokens": request.max_new_tokens,
         }
+        if item.video:  # only then: keyframe-only requests keep the keys they always had
+            payload["video"] = [hashlib.sha256(b).hexdigest() for b in item.video]
+            payload["video_times"] = item.video_times
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def _cache_get(self, key: str) -> str | None:
