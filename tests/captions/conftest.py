@@ -126,6 +126,9 @@ def torchvision_usable() -> bool:
 
 
 _KEEP: list[Any] = []
+# at import, before any test imports transformers: with torchvision installed, transformers
+# imports it for every image processor (LLaVA's CLIP one too), not only for video
+TORCHVISION = torchvision_usable()
 
 # The real Qwen2-VL / Qwen2.5-VL chat template (the Qwen3-VL one differs in its tool-call
 # branches, unused here, and in having no default system message): one
@@ -246,7 +249,7 @@ def tiny_qwen_vl(folder: Path, family: str) -> Path:
 
 @pytest.fixture(scope="session", params=["qwen2_5", "qwen3"])
 def qwen_vl_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not torchvision_usable():
+    if not TORCHVISION:
         pytest.skip("transformers' video processors need torchvision, not installed here")
     return tiny_qwen_vl(tmp_path_factory.mktemp(request.param), request.param)
 
