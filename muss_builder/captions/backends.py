@@ -68,6 +68,10 @@ class CaptionBackend:
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionReply]:
         raise NotImplementedError
 
+    def sends_video(self) -> bool:
+        """Whether a request's clip reaches the model (else its keyframes do)."""
+        return False
+
 
 def shrink(image_bgr: np.ndarray, max_side: int) -> np.ndarray:
     """The keyframe as 3-channel BGR uint8, its long side at most ``max_side`` (never enlarged).

@@ -69,6 +69,7 @@ class CaptionStats:
     backend: str
     model: str | None
     requests: int = 0
+    video_requests: int = 0  # requests whose shot reached the model as a clip
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -218,8 +219,10 @@ class Captioner:
             started = time.perf_counter()
             replies = backend.generate([requests[n][0] for n in todo])
             self.stats.model_seconds += time.perf_counter() - started
+            clips = backend.sends_video()
             for n, key, reply in zip(todo, keys, replies, strict=True):
                 self.stats.requests += 1
+                self.stats.video_requests += int(clips and requests[n][0].video is not None)
                 self.stats.prompt_tokens += reply.prompt_tokens
                 self.stats.completion_tokens += reply.completion_tokens
                 if reply.text is None or not reply.text.strip():

@@ -130,6 +130,9 @@ class OpenAIBackend(CaptionBackend):
         self._headers = headers
         self._opener = urllib.request.build_opener()
 
+    def sends_video(self) -> bool:
+        return self.video != "off"
+
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionReply]:
         if self._opener is None:
             self.setup()

@@ -119,6 +119,9 @@ class TransformersBackend(CaptionBackend):
         self._stop_ids = {int(i) for i in eos}
         self.reads_video = self._reads_video(processor, network)
 
+    def sends_video(self) -> bool:
+        return self.reads_video
+
     def _reads_video(self, processor: Any, network: Any) -> bool:
         if self.video == "off":
             return False

@@ -115,9 +115,7 @@ def test_qwen_vl_reads_clips_with_timestamps_in_a_left_padded_batch(
     assert [r.text for r in alone.generate(requests())] == [r.text for r in replies]
 
 
-def test_video_off_and_image_only_models_keep_the_keyframes(
-    qwen_vl_dir: Path, llava_dir: Path
-) -> None:
+def test_video_off_gives_a_video_model_the_keyframes(qwen_vl_dir: Path) -> None:
     keyframes = frames(2, seed=3)
     request = CaptionRequest("describe", keyframes, video=LONG, max_new_tokens=3)
     off = TransformersBackend(str(qwen_vl_dir), device="cpu", video="off")
@@ -128,19 +126,29 @@ def test_video_off_and_image_only_models_keep_the_keyframes(
     assert "pixel_values_videos" not in spy.calls[0]
     assert spy.calls[0]["image_grid_thw"].shape == (2, 3)  # the two keyframes instead
     assert "frames are at" not in off._tokenizer.decode(spy.calls[0]["input_ids"][0])
-    # LLaVA has no video processor: even with video input on, it is shown the keyframes
-    llava = TransformersBackend(str(llava_dir), device="cpu", video="on")
-    llava.setup()
-    assert not llava.reads_video
-    (with_clip,) = llava.generate([request])
-    (without,) = llava.generate([CaptionRequest("describe", keyframes, max_new_tokens=3)])
-    assert (with_clip.text, with_clip.prompt_tokens) == (without.text, without.prompt_tokens)
     # auto: decided from the checkpoint's config before any model is loaded
     make = CaptionsConfig.model_validate
     assert model_reads_video(make({"backend": "transformers", "model": str(qwen_vl_dir)}))
-    assert not model_reads_video(make({"backend": "transformers", "model": str(llava_dir)}))
     assert not model_reads_video(
         make({"backend": "transformers", "model": str(qwen_vl_dir), "video_input": "off"})
+    )
+
+
+def test_image_only_models_keep_the_keyframes(llava_dir: Path) -> None:
+    """LLaVA has no video processor: even with video input on, it is shown the keyframes,
+    and with auto the keyframe pass keeps no clip for it."""
+    keyframes = frames(2, seed=3)
+    request = CaptionRequest("describe", keyframes, video=LONG, max_new_tokens=3)
+    llava = TransformersBackend(str(llava_dir), device="cpu", video="on")
+    llava.setup()
+    assert not llava.reads_video and not llava.sends_video()
+    (with_clip,) = llava.generate([request])
+    (without,) = llava.generate([CaptionRequest("describe", keyframes, max_new_tokens=3)])
+    assert (with_clip.text, with_clip.prompt_tokens) == (without.text, without.prompt_tokens)
+    make = CaptionsConfig.model_validate
+    assert not model_reads_video(make({"backend": "transformers", "model": str(llava_dir)}))
+    assert not model_reads_video(
+        make({"backend": "transformers", "model": "muss-builder-tests/not-a-cached-vlm"})
     )
     assert model_reads_video(make({"backend": "openai", "model": "Qwen/Qwen3-VL-8B-Instruct"}))
     assert not model_reads_video(make({"backend": "openai", "model": "gpt-4o-mini"}))
@@ -222,6 +230,7 @@ def test_the_captioner_sends_clips_and_keeps_the_model_text(
     else:  # gibberish that came back empty falls back to the facts sentence
         assert caption.source == "facts-fallback" and not expected.strip()
     assert captioner.stats.requests == 1 and captioner.stats.prompt_tokens > 0
+    assert captioner.stats.video_requests == 1
     # the second pass: the shot captions with each shot's measured facts and the tags
     seen: list[CaptionRequest] = []
     original = TransformersBackend.generate
@@ -299,13 +308,15 @@ def test_a_build_captions_shots_from_clips(
     from muss_builder.runtime.build import build
     from muss_builder.shards.reader import iter_samples
 
-    build([str(twelve_film.path)], tmp_path / "out", config, executor="inline")
+    summary = build([str(twelve_film.path)], tmp_path / "out", config, executor="inline")
     docs = [
         json.loads(s.members["json"])
         for shard in sorted((tmp_path / "out" / "shards").glob("*.tar"))
         for s in iter_samples(shard)
     ]
     assert docs and sent and all(2 <= n <= 4 for n in sent)
+    stats = summary.stats["captions"]
+    assert stats["video_requests"] == len(sent) and stats["requests"] > len(sent)  # + globals
     for doc in docs:
         assert doc["captioner"]["backend"] == "transformers"
         assert all(isinstance(s["caption"], str) for s in doc["shots"])
