@@ -102,7 +102,14 @@ class TransformersBackend(CaptionBackend):
 
         self._device = pick_device(self.device)
         dtype = self._torch_dtype(torch)
-        processor = load_pretrained(AutoProcessor, self.model)
+        try:
+            processor = load_pretrained(AutoProcessor, self.model)
+        except ImportError as err:  # e.g. the Qwen-VL video processors need torchvision
+            raise ImportError(
+                f"the processor of caption model {self.model!r} needs a library that is not "
+                f"installed: {str(err).strip().splitlines()[0]} Install it (for torchvision, "
+                "the build matching your torch) and run again."
+            ) from err
         network = load_pretrained(AutoModelForImageTextToText, self.model, dtype=dtype)
         tokenizer = getattr(processor, "tokenizer", processor)
         # Left padding: generate appends after the last column, so right padding would put

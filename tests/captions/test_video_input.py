@@ -156,6 +156,17 @@ def test_image_only_models_keep_the_keyframes(llava_dir: Path) -> None:
     assert not model_reads_video(make({"video_input": "on"}))  # the facts backend
 
 
+def test_a_processor_that_needs_torchvision_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from muss_builder.captions import transformers_backend
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError("\nQwen3VLVideoProcessor requires the Torchvision library but it was")
+
+    monkeypatch.setattr(transformers_backend, "load_pretrained", missing)
+    with pytest.raises(ImportError, match=r"caption model 'Qwen/Qwen3-VL-8B-Instruct' .*Torch"):
+        TransformersBackend("Qwen/Qwen3-VL-8B-Instruct", device="cpu").setup()
+
+
 def test_clip_frames_ride_the_keyframe_pass() -> None:
     """The collector picks each shot's clip frames at video_fps inside its clean span, asks
     the keyframe pass for them with the motion frames, and keeps them within the pixel
