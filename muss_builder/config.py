@@ -301,6 +301,11 @@ class CaptionsConfig(_Strict):
         return self
 
 
+CAPTION_VIDEO_FIELDS = (
+    "video_input", "video_fps", "video_max_frames", "video_max_pixels", "openai_video",
+)  # fmt: skip
+
+
 class MediaConfig(_Strict):
     """How films are decoded, the same way in every stage that decodes."""
 
@@ -400,6 +405,11 @@ class PipelineConfig(_Strict):
         # ``profile`` was a setting nothing read (removed); every config had it as "offline",
         # so the hash keeps that entry: outputs built before still resume instead of rebuilding
         payload["profile"] = "offline"
+        # the video-input fields change nothing when no model captions: left out then, so the
+        # outputs built before they existed still resume
+        if self.captions.backend == "facts" or not self.captions.enabled:
+            for key in CAPTION_VIDEO_FIELDS:
+                payload["captions"].pop(key, None)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from muss_builder.captions.captioner import Captioner, CaptionItem
 from muss_builder.captions.collector import ShotPixels
@@ -60,7 +61,7 @@ def caption_windows(
     )
 
 
-def _shot_item(present: list[str], pixels: ShotPixels, facts: dict) -> CaptionItem:  # type: ignore[type-arg]
+def _shot_item(present: list[str], pixels: ShotPixels, facts: dict[str, Any]) -> CaptionItem:
     """A shot to caption: keyframes, and its clip when video input kept one."""
     return CaptionItem(
         present, pixels.images, facts=facts, video=pixels.video,

@@ -332,3 +332,19 @@ def test_a_build_captions_shots_from_clips(
         assert doc["captioner"]["backend"] == "transformers"
         assert all(isinstance(s["caption"], str) for s in doc["shots"])
         assert isinstance(doc["global_caption"], str)
+
+
+def test_video_fields_enter_the_config_hash_only_for_model_captions() -> None:
+    """A build's films are rebuilt when what makes their captions changes, not otherwise:
+    the facts backend ignores the video fields, so outputs built before them still resume."""
+    from muss_builder.config import load_pipeline
+
+    base = load_pipeline("tiny")
+
+    def with_captions(**update: Any) -> str:
+        captions = base.captions.model_copy(update=update)
+        return base.model_copy(update={"captions": captions}).fingerprint()
+
+    assert with_captions(video_fps=8.0, video_input="off") == base.fingerprint()
+    qwen = {"backend": "transformers", "model": "Qwen/Qwen3-VL-8B-Instruct"}
+    assert with_captions(**qwen) != with_captions(**qwen, video_fps=8.0)
