@@ -1,4 +1,5 @@
-"""Caption backends: keyframes and a prompt in, a caption out, from a local VLM or a server.
+"""Caption backends: keyframes (or a shot's clip) and a prompt in, a caption out, from a
+local VLM or a server.
 
 The captioner (``captioner.py``) decides what to ask; a backend only answers, in bulk, in
 order, and never raises for one bad request, so one broken keyframe or one flaky HTTP reply

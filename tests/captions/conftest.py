@@ -1,5 +1,6 @@
-"""Fixtures of the caption tests: a tiny VLM built offline, and a fake OpenAI-compatible
-endpoint (a local HTTP server standing in for a real one such as vLLM)."""
+"""Fixtures of the caption tests: tiny VLMs built offline (LLaVA for keyframes; Qwen2.5-VL
+and Qwen3-VL for clips, when torchvision is there for their video processors), and a fake
+OpenAI-compatible endpoint (a local HTTP server standing in for a real one such as vLLM)."""
 
 from __future__ import annotations
 
