@@ -298,6 +298,23 @@ class CaptionsConfig(_Strict):
     image_side: int = Field(448, ge=64)
     motion_frames_per_shot: int = Field(8, ge=2, le=32)
     max_reasks: int = Field(2, ge=0, description="re-asks of a caption that fails the check")
+    # video input (docs/captions.md "Video input"): a video-capable VLM sees each shot as a
+    # clip sampled from the frames the keyframe pass already decodes
+    video_input: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="shots as clips: auto = for video-capable models (Qwen2-VL, Qwen2.5-VL, "
+        "Qwen3-VL); image-only models always get keyframes",
+    )
+    video_fps: float = Field(2.0, gt=0, le=30, description="clip frames per second of shot")
+    video_max_frames: int = Field(16, ge=2, le=64, description="clip frames per shot, at most")
+    video_max_pixels: int = Field(
+        448 * 448, ge=28 * 28, description="width x height of each clip frame, at most"
+    )
+    openai_video: Literal["mp4", "frames"] = Field(
+        "mp4",
+        description="how a server gets a clip: mp4 = a video_url data URL (vLLM); frames = "
+        "timestamped image_url parts (servers without video input)",
+    )
     cache: bool = Field(True, description="reuse captions by (images, prompt, model)")
 
     @model_validator(mode="after")
@@ -305,6 +322,11 @@ class CaptionsConfig(_Strict):
         if self.enabled and self.backend != "facts" and not self.model:
             raise ValueError(f"captions.backend {self.backend} needs captions.model")
         return self
+
+
+CAPTION_VIDEO_FIELDS = (
+    "video_input", "video_fps", "video_max_frames", "video_max_pixels", "openai_video",
+)  # fmt: skip
 
 
 class MediaConfig(_Strict):
@@ -426,6 +448,11 @@ class PipelineConfig(_Strict):
         if self.clips.encoder == CPU_H264:
             for key in ("encoder", "nvenc_preset", "nvenc_cq"):
                 del payload["clips"][key]
+        # the video-input fields change nothing when no model captions: left out then, so the
+        # outputs built before they existed still resume
+        if self.captions.backend == "facts" or not self.captions.enabled:
+            for key in CAPTION_VIDEO_FIELDS:
+                payload["captions"].pop(key, None)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 
