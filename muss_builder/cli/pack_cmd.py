@@ -27,7 +27,7 @@ def _echo(text: str, err: bool = False) -> None:
         typer.echo(printable(line), err=err)
 
 
-def _options(
+def pack_options(
     target_bytes: str | None,
     target_samples: int | None,
     seed: int,
@@ -98,7 +98,7 @@ def pack(
 ) -> None:
     """Pack the build OUT into uniform, film-mixed shards per split ({split}-NNNNN.tar), with
     manifest.json and index.parquet. Rerun the same command to resume an interrupted pack."""
-    options = _options(target_bytes, target_samples, seed, splits, test_films, window, verify)
+    options = pack_options(target_bytes, target_samples, seed, splits, test_films, window, verify)
 
     def progress(shard: PackedShard) -> None:
         _echo(f"{shard.name}: {shard.n_samples} samples, {shard.size_bytes / 1e6:.1f} MB", True)
