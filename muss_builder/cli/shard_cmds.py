@@ -16,7 +16,8 @@ from pathlib import Path
 import typer
 
 from muss_builder.media.tools import MediaError
-from muss_builder.pack.shardlist import expand_shard_list
+from muss_builder.pack.shardlist import expand_shard_list, local_shard
+from muss_builder.pack.validate import check_packed, check_shard_list, is_packed_folder
 from muss_builder.shards.extract import ExtractError, safe_extract
 from muss_builder.shards.inspect import format_summary, summarize_shard, write_contact_sheet
 from muss_builder.shards.reader import (
@@ -28,12 +29,6 @@ from muss_builder.shards.reader import (
 )
 from muss_builder.shards.untrusted import printable
 from muss_builder.shards.validate import check_dataset
-from muss_builder.shards.validate_list import (
-    check_packed,
-    check_shard_list,
-    is_packed_folder,
-    local_shard,
-)
 
 _LIMIT_HELP = (
     "EXT=SIZE: the largest member of that extension a reader accepts (repeatable; "

@@ -33,7 +33,7 @@ def _option_type(self: Any, ctx: click.Context) -> str | None:
         return None
     try:
         label = self.display_type(ctx).strip("<>")  # typer's label: <str>, <list[int]>...
-    except Exception:  # noqa: BLE001 - another typer: no label rather than no help
+    except Exception:
         return None
     repeat = label.startswith("list[")
     label = label.removeprefix("list[").removesuffix("]")
@@ -87,7 +87,7 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # noqa: BLE001 - logging must never raise
+        except Exception:
             self.handleError(record)
 
 

@@ -61,7 +61,7 @@ def _tokens(text: str) -> list[_Token]:
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise WhereError(f"cannot read the clause at {pos + 1}: {text[pos:pos + 20]!r}")
+            raise WhereError(f"cannot read the clause at {pos + 1}: {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         value = match.group(kind)
         start = match.start(kind)

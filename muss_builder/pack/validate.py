@@ -12,29 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from muss_builder.core.naming import film_of_shard
-from muss_builder.core.storage import Storage, is_remote, local_copy
-from muss_builder.pack.shardlist import MANIFEST, expand_shard_list
+from muss_builder.core.storage import Storage
+from muss_builder.pack.shardlist import MANIFEST, expand_shard_list, local_shard
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.validate_samples import ValidationReport, check_shard
-
-
-@contextmanager
-def local_shard(location: str) -> Iterator[Path]:
-    """A local path of the shard at ``location``: itself, or a temporary download."""
-    if not is_remote(location):
-        yield Path(location)
-        return
-    with tempfile.TemporaryDirectory(prefix="muss-shard-") as tmp:
-        yield local_copy(location, Path(tmp))
 
 
 def _sha256(path: Path) -> str:
