@@ -183,7 +183,8 @@ def _manifest(
             "n_samples": build.n_samples,
         },
         "splits": per_split,
-        "shards": [s.to_dict() for s in shards],
+        # as pack's manifest: without the key lists (index.parquet has them)
+        "shards": [{k: v for k, v in s.to_dict().items() if k != "keys"} for s in shards],
         "films": {f: splits[f] for f in sorted(selected)},
     }
 
