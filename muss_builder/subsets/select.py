@@ -227,6 +227,11 @@ def select_build(
     WhereError (a clause that does not parse or names no column), EmptySelection, ValueError
     (``dest`` not empty); nothing is written in any of these cases."""
     options = options or PackOptions()
+    if Storage.open(source).exists(MANIFEST):
+        raise ValueError(
+            f"{source} is a packed folder or a subset: select takes a build (select from the "
+            "build it was made of, with the conditions of both)"
+        )
     build = read_build(source)
     rows = filter_table(build.index, where_text)
     if rows.num_rows == 0:

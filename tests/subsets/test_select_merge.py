@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
+from muss_builder.core.storage import Storage
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.pack.source import read_build
 from muss_builder.runtime.build import BuildSummary, build
@@ -166,3 +167,29 @@ def test_merge_refuses_collisions_and_other_schema_versions(
     assert "index.parquet: schema version 1.0" in done.stderr and "0.9" in done.stderr
     assert not dest.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+
+
+def test_select_from_a_subset_is_refused_with_the_reason(built_dataset: BuildSummary, tmp_path):
+    first = tmp_path / "first"
+    select_build(str(built_dataset.out), "n_shots > 0", str(first))
+    done = runner.invoke(
+        app, ["select", str(first), "-w", "n_shots > 0", "-o", str(tmp_path / "b")]
+    )
+    assert done.exit_code == 2 and "select takes a build" in done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_select_from_and_to_s3(built_dataset: BuildSummary, s3_prefix: str, tmp_path):
+    source = Storage.open(f"{s3_prefix}/build")
+    root = Path(built_dataset.out)
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not any(part.startswith(".") for part in rel.split("/")):
+            source.put_file(path, rel)
+    dest = f"{s3_prefix}/subset"
+    result = select_build(source.root, "n_shots > 0", dest)
+    local = select_build(str(root), "n_shots > 0", str(tmp_path / "local"))
+    assert result.manifest["shards"] == local.manifest["shards"]  # the same bytes
+    urls = expand_shard_list(dest)
+    assert [u.rsplit("/", 1)[-1] for u in urls] == [s["name"] for s in local.manifest["shards"]]
+    assert runner.invoke(app, ["validate", dest]).exit_code == 0
