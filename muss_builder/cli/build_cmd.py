@@ -194,12 +194,16 @@ def build(
 ) -> None:
     """Build a multi-shot dataset from MOVIES into OUT (rerun to resume).
 
-    Exit codes: 0 every film built, skipped or a duplicate; 1 no film could be built; 2 a usage
-    or config error (a model a stage cannot load included, before any film), or an --out this
-    build cannot use (another build holds it, read-only, a file); 3 some films failed (0 with
-    --allow-failures); 4 the build stopped (disk full, Ray cluster lost), finished films kept;
-    5 --pack: the build is complete but could not be packed; 130 interrupted (Ctrl-C).
-    Rerun to resume. With --pack, packing runs only when the exit code would be 0.
+    Exit codes (rerun the same command to resume):
+    0 every film built, skipped or a duplicate
+    1 no film could be built
+    2 a usage or config error (before any film), or an --out it cannot use
+    3 some films failed (0 with --allow-failures)
+    4 the build stopped (disk full, Ray cluster lost), finished films kept
+    5 --pack: the build is complete but could not be packed
+    130 interrupted (Ctrl-C)
+
+    With --pack, packing runs only when the exit code would be 0.
     """
     options = None
     if pack:  # bad pack options are found before any film is built

@@ -51,7 +51,10 @@ def _command_paths(group: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tup
 def test_short_help_and_version() -> None:
     assert runner.invoke(app, ["-h"]).stdout == runner.invoke(app, ["--help"]).stdout
     assert "select" in runner.invoke(app, ["-h"]).stdout
-    assert runner.invoke(app, ["build", "-h"]).exit_code == 0
+    build_help = runner.invoke(app, ["build", "-h"])
+    assert build_help.exit_code == 0
+    for code in ("3 some films failed", "5 --pack: the build is complete but could not be packed"):
+        assert code in build_help.stdout
     for flag in ("-V", "--version"):
         done = runner.invoke(app, [flag])
         assert done.exit_code == 0 and done.stdout.strip() == f"muss-builder {__version__}"
