@@ -35,10 +35,9 @@ def _option_type(self: Any, ctx: click.Context) -> str | None:
         label = self.display_type(ctx).strip("<>")  # typer's label: <str>, <list[int]>...
     except Exception:
         return None
-    repeat = label.startswith("list[")
+    # a list option is repeated (--x A --x B), one value each time: the element's label
     label = label.removeprefix("list[").removesuffix("]")
-    label = _LABELS.get(label, label.upper())
-    return (f"{label}..." if repeat else label) or None
+    return _LABELS.get(label, label.upper()) or None
 
 
 def _argument_type(self: Any, ctx: click.Context) -> str | None:
