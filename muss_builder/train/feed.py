@@ -192,13 +192,17 @@ class Feed:
                 )
 
 
+TRAIN_SPLIT = "train"  # what a trainer reads of a packed folder or manifest
+
+
 def expand_shards(patterns: list[str]) -> list[Path | str]:
     """The config's ``shards``: files, folders, globs, brace patterns, manifests and ``s3://``
-    urls (``shard_list.resolve_shards``), local ones absolute, in name order."""
+    urls (``shard_list.resolve_shards``), local ones absolute, in name order. A packed folder
+    or manifest gives its ``train`` split (name other shards by pattern: ``test-*.tar``)."""
     from muss_builder.train.shard_list import resolve_shards
 
     try:
-        found = resolve_shards(patterns)
+        found = resolve_shards(patterns, split=TRAIN_SPLIT)
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"shards: {exc}") from exc
     local = [p.resolve() if isinstance(p, Path) else p for p in found]

@@ -29,14 +29,17 @@ def check_film_ids(film_ids: Iterable[str]) -> list[str]:
     return sorted(set(ids))
 
 
-def resolve_shards(shards: Sequence[str | Path] | str | Path) -> list[Path | str]:
+def resolve_shards(
+    shards: Sequence[str | Path] | str | Path, split: str | None = None
+) -> list[Path | str]:
     """The shards of a list as users write it (``pack.shardlist.expand_shard_list``): files,
     folders (a pack's manifest, a build's ``shards/``, or ``*.tar``), globs, brace patterns
-    (``train-{00000..00127}.tar``), ``manifest.json`` and ``s3://`` urls. Local shards come
-    back as Paths, remote ones as urls (read through ``shardlist.local_shard``);
-    FileNotFoundError names every shard of the list that does not exist."""
+    (``train-{00000..00127}.tar``), ``manifest.json`` and ``s3://`` urls; ``split`` picks
+    one split of a manifest or packed folder. Local shards come back as Paths, remote ones as
+    urls (read through ``shardlist.local_shard``); FileNotFoundError names every shard of the
+    list that does not exist."""
     specs = [str(shards)] if isinstance(shards, str | Path) else [str(s) for s in shards]
-    found = expand_shard_list(specs)
+    found = expand_shard_list(specs, split=split)
     return [s if is_remote(s) else Path(s) for s in found]
 
 

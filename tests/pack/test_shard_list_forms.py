@@ -137,3 +137,19 @@ def test_make_suite_takes_a_packed_folder_and_a_shard_list(packed: PackResult, t
          "montage", "--shards", f"{packed.dest}/train-{{00000..00099}}.tar"],
     )  # fmt: skip
     assert done.exit_code == 2 and f"train-{len(names):05d}.tar" in done.output
+
+
+def test_the_trainer_takes_the_train_split_of_a_packed_folder(
+    built_dataset: BuildSummary, tmp_path
+):
+    index = pq.read_table(Path(built_dataset.out) / "index.parquet")
+    test_film = index["film_id"][0].as_py()
+    options = PackOptions(60_000, splits={"train": 0.5, "test": 0.5}, test_films=(test_film,))
+    result = pack_build(str(built_dataset.out), str(tmp_path / "p"), options)
+    train = [
+        Path(result.dest, s["name"]) for s in result.manifest["shards"] if s["split"] == "train"
+    ]
+    assert train and len(train) < len(result.manifest["shards"])
+    for spec in (result.dest, f"{result.dest}/manifest.json"):
+        assert expand_shards([spec]) == [p.resolve() for p in train]
+    assert len(expand_shards([f"{result.dest}/*.tar"])) == len(result.manifest["shards"])
