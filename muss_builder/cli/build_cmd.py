@@ -237,11 +237,14 @@ def _pack_after(
     if summary.n_index_rows == 0:
         _say("not packing: the build has no samples")
         return None, code
+    from muss_builder.cli.pack_cmd import refresh_card
+
     try:
         result = pack_build(str(summary.out), None, options)
     except (BuildRefused, PackError, ValueError, OSError) as exc:
         _say(f"the build is complete, but packing failed: {exc}")
         return None, EXIT_PACK_FAILED
+    refresh_card(str(summary.out))
     for name, split in result.manifest["splits"].items():
         if split["n_shards"]:
             console.print(

@@ -114,10 +114,22 @@ def pack(
     except (ValueError, FileNotFoundError) as exc:
         _echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
+    if to is None:  # OUT/packed: the build's card now names the packed shards
+        refresh_card(out)
     if as_json:
         typer.echo(json.dumps(result.manifest, indent=2))
     else:
         _echo(_summary(result))
+
+
+def refresh_card(out: str) -> None:
+    """Rewrite OUT's dataset card (its configs point at OUT/packed once packed)."""
+    from muss_builder.report.card import write_card
+
+    try:
+        write_card(out)
+    except (OSError, ValueError) as exc:  # the pack is done: a card that fails is a warning
+        _echo(f"warning: the dataset card was not rewritten: {exc}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,8 @@ reads it (``expand_shard_list(SUBSET)``, the card's configs, webdataset)::
                             ``split`` and ``source_shard``
       films.parquet         the build's rows of the films with matching samples
       films/{film_id}.json  their film records (every shot and subject of the film)
+      README.md             the dataset card (configs naming the subset's shards per split)
+      pipeline.yaml         the build's config; stats.json: its version, config hash, clause
       manifest.json         shards (samples, bytes, sha256), splits, the clause, the source
 
 Splits are the packer's (a seeded hash of the film id), so with the same seed a film is in
@@ -25,6 +27,7 @@ when complete.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -44,6 +47,7 @@ from muss_builder.pack.packer import MANIFEST, MANIFEST_FORMAT, PackOptions, sha
 from muss_builder.pack.plan import assign_splits, film_order, interleave, resolve_films
 from muss_builder.pack.source import SourceBuild, SourceFilm, read_build
 from muss_builder.pack.tarout import PackedShard, PackedShardWriter, sample_bytes
+from muss_builder.report.card import PIPELINE_FILE, write_card
 from muss_builder.shards.reader import Member
 from muss_builder.subsets.where import filter_table
 
@@ -258,6 +262,7 @@ def select_build(
         shutil.rmtree(staging / ".staging", ignore_errors=True)
         _write_tables(source_store, local, build, rows, shards, films)
         manifest = _manifest(build, where_text, options, splits, shards, films, rows.num_rows)
+        _write_card(source_store, local, manifest)
         local.write_bytes(MANIFEST, json_bytes(manifest))
         _publish(staging, store)
     finally:
@@ -282,6 +287,18 @@ def _write_tables(
     for film_id in ids.to_pylist():
         rel = f"{FILMS_DIR}/{film_id}.json"
         local.write_bytes(rel, source.read_bytes(rel))
+
+
+def _write_card(source: Storage, local: Storage, manifest: dict) -> None:
+    """The subset's dataset card (README.md), its pipeline config and a short stats.json."""
+    if source.exists(PIPELINE_FILE):
+        local.write_bytes(PIPELINE_FILE, source.read_bytes(PIPELINE_FILE))
+    stats = json.loads(source.read_bytes("stats.json")) if source.exists("stats.json") else {}
+    keep = ("muss_builder_version", "pipeline", "config_hash")
+    subset = {k: stats[k] for k in keep if k in stats} | {"selection": manifest["selection"]}
+    local.write_bytes("stats.json", json_bytes(subset))
+    local.write_bytes(MANIFEST, json_bytes(manifest))  # the card reads it (rewritten last)
+    write_card(local.root)
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -11,11 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage
+from muss_builder.pack.packer import PackOptions
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.pack.source import read_build
 from muss_builder.runtime.build import BuildSummary, build
@@ -25,6 +27,7 @@ from muss_builder.subsets.select import select_build
 from muss_builder.testing.synthetic_films import make_film
 
 runner = CliRunner()
+_ALL_TRAIN = PackOptions(splits={"train": 1.0})
 
 
 def _samples(shards: list[str | Path]) -> dict[str, dict[str, bytes]]:
@@ -193,3 +196,34 @@ def test_select_from_and_to_s3(built_dataset: BuildSummary, s3_prefix: str, tmp_
     urls = expand_shard_list(dest)
     assert [u.rsplit("/", 1)[-1] for u in urls] == [s["name"] for s in local.manifest["shards"]]
     assert runner.invoke(app, ["validate", dest]).exit_code == 0
+
+
+def test_a_subset_has_a_card_that_loads_it(built_dataset: BuildSummary, tmp_path):
+    dest = tmp_path / "subset"
+    result = select_build(str(built_dataset.out), "n_shots >= 2", str(dest), _ALL_TRAIN)
+    text = (dest / "README.md").read_text()
+    header = yaml.safe_load(text[4:].split("\n---\n", 1)[0])
+    assert header["configs"] == [
+        {
+            "config_name": "default",
+            "default": True,
+            "data_files": [{"split": "train", "path": "train-*.tar"}],
+        }
+    ]
+    assert "A subset: the samples whose index rows match `n_shots >= 2`" in text
+    assert (dest / "pipeline.yaml").read_bytes() == (
+        Path(built_dataset.out) / "pipeline.yaml"
+    ).read_bytes()
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset(str(dest), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == result.n_samples
+
+
+def test_pack_rewrites_the_card_to_name_the_packed_shards(built_dataset: BuildSummary, tmp_path):
+    copy = tmp_path / "build"
+    shutil.copytree(built_dataset.out, copy)
+    done = runner.invoke(app, ["pack", str(copy), "--splits", "train=1", "--target-bytes", "1MB"])
+    assert done.exit_code == 0, done.output
+    header = yaml.safe_load((copy / "README.md").read_text()[4:].split("\n---\n", 1)[0])
+    default = header["configs"][0]
+    assert default["data_files"] == [{"split": "train", "path": "packed/train-*.tar"}]
