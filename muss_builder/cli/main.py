@@ -74,5 +74,6 @@ def run() -> None:
     """The console script and ``python -m muss_builder``."""
     app(prog_name="muss-builder")
 
+
 if __name__ == "__main__":
     run()
