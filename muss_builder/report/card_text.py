@@ -22,9 +22,9 @@ urls = expand_shard_list("OUT/packed", split="train")   # or "OUT/shards"
 loader = wds.WebLoader(wds.WebDataset(urls, shardshuffle=len(urls)).shuffle(100),
                        batch_size=None, num_workers=4)
 
-# Ray Data
+# Ray Data (a list of shards: the packed folder also holds its index and manifest)
 import ray
-ds = ray.data.read_webdataset("OUT/packed", decoder=None)
+ds = ray.data.read_webdataset(expand_shard_list("OUT/packed", split="train"), decoder=None)
 
 # the tables: pyarrow (or DuckDB, Polars) on index.parquet, one row per sample and track
 import pyarrow.parquet as pq
