@@ -417,6 +417,9 @@ class RuntimeConfig(_Strict):
     clip_unit_seconds: float = Field(
         600.0, gt=0, description="a film's clips are encoded in units of this much footage"
     )
+    # set by the build, never by a config file: the inputs it was given (absolute), which the
+    # paths in the public tables and records are relative to (runtime/inputs.shown_path)
+    inputs: list[str] = Field(default_factory=list)
 
 
 class PipelineConfig(_Strict):

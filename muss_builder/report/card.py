@@ -175,5 +175,7 @@ def write_card(out: str | Path) -> str:
 
 def write_pipeline(out: str | Path, config: PipelineConfig) -> None:
     """The build's resolved config (every default spelled out), for the card and for users."""
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    # the inputs are this machine's paths: the card stays free of them
+    doc = config.model_dump(mode="json", exclude={"runtime": {"inputs"}})
+    text = yaml.safe_dump(doc, sort_keys=False)
     Storage.open(str(out)).write_bytes(PIPELINE_FILE, text.encode())

@@ -23,7 +23,7 @@ from muss_builder.runtime.curate_stage import close_registries, forget_film
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
-from muss_builder.runtime.inputs import expand_inputs, identify
+from muss_builder.runtime.inputs import expand_inputs, identify, input_roots, shown_path
 from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
@@ -149,6 +149,9 @@ def build(
     load), before any film, and ``BuildStopped`` when the build cannot go on (a full disk, a
     lost cluster); finished films are kept in every case."""
     started = time.perf_counter()
+    # the stages name each film relative to the inputs given (runtime/inputs.shown_path)
+    runtime = config.runtime.model_copy(update={"inputs": input_roots(movies)})
+    config = config.model_copy(update={"runtime": runtime})
     store = Storage.open(str(out))
     if not store.remote:
         prepare_local(store.root)
@@ -172,9 +175,11 @@ def build(
             log.line(f"build stopped: {exc}")
             # what finished is listed, if the disk allows; the first error is the one to tell
             with contextlib.suppress(OSError, BuildStopped):
-                _write_tables(store, progress.done, log, progress)
+                _write_tables(store, progress.done, log, progress, config.runtime.inputs)
             raise
-        index_rows, records = _write_tables(store, progress.done, log, progress)
+        index_rows, records = _write_tables(
+            store, progress.done, log, progress, config.runtime.inputs
+        )
         wall = time.perf_counter() - started
         results = sorted(progress.done, key=lambda r: r.path)
         stats = run_stats(results, wall, config, ex_name, index_rows)
@@ -268,7 +273,7 @@ def _stop_on_full_disk(write: Callable[[], None]) -> None:
 
 
 def _write_tables(
-    store: Storage, results: list[FilmResult], log: BuildLog, progress: Progress
+    store: Storage, results: list[FilmResult], log: BuildLog, progress: Progress, roots: list[str]
 ) -> tuple[list[dict], list[FilmRecord]]:
     """films.parquet and index.parquet from the records on disk (see tables.py); returns the
     index rows and the records."""
@@ -278,6 +283,8 @@ def _write_tables(
     earlier, problem = earlier_film_rows(store)
     if problem:
         _tell(problem, log, progress)
+    for result in results:
+        result.shown = result.shown or shown_path(result.path, roots)
     rows = film_rows(records, sorted(results, key=lambda r: r.path), earlier)
     index = index_rows(records)
     _stop_on_full_disk(lambda: store.write_bytes("films.parquet", table_bytes(rows, "films")))
@@ -345,7 +352,9 @@ def run_stats(
         },
         "curation": curation_stats(results),
         "failures": {
-            escape_path(r.path): utf8_text(r.reason or "") for r in results if r.status == "failed"
+            escape_path(r.shown or r.path): utf8_text(r.reason or "")
+            for r in results
+            if r.status == "failed"
         },
         "shots": sum(r.n_shots for r in results),
         "samples_this_run": sum(r.n_samples for r in results),

@@ -57,13 +57,16 @@ class FilmResult:
     notes: list[str] = field(default_factory=list)
     # Set when the failure is the machine's, not the film's (the disk is full): the build stops.
     fatal: str | None = None
+    # the path as the tables show it (relative to the inputs given; set before they are
+    # written); ``path`` stays this machine's, for reading the film and the build log
+    shown: str | None = None
 
     def table_row(self) -> dict:
         row = asdict(self)
-        for key in ("captions", "notes", "fatal"):
+        for key in ("captions", "notes", "fatal", "shown"):
             row.pop(key)
         # Arrow and JSON readers refuse the surrogates of a non-UTF-8 file name (names.py).
-        row["path"] = escape_path(self.path)
+        row["path"] = escape_path(self.shown or self.path)
         for key in ("reason", "traceback"):
             row[key] = utf8_text(row[key]) if row[key] is not None else None
         timings = row.pop("timings")

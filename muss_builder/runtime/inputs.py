@@ -79,3 +79,23 @@ def identify(path: str) -> str:
         return film_id_of(local_copy(path, film_cache_dir()))
     check_readable_file(Path(path))
     return film_id_of(path)
+
+
+def input_roots(paths: list[str]) -> list[str]:
+    """The inputs as given, made absolute (local ones): what shown paths are relative to."""
+    return [p if is_remote(p) else str(Path(p).absolute()) for p in paths]
+
+
+def shown_path(path: str, roots: list[str]) -> str:
+    """``path`` as the public tables and records show it: relative to the input folder it was
+    found in (``sub/film.mkv``), or the file's name for a file given directly; never this
+    machine's absolute path (the build log keeps those). Already relative: unchanged."""
+    for root in roots:
+        base = root.rstrip("/")
+        if path == base:
+            return base.rsplit("/", 1)[-1]
+        if path.startswith(base + "/"):
+            return path[len(base) + 1 :]
+    if not (path.startswith("/") or is_remote(path)):
+        return path
+    return path.rstrip("/").rsplit("/", 1)[-1]

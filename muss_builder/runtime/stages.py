@@ -29,6 +29,7 @@ from muss_builder.media.gpu import choose_decoder
 from muss_builder.media.probe import probe_film
 from muss_builder.runtime.curate_stage import CurateStage
 from muss_builder.runtime.film_job import ClipOut, FilmResult, FilmWork, Timer, record_timings
+from muss_builder.runtime.inputs import shown_path
 from muss_builder.runtime.layout import remove_film_outputs, staging_layout
 from muss_builder.runtime.stage_base import Gathered, Stage, StageReport
 from muss_builder.samples.curate import (
@@ -84,8 +85,9 @@ class AnalyseStage(Stage):
             # The record names the film, not this node's copy of it, and a name that is not
             # UTF-8 is escaped so that tables and JSON readers take it (core/text.py).
             name = work.path.rsplit("/", 1)[-1]
+            shown = shown_path(work.path, config.runtime.inputs)
             probe = probe.model_copy(
-                update={"path": escape_path(work.path), "file_name": escape_path(name)}
+                update={"path": escape_path(shown), "file_name": escape_path(name)}
             )
             work.probe = probe
         result.duration_seconds, result.fps = probe.duration_seconds, probe.fps

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from muss_builder.subsets.merge import merge_builds
 
 from muss_builder.pack.packer import PackOptions, pack_build
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.report.card import write_card
 from muss_builder.runtime.build import BuildSummary
+from muss_builder.subsets.merge import merge_builds
 
 
 @pytest.fixture(scope="module")

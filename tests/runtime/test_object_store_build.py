@@ -58,7 +58,9 @@ def test_build_from_and_to_s3(tmp_path, s3_prefix, two_films, tiny_config, execu
     stats = json.loads(out.read_bytes("stats.json"))
     assert stats["films"]["ok"] == 2 and stats["samples_in_index"] == local.n_index_rows
     records = [json.loads(out.read_bytes(rel)) for rel in out.list("films", ".json")]
-    assert {r["probe"]["path"] for r in records} == {r.path for r in remote.results}
+    # named relative to the prefix given, like a local folder's films
+    assert {r["probe"]["path"] for r in records} == {f.name for f in two_films}
+    assert {r.shown for r in remote.results} == {f.name for f in two_films}
 
     rerun = build([inputs.url("shelf")], out_url, tiny_config, executor="inline")
     assert [r.resumed for r in rerun.results] == [True, True]

@@ -147,17 +147,33 @@ def test_a_file_name_that_is_not_utf8_is_stored_escaped(tmp_path, reels, tiny_co
     assert [r.status for r in first.results] == ["ok", "failed"]
     rows = _rows(out)
     ok = next(r for r in rows if r["status"] == "ok")
-    assert path_bytes(ok["path"]) == raw
+    # a file given directly is named by its file name (never this machine's folders)
+    assert path_bytes(ok["path"]) == raw.rsplit(b"/", 1)[-1]
     failed = next(r for r in rows if r["status"] == "failed")
-    assert failed["path"].endswith("/missing\\xe9.mp4")
+    assert failed["path"] == "missing\\xe9.mp4"
     (source_file,) = {r["source_file"] for r in _rows(out, "index.parquet")}
     assert path_bytes(source_file) == raw.rsplit(b"/", 1)[-1]
     stats = json.loads((out / "stats.json").read_text())
     assert len(stats["failures"]) == 1
     record = json.loads(next((out / "films").glob("*.json")).read_text())
-    assert path_bytes(record["probe"]["path"]) == raw
+    assert path_bytes(record["probe"]["path"]) == raw.rsplit(b"/", 1)[-1]
     rerun = build([name], out, tiny_config, executor="inline")  # the folder still works
     assert [(r.status, r.resumed) for r in rerun.results] == [("ok", True)]
+
+
+def test_tables_name_films_relative_to_the_inputs_given(tmp_path, reels, tiny_config) -> None:
+    shelf = tmp_path / "shelf"
+    (shelf / "season1").mkdir(parents=True)
+    os.link(reels[0], shelf / "season1" / "a.mp4")
+    os.link(reels[1], tmp_path / "b.mp4")
+    out = tmp_path / "out"
+    build([str(shelf), str(tmp_path / "b.mp4")], out, tiny_config, executor="inline")
+    assert sorted(r["path"] for r in _rows(out)) == ["b.mp4", "season1/a.mp4"]
+    public = [out / "films.parquet", out / "stats.json", out / "README.md", out / "pipeline.yaml"]
+    public += list((out / "films").glob("*.json"))
+    for path in public:
+        assert str(tmp_path).encode() not in path.read_bytes(), path.name
+    assert str(tmp_path) in next((out / "logs").glob("*.log")).read_text()  # the private log
 
 
 class _Broken(Stage):
