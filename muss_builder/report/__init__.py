@@ -9,6 +9,7 @@ from muss_builder.report.charts import Chart, draw_charts
 from muss_builder.report.collect import ReportData, ReportInputError, collect
 from muss_builder.report.curation_page import curation_section, draw_curation
 from muss_builder.report.page import render_page
+from muss_builder.report.scenes_page import scenes_section
 from muss_builder.report.sheets import SheetSample, draw_sheets, pick_samples
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 
@@ -52,6 +53,7 @@ def write_report(
     page = out / PAGE_NAME
     curation_charts, drop_sheets = draw_curation(data.curation, out, "curation")
     curation = curation_section(data.curation, curation_charts, drop_sheets)
+    curation += scenes_section(data.scenes)  # after the funnel: scenes are of the kept shots
     page.write_text(render_page(data, charts, sheets, seed, curation), encoding="utf-8")
     images = [c.file for c in curation_charts] + [file for file, _, _ in drop_sheets.values()]
     return Report(page=page, data=data, charts=charts, sheets=sheets, curation_images=images)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from muss_builder.core.naming import OutputLayout
 from muss_builder.report.curation import CurationData, collect_curation
+from muss_builder.report.scenes_page import ScenesData, collect_scenes
 from muss_builder.samples.film_record import FilmRecord
 from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.shards.reader import (
@@ -102,6 +103,7 @@ class ReportData:
     stats: dict[str, Any]
     shard_of: dict[str, str] = field(default_factory=dict)  # sample key -> shard, index order
     curation: CurationData = field(default_factory=CurationData)  # the funnel, from the records
+    scenes: ScenesData = field(default_factory=ScenesData)  # scenes per film, from the records
 
 
 def _read_table(path: Path, what: str) -> list[dict[str, Any]]:
@@ -312,6 +314,7 @@ def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> R
         stats=_read_stats(layout, limits),
         shard_of={r["key"]: r["shard"] for r in index},
         curation=collect_curation(records, root),
+        scenes=collect_scenes(records),
     )
     _shot_facts(data, sample_records(shards, limits))
     return data

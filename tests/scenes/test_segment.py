@@ -87,6 +87,7 @@ def scene_build(tmp_path_factory: pytest.TempPathFactory, tiny_config: PipelineC
     config = tiny_config.model_copy(update={"scenes": ScenesConfig(cross_scene=False)})
     summary = build([str(film.path)], root / "out", config, executor="inline")
     record = json.loads(next((Path(summary.out) / "films").glob("*.json")).read_text())
+    record["_out"] = str(summary.out)  # for the report test (not a record field)
     return film, record
 
 
@@ -127,3 +128,16 @@ def test_no_sample_crosses_a_change_of_place(scene_build) -> None:
         first = _true_scene_at(film, sample["source_start_frame"] + 1)
         last = _true_scene_at(film, sample["source_end_frame"] - 2)
         assert first == last, sample["key"]
+
+
+def test_the_report_shows_scenes_per_film(scene_build, tmp_path: Path) -> None:
+    from muss_builder.report import write_report
+
+    _film, record = scene_build
+    report = write_report(Path(record["_out"]), tmp_path / "report", samples=0)
+    (scenes,) = report.data.scenes.films
+    assert scenes.scenes == len(record["scenes"])
+    assert sum(scenes.shots_per_scene) == len(record["shots"])
+    assert sum(scenes.samples_per_scene) == len({s["key"] for s in record["samples"]})
+    page = report.page.read_text()
+    assert "<h2>Scenes</h2>" in page and "breaks by transition" in page
