@@ -341,7 +341,9 @@ def run_stats(
         },
         "shots": sum(r.n_shots for r in results),
         "samples_this_run": sum(r.n_samples for r in results),
-        "samples_in_index": len(index_rows),
+        # the index has one row per (sample, track): a sample serving both tracks counts in each
+        "samples_in_index": len({r["key"] for r in index_rows}),
+        "index_rows": len(index_rows),
         "samples_by_track": {
             track: sum(r["track"] == track for r in index_rows) for track in ("montage", "subject")
         },
