@@ -106,7 +106,8 @@ class WindowCaptions:
             for i, caption in enumerate(self.shots)
             for issue in caption.issues
         ]
-        return found + [CaptionIssue(shot=GLOBAL_CAPTION_SHOT, issue=i) for i in self.global_caption.issues]
+        issues = self.global_caption.issues
+        return found + [CaptionIssue(shot=GLOBAL_CAPTION_SHOT, issue=i) for i in issues]
 
     def sources(self) -> list[str]:
         return sorted({c.source for c in [*self.shots, self.global_caption]})

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 

@@ -189,7 +189,8 @@ def _sample(s: SheetSample) -> str:
     focus = f", focus {', '.join(s.focus_subjects)}" if s.focus_subjects else ""
     parts = [
         f'<div class="sample"><h3><code>{_e(s.key)}</code></h3>',
-        f'<div class="meta">{_e(" + ".join(s.tracks))} tracks{_e(focus)} &middot; {_e(s.source_file)} '
+        f'<div class="meta">{_e(" + ".join(s.tracks))} tracks{_e(focus)} &middot; '
+        f"{_e(s.source_file)} "
         f"&middot; {len(s.shots)} shots, {s.duration_seconds:.2f} s</div>",
         f'<img src="{_e(s.file)}" alt="frames of {_e(s.key)}">',
     ]

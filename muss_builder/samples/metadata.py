@@ -10,7 +10,6 @@ from muss_builder.captions.records import CaptionerInfo, ShotFacts, WindowCaptio
 from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
-from muss_builder.core.naming import sample_key
 from muss_builder.curation.catalog import MEASURES
 from muss_builder.media.clips import ClipPlan, output_fps, plan_clip
 from muss_builder.media.probe import FilmProbe
@@ -18,8 +17,8 @@ from muss_builder.samples.film_record import IndexRow
 from muss_builder.samples.records import (
     ClipInfo,
     Sample,
-    SamplePipeline,
     SampleFacts,
+    SamplePipeline,
     SampleShot,
     ShotSubject,
     Source,
@@ -29,7 +28,6 @@ from muss_builder.samples.records import (
 from muss_builder.samples.subject_track import SubjectView, subject_view
 from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
-
 
 # What a sample stores for facts that were not measured (no pixels: a shot too short for a
 # motion fit, or captions off): objects of the same keys, never null (one type per field).

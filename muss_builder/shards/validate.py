@@ -218,7 +218,9 @@ def _check_index(report: ValidationReport, layout: OutputLayout) -> dict[str, st
         seen.add((key, track))
         indexed_tracks.setdefault(key, set()).add(track)
         if shard_of.setdefault(key, shard) != shard:
-            report.add("index.parquet", f"key {key}'s rows name two shards ({shard_of[key]}, {shard})")
+            report.add(
+                "index.parquet", f"key {key}'s rows name two shards ({shard_of[key]}, {shard})"
+            )
             continue
         if len(indexed_tracks[key]) == 1:
             pairs.append((key, shard))

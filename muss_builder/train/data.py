@@ -1,9 +1,9 @@
 """Our shard samples as training clips: ``DataConfig`` and ``ShardClipDataset``.
 
-A sample (mp4 + json + the refs.jpg strip of reference crops) becomes a ``ClipExample``: each usable shot is
-resampled to the training fps on its own timeline and trimmed to 4k+1 frames, the clip is
-scaled and centre-cut to the bucket nearest its aspect, subject boxes are carried through the
-cut, and reference crops are placed on the shots they target.
+A sample (mp4 + json + the refs.jpg strip of reference crops) becomes a ``ClipExample``: each
+usable shot is resampled to the training fps on its own timeline and trimmed to 4k+1 frames,
+the clip is scaled and centre-cut to the bucket nearest its aspect, subject boxes are carried
+through the cut, and reference crops are placed on the shots they target.
 
 Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
 handlers are generic and live in ``muss_builder.train.stream`` (the shard list in
