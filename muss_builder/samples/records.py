@@ -97,9 +97,20 @@ class ShotSubject(Closed):
 
 
 class SampleCamera(FactCamera):
-    """The camera facts of a sample's shot: kind "unknown" (zeros) when not measured."""
+    """The camera facts of a sample's shot: kind "unknown" (zeros) when not measured. The
+    per-axis rates are declared (and required) here: every key a sample carries is in the
+    schema, so the Hugging Face features built from it (``samples.features``) cover it."""
 
     kind: CameraKind | Literal["unknown"]
+    dx_per_second: Number
+    dy_per_second: Number
+    zoom_per_second: Number
+
+
+class SampleLighting(FactLighting):
+    """The lighting facts of a sample's shot: "unknown" words (zeros) when not measured."""
+
+    saturation: Number
 
 
 class SampleFacts(ShotFacts):
@@ -107,7 +118,7 @@ class SampleFacts(ShotFacts):
     ``samples.metadata.sample_facts`` fills "unknown" ones where nothing was measured)."""
 
     camera: SampleCamera
-    lighting: FactLighting
+    lighting: SampleLighting
 
 
 class SampleShot(Closed):

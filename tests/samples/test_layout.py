@@ -21,7 +21,8 @@ import pytest
 from muss_builder.config import PipelineConfig
 from muss_builder.core.naming import SAMPLE_MEMBERS
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.samples.ref_strip import placeholder_strip
+from muss_builder.samples.features import hf_features
+from muss_builder.samples.ref_strip import PLACEHOLDER_SIDE, STRIP_HEIGHT, placeholder_strip
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.validate import validate_dataset
 from muss_builder.testing.face_film import Person, make_face_film
@@ -153,15 +154,34 @@ def test_no_clip_is_stored_twice_and_both_tracks_select_from_the_index(
     assert validate_dataset(both_tracks.out) == []
 
 
-def test_hugging_face_datasets_infers_one_schema(
+def test_hugging_face_datasets_loads_every_sample_with_the_schema_features(
     both_tracks: BuildSummary, all_off: BuildSummary, tmp_path: Path
 ) -> None:
     """The reader that failed on 1.0 layouts (issue 17): every sample of both builds loads
-    into one table, captions-off samples first so their empty values come first."""
+    into one table, captions-off samples first (their empty values come first: the features
+    from the schema say what an empty list holds)."""
     datasets = pytest.importorskip("datasets")
     shards = [str(p) for b in (all_off, both_tracks) for p in sorted((b.out / "shards").glob("*"))]
     loaded = datasets.load_dataset(
-        "webdataset", data_files={"train": shards}, split="train", cache_dir=str(tmp_path)
+        "webdataset",
+        data_files={"train": shards},
+        split="train",
+        features=hf_features(decode_video=False),
+        cache_dir=str(tmp_path),
     )
-    assert loaded.num_rows == len(samples(both_tracks, all_off))
-    assert {"json", "mp4", "refs.jpg"} <= set(loaded.column_names)
+    found = samples(all_off, both_tracks)
+    assert loaded.num_rows == len(found)
+    assert set(loaded.column_names) == {"__key__", "__url__", *SAMPLE_MEMBERS}
+    by_key = {row["__key__"]: row for row in loaded}
+    for key, members in found:
+        row, doc = by_key[key], json.loads(members["json"])
+        assert row["json"]["tracks"] == doc["tracks"]
+        assert [r["strip_box"] for r in row["json"]["references"]] == [
+            r["strip_box"] for r in doc["references"]
+        ]
+        assert row["mp4"]["bytes"] == members["mp4"]
+        strip = row["refs.jpg"]
+        if doc["references"]:
+            assert strip.size == (doc["references"][-1]["strip_box"][2], STRIP_HEIGHT)
+        else:
+            assert strip.size == (PLACEHOLDER_SIDE, PLACEHOLDER_SIDE)

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ValidationError
 from muss_builder.captions.records import (
     CaptionerInfo,
     CaptionIssue,
-    FactLighting,
     FactSubject,
 )
 from muss_builder.samples.records import (
@@ -23,6 +22,7 @@ from muss_builder.samples.records import (
     Sample,
     SampleCamera,
     SampleFacts,
+    SampleLighting,
     SamplePipeline,
     SampleShot,
     ShotSubject,
@@ -47,7 +47,7 @@ SAMPLE_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (SubjectBox, (*SHOT, "properties", "subjects", "items", "properties", "boxes", "items")),
     (SampleFacts, FACTS),
     (SampleCamera, (*FACTS, "properties", "camera")),
-    (FactLighting, (*FACTS, "properties", "lighting")),
+    (SampleLighting, (*FACTS, "properties", "lighting")),
     (FactSubject, (*FACTS, "properties", "subjects", "items")),
     (Reference, ("properties", "references", "items")),
     (CaptionIssue, ("properties", "caption_issues", "items")),
