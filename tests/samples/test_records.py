@@ -34,6 +34,7 @@ from muss_builder.samples.records import (
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.schemas import json_schema, schema_errors
 
+CAPTIONS_OFF = {"backend": "none", "model": "", "sources": [], "attempts": 0}
 SHOT = ("properties", "shots", "items")
 FACTS = (*SHOT, "properties", "facts")
 # every part of the sample model and the schema node it mirrors
@@ -188,8 +189,7 @@ def mutations() -> list[tuple[str, Any, bool]]:
         ("no crop", drop("crop"), False),
         # what the schema lets through, the model takes too
         ("an integer fps", put(24, "clip", "fps"), True),
-        ("captions off", put({"backend": "none", "model": "", "sources": [], "attempts": 0},
-                              "captioner"), True),  # fmt: skip
+        ("captions off", put(CAPTIONS_OFF, "captioner"), True),
         ("empty captions", put("", "shots", 0, "caption"), True),
         ("global caption issue", put([{"shot": -1, "issue": "x"}], "caption_issues"), True),
         ("extra facts key", put("x", "shots", 0, "facts", "extra"), True),
