@@ -214,7 +214,9 @@ def _packed_index(build: SourceBuild, records: list[dict]) -> pa.Table:
     )
     # the build's rows with their position in the build, so the joined rows keep its columns'
     # order and each key's rows their build order (montage first)
-    numbered = index.append_column("_row", pa.array(range(index.num_rows), pa.int64()))
+    numbered = pa.table(  # keys and row numbers only: Arrow joins no list column
+        {"key": index["key"], "_row": pa.array(range(index.num_rows), pa.int64())}
+    )
     joined = numbered.join(placed, "key", join_type="inner").sort_by(
         [("_order", "ascending"), ("_row", "ascending")]
     )
