@@ -287,11 +287,9 @@ def make_suite(
     (out / "refs").mkdir(parents=True, exist_ok=True)
     (out / "real").mkdir(exist_ok=True)
     scripts = []
-    for record, members in chosen:
-        script = script_from_sample(
-            record, members, out / "refs", refs_per_target, view[record.key]
-        )
-        (out / "real" / f"{script.key}.mp4").write_bytes(members["mp4"])
+    for record, data in chosen:  # the view each row chose: the subject one has references
+        script = script_from_sample(record, data, out / "refs", refs_per_target, view[record.key])
+        (out / "real" / f"{script.key}.mp4").write_bytes(data["mp4"])
         scripts.append(script)
     meta = {
         "suite_version": SUITE_VERSION,

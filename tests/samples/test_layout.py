@@ -21,8 +21,8 @@ import pytest
 from muss_builder.config import PipelineConfig
 from muss_builder.core.naming import SAMPLE_MEMBERS
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.samples.features import hf_features
 from muss_builder.samples.ref_strip import PLACEHOLDER_SIDE, STRIP_HEIGHT, placeholder_strip
+from muss_builder.shards.features import hf_features
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.validate import validate_dataset
 from muss_builder.testing.face_film import Person, make_face_film
