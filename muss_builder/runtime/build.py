@@ -16,6 +16,7 @@ from muss_builder.core.storage import Storage, is_remote, json_bytes
 from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
+from muss_builder.report.card import write_card, write_pipeline
 from muss_builder.runtime.buildlog import BuildLog
 from muss_builder.runtime.curate_stage import close_registries, forget_film
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
@@ -181,6 +182,8 @@ def build(
         # which reproducibility the output can promise: one mode per kind of film record
         stats["determinism"] = sorted({r.determinism or "unknown" for r in records})
         _stop_on_full_disk(lambda: store.write_bytes("stats.json", json_bytes(stats)))
+        _stop_on_full_disk(lambda: write_pipeline(store.root, config))
+        _stop_on_full_disk(lambda: write_card(store.root))
         log.line(f"build ended: {stats['films']}")
     out_root = store.root if store.remote else Path(store.root)
     return BuildSummary(out_root, results, stats, len(index_rows))
