@@ -99,7 +99,7 @@ class ShotSubject(Closed):
 class SampleCamera(FactCamera):
     """The camera facts of a sample's shot: kind "unknown" (zeros) when not measured. The
     per-axis rates are declared (and required) here: every key a sample carries is in the
-    schema, so the Hugging Face features built from it (``shards.features``) cover it."""
+    schema and the model, so the dataset card's features (``report.card_features``) cover it."""
 
     kind: CameraKind | Literal["unknown"]
     dx_per_second: Number
