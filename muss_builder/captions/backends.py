@@ -1,4 +1,5 @@
-"""Caption backends: keyframes and a prompt in, a caption out, from a local VLM or a server.
+"""Caption backends: keyframes (or a shot's clip) and a prompt in, a caption out, from a
+local VLM or a server.
 
 The captioner (``captioner.py``) decides what to ask; a backend only answers, in bulk, in
 order, and never raises for one bad request, so one broken keyframe or one flaky HTTP reply
@@ -24,6 +25,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from muss_builder.captions.video import VideoClip
+
 
 @dataclass
 class CaptionRequest:
@@ -31,6 +34,9 @@ class CaptionRequest:
     images: list[np.ndarray] = field(default_factory=list)  # BGR uint8 keyframes, may be empty
     system: str | None = None
     max_new_tokens: int = 160
+    # the shot as a clip, for a backend whose model reads video; it then goes instead of the
+    # keyframes, with its timing added to the prompt; other backends use ``images``
+    video: VideoClip | None = None
 
 
 @dataclass
@@ -62,6 +68,10 @@ class CaptionBackend:
 
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionReply]:
         raise NotImplementedError
+
+    def sends_video(self) -> bool:
+        """Whether a request's clip reaches the model (else its keyframes do)."""
+        return False
 
 
 def shrink(image_bgr: np.ndarray, max_side: int) -> np.ndarray:

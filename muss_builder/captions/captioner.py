@@ -2,12 +2,16 @@
 
 1. Every shot of every sample gets a caption grounded in its facts and subject tags. The
    ``facts`` backend writes it from the facts; a model backend is asked with the keyframes,
-   and its answer is checked (``consistency.py``): a caption that fails is asked again with
-   its problems listed, at most ``max_reasks`` times, then kept with its problems recorded.
-2. Each sample then gets a global caption written from its (checked) shot captions, so the
-   two levels cannot disagree, with the same check on subject tags.
+   or, for a model that reads video, with the shot as a clip and its frames' times
+   (``video.py``), and its answer is checked (``consistency.py``): a caption that fails is
+   asked again with its problems listed, at most ``max_reasks`` times, then kept with its
+   problems recorded.
+2. Each sample then gets a global caption written by a second, text-led pass (MuSS's
+   stage-2 aggregation) from its (checked) shot captions, its measured shot facts and its
+   subject tags, so the two levels cannot disagree, with the same check on subject tags.
 
-A model reply is cached on disk by (backend, model, prompt, image hashes, token budget), so a
+A model reply is cached on disk by (backend, model, prompt, image and clip hashes, token
+budget), so a
 rerun or a resumed film asks nothing twice. A request that fails outright falls back to the
 facts sentence, labelled as such, so no sample is left without captions.
 """
@@ -32,6 +36,7 @@ from muss_builder.captions.text import (
     global_prompt,
     shot_prompt,
 )
+from muss_builder.captions.video import VideoClip, model_reads_video
 from muss_builder.config import CaptionsConfig
 from muss_builder.core.models import loaded_model
 from muss_builder.core.storage import write_atomic
@@ -54,6 +59,9 @@ class CaptionItem:
     facts: dict[str, Any] | None = None
     shot_captions: list[str] | None = None
     shot_facts: list[dict[str, Any]] | None = None
+    video: list[bytes] = field(default_factory=list)  # JPEG clip frames (video input)
+    video_times: list[float] = field(default_factory=list)  # their seconds in the shot
+    duration: float = 0.0  # the shot's seconds
 
 
 @dataclass
@@ -61,6 +69,7 @@ class CaptionStats:
     backend: str
     model: str | None
     requests: int = 0
+    video_requests: int = 0  # requests whose shot reached the model as a clip
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -87,13 +96,14 @@ def _new_backend(config: CaptionsConfig) -> Any:
     if config.backend == "transformers":
         backend = TransformersBackend(
             str(config.model), device=config.device, batch_size=config.batch_size,
-            max_image_side=config.image_side,
+            max_image_side=config.image_side, video=config.video_input,
         )  # fmt: skip
     else:
         backend = OpenAIBackend(
             str(config.model), base_url=config.base_url, api_key_env=config.api_key_env,
             timeout_s=config.timeout_s, max_retries=config.max_retries,
             concurrency=config.concurrency, max_image_side=config.image_side,
+            video=config.openai_video if model_reads_video(config) else "off",
         )  # fmt: skip
     backend.setup()
     return backend
@@ -126,7 +136,7 @@ class Captioner:
         return self._ask(
             items,
             GLOBAL_SYSTEM,
-            lambda it: global_prompt(it.shot_captions, it.sample_subjects),
+            lambda it: global_prompt(it.shot_captions, it.sample_subjects, it.shot_facts),
             lambda it, text: global_caption_issues(text, it.sample_subjects),
             lambda it: facts_global_caption(it.shot_facts, it.shot_captions),
         )
@@ -168,9 +178,10 @@ class Captioner:
                         "fix them: " + "; ".join(feedback[i])
                     )
                 images = [_decode(b) for b in items[i].images]
-                requests.append(
-                    (CaptionRequest(prompt, images, system, self.config.max_new_tokens), items[i])
+                request = CaptionRequest(
+                    prompt, images, system, self.config.max_new_tokens, _clip(items[i])
                 )
+                requests.append((request, items[i]))
             replies = self._generate(requests)
             still = []
             for i, reply in zip(pending, replies, strict=True):
@@ -208,8 +219,10 @@ class Captioner:
             started = time.perf_counter()
             replies = backend.generate([requests[n][0] for n in todo])
             self.stats.model_seconds += time.perf_counter() - started
+            clips = backend.sends_video()
             for n, key, reply in zip(todo, keys, replies, strict=True):
                 self.stats.requests += 1
+                self.stats.video_requests += int(clips and requests[n][0].video is not None)
                 self.stats.prompt_tokens += reply.prompt_tokens
                 self.stats.completion_tokens += reply.completion_tokens
                 if reply.text is None or not reply.text.strip():
@@ -220,7 +233,7 @@ class Captioner:
         return texts
 
     def _key(self, request: Any, item: CaptionItem) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "backend": self.config.backend,
             "model": self.config.model,
             "system": request.system,
@@ -228,6 +241,9 @@ class Captioner:
             "images": [hashlib.sha256(b).hexdigest() for b in item.images],
             "max_new_tokens": request.max_new_tokens,
         }
+        if item.video:  # only then: keyframe-only requests keep the keys they always had
+            payload["video"] = [hashlib.sha256(b).hexdigest() for b in item.video]
+            payload["video_times"] = item.video_times
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def _cache_get(self, key: str) -> str | None:
@@ -255,3 +271,10 @@ def _decode(jpeg: bytes) -> np.ndarray:
     import cv2
 
     return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _clip(item: CaptionItem) -> VideoClip | None:
+    """The shot's clip, when the keyframe pass kept one (video input on)."""
+    if not item.video:
+        return None
+    return VideoClip([_decode(b) for b in item.video], list(item.video_times), item.duration)

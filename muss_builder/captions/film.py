@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from muss_builder.captions.captioner import Captioner, CaptionItem
 from muss_builder.captions.collector import ShotPixels
@@ -34,7 +35,7 @@ def caption_windows(
         for window_facts in facts
     ]
     shot_items = [
-        CaptionItem(present[n], pixels.get(s.index, ShotPixels()).images, facts=f)
+        _shot_item(present[n], pixels.get(s.index, ShotPixels()), f)
         for n, w in enumerate(windows)
         for s, f in zip(w, plain[n], strict=True)
     ]
@@ -58,3 +59,11 @@ def caption_windows(
         [WindowCaptions(f, s, g) for f, s, g in zip(facts, shot_captions, globals_, strict=True)],
         captioner.stats.to_dict(),
     )
+
+
+def _shot_item(present: list[str], pixels: ShotPixels, facts: dict[str, Any]) -> CaptionItem:
+    """A shot to caption: keyframes, and its clip when video input kept one."""
+    return CaptionItem(
+        present, pixels.images, facts=facts, video=pixels.video,
+        video_times=pixels.video_times, duration=pixels.duration,
+    )  # fmt: skip

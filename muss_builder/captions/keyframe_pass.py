@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from muss_builder.captions.collector import ShotPixelCollector, ShotPixels
+from muss_builder.captions.collector import ShotPixelCollector, ShotPixels, VideoSampling
+from muss_builder.captions.video import model_reads_video
 from muss_builder.config import PipelineConfig
 from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.segment import ShotDetection
@@ -40,12 +41,17 @@ def keyframe_pass(
         )
     collector = None
     if config.captions.enabled:
+        cap = config.captions
+        video = None
+        if model_reads_video(cap):  # the clip frames ride the same decode as the keyframes
+            video = VideoSampling(cap.video_fps, cap.video_max_frames, cap.video_max_pixels)
         collector = ShotPixelCollector(
             detection.shots,
             detection.frame_pts,
-            config.captions.motion_frames_per_shot,
-            config.captions.images_per_shot,
-            config.captions.image_side,
+            cap.motion_frames_per_shot,
+            cap.images_per_shot,
+            cap.image_side,
+            video,
         )
     riders = [*([collector] if collector else []), *collectors]
     subjects = find_subjects(path, probe, detection, sub, riders, crops)

@@ -32,6 +32,7 @@ from muss_builder.captions.backends import (
     describe_error,
     shrink,
 )
+from muss_builder.captions.video import VideoClip, encode_mp4
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,13 @@ class OpenAIBackend(CaptionBackend):
     come back in lockstep, yet reruns wait alike), or the server's ``Retry-After`` when it sends
     one; both capped at 30 s. Other 4xx answers are final at once. The API key comes from the
     environment variable ``api_key_env`` when it is set (a local vLLM needs none).
+
+    ``video`` says what a request's clip becomes (``off``: its keyframes go instead):
+    ``mp4`` one ``video_url`` part, a data URL of an H.264 mp4 encoded from the clip's frames
+    at its mean rate (vLLM serves Qwen2.5-VL / Qwen3-VL this way and samples it again at its
+    own fps); ``frames`` the frames as ``image_url`` parts, each after a ``<t s>`` text part
+    with its time, for servers that take several images but no video. Either way the prompt
+    ends with the clip's timing in words.
     """
 
     name = "openai"
@@ -85,6 +93,7 @@ class OpenAIBackend(CaptionBackend):
         concurrency: int = 4,
         max_image_side: int = 768,
         temperature: float = 0.0,
+        video: str = "off",
     ) -> None:
         if not model:
             raise ValueError("the openai caption backend needs the served model's name")
@@ -102,6 +111,9 @@ class OpenAIBackend(CaptionBackend):
         self.concurrency = concurrency
         self.max_image_side = max_image_side
         self.temperature = temperature
+        if video not in ("off", "mp4", "frames"):
+            raise ValueError(f"video must be off, mp4 or frames, got {video!r}")
+        self.video = video
         self.url = f"{self.base_url}/chat/completions"
         self._headers: dict[str, str] | None = None
         self._opener: urllib.request.OpenerDirector | None = None
@@ -117,6 +129,9 @@ class OpenAIBackend(CaptionBackend):
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
         self._opener = urllib.request.build_opener()
+
+    def sends_video(self) -> bool:
+        return self.video != "off"
 
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionReply]:
         if self._opener is None:
@@ -171,13 +186,16 @@ class OpenAIBackend(CaptionBackend):
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        if request.images:
-            content: list[dict[str, Any]] = [
+        if request.video is not None and self.video != "off":
+            content = self._clip_parts(request.video)
+            prompt = f"{request.prompt}\n{request.video.note()}"
+            messages.append({"role": "user", "content": [*content, _text(prompt)]})
+        elif request.images:
+            content = [
                 {"type": "image_url", "image_url": {"url": self._data_url(image)}}
                 for image in request.images
             ]
-            content.append({"type": "text", "text": request.prompt})
-            messages.append({"role": "user", "content": content})
+            messages.append({"role": "user", "content": [*content, _text(request.prompt)]})
         else:  # plain string content: what every server, multimodal or not, accepts
             messages.append({"role": "user", "content": request.prompt})
         return {
@@ -186,6 +204,19 @@ class OpenAIBackend(CaptionBackend):
             "max_tokens": request.max_new_tokens,
             "temperature": self.temperature,
         }
+
+    def _clip_parts(self, clip: VideoClip) -> list[dict[str, Any]]:
+        if not clip.frames or len(clip.times) != len(clip.frames):
+            raise ValueError("a clip needs frames and one time per frame")
+        if self.video == "mp4":
+            # frames already within the pixel budget (the collector's): not shrunk again
+            url = "data:video/mp4;base64," + base64.b64encode(encode_mp4(clip)).decode("ascii")
+            return [{"type": "video_url", "video_url": {"url": url}}]
+        parts: list[dict[str, Any]] = []
+        for frame, t in zip(clip.frames, clip.times, strict=True):
+            parts.append(_text(f"<{t:.2f} s>"))
+            parts.append({"type": "image_url", "image_url": {"url": self._data_url(frame)}})
+        return parts
 
     def _data_url(self, image_bgr: np.ndarray) -> str:
         ok, jpeg = cv2.imencode(
@@ -242,6 +273,10 @@ class OpenAIBackend(CaptionBackend):
             _count(usage, "prompt_tokens"),
             _count(usage, "completion_tokens"),
         )
+
+
+def _text(text: str) -> dict[str, str]:
+    return {"type": "text", "text": text}
 
 
 def _count(usage: Any, key: str) -> int:

@@ -147,16 +147,40 @@ GLOBAL_SYSTEM = (
 )
 
 
-def global_prompt(shot_captions: list[str], subjects: list[str]) -> str:
+def global_prompt(
+    shot_captions: list[str],
+    subjects: list[str],
+    shot_facts: list[dict[str, Any]] | None = None,
+) -> str:
+    """The second pass's prompt (MuSS's stage-2 aggregation): the sample's subject tags, then
+    each shot's caption with its measured facts (scale, camera, light, who), so the global
+    caption stands on what was measured as well as on what the shot captions say."""
     lines = [
         "Write one paragraph: first the subjects (at most 4, each as its tag followed by a short "
         "appearance description), then the environment, then what happens across the shots.",
         f"Subjects of this clip: {', '.join(tag(s) for s in subjects) or 'none'}. Use only these "
         "tags.",
-        "Shot captions in order:",
     ]
-    lines += [f"[shot {i + 1}] {c}" for i, c in enumerate(shot_captions)]
+    with_facts = ", each with its measured facts (trust them):" if shot_facts else ":"
+    lines.append(f"Shot captions in order{with_facts}")
+    for i, caption in enumerate(shot_captions):
+        lines.append(f"[shot {i + 1}] {caption}")
+        if shot_facts and i < len(shot_facts) and shot_facts[i]:
+            lines.append(f"  facts: {_fact_line(shot_facts[i])}")
     return "\n".join(lines)
+
+
+def _fact_line(facts: dict[str, Any]) -> str:
+    measured = facts.get("scale") and not facts.get("scale_basis", "").startswith("no subject")
+    parts = [f"scale {facts['scale'].replace('_', ' ')}" if measured else "scale unknown"]
+    if facts.get("camera"):
+        parts.append(MOTION_WORDS[facts["camera"]["kind"]])
+    light = facts.get("lighting")
+    if light:
+        parts.append(f"{light['key'].replace('_', '-')}, {light['time_of_day']}")
+    who = [tag(s["id"]) for s in facts.get("subjects", [])]
+    parts.append(f"subjects {', '.join(who)}" if who else "no identified subject")
+    return "; ".join(parts)
 
 
 def hierarchical_prompt(global_caption: str, shot_captions: list[str]) -> str:

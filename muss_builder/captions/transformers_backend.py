@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
+import numpy as np
 
 from muss_builder.captions.backends import (
     CaptionBackend,
@@ -21,9 +23,20 @@ from muss_builder.captions.backends import (
     describe_error,
     shrink,
 )
+from muss_builder.captions.video import VIDEO_MODEL_TYPES, VideoClip
 from muss_builder.core.models import load_pretrained, pick_device
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Chat:
+    """One request made ready for the processor: its chat and the pixels it refers to."""
+
+    index: int
+    messages: list[dict[str, Any]]
+    images: list[Any]  # PIL RGB keyframes, one per image part
+    clip: VideoClip | None = None  # the video part's clip, when the model reads video
 
 
 class TransformersBackend(CaptionBackend):
@@ -40,6 +53,13 @@ class TransformersBackend(CaptionBackend):
     A request whose keyframes are unusable fails alone before the batch runs; a batch that
     throws (e.g. out of GPU memory) is retried one request at a time, so only the request at
     fault is lost. A request without keyframes is a text-only chat through the same model.
+
+    Video (``video``: auto/on/off): a model whose processor has a video processor and that
+    reads clips natively (Qwen2-VL, Qwen2.5-VL, Qwen3-VL; any model with a video processor
+    when ``on``) gets a request's ``video`` as one video part instead of its keyframes, with
+    the frames' times in the prompt and in the processor's video metadata (Qwen3-VL writes
+    them into the prompt as ``<t seconds>`` markers; Qwen2.5-VL turns the clip's frame rate
+    into the time positions of its rotary embedding). Image-only models keep the keyframes.
     """
 
     name = "transformers"
@@ -53,6 +73,7 @@ class TransformersBackend(CaptionBackend):
         max_image_side: int = 448,
         dtype: str = "auto",
         do_sample: bool = False,
+        video: str = "auto",
     ) -> None:
         if not model:
             raise ValueError(
@@ -67,6 +88,8 @@ class TransformersBackend(CaptionBackend):
         self.max_image_side = max_image_side
         self.dtype = dtype
         self.do_sample = do_sample
+        self.video = video
+        self.reads_video = False  # decided in setup(), from the loaded processor and model
         self._processor: Any = None
         self._tokenizer: Any = None
         self._model: Any = None
@@ -79,7 +102,14 @@ class TransformersBackend(CaptionBackend):
 
         self._device = pick_device(self.device)
         dtype = self._torch_dtype(torch)
-        processor = load_pretrained(AutoProcessor, self.model)
+        try:
+            processor = load_pretrained(AutoProcessor, self.model)
+        except ImportError as err:  # e.g. the Qwen-VL video processors need torchvision
+            raise ImportError(
+                f"the processor of caption model {self.model!r} needs a library that is not "
+                f"installed: {str(err).strip().splitlines()[0]} Install it (for torchvision, "
+                "the build matching your torch) and run again."
+            ) from err
         network = load_pretrained(AutoModelForImageTextToText, self.model, dtype=dtype)
         tokenizer = getattr(processor, "tokenizer", processor)
         # Left padding: generate appends after the last column, so right padding would put
@@ -94,6 +124,24 @@ class TransformersBackend(CaptionBackend):
         if tokenizer.eos_token_id is not None:
             eos.append(tokenizer.eos_token_id)
         self._stop_ids = {int(i) for i in eos}
+        self.reads_video = self._reads_video(processor, network)
+
+    def sends_video(self) -> bool:
+        return self.reads_video
+
+    def _reads_video(self, processor: Any, network: Any) -> bool:
+        if self.video == "off":
+            return False
+        has_video_processor = getattr(processor, "video_processor", None) is not None
+        native = network.config.model_type in VIDEO_MODEL_TYPES
+        if self.video == "on" and not has_video_processor:
+            log.warning(
+                "captions.video_input is on but %s (%s) has no video processor: shots go to it "
+                "as keyframes",
+                self.model,
+                network.config.model_type,
+            )
+        return has_video_processor and (native or self.video == "on")
 
     def _torch_dtype(self, torch: Any) -> Any:
         """``"auto"``: bfloat16 on a GPU (half the memory, the precision VLMs are trained in),
@@ -109,42 +157,42 @@ class TransformersBackend(CaptionBackend):
         if self._model is None:
             self.setup()
         replies: list[CaptionReply | None] = [None] * len(requests)
-        ready: list[tuple[int, list[dict[str, Any]], list[Any]]] = []
+        ready: list[_Chat] = []
         for i, request in enumerate(requests):
             started = time.perf_counter()
             try:
-                ready.append((i, *self._chat(request)))
+                ready.append(self._chat(i, request))
             except Exception as err:
                 replies[i] = self._failed(err, time.perf_counter() - started, attempts=1)
         for start in range(0, len(ready), self.batch_size):
             batch = ready[start : start + self.batch_size]
             started = time.perf_counter()
             try:
-                answers = self._run([requests[i] for i, _, _ in batch], batch)
+                answers = self._run([requests[chat.index] for chat in batch], batch)
             except Exception as err:
                 batch_seconds = time.perf_counter() - started
                 self._free_memory()
                 if len(batch) == 1:
-                    replies[batch[0][0]] = self._failed(err, batch_seconds, attempts=1)
+                    replies[batch[0].index] = self._failed(err, batch_seconds, attempts=1)
                     continue
                 log.warning(
                     "caption batch of %d failed (%s): retrying one by one",
                     len(batch),
                     describe_error(err),
                 )
-                for item in batch:
-                    replies[item[0]] = self._alone(requests[item[0]], item, batch_seconds)
+                for chat in batch:
+                    replies[chat.index] = self._alone(requests[chat.index], chat, batch_seconds)
                 continue
             seconds = time.perf_counter() - started
-            for (i, _, _), (text, n_prompt, n_completion) in zip(batch, answers, strict=True):
-                replies[i] = CaptionReply(text, self.model, n_prompt, n_completion, seconds, 1)
+            for chat, (text, n_prompt, n_done) in zip(batch, answers, strict=True):
+                replies[chat.index] = CaptionReply(text, self.model, n_prompt, n_done, seconds, 1)
         assert all(reply is not None for reply in replies)
         return replies  # type: ignore[return-value]
 
     def _alone(
         self,
         request: CaptionRequest,
-        item: tuple[int, list[dict[str, Any]], list[Any]],
+        item: _Chat,
         batch_seconds: float,
     ) -> CaptionReply:
         """A request of a failed batch, asked again on its own (its second attempt)."""
@@ -161,39 +209,48 @@ class TransformersBackend(CaptionBackend):
         log.warning("caption request failed with %s: %s", self.model, describe_error(err))
         return CaptionReply(None, self.model, 0, 0, seconds, attempts, describe_error(err))
 
-    def _chat(self, request: CaptionRequest) -> tuple[list[dict[str, Any]], list[Any]]:
-        """(the standard chat messages, the keyframes as PIL RGB images, in the same order)."""
+    def _chat(self, index: int, request: CaptionRequest) -> _Chat:
+        """The standard chat messages of a request, and its pixels in the same order: the
+        clip as one video part when the model reads video, else a part per keyframe."""
         from PIL import Image
 
-        images = [
-            Image.fromarray(cv2.cvtColor(shrink(image, self.max_image_side), cv2.COLOR_BGR2RGB))
-            for image in request.images
-        ]
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append(
                 {"role": "system", "content": [{"type": "text", "text": request.system}]}
             )
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in images]
+        clip = request.video if self.reads_video and request.video else None
+        if clip is not None:
+            _check_clip(clip)
+            content: list[dict[str, Any]] = [{"type": "video"}]
+            content.append({"type": "text", "text": f"{request.prompt}\n{clip.note()}"})
+            messages.append({"role": "user", "content": content})
+            return _Chat(index, messages, [], clip)
+        images = [
+            Image.fromarray(cv2.cvtColor(shrink(image, self.max_image_side), cv2.COLOR_BGR2RGB))
+            for image in request.images
+        ]
+        content = [{"type": "image"} for _ in images]
         content.append({"type": "text", "text": request.prompt})
         messages.append({"role": "user", "content": content})
-        return messages, images
+        return _Chat(index, messages, images)
 
     def _run(
         self,
         requests: list[CaptionRequest],
-        batch: list[tuple[int, list[dict[str, Any]], list[Any]]],
+        batch: list[_Chat],
     ) -> list[tuple[str, int, int]]:
         """(text, prompt tokens, completion tokens) per request, one ``generate`` call."""
         import torch
 
         prompts = [
-            self._processor.apply_chat_template(messages, add_generation_prompt=True)
-            for _, messages, _ in batch
+            self._processor.apply_chat_template(chat.messages, add_generation_prompt=True)
+            for chat in batch
         ]
         # Images go per conversation (nested), the one layout every processor accepts; a
-        # batch with none goes text-only.
-        images = [pictures for _, _, pictures in batch]
+        # batch with none goes text-only. Clips go flat, in the order of their video parts.
+        images = [chat.images for chat in batch]
+        clips = [chat.clip for chat in batch if chat.clip is not None]
         bos = self._tokenizer.bos_token
         inputs = self._processor(
             text=prompts,
@@ -202,6 +259,7 @@ class TransformersBackend(CaptionBackend):
             return_tensors="pt",
             # a template that writes the BOS itself must not get a second one
             add_special_tokens=not (bos and prompts[0].startswith(bos)),
+            **(_video_inputs(clips) if clips else {}),
         )
         inputs = inputs.to(self._device, dtype=self._model.dtype)
         n_new = max(request.max_new_tokens for request in requests)
@@ -232,3 +290,41 @@ class TransformersBackend(CaptionBackend):
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _check_clip(clip: VideoClip) -> None:
+    """A clip the processor can take: 2+ same-sized uint8 colour frames, a time for each."""
+    shapes = {np.asarray(f).shape for f in clip.frames}
+    frame = np.asarray(clip.frames[0]) if clip.frames else np.zeros(0)
+    if len(clip.frames) < 1 or len(shapes) != 1 or frame.dtype != np.uint8 or frame.ndim != 3:
+        raise ValueError(
+            f"a clip needs same-sized uint8 BGR frames, got shapes {sorted(shapes)} of "
+            f"dtype {frame.dtype}"
+        )
+    if len(clip.times) != len(clip.frames):
+        raise ValueError(f"a clip has {len(clip.frames)} frames but {len(clip.times)} times")
+
+
+def _video_inputs(clips: list[VideoClip]) -> dict[str, Any]:
+    """The processor's video arguments: each clip as a (T, H, W, 3) RGB array, and metadata
+    that gives its frames' real times. The frames were sampled already (by the keyframe
+    pass), so the processor must not sample again; times go as frame indices of a 1 kHz
+    clock, which keeps millisecond times exact whatever the film's frame rate."""
+    from transformers.video_utils import VideoMetadata
+
+    videos, metadata = [], []
+    for clip in clips:
+        rgb = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in clip.frames])
+        videos.append(rgb)
+        ticks = [round(t * 1000) for t in clip.times]
+        metadata.append(
+            VideoMetadata(
+                total_num_frames=max(round(clip.duration * 1000), ticks[-1] + 1),
+                fps=1000.0,
+                width=rgb.shape[2],
+                height=rgb.shape[1],
+                duration=clip.duration,
+                frames_indices=ticks,
+            )
+        )
+    return {"videos": videos, "video_metadata": metadata, "do_sample_frames": False}

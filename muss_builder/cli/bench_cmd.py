@@ -175,7 +175,11 @@ def _models_config(path: Path | None) -> BenchModelsConfig:
 
 
 def make_suite_cmd(
-    dataset: Path = typer.Argument(..., help="a built dataset (index.parquet + shards/)"),
+    dataset: str = typer.Argument(
+        ...,
+        metavar="DATASET",
+        help="a build, a packed folder or a subset (index.parquet + shards), local or s3://",
+    ),
     out: Path = typer.Option(..., "--out", help="the suite folder to create"),
     n_scripts: int = typer.Option(50, "--n-scripts", help="most scripts to draw"),
     holdout_fraction: float = typer.Option(
@@ -186,6 +190,13 @@ def make_suite_cmd(
     tracks: list[str] | None = typer.Option(
         None, "--track", help="tracks to draw from, preferred first (default: subject, montage)"
     ),
+    shards: list[str] | None = typer.Option(
+        None,
+        "--shards",
+        metavar="SHARDS",
+        help="draw only from these shards (repeatable): files, folders, globs, brace "
+        "patterns (test-{00000..00003}.tar), manifest.json, s3:// urls",
+    ),
 ) -> None:
     """Draw a suite of multi-shot scripts (with references and real clips) from held-out films."""
     from muss_builder.bench.suite import SuiteError, make_suite
@@ -195,6 +206,7 @@ def make_suite_cmd(
         suite = make_suite(
             dataset, out, n_scripts=n_scripts, holdout_fraction=holdout_fraction, seed=seed,
             tracks=tuple(tracks or ("subject", "montage")), min_films=min_films,
+            shards=shards,
         )  # fmt: skip
     except (SuiteError, ShardFormatError) as exc:
         raise _fail(str(exc)) from exc

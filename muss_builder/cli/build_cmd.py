@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
@@ -24,8 +26,9 @@ from muss_builder.shards.untrusted import printable
 
 console = Console(stderr=True)
 
-# Exit codes of `build` (README "Running" and `build --help`).
+# Exit codes of `build` (README "Running", docs/cli.md and `build --help`).
 EXIT_OK, EXIT_NOTHING_BUILT, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_STOPPED = 0, 1, 2, 3, 4
+EXIT_PACK_FAILED = 5  # --pack: the build is complete but could not be packed
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 
 
@@ -36,6 +39,7 @@ def _run(
     executor: str | None,
     ray_address: str | None,
     num_cpus: int | None,
+    tables: bool = True,
 ) -> build_lib.BuildSummary:
     try:
         cfg = load_pipeline(config)
@@ -82,7 +86,8 @@ def _run(
 
         progress = build_lib.Progress(on_film=on_film, on_tick=on_tick, on_notice=on_notice)
         summary = _build_or_exit(movies, out, cfg, executor, ray_address, num_cpus, progress)
-    _print_summary(summary)
+    if tables:
+        _print_summary(summary)
     return summary
 
 
@@ -170,18 +175,116 @@ def build(
     allow_failures: bool = typer.Option(
         False, "--allow-failures", help="exit 0 when some films failed and others were built"
     ),
+    pack: bool = typer.Option(
+        False, "--pack", help="then pack the build into OUT/packed (as muss-builder pack)"
+    ),
+    pack_target_bytes: str | None = typer.Option(
+        None, "--pack-target-bytes", metavar="SIZE", help="--pack: shard size (default 1GB)"
+    ),
+    pack_seed: int = typer.Option(0, "--pack-seed", metavar="S", help="--pack: seed"),
+    pack_splits: str = typer.Option(
+        "train=0.98,validation=0.01,test=0.01",
+        "--pack-splits",
+        metavar="NAME=SHARE,...",
+        help="--pack: split shares by film",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="print a JSON summary on stdout (progress stays on stderr)"
+    ),
 ) -> None:
     """Build a multi-shot dataset from MOVIES into OUT (rerun to resume).
 
-    Exit codes: 0 every film built, skipped or a duplicate; 1 no film could be built; 2 a
-    usage or config error (a model a stage cannot load included, before any film), or an --out
-    this build
-    cannot use (another build holds it, read-only, a file);
-    3 some films failed (0 with --allow-failures); 4 the build stopped (disk full, Ray
-    cluster lost), finished films kept; 130 interrupted (Ctrl-C). Rerun to resume.
+    Exit codes (rerun the same command to resume):
+    0 every film built, skipped or a duplicate
+    1 no film could be built
+    2 a usage or config error (before any film), or an --out it cannot use
+    3 some films failed (0 with --allow-failures)
+    4 the build stopped (disk full, Ray cluster lost), finished films kept
+    5 --pack: the build is complete but could not be packed
+    130 interrupted (Ctrl-C)
+
+    With --pack, packing runs only when the exit code would be 0.
     """
-    summary = _run(movies, out, config, executor, ray_address, num_cpus)
-    raise typer.Exit(exit_code(summary, allow_failures))
+    options = None
+    if pack:  # bad pack options are found before any film is built
+        from muss_builder.cli.pack_cmd import pack_options
+
+        try:
+            options = pack_options(pack_target_bytes, None, pack_seed, pack_splits, "", 32, True)
+        except typer.Exit as exc:
+            raise typer.Exit(EXIT_USAGE) from exc
+    summary = _run(movies, out, config, executor, ray_address, num_cpus, tables=not as_json)
+    code = exit_code(summary, allow_failures)
+    packed = None
+    if options is not None:
+        packed, code = _pack_after(summary, options, code)
+    if as_json:
+        typer.echo(json.dumps(json_summary(summary, code, packed), indent=2))
+    raise typer.Exit(code)
+
+
+def _pack_after(
+    summary: build_lib.BuildSummary, options: Any, code: int
+) -> tuple[dict | None, int]:
+    """``build --pack``: pack a build that exits 0; where and what it packed, the exit code."""
+    from muss_builder.pack.films import PackError
+    from muss_builder.pack.packer import pack_build
+    from muss_builder.pack.source import BuildRefused
+
+    if code != EXIT_OK:
+        _say("not packing: some films failed (--allow-failures packs the films that built)")
+        return None, code
+    if summary.n_index_rows == 0:
+        _say("not packing: the build has no samples")
+        return None, code
+    from muss_builder.cli.pack_cmd import refresh_card
+
+    try:
+        result = pack_build(str(summary.out), None, options)
+    except (BuildRefused, PackError, ValueError, OSError) as exc:
+        _say(f"the build is complete, but packing failed: {exc}")
+        return None, EXIT_PACK_FAILED
+    refresh_card(str(summary.out))
+    for name, split in result.manifest["splits"].items():
+        if split["n_shards"]:
+            console.print(
+                f"packed {name}: {split['n_samples']} samples in {split['n_shards']} shards "
+                f"({split['pattern']}) into {escape(printable(result.dest))}"
+            )
+    return {"dest": result.dest, "splits": result.manifest["splits"]}, code
+
+
+def json_summary(
+    summary: build_lib.BuildSummary, code: int, packed: dict | None = None
+) -> dict[str, Any]:
+    """What ``build --json`` prints: counts, every film, throughput, the pack's splits."""
+    s = summary.stats
+    return {
+        "out": str(summary.out),
+        "exit_code": code,
+        "films": {
+            "inputs": len(summary.results),
+            **{k: summary.count(k) for k in ("ok", "failed", "skipped", "duplicate")},
+            "resumed": sum(r.resumed for r in summary.results),
+        },
+        "samples_in_index": summary.n_index_rows,
+        "results": [
+            {
+                "path": r.path,
+                "film_id": r.film_id,
+                "status": r.status,
+                "reason": r.reason,
+                "resumed": r.resumed,
+                "n_shots": r.n_shots,
+                "n_samples": r.n_samples,
+            }
+            for r in summary.results
+        ],
+        "wall_seconds": s.get("wall_seconds"),
+        "film_seconds_processed": s.get("film_seconds_processed"),
+        "film_hours_per_wall_hour": s.get("film_hours_per_wall_hour"),
+        "packed": packed,  # {"dest", "splits"} after --pack, else None
+    }
 
 
 def exit_code(summary: build_lib.BuildSummary, allow_failures: bool = False) -> int:

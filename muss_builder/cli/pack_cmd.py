@@ -27,7 +27,7 @@ def _echo(text: str, err: bool = False) -> None:
         typer.echo(printable(line), err=err)
 
 
-def _options(
+def pack_options(
     target_bytes: str | None,
     target_samples: int | None,
     seed: int,
@@ -98,7 +98,7 @@ def pack(
 ) -> None:
     """Pack the build OUT into uniform, film-mixed shards per split ({split}-NNNNN.tar), with
     manifest.json and index.parquet. Rerun the same command to resume an interrupted pack."""
-    options = _options(target_bytes, target_samples, seed, splits, test_films, window, verify)
+    options = pack_options(target_bytes, target_samples, seed, splits, test_films, window, verify)
 
     def progress(shard: PackedShard) -> None:
         _echo(f"{shard.name}: {shard.n_samples} samples, {shard.size_bytes / 1e6:.1f} MB", True)
@@ -114,10 +114,22 @@ def pack(
     except (ValueError, FileNotFoundError) as exc:
         _echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
+    if to is None:  # OUT/packed: the build's card now names the packed shards
+        refresh_card(out)
     if as_json:
         typer.echo(json.dumps(result.manifest, indent=2))
     else:
         _echo(_summary(result))
+
+
+def refresh_card(out: str) -> None:
+    """Rewrite OUT's dataset card (its configs point at OUT/packed once packed)."""
+    from muss_builder.report.card import write_card
+
+    try:
+        write_card(out)
+    except (OSError, ValueError) as exc:  # the pack is done: a card that fails is a warning
+        _echo(f"warning: the dataset card was not rewritten: {exc}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -105,7 +105,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def fit(
     config: str = typer.Option("tiny", "--config", help="train YAML path or name (train-NAME)"),
     shards: list[str] | None = typer.Option(
-        None, "--shards", help="shard files, folders or globs (repeatable); overrides config"
+        None,
+        "--shards",
+        help="shards (repeatable; overrides config): files, folders, globs, brace patterns "
+        "(train-{00000..00127}.tar), manifest.json, s3:// urls",
     ),
     out: Path | None = typer.Option(None, "--out", help="run folder (default: output_dir)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint"),
@@ -169,7 +172,9 @@ def finish_rank_process() -> None:
 
 def cache(
     config: str = typer.Option("tiny", "--config", help="train YAML path or name"),
-    shards: list[str] | None = typer.Option(None, "--shards", help="shard files/folders/globs"),
+    shards: list[str] | None = typer.Option(
+        None, "--shards", help="shards: files, folders, globs, brace patterns, manifests, s3://"
+    ),
     out: Path = typer.Option(..., "--out", help="cache folder (shards/ + cache.json)"),
     dtype: str = typer.Option(
         "bfloat16", "--dtype", help="float storage: bfloat16|float16|float32"

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import ClipsConfig
+from muss_builder.core.encoders import CPU_H264, GPU_H264
 from muss_builder.media.commands import H264Options, clip_options
 from muss_builder.media.decode import FrameReader, PictureCut, scaled_size
+from muss_builder.media.gpu import choose_encoder
 from muss_builder.media.h264 import H264Writer
 from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError
@@ -126,3 +128,34 @@ def encode_clip(
             f"clip decode ended early: wrote {j} of {n_out} frames (source frames {first}..{last})"
         )
     return width, height
+
+
+def encode_clip_or_fall_back(
+    path: str | Path,
+    probe: FilmProbe,
+    frame_pts: np.ndarray,
+    plan: ClipPlan,
+    cfg: ClipsConfig,
+    out_path: str | Path,
+    picture: PictureCut | None = None,
+) -> tuple[tuple[int, int], str | None]:
+    """``encode_clip`` with ``cfg.encoder``, or x264 where that cannot run here; returns the
+    clip's size and a warning for the film's notes when the clip fell back to the CPU.
+
+    The GPU encoder is chosen once per process (``media/gpu.py`` tries it on a tiny input);
+    one that still fails on a real clip (its sessions used up, an odd size) re-encodes that
+    clip with x264, so a film never fails for want of NVENC."""
+    choice = choose_encoder(cfg.encoder)
+    if choice.value != GPU_H264:
+        options = clip_options(cfg, CPU_H264)
+        size = encode_clip(path, probe, frame_pts, plan, cfg, out_path, options, picture)
+        return size, choice.warning
+    try:
+        options = clip_options(cfg, GPU_H264)
+        size = encode_clip(path, probe, frame_pts, plan, cfg, out_path, options, picture)
+        return size, None
+    except MediaError as exc:
+        options = clip_options(cfg, CPU_H264)
+        size = encode_clip(path, probe, frame_pts, plan, cfg, out_path, options, picture)
+        why = f"clips.encoder {GPU_H264} failed on a clip ({exc}); it was encoded with {CPU_H264}"
+        return size, why

@@ -7,8 +7,9 @@ lists, each for a reason given at the function and in docs/design-notes.md ("ffm
 lines"): ffprobe's JSON queries (ffmpeg-python only builds ffmpeg commands), and the frame
 decode, whose filter chain is a ``-vf`` simple filtergraph on purpose.
 
-This is also the one module that names the H.264 encoder: every H.264 file the package or its
-fixtures write gets its codec options from ``H264Options``.
+This is also the one module that builds the H.264 encoders' options: every H.264 file the
+package or its fixtures write gets them from ``H264Options`` (the encoders' names themselves
+are in ``core/encoders.py``, which ``config.py`` can import too).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Literal
 import ffmpeg
 
 from muss_builder.config import ClipsConfig
+from muss_builder.core.encoders import CPU_H264, GPU_H264, H264Encoder
 from muss_builder.media.tools import binary
 
 PixelFormat = Literal["bgr24", "rgb24", "yuv420p"]
@@ -43,15 +45,29 @@ class H264Options:
     threads: int | None = None  # ffmpeg's -threads; None: ffmpeg's choice (follows the CPUs)
     keyframe_interval: int | None = None  # -g
     bit_exact: bool = False
+    encoder: H264Encoder = CPU_H264  # GPU_H264: ``preset`` is p1..p7 and ``crf`` its -cq
 
     def codec_args(self) -> list[str]:
         """The encoder's output options as arguments, in a fixed order."""
-        args = ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)]
+        if self.encoder == GPU_H264:
+            return self._nvenc_args()
+        args = ["-c:v", CPU_H264, "-preset", self.preset, "-crf", str(self.crf)]
         args += ["-pix_fmt", "yuv420p"]
         if self.x264_params is not None:
             args += ["-x264-params", self.x264_params]
         if self.threads is not None:
             args += ["-threads", str(self.threads)]
+        if self.keyframe_interval is not None:
+            args += ["-g", str(self.keyframe_interval)]
+        return args
+
+    def _nvenc_args(self) -> list[str]:
+        """NVENC with x264's frame-exactness: constant quality (``-rc vbr -cq`` with no
+        bitrate cap, ``-b:v 0``), no B-frames (``-bf 0``: no reordered frames, so no edit list
+        or negative composition offsets that some readers count as an extra frame). One frame
+        out per raw frame in, as with x264: the raw input's rate is constant."""
+        args = ["-c:v", GPU_H264, "-preset", self.preset, "-tune", "hq", "-rc", "vbr"]
+        args += ["-cq", str(self.crf), "-b:v", "0", "-bf", "0", "-pix_fmt", "yuv420p"]
         if self.keyframe_interval is not None:
             args += ["-g", str(self.keyframe_interval)]
         return args
@@ -85,8 +101,13 @@ def x264_threads(threads: int, threading: str = "frame") -> str:
     return f"threads={threads}:sliced-threads=0:sync-lookahead=0"
 
 
-def clip_options(cfg: ClipsConfig) -> H264Options:
-    """The dataset clips' encoder: bit-exact, threads pinned by the config."""
+def clip_options(cfg: ClipsConfig, encoder: H264Encoder | None = None) -> H264Options:
+    """The dataset clips' encoder options: ``encoder`` (default ``cfg.encoder``; the caller
+    passes the CPU encoder where the GPU one cannot run, ``media/gpu.py``). x264 is
+    bit-exact with threads pinned by the config; NVENC gets the config's preset and cq."""
+    if (encoder or cfg.encoder) == GPU_H264:
+        preset, cq = cfg.nvenc_preset, cfg.nvenc_cq
+        return H264Options(preset=preset, crf=cq, bit_exact=True, encoder=GPU_H264)
     threads = x264_threads(cfg.encoder_threads, cfg.encoder_threading)
     return H264Options(preset=cfg.preset, crf=cfg.crf, x264_params=threads, bit_exact=True)
 
@@ -123,6 +144,20 @@ def raw_to_h264(
     return [binary("ffmpeg"), *_QUIET, "-y", *command.get_args()]
 
 
+def encoder_test(options: H264Options) -> list[str]:
+    """A quarter second of grey through ``options``' encoder to the null muxer: whether the
+    encoder runs here (an ffmpeg lists NVENC on machines whose GPU has none)."""
+    source = ["-f", "lavfi", "-i", "color=c=gray:s=256x256:r=24:d=0.25"]
+    return [binary("ffmpeg"), *_QUIET, *source, *options.codec_args(), "-f", "null", "-"]
+
+
+def cuda_device_test() -> list[str]:
+    """Open ffmpeg's CUDA device and pass one frame: whether NVDEC's device opens here."""
+    device = ["-init_hw_device", "cuda=gpu"]
+    source = ["-f", "lavfi", "-i", "nullsrc=s=64x64:d=0.04", "-frames:v", "1"]
+    return [binary("ffmpeg"), *_QUIET, *device, *source, "-f", "null", "-"]
+
+
 def frame_decode(
     path: str | Path,
     filters: Sequence[str],
@@ -130,6 +165,7 @@ def frame_decode(
     pix_fmt: PixelFormat,
     seek_seconds: float | None = None,
     max_frames: int | None = None,
+    hwaccel: str | None = None,
 ) -> list[str]:
     """Decode the first video stream of ``path`` through ``filters`` to raw frames on stdout.
 
@@ -137,8 +173,14 @@ def frame_decode(
     generated labels, and the decode's chain (scale flags, deinterlace, retime, showinfo) is a
     ``-vf`` simple filtergraph that every clip's pixels come from; a complex graph sets
     itself up differently (stream binding, default scaler options), so keeping ``-vf`` keeps
-    the bytes. ``-loglevel info``: the timestamps come from showinfo on stderr."""
+    the bytes. ``-loglevel info``: the timestamps come from showinfo on stderr.
+
+    ``hwaccel`` ("cuda": NVDEC) decodes on the GPU. No ``-hwaccel_output_format``: the frames
+    come back to system memory, so the CPU filters (bwdif, crop, delogo, the exact scale)
+    run as on a CPU decode; a stream NVDEC cannot take falls back to ffmpeg's own decoder."""
     args = [binary("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "info", "-copyts"]
+    if hwaccel is not None:  # an input option: before -ss and -i
+        args += ["-hwaccel", hwaccel]
     if seek_seconds is not None and seek_seconds > 0:
         args += ["-ss", f"{seek_seconds:.6f}"]
     args += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]

@@ -115,8 +115,10 @@ class FrameReader:
         deinterlace: bool = False,
         retime_fps: Fraction | None = None,
         picture: PictureCut | None = None,
+        hwaccel: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.hwaccel = hwaccel  # "cuda": NVDEC decodes, the filters stay on the CPU
         self.picture = picture
         self.width, self.height = size
         if pix_fmt not in {"bgr24", "rgb24", "yuv420p"}:
@@ -145,6 +147,7 @@ class FrameReader:
             pix_fmt=self.pix_fmt,
             seek_seconds=self.seek_seconds,
             max_frames=self.max_frames,
+            hwaccel=self.hwaccel,
         )
 
     def _filters(self) -> list[str]:

@@ -16,10 +16,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from muss_builder.media.commands import interlace_detect, probe_streams
 from muss_builder.media.decode import even
+from muss_builder.media.gpu import choose_decoder
 from muss_builder.media.hashing import film_id_of
 from muss_builder.media.timeline import stream_timing
 from muss_builder.media.tools import MediaError, run
@@ -57,6 +58,9 @@ class FilmProbe(BaseModel):
     # "stream": the film's own timestamps; "rebuilt": they restart or are missing, so every
     # decode numbers frames from the start and times them frame / fps (no seeking)
     timestamps: Literal["stream", "rebuilt"] = "stream"
+    # media.decoder, carried to every decode of the film; each node decides for itself whether
+    # NVDEC serves it (media/gpu.py). Not a fact of the film: left out of the film record
+    decoder: Literal["auto", "cpu", "nvdec"] = Field("cpu", exclude=True)
 
     @property
     def interlaced(self) -> bool:
@@ -159,11 +163,12 @@ def probe_film(
     path: str | Path,
     film_id: str | None = None,
     deinterlace: Literal["auto", "on", "off"] = "auto",
+    decoder: Literal["auto", "cpu", "nvdec"] = "cpu",
 ) -> FilmProbe:
     """Probe ``path``; raise MediaError with a readable reason if it is not a usable film.
 
     ``deinterlace`` is ``media.deinterlace``: auto deinterlaces when the stream says its
-    fields are interlaced."""
+    fields are interlaced; ``decoder`` is ``media.decoder`` (see ``decode_options``)."""
     path = Path(path)
     check_readable_file(path)
     fmt, v, audio = _streams(path)
@@ -221,6 +226,7 @@ def probe_film(
         or (deinterlace == "auto" and field_order in INTERLACED_FIELD_ORDERS)
         or bool(idet),
         idet_interlaced=idet,
+        decoder=decoder,
     )
 
 
@@ -231,4 +237,6 @@ def decode_options(probe: FilmProbe) -> dict:
     return {
         "deinterlace": probe.deinterlace,
         "retime_fps": Fraction(probe.fps_fraction) if rebuilt else None,
+        # NVDEC where this node has it (decided here, on the node that decodes)
+        "hwaccel": choose_decoder(probe.decoder, probe.video_codec).value,
     }

@@ -16,12 +16,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from braceexpand import braceexpand
 
 from muss_builder.core.naming import SHARDS_DIR
-from muss_builder.core.storage import Storage
+from muss_builder.core.storage import Storage, is_remote, local_copy
 
 MANIFEST = "manifest.json"
 _GLOB = set("*?[")
@@ -123,3 +126,19 @@ def expand_shard_list(specs: str | Sequence[str], split: str | None = None) -> l
     if not found:
         raise FileNotFoundError(f"no shards in {list(specs)}")
     return list(dict.fromkeys(found))
+
+
+def shard_name(location: str | Path) -> str:
+    """The file name of a shard given as a path or a url."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
+
+
+@contextmanager
+def local_shard(location: str | Path) -> Iterator[Path]:
+    """A local path of the shard at ``location``: itself, or a temporary download (deleted
+    when the block ends), so code that reads a local tar reads a remote one as well."""
+    if not is_remote(str(location)):
+        yield Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="muss-shard-") as tmp:
+        yield local_copy(str(location), Path(tmp))

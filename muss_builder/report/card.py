@@ -24,11 +24,12 @@ import yaml
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage
 from muss_builder.report.card_features import sample_features
-from muss_builder.report.card_text import card_body
+from muss_builder.report.card_text import card_body, split_count
 from muss_builder.report.model_catalog import ModelUse, models_used
 from muss_builder.shards.reader import ShardFormatError, iter_samples, load_sample_json
 
 CARD = "README.md"
+MANIFEST = "manifest.json"  # a subset's (select) manifest, at its root
 PIPELINE_FILE = "pipeline.yaml"  # the build's resolved config, written next to stats.json
 SAMPLES_FOR_FEATURES = 200  # sample JSONs read for keys the model leaves open
 
@@ -49,7 +50,8 @@ class CardFacts:
     shots_in: int = 0
     shots_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # flag -> shots
-    manifest: dict | None = None  # packed/manifest.json
+    manifest: dict | None = None  # packed/manifest.json (a subset's own manifest.json)
+    packed_dir: str = "packed/"  # where the packed shards are: "" in a subset (select)
     config_yaml: str = ""
     models: list[ModelUse] = field(default_factory=list)
 
@@ -81,6 +83,8 @@ def gather(store: Storage) -> CardFacts:
         version=str(stats.get("muss_builder_version") or ""),
         manifest=_json(store, "packed/manifest.json"),
     )
+    if facts.manifest is None and store.exists(MANIFEST):  # a subset: packed at its root
+        facts.manifest, facts.packed_dir = _json(store, MANIFEST), ""
     facts.config_yaml, facts.models = _config(store)
     for row in films:
         facts.films[row["status"]] = facts.films.get(row["status"], 0) + 1
@@ -111,9 +115,10 @@ def sample_documents(store: Storage, limit: int = SAMPLES_FOR_FEATURES) -> list[
     if store.remote:
         return []
     docs: list[dict] = []
-    for name in store.list("shards", ".tar"):
+    shards = store.list("shards", ".tar") or store.list("", ".tar")  # a subset: at its root
+    for rel in shards:
         try:
-            for sample in iter_samples(Path(store.root) / "shards" / name, load={"json"}):
+            for sample in iter_samples(Path(store.root) / rel, load={"json"}):
                 docs.append(load_sample_json(sample))
                 if len(docs) >= limit:
                     return docs
@@ -130,13 +135,14 @@ def configs(facts: CardFacts) -> list[dict]:
     }
     splits = (facts.manifest or {}).get("splits") or {}
     packed = [
-        {"split": split, "path": f"packed/{split}-*.tar"}
+        {"split": split, "path": f"{facts.packed_dir}{split}-*.tar"}
         for split, info in splits.items()
-        if (info or {}).get("shards")
+        if split_count(info, "shards")
     ]
     if not packed:
         return [per_film | {"config_name": "default", "default": True}]
-    return [{"config_name": "default", "default": True, "data_files": packed}, per_film]
+    default = {"config_name": "default", "default": True, "data_files": packed}
+    return [default] if not facts.packed_dir else [default, per_film]  # a subset: no shards/
 
 
 def card_header(facts: CardFacts, features: list[dict]) -> dict:

@@ -103,6 +103,12 @@ def _funnel(facts: CardFacts) -> list[str]:
     return lines
 
 
+def split_count(info: dict | None, what: str) -> int:
+    """A manifest split's ``n_shards``/``n_samples`` (``shards``/``samples`` accepted too)."""
+    info = info or {}
+    return int(info.get(f"n_{what}", info.get(what)) or 0)
+
+
 def _packed(facts: CardFacts) -> list[str]:
     manifest = facts.manifest
     if not manifest:
@@ -114,8 +120,15 @@ def _packed(facts: CardFacts) -> list[str]:
     for split, info in (manifest.get("splits") or {}).items():
         info = info or {}
         lines.append(
-            f"| {split} | {info.get('shards', 0)} | {info.get('samples', 0)} | "
-            f"`packed/{info.get('pattern', '')}` |"
+            f"| {split} | {split_count(info, 'shards')} | {split_count(info, 'samples')} | "
+            f"`{facts.packed_dir}{info.get('pattern') or ''}` |"
+        )
+    selection = manifest.get("selection")
+    if selection:  # a subset (select): say of what and how
+        lines.append("")
+        lines.append(
+            f"A subset: the samples whose index rows match `{selection.get('where')}` "
+            f"({selection.get('n_index_rows')} rows)."
         )
     return lines
 

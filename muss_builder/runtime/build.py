@@ -14,6 +14,7 @@ from muss_builder import __version__
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage, is_remote, json_bytes
 from muss_builder.core.text import escape_path, utf8_text
+from muss_builder.doctor import PreflightError, preflight
 from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
 from muss_builder.report.card import write_card, write_pipeline
@@ -33,7 +34,7 @@ from muss_builder.runtime.outdir import (
     read_record,
     read_records,
 )
-from muss_builder.runtime.stage_base import Stage, StageSetupError
+from muss_builder.runtime.stage_base import Stage, StageSetupError, one_line
 from muss_builder.runtime.stages import default_stages
 from muss_builder.runtime.tables import earlier_film_rows, film_rows, index_rows, table_bytes
 from muss_builder.samples.film_record import FilmRecord
@@ -219,6 +220,10 @@ def _run(
     stages = stages or default_stages()
     if not readable:
         return StageMonitor([s.name for s in stages]), {"executor": ex_name}
+    try:  # ffmpeg and every model's files, before a cluster starts (doctor checks the rest)
+        preflight(config)
+    except PreflightError as exc:
+        raise StageSetupError(exc.stage, one_line(str(exc))) from exc
     with make_executor(
         ex_name, address=ray_address, num_cpus=num_cpus, max_in_flight=config.runtime.max_in_flight
     ) as ex:
@@ -357,6 +362,12 @@ def run_stats(
         "stage_seconds": stage_seconds,
         "stage_film_seconds_per_second": {
             s: (round(film_seconds / t, 3) if t > 0 else None) for s, t in stage_seconds.items()
+        },
+        # what the workers warned about, per film (a GPU decoder or encoder that fell back)
+        "warnings": {
+            escape_path(r.path): [n.removeprefix("warning: ") for n in warned]
+            for r in results
+            if (warned := [n for n in r.notes if n.startswith("warning: ")])
         },
     }
 

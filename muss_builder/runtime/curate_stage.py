@@ -1,5 +1,6 @@
 """The curate stage (after subjects, before captions): claim the film's shots in the build's
-duplicate registry, decide each shot's flags, and plan the sample windows over kept shots.
+duplicate registry, decide each shot's flags, group the shots into scenes, and plan the sample
+windows over kept shots inside each scene.
 
 The registry (``duplicate_registry.py``) is one per build output: a plain object in this
 process (inline) or the build's named Ray actor. A film that claimed and then failed, or is
@@ -20,6 +21,7 @@ from muss_builder.runtime.duplicate_registry import open_registry
 from muss_builder.runtime.film_job import FilmWork, Timer
 from muss_builder.runtime.stage_base import Stage
 from muss_builder.samples.curate import cut_detections, decide, shot_seconds
+from muss_builder.samples.scene_plan import film_scenes, window_groups
 from muss_builder.samples.windows import clean_window_shots, plan_windows
 
 _registries: dict[tuple[str, bool, str], Any] = {}
@@ -96,12 +98,18 @@ class CurateStage(Stage):
                 cut_detections(work.subjects, curation, cut_at)
                 work.keyframe_reports = None  # decided: the reports need not travel further
             dropped = curation.dropped() if curation else {}
-            groups = curation.crop_groups(len(detection.shots)) if curation else None
+            crops = curation.crop_groups(len(detection.shots)) if curation else None
+            scenes, scene_of = film_scenes(
+                detection.shots, work.shot_looks, work.subjects, config.scenes
+            )
+            groups = window_groups(detection.shots, crops, scene_of, config.scenes)
             if curation is not None and curation.duplicate_of:
                 work.plan = plan_windows([], config.samples)  # a copy: no window at all
                 work.plan.excluded = dropped
             else:
                 work.plan = plan_windows(detection.shots, config.samples, dropped, groups)
+            work.plan.scenes, work.plan.scene_of = scenes, scene_of
+            work.shot_looks = {}  # segmented: the histograms need not travel further
             work.windows = [
                 clean_window_shots(detection.shots, w, detection.seconds_of)
                 for w in work.plan.windows

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from muss_builder.captions.collector import ShotPixels
 from muss_builder.captions.records import WindowCaptions
@@ -109,6 +110,7 @@ class ClipOut:
     clip: bytes | None = None
     size: tuple[int, int] | None = None
     dropped: str | None = None
+    note: str | None = None  # a warning for the film's notes (a GPU encoder fell back)
 
 
 @dataclass
@@ -134,6 +136,8 @@ class FilmWork:
     # what each filter cost on this film (record timings ``filter_{name}``; inside the
     # stage buckets already, so never summed into seconds_total)
     filter_seconds: dict[str, float] = field(default_factory=dict)
+    # each shot's colour histogram (scene segmentation), from the keyframe pass
+    shot_looks: dict[int, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:

@@ -24,7 +24,8 @@ from muss_builder.core.naming import REFS_MEMBER, film_record_path, sample_key
 from muss_builder.core.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.core.text import escape_path
 from muss_builder.curation.picture import analyse_film
-from muss_builder.media.clips import encode_clip, output_fps, plan_clip
+from muss_builder.media.clips import encode_clip_or_fall_back, output_fps, plan_clip
+from muss_builder.media.gpu import choose_decoder
 from muss_builder.media.probe import probe_film
 from muss_builder.runtime.curate_stage import CurateStage
 from muss_builder.runtime.film_job import ClipOut, FilmResult, FilmWork, Timer, record_timings
@@ -43,6 +44,7 @@ from muss_builder.samples.metadata import index_rows, plan_window_clip, window_s
 from muss_builder.samples.picture_plan import picture_cut
 from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan, window_seconds
+from muss_builder.scenes.looks import ShotLookCollector
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import Shot, detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
@@ -72,7 +74,13 @@ class AnalyseStage(Stage):
         remove_film_outputs(Storage.open(work.out_dir), work.film_id)
         with Timer(result.timings, "probe"):
             path = local_film(work)
-            probe = probe_film(path, film_id=work.film_id, deinterlace=config.media.deinterlace)
+            media = config.media
+            probe = probe_film(
+                path, film_id=work.film_id, deinterlace=media.deinterlace, decoder=media.decoder
+            )
+            # this node's view; every decode decides for itself (media/gpu.py)
+            decoder = choose_decoder(media.decoder, probe.video_codec)
+            result.notes += [f"warning: {decoder.warning}"] if decoder.warning else []
             # The record names the film, not this node's copy of it, and a name that is not
             # UTF-8 is escaped so that tables and JSON readers take it (core/text.py).
             name = work.path.rsplit("/", 1)[-1]
@@ -125,13 +133,17 @@ class SubjectsStage(Stage):
         crops = None
         if work.curation is not None:  # keyframes cut to the active picture, filters ride
             collectors, crops = keyframe_collectors(detection, work.curation, probe, config)
+        looks = ShotLookCollector(detection.shots) if config.scenes.enabled else None
+        riders = [*collectors.values(), *([looks] if looks else [])]
         with Timer(work.result.timings, "subjects"):
             work.subjects, work.pixels = keyframe_pass(
-                local_film(work), probe, detection, config, list(collectors.values()), crops
+                local_film(work), probe, detection, config, riders, crops
             )
             if work.curation is not None:
                 work.keyframe_reports = finish_collectors(collectors)
                 work.filter_seconds |= work.keyframe_reports.seconds
+            if looks is not None:
+                work.shot_looks = looks.finish()
         return work
 
 
@@ -211,10 +223,10 @@ class ClipsStage(Stage):
                 path = workdir / f"{i}.mp4"
                 # a window's shots share one crop (the planner never mixes two)
                 cut = picture_cut(work.curation, shots[0].index, probe)
-                size = encode_clip(
+                size, note = encode_clip_or_fall_back(
                     film, probe, detection.frame_pts, plan, config.clips, path, picture=cut
                 )
-                out.append(ClipOut(i, path.read_bytes(), size))
+                out.append(ClipOut(i, path.read_bytes(), size, note=note))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return out
@@ -242,6 +254,8 @@ class ShardsStage(Stage):
         shot_sample: dict[int, str] = {}
         try:
             for clip in _clips_in_order(unit.units):
+                if clip.note and f"warning: {clip.note}" not in result.notes:  # once a film
+                    result.notes.append(f"warning: {clip.note}")
                 window, shots = plan.windows[clip.window], work.windows[clip.window]
                 if clip.clip is None or clip.size is None:
                     dropped.append(

@@ -108,6 +108,26 @@ class FilmShot(Open):
     quality: dict[str, Number] = absent()  # every measurement, whether or not a flag fired
     flags: list[StrictStr] = absent()  # sorted: every flag found, dropping or informational
     duplicate_of: ShotDuplicateOf | None = absent()
+    scene: NonNegativeInt = absent()  # the scene the shot is in (absent when scenes are off)
+
+
+class SceneBoundary(Closed):
+    """The evidence at a scene's opening boundary (``scenes.segment.Boundary``)."""
+
+    shot: NonNegativeInt
+    transition: StrictStr
+    link: Number
+    linked: list[NonNegativeInt]
+    shared_subjects: list[StrictStr]
+    is_break: Bool
+    reason: StrictStr
+
+
+class FilmScene(Closed):
+    index: NonNegativeInt
+    first_shot: NonNegativeInt
+    last_shot: NonNegativeInt
+    opened_by: SceneBoundary | None  # None for the film's first scene
 
 
 class FilmTransition(Open):
@@ -198,6 +218,7 @@ class FilmRecord(Closed):
     watermark: Watermark | None = absent()
     shots: list[FilmShot]
     subjects: list[FilmSubject] = absent()
+    scenes: list[FilmScene] = absent()  # absent when scenes are off (and before issue 19)
     subject_stage: dict[str, Any] | None = absent()
     captions: dict[str, Any] | None = absent()  # the captioner's counters for this film
     samples: list[IndexRow]
@@ -232,6 +253,8 @@ def _film_shots(
             "subjects": subjects.shot_subjects(s.index) if subjects else [],
             "detections": [d.to_dict() for d in found],
         }
+        if s.index in plan.scene_of:
+            doc["scene"] = plan.scene_of[s.index]
         verdict = curation.shots.get(s.index) if curation else None
         if curation is not None:
             dup = verdict.duplicate_of if verdict else None
@@ -293,6 +316,7 @@ def film_record(
         transitions=[FilmTransition.model_validate(t.to_dict()) for t in detection.transitions],
         letterbox=None if detection.letterbox is None else Letterbox(**detection.letterbox),
         shots=_film_shots(detection, plan, subjects, shot_sample, curation),
+        **({"scenes": plan.scenes} if plan.scenes else {}),
         subjects=[FilmSubject(**row) for row in subjects.summary()] if subjects else [],
         subject_stage=subjects.stage_record() if subjects else None,
         captions=captions,

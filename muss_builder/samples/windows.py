@@ -10,13 +10,14 @@ Rules (all from ``SamplesConfig``):
 - a shot curation dropped (``dropped``: shot -> its dropping flag) breaks the run like a shot
   that is too long, and is excluded with its flag as the reason;
 - a window never spans two different crops (``crop_groups``: shots with one active picture
-  box share a group), since one clip has one picture size.
+  box share a group), since one clip has one picture size, nor two scenes (the caller folds
+  the scene into the group unless ``scenes.cross_scene`` allows it: ``scene_groups``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from muss_builder.config import SamplesConfig
 from muss_builder.shots.segment import Shot
@@ -42,6 +43,10 @@ class WindowPlan:
     windows: list[Window]
     excluded: dict[int, str]  # shot index -> reason code
     reason_no_sample: str | None  # set when ``windows`` is empty
+    # the film's scenes the windows were planned in (``scenes.segment``; records for the film
+    # record) and each shot's scene; empty when scenes are off
+    scenes: list[dict] = field(default_factory=list)
+    scene_of: dict[int, int] = field(default_factory=dict)
 
 
 def _best_end(
@@ -172,3 +177,14 @@ def clean_window_shots(
 def window_seconds(shots: list[Shot], window: Window) -> float:
     """Footage a window covers, first shot's start to last shot's end."""
     return shots[window.last].end_seconds - shots[window.first].start_seconds
+
+
+def scene_groups(
+    crop_groups: Sequence[int] | None, scene_of: Sequence[int] | None
+) -> list[int] | None:
+    """One group per shot from its crop group and its scene: a window stays inside both."""
+    if scene_of is None:
+        return list(crop_groups) if crop_groups is not None else None
+    crops = crop_groups if crop_groups is not None else [0] * len(scene_of)
+    ids: dict[tuple[int, int], int] = {}
+    return [ids.setdefault(pair, len(ids)) for pair in zip(crops, scene_of, strict=True)]

@@ -276,11 +276,16 @@ def _check_sample(
         _check_clip(report, where, sample.entries["mp4"], record.clip)
 
 
-def check_shard(report: ValidationReport, path: Path) -> None:
-    """Every problem of one shard and its samples, into ``report``."""
-    rel = f"shards/{path.name}"
-    film_id = film_of_shard(path.name)
-    if film_id is None:
+def check_shard(
+    report: ValidationReport, path: Path, rel: str | None = None, per_film: bool = True
+) -> None:
+    """Every problem of one shard and its samples, into ``report``. A build's shard
+    (``per_film``) is named and keyed by its film; a packed shard mixes films. ``rel`` is
+    how messages name it (default ``shards/{name}``)."""
+    rel = rel or f"shards/{path.name}"
+    name = rel.rsplit("/", 1)[-1]  # a downloaded copy's file name may differ
+    film_id = film_of_shard(name) if per_film else None
+    if per_film and film_id is None:
         report.add(rel, "name is not {film_id}-{n:05d}.tar")
     keys: list[str] = []
     try:
@@ -288,12 +293,12 @@ def check_shard(report: ValidationReport, path: Path) -> None:
         member_problem = lambda exc: report.add(rel, exc.detail)  # noqa: E731
         for sample in iter_samples(path, report.limits, ("json",), member_problem):
             keys.append(sample.key)
-            report.samples.add((sample.key, path.name))
+            report.samples.add((sample.key, name))
             _check_sample(report, rel, film_id, sample)
     except ShardFormatError as exc:
         report.add(rel, exc.detail)
-        report.bad_shards.add(path.name)
+        report.bad_shards.add(name)
         return
     if not keys:
         report.add(rel, "holds no sample")
-    report.shard_keys[path.name] = keys
+    report.shard_keys[name] = keys

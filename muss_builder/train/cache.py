@@ -29,6 +29,7 @@ import torch
 
 from muss_builder.core.naming import film_of_shard
 from muss_builder.core.storage import write_atomic
+from muss_builder.pack.shardlist import shard_name
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.shards.writer import FIXED_MTIME
 from muss_builder.train.data import DataConfig, ShardClipDataset
@@ -123,17 +124,18 @@ class CacheSummary:
 
 
 def _without_holdout(
-    inputs: list[Path], data_cfg: DataConfig, out: Path, summary: CacheSummary
-) -> list[Path]:
+    inputs: list[Path | str], data_cfg: DataConfig, out: Path, summary: CacheSummary
+) -> list[Path | str]:
     """``inputs`` without the shards of held-out films, dropped before the rank split (never
     read, never cached); samples of those films in shards named otherwise are skipped by
     ShardClipDataset. Warns about such shards an earlier run already cached."""
     excluded = set(data_cfg.exclude_film_ids)
-    kept = [s for s in inputs if film_of_shard(s.name) not in excluded]
+    kept = [s for s in inputs if film_of_shard(shard_name(s)) not in excluded]
     if len(kept) < len(inputs):
         summary.stats["skipped_holdout_shards"] += len(inputs) - len(kept)
         log.info("%d shards of excluded films not cached", len(inputs) - len(kept))
-        stale = [s.name for s in inputs if s not in kept and (out / "shards" / s.name).exists()]
+        names = [shard_name(s) for s in inputs if s not in kept]
+        stale = [n for n in names if (out / "shards" / n).exists()]
         if stale:  # from an earlier run without the exclusion: training would read them
             log.warning(
                 "%d cached shards of excluded films are already in %s (e.g. %s): delete them,"
@@ -177,7 +179,7 @@ def cache_latents(
     # the cache is a fixed function of its inputs: no shuffling, shard order as given
     ordered = data_cfg.model_copy(update={"shuffle_buffer": 0})
     for shard in inputs[rank::world_size]:
-        final = out / "shards" / shard.name
+        final = out / "shards" / shard_name(shard)
         if final.exists() and not overwrite:
             summary.skipped_existing.append(final.name)
             continue

@@ -127,7 +127,10 @@ class TrainConfig(_Strict):
     log_every: int = Field(10, ge=1)
     output_dir: str = "runs/train"
     seed: int = 0
-    shards: list[str] = Field(default_factory=list, description="shard files, folders or globs")
+    shards: list[str] = Field(
+        default_factory=list,
+        description="shards: files, folders, globs, brace patterns, manifests, s3:// urls",
+    )
     latent_cache: str | None = Field(
         None, description="folder written by `train cache`: train on cached latents"
     )

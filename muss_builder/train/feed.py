@@ -192,20 +192,18 @@ class Feed:
                 )
 
 
-def expand_shards(patterns: list[str]) -> list[Path]:
-    """Shard files from files, folders (``*.tar`` in them or in their ``shards/``) and globs."""
-    from glob import glob
+TRAIN_SPLIT = "train"  # what a trainer reads of a packed folder or manifest
 
+
+def expand_shards(patterns: list[str]) -> list[Path | str]:
+    """The config's ``shards``: files, folders, globs, brace patterns, manifests and ``s3://``
+    urls (``shard_list.resolve_shards``), local ones absolute, in name order. A packed folder
+    or manifest gives its ``train`` split (name other shards by pattern: ``test-*.tar``)."""
     from muss_builder.train.shard_list import resolve_shards
 
-    found: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir() or path.is_file():
-            found += resolve_shards(path)
-            continue
-        matches = sorted(Path(p) for p in glob(pattern) if p.endswith(".tar"))
-        if not matches:
-            raise DataError(f"shards: nothing matches {pattern}")
-        found += matches
-    return sorted(dict.fromkeys(p.resolve() for p in found))
+    try:
+        found = resolve_shards(patterns, split=TRAIN_SPLIT)
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"shards: {exc}") from exc
+    local = [p.resolve() if isinstance(p, Path) else p for p in found]
+    return sorted(dict.fromkeys(local), key=str)

@@ -1,8 +1,9 @@
-"""Which shards a training run reads: the list (files, a folder or a build's ``shards/``),
-the film each shard or sample key belongs to (for held-out films), and this process's rank.
+"""Which shards a training run reads: the list (files, folders, globs, brace patterns,
+manifests, ``s3://`` urls), the film each sample key belongs to (for held-out films), and
+this process's rank.
 
-A shard is named ``{film_id}-{n:05d}.tar`` and holds that film only; a sample key is
-``{film_id}_{i:05d}``.
+A build's shard is named ``{film_id}-{n:05d}.tar`` and holds that film only; a packed shard
+(``train-00000.tar``) mixes films; a sample key is ``{film_id}_{i:05d}``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import torch
 
 from muss_builder.core.naming import is_film_id
+from muss_builder.core.storage import is_remote
+from muss_builder.pack.shardlist import expand_shard_list
 
 
 def check_film_ids(film_ids: Iterable[str]) -> list[str]:
@@ -26,25 +29,18 @@ def check_film_ids(film_ids: Iterable[str]) -> list[str]:
     return sorted(set(ids))
 
 
-def resolve_shards(shards: Sequence[str | Path] | str | Path) -> list[Path]:
-    """Shard paths from a list, or every ``*.tar`` of a folder (or its ``shards/``), sorted."""
-    if isinstance(shards, str | Path):
-        root = Path(shards)
-        if root.is_file():
-            return [root]
-        if (root / "shards").is_dir():
-            root = root / "shards"
-        if not root.is_dir():
-            raise FileNotFoundError(f"no shard file or folder at {root}")
-        found = sorted(p for p in root.glob("*.tar") if not p.name.startswith("."))
-        if not found:
-            raise FileNotFoundError(f"no *.tar shards in {root}")
-        return found
-    paths = [Path(s) for s in shards]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"shards not found: {', '.join(missing[:5])}")
-    return paths
+def resolve_shards(
+    shards: Sequence[str | Path] | str | Path, split: str | None = None
+) -> list[Path | str]:
+    """The shards of a list as users write it (``pack.shardlist.expand_shard_list``): files,
+    folders (a pack's manifest, a build's ``shards/``, or ``*.tar``), globs, brace patterns
+    (``train-{00000..00127}.tar``), ``manifest.json`` and ``s3://`` urls; ``split`` picks
+    one split of a manifest or packed folder. Local shards come back as Paths, remote ones as
+    urls (read through ``shardlist.local_shard``); FileNotFoundError names every shard of the
+    list that does not exist."""
+    specs = [str(shards)] if isinstance(shards, str | Path) else [str(s) for s in shards]
+    found = expand_shard_list(specs, split=split)
+    return [s if is_remote(s) else Path(s) for s in found]
 
 
 def rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:

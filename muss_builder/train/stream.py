@@ -53,6 +53,7 @@ import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from muss_builder.core.naming import film_of_key, film_of_shard
+from muss_builder.pack.shardlist import local_shard, shard_name
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     ReaderLimits,
@@ -158,12 +159,12 @@ class ShardStream(IterableDataset):
         self._positions: dict[int, tuple[int, tuple[int, ...], bool]] = {}
         self._next_worker = 0
 
-    def _without_excluded(self, shards: list[Path]) -> list[Path]:
+    def _without_excluded(self, shards: list[Path | str]) -> list[Path | str]:
         # before the split: every rank computes the same remaining list, so ranks and workers
         # share out only shards that are read, and the resume state describes that list
         if not self.exclude_film_ids:
             return shards
-        kept = [s for s in shards if film_of_shard(s.name) not in self.exclude_film_ids]
+        kept = [s for s in shards if film_of_shard(shard_name(s)) not in self.exclude_film_ids]
         dropped = len(shards) - len(kept)
         if dropped:
             self.stats["skipped_holdout_shards"] += dropped
@@ -240,7 +241,7 @@ class ShardStream(IterableDataset):
     def shards_fingerprint(self) -> str:
         """A digest of the shard names in order (folders may move; names and order may not),
         and of the excluded films when there are any (they change the stream too)."""
-        names = "\n".join(p.name for p in self.shards)
+        names = "\n".join(shard_name(p) for p in self.shards)
         digest = f"{len(self.shards)}:{hashlib.sha256(names.encode()).hexdigest()[:16]}"
         if self.exclude_film_ids:  # only then: states saved before exclusions existed still load
             films = "\n".join(sorted(self.exclude_film_ids))
@@ -270,19 +271,21 @@ class ShardStream(IterableDataset):
         self.set_epoch(self.epoch + 1)
 
     # ---- the stream ---------------------------------------------------------------------
-    def worker_shards(self, worker: int, num_workers: int) -> list[Path]:
+    def worker_shards(self, worker: int, num_workers: int) -> list[Path | str]:
         order = list(self.shards)
         if self.shuffle_buffer > 0:
             perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(order))
             order = [order[i] for i in perm]
         return order[self.rank :: self.world_size][worker::num_workers]
 
-    def _read(self, shards: list[Path]) -> Iterator[ShardSample]:
+    def _read(self, shards: list[Path | str]) -> Iterator[ShardSample]:
         for shard in shards:
             try:
                 # a refused member (name, type, size over the cap) goes to on_error: raised,
-                # or logged and skipped (its sample then lacks it and is skipped when decoded)
-                yield from iter_samples(shard, self.limits, on_problem=self.on_error)
+                # or logged and skipped (its sample then lacks it and is skipped when decoded);
+                # a shard on an object store is read from a temporary download
+                with local_shard(shard) as path:
+                    yield from iter_samples(path, self.limits, on_problem=self.on_error)
             except ShardFormatError as exc:
                 self.on_error(exc)  # returning means: skip the rest of this shard
             except OSError as exc:

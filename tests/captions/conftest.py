@@ -1,9 +1,11 @@
-"""Fixtures of the caption tests: a tiny VLM built offline, and a fake OpenAI-compatible
-endpoint (a local HTTP server standing in for a real one such as vLLM)."""
+"""Fixtures of the caption tests: tiny VLMs built offline (LLaVA for keyframes; Qwen2.5-VL
+and Qwen3-VL for clips, when torchvision is there for their video processors), and a fake
+OpenAI-compatible endpoint (a local HTTP server standing in for a real one such as vLLM)."""
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import Counter
@@ -94,6 +96,163 @@ def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlavaForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def torchvision_usable() -> bool:
+    """Whether transformers' video processors can run: they need torchvision. The PyPI
+    torchvision wheel is built against CUDA torch; beside a CPU torch its compiled ops do not
+    load and its import then fails on two unguarded fake-kernel registrations (nms, qnms).
+    Declaring those two schemas first (no kernel: nothing here calls them) lets the pure
+    Python transforms, all the video processors use, import."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    import torch
+
+    try:
+        import torchvision
+    except RuntimeError:
+        library = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _KEEP.append(library)  # a Library dropped is a Library unregistered
+        for name in [m for m in sys.modules if m.startswith("torchvision")]:
+            del sys.modules[name]
+        try:
+            import torchvision  # noqa: F401
+        except Exception:
+            return False
+    return True
+
+
+_KEEP: list[Any] = []
+# at import, before any test imports transformers: with torchvision installed, transformers
+# imports it for every image processor (LLaVA's CLIP one too), not only for video
+TORCHVISION = torchvision_usable()
+
+# The real Qwen2-VL / Qwen2.5-VL chat template (the Qwen3-VL one differs in its tool-call
+# branches, unused here, and in having no default system message): one
+# <|vision_start|><|image_pad|> or <|video_pad|><|vision_end|> per part, which the processor
+# expands to the patch count (and, for Qwen3-VL, to one "<t seconds>" block per frame pair).
+QWEN2_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN3_TEMPLATE = QWEN2_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}",
+    "",
+)
+QWEN_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+]  # fmt: skip
+
+
+def tiny_qwen_vl(folder: Path, family: str) -> Path:
+    """A randomly initialised Qwen2.5-VL (``"qwen2_5"``) or Qwen3-VL (``"qwen3"``) saved to
+    ``folder``, with the real processor classes (image processor, video processor, processor)
+    and chat template over a byte-level BPE trained here. Patches of 14 (Qwen2.5) or 16
+    (Qwen3) px merged 2x2 and 2 frames deep; pixel budgets of a few patches per frame."""
+    import torch
+    import transformers as tf
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=QWEN_SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(
+        ["a man walks his dog in the park at night", "describe the shot: who is there",
+         "system user assistant seconds; the video is the whole shot, its frames are at"],
+        trainer,
+    )  # fmt: skip
+    tokenizer = tf.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    ids = dict(zip(QWEN_SPECIAL, tokenizer.convert_tokens_to_ids(QWEN_SPECIAL), strict=True))
+    patch = 14 if family == "qwen2_5" else 16
+    unit = (2 * patch) ** 2  # one merged 2x2 patch, in pixels
+    shared = {"patch_size": patch, "temporal_patch_size": 2, "merge_size": 2}
+    budget = {"shortest_edge": unit * 4, "longest_edge": unit * 4 * 4}
+    image_processor = tf.Qwen2VLImageProcessor(size=budget, **shared)
+    text = {
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "max_position_embeddings": 1024, "bos_token_id": None,
+        "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+    }  # fmt: skip
+    vision = {
+        "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+        "out_hidden_size": 64, "patch_size": patch, "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }  # fmt: skip
+    tokens = {
+        "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }  # fmt: skip
+    if family == "qwen2_5":
+        video_processor: Any = tf.Qwen2VLVideoProcessor(size=budget, **shared)
+        processor: Any = tf.Qwen2_5_VLProcessor(
+            image_processor, tokenizer, video_processor, chat_template=QWEN2_TEMPLATE
+        )
+        rope = {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": 1e4}
+        config: Any = tf.Qwen2_5_VLConfig(
+            vision_config={**vision, "window_size": 4 * patch, "fullatt_block_indexes": [0]},
+            text_config={**text, "rope_parameters": rope},
+            **tokens,
+        )
+        network: Any = tf.Qwen2_5_VLForConditionalGeneration
+    else:
+        video_processor = tf.Qwen3VLVideoProcessor(size=budget, **shared)
+        processor = tf.Qwen3VLProcessor(
+            image_processor, tokenizer, video_processor, chat_template=QWEN3_TEMPLATE
+        )
+        rope = {
+            "rope_type": "default", "mrope_section": [6, 5, 5], "mrope_interleaved": True,
+            "rope_theta": 1e4,
+        }  # fmt: skip
+        config = tf.Qwen3VLConfig(
+            vision_config={
+                **vision,
+                "num_position_embeddings": 16,
+                "deepstack_visual_indexes": [0],
+            },
+            text_config={**text, "head_dim": 32, "rope_parameters": rope},
+            **tokens,
+        )
+        network = tf.Qwen3VLForConditionalGeneration
+    torch.manual_seed(0)
+    network(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", params=["qwen2_5", "qwen3"])
+def qwen_vl_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not TORCHVISION:
+        pytest.skip("transformers' video processors need torchvision, not installed here")
+    return tiny_qwen_vl(tmp_path_factory.mktemp(request.param), request.param)
 
 
 class FakeEndpoint:

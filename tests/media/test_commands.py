@@ -105,11 +105,19 @@ def test_probes_and_the_interlace_check() -> None:
 
 
 def test_one_module_names_the_h264_encoder() -> None:
-    """Every H.264 file gets its codec options from media/commands.py."""
+    """Every H.264 file gets its codec options from media/commands.py; the encoders' names
+    are spelled once, in core/encoders.py (config.py needs them too, and may not import
+    media), and only commands.py puts them on a command line (``-c:v``)."""
     naming = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text())
         strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
         if any(isinstance(s, str) and "libx264" in s for s in strings):
             naming.append(path.relative_to(PACKAGE).as_posix())
-    assert naming == ["media/commands.py"]
+    assert naming == ["core/encoders.py"]
+    codec_flag = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if '"-c:v"' in path.read_text()
+    ]
+    assert codec_flag == ["media/commands.py"]

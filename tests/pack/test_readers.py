@@ -10,18 +10,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from muss_builder.subsets.merge import merge_builds
 
 from muss_builder.pack.packer import PackOptions, pack_build
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.report.card import write_card
 from muss_builder.runtime.build import BuildSummary
-from muss_builder.subsets.merge import merge_builds
 
 
 @pytest.fixture(scope="module")
-def packed(
-    built_dataset: BuildSummary, face_dataset: BuildSummary, tmp_path_factory
-) -> Path:
+def packed(built_dataset: BuildSummary, face_dataset: BuildSummary, tmp_path_factory) -> Path:
     """Both session builds merged into one (montage and subject samples) and packed into
     one-sample shards, so a loader has more shards than workers."""
     out = tmp_path_factory.mktemp("readers") / "out"

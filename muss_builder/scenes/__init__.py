@@ -1,0 +1,1 @@
+"""Scenes: shots grouped into narrative units, from what the pipeline already measures."""
