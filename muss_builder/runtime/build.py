@@ -45,7 +45,12 @@ class BuildSummary:
     out: Path | str  # a url when the output is on an object store
     results: list[FilmResult]
     stats: dict
-    n_index_rows: int
+    n_index_rows: int  # one per (sample, track): docs/layout.md
+
+    @property
+    def n_samples(self) -> int:
+        """Distinct samples in the index (a sample serving both tracks has two rows)."""
+        return int(self.stats.get("samples_in_index", self.n_index_rows))
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)

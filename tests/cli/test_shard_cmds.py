@@ -89,7 +89,7 @@ def test_validate_ok(built_dataset: BuildSummary) -> None:
     assert result.exit_code == 0, result.output
     n_shards = len(list((built_dataset.out / "shards").glob("*.tar")))
     assert result.stdout.strip() == (
-        f"ok: {built_dataset.out} ({n_shards} shards, {built_dataset.n_index_rows} samples)"
+        f"ok: {built_dataset.out} ({n_shards} shards, {built_dataset.n_samples} samples)"
     )
 
 
