@@ -24,7 +24,7 @@ loader = wds.WebLoader(wds.WebDataset(urls, shardshuffle=len(urls)).shuffle(100)
 
 # Ray Data
 import ray
-ds = ray.data.read_webdataset("OUT/packed", decoder=None)
+ds = ray.data.read_webdataset("OUT/packed", decoder=None, file_extensions=["tar"])
 
 # the tables: pyarrow (or DuckDB, Polars) on index.parquet, one row per sample and track
 import pyarrow.parquet as pq
