@@ -12,12 +12,14 @@ out fewer than ``min_films`` films (a tiny dataset) are the lowest-scoring films
 held-out films: a trainer excludes every sample whose ``film_id`` (index.parquet column, or the
 sample json) is in that list (``held_out_film_ids(suite_dir)``).
 
-Scripts: one per clip (a subject-track sample and the montage sample of the same window share a
-clip; the subject sample is preferred because it carries references), chosen in a seeded order.
+Scripts: one per clip (a sample serves the montage and, with references, the subject track:
+index.parquet has a row per track; the subject view is preferred because it carries
+references), chosen in a seeded order.
 Shot lengths are the sample's clip frames, captions its shot captions and global caption,
 ``ScriptShot.subjects`` the ground-truth boxes (clip frames) of every subject per shot. Each
-reference (at most ``refs_per_target`` per subject and target shot) is copied to
-``refs/{key}_ref{k}.jpg``; its ``box`` is the subject's box on a target-shot keyframe grown by
+reference (at most ``refs_per_target`` per subject and target shot) is cut from the sample's
+``refs.jpg`` strip into ``refs/{key}_ref{k}.jpg`` (``k``: its place in the json's
+``references``); its ``box`` is the subject's box on a target-shot keyframe grown by
 the crop margin the pipeline cut the crop with (faces 1.6x: the crop shows the head, not just
 the face box), so the crop scaled into ``box`` covers the subject, and ``frame`` is that
 keyframe. The real clip is copied to ``real/{key}.mp4``: the suite carries its own real
@@ -34,9 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 from pydantic import ValidationError
 
+from muss_builder.core.naming import REFS_MEMBER
 from muss_builder.samples.records import Sample, validation_reason
+from muss_builder.samples.ref_strip import JPEG_QUALITY, StripError, reference_crops
 from muss_builder.train.script import Box, Script, ScriptReference, ScriptShot
 
 SUITE_VERSION = "1.0"
@@ -142,10 +147,37 @@ def _grow(box: list[float], margin: float) -> Box:
     return tuple(round(v, 5) for v in grown)  # type: ignore[return-value]
 
 
+def _reference_jpegs(record: Sample, members: dict[str, bytes]) -> list[bytes]:
+    """Each reference crop of a sample as JPEG bytes, cut from its ``refs.jpg`` strip."""
+    if not record.references:
+        return []
+    data = members.get(REFS_MEMBER)
+    if data is None:
+        raise SuiteError(f"sample {record.key}: member {REFS_MEMBER} missing")
+    try:
+        crops = reference_crops(data, [ref.strip_box for ref in record.references])
+    except StripError as exc:
+        raise SuiteError(f"sample {record.key}: {REFS_MEMBER}: {exc}") from exc
+    out = []
+    for crop in crops:
+        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise SuiteError(f"sample {record.key}: a reference crop does not encode")
+        out.append(buf.tobytes())
+    return out
+
+
 def script_from_sample(
-    record: Sample, members: dict[str, bytes], refs_dir: Path, refs_per_target: int = 1
+    record: Sample,
+    members: dict[str, bytes],
+    refs_dir: Path,
+    refs_per_target: int = 1,
+    track: str = "subject",
 ) -> Script:
-    """The script of one sample; writes its reference crops into ``refs_dir``."""
+    """The script of one sample's ``track`` view (the montage view has no references);
+    writes its reference crops into ``refs_dir``."""
+    if track not in record.tracks:
+        raise SuiteError(f"sample {record.key} serves {record.tracks}, not the {track} track")
     key = record.key
     shots = []
     film_to_local = {}
@@ -157,7 +189,7 @@ def script_from_sample(
             boxes += [(b.clip_frame, tuple(b.box)) for b in entry.boxes]
         shots.append(
             ScriptShot(
-                caption=shot.caption or "",
+                caption=shot.caption,
                 n_frames=shot.clip_end_frame - shot.clip_start_frame,
                 transition_in=shot.transition_in,
                 subjects=subjects,
@@ -166,7 +198,9 @@ def script_from_sample(
     references: list[ScriptReference] = []
     ref_sources: list[dict[str, Any]] = []
     taken: dict[tuple[str, int], int] = {}
-    for ref in record.references:
+    used = record.references if track == "subject" else []
+    jpegs = _reference_jpegs(record, members) if used else []
+    for n, ref in enumerate(used):
         for film_shot in ref.target_shots:
             local = film_to_local.get(film_shot)
             if local is None or ref.source_shot == film_shot:
@@ -178,22 +212,19 @@ def script_from_sample(
                 continue  # no box of the subject in that shot: nowhere to put it
             frame, box = seen[len(seen) // 2]
             margin = FACE_CROP_MARGIN if ref.kind == "face" else OBJECT_CROP_MARGIN
-            image = f"refs/{key}_{Path(ref.member).stem}.jpg"
-            data = members.get(ref.member)
-            if data is None:
-                raise SuiteError(f"sample {key}: reference member {ref.member} missing")
-            (refs_dir / Path(image).name).write_bytes(data)
+            image = f"refs/{key}_ref{n}.jpg"
+            (refs_dir / Path(image).name).write_bytes(jpegs[n])
             taken[(ref.subject, local)] = taken.get((ref.subject, local), 0) + 1
             grown = _grow(box, margin)
             references.append(ScriptReference(image, ref.subject, ref.kind, local, grown, frame))
             ref_sources.append(
-                {"member": ref.member, "source_shot": ref.source_shot,
+                {"reference": n, "source_shot": ref.source_shot,
                  "fallback": ref.fallback, "film_target_shot": film_shot}
             )  # fmt: skip
     clip = record.clip
     script = Script(
         key=key,
-        global_caption=record.global_caption or "",
+        global_caption=record.global_caption,
         shots=shots,
         fps=float(clip.fps),
         width=clip.width,
@@ -202,7 +233,7 @@ def script_from_sample(
         source={
             "film_id": record.film_id,
             "sample": key,
-            "track": record.track,
+            "track": track,
             # in the key order of the sample's json (written with sorted keys), as ever
             "span": dict(sorted(record.span.model_dump(mode="json").items())),
             "film_shots": [s.film_shot_index for s in record.shots],
@@ -258,6 +289,7 @@ def make_suite(
     random.Random(seed).shuffle(picked)
     picked.sort(key=lambda r: tracks.index(r["track"]))  # stable: preferred track first
     order = {r["key"]: i for i, r in enumerate(picked[:n_scripts])}
+    view = {r["key"]: r["track"] for r in picked[:n_scripts]}
     chosen: list[tuple[Sample, dict[str, bytes]]] = [
         (record, members)
         for record, members in _samples(dataset, sorted({r["shard"] for r in picked[:n_scripts]}))
@@ -271,9 +303,9 @@ def make_suite(
     (out / "refs").mkdir(parents=True, exist_ok=True)
     (out / "real").mkdir(exist_ok=True)
     scripts = []
-    for record, members in chosen:
-        script = script_from_sample(record, members, out / "refs", refs_per_target)
-        (out / "real" / f"{script.key}.mp4").write_bytes(members["mp4"])
+    for record, data in chosen:  # the view each row chose: the subject one has references
+        script = script_from_sample(record, data, out / "refs", refs_per_target, view[record.key])
+        (out / "real" / f"{script.key}.mp4").write_bytes(data["mp4"])
         scripts.append(script)
     meta = {
         "suite_version": SUITE_VERSION,

@@ -9,9 +9,9 @@ The facts parts are ``Open``: the schema lists the keys it requires and lets oth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from muss_builder.captions.camera import CAMERA_KINDS
 from muss_builder.captions.captioner import Caption
@@ -22,14 +22,14 @@ from muss_builder.core.fields import (
     NonNegativeInt,
     Number,
     Open,
-    PositiveInt,
     SubjectId,
     absent,
 )
 
 Scale = Literal[SCALES]  # type: ignore[valid-type]
 CameraKind = Literal[CAMERA_KINDS]  # type: ignore[valid-type]
-CaptionBackend = Literal["facts", "transformers", "openai"]
+# "none": captions were off (the sample's captioner is always an object, issue 17)
+CaptionBackend = Literal["none", "facts", "transformers", "openai"]
 CaptionSource = Literal["facts", "model", "facts-fallback"]
 
 
@@ -71,10 +71,14 @@ class ShotFacts(Open):
     transition_in: StrictStr
 
 
-class CaptionIssue(Closed):
-    """What the consistency check still found after the re-asks; shot None = the global caption."""
+GLOBAL_CAPTION_SHOT = -1  # CaptionIssue.shot of the global caption (an integer in every issue)
 
-    shot: StrictInt | None
+
+class CaptionIssue(Closed):
+    """What the consistency check still found after the re-asks; shot -1 = the global caption
+    (not null: every sample keeps one type per field, issue 17)."""
+
+    shot: Annotated[StrictInt, Field(ge=GLOBAL_CAPTION_SHOT)]
     issue: StrictStr
 
 
@@ -83,9 +87,9 @@ class CaptionerInfo(Open):
     facts, 'model' = the backend's model, 'facts-fallback' = the model failed."""
 
     backend: CaptionBackend
-    model: StrictStr | None
+    model: StrictStr  # "" when the backend has no model (facts, none)
     sources: list[CaptionSource]
-    attempts: PositiveInt
+    attempts: NonNegativeInt  # 0 when captions were off
 
 
 @dataclass
@@ -102,7 +106,8 @@ class WindowCaptions:
             for i, caption in enumerate(self.shots)
             for issue in caption.issues
         ]
-        return found + [CaptionIssue(shot=None, issue=i) for i in self.global_caption.issues]
+        issues = self.global_caption.issues
+        return found + [CaptionIssue(shot=GLOBAL_CAPTION_SHOT, issue=i) for i in issues]
 
     def sources(self) -> list[str]:
         return sorted({c.source for c in [*self.shots, self.global_caption]})

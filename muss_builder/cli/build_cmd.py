@@ -267,7 +267,8 @@ def json_summary(
             **{k: summary.count(k) for k in ("ok", "failed", "skipped", "duplicate")},
             "resumed": sum(r.resumed for r in summary.results),
         },
-        "samples_in_index": summary.n_index_rows,
+        "samples_in_index": summary.n_samples,
+        "index_rows": summary.n_index_rows,  # one per (sample, track)
         "results": [
             {
                 "path": r.path,
@@ -322,7 +323,10 @@ def demo(
     if shards:
         write_contact_sheet(shards[0], sheet)
     console.print(f"\nshards:        {out / 'shards'} ({len(shards)} files)")
-    console.print(f"index:         {out / 'index.parquet'} ({summary.n_index_rows} samples)")
+    console.print(
+        f"index:         {out / 'index.parquet'} ({summary.n_samples} samples, "
+        f"{summary.n_index_rows} rows: one per sample and track)"
+    )
     console.print(f"films:         {out / 'films.parquet'}")
     if shards:
         console.print(f"contact sheet: {sheet}")

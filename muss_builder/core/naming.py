@@ -4,7 +4,8 @@
 - a shard: ``{film_id}-{n:05d}.tar`` in ``shards/``, one film per shard; while written it is
   the hidden ``.{shard}.partial-{pid}``;
 - a sample key: ``{film_id}_{i:05d}``, the tar key of the sample's members;
-- a reference crop: the member ``ref{k}.jpg`` of a sample (``{key}.ref{k}.jpg`` in the tar);
+- a sample's members: ``SAMPLE_MEMBERS`` (``mp4``, ``json``, ``refs.jpg``), the same in every
+  sample (docs/layout.md), as ``{key}.{member}`` in the tar;
 - a film record: ``films/{film_id}.json``;
 - the output folder itself (``OutputLayout``, see README "Output layout") and what counts as a
   leftover temporary in it (``is_leftover``).
@@ -27,7 +28,6 @@ _FILM_ID = r"[0-9a-f]{16}"
 # shards or samples would break the contract, so the parsers refuse such names too.
 _SHARD_NAME = re.compile(rf"({_FILM_ID})-(\d{{5}})\.tar")
 _SAMPLE_KEY = re.compile(rf"({_FILM_ID})_(\d{{5}})")
-_REFERENCE_MEMBER = re.compile(r"ref(\d+)\.jpg")
 _FILM_RECORD = re.compile(rf"(?:.*/)?({_FILM_ID})\.json")
 
 
@@ -80,19 +80,11 @@ def film_of_key(key: str) -> str | None:
     return parsed[0] if parsed else None
 
 
-def reference_member(k: int) -> str:
-    """The member name (after the sample key) of a sample's ``k``-th reference crop."""
-    return f"ref{k}.jpg"
-
-
-def parse_reference_member(member: str) -> int | None:
-    """``k`` of a ``reference_member`` name; None for any other member."""
-    match = _REFERENCE_MEMBER.fullmatch(member)
-    return int(match[1]) if match else None
-
-
-def is_reference_member(member: str) -> bool:
-    return parse_reference_member(member) is not None
+# Every sample has exactly these members (issue 17): the clip, its record, and one image
+# holding all its reference crops side by side (a placeholder when it has none), so that
+# readers that infer one schema from the first samples (Hugging Face, Arrow) see one.
+REFS_MEMBER = "refs.jpg"
+SAMPLE_MEMBERS = ("json", "mp4", REFS_MEMBER)
 
 
 def film_record_path(film_id: str) -> str:

@@ -196,19 +196,35 @@ def _pack_split(ctx: _Context, split: str, films: list[SourceFilm]) -> list[dict
 
 
 def _packed_index(build: SourceBuild, records: list[dict]) -> pa.Table:
-    """The build's index rows in packed order, pointing at the packed shards."""
+    """The build's index rows in packed order, pointing at the packed shards: every row of a
+    key (one per track it serves, docs/layout.md) follows its sample, which was copied once."""
     keys = pa.chunked_array([r["keys"] for r in records], pa.string()).combine_chunks()
     shards = pa.array([r["shard"]["name"] for r in records for _ in range(len(r["keys"]))])
     splits = pa.array([r["shard"]["split"] for r in records for _ in range(len(r["keys"]))])
     index = build.index
-    rows = pc.index_in(keys, value_set=index["key"].combine_chunks())
-    if rows.null_count:
+    if pc.any(pc.invert(pc.is_in(keys, value_set=index["key"].combine_chunks()))).as_py():
         raise RuntimeError("a packed key is not in the build's index")  # read_build checks it
-    table = index.take(rows)
+    placed = pa.table(
+        {
+            "key": keys,
+            "_shard": shards.cast(pa.string()),
+            "split": splits.cast(pa.string()),
+            "_order": pa.array(range(len(keys)), pa.int64()),
+        }
+    )
+    # the build's rows with their position in the build, so the joined rows keep its columns'
+    # order and each key's rows their build order (montage first)
+    numbered = pa.table(  # keys and row numbers only: Arrow joins no list column
+        {"key": index["key"], "_row": pa.array(range(index.num_rows), pa.int64())}
+    )
+    joined = numbered.join(placed, "key", join_type="inner").sort_by(
+        [("_order", "ascending"), ("_row", "ascending")]
+    )
+    table = index.take(joined["_row"])
     at = table.schema.get_field_index("shard")
-    table = table.set_column(at, "shard", shards.cast(pa.string()))
-    table = table.add_column(at + 1, "split", splits.cast(pa.string()))
-    return table.add_column(at + 2, "source_shard", index["shard"].take(rows))
+    table = table.set_column(at, "shard", joined["_shard"])
+    table = table.add_column(at + 1, "split", joined["split"])
+    return table.add_column(at + 2, "source_shard", index["shard"].take(joined["_row"]))
 
 
 def _manifest(

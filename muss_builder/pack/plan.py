@@ -162,6 +162,9 @@ class Boundaries:
             n = max(n, math.ceil(n_bytes / target_bytes))
         if target_samples:
             n = max(n, math.ceil(n_samples / target_samples))
+        # never more shards than samples: a build of few large samples (bigger than the
+        # target) would otherwise plan shards no sample reaches, and end short of its plan
+        n = min(n, max(1, n_samples))
         by_bytes = bool(target_bytes)
         return cls(n, float(n_bytes if by_bytes else n_samples), by_bytes)
 

@@ -24,7 +24,7 @@ loader = wds.WebLoader(wds.WebDataset(urls, shardshuffle=len(urls)).shuffle(100)
 
 # Ray Data (a list of shards: the packed folder also holds its index and manifest)
 import ray
-ds = ray.data.read_webdataset(expand_shard_list("OUT/packed", split="train"), decoder=None)
+ds = ray.data.read_webdataset("OUT/packed", decoder=None, file_extensions=["tar"])
 
 # the tables: pyarrow (or DuckDB, Polars) on index.parquet, one row per sample and track
 import pyarrow.parquet as pq

@@ -248,17 +248,14 @@ def sample_records(shards: list[Path], limits: ReaderLimits = DEFAULT_LIMITS) ->
 def _shot_facts(data: ReportData, samples: Iterable[Sample]) -> None:
     for sample in samples:
         for ref in sample.references:
-            if ref.pose_delta is not None:
+            if ref.pose_delta >= 0:  # NO_POSE_DELTA (-1) for objects
                 data.pose_deltas.append(float(ref.pose_delta))
-        if sample.track != "montage":
-            continue
+        # each clip once: a sample serves both tracks (docs/layout.md)
         for n, shot in enumerate(sample.shots):
             if n > 0:
                 data.transitions[shot.transition_in] += 1
-            facts = shot.facts
-            data.shot_scales[facts.scale if facts else "unknown"] += 1
-            camera = facts.camera if facts else None
-            data.camera_motions[camera.kind if camera else "unknown"] += 1
+            data.shot_scales[shot.facts.scale] += 1
+            data.camera_motions[shot.facts.camera.kind] += 1  # "unknown" when not measured
 
 
 def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> ReportData:
@@ -284,7 +281,7 @@ def collect(dataset_dir: str | Path, limits: ReaderLimits = DEFAULT_LIMITS) -> R
         films_ok=sum(f.status == "ok" for f in films),
         films_failed=sum(f.status == "failed" for f in films),
         films_skipped=sum(f.status == "skipped" for f in films),
-        samples=len(index),
+        samples=len({r["key"] for r in index}),  # a row per (sample, track)
         samples_by_track={t: sum(r["track"] == t for r in index) for t in TRACKS},
         shards=len(shards),
         shard_bytes=sum(path.stat().st_size for path in shards),

@@ -81,7 +81,7 @@ def _bytes(n: int) -> str:
 
 def _counts(data: ReportData) -> str:
     c = data.counts
-    tracks = ", ".join(f"{n} {t}" for t, n in c.samples_by_track.items())
+    tracks = "serving " + ", ".join(f"{n} {t}" for t, n in c.samples_by_track.items())
     cards = [
         _count(
             str(c.films),
@@ -89,8 +89,8 @@ def _counts(data: ReportData) -> str:
             f"{c.films_ok} ok, {c.films_failed} failed, {c.films_skipped} skipped",
         ),
         _count(str(c.samples), "samples", tracks),
-        _count(str(c.shots_in_samples), "shots in samples", "montage samples"),
-        _count(_hours(c.sample_seconds), "of clips", "montage samples"),
+        _count(str(c.shots_in_samples), "shots in samples", "each clip once"),
+        _count(_hours(c.sample_seconds), "of clips", "each clip once"),
         _count(_hours(c.film_seconds), "of source film", "films that probed"),
         _count(str(c.shards), "shards", _bytes(c.shard_bytes)),
         _count(str(c.film_subjects), "film subject ids", f"{c.references} reference crops"),
@@ -186,10 +186,11 @@ def _charts(charts: list[Chart]) -> str:
 
 
 def _sample(s: SheetSample) -> str:
-    focus = f", focus subject {s.focus_subject}" if s.focus_subject else ""
+    focus = f", focus {', '.join(s.focus_subjects)}" if s.focus_subjects else ""
     parts = [
         f'<div class="sample"><h3><code>{_e(s.key)}</code></h3>',
-        f'<div class="meta">{_e(s.track)} track{_e(focus)} &middot; {_e(s.source_file)} '
+        f'<div class="meta">{_e(" + ".join(s.tracks))} tracks{_e(focus)} &middot; '
+        f"{_e(s.source_file)} "
         f"&middot; {len(s.shots)} shots, {s.duration_seconds:.2f} s</div>",
         f'<img src="{_e(s.file)}" alt="frames of {_e(s.key)}">',
     ]
@@ -249,8 +250,8 @@ def render_page(
 <h2>Shots left out of samples</h2>
 {_counter_table(data.excluded_shots, "reason", "No shot was left out.")}
 <h2>Distributions</h2>
-<p class="note">Per sample from index.parquet (stacked by track; a subject sample reuses a
-montage clip); per shot from the montage samples' metadata, so every clip counts once.</p>
+<p class="note">Per index.parquet row (stacked by track; a sample serving both tracks has a
+row in each, one clip); per shot from the samples' metadata, so every clip counts once.</p>
 {_charts(charts)}
 <h2>Samples</h2>
 <p class="note">{_e(sheet_note)}</p>

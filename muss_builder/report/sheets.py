@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from muss_builder.core.naming import REFS_MEMBER
 from muss_builder.media.contact_sheet import (
     Tile,
     TileStyle,
@@ -66,14 +67,14 @@ class SheetSample:
     """One sample of the page's contact sheets."""
 
     key: str
-    track: str
+    tracks: list[str]
     source_file: str
     duration_seconds: float
     file: str  # the strip PNG, relative to the page
     global_caption: str | None
-    focus_subject: str | None
+    focus_subjects: list[str]
     shots: list[SheetShot] = field(default_factory=list)
-    references: list[str] = field(default_factory=list)  # "ref0.jpg: S1 from shot 7" lines
+    references: list[str] = field(default_factory=list)  # "ref 0: S1 from shot 7" lines
     problem: str | None = None  # e.g. the clip does not decode
 
 
@@ -115,18 +116,25 @@ def _draw_boxes(thumb: Image.Image, shot: SampleShot, frame: int) -> None:
             draw.text((x0 * w + 3 - left, y0 * h + 2 - top), subject.id, font=font, fill="white")
 
 
-def _ref_crop(member: Member | None, height: int) -> Image.Image | None:
-    """The crop scaled to ``height``; None when it is missing or not a sane image."""
-    if member is None:
-        return None
+def _ref_crops(member: Member | None, record: Sample, height: int) -> list[Image.Image | None]:
+    """The sample's reference crops cut from its ``refs.jpg`` strip, scaled to ``height``;
+    all None when the strip is missing or not a sane image (a report shows, never fails)."""
+    crops: list[Image.Image | None] = [None] * len(record.references)
+    if member is None or not record.references:
+        return crops
     try:
         with Image.open(io.BytesIO(member.read())) as image:
             if image.width * image.height > _MAX_REF_PIXELS:  # checked before decoding
-                return None
-            crop = image.convert("RGB")
+                return crops
+            strip = image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError, ShardFormatError):
-        return None
-    return crop.resize((max(1, round(crop.width * height / crop.height)), height))
+        return crops
+    for n, ref in enumerate(record.references):
+        x0, y0, x1, y1 = ref.strip_box
+        if 0 <= x0 < x1 <= strip.width and 0 <= y0 < y1 <= strip.height:
+            crop = strip.crop((x0, y0, x1, y1))
+            crops[n] = crop.resize((max(1, round(crop.width * height / crop.height)), height))
+    return crops
 
 
 def draw_strip(sample: ShardSample, record: Sample) -> tuple[Image.Image, str | None]:
@@ -146,10 +154,10 @@ def draw_strip(sample: ShardSample, record: Sample) -> tuple[Image.Image, str | 
         if thumb is not None:
             _draw_boxes(thumb, shot, frame)
         tiles.append(Tile(thumb, [f"shot {n + 1} ({shot.transition_in}) f{frame}"], size))
-    for ref in record.references:
-        crop = _ref_crop(sample.entries.get(ref.member), size[1])
+    crops = _ref_crops(sample.entries.get(REFS_MEMBER), record, size[1])
+    for n, (ref, crop) in enumerate(zip(record.references, crops, strict=True)):
         if crop is not None:
-            tiles.append(Tile.of(crop, [f"{ref.member.split('.')[0]} {ref.subject}"], size))
+            tiles.append(Tile.of(crop, [f"ref {n} {ref.subject}"], size))
     strip = Image.new(
         "RGB", (_PAD + row_width(tiles, _TILES), size[1] + _LINE + 2 * _PAD), _BACKGROUND
     )
@@ -166,12 +174,12 @@ def _sheet_sample(
     strip.save(folder / f"{sample.key}.png", format="PNG", optimize=True)
     return SheetSample(
         key=sample.key,
-        track=record.track,
+        tracks=list(record.tracks),
         source_file=record.source.file_name,
         duration_seconds=record.duration_seconds,
         file=name,
         global_caption=record.global_caption,
-        focus_subject=record.focus_subject,
+        focus_subjects=list(record.focus_subjects),
         shots=[
             SheetShot(
                 number=n + 1,
@@ -184,10 +192,10 @@ def _sheet_sample(
             for n, s in enumerate(record.shots)
         ],
         references=[
-            f"{r.member}: {r.subject} from film shot {r.source_shot}"
-            + (f", pose delta {r.pose_delta:.0f} deg" if r.pose_delta is not None else "")
+            f"ref {n}: {r.subject} from film shot {r.source_shot}"
+            + (f", pose delta {r.pose_delta:.0f} deg" if r.pose_delta >= 0 else "")
             + (" (fallback: from this sample)" if r.fallback else "")
-            for r in record.references
+            for n, r in enumerate(record.references)
         ],
         problem=problem,
     )

@@ -45,7 +45,12 @@ class BuildSummary:
     out: Path | str  # a url when the output is on an object store
     results: list[FilmResult]
     stats: dict
-    n_index_rows: int
+    n_index_rows: int  # one per (sample, track): docs/layout.md
+
+    @property
+    def n_samples(self) -> int:
+        """Distinct samples in the index (a sample serving both tracks has two rows)."""
+        return int(self.stats.get("samples_in_index", self.n_index_rows))
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -358,7 +363,9 @@ def run_stats(
         },
         "shots": sum(r.n_shots for r in results),
         "samples_this_run": sum(r.n_samples for r in results),
-        "samples_in_index": len(index_rows),
+        # the index has one row per (sample, track): a sample serving both tracks counts in each
+        "samples_in_index": len({r["key"] for r in index_rows}),
+        "index_rows": len(index_rows),
         "samples_by_track": {
             track: sum(r["track"] == track for r in index_rows) for track in ("montage", "subject")
         },

@@ -94,7 +94,7 @@ class FilmResult:
             height=probe.height,
             n_frames=record.n_frames,
             n_shots=len(record.shots),
-            n_samples=len(record.samples),
+            n_samples=len({s.key for s in record.samples}),  # rows: one per (sample, track)
             n_shards=len(record.shards),
             attempts=0,
             timings={k: 0.0 for k in TIMING_BUCKETS},

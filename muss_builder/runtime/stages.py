@@ -20,7 +20,7 @@ from muss_builder.captions.film import caption_windows
 from muss_builder.captions.keyframe_pass import keyframe_pass
 from muss_builder.config import PipelineConfig
 from muss_builder.core.models import pick_device
-from muss_builder.core.naming import film_record_path, sample_key
+from muss_builder.core.naming import REFS_MEMBER, film_record_path, sample_key
 from muss_builder.core.storage import Storage, film_cache_dir, is_remote, local_copy
 from muss_builder.core.text import escape_path
 from muss_builder.curation.picture import analyse_film
@@ -41,7 +41,7 @@ from muss_builder.samples.curate import (
     start_curation,
 )
 from muss_builder.samples.film_record import DroppedSample, IndexRow, ShardRecord, film_record
-from muss_builder.samples.metadata import index_row, window_samples
+from muss_builder.samples.metadata import index_rows, plan_window_clip, window_sample
 from muss_builder.samples.picture_plan import picture_cut
 from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan, window_seconds
@@ -235,7 +235,8 @@ class ClipsStage(Stage):
 
 
 class ShardsStage(Stage):
-    """Sample documents, subject-track twins and shards, then the film record (written last)."""
+    """Sample documents (one per window, serving both tracks) and shards, then the film
+    record (written last)."""
 
     name = "shards"
 
@@ -249,7 +250,8 @@ class ShardsStage(Stage):
         curation = work.curation
         by_subject = _reference_pool(subjects, curation)
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
-        samples: list[IndexRow] = []
+        samples: list[IndexRow] = []  # index rows: one per (sample, track)
+        n_samples = 0
         dropped: list[DroppedSample] = []
         shot_sample: dict[int, str] = {}
         try:
@@ -264,19 +266,21 @@ class ShardsStage(Stage):
                         )
                     )
                     continue
-                key = sample_key(probe.film_id, len(samples))
+                # one sample per window, serving both tracks: its clip is stored once
+                key = sample_key(probe.film_id, n_samples)
+                n_samples += 1
                 captions = work.captions[clip.window] if work.captions else None
                 crop = curation.shot_crop(shots[0].index) if curation else None
-                window_docs = window_samples(
-                    len(samples), probe, detection, shots, clip.size, config, subjects,
-                    captions, by_subject, crop,
+                clip_plan = plan_window_clip(probe, detection, shots, config)
+                sample, strip = window_sample(
+                    key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
+                    detection.detector, subjects, captions, crop, by_subject,
                 )  # fmt: skip
+                members = {"json": sample.to_json_bytes(), "mp4": clip.clip, REFS_MEMBER: strip}
+                with Timer(result.timings, "shards"):
+                    shard = writer.write(sample.key, members)
                 quality = _window_quality(curation, shots)
-                for sample, refs in window_docs:
-                    members = {"json": sample.to_json_bytes(), "mp4": clip.clip}
-                    with Timer(result.timings, "shards"):
-                        shard = writer.write(sample.key, members | refs)
-                    samples.append(index_row(sample, shard, len(clip.clip), quality))
+                samples += index_rows(sample, shard, len(clip.clip), quality)
                 for shot in shots:
                     shot_sample[shot.index] = key
             with Timer(result.timings, "shards"):
@@ -284,7 +288,7 @@ class ShardsStage(Stage):
         except BaseException:
             writer.abort()
             raise
-        result.n_samples, result.n_shards = len(samples), len(shard_infos)
+        result.n_samples, result.n_shards = n_samples, len(shard_infos)
         _outcome(result, plan, dropped, curation)
         record = film_record(
             probe, detection, plan, subjects, (result.status, result.reason), samples, dropped,

@@ -204,7 +204,7 @@ class ShardRecord(Open):
 class FilmRecord(Closed):
     """``films/{film_id}.json``: the whole film."""
 
-    schema_version: Literal["1.0"]
+    schema_version: Literal["2.0"]
     film_id: FilmId
     status: Literal["ok", "skipped", "duplicate"]
     reason: StrictStr | None

@@ -1,15 +1,15 @@
-"""The sample records of a window (built whole, once its clip and captions exist) and their
-``index.parquet`` rows."""
+"""The sample record of a window (built whole, once its clip and captions exist) and its
+``index.parquet`` rows: one per track it serves (docs/layout.md)."""
 
 from __future__ import annotations
 
 import math
 
 from muss_builder import SCHEMA_VERSION, __version__
-from muss_builder.captions.records import CaptionerInfo, WindowCaptions
+from muss_builder.captions.records import CaptionerInfo, ShotFacts, WindowCaptions
+from muss_builder.captions.shot_facts import shot_facts
 from muss_builder.captions.text import hierarchical_prompt
 from muss_builder.config import PipelineConfig
-from muss_builder.core.naming import sample_key
 from muss_builder.curation.catalog import MEASURES
 from muss_builder.media.clips import ClipPlan, output_fps, plan_clip
 from muss_builder.media.probe import FilmProbe
@@ -17,6 +17,7 @@ from muss_builder.samples.film_record import IndexRow
 from muss_builder.samples.records import (
     ClipInfo,
     Sample,
+    SampleFacts,
     SamplePipeline,
     SampleShot,
     ShotSubject,
@@ -24,19 +25,38 @@ from muss_builder.samples.records import (
     Span,
     SubjectBox,
 )
-from muss_builder.samples.subject_track import subject_sample
+from muss_builder.samples.subject_track import SubjectView, subject_view
 from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
 
+# What a sample stores for facts that were not measured (no pixels: a shot too short for a
+# motion fit, or captions off): objects of the same keys, never null (one type per field).
+UNKNOWN_CAMERA = {
+    "kind": "unknown", "magnitude": 0.0, "dx_per_second": 0.0, "dy_per_second": 0.0,
+    "zoom_per_second": 0.0,
+}  # fmt: skip
+UNKNOWN_LIGHTING = {
+    "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "colour": "unknown", "key": "unknown",
+    "time_of_day": "unknown",
+}  # fmt: skip
 
-def _span(frames: tuple[int, int] | None) -> list[int] | None:
-    return list(frames) if frames else None
+
+def sample_facts(facts: ShotFacts) -> SampleFacts:
+    """A shot's facts as the sample stores them: camera and lighting always objects."""
+    doc = facts.model_dump(mode="json")
+    doc["camera"] = doc.get("camera") or UNKNOWN_CAMERA
+    doc["lighting"] = doc.get("lighting") or UNKNOWN_LIGHTING
+    return SampleFacts.model_validate(doc)
 
 
-def _clip_span(plan: ClipPlan, frames: tuple[int, int] | None) -> list[int] | None:
+def _span(frames: tuple[int, int] | None) -> list[int]:
+    return list(frames) if frames else []  # [] for a cut: a list in every sample
+
+
+def _clip_span(plan: ClipPlan, frames: tuple[int, int] | None) -> list[int]:
     """Clip frames [first, last] that show the source transition frames [start, end]."""
     if not frames:
-        return None
+        return []
     return [plan.first_output_frame(frames[0]), plan.first_output_frame(frames[1] + 1) - 1]
 
 
@@ -87,8 +107,11 @@ def _sample_shots(
                 transition_in=shot.transition_in,
                 transition_in_frames=_span(shot.transition_in_frames),
                 transition_in_clip_frames=_clip_span(plan, shot.transition_in_frames),
-                caption=captions.shots[n].text if captions else None,
-                facts=captions.facts[n] if captions else None,
+                caption=captions.shots[n].text if captions else "",
+                # measured without pixels when captions are off (no camera, no lighting)
+                facts=sample_facts(
+                    captions.facts[n] if captions else shot_facts(shot, subjects, None)
+                ),
                 subjects=_shot_subjects(
                     subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
                 ),
@@ -97,17 +120,19 @@ def _sample_shots(
     return out
 
 
-def _captioner(captions: WindowCaptions, config: PipelineConfig) -> CaptionerInfo:
+def _captioner(captions: WindowCaptions | None, config: PipelineConfig) -> CaptionerInfo:
+    if captions is None:  # captions off: an object all the same (one type per field)
+        return CaptionerInfo(backend="none", model="", sources=[], attempts=0)
     return CaptionerInfo(
         backend=config.captions.backend,
-        model=config.captions.model,
+        model=config.captions.model or "",
         # "facts" means a sentence written from the measured facts, not by a language model
         sources=captions.sources(),
         attempts=captions.attempts(),
     )
 
 
-def montage_sample(
+def window_sample(
     key: str,
     probe: FilmProbe,
     n_source_frames: int,
@@ -119,19 +144,28 @@ def montage_sample(
     subjects: FilmSubjects | None = None,
     captions: WindowCaptions | None = None,
     crop: list[int] | None = None,
-) -> Sample:
-    """Metadata of one montage sample: shot boundaries in clip frames, source frames, seconds,
-    the film subjects seen in each shot with their boxes, and the window's captions (None
-    when captions are off)."""
+    by_subject: dict[str, list[Detection]] | None = None,
+) -> tuple[Sample, bytes]:
+    """The sample of one window's clip and its ``refs.jpg`` strip: shot boundaries in clip
+    frames, source frames, seconds, the film subjects seen in each shot with their boxes,
+    the window's captions (empty when captions are off) and, when one of its subjects has
+    references (``by_subject``: the film's reference pool), the subject view (``tracks``
+    then lists "subject" too). ``crop``: the active picture (None: filters off, the whole
+    frame)."""
     fps = float(plan.fps)
     sample_shots = _sample_shots(shots, plan, subjects, captions)
-    global_text = captions.global_caption.text if captions else None
-    extra = {"crop": list(crop)} if crop is not None else {}  # absent when filters are off
-    return Sample(
+    view = SubjectView()
+    if subjects is not None and config.subjects.subject_track and by_subject is not None:
+        view = subject_view(sample_shots, by_subject, config)
+    prompt = ""
+    if captions:
+        prompt = hierarchical_prompt(captions.global_caption.text, [c.text for c in captions.shots])
+    # validated whole by the model: every field typed, none left null
+    sample = Sample(
         schema_version=SCHEMA_VERSION,
         key=key,
         film_id=probe.film_id,
-        track="montage",
+        tracks=view.tracks,
         source=Source(
             file_name=probe.file_name,
             fps=probe.fps,
@@ -155,63 +189,38 @@ def montage_sample(
             codec="h264",
             pix_fmt="yuv420p",
         ),
+        crop=list(crop) if crop is not None else [0, 0, probe.width, probe.height],
         shots=sample_shots,
         n_shots=len(shots),
         duration_seconds=round(shots[-1].end_seconds - shots[0].start_seconds, 6),
         subjects=sorted({s.id for shot in sample_shots for s in shot.subjects}, key=subject_order),
-        focus_subject=None,
-        references=[],
-        global_caption=global_text,
-        prompt=(
-            hierarchical_prompt(captions.global_caption.text, [c.text for c in captions.shots])
-            if captions
-            else None
-        ),
+        focus_subjects=view.focus_subjects,
+        references=view.references,
+        global_caption=captions.global_caption.text if captions else "",
+        prompt=prompt,
         caption_issues=captions.issues() if captions else [],
-        captioner=_captioner(captions, config) if captions else None,
+        captioner=_captioner(captions, config),
         pipeline=SamplePipeline(
             name=config.name,
             config_hash=config.fingerprint(),
             version=__version__,
             shot_detector=detector,
         ),
-        **extra,
     )
+    return sample, view.strip
 
 
-def window_samples(
-    ordinal: int,
-    probe: FilmProbe,
-    detection: ShotDetection,
-    shots: list[Shot],
-    clip_size: tuple[int, int],
-    config: PipelineConfig,
-    subjects: FilmSubjects | None,
-    captions: WindowCaptions | None,
-    by_subject: dict[str, list[Detection]],
-    crop: list[int] | None = None,
-) -> list[tuple[Sample, dict[str, bytes]]]:
-    """The montage sample of a window's clip (sample ``ordinal`` of the film) and, when one of
-    its subjects has references, its subject-track twin (the next ordinal) with their crops;
-    ``crop`` is the active picture the clip shows (source pixels; None: filters off)."""
-    clip_plan = plan_clip(
+def plan_window_clip(
+    probe: FilmProbe, detection: ShotDetection, shots: list[Shot], config: PipelineConfig
+) -> ClipPlan:
+    """The frame-exact plan of a window's clip (as the clips stage encoded it)."""
+    return plan_clip(
         detection.frame_pts,
         detection.end_pts,
         shots[0].start_frame,
         shots[-1].end_frame,
         output_fps(config.clips, probe),
     )
-    montage = montage_sample(
-        sample_key(probe.film_id, ordinal), probe, detection.n_frames, shots, clip_plan,
-        clip_size, config, detection.detector, subjects, captions, crop,
-    )  # fmt: skip
-    out: list[tuple[Sample, dict[str, bytes]]] = [(montage, {})]
-    if subjects is not None and config.subjects.subject_track:
-        twin_key = sample_key(probe.film_id, ordinal + 1)
-        twin = subject_sample(montage, twin_key, by_subject, config)
-        if twin is not None:
-            out.append(twin)
-    return out
 
 
 def quality_columns(shots: list[dict[str, float]]) -> dict[str, float | None]:
@@ -226,11 +235,25 @@ def quality_columns(shots: list[dict[str, float]]) -> dict[str, float | None]:
     return out
 
 
-def index_row(
+def index_rows(
     sample: Sample, shard: str, clip_bytes: int, quality: list[dict[str, float]] | None = None
+) -> list[IndexRow]:
+    """The ``index.parquet`` rows of a sample (see ``schemas/tables.json``): one per track it
+    serves, with the same key and shard, so ``track = 'subject'`` selects the subject view
+    (a reader that copies samples dedupes by key). ``n_refs`` counts the references the row's
+    view uses (0 on a montage row); ``quality``: each of its shots' curation measures (None:
+    filters off, no quality columns)."""
+    return [index_row(sample, track, shard, clip_bytes, quality) for track in sample.tracks]
+
+
+def index_row(
+    sample: Sample,
+    track: str,
+    shard: str,
+    clip_bytes: int,
+    quality: list[dict[str, float]] | None = None,
 ) -> IndexRow:
-    """The ``index.parquet`` row of a sample (see ``schemas/tables.json``); ``quality``: each
-    of its shots' curation measures (None: filters off, no quality columns)."""
+    """The row of one (sample, track)."""
     extra: dict = {}
     if quality is not None:
         extra = {"crop": sample.crop} | quality_columns(quality)
@@ -238,7 +261,7 @@ def index_row(
         key=sample.key,
         film_id=sample.film_id,
         shard=shard,
-        track=sample.track,
+        track=track,
         n_shots=sample.n_shots,
         duration_seconds=sample.duration_seconds,
         clip_frames=sample.clip.n_frames,
@@ -250,9 +273,9 @@ def index_row(
         source_end_frame=sample.span.end_frame,
         shot_durations=[round(s.end_seconds - s.start_seconds, 6) for s in sample.shots],
         subjects=list(sample.subjects),
-        n_refs=len(sample.references),
-        global_caption_chars=len(sample.global_caption or ""),
-        shot_caption_chars=[len(s.caption or "") for s in sample.shots],
+        n_refs=len(sample.references) if track == "subject" else 0,
+        global_caption_chars=len(sample.global_caption),
+        shot_caption_chars=[len(s.caption) for s in sample.shots],
         clip_bytes=clip_bytes,
         **extra,
     )

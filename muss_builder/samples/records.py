@@ -1,5 +1,10 @@
 """The sample record: the ``.json`` member of every shard sample (``schemas/sample.schema.json``).
 
+Schema 2.0 (issue 17, docs/layout.md): one sample per window serves both tracks (``tracks``),
+its reference crops live in one ``refs.jpg`` strip, and every field keeps one JSON type in
+every sample (empty strings, empty lists or "unknown" objects where 1.0 had null), so readers
+that infer one schema from the first samples (Arrow, Hugging Face, Ray) see one.
+
 ``Sample`` mirrors the published schema field for field (the schema stays hand-written: users
 validate against it, and ``tests/samples/test_records.py`` checks that the two accept the same
 records). A sample is built whole by ``samples.metadata`` once its clip and captions exist, and
@@ -11,16 +16,22 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictStr, ValidationError
+from pydantic import Field, StrictStr, ValidationError, field_validator
 
-from muss_builder.captions.records import CaptionerInfo, CaptionIssue, ShotFacts
+from muss_builder.captions.records import (
+    CameraKind,
+    CaptionerInfo,
+    CaptionIssue,
+    FactCamera,
+    FactLighting,
+    ShotFacts,
+)
 from muss_builder.core.fields import (
     Bool,
     Box,
     Closed,
     FilmId,
     Fraction,
-    FramePair,
     NonNegativeInt,
     NonNegativeNumber,
     Number,
@@ -29,13 +40,17 @@ from muss_builder.core.fields import (
     PositiveNumber,
     SampleKey,
     SubjectId,
-    absent,
 )
 
 Track = Literal["montage", "subject"]
 SubjectKind = Literal["face", "object"]
 ShotTransition = Literal["start", "cut", "dissolve", "fade_black", "fade_white", "wipe", "gradual"]
 EvenSide = Annotated[PositiveInt, Field(ge=2, multiple_of=2)]
+# [first, last] frames of a gradual transition; [] for a cut (a list either way: one type)
+TransitionFrames = Annotated[list[NonNegativeInt], Field(max_length=2)]
+StripBox = Annotated[list[NonNegativeInt], Field(min_length=4, max_length=4)]
+"""x0, y0, x1, y1 of a reference crop in the ``refs.jpg`` strip, pixels, end exclusive."""
+NO_POSE_DELTA = -1.0  # Reference.pose_delta of an object: no head pose to compare
 
 
 class Source(Closed):
@@ -81,6 +96,31 @@ class ShotSubject(Closed):
     boxes: Annotated[list[SubjectBox], Field(min_length=1)]
 
 
+class SampleCamera(FactCamera):
+    """The camera facts of a sample's shot: kind "unknown" (zeros) when not measured. The
+    per-axis rates are declared (and required) here: every key a sample carries is in the
+    schema and the model, so the dataset card's features (``report.card_features``) cover it."""
+
+    kind: CameraKind | Literal["unknown"]
+    dx_per_second: Number
+    dy_per_second: Number
+    zoom_per_second: Number
+
+
+class SampleLighting(FactLighting):
+    """The lighting facts of a sample's shot: "unknown" words (zeros) when not measured."""
+
+    saturation: Number
+
+
+class SampleFacts(ShotFacts):
+    """A shot's facts as a sample stores them: camera and lighting always objects (issue 17;
+    ``samples.metadata.sample_facts`` fills "unknown" ones where nothing was measured)."""
+
+    camera: SampleCamera
+    lighting: SampleLighting
+
+
 class SampleShot(Closed):
     """One shot of a sample, in clip frames, source frames and seconds."""
 
@@ -94,17 +134,25 @@ class SampleShot(Closed):
     clip_start_seconds: NonNegativeNumber
     clip_end_seconds: NonNegativeNumber
     transition_in: ShotTransition  # the first shot of a sample is 'start'
-    transition_in_frames: FramePair | None  # source frames [first, last]; None for a cut
-    transition_in_clip_frames: FramePair | None  # clip frames showing it; None for a cut
-    caption: StrictStr | None
-    facts: ShotFacts | None
+    transition_in_frames: TransitionFrames  # source frames [first, last]; [] for a cut
+    transition_in_clip_frames: TransitionFrames  # clip frames showing it; [] for a cut
+    caption: StrictStr  # "" when captions are off
+    facts: SampleFacts
     subjects: list[ShotSubject]
+
+    @field_validator("transition_in_frames", "transition_in_clip_frames")
+    @classmethod
+    def _pair_or_empty(cls, value: list[int]) -> list[int]:
+        if len(value) == 1:  # the schema says the same: not exactly one item
+            raise ValueError("a transition's frames are [first, last], or [] for a cut")
+        return value
 
 
 class Reference(Closed):
-    """A reference crop (member ``ref{k}.jpg``) of the subject track, with its provenance."""
+    """A reference crop of the subject track (its place in the ``refs.jpg`` strip), with its
+    provenance."""
 
-    member: Annotated[StrictStr, Field(pattern=r"^ref[0-9]+\.jpg$")]
+    strip_box: StripBox
     subject: SubjectId
     kind: SubjectKind
     label: StrictStr
@@ -113,7 +161,7 @@ class Reference(Closed):
     box: Box
     target_shots: Annotated[list[NonNegativeInt], Field(min_length=1)]  # never source_shot
     identity_similarity: Number
-    pose_delta: Number | None  # degrees; None for objects
+    pose_delta: Annotated[Number, Field(ge=NO_POSE_DELTA)]  # degrees; NO_POSE_DELTA: objects
     duplicate_correlation: Number
     quality: Fraction
     fallback: Bool  # the crop comes from another shot of this sample: none elsewhere
@@ -127,27 +175,29 @@ class SamplePipeline(Closed):
 
 
 class Sample(Closed):
-    """Metadata of one sample (montage, or its subject-track twin with reference crops)."""
+    """Metadata of one sample: one window's clip, serving the montage track and, when it has
+    references, the subject track too (``tracks``)."""
 
-    schema_version: Literal["1.0"]
+    schema_version: Literal["2.0"]
     key: SampleKey
     film_id: FilmId
-    track: Track
+    tracks: Annotated[list[Track], Field(min_length=1)]  # ["montage"] or ["montage", "subject"]
     source: Source
     span: Span
     clip: ClipInfo
-    # the active picture the clip shows (source pixels); absent from samples before issue 16
-    crop: PixelBox = absent()
+    # the active picture the clip shows (source pixels; the whole frame when filters are off)
+    crop: PixelBox
     shots: Annotated[list[SampleShot], Field(min_length=1)]
     n_shots: PositiveInt
     duration_seconds: PositiveNumber
     subjects: list[SubjectId]
-    focus_subject: SubjectId | None  # the subject a subject-track sample centres on
-    references: list[Reference]
-    global_caption: StrictStr | None
-    prompt: StrictStr | None  # the global caption, then one '[shot i] caption' line per shot
+    # the subjects the subject view centres on, main focus first; [] when montage only
+    focus_subjects: list[SubjectId]
+    references: list[Reference]  # in ``refs.jpg`` strip order; [] when montage only
+    global_caption: StrictStr  # "" when captions are off
+    prompt: StrictStr  # the global caption, then one '[shot i] caption' line per shot; or ""
     caption_issues: list[CaptionIssue]
-    captioner: CaptionerInfo | None
+    captioner: CaptionerInfo  # backend "none" when captions are off
     pipeline: SamplePipeline
 
     def to_json_bytes(self) -> bytes:

@@ -11,7 +11,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from muss_builder.core.naming import is_reference_member
 from muss_builder.media.contact_sheet import (
     Font,
     Tile,
@@ -79,6 +78,10 @@ def _sample_summary(sample: ShardSample, limits: ReaderLimits) -> dict[str, Any]
         ) from exc
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
     # .get throughout: inspect is for looking at odd shards too, not only valid ones; every
     # value is a number or escaped text, so nothing from the shard reaches the terminal raw
@@ -89,7 +92,7 @@ def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
         boundaries.append(_number(shots[-1].get("clip_end_frame")))
     return {
         "key": sample.key,
-        "track": _text(doc.get("track")),
+        "tracks": [_text(t) or "" for t in _list(doc.get("tracks"))],
         "n_shots": _number(doc.get("n_shots", len(shots))),
         "duration_seconds": _number(doc.get("duration_seconds")),
         "clip": {k: _number(clip.get(k)) for k in ("n_frames", "fps", "width", "height")},
@@ -97,7 +100,7 @@ def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
         "global_caption": bool(doc.get("global_caption")),
         "shot_captions": sum(bool(s.get("caption")) for s in shots),
         "subjects": [printable(x, 40) for x in doc.get("subjects") or []],
-        "n_refs": sum(is_reference_member(ext) for ext in sample.entries),
+        "n_refs": len(_list(doc.get("references"))),  # crops in its refs.jpg strip
         "members": sorted(sample.entries),
         "bytes": sum(m.size for m in sample.entries.values()),
     }
@@ -142,7 +145,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     longest_key = max((len(s["key"]) for s in summary["samples"]), default=3)
     table.add_column("key", no_wrap=True, min_width=longest_key)
-    table.add_column("track")
+    table.add_column("tracks")
     table.add_column("shots", justify="right")
     table.add_column("dur s", justify="right")
     table.add_column("clip", no_wrap=True)
@@ -154,7 +157,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         captions = f"{'yes' if s['global_caption'] else 'no'} / {s['shot_captions']}/{s['n_shots']}"
         table.add_row(
             s["key"],
-            str(s["track"]),
+            "+".join(s["tracks"]) or "-",
             str(s["n_shots"]),
             f"{s['duration_seconds'] or 0:.2f}",
             _fmt_clip(s["clip"]),
@@ -231,7 +234,7 @@ def _sample_row(sample: ShardSample, limits: ReaderLimits) -> _Row:
     size = scaled_size(clip["width"], clip["height"], target_width=THUMB_WIDTH)
     label = [
         sample.key,
-        f"{doc['track']}, {len(shots)} shots",
+        f"{'+'.join(doc['tracks'])}, {len(shots)} shots",
         f"{clip['n_frames']} f @ {clip['fps']:g} fps",
         f"{doc['duration_seconds']:.2f} s",
     ]

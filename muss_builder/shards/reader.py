@@ -43,7 +43,7 @@ GiB, MiB = 2**30, 2**20
 
 @dataclass(frozen=True)
 class ReaderLimits:
-    """What a reader accepts. Member caps are by last extension (``ref0.jpg`` -> ``jpg``);
+    """What a reader accepts. Member caps are by last extension (``refs.jpg`` -> ``jpg``);
     ``*`` is every other extension. The defaults are far above what a build writes."""
 
     member_bytes: Mapping[str, int] = field(
@@ -161,7 +161,7 @@ class Member:
 @dataclass
 class ShardSample:
     """One sample: its key, the loaded members' bytes by extension (``json``, ``mp4``,
-    ``ref0.jpg``) and every member (loaded or not) in ``entries``."""
+    ``refs.jpg``) and every member (loaded or not) in ``entries``."""
 
     key: str
     members: dict[str, bytes]

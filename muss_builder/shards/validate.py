@@ -205,14 +205,32 @@ def _check_index(report: ValidationReport, layout: OutputLayout) -> dict[str, st
     table = _read_table(report, layout.index, "index")
     if table is None:
         return None
-    pairs = list(
-        zip(table.column("key").to_pylist(), table.column("shard").to_pylist(), strict=True)
-    )
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            report.add("index.parquet", f"key {key} appears more than once")
-        seen.add(key)
+    keys, shards = table.column("key").to_pylist(), table.column("shard").to_pylist()
+    tracks = table.column("track").to_pylist()
+    # one row per (sample, track): a sample serving both tracks has two, in one shard
+    pairs: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    shard_of: dict[str, str] = {}
+    indexed_tracks: dict[str, set[str]] = {}
+    for key, shard, track in zip(keys, shards, tracks, strict=True):
+        if (key, track) in seen:
+            report.add("index.parquet", f"key {key} track {track} appears more than once")
+        seen.add((key, track))
+        indexed_tracks.setdefault(key, set()).add(track)
+        if shard_of.setdefault(key, shard) != shard:
+            report.add(
+                "index.parquet", f"key {key}'s rows name two shards ({shard_of[key]}, {shard})"
+            )
+            continue
+        if len(indexed_tracks[key]) == 1:
+            pairs.append((key, shard))
+    for key, served in sorted(report.tracks.items()):
+        rows = indexed_tracks.get(key)
+        if rows is not None and rows != set(served):
+            report.add(
+                "index.parquet",
+                f"key {key} has rows for tracks {sorted(rows)}; its json serves {served}",
+            )
     indexed = set(pairs)
     for key, shard in sorted(report.samples - indexed):
         report.add("index.parquet", f"key {key} (in shards/{shard}) is missing from the index")

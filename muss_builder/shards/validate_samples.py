@@ -1,8 +1,8 @@
 """Validate's checks of shards and their samples (the folder-level checks are in validate.py).
 
 A shard is read once, with only its ``.json`` members loaded: clips are probed in place
-inside the shard (ffmpeg's ``subfile`` protocol) and reference crops are checked by their
-first bytes, so validating never holds a clip in memory.
+inside the shard (ffmpeg's ``subfile`` protocol) and the ``refs.jpg`` strip is checked by its
+first bytes (its size, from the JPEG frame header), so validating never holds a clip in memory.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from muss_builder.core.naming import film_of_shard, is_reference_member
+from muss_builder.core.naming import REFS_MEMBER, SAMPLE_MEMBERS, film_of_shard
 from muss_builder.media.commands import count_packets
 from muss_builder.media.tools import MediaError, run
 from muss_builder.samples.records import ClipInfo, Sample, validation_reason
+from muss_builder.samples.ref_strip import PLACEHOLDER_SIDE, jpeg_size
 from muss_builder.shards.reader import (
     DEFAULT_LIMITS,
     Member,
@@ -43,6 +44,7 @@ class ValidationReport:
     samples: set[tuple[str, str]] = field(default_factory=set)  # (key, shard) found in shards
     shard_keys: dict[str, list[str]] = field(default_factory=dict)  # readable shard -> keys
     bad_shards: set[str] = field(default_factory=set)
+    tracks: dict[str, list[str]] = field(default_factory=dict)  # key -> tracks its json serves
     limits: ReaderLimits = DEFAULT_LIMITS
 
     @property
@@ -56,12 +58,14 @@ class ValidationReport:
 
 
 def _check_members(report: ValidationReport, where: str, sample: ShardSample) -> None:
-    for ext in ("json", "mp4"):
+    # every sample has exactly these members (docs/layout.md): readers infer one schema
+    for ext in SAMPLE_MEMBERS:
         if ext not in sample.entries:
             report.add(where, f"no .{ext} member")
+    allowed = ", ".join(f".{m}" for m in SAMPLE_MEMBERS)
     for ext in sorted(sample.entries):
-        if ext not in ("json", "mp4") and not is_reference_member(ext):
-            report.add(where, f"unexpected member .{ext} (allowed: .json, .mp4, .ref{{k}}.jpg)")
+        if ext not in SAMPLE_MEMBERS:
+            report.add(where, f"unexpected member .{ext} (allowed: {allowed})")
 
 
 def _boundary_problems(sample: Sample) -> list[str]:
@@ -118,24 +122,59 @@ def _head(member: bytes | Member, n: int) -> bytes:
     return member[:n] if isinstance(member, bytes) else member.head(n)
 
 
+_STRIP_HEAD = 65536  # bytes read for the strip's frame header (a JPEG's first ~600 here)
+
+
+def _strip_problems(sample: Sample, strip: bytes | Member | None) -> list[str]:
+    """The strip must be a JPEG whose boxes tile it left to right, full height (the
+    placeholder's 8x8 when the sample has no reference)."""
+    if strip is None:
+        return []  # said by the member check
+    size = jpeg_size(_head(strip, _STRIP_HEAD))
+    if size is None:
+        return [f"{REFS_MEMBER} is not a JPEG (or its size is not in its first bytes)"]
+    width, height = size
+    boxes = [ref.strip_box for ref in sample.references]
+    if not boxes:
+        if size != (PLACEHOLDER_SIDE, PLACEHOLDER_SIDE):
+            return [f"{REFS_MEMBER} is {width}x{height} with no reference: not the placeholder"]
+        return []
+    problems: list[str] = []
+    x = 0
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        if (x0, y0, y1) != (x, 0, height) or x1 <= x0:
+            problems.append(
+                f"references[{k}].strip_box {[x0, y0, x1, y1]} does not follow the previous "
+                f"one at x {x}, full height {height}"
+            )
+        x = x1
+    if x != width:
+        problems.append(f"the strip boxes end at x {x}; {REFS_MEMBER} is {width} wide")
+    return problems
+
+
 def reference_problems(sample: Sample, members: Mapping[str, bytes | Member]) -> list[str]:
-    """A reference must come from a shot other than the ones it is a reference for, and from
-    outside the sample unless it says it is a fallback; its crop must be in the tar."""
+    """Tracks, focus and references must agree; a reference must come from a shot other than
+    the ones it is a reference for, and from outside the sample unless it says it is a
+    fallback; the strip must hold every crop where its box says."""
     problems: list[str] = []
     refs = sample.references
     sample_shots = {s.film_shot_index for s in sample.shots}
-    if sample.track == "montage" and (refs or sample.focus_subject is not None):
-        problems.append("a montage sample has references or a focus subject")
-    if sample.track == "subject":
+    subject = "subject" in sample.tracks
+    if sample.tracks not in (["montage"], ["montage", "subject"]):
+        problems.append(f"tracks are {sample.tracks}, not ['montage'] or ['montage', 'subject']")
+    if not subject and (refs or sample.focus_subjects):
+        problems.append("a montage-only sample has references or focus subjects")
+    if subject:
         if not refs:
-            problems.append("a subject-track sample has no reference")
-        if sample.focus_subject not in sample.subjects:
-            problems.append(f"focus subject {sample.focus_subject} is not among its subjects")
-    listed = {ref.member for ref in refs}
-    for name in sorted(m for m in members if is_reference_member(m) and m not in listed):
-        problems.append(f"member .{name} is not described in references")
-    for ref in refs:
-        name, source = ref.member, ref.source_shot
+            problems.append("a sample serving the subject track has no reference")
+        if not sample.focus_subjects:
+            problems.append("a sample serving the subject track has no focus subject")
+    for sid in sample.focus_subjects:
+        if sid not in sample.subjects:
+            problems.append(f"focus subject {sid} is not among its subjects")
+    for k, ref in enumerate(refs):
+        name, source = f"references[{k}]", ref.source_shot
         if source in ref.target_shots:
             problems.append(f"{name} is cut from shot {source}, one of the shots it serves")
         if not set(ref.target_shots) <= sample_shots:
@@ -146,12 +185,9 @@ def reference_problems(sample: Sample, members: Mapping[str, bytes | Member]) ->
             problems.append(f"{name} is flagged fallback but comes from outside the sample")
         if ref.subject not in sample.subjects:
             problems.append(f"{name} shows subject {ref.subject}, absent from the sample")
-        data = members.get(name)
-        if data is None:
-            problems.append(f"{name} is listed but not in the tar")
-        elif _head(data, 2) != b"\xff\xd8":
-            problems.append(f"{name} is not a JPEG")
-    return problems
+        if ref.subject not in sample.focus_subjects:
+            problems.append(f"{name} shows subject {ref.subject}, not a focus subject")
+    return problems + _strip_problems(sample, members.get(REFS_MEMBER))
 
 
 def probe_clip(mp4: Member) -> dict[str, Any]:
@@ -233,6 +269,7 @@ def _check_sample(
     except ValidationError as exc:  # the schema and the model agree (tests): never expected
         report.add(f"{where}.json", f"record: {validation_reason(exc)}")
         return
+    report.tracks[sample.key] = list(record.tracks)
     for problem in _boundary_problems(record) + reference_problems(record, sample.entries):
         report.add(f"{where}.json", problem)
     if "mp4" in sample.entries:

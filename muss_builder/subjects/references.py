@@ -148,7 +148,7 @@ def choose_references(
 
 
 def focus_subject(present: dict[str, int]) -> str | None:
-    """The subject a subject-track sample centres on: in the most shots, then the first id."""
+    """The main subject a sample's subject view centres on: in the most shots, then the first id."""
     if not present:
         return None
     return min(present, key=lambda s: (-present[s], subject_order(s)))

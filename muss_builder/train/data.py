@@ -1,13 +1,16 @@
 """Our shard samples as training clips: ``DataConfig`` and ``ShardClipDataset``.
 
-A sample (mp4 + json + reference jpgs) becomes a ``ClipExample``: each usable shot is
-resampled to the training fps on its own timeline and trimmed to 4k+1 frames, the clip is
-scaled and centre-cut to the bucket nearest its aspect, subject boxes are carried through the
-cut, and reference crops are placed on the shots they target.
+A sample (mp4 + json + the refs.jpg strip of reference crops) becomes a ``ClipExample``: each
+usable shot is resampled to the training fps on its own timeline and trimmed to 4k+1 frames,
+the clip is scaled and centre-cut to the bucket nearest its aspect, subject boxes are carried
+through the cut, and reference crops are placed on the shots they target.
 
 Reading, the rank/worker split, shuffling, shape batching, exact resume and the ``on_error``
 handlers are generic and live in ``muss_builder.train.stream`` (the shard list in
 ``train.shard_list``, ``ResumableLoader`` in ``train.loader``).
+One sample serves both tracks (docs/layout.md): with "subject" in ``tracks`` a sample whose
+json lists "subject" is read with its references; with ``tracks: [subject]`` only such
+samples are read; with ``tracks: [montage]`` every sample is read without references.
 Samples skipped on purpose (track not wanted, too few usable shots, a film in
 ``exclude_film_ids``: see ``ShardStream``) are counted in
 ``stats`` (summed over the loader's workers) and logged at INFO.
@@ -35,7 +38,7 @@ from pydantic import (
 
 from muss_builder.samples.records import Sample, validation_reason
 from muss_builder.shards.reader import ShardFormatError, ShardSample, load_sample_json
-from muss_builder.train.pixels import decode_frames, member_error, reference_image
+from muss_builder.train.pixels import decode_frames, member_error, reference_images
 from muss_builder.train.shard_list import check_film_ids
 from muss_builder.train.shot_plan import (
     Bucket,
@@ -196,26 +199,27 @@ def references(
 ) -> list[ReferenceCrop]:
     """One ReferenceCrop per (reference, kept target shot), in the json's order."""
     by_film_shot = {shot.film_shot: k for k, shot in enumerate(shots)}
-    crops: list[ReferenceCrop] = []
-    for ref in record.references:
-        image: torch.Tensor | None = None
+    placed: list[tuple[int, int, list[float], int, str]] = []  # (ref, shot, box, frame, id)
+    for n, ref in enumerate(record.references):
         for target in ref.target_shots:
             k = by_film_shot.get(target)
             if k is None or target == ref.source_shot:
                 stats["references_target_not_kept"] += 1  # dropped shot (or a bad json)
                 continue
-            placed = target_box(record.shots[shots[k].index], ref.subject, shots[k], crop)
-            if placed is None:
+            where = target_box(record.shots[shots[k].index], ref.subject, shots[k], crop)
+            if where is None:
                 stats["references_without_box"] += 1
                 continue
-            if len(crops) >= cfg.max_references:
+            if len(placed) >= cfg.max_references:
                 stats["references_over_max"] += 1
                 continue
-            if image is None:
-                image = reference_image(sample, ref.member, cfg.ref_size)
-            box, local = placed
-            crops.append(ReferenceCrop(image, k, box, starts[k] + local, ref.subject))
-    return crops
+            box, local = where
+            placed.append((n, k, box, starts[k] + local, ref.subject))
+    # only the crops used are cut from the strip (decoded once, when one is used)
+    used = sorted({n for n, *_ in placed})
+    images = reference_images(sample, [record.references[n].strip_box for n in used], cfg.ref_size)
+    image_of = dict(zip(used, images, strict=True))
+    return [ReferenceCrop(image_of[n], k, box, frame, sid) for n, k, box, frame, sid in placed]
 
 
 def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> ClipExample | None:
@@ -227,7 +231,9 @@ def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> C
             sample, "json", f"not a sample record: {validation_reason(exc)}"
         ) from exc
     try:
-        if record.track not in cfg.tracks:
+        # the subject view when wanted and served; else the montage view (no references)
+        subject_view = "subject" in cfg.tracks and "subject" in record.tracks
+        if not subject_view and "montage" not in cfg.tracks:
             stats["skipped_track"] += 1
             return None
         shots = plan_shots(
@@ -243,11 +249,13 @@ def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> C
         crop = Crop.plan(width, height, nearest_bucket(width, height, cfg.buckets))
         starts = np.cumsum([0] + [len(s.frames) for s in shots]).tolist()
         frames = decode_frames(sample, crop, {f for s in shots for f in s.frames})
-        refs = references(sample, record, shots, starts[:-1], crop, cfg, stats)
+        refs = (
+            references(sample, record, shots, starts[:-1], crop, cfg, stats) if subject_view else []
+        )
         kept = [record.shots[s.index] for s in shots]
         boxes = [[b for e in d.subjects for m in e.boxes if (b := crop.box(m.box))] for d in kept]
-        captions = [d.caption or "" for d in kept]
-        global_caption = record.global_caption or ""
+        captions = [d.caption for d in kept]
+        global_caption = record.global_caption
     except ShardFormatError:
         raise
     except ValueError as exc:  # a shot outside the clip: the record is typed, yet inconsistent

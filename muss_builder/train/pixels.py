@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import torch
 
+from muss_builder.core.naming import REFS_MEMBER
 from muss_builder.media.decode import read_frames
 from muss_builder.media.tools import MediaError
+from muss_builder.samples.ref_strip import StripError, reference_crops
 from muss_builder.shards.reader import ShardFormatError, ShardSample
 from muss_builder.train.shot_plan import Crop
 
@@ -37,17 +39,20 @@ def decode_frames(sample: ShardSample, crop: Crop, wanted: set[int]) -> dict[int
     return frames
 
 
-def reference_image(sample: ShardSample, member: str, size: int) -> torch.Tensor:
-    """A ``.ref{k}.jpg`` crop padded to a square (mid grey, so nothing is cut or stretched),
-    resized to ``size``, as (3, size, size) in [-1, 1]."""
-    ext = member.removeprefix(f"{sample.key}.")
-    data = sample.members.get(ext)
+def reference_images(sample: ShardSample, boxes: list[list[int]], size: int) -> list[torch.Tensor]:
+    """The sample's reference crops, cut from its ``refs.jpg`` strip by their ``strip_box``
+    (in order), each padded to a square (mid grey, so nothing is cut or stretched), resized
+    to ``size``, as (3, size, size) in [-1, 1]. The strip is decoded once."""
+    if not boxes:
+        return []
+    data = sample.members.get(REFS_MEMBER)
     if data is None:
-        raise member_error(sample, ext, "listed in the json's references but not in the sample")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise member_error(sample, ext, "not a decodable image")
-    return square_reference(image, size)
+        raise member_error(sample, REFS_MEMBER, "missing (the sample's reference strip)")
+    try:
+        crops = reference_crops(data, boxes)
+    except StripError as exc:
+        raise member_error(sample, REFS_MEMBER, str(exc)) from exc
+    return [square_reference(crop, size) for crop in crops]
 
 
 def square_reference(image: np.ndarray, size: int) -> torch.Tensor:

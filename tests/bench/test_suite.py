@@ -112,8 +112,7 @@ def test_references_never_come_from_a_shot_they_serve(
             assert origin["source_shot"] != film_shots[ref.shot]
             assert origin["fallback"] or origin["source_shot"] not in film_shots
             crop = cv2.imread(str(face_suite.root / ref.image))
-            member = docs[script.key]["references"]
-            (meta,) = [m for m in member if m["member"] == origin["member"]]
+            meta = docs[script.key]["references"][origin["reference"]]
             assert crop is not None and meta["subject"] == ref.subject
             start, end = script.shot_ranges[ref.shot]
             assert start <= ref.frame < end
@@ -163,13 +162,20 @@ def test_make_suite_refuses_what_it_cannot_use(tmp_path: Path, built_dataset: Bu
         load_suite(tmp_path / "bad")
 
 
-def test_reference_crop_is_the_shard_member(face_suite: Suite, face_dataset: BuildSummary) -> None:
+def test_reference_crop_is_cut_from_the_shard_strip(
+    face_suite: Suite, face_dataset: BuildSummary
+) -> None:
     members = {}
     for shard in (face_dataset.out / "shards").glob("*.tar"):
         for sample in iter_samples(shard):
             members[sample.key] = sample.members
     script = next(s for s in face_suite.scripts if s.references)
+    doc = json.loads(members[script.key]["json"])
+    strip = cv2.imdecode(np.frombuffer(members[script.key]["refs.jpg"], np.uint8), 1)
     for ref, origin in zip(script.references, script.source["references"], strict=True):
         data = (face_suite.root / ref.image).read_bytes()
-        assert data == members[script.key][origin["member"]]
-        assert np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), 1)).size > 0
+        crop = cv2.imdecode(np.frombuffer(data, np.uint8), 1)
+        x0, y0, x1, y1 = doc["references"][origin["reference"]]["strip_box"]
+        expected = strip[y0:y1, x0:x1].astype(np.int16)
+        assert crop.shape == expected.shape
+        assert np.abs(crop.astype(np.int16) - expected).mean() < 4  # one JPEG re-encode

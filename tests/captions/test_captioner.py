@@ -58,7 +58,7 @@ def test_facts_of_a_pan_a_static_shot_and_a_zoom(
 ) -> None:
     summary = build([str(camera_film)], tmp_path / "out", tiny_config, executor="inline")
     assert validate_dataset(summary.out) == []
-    docs = [d for d in samples_of(summary.out) if d["track"] == "montage"]
+    docs = samples_of(summary.out)  # each clip once: a sample serves both tracks
     shots = [s for d in docs for s in d["shots"]]
     assert [s["facts"]["camera"]["kind"] for s in shots] == ["pan_right", "static", "zoom_in"]
     pan = shots[0]["facts"]["camera"]
@@ -70,7 +70,7 @@ def test_facts_of_a_pan_a_static_shot_and_a_zoom(
         assert doc["prompt"].splitlines()[0] == doc["global_caption"]
         assert doc["captioner"] == {
             "backend": "facts",
-            "model": None,
+            "model": "",
             "sources": ["facts"],
             "attempts": 1,
         }

@@ -166,7 +166,7 @@ def test_deeply_nested_json_is_a_clear_problem(tmp_path: Path) -> None:
 
 def test_rich_markup_in_a_json_value_is_printed_as_text(tmp_path: Path) -> None:
     # today: rich.errors.MarkupError on "[/x]"
-    doc = {"key": KEY, "track": "[/x]", "subjects": ["[bold]S1", ":smile:"], "n_shots": 1}
+    doc = {"key": KEY, "tracks": ["[/x]"], "subjects": ["[bold]S1", ":smile:"], "n_shots": 1}
     shard = _tar(tmp_path / "s.tar", [(f"{KEY}.json", json.dumps(doc).encode())])
     result = runner.invoke(app, ["inspect", str(shard)])
     assert result.exit_code == 0, result.output

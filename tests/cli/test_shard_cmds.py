@@ -56,7 +56,7 @@ def test_inspect_extract_writes_files(shard: Path, keys: list[str], tmp_path: Pa
     result = runner.invoke(app, ["inspect", str(shard), "--extract", str(dest)])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in dest.iterdir())
-    assert names == sorted(f"{k}.{ext}" for k in keys for ext in ("json", "mp4"))
+    assert names == sorted(f"{k}.{ext}" for k in keys for ext in ("json", "mp4", "refs.jpg"))
     assert f"{len(names)} files written to {dest}" in result.stdout
 
 
@@ -89,7 +89,7 @@ def test_validate_ok(built_dataset: BuildSummary) -> None:
     assert result.exit_code == 0, result.output
     n_shards = len(list((built_dataset.out / "shards").glob("*.tar")))
     assert result.stdout.strip() == (
-        f"ok: {built_dataset.out} ({n_shards} shards, {built_dataset.n_index_rows} samples)"
+        f"ok: {built_dataset.out} ({n_shards} shards, {built_dataset.n_samples} samples)"
     )
 
 

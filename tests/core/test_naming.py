@@ -1,4 +1,4 @@
-"""Names of shards, samples, reference crops and film records: every formatter's output
+"""Names of shards, samples, sample members and film records: every formatter's output
 parses back to what made it, and names no build writes are refused."""
 
 from __future__ import annotations
@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 
 from muss_builder.core.naming import (
+    REFS_MEMBER,
+    SAMPLE_MEMBERS,
     OutputLayout,
     film_of_key,
     film_of_shard,
     film_record_path,
     is_film_id,
     is_leftover,
-    is_reference_member,
     parse_film_record_path,
-    parse_reference_member,
     parse_sample_key,
     parse_shard_name,
     partial_shard_name,
-    reference_member,
     sample_key,
     shard_globs,
     shard_name,
@@ -36,7 +35,6 @@ def test_format_then_parse_is_a_round_trip(n: int) -> None:
     assert film_of_shard(shard_name(FILM, n)) == FILM
     assert parse_sample_key(sample_key(FILM, n)) == (FILM, n)
     assert film_of_key(sample_key(FILM, n)) == FILM
-    assert parse_reference_member(reference_member(n)) == n
     assert parse_film_record_path(film_record_path(FILM)) == FILM
 
 
@@ -44,7 +42,8 @@ def test_the_formats_are_the_documented_ones() -> None:
     assert shard_name(FILM, 3) == "0123456789abcdef-00003.tar"
     assert partial_shard_name(FILM, 3, 77) == ".0123456789abcdef-00003.tar.partial-77"
     assert sample_key(FILM, 12) == "0123456789abcdef_00012"
-    assert reference_member(2) == "ref2.jpg"
+    # every sample has exactly these members (docs/layout.md)
+    assert (REFS_MEMBER, SAMPLE_MEMBERS) == ("refs.jpg", ("json", "mp4", "refs.jpg"))
     assert film_record_path(FILM) == "films/0123456789abcdef.json"
     assert parse_film_record_path(f"{FILM}.json") == FILM  # a bare file name too
 
@@ -73,11 +72,6 @@ def test_malformed_shard_names_are_refused(name: str) -> None:
 )
 def test_malformed_sample_keys_are_refused(key: str) -> None:
     assert parse_sample_key(key) is None and film_of_key(key) is None
-
-
-@pytest.mark.parametrize("member", ["ref.jpg", "refx.jpg", "ref1.png", "ref1.jpg.json", "json"])
-def test_malformed_reference_members_are_refused(member: str) -> None:
-    assert parse_reference_member(member) is None and not is_reference_member(member)
 
 
 def test_film_ids_and_record_paths() -> None:

@@ -28,13 +28,13 @@ from muss_builder.report import Report, ReportInputError, write_report
 from muss_builder.report.browser import find_chromium, render
 from muss_builder.report.sheets import (
     THUMB_WIDTH,
-    _ref_crop,
+    _ref_crops,
     box_colour,
     draw_strip,
     pick_samples,
 )
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.samples.records import Sample
+from muss_builder.samples.records import Reference, Sample
 from muss_builder.shards.reader import Member, iter_samples, load_sample_json
 from muss_builder.testing.synthetic_films import SyntheticFilm
 
@@ -128,12 +128,12 @@ def _summary(values: list[float], unit: str) -> str:
 def test_page_numbers_match_the_tables(report: Report, built_dataset: BuildSummary) -> None:
     index = _index(built_dataset.out)
     films = pq.read_table(built_dataset.out / "films.parquet").to_pylist()
-    montage = [r for r in index if r["track"] == "montage"]
+    montage = [r for r in index if r["track"] == "montage"]  # every sample: each clip once
     assert montage  # the fixture's films give samples: otherwise this test proves nothing
     page = PageText(report.page.read_text())
 
     assert page.cards["input films"] == str(len(films))
-    assert page.cards["samples"] == str(len(index))
+    assert page.cards["samples"] == str(len({r["key"] for r in index}))
     assert page.cards["shots in samples"] == str(sum(r["n_shots"] for r in montage))
     assert page.cards["shards"] == str(len(list((built_dataset.out / "shards").glob("*.tar"))))
     # one films-table row per input, with its status and counts
@@ -329,15 +329,18 @@ def test_report_applies_member_size_caps(built_dataset: BuildSummary, tmp_path: 
     assert "bytes, over the 10-byte limit for this kind of member" in result.stderr
 
 
-def test_a_reference_crop_declaring_a_huge_image_is_left_out() -> None:
+def test_a_reference_strip_declaring_a_huge_image_is_left_out() -> None:
     # a PNG whose header says 20000x20000 (400 M pixels): decoding it would take 1.2 GB
     small = io.BytesIO()
     Image.new("RGB", (4, 4)).save(small, format="PNG")
     data = bytearray(small.getvalue())
     data[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR width and height
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the chunk's CRC
-    member = Member.from_bytes("s.tar", "k.ref0.jpg", bytes(data))
-    assert _ref_crop(member, 50) is None
-    fine = Member.from_bytes("s.tar", "k.ref0.jpg", small.getvalue())
-    crop = _ref_crop(fine, 50)
+    record = Sample.model_construct(references=[Reference.model_construct(strip_box=[0, 0, 4, 4])])
+    member = Member.from_bytes("s.tar", "k.refs.jpg", bytes(data))
+    assert _ref_crops(member, record, 50) == [None]
+    fine = Member.from_bytes("s.tar", "k.refs.jpg", small.getvalue())
+    (crop,) = _ref_crops(fine, record, 50)
     assert crop is not None and crop.size == (50, 50)
+    outside = Sample.model_construct(references=[Reference.model_construct(strip_box=[2, 0, 9, 4])])
+    assert _ref_crops(fine, outside, 50) == [None]  # a box past the strip: nothing to show

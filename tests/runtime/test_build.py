@@ -34,12 +34,14 @@ def test_build_writes_the_output_contract(built_dataset, twelve_film) -> None:
         for sample in iter_samples(shard):
             doc = load_sample_json(sample)
             assert schema_errors("sample", doc) == []
-            assert sorted(sample.members) == ["json", "mp4"]
+            assert sorted(sample.members) == ["json", "mp4", "refs.jpg"]  # in every sample
             assert doc["key"] == sample.key and sample.key.startswith(shard.name[:16])
     for record in (out / "films").glob("*.json"):
         assert schema_errors("film", json.loads(record.read_text())) == []
     stats = json.loads((out / "stats.json").read_text())
+    # no face in these films: one montage row per sample
     assert stats["films"]["ok"] == 2 and stats["samples_in_index"] == len(rows)
+    assert stats["index_rows"] == len(rows) and {r["track"] for r in rows} == {"montage"}
 
 
 def test_samples_follow_the_shot_list(built_dataset, twelve_film) -> None:

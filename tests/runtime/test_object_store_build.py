@@ -56,7 +56,7 @@ def test_build_from_and_to_s3(tmp_path, s3_prefix, two_films, tiny_config, execu
                 row.update({k: 0.0 for k in row if k.startswith("seconds_")})
         assert remote_rows == local_rows
     stats = json.loads(out.read_bytes("stats.json"))
-    assert stats["films"]["ok"] == 2 and stats["samples_in_index"] == local.n_index_rows
+    assert stats["films"]["ok"] == 2 and stats["samples_in_index"] == local.n_samples
     records = [json.loads(out.read_bytes(rel)) for rel in out.list("films", ".json")]
     # named relative to the prefix given, like a local folder's films
     assert {r["probe"]["path"] for r in records} == {f.name for f in two_films}

@@ -14,15 +14,15 @@ from pydantic import BaseModel, ValidationError
 from muss_builder.captions.records import (
     CaptionerInfo,
     CaptionIssue,
-    FactCamera,
-    FactLighting,
     FactSubject,
-    ShotFacts,
 )
 from muss_builder.samples.records import (
     ClipInfo,
     Reference,
     Sample,
+    SampleCamera,
+    SampleFacts,
+    SampleLighting,
     SamplePipeline,
     SampleShot,
     ShotSubject,
@@ -34,6 +34,7 @@ from muss_builder.samples.records import (
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.schemas import json_schema, schema_errors
 
+CAPTIONS_OFF = {"backend": "none", "model": "", "sources": [], "attempts": 0}
 SHOT = ("properties", "shots", "items")
 FACTS = (*SHOT, "properties", "facts")
 # every part of the sample model and the schema node it mirrors
@@ -45,9 +46,9 @@ SAMPLE_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (SampleShot, SHOT),
     (ShotSubject, (*SHOT, "properties", "subjects", "items")),
     (SubjectBox, (*SHOT, "properties", "subjects", "items", "properties", "boxes", "items")),
-    (ShotFacts, FACTS),
-    (FactCamera, (*FACTS, "properties", "camera")),
-    (FactLighting, (*FACTS, "properties", "lighting")),
+    (SampleFacts, FACTS),
+    (SampleCamera, (*FACTS, "properties", "camera")),
+    (SampleLighting, (*FACTS, "properties", "lighting")),
     (FactSubject, (*FACTS, "properties", "subjects", "items")),
     (Reference, ("properties", "references", "items")),
     (CaptionIssue, ("properties", "caption_issues", "items")),
@@ -110,11 +111,12 @@ def test_real_samples_read_back_to_the_same_bytes(built_dataset, face_dataset) -
     for data, record in zip(members, records, strict=True):
         assert record.to_json_bytes() == data
         assert schema_errors("sample", json.loads(data)) == []
-    # the builds cover both tracks, captions and facts, references
-    assert {r.track for r in records} == {"montage", "subject"}
+    # the builds cover both tracks (montage-only samples and samples serving both), captions
+    # and facts, references
+    assert {tuple(r.tracks) for r in records} == {("montage",), ("montage", "subject")}
     assert any(r.references for r in records)
-    assert all(s.facts is not None and s.caption for r in records for s in r.shots)
-    assert all(r.captioner is not None for r in records)
+    assert all(s.caption for r in records for s in r.shots)
+    assert all(r.captioner.backend == "facts" for r in records)
 
 
 def mutations() -> list[tuple[str, Any, bool]]:
@@ -147,10 +149,14 @@ def mutations() -> list[tuple[str, Any, bool]]:
         ("extra root key", put(1, "extra"), False),
         ("extra shot key", put(1, "shots", 0, "extra"), False),
         ("extra clip key", put(1, "clip", "extra"), False),
-        ("track not in enum", put("other", "track"), False),
+        ("track not in enum", put(["other"], "tracks"), False),
+        ("no track", put([], "tracks"), False),
+        ("a string for tracks", put("montage", "tracks"), False),
+        ("null focus subjects", put(None, "focus_subjects"), False),
+        ("a focus subject string", put("S1", "focus_subjects"), False),
         ("transition not in enum", put("zoom", "shots", 0, "transition_in"), False),
         ("scale not in enum", put("huge", "shots", 0, "facts", "scale"), False),
-        ("schema version", put("2.0", "schema_version"), False),
+        ("schema version", put("1.0", "schema_version"), False),
         ("codec", put("hevc", "clip", "codec"), False),
         ("bad key pattern", put("x_00000", "key"), False),
         ("bad subject id", put(["P1"], "subjects"), False),
@@ -168,16 +174,34 @@ def mutations() -> list[tuple[str, Any, bool]]:
         ),
         ("no shots", put([], "shots"), False),
         ("one transition frame", put([3], "shots", 0, "transition_in_frames"), False),
+        ("three transition frames", put([3, 4, 5], "shots", 0, "transition_in_frames"), False),
+        # 2.0: no field is null in some samples and a value in others (docs/layout.md)
+        ("null captioner", put(None, "captioner"), False),
+        ("null captioner model", put(None, "captioner", "model"), False),
+        ("null facts", put(None, "shots", 0, "facts"), False),
+        ("null camera", put(None, "shots", 0, "facts", "camera"), False),
+        ("null lighting", put(None, "shots", 0, "facts", "lighting"), False),
+        ("null shot caption", put(None, "shots", 0, "caption"), False),
+        ("null global caption", put(None, "global_caption"), False),
+        ("null prompt", put(None, "prompt"), False),
+        ("null cut frames", put(None, "shots", 0, "transition_in_frames"), False),
+        ("null issue shot", put([{"shot": None, "issue": "x"}], "caption_issues"), False),
+        ("no crop", drop("crop"), False),
         # what the schema lets through, the model takes too
         ("an integer fps", put(24, "clip", "fps"), True),
-        ("no captions", put(None, "captioner"), True),
-        ("no facts", put(None, "shots", 0, "facts"), True),
+        ("captions off", put(CAPTIONS_OFF, "captioner"), True),
+        ("empty captions", put("", "shots", 0, "caption"), True),
+        ("global caption issue", put([{"shot": -1, "issue": "x"}], "caption_issues"), True),
         ("extra facts key", put("x", "shots", 0, "facts", "extra"), True),
         ("extra camera key", put(0.5, "shots", 0, "facts", "camera", "extra"), True),
-        ("no camera", put(None, "shots", 0, "facts", "camera"), True),
+        ("unknown camera", put("unknown", "shots", 0, "facts", "camera", "kind"), True),
         ("gradual transition frames", put([3, 7], "shots", 0, "transition_in_frames"), True),
-        # the active picture (issue 16): absent from samples written before it
-        ("no crop", drop("crop"), True),
+        ("a cut", put([], "shots", 0, "transition_in_frames"), True),
+        # references: a place in the refs.jpg strip, a number for every pose delta
+        ("a member for a strip box", put("ref0.jpg", "references", 0, "strip_box"), False),
+        ("a strip box of three", put([0, 0, 5], "references", 0, "strip_box"), False),
+        ("null pose delta", put(None, "references", 0, "pose_delta"), False),
+        ("an object's pose delta", put(-1.0, "references", 0, "pose_delta"), True),
         ("crop of three", put([0, 0, 10], "crop"), False),
         ("negative crop", put([0, -2, 10, 10], "crop"), False),
     ]

@@ -76,8 +76,8 @@ def test_summary_reports_boundaries_captions_and_refs(shards: list[Path]) -> Non
     assert facts["shot_boundaries"][0] == 0
     assert facts["clip"]["n_frames"] == doc["clip"]["n_frames"]
     assert facts["global_caption"] is True  # the facts captioner writes one for every sample
-    assert facts["n_refs"] == 0
-    assert facts["members"] == ["json", "mp4"]
+    assert facts["n_refs"] == 0 and facts["tracks"] == ["montage"]
+    assert facts["members"] == ["json", "mp4", "refs.jpg"]  # the same in every sample
 
 
 def test_contact_sheet_has_one_row_per_sample(biggest_shard: Path, tmp_path: Path) -> None:

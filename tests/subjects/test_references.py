@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from muss_builder.config import ReferencesConfig
@@ -92,17 +93,17 @@ def test_focus_subject_is_the_one_in_most_shots() -> None:
 def sample_doc(refs: list[Reference], track: str = "subject") -> Sample:
     # only the fields the reference rules read: model_construct leaves the rest unset
     return Sample.model_construct(
-        track=track,
-        focus_subject="S1" if track == "subject" else None,
+        tracks=["montage", "subject"] if track == "subject" else ["montage"],
+        focus_subjects=["S1"] if track == "subject" else [],
         subjects=["S1"],
         shots=[SampleShot.model_construct(film_shot_index=i) for i in (3, 4)],
         references=refs,
     )
 
 
-def ref(source: int, targets: list[int], fallback: bool = False) -> Reference:
+def ref(source: int, targets: list[int], fallback: bool = False, x: int = 0) -> Reference:
     return Reference.model_construct(
-        member="ref0.jpg",
+        strip_box=[x, 0, x + 10, 20],
         subject="S1",
         source_shot=source,
         target_shots=targets,
@@ -110,14 +111,35 @@ def ref(source: int, targets: list[int], fallback: bool = False) -> Reference:
     )
 
 
+def strip(width: int, height: int) -> dict[str, bytes]:
+    image = np.full((height, width, 3), 128, np.uint8)
+    return {"refs.jpg": cv2.imencode(".jpg", image)[1].tobytes()}
+
+
 def test_validate_rejects_references_from_the_shots_they_serve() -> None:
-    jpeg = {"ref0.jpg": b"\xff\xd8..."}
+    jpeg = strip(10, 20)
     assert reference_problems(sample_doc([ref(9, [3, 4])]), jpeg) == []
     assert reference_problems(sample_doc([ref(4, [3], fallback=True)]), jpeg) == []
     problems = reference_problems(sample_doc([ref(4, [3, 4], fallback=True)]), jpeg)
     assert any("one of the shots it serves" in p for p in problems)
     problems = reference_problems(sample_doc([ref(3, [4])]), jpeg)
     assert any("no fallback" in p for p in problems)
-    assert any("not in the tar" in p for p in reference_problems(sample_doc([ref(9, [3])]), {}))
-    assert reference_problems(sample_doc([], track="montage"), {}) == []
-    assert any("no reference" in p for p in reference_problems(sample_doc([]), {}))
+    assert reference_problems(sample_doc([], track="montage"), strip(8, 8)) == []
+    assert any("no reference" in p for p in reference_problems(sample_doc([]), strip(8, 8)))
+
+
+def test_validate_checks_the_strip_against_the_boxes() -> None:
+    two = sample_doc([ref(9, [3]), ref(8, [4], x=10)])
+    assert reference_problems(two, strip(20, 20)) == []
+    assert any("30 wide" in p for p in reference_problems(two, strip(30, 20)))
+    gap = sample_doc([ref(9, [3]), ref(8, [4], x=12)])
+    assert any("does not follow" in p for p in reference_problems(gap, strip(22, 20)))
+    # a montage-only sample carries the 8x8 placeholder, nothing else
+    assert any(
+        "placeholder" in p for p in reference_problems(sample_doc([], "montage"), jpeg_of(16))
+    )
+    assert any("not a JPEG" in p for p in reference_problems(two, {"refs.jpg": b"GIF89a"}))
+
+
+def jpeg_of(side: int) -> dict[str, bytes]:
+    return strip(side, side)

@@ -15,6 +15,7 @@ import pytest
 
 from muss_builder.config import PipelineConfig
 from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.samples.ref_strip import STRIP_HEIGHT
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.validate import validate_dataset
 from muss_builder.testing.face_film import Person, encode_stills, make_face_film, render_shot
@@ -75,11 +76,10 @@ def test_subject_track_references_come_from_other_shots(face_build) -> None:
     summary, _ = face_build
     assert validate_dataset(summary.out) == []
     samples = samples_of(summary)
-    montage = [d for d, _ in samples if d["track"] == "montage"]
-    subject = [(d, m) for d, m in samples if d["track"] == "subject"]
-    assert montage and len(subject) == len(montage)  # every window has a recurring person
-    for doc in montage:
-        assert doc["references"] == [] and doc["focus_subject"] is None
+    # one sample per window, every one serving both tracks: each has a recurring person
+    assert samples and all(d["tracks"] == ["montage", "subject"] for d, _ in samples)
+    subject = samples
+    for doc, _ in samples:
         for shot in doc["shots"]:
             (entry,) = shot["subjects"]
             box = entry["boxes"][0]
@@ -88,7 +88,9 @@ def test_subject_track_references_come_from_other_shots(face_build) -> None:
     outside = []
     for doc, members in subject:
         sample_shots = {s["film_shot_index"] for s in doc["shots"]}
-        assert doc["references"][0]["subject"] == doc["focus_subject"]
+        assert doc["references"][0]["subject"] == doc["focus_subjects"][0]
+        strip = cv2.imdecode(np.frombuffer(members["refs.jpg"], np.uint8), cv2.IMREAD_COLOR)
+        assert strip.shape[1] == doc["references"][-1]["strip_box"][2]
         for ref in doc["references"]:
             assert ref["source_shot"] not in ref["target_shots"]
             # a fallback only where the film's other shots of the person are copies of a
@@ -96,8 +98,9 @@ def test_subject_track_references_come_from_other_shots(face_build) -> None:
             outside.append(ref["source_shot"] not in sample_shots)
             assert outside[-1] != ref["fallback"]
             assert ref["identity_similarity"] >= 0.45
-            crop = cv2.imdecode(np.frombuffer(members[ref["member"]], np.uint8), cv2.IMREAD_COLOR)
-            assert crop is not None and min(crop.shape[:2]) >= 48
+            x0, y0, x1, y1 = ref["strip_box"]
+            crop = strip[y0:y1, x0:x1]  # every crop scaled to the strip's height
+            assert crop.shape[0] == STRIP_HEIGHT and crop.shape[1] >= 48
     assert sum(outside) >= 0.8 * len(outside)
 
 
@@ -125,12 +128,12 @@ def test_fallback_reference_when_the_only_other_appearance_is_in_the_sample(
     encode_stills(tmp_path / "aba.mp4", [render_shot(p, rng) for p in (a, b, a)], 24)
     summary = build([str(tmp_path / "aba.mp4")], tmp_path / "out", tiny_config, executor="inline")
     assert validate_dataset(summary.out) == []
-    subject = [d for d, _ in samples_of(summary) if d["track"] == "subject"]
+    subject = [d for d, _ in samples_of(summary) if "subject" in d["tracks"]]
     assert len(subject) == 1
     (doc,) = subject
     refs = doc["references"]
     assert refs and all(r["fallback"] for r in refs)
-    assert {r["subject"] for r in refs} == {doc["focus_subject"]}
+    assert {r["subject"] for r in refs} == set(doc["focus_subjects"]) == {doc["focus_subjects"][0]}
     for r in refs:
         assert r["source_shot"] in (0, 2) and r["target_shots"] == [2 - r["source_shot"]]
 
@@ -153,7 +156,7 @@ def test_validate_refuses_a_reference_cut_from_a_shot_it_serves(face_build, tmp_
     for info, data in members:
         if tampered_key is None and info.name.endswith(".json"):
             doc = json.loads(data)
-            if doc["track"] == "subject":
+            if "subject" in doc["tracks"]:
                 ref = doc["references"][0]
                 ref["source_shot"] = ref["target_shots"][0]
                 tampered_key, data = doc["key"], json.dumps(doc).encode()
@@ -164,7 +167,9 @@ def test_validate_refuses_a_reference_cut_from_a_shot_it_serves(face_build, tmp_
             tar.addfile(info, io.BytesIO(data))
     problems = validate_dataset(out)
     assert any(
-        tampered_key in p and "ref0.jpg is cut from shot" in p and "one of the shots it serves" in p
+        tampered_key in p
+        and "references[0] is cut from shot" in p
+        and "one of the shots it serves" in p
         for p in problems
     ), problems
 
@@ -178,7 +183,7 @@ def test_report_shows_every_reference_pose_delta(face_build, tmp_path: Path) -> 
         ref
         for doc, _ in samples_of(summary)
         for ref in doc["references"]
-        if ref["kind"] == "face" and ref["pose_delta"] is not None
+        if ref["kind"] == "face" and ref["pose_delta"] >= 0  # -1: an object
     ]
     assert face_refs, "the face film gave no face references"
     assert sorted(report.data.pose_deltas) == sorted(r["pose_delta"] for r in face_refs)

@@ -167,7 +167,7 @@ def test_merge_refuses_collisions_and_other_schema_versions(
     pq.write_table(table.replace_schema_metadata({"schema_version": "0.9"}), copy / "index.parquet")
     done = runner.invoke(app, ["merge", str(built_dataset.out), str(copy), "-o", str(dest)])
     assert done.exit_code == 1, done.output
-    assert "index.parquet: schema version 1.0" in done.stderr and "0.9" in done.stderr
+    assert "index.parquet: schema version 2.0" in done.stderr and "0.9" in done.stderr
     assert not dest.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from muss_builder.samples.metadata import UNKNOWN_CAMERA, UNKNOWN_LIGHTING
 from muss_builder.shards.reader import ShardFormatError, ShardSample, iter_samples
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.testing.face_film import encode_stills
@@ -91,10 +92,10 @@ def _whole_sample(width: int, height: int, shots: list[dict]) -> dict:
     """A whole sample record around ``shots`` (48 frames at 24 fps), as the trainer reads
     only valid ones."""
     return {
-        "schema_version": "1.0",
+        "schema_version": "2.0",
         "key": "00000000000000aa_00000",
         "film_id": "00000000000000aa",
-        "track": "montage",
+        "tracks": ["montage"],
         "source": {
             "file_name": "boxes.mp4",
             "fps": 24.0,
@@ -113,16 +114,17 @@ def _whole_sample(width: int, height: int, shots: list[dict]) -> dict:
             "codec": "h264",
             "pix_fmt": "yuv420p",
         },
+        "crop": [0, 0, width, height],
         "shots": shots,
         "n_shots": 2,
         "duration_seconds": 2.0,
         "subjects": ["S1", "S2"],
-        "focus_subject": None,
+        "focus_subjects": [],
         "references": [],
         "global_caption": "a box",
-        "prompt": None,
+        "prompt": "",
         "caption_issues": [],
-        "captioner": None,
+        "captioner": {"backend": "none", "model": "", "sources": [], "attempts": 0},
         "pipeline": {"name": "test", "config_hash": "x", "version": "0", "shot_detector": "none"},
     }
 
@@ -149,10 +151,18 @@ def _white_box_shard(tmp_path: Path) -> tuple[Path, dict]:
             "clip_start_seconds": float(i),
             "clip_end_seconds": float(i + 1),
             "transition_in": "start" if i == 0 else "cut",
-            "transition_in_frames": None,
-            "transition_in_clip_frames": None,
+            "transition_in_frames": [],
+            "transition_in_clip_frames": [],
             "caption": f"shot {i}",
-            "facts": None,
+            "facts": {
+                "scale": "medium",
+                "scale_basis": "no subject",
+                "camera": UNKNOWN_CAMERA,
+                "lighting": UNKNOWN_LIGHTING,
+                "n_people": 0,
+                "subjects": [],
+                "transition_in": "start" if i == 0 else "cut",
+            },
             "subjects": [
                 {
                     "id": "S1",
@@ -223,6 +233,20 @@ def test_references_point_into_other_shots_at_their_subject(face_dataset) -> Non
             (subject,) = [s for s in target["subjects"] if s["id"] == ref.subject]
             crop = Crop.plan(doc["clip"]["width"], doc["clip"]["height"], (64, 112))
             assert ref.box in [crop.box(b["box"]) for b in subject["boxes"]]
+
+
+def test_tracks_select_the_view_of_one_sample(face_dataset, built_dataset) -> None:
+    """One sample serves both tracks (docs/layout.md): the subject track reads the samples
+    whose json lists it, with references; the montage track reads every sample without."""
+    montage = list(ShardClipDataset(face_dataset.out, config(tracks=["montage"])))
+    subject = list(ShardClipDataset(face_dataset.out, config(tracks=["subject"])))
+    both = list(ShardClipDataset(face_dataset.out, config()))
+    assert [ex.key for ex in montage] == [ex.key for ex in subject] == [ex.key for ex in both]
+    assert all(not ex.references for ex in montage)
+    assert all(ex.references for ex in subject) and all(ex.references for ex in both)
+    # a build without faces serves the montage track only
+    none = ShardClipDataset(built_dataset.out, config(tracks=["subject"]))
+    assert list(none) == [] and none.stats["skipped_track"] == 5
 
 
 class KeyStream(ShardStream):
@@ -330,13 +354,15 @@ def test_bad_members_raise_or_are_skipped_by_the_handler(tmp_path: Path) -> None
     cases = {
         "mp4": {"json": json.dumps(doc).encode(), "mp4": b"not a video"},
         "json": {"json": json.dumps(broken).encode(), "mp4": b""},
-        "ref0.jpg": {
+        "refs.jpg": {
             "json": json.dumps(
                 dict(
                     doc,
+                    tracks=["montage", "subject"],
+                    focus_subjects=["S1"],
                     references=[
                         {
-                            "member": "ref0.jpg",
+                            "strip_box": [0, 0, 10, 10],
                             "subject": "S1",
                             "kind": "object",
                             "label": "box",
@@ -345,7 +371,7 @@ def test_bad_members_raise_or_are_skipped_by_the_handler(tmp_path: Path) -> None
                             "box": [0.55, 0.2, 0.85, 0.7],
                             "target_shots": [1],
                             "identity_similarity": 1.0,
-                            "pose_delta": None,
+                            "pose_delta": -1.0,
                             "duplicate_correlation": 0.0,
                             "quality": 1.0,
                             "fallback": True,
