@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ def caption_windows(
     pixels: dict[int, ShotPixels],
     config: PipelineConfig,
     cache_dir: Path,
+    scene_of: Mapping[int, int] | None = None,
 ) -> FilmCaptions:
     """Every window's facts and captions (None each when captions are off), and the
     captioner's counters. All shots of the film go to the backend together, then all
@@ -27,7 +29,11 @@ def caption_windows(
     if not config.captions.enabled:
         return FilmCaptions([None] * len(windows))
     captioner = Captioner(config.captions, cache_dir)
-    facts = [[shot_facts(s, subjects, pixels.get(s.index)) for s in w] for w in windows]
+    scene_of = scene_of or {}
+    facts = [
+        [shot_facts(s, subjects, pixels.get(s.index), scene_of.get(s.index, -1)) for s in w]
+        for w in windows
+    ]
     # the captioner's prompts and consistency checks read the facts as the JSON they are stored as
     plain = [[f.model_dump(mode="json") for f in window_facts] for window_facts in facts]
     present = [

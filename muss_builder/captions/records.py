@@ -69,6 +69,9 @@ class ShotFacts(Open):
     n_people: NonNegativeInt
     subjects: list[FactSubject]
     transition_in: StrictStr
+    # the shot's scene in its film (``scenes.segment``; -1 when scenes are off): a sample whose
+    # shots are in two scenes crosses a change of place or time, and its captions say so
+    scene: Annotated[StrictInt, Field(ge=-1)] = -1
 
 
 GLOBAL_CAPTION_SHOT = -1  # CaptionIssue.shot of the global caption (an integer in every issue)

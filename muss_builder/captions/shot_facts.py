@@ -14,8 +14,10 @@ from muss_builder.shots.segment import Shot
 from muss_builder.subjects.stage import FilmSubjects, subject_order
 
 
-def shot_facts(shot: Shot, subjects: FilmSubjects | None, pixels: ShotPixels | None) -> ShotFacts:
-    """Facts of one film shot (stored per shot in the samples)."""
+def shot_facts(
+    shot: Shot, subjects: FilmSubjects | None, pixels: ShotPixels | None, scene: int = -1
+) -> ShotFacts:
+    """Facts of one film shot (stored per shot in the samples); ``scene``: its scene index."""
     detections = subjects.in_shot(shot.index) if subjects else []
     boxes = [(d.kind if d.kind == "face" else d.label, d.normalised_box()) for d in detections]
     scale, basis = shot_scale(boxes)
@@ -37,4 +39,5 @@ def shot_facts(shot: Shot, subjects: FilmSubjects | None, pixels: ShotPixels | N
         n_people=max(per_frame.values(), default=0),
         subjects=[present[k] for k in sorted(present, key=subject_order)],
         transition_in=shot.transition_in,
+        scene=scene,
     )

@@ -91,6 +91,16 @@ def facts_shot_caption(facts: dict[str, Any]) -> str:
     return " ".join(sentences)
 
 
+def scene_changes(shot_facts: list[dict[str, Any]]) -> list[int]:
+    """Shot numbers (from 1) that open another scene than the shot before (scenes known)."""
+    scenes = [f.get("scene", -1) for f in shot_facts]
+    return [
+        i + 1
+        for i in range(1, len(scenes))
+        if min(scenes[i], scenes[i - 1]) >= 0 and scenes[i] != scenes[i - 1]
+    ]
+
+
 def facts_global_caption(shot_facts: list[dict[str, Any]], shot_captions: list[str]) -> str:
     """A deterministic global caption: subjects with the shots they appear in, the light, and
     the shots in order (the offline ``facts`` backend; a template, not a narrative)."""
@@ -107,6 +117,10 @@ def facts_global_caption(shot_facts: list[dict[str, Any]], shot_captions: list[s
     when = "by day" if lights == {"day"} else ("at night" if lights == {"night"} else "")
     parts = [f"Subjects: {'; '.join(subjects)}." if subjects else "No identified subject."]
     parts.append(f"{len(shot_facts)} shots{' ' + when if when else ''}.")
+    changes = scene_changes(shot_facts)
+    if changes:
+        where = _join([str(n) for n in changes])
+        parts.append(f"The scene changes before shot{'s' if len(changes) > 1 else ''} {where}.")
     parts += [f"Shot {i + 1}: {c}" for i, c in enumerate(shot_captions)]
     return " ".join(parts)
 
@@ -161,6 +175,12 @@ def global_prompt(
         f"Subjects of this clip: {', '.join(tag(s) for s in subjects) or 'none'}. Use only these "
         "tags.",
     ]
+    changes = scene_changes(shot_facts) if shot_facts else []
+    if changes:
+        lines.append(
+            "The clip crosses a change of scene (another place or time) before shot "
+            f"{_join([str(n) for n in changes])}: say so."
+        )
     with_facts = ", each with its measured facts (trust them):" if shot_facts else ":"
     lines.append(f"Shot captions in order{with_facts}")
     for i, caption in enumerate(shot_captions):

@@ -168,6 +168,7 @@ class CaptionsStage(Stage):
                 work.pixels,
                 work.config,
                 layout.root / "cache" / "captions",
+                work.plan.scene_of if work.plan else None,
             )
         work.captions = captions.windows
         if captions.stats is not None:
@@ -274,7 +275,7 @@ class ShardsStage(Stage):
                 clip_plan = plan_window_clip(probe, detection, shots, config)
                 sample, strip = window_sample(
                     key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
-                    detection.detector, subjects, captions, crop, by_subject,
+                    detection.detector, subjects, captions, crop, by_subject, plan.scene_of,
                 )  # fmt: skip
                 members = {"json": sample.to_json_bytes(), "mp4": clip.clip, REFS_MEMBER: strip}
                 with Timer(result.timings, "shards"):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from muss_builder import SCHEMA_VERSION, __version__
 from muss_builder.captions.records import CaptionerInfo, ShotFacts, WindowCaptions
@@ -41,9 +42,10 @@ UNKNOWN_LIGHTING = {
 }  # fmt: skip
 
 
-def sample_facts(facts: ShotFacts) -> SampleFacts:
-    """A shot's facts as the sample stores them: camera and lighting always objects."""
-    doc = facts.model_dump(mode="json")
+def sample_facts(facts: ShotFacts, scene: int = -1) -> SampleFacts:
+    """A shot's facts as the sample stores them: camera and lighting always objects, and the
+    shot's scene (-1 when scenes are off)."""
+    doc = facts.model_dump(mode="json") | {"scene": scene}
     doc["camera"] = doc.get("camera") or UNKNOWN_CAMERA
     doc["lighting"] = doc.get("lighting") or UNKNOWN_LIGHTING
     return SampleFacts.model_validate(doc)
@@ -86,6 +88,7 @@ def _sample_shots(
     plan: ClipPlan,
     subjects: FilmSubjects | None,
     captions: WindowCaptions | None,
+    scene_of: Mapping[int, int],
 ) -> list[SampleShot]:
     fps = float(plan.fps)
     bounds = [plan.first_output_frame(s.start_frame) for s in shots] + [plan.n_frames]
@@ -110,7 +113,8 @@ def _sample_shots(
                 caption=captions.shots[n].text if captions else "",
                 # measured without pixels when captions are off (no camera, no lighting)
                 facts=sample_facts(
-                    captions.facts[n] if captions else shot_facts(shot, subjects, None)
+                    captions.facts[n] if captions else shot_facts(shot, subjects, None),
+                    scene_of.get(shot.index, -1),
                 ),
                 subjects=_shot_subjects(
                     subjects.in_shot(shot.index) if subjects else [], plan, clip_start, clip_end
@@ -145,6 +149,7 @@ def window_sample(
     captions: WindowCaptions | None = None,
     crop: list[int] | None = None,
     by_subject: dict[str, list[Detection]] | None = None,
+    scene_of: Mapping[int, int] | None = None,
 ) -> tuple[Sample, bytes]:
     """The sample of one window's clip and its ``refs.jpg`` strip: shot boundaries in clip
     frames, source frames, seconds, the film subjects seen in each shot with their boxes,
@@ -153,7 +158,7 @@ def window_sample(
     then lists "subject" too). ``crop``: the active picture (None: filters off, the whole
     frame)."""
     fps = float(plan.fps)
-    sample_shots = _sample_shots(shots, plan, subjects, captions)
+    sample_shots = _sample_shots(shots, plan, subjects, captions, scene_of or {})
     view = SubjectView()
     if subjects is not None and config.subjects.subject_track and by_subject is not None:
         view = subject_view(sample_shots, by_subject, config)

@@ -141,3 +141,33 @@ def test_the_report_shows_scenes_per_film(scene_build, tmp_path: Path) -> None:
     assert sum(scenes.samples_per_scene) == len({s["key"] for s in record["samples"]})
     page = report.page.read_text()
     assert "<h2>Scenes</h2>" in page and "breaks by transition" in page
+
+
+def _samples(out: Path) -> list[dict]:
+    from muss_builder.shards.reader import iter_samples, load_sample_json
+
+    return [
+        load_sample_json(s)
+        for shard in sorted((out / "shards").glob("*.tar"))
+        for s in iter_samples(shard, load={"json"})
+    ]
+
+
+def test_facts_name_each_shots_scene_and_captions_say_when_a_sample_crosses(
+    tmp_path: Path, tiny_config: PipelineConfig
+) -> None:
+    film = make_scene_film(tmp_path / "three.mp4", n_places=3, seed=5)
+    # tiny.yaml lets windows cross scenes: such a sample's captions must say so
+    summary = build([str(film.path)], tmp_path / "out", tiny_config, executor="inline")
+    samples = _samples(Path(summary.out))
+    crossing = 0
+    for sample in samples:
+        scenes = [shot["facts"]["scene"] for shot in sample["shots"]]
+        assert min(scenes) >= 0
+        changes = [i + 1 for i in range(1, len(scenes)) if scenes[i] != scenes[i - 1]]
+        if changes:
+            crossing += 1
+            assert f"The scene changes before shot {changes[0]}" in sample["global_caption"]
+        else:
+            assert "scene changes" not in sample["global_caption"]
+    assert crossing >= 1, "a 3-place film cut into 2-4 shot windows crosses a scene somewhere"
