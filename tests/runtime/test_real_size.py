@@ -83,7 +83,14 @@ def busy_machine() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def default_config() -> PipelineConfig:
-    return load_pipeline("default")
+    """The default pipeline, with windows allowed across scene breaks: every shot of this
+    synthetic film is a place of its own (a photo on a random colour, moving test patterns
+    joined by fades and wipes), so scene windows would leave no sample to compare. Scenes are
+    still found and recorded; everything else is the default."""
+    config = load_pipeline("default")
+    return config.model_copy(
+        update={"scenes": config.scenes.model_copy(update={"cross_scene": True})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +175,11 @@ _DRIVER = """
 import sys
 from muss_builder.config import load_pipeline
 from muss_builder.runtime.build import build
-build(sys.argv[2:], sys.argv[1], load_pipeline("default"), executor="inline")
+config = load_pipeline("default")  # as the default_config fixture: scene windows may cross
+config = config.model_copy(
+    update={"scenes": config.scenes.model_copy(update={"cross_scene": True})}
+)
+build(sys.argv[2:], sys.argv[1], config, executor="inline")
 """
 
 
