@@ -254,6 +254,15 @@ def local_copy(url: str, cache_dir: Path) -> Path:
     return final
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a local file, read a megabyte at a time (shards are up to gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary sibling and rename: readers see the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

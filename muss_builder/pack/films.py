@@ -11,13 +11,12 @@ record's keys in the record's order.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from muss_builder.core.naming import SHARDS_DIR, film_of_key
-from muss_builder.core.storage import Storage, local_copy
+from muss_builder.core.storage import Storage, file_sha256, local_copy
 from muss_builder.pack.source import SourceFilm, SourceShard, keys_digest
 from muss_builder.shards.reader import Member, ShardFormatError, ShardSample, iter_samples
 
@@ -28,14 +27,6 @@ class PackError(RuntimeError):
     def __init__(self, film_id: str, shard: str, reason: str) -> None:
         self.film_id, self.shard, self.reason = film_id, shard, reason
         super().__init__(f"{SHARDS_DIR}/{shard} (film {film_id}): {reason}")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FilmStream:

@@ -10,7 +10,6 @@ an object store is downloaded to a temporary folder one at a time and deleted on
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,18 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from muss_builder.core.naming import film_of_shard
-from muss_builder.core.storage import Storage
+from muss_builder.core.storage import Storage, file_sha256
 from muss_builder.pack.shardlist import MANIFEST, expand_shard_list, local_shard
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.validate_samples import ValidationReport, check_shard
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_packed_folder(target: str) -> bool:
@@ -83,7 +74,7 @@ def check_packed(target: str, limits: ReaderLimits = DEFAULT_LIMITS) -> Validati
         report.n_shards += 1
         try:
             with local_shard(store.url(name)) as path:
-                if _sha256(path) != entry.get("sha256"):
+                if file_sha256(path) != entry.get("sha256"):
                     report.add(name, f"its sha256 is not the one {MANIFEST} lists")
                 check_shard(report, path, name, per_film=False)
         except OSError as exc:

@@ -10,7 +10,6 @@ shards against each other.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from muss_builder.core.naming import OutputLayout, is_leftover
+from muss_builder.core.storage import file_sha256
 from muss_builder.samples.film_record import FilmRecord, ShardRecord
 from muss_builder.samples.records import validation_reason
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
@@ -74,14 +74,6 @@ def _check_leftovers(report: ValidationReport, layout: OutputLayout) -> None:
 # ---------------------------------------------------------------------------- films
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_film_shard(
     report: ValidationReport, layout: OutputLayout, rel: str, entry: ShardRecord
 ) -> None:
@@ -93,7 +85,7 @@ def _check_film_shard(
     size = path.stat().st_size
     if size != entry.size_bytes:
         report.add(rel, f"lists shard {name} with {entry.size_bytes} bytes; it has {size}")
-    elif _sha256(path) != entry.sha256:
+    elif file_sha256(path) != entry.sha256:
         report.add(
             rel, f"lists shard {name} with sha256 {entry.sha256[:12]}...; its content differs"
         )
