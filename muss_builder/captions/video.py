@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from muss_builder.config import CaptionsConfig
-from muss_builder.shots.segment import Shot
+from muss_builder.shots.segment import Shot, clean_span
 
 # transformers model types whose processors read video natively (a video processor, and
 # video placeholder tokens in their chat templates); any other VLM gets keyframes
@@ -56,13 +56,7 @@ def clip_frames(shots: list[Shot], fps: float, max_frames: int) -> dict[int, lis
     sampled more sparsely rather than costing more tokens)."""
     chosen: dict[int, list[int]] = {}
     for i, shot in enumerate(shots):
-        start = shot.transition_in_frames[1] + 1 if shot.transition_in_frames else shot.start_frame
-        following = shots[i + 1] if i + 1 < len(shots) else None
-        end = shot.end_frame
-        if following is not None and following.transition_in_frames:
-            end = following.transition_in_frames[0]
-        if end <= start:  # all transition: the whole shot then
-            start, end = shot.start_frame, max(shot.end_frame, shot.start_frame + 1)
+        start, end = clean_span(shots, i)
         seconds = shot.duration_seconds * (end - start) / max(shot.n_frames, 1)
         n = min(max(2, math.ceil(seconds * fps)), max_frames, end - start)
         chosen[shot.index] = sorted({start + int((k + 0.5) * (end - start) / n) for k in range(n)})

@@ -71,6 +71,21 @@ class Shot:
         }
 
 
+def clean_span(shots: list[Shot], i: int) -> tuple[int, int]:
+    """Frames [start, end) of ``shots[i]`` that show it alone: after its incoming transition
+    (which still mixes in the shot before) and before the next shot's; a shot that is all
+    transition gives its whole span."""
+    shot = shots[i]
+    start = shot.transition_in_frames[1] + 1 if shot.transition_in_frames else shot.start_frame
+    following = shots[i + 1] if i + 1 < len(shots) else None
+    end = shot.end_frame
+    if following is not None and following.transition_in_frames:
+        end = following.transition_in_frames[0]
+    if end <= start:
+        return shot.start_frame, max(shot.end_frame, shot.start_frame + 1)
+    return start, end
+
+
 @dataclass
 class ShotDetection:
     shots: list[Shot]

@@ -18,7 +18,7 @@ from muss_builder.media.clips import EXACT_SCALE_FLAGS
 from muss_builder.media.decode import FrameReader, scaled_size
 from muss_builder.media.probe import FilmProbe, decode_options
 from muss_builder.media.tools import MediaError
-from muss_builder.shots.segment import Shot
+from muss_builder.shots.segment import Shot, clean_span
 
 _MATCH_TOLERANCE = 1e-4  # seconds: the decoded frame's pts equals the analysis pass's
 
@@ -34,13 +34,7 @@ def keyframe_frames(shots: list[Shot], per_shot: int) -> dict[int, list[int]]:
     """Source frames of each shot's keyframes, evenly spaced inside its clean span."""
     chosen: dict[int, list[int]] = {}
     for i, shot in enumerate(shots):
-        start = shot.transition_in_frames[1] + 1 if shot.transition_in_frames else shot.start_frame
-        following = shots[i + 1] if i + 1 < len(shots) else None
-        end = shot.end_frame
-        if following is not None and following.transition_in_frames:
-            end = following.transition_in_frames[0]
-        if end <= start:  # a shot that is all transition: use its middle anyway
-            start, end = shot.start_frame, max(shot.end_frame, shot.start_frame + 1)
+        start, end = clean_span(shots, i)
         n = min(per_shot, end - start)
         chosen[shot.index] = sorted({start + int((k + 0.5) * (end - start) / n) for k in range(n)})
     return chosen
