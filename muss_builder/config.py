@@ -162,9 +162,27 @@ class SamplesConfig(_Strict):
     max_shot_seconds: float = Field(20.0, gt=0)
     min_sample_seconds: float = Field(3.0, ge=0)
     max_sample_seconds: float = Field(60.0, gt=0)
+    # more montage windows of these lengths (in shots), overlapping the first partition of
+    # each scene while no shot is in more than ``max_shot_uses`` windows; [] = one partition
+    lengths: list[int] = Field(default_factory=list)
+    # the most samples (montage and subject windows together) one shot may be in
+    max_shot_uses: int = Field(2, ge=1)
+    # subject windows (issue 19): runs of shots around each subject with references, in
+    # which it is in at least ``subject_min_share`` of the shots, its first and last shots
+    # holding it; they serve the subject track only
+    subject_windows: bool = True
+    subject_min_share: float = Field(0.6, gt=0, le=1)
+    # a subject window may go on over a scene break when the subject is on both sides of it
+    subject_cross_scene: bool = True
 
     @model_validator(mode="after")
     def _ranges(self) -> SamplesConfig:
+        for n in self.lengths:
+            if not self.min_shots <= n <= self.max_shots:
+                raise ValueError(
+                    f"samples.lengths: {n} is outside min_shots..max_shots "
+                    f"({self.min_shots}..{self.max_shots})"
+                )
         if self.min_shots > self.max_shots:
             raise ValueError("samples.min_shots must be <= samples.max_shots")
         if self.min_shot_seconds > self.max_shot_seconds:
@@ -191,6 +209,9 @@ class ScenesConfig(_Strict):
     # a shared film subject (a face identity) across a cut counts as this much similarity
     # on top of the pictures' (a character carries a scene, but also walks into the next)
     subject_bonus: float = Field(0.1, ge=0, le=1)
+    # an exchange (A-B-A-B) is found where a shot looks more like the one two after it than
+    # the next by this much; its first shot is a natural window start (samples.story_points)
+    exchange_margin: float = Field(0.1, ge=0, le=1)
     # montage windows stay inside one scene; true lets a window cross scene breaks (such
     # samples are labelled cross-scene and their captions say where the scene changes)
     cross_scene: bool = False

@@ -23,6 +23,15 @@ class ScenesData:
     films: list[FilmScenes] = field(default_factory=list)
 
 
+def _keys_of(shot: object) -> list[str]:
+    """The samples holding a shot (records before overlapping windows name one)."""
+    keys = getattr(shot, "sample_keys", None)
+    if keys:
+        return list(keys)
+    key = getattr(shot, "sample_key", None)
+    return [key] if key else []
+
+
 def collect_scenes(records: list[FilmRecord]) -> ScenesData:
     """Per film with scenes in its record (films built with scenes on)."""
     data = ScenesData()
@@ -32,7 +41,7 @@ def collect_scenes(records: list[FilmRecord]) -> ScenesData:
         scene_of = {s.index: getattr(s, "scene", None) for s in record.shots}
         samples = [0] * len(record.scenes)
         for key in {row.key for row in record.samples}:
-            first = min((s.index for s in record.shots if s.sample_key == key), default=None)
+            first = min((s.index for s in record.shots if key in _keys_of(s)), default=None)
             scene = scene_of.get(first) if first is not None else None
             if scene is not None:
                 samples[scene] += 1

@@ -21,8 +21,10 @@ from muss_builder.runtime.duplicate_registry import open_registry
 from muss_builder.runtime.film_job import FilmWork, Timer
 from muss_builder.runtime.stage_base import Stage
 from muss_builder.samples.curate import cut_detections, decide, shot_seconds
-from muss_builder.samples.scene_plan import film_scenes, window_groups
+from muss_builder.samples.scene_plan import plan_film
+from muss_builder.samples.subject_track import reference_pool
 from muss_builder.samples.windows import clean_window_shots, plan_windows
+from muss_builder.subjects.references import choose_references
 
 _registries: dict[tuple[str, bool, str], Any] = {}
 _lock = threading.Lock()
@@ -99,19 +101,32 @@ class CurateStage(Stage):
                 work.keyframe_reports = None  # decided: the reports need not travel further
             dropped = curation.dropped() if curation else {}
             crops = curation.crop_groups(len(detection.shots)) if curation else None
-            scenes, scene_of = film_scenes(
-                detection.shots, work.shot_looks, work.subjects, config.scenes
-            )
-            groups = window_groups(detection.shots, crops, scene_of, config.scenes)
             if curation is not None and curation.duplicate_of:
                 work.plan = plan_windows([], config.samples)  # a copy: no window at all
                 work.plan.excluded = dropped
             else:
-                work.plan = plan_windows(detection.shots, config.samples, dropped, groups)
-            work.plan.scenes, work.plan.scene_of = scenes, scene_of
+                work.plan = plan_film(
+                    detection.shots, config, dropped, crops, work.shot_looks, work.subjects,
+                    _reference_check(work),
+                )  # fmt: skip
             work.shot_looks = {}  # segmented: the histograms need not travel further
             work.windows = [
                 clean_window_shots(detection.shots, w, detection.seconds_of)
                 for w in work.plan.windows
             ]
         return work
+
+
+def _reference_check(work: FilmWork) -> Any:
+    """Whether a subject view of some shots would find the subject a reference crop (None
+    when the film has no subject track)."""
+    config = work.config
+    if work.subjects is None or not config.subjects.subject_track:
+        return None
+    pool = reference_pool(work.subjects, work.curation)
+    params = config.subjects.references
+
+    def check(subject: str, film_shots: list[int]) -> bool:
+        return bool(choose_references(subject, pool.get(subject, []), film_shots, params))
+
+    return check

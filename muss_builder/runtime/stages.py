@@ -41,15 +41,21 @@ from muss_builder.samples.curate import (
     start_curation,
 )
 from muss_builder.samples.film_record import DroppedSample, IndexRow, ShardRecord, film_record
-from muss_builder.samples.metadata import index_rows, plan_window_clip, window_sample
+from muss_builder.samples.metadata import (
+    index_rows,
+    plan_window_clip,
+    sample_window,
+    window_sample,
+)
 from muss_builder.samples.picture_plan import picture_cut
+from muss_builder.samples.subject_track import reference_pool
 from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.samples.windows import WindowPlan, window_seconds
 from muss_builder.scenes.looks import ShotLookCollector
 from muss_builder.shards.writer import FilmShardWriter
 from muss_builder.shots.segment import Shot, detect_shots, settled_probe
 from muss_builder.shots.transnet import load_transnet
-from muss_builder.subjects.stage import Detection, FilmSubjects, load_subject_models
+from muss_builder.subjects.stage import load_subject_models
 
 
 def local_film(work: FilmWork) -> str:
@@ -249,12 +255,13 @@ class ShardsStage(Stage):
         layout = staging_layout(work.out_dir)
         layout.make()
         curation = work.curation
-        by_subject = _reference_pool(subjects, curation)
+        by_subject = reference_pool(subjects, curation)
         writer = FilmShardWriter(layout.shards, probe.film_id, config.shards.max_bytes)
         samples: list[IndexRow] = []  # index rows: one per (sample, track)
         n_samples = 0
         dropped: list[DroppedSample] = []
-        shot_sample: dict[int, str] = {}
+        shot_sample: dict[int, list[str]] = {}  # shot -> the samples holding it
+        uses = plan.shot_uses()
         try:
             for clip in _clips_in_order(unit.units):
                 if clip.note and f"warning: {clip.note}" not in result.notes:  # once a film
@@ -269,21 +276,31 @@ class ShardsStage(Stage):
                     continue
                 # one sample per window, serving both tracks: its clip is stored once
                 key = sample_key(probe.film_id, n_samples)
-                n_samples += 1
                 captions = work.captions[clip.window] if work.captions else None
                 crop = curation.shot_crop(shots[0].index) if curation else None
                 clip_plan = plan_window_clip(probe, detection, shots, config)
                 sample, strip = window_sample(
                     key, probe, detection.n_frames, shots, clip_plan, clip.size, config,
                     detection.detector, subjects, captions, crop, by_subject, plan.scene_of,
+                    sample_window(window, shots, plan.scene_of, uses),
                 )  # fmt: skip
+                if not sample.tracks or (sample.tracks == ["subject"] and not sample.references):
+                    dropped.append(
+                        DroppedSample(
+                            first_shot=window.first,
+                            last_shot=window.last,
+                            reason=f"no reference for subject {window.subject}",
+                        )
+                    )
+                    continue
+                n_samples += 1
                 members = {"json": sample.to_json_bytes(), "mp4": clip.clip, REFS_MEMBER: strip}
                 with Timer(result.timings, "shards"):
                     shard = writer.write(sample.key, members)
                 quality = _window_quality(curation, shots)
                 samples += index_rows(sample, shard, len(clip.clip), quality)
                 for shot in shots:
-                    shot_sample[shot.index] = key
+                    shot_sample.setdefault(shot.index, []).append(key)
             with Timer(result.timings, "shards"):
                 shard_infos = writer.close()
         except BaseException:
@@ -314,9 +331,10 @@ def _drop_misaligned(work: FilmWork) -> None:
     assert plan is not None and curation is not None
     captions = work.captions or [None] * len(plan.windows)
     keep = check_alignment(curation, work.windows, captions, work.pixels, work.config)
+    held = {p for w, k in zip(plan.windows, keep, strict=True) if k for p in w.positions}
     for window, kept in zip(plan.windows, keep, strict=True):
-        if not kept:
-            plan.excluded |= dict.fromkeys(range(window.first, window.last + 1), "misaligned")
+        if not kept:  # (a shot another, overlapping window keeps is not left out)
+            plan.excluded |= dict.fromkeys(set(window.positions) - held, "misaligned")
     if plan.windows and not any(keep):
         plan.reason_no_sample = f"all {len(keep)} windows misaligned (caption vs frames)"
     plan.windows = [w for w, k in zip(plan.windows, keep, strict=True) if k]
@@ -346,20 +364,6 @@ def _outcome(
         result.reason = "no sample: " + (
             plan.reason_no_sample or "; ".join(d.reason for d in dropped)
         )
-
-
-def _reference_pool(
-    subjects: FilmSubjects | None, curation: FilmCuration | None
-) -> dict[str, list[Detection]]:
-    """Detections a reference crop may come from: none of a dropped shot (a black, blurred,
-    text-covered or copied shot makes a poor reference, and no sample shows it)."""
-    if subjects is None:
-        return {}
-    groups = subjects.by_subject()
-    if curation is None:
-        return groups
-    gone = curation.dropped()
-    return {sid: [d for d in dets if d.shot not in gone] for sid, dets in groups.items()}
 
 
 def _window_quality(curation: FilmCuration | None, shots: list[Shot]) -> list[dict] | None:

@@ -98,7 +98,8 @@ class FilmShot(Open):
     transition_in_frames: list[StrictInt] | None = absent()
     n_frames: PositiveInt = absent()
     duration_seconds: Number = absent()
-    sample_key: StrictStr | None
+    sample_key: StrictStr | None  # the first sample holding it
+    sample_keys: list[StrictStr] = absent()  # every sample holding it (windows may overlap)
     excluded_reason: StrictStr | None
     keyframes: list[NonNegativeInt] = absent()  # source frames the subject stage looked at
     subjects: list[StrictStr] = absent()
@@ -165,6 +166,7 @@ class IndexRow(Open):
     film_id: StrictStr = absent()
     shard: StrictStr
     track: StrictStr = absent()
+    window_kind: StrictStr = absent()  # the sample's window.kind (scene, cross_scene, subject)
     n_shots: Any
     duration_seconds: Any
     clip_frames: StrictInt = absent()
@@ -204,7 +206,7 @@ class ShardRecord(Open):
 class FilmRecord(Closed):
     """``films/{film_id}.json``: the whole film."""
 
-    schema_version: Literal["2.0"]
+    schema_version: Literal["2.1"]
     film_id: FilmId
     status: Literal["ok", "skipped", "duplicate"]
     reason: StrictStr | None
@@ -240,14 +242,15 @@ def _film_shots(
     detection: ShotDetection,
     plan: WindowPlan,
     subjects: FilmSubjects | None,
-    shot_sample: dict[int, str],
+    shot_sample: dict[int, list[str]],
     curation: FilmCuration | None,
 ) -> list[FilmShot]:
     shots = []
     for s in detection.shots:
         found = subjects.in_shot(s.index) if subjects else []
         doc = s.to_dict() | {
-            "sample_key": shot_sample.get(s.index),
+            "sample_key": shot_sample[s.index][0] if s.index in shot_sample else None,
+            "sample_keys": shot_sample.get(s.index, []),
             "excluded_reason": plan.excluded.get(s.index),
             "keyframes": subjects.keyframes.get(s.index, []) if subjects else [],
             "subjects": subjects.shot_subjects(s.index) if subjects else [],
@@ -292,7 +295,7 @@ def film_record(
     outcome: tuple[str, str | None],
     samples: list[IndexRow],
     dropped: list[DroppedSample],
-    shot_sample: dict[int, str],
+    shot_sample: dict[int, list[str]],
     shards: list[ShardRecord],
     captions: dict | None,
     timings: dict[str, float],

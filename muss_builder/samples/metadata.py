@@ -21,12 +21,14 @@ from muss_builder.samples.records import (
     SampleFacts,
     SamplePipeline,
     SampleShot,
+    SampleWindow,
     ShotSubject,
     Source,
     Span,
     SubjectBox,
 )
 from muss_builder.samples.subject_track import SubjectView, subject_view
+from muss_builder.samples.windows import SUBJECT, Window
 from muss_builder.shots.segment import Shot, ShotDetection
 from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
 
@@ -136,6 +138,46 @@ def _captioner(captions: WindowCaptions | None, config: PipelineConfig) -> Capti
     )
 
 
+_STARTS = {
+    "film_edge": "starts the film",
+    "scene_edge": "opens the scene",
+    "exchange_edge": "opens an exchange",
+    "run_edge": "starts after a shot no sample may hold",
+    "limit": "starts where the length limits cut",
+    "subject_edge": "starts on the subject",
+}
+_ENDS = {
+    "film_edge": "ends the film",
+    "scene_edge": "closes the scene",
+    "exchange_edge": "closes an exchange",
+    "run_edge": "ends before a shot no sample may hold",
+    "limit": "ends where the length limits cut",
+    "subject_edge": "ends on the subject",
+}
+
+
+def sample_window(
+    window: Window, shots: list[Shot], scene_of: Mapping[int, int], uses: Mapping[int, int]
+) -> SampleWindow:
+    """The sample's ``window``: its kind, scenes, edges and why (``uses``: position -> how
+    many samples of the film hold that shot)."""
+    scenes = sorted({scene_of[s.index] for s in shots if s.index in scene_of})
+    reason = window.reason
+    if window.kind != SUBJECT:
+        where = f"scene {scenes[0]}" if len(scenes) == 1 else f"scenes {scenes}" if scenes else ""
+        edges = f"{_STARTS[window.start_point]}, {_ENDS[window.end_point]}"
+        reason = "; ".join(x for x in (where, reason, edges) if x)
+    return SampleWindow(
+        kind=window.kind,  # type: ignore[arg-type]
+        scenes=scenes,
+        start_point=window.start_point,  # type: ignore[arg-type]
+        end_point=window.end_point,  # type: ignore[arg-type]
+        subject=window.subject,
+        reason=reason,
+        shot_uses=[max(1, uses.get(p, 1)) for p in window.positions],
+    )
+
+
 def window_sample(
     key: str,
     probe: FilmProbe,
@@ -150,6 +192,7 @@ def window_sample(
     crop: list[int] | None = None,
     by_subject: dict[str, list[Detection]] | None = None,
     scene_of: Mapping[int, int] | None = None,
+    window: SampleWindow | None = None,
 ) -> tuple[Sample, bytes]:
     """The sample of one window's clip and its ``refs.jpg`` strip: shot boundaries in clip
     frames, source frames, seconds, the film subjects seen in each shot with their boxes,
@@ -157,11 +200,16 @@ def window_sample(
     references (``by_subject``: the film's reference pool), the subject view (``tracks``
     then lists "subject" too). ``crop``: the active picture (None: filters off, the whole
     frame)."""
+    if window is None:
+        window = SampleWindow(
+            kind="scene", scenes=[], start_point="limit", end_point="limit", subject="",
+            reason="", shot_uses=[1] * len(shots),
+        )  # fmt: skip
     fps = float(plan.fps)
     sample_shots = _sample_shots(shots, plan, subjects, captions, scene_of or {})
     view = SubjectView()
     if subjects is not None and config.subjects.subject_track and by_subject is not None:
-        view = subject_view(sample_shots, by_subject, config)
+        view = subject_view(sample_shots, by_subject, config, window.subject)
     prompt = ""
     if captions:
         prompt = hierarchical_prompt(captions.global_caption.text, [c.text for c in captions.shots])
@@ -170,7 +218,8 @@ def window_sample(
         schema_version=SCHEMA_VERSION,
         key=key,
         film_id=probe.film_id,
-        tracks=view.tracks,
+        tracks=view.tracks(window.kind == SUBJECT),
+        window=window,
         source=Source(
             file_name=probe.file_name,
             fps=probe.fps,
@@ -267,6 +316,7 @@ def index_row(
         film_id=sample.film_id,
         shard=shard,
         track=track,
+        window_kind=sample.window.kind,
         n_shots=sample.n_shots,
         duration_seconds=sample.duration_seconds,
         clip_frames=sample.clip.n_frames,

@@ -167,6 +167,26 @@ class Reference(Closed):
     fallback: Bool  # the crop comes from another shot of this sample: none elsewhere
 
 
+WindowKind = Literal["scene", "cross_scene", "subject"]
+WindowPoint = Literal[
+    "film_edge", "scene_edge", "exchange_edge", "run_edge", "limit", "subject_edge"
+]
+
+
+class SampleWindow(Closed):
+    """Why the sample holds these shots (``samples.windows``, ``samples.subject_windows``)."""
+
+    kind: WindowKind  # montage in one scene, montage over a scene break, or around a subject
+    scenes: list[NonNegativeInt]  # the scenes its shots are in; [] when scenes are off
+    start_point: WindowPoint  # what its first shot is: a film/scene/exchange start, ...
+    end_point: WindowPoint  # what its last shot is: the end of the film/scene/exchange, ...
+    subject: StrictStr  # the subject a "subject" window was chosen around; "" otherwise
+    reason: StrictStr  # the same, in words
+    # per shot: how many samples of the film hold it (1 unless windows overlap:
+    # ``samples.lengths``, subject windows; at most ``samples.max_shot_uses``)
+    shot_uses: list[PositiveInt]
+
+
 class SamplePipeline(Closed):
     name: StrictStr
     config_hash: StrictStr
@@ -178,10 +198,12 @@ class Sample(Closed):
     """Metadata of one sample: one window's clip, serving the montage track and, when it has
     references, the subject track too (``tracks``)."""
 
-    schema_version: Literal["2.0"]
+    schema_version: Literal["2.1"]
     key: SampleKey
     film_id: FilmId
-    tracks: Annotated[list[Track], Field(min_length=1)]  # ["montage"] or ["montage", "subject"]
+    # ["montage"] or ["montage", "subject"]; ["subject"] for a window chosen around a subject
+    tracks: Annotated[list[Track], Field(min_length=1)]
+    window: SampleWindow
     source: Source
     span: Span
     clip: ClipInfo

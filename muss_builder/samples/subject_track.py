@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from muss_builder.config import PipelineConfig
 from muss_builder.samples.records import NO_POSE_DELTA, Reference, SampleShot
 from muss_builder.samples.ref_strip import build_strip, placeholder_strip
+from muss_builder.samples.verdicts import FilmCuration
 from muss_builder.subjects.references import choose_references, focus_subject
-from muss_builder.subjects.stage import Detection, subject_order
+from muss_builder.subjects.stage import Detection, FilmSubjects, subject_order
 
 
 @dataclass
@@ -26,17 +27,37 @@ class SubjectView:
     references: list[Reference] = field(default_factory=list)  # in strip order
     strip: bytes = field(default_factory=placeholder_strip)  # the ``refs.jpg`` member
 
-    @property
-    def tracks(self) -> list[str]:
+    def tracks(self, subject_window: bool = False) -> list[str]:
+        """The tracks a sample with this view serves: a window chosen around a subject
+        serves the subject track only (it is not a story unit of its own)."""
+        if subject_window:
+            return ["subject"]
         return ["montage", "subject"] if self.references else ["montage"]
 
 
+def reference_pool(
+    subjects: FilmSubjects | None, curation: FilmCuration | None
+) -> dict[str, list[Detection]]:
+    """Detections a reference crop may come from: none of a dropped shot (a black, blurred,
+    text-covered or copied shot makes a poor reference, and no sample shows it)."""
+    if subjects is None:
+        return {}
+    groups = subjects.by_subject()
+    if curation is None:
+        return groups
+    gone = curation.dropped()
+    return {sid: [d for d in dets if d.shot not in gone] for sid, dets in groups.items()}
+
+
 def subject_view(
-    shots: list[SampleShot], by_subject: dict[str, list[Detection]], config: PipelineConfig
+    shots: list[SampleShot],
+    by_subject: dict[str, list[Detection]],
+    config: PipelineConfig,
+    focus: str = "",
 ) -> SubjectView:
-    """Centre on the subject seen in most of the sample's shots that has references (then on
-    up to ``max_subjects`` others), with crops from other shots; an empty view when no
-    subject of the sample has a reference."""
+    """Centre on ``focus`` (a subject window's subject) or else the subject seen in most of
+    the sample's shots that has references (then on up to ``max_subjects`` others), with
+    crops from other shots; an empty view when no subject of the sample has a reference."""
     params = config.subjects.references
     sample_shots = [s.film_shot_index for s in shots]
     present: dict[str, int] = {}
@@ -48,7 +69,8 @@ def subject_view(
         refs = choose_references(sid, by_subject.get(sid, []), sample_shots, params)
         if refs:
             chosen[sid] = refs
-    focus = focus_subject({sid: present[sid] for sid in chosen})
+    if focus not in chosen:
+        focus = focus_subject({sid: present[sid] for sid in chosen})
     if focus is None:
         return SubjectView()
     others = sorted(

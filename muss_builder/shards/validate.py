@@ -130,7 +130,14 @@ def _record_problems(record: FilmRecord) -> list[str]:
             )
     for key in sorted(set(in_shards) - {s.key for s in record.samples}):
         problems.append(f"shard {in_shards[key]} holds {key}, which is not among its samples")
+    keys = {s.key for s in record.samples}
     for shot in record.shots:  # a shot left out (a curation flag included) is in no sample
+        held = getattr(shot, "sample_keys", None) or []
+        if held and (held[0] != shot.sample_key or not set(held) <= keys):
+            problems.append(
+                f"shot {shot.index}: sample_keys {held} do not start with its sample_key "
+                f"{shot.sample_key} or name samples the record does not list"
+            )
         if shot.sample_key is not None and shot.excluded_reason is not None:
             problems.append(
                 f"shot {shot.index} is in sample {shot.sample_key} but was left out "

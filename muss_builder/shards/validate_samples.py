@@ -161,8 +161,12 @@ def reference_problems(sample: Sample, members: Mapping[str, bytes | Member]) ->
     refs = sample.references
     sample_shots = {s.film_shot_index for s in sample.shots}
     subject = "subject" in sample.tracks
-    if sample.tracks not in (["montage"], ["montage", "subject"]):
-        problems.append(f"tracks are {sample.tracks}, not ['montage'] or ['montage', 'subject']")
+    if sample.tracks not in (["montage"], ["montage", "subject"], ["subject"]):
+        problems.append(
+            f"tracks are {sample.tracks}, not ['montage'], ['montage', 'subject'] or ['subject']"
+        )
+    if (sample.tracks == ["subject"]) != (sample.window.kind == "subject"):
+        problems.append(f"tracks {sample.tracks} do not fit a {sample.window.kind!r} window")
     if not subject and (refs or sample.focus_subjects):
         problems.append("a montage-only sample has references or focus subjects")
     if subject:

@@ -233,7 +233,8 @@ def clip_example(sample: ShardSample, cfg: DataConfig, stats: Counter[str]) -> C
     try:
         # the subject view when wanted and served; else the montage view (no references)
         subject_view = "subject" in cfg.tracks and "subject" in record.tracks
-        if not subject_view and "montage" not in cfg.tracks:
+        montage_view = "montage" in cfg.tracks and "montage" in record.tracks
+        if not (subject_view or montage_view):  # e.g. a subject window, montage wanted
             stats["skipped_track"] += 1
             return None
         shots = plan_shots(

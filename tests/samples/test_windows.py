@@ -1,9 +1,24 @@
-"""Grouping shots into non-overlapping 2..N-shot windows, with reasons for the rest."""
+"""Grouping shots into 2..N-shot windows (a partition that holds as many shots as it can, on
+natural edges, plus overlapping lengths and subject windows), with reasons for the rest."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from muss_builder.config import SamplesConfig
-from muss_builder.samples.windows import NO_WINDOW, SHORT_EDGE, TOO_LONG, plan_windows
+from muss_builder.samples.subject_windows import subject_windows
+from muss_builder.samples.windows import (
+    EXCHANGE_EDGE,
+    LIMIT,
+    NO_WINDOW,
+    RUN_EDGE,
+    SHORT_EDGE,
+    SUBJECT,
+    TOO_LONG,
+    plan_windows,
+    usable_runs,
+)
 from muss_builder.shots.segment import Shot
 
 
@@ -27,10 +42,49 @@ CFG = SamplesConfig(
 )
 
 
-def test_windows_do_not_overlap_and_respect_max_shots() -> None:
+def test_windows_do_not_overlap_respect_max_shots_and_hold_every_shot_they_can() -> None:
+    # 7 shots, at most 3 a window: greedy 3 + 3 would lose the seventh; 3 + 2 + 2 holds all
     plan = plan_windows(shots_of([2] * 7), CFG)
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 2), (3, 4), (5, 6)]
+    assert plan.excluded == {}
+    assert set(plan.shot_uses().values()) == {1}
+    # at least 3 a window: 3 + 3, and the last shot fits no window
+    plan = plan_windows(shots_of([2] * 7), CFG.model_copy(update={"min_shots": 3}))
+    # (the left-out shot goes inside: both windows then end on the run's edges)
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 2), (4, 6)]
+    assert plan.excluded == {3: NO_WINDOW}
+
+
+def test_a_long_run_is_cut_evenly_and_on_a_natural_point_when_there_is_one() -> None:
+    cfg = CFG.model_copy(update={"max_shots": 6})
+    plan = plan_windows(shots_of([2] * 8), cfg)
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 3), (4, 7)]  # not 6 + 2
+    assert (plan.windows[0].start_point, plan.windows[0].end_point) == (RUN_EDGE, LIMIT)
+    # an exchange opening on shot 3: the cut goes there, though 3 + 5 is less even
+    plan = plan_windows(shots_of([2] * 8), cfg, natural={3: EXCHANGE_EDGE})
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 2), (3, 7)]
+    assert plan.windows[0].end_point == EXCHANGE_EDGE
+    assert plan.windows[1].start_point == EXCHANGE_EDGE
+    # holding shots comes first: a natural point on shot 1 cannot cost shot 0
+    plan = plan_windows(shots_of([2] * 4), cfg, natural={1: EXCHANGE_EDGE})
+    assert [(w.first, w.last) for w in plan.windows] == [(0, 3)]
+
+
+def test_more_lengths_overlap_up_to_the_reuse_cap() -> None:
+    cfg = CFG.model_copy(update={"lengths": [2], "max_shot_uses": 2})
+    plan = plan_windows(shots_of([2] * 6), cfg)
+    spans = [(w.first, w.last) for w in plan.windows]
+    assert spans == [(0, 1), (0, 2), (2, 3), (3, 5), (4, 5)]
+    assert max(plan.shot_uses().values()) == 2
+    assert plan.shot_uses() == {0: 2, 1: 2, 2: 2, 3: 2, 4: 2, 5: 2}
+    # one use a shot: the partition only
+    plan = plan_windows(shots_of([2] * 6), cfg.model_copy(update={"max_shot_uses": 1}))
     assert [(w.first, w.last) for w in plan.windows] == [(0, 2), (3, 5)]
-    assert plan.excluded == {6: NO_WINDOW}
+
+
+def test_lengths_outside_the_shot_limits_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"samples\.lengths: 5 is outside"):
+        SamplesConfig.model_validate(CFG.model_dump() | {"lengths": [5]})
 
 
 def test_short_shot_is_never_an_edge_but_may_be_inside() -> None:
@@ -80,3 +134,48 @@ def test_a_film_whose_every_shot_is_dropped_names_the_counts() -> None:
     plan = plan_windows(shots_of([2] * 9), CFG, dropped=dropped)
     assert plan.windows == []
     assert plan.reason_no_sample == "all 9 shots dropped (credits 6, black 3)"
+
+
+def _subject_plan(
+    holding: dict[int, set[str]],
+    scene_of: dict[int, int],
+    cfg: SamplesConfig,
+    n: int = 10,
+    can_reference=lambda subject, shots: True,
+):
+    shots = shots_of([2] * n)
+    runs, _ = usable_runs(shots, cfg, {}, None)
+    at = {p: sorted(holding.get(p, set())) for p in range(n)}
+    return subject_windows(shots, runs, at, scene_of, [], cfg, can_reference)
+
+
+def test_a_subject_window_starts_and_ends_on_the_subject_and_follows_it_over_a_break() -> None:
+    cfg = CFG.model_copy(update={"max_shots": 4})
+    holding = {3: {"F001"}, 4: {"F001"}, 5: {"F001"}, 6: {"F001"}}
+    scenes = {p: 0 if p < 5 else 1 for p in range(10)}
+    (window,) = _subject_plan(holding, scenes, cfg)
+    assert (window.first, window.last, window.kind, window.subject) == (3, 6, SUBJECT, "F001")
+    assert "4 of 4 shots" in window.reason and "1 scene break" in window.reason
+    # not allowed over the break: one window on each side
+    no_cross = cfg.model_copy(update={"subject_cross_scene": False})
+    got = _subject_plan(holding, scenes, no_cross)
+    assert sorted((w.first, w.last) for w in got) == [(3, 4), (5, 6)]
+
+
+def test_a_subject_window_needs_its_share_a_reference_and_room_under_the_cap() -> None:
+    cfg = CFG.model_copy(update={"max_shots": 4})
+    # F002 in shots 0 and 2 (2 of 3: share 0.67 >= 0.6); in 0 and 3 (2 of 4) too thin
+    (w,) = _subject_plan({0: {"F002"}, 2: {"F002"}}, {}, cfg)
+    assert (w.first, w.last) == (0, 2)
+    assert _subject_plan({0: {"F002"}, 3: {"F002"}}, {}, cfg) == []
+    # no reference crop anywhere outside the shots: no window
+    assert (
+        _subject_plan({0: {"F002"}, 2: {"F002"}}, {}, cfg, can_reference=lambda s, x: False) == []
+    )
+    # shots already in max_shot_uses windows are not used again
+    shots = shots_of([2] * 10)
+    runs, _ = usable_runs(shots, cfg, {}, None)
+    taken = plan_windows(shots, cfg).windows  # every shot once
+    at = {0: ["F002"], 2: ["F002"]}
+    one_use = cfg.model_copy(update={"max_shot_uses": 1})
+    assert subject_windows(shots, runs, at, {}, taken, one_use, lambda s, x: True) == []

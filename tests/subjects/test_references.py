@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from muss_builder.config import ReferencesConfig
-from muss_builder.samples.records import Reference, Sample, SampleShot
+from muss_builder.samples.records import Reference, Sample, SampleShot, SampleWindow
 from muss_builder.shards.validate_samples import reference_problems
 from muss_builder.subjects.references import choose_references, focus_subject
 from muss_builder.subjects.stage import Detection
@@ -98,6 +98,7 @@ def sample_doc(refs: list[Reference], track: str = "subject") -> Sample:
         subjects=["S1"],
         shots=[SampleShot.model_construct(film_shot_index=i) for i in (3, 4)],
         references=refs,
+        window=SampleWindow.model_construct(kind="scene"),
     )
 
 
@@ -143,3 +144,16 @@ def test_validate_checks_the_strip_against_the_boxes() -> None:
 
 def jpeg_of(side: int) -> dict[str, bytes]:
     return strip(side, side)
+
+
+def test_validate_ties_a_subject_window_to_the_subject_track_only() -> None:
+    jpeg = strip(10, 20)
+    window = sample_doc([ref(9, [3, 4])])
+    window.window = SampleWindow.model_construct(kind="subject")
+    window.tracks = ["subject"]
+    assert reference_problems(window, jpeg) == []
+    window.tracks = ["montage", "subject"]  # a subject window is no story unit
+    assert any("do not fit a 'subject' window" in p for p in reference_problems(window, jpeg))
+    montage = sample_doc([ref(9, [3, 4])])
+    montage.tracks = ["subject"]  # a montage window always serves the montage track
+    assert any("do not fit a 'scene' window" in p for p in reference_problems(montage, jpeg))

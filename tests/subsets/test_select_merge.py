@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from muss_builder import SCHEMA_VERSION
 from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage
@@ -167,7 +168,7 @@ def test_merge_refuses_collisions_and_other_schema_versions(
     pq.write_table(table.replace_schema_metadata({"schema_version": "0.9"}), copy / "index.parquet")
     done = runner.invoke(app, ["merge", str(built_dataset.out), str(copy), "-o", str(dest)])
     assert done.exit_code == 1, done.output
-    assert "index.parquet: schema version 2.0" in done.stderr and "0.9" in done.stderr
+    assert f"index.parquet: schema version {SCHEMA_VERSION}" in done.stderr and "0.9" in done.stderr
     assert not dest.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
 

@@ -92,10 +92,19 @@ def _whole_sample(width: int, height: int, shots: list[dict]) -> dict:
     """A whole sample record around ``shots`` (48 frames at 24 fps), as the trainer reads
     only valid ones."""
     return {
-        "schema_version": "2.0",
+        "schema_version": "2.1",
         "key": "00000000000000aa_00000",
         "film_id": "00000000000000aa",
         "tracks": ["montage"],
+        "window": {
+            "kind": "scene",
+            "scenes": [],
+            "start_point": "film_edge",
+            "end_point": "film_edge",
+            "subject": "",
+            "reason": "",
+            "shot_uses": [1, 1],
+        },
         "source": {
             "file_name": "boxes.mp4",
             "fps": 24.0,
