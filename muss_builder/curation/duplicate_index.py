@@ -222,7 +222,14 @@ def match_film(
 ) -> tuple[FilmDuplicates, np.ndarray]:
     """Match one film against the index and its own earlier shots (``own``: ``own_matches``,
     computed by the caller outside any lock, or here). Returns the result and the mask of
-    shots to register (valid originals; none for a whole-film duplicate)."""
+    shots to register (valid originals; none for a whole-film duplicate).
+
+    A shot's recorded similarity is its best one to its own film's earlier shots and to a
+    shot of another film *only when that is a match* (at or above the threshold): another
+    film's shot under the threshold is left out, since it depends on which films claimed
+    first. So a film without duplicates records the same values whatever the claim order.
+    The matches (and so the flags, ``duplicate_of`` and whole-film duplicates) are what they
+    were with every candidate counted: one left out is under the threshold, no match."""
     config = index.config
     n = len(fp.shots)
     earlier = index.best(fp.vectors)
@@ -232,7 +239,7 @@ def match_film(
         if not fp.valid[i]:
             continue
         cands = []
-        if earlier[i] is not None:
+        if earlier[i] is not None and earlier[i][2] >= config.threshold:
             cands.append(earlier[i])
         if own[i] is not None:
             cands.append((film_id, fp.shots[own[i][0]], own[i][1]))

@@ -53,7 +53,8 @@ from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
 
 FLAGS: tuple[str, ...] = ("duplicate",)
-# the best similarity of a shot to any earlier shot: lower is more original
+# a shot's best similarity to its film's earlier shots and to its match in another film (only
+# at or above the threshold: the rest depends on claim order); lower is more original
 MEASURES: dict[str, Literal["high", "low"]] = {"duplicate_similarity": "low"}
 
 _FLAT_STD = 2.0  # grey levels: a frame flatter than this (black, a grey card) has no picture
@@ -239,7 +240,8 @@ class FilmDuplicates:
 
     # shot -> (earlier film_id, its shot, similarity) for shots at or above the threshold
     shot_matches: dict[int, tuple[str, int, float]] = field(default_factory=dict)
-    # per shot (in ``ShotFingerprints.shots`` order): the best similarity to any earlier shot
+    # per shot (in ``ShotFingerprints.shots`` order): the best similarity to the film's own
+    # earlier shots and to an earlier film's shot at or above the threshold (``match_film``)
     shot_similarity: list[float] = field(default_factory=list)
     film_duplicate_of: str | None = None  # a whole-film duplicate of this earlier film
 

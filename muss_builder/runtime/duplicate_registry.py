@@ -18,9 +18,13 @@ film never matches itself. ``forget(film_id)`` drops a film that failed after cl
 (index and file). A film that matched it in the meantime keeps its ``duplicate`` flags:
 rare (a copy must be built while its original fails), and said in the README.
 
-What stays order-dependent: with two copies of one footage in flight at once, the one whose
-keyframe pass ends first is the original. In a local build the films claim in input order
-whenever they run one at a time.
+What stays order-dependent: of two copies of one footage, the one claimed first is the
+original (with both in flight at once, the one whose keyframe pass ends first; in a local
+build the films claim in input order whenever they run one at a time), so the shots of such
+footage may swap their flags, ``duplicate_of`` and similarity between builds (and of a film
+and its whole rip, which one is the duplicate). Nothing else: a shot's recorded similarity
+counts a shot of another film only when it is a match (``match_film``), so a shot that
+copies nothing records the same value whatever claimed before it.
 
 Memory: vectors only (no frames). The default fingerprint is 6 views x 448 values a shot:
 5.4 KB in the registry while its index is exact (float16), 2.8 KB once it is an inverted file

@@ -9,6 +9,10 @@ Four films claimed in order through one registry (as a build would):
   repeated (a flashback: a duplicate inside one film);
 - ``rip``: all of orig re-encoded at 192x108, crf 32, darker: a whole-film duplicate;
 - ``other``: unrelated shots of the same footage files (other moments): no match.
+
+``third`` (more of the same footage at other moments: alike under the threshold, no match) is
+claimed with ``orig`` and ``other`` in two orders to show the recorded similarities do not
+depend on which film claimed first.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import cv2
 import numpy as np
 import pytest
 
+from muss_builder.curation.duplicate_index import FingerprintIndex, own_matches
 from muss_builder.curation.duplicates import (
     FLAGS,
     MEASURES,
@@ -47,6 +52,8 @@ MIXED = [("bikes.mp4", 190, ""), ("Megamind.avi", 200, PAN), ("vtest.avi", 200, 
          ("bigbuckbunny.mp4", 0, f",scale={W // 2}:{H // 2},scale={W}:{H},eq=brightness=0.06"),
          ("bikes.mp4", 190, "")]  # fmt: skip
 OTHER = [("Megamind.avi", 1, ""), ("bikes.mp4", 80, ""), ("bigbuckbunny.mp4", 90, "")]
+# the vtest camera later still (0.65 to orig's shot), the bunny between orig's and other's
+THIRD = [("vtest.avi", 400, ""), ("bigbuckbunny.mp4", 45, ""), ("Megamind.avi", 100, "")]
 
 
 def _footage() -> dict[str, Path]:
@@ -126,6 +133,7 @@ def films(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mixed": render(folder / "mixed.mp4", MIXED, footage),
         "rip": rip,
         "other": render(folder / "other.mp4", OTHER, footage),
+        "third": render(folder / "third.mp4", THIRD, footage),
     }
 
 
@@ -139,6 +147,16 @@ def claimed(films: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
         prints[name], seconds = fingerprints(films[name], n, config)
         results[name] = registry.claim(name, prints[name], seconds)
     return {"results": results, "fingerprints": prints, "registry": registry, "out": out}
+
+
+def best_matches(
+    reference: ShotFingerprints, query: ShotFingerprints
+) -> list[tuple[str, int, float] | None]:
+    """Each query shot's most similar shot of ``reference`` (film "reference", shot,
+    similarity), whether or not a claim would record it."""
+    index = FingerprintIndex(DuplicatesConfig())
+    index.add("reference", np.asarray(reference.shots), reference.vectors)
+    return index.best(query.vectors)
 
 
 def test_module_contract() -> None:
@@ -177,8 +195,18 @@ def test_copies_found_and_set_up_at_another_moment_is_not(claimed: dict) -> None
     assert film_duplicate_of(claimed["results"]["rip"]) == {"film_id": "orig"}
     # same static camera 20 s later: the background agrees, the movement does not (0.73;
     # 0.96 on the frames alone)
-    assert mixed.shot_similarity[2] < threshold - 0.1
+    prints = claimed["fingerprints"]["mixed"]
+    to_orig = best_matches(claimed["fingerprints"]["orig"], prints)
+    assert to_orig[2][1] == 2 and to_orig[2][2] < threshold - 0.1
+    # another film's shot under the threshold is not recorded: only mixed's own earlier shots
+    own = own_matches(prints.vectors, prints.valid)
+    assert mixed.shot_similarity[2] == round(own[2][1], 4) < to_orig[2][2] - 0.1
     assert mixed.shot_similarity[0] < threshold
+    # a match is: the copies record their similarity to what they copy
+    assert [mixed.shot_similarity[s] for s in (1, 3, 4)] == [
+        mixed.shot_matches[s][2] for s in (1, 3, 4)
+    ]
+    assert min(mixed.shot_similarity[s] for s in (1, 3, 4)) >= threshold
 
 
 def test_whole_film_rip_is_a_duplicate_and_unrelated_film_is_not(claimed: dict) -> None:
@@ -190,6 +218,36 @@ def test_whole_film_rip_is_a_duplicate_and_unrelated_film_is_not(claimed: dict) 
     assert max(other.shot_similarity) < DuplicatesConfig().threshold
     # the rip is not registered: a later film can only be a copy of the original
     assert claimed["registry"].films() == ["orig", "mixed", "other"]
+
+
+def test_recorded_similarity_does_not_depend_on_claim_order(films: dict[str, Path]) -> None:
+    """Three films without a copy among them, claimed in two orders into two fresh
+    registries, record the same similarity for every shot, though some of their shots are
+    alike under the threshold (the same camera at another moment): a shot of another film
+    counts only as a match. A film claimed after them still records its copies' matches."""
+    config = DuplicatesConfig()
+    prints = {
+        name: fingerprints(films[name], n, config)
+        for name, n in (("orig", 5), ("other", 3), ("third", 3), ("mixed", 5))
+    }
+    recorded, matches = [], []
+    for order in (("orig", "other", "third"), ("third", "other", "orig")):
+        registry = DuplicateRegistry(None, config)
+        results = {name: registry.claim(name, *prints[name]) for name in (*order, "mixed")}
+        assert all(results[name].shot_matches == {} for name in order)
+        assert all(r.film_duplicate_of is None for r in results.values())
+        recorded.append({name: r.shot_similarity for name, r in results.items()})
+        matches.append(results["mixed"].shot_matches)
+    assert recorded[0] == recorded[1]
+    assert matches[0] == matches[1] and set(matches[0]) == {1, 3, 4}
+    # the orders do differ in what each film meets: third's vtest shot is 0.65 alike orig's
+    # (met only when orig claimed first) and records 0 (its film's first shot) either way
+    to_orig = best_matches(prints["orig"][0], prints["third"][0])
+    assert to_orig[0][1] == 2 and 0.3 < to_orig[0][2] < config.threshold
+    assert recorded[0]["third"][0] == 0.0
+    # the copies in mixed (of orig's shots 1 and 3, of its own shot 0) record their match
+    mixed = recorded[0]["mixed"]
+    assert all(mixed[s] == matches[0][s][2] >= config.threshold for s in (1, 3, 4))
 
 
 def test_resumed_registry_still_sees_earlier_films(claimed: dict, films: dict[str, Path]) -> None:
@@ -264,8 +322,9 @@ def test_image_model_embedder(films: dict[str, Path], dinov2_dir: Path) -> None:
     registry.claim("orig", fp, seconds)
     # (a random model maps all pictures alike, so only the order of similarities is tested:
     # a real model's threshold is calibrated on its own embeddings)
-    other, other_seconds = fingerprints(films["other"], 3, config, embedder=embedder)
-    unrelated = registry.claim("other", other, other_seconds).shot_similarity
+    other, _ = fingerprints(films["other"], 3, config, embedder=embedder)
+    unrelated = [best[2] for best in registry.index.best(other.vectors) if best is not None]
+    assert len(unrelated) == 3
     rip, _ = fingerprints(films["rip"], 5, config, embedder=embedder)
     result = registry.claim("rip", rip, seconds)
     assert result.film_duplicate_of == "orig"
