@@ -158,8 +158,13 @@ def card_body(facts: CardFacts) -> str:
         "",
         "Every sample has the same members: `mp4` (the clip), `json` (shots, captions, "
         "subjects, references; `schemas/sample.schema.json`) and `refs.jpg` (the reference "
-        "crops side by side; their boxes are in the JSON). `index.parquet` has one row per "
-        "sample and track, `films.parquet` one per input film, `films/` a record per film.",
+        "crops side by side; their boxes are in the JSON). A sample is a window of "
+        'consecutive shots: a story unit inside one scene (`json.window.kind` "scene"; '
+        '"cross_scene" when the config lets windows cross scenes), serving the montage track '
+        "and the subject track when it has references, or a window chosen around one subject "
+        '("subject"), serving the subject track only; `json.window.reason` says why. '
+        "`index.parquet` has one row per sample and track (`window_kind` on each), "
+        "`films.parquet` one per input film, `films/` a record per film.",
         "",
         *_packed(facts),
         "",
