@@ -178,6 +178,14 @@ def sample_window(
     )
 
 
+def _lone_window(n_shots: int) -> SampleWindow:
+    """The window of a sample built without a plan (one montage window of its own)."""
+    return SampleWindow(
+        kind="scene", scenes=[], start_point="limit", end_point="limit", subject="",
+        reason="", shot_uses=[1] * n_shots,
+    )  # fmt: skip
+
+
 def window_sample(
     key: str,
     probe: FilmProbe,
@@ -200,11 +208,7 @@ def window_sample(
     references (``by_subject``: the film's reference pool), the subject view (``tracks``
     then lists "subject" too). ``crop``: the active picture (None: filters off, the whole
     frame)."""
-    if window is None:
-        window = SampleWindow(
-            kind="scene", scenes=[], start_point="limit", end_point="limit", subject="",
-            reason="", shot_uses=[1] * len(shots),
-        )  # fmt: skip
+    window = window or _lone_window(len(shots))
     fps = float(plan.fps)
     sample_shots = _sample_shots(shots, plan, subjects, captions, scene_of or {})
     view = SubjectView()

@@ -82,6 +82,14 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _window(value: Any) -> str:
+    """'scene', 'cross_scene' or 'subject S1' (the window's kind, and its subject)."""
+    if not isinstance(value, dict):
+        return ""
+    kind, subject = _text(value.get("kind"), 20) or "", _text(value.get("subject"), 20) or ""
+    return f"{kind} {subject}".strip()
+
+
 def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
     # .get throughout: inspect is for looking at odd shards too, not only valid ones; every
     # value is a number or escaped text, so nothing from the shard reaches the terminal raw
@@ -93,6 +101,7 @@ def _facts(sample: ShardSample, doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": sample.key,
         "tracks": [_text(t) or "" for t in _list(doc.get("tracks"))],
+        "window": _window(doc.get("window")),
         "n_shots": _number(doc.get("n_shots", len(shots))),
         "duration_seconds": _number(doc.get("duration_seconds")),
         "clip": {k: _number(clip.get(k)) for k in ("n_frames", "fps", "width", "height")},
@@ -146,6 +155,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     longest_key = max((len(s["key"]) for s in summary["samples"]), default=3)
     table.add_column("key", no_wrap=True, min_width=longest_key)
     table.add_column("tracks")
+    table.add_column("window")
     table.add_column("shots", justify="right")
     table.add_column("dur s", justify="right")
     table.add_column("clip", no_wrap=True)
@@ -158,6 +168,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(
             s["key"],
             "+".join(s["tracks"]) or "-",
+            s["window"] or "-",
             str(s["n_shots"]),
             f"{s['duration_seconds'] or 0:.2f}",
             _fmt_clip(s["clip"]),
@@ -234,7 +245,7 @@ def _sample_row(sample: ShardSample, limits: ReaderLimits) -> _Row:
     size = scaled_size(clip["width"], clip["height"], target_width=THUMB_WIDTH)
     label = [
         sample.key,
-        f"{'+'.join(doc['tracks'])}, {len(shots)} shots",
+        f"{'+'.join(doc['tracks'])} ({_window(doc.get('window'))}), {len(shots)} shots",
         f"{clip['n_frames']} f @ {clip['fps']:g} fps",
         f"{doc['duration_seconds']:.2f} s",
     ]

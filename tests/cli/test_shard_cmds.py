@@ -35,6 +35,7 @@ def test_inspect_prints_the_summary(shard: Path, keys: list[str]) -> None:
     for key in keys:
         assert key in result.stdout
     assert f"{len(keys)} samples" in result.stdout
+    assert "window" in result.stdout and "scene" in result.stdout  # each sample's window kind
 
 
 def test_inspect_sample_prints_its_metadata(shard: Path, keys: list[str]) -> None:
