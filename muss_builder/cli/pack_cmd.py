@@ -96,7 +96,8 @@ def pack(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON on stdout"),
 ) -> None:
-    """Pack the build OUT into uniform, film-mixed shards per split ({split}-NNNNN.tar), with
+    """Pack the build OUT into uniform, film-mixed shards per split and track family
+    ({split}-{montage,both,subject}-NNNNN.tar: each sample once, by the tracks it serves), with
     manifest.json and index.parquet. Rerun the same command to resume an interrupted pack."""
     options = pack_options(target_bytes, target_samples, seed, splits, test_films, window, verify)
 

@@ -40,6 +40,7 @@ class FilmStream:
         self._samples: Iterator[ShardSample] | None = None
         self._keys: list[str] = []
         self.file: IO[bytes] | None = None  # the shard being read, for copying its members
+        self.position = 0  # samples of the film read so far
 
     def _fail(self, reason: str) -> PackError:
         name = self._shard.name if self._shard else "(none)"
@@ -108,12 +109,17 @@ class FilmStream:
             if film_of_key(sample.key) != self.film.film_id:
                 raise self._fail(f"holds sample {sample.key}, not a key of this film")
             self._keys.append(sample.key)
+            self.position += 1
             return sample.key, list(sample.entries.values())
 
     def skip(self, n: int) -> None:
         """Pass over ``n`` samples (those a resumed pack already wrote): headers only."""
         for _ in range(n):
             self.next()
+
+    def skip_to(self, position: int) -> None:
+        """Pass over samples (headers only) until the film's ``position``-th is next."""
+        self.skip(position - self.position)
 
     def finish(self) -> None:
         """After the last sample: the film's shards must hold nothing more."""

@@ -1,19 +1,25 @@
-"""``pack_build``: a finished build -> uniform, film-mixed shards per split, resumably.
+"""``pack_build``: a finished build -> uniform, film-mixed shards per split and shard family,
+resumably.
 
 Output (``OUT/packed/`` by default, or any folder or ``s3://`` prefix)::
 
-    {split}-{n:05d}.tar     packed shards (train-00000.tar, validation-00000.tar, ...)
-    index.parquet           the build's index rows, ``shard`` now the packed shard, plus
-                            ``split`` and ``source_shard``; in packed order
-    manifest.json           shards (samples, bytes, sha256), splits, the split of every film,
-                            seed and options, the build's config hash; written last
-    progress/               one record per finished shard while packing (removed at the end)
+    {split}-{family}-{n:05d}.tar  packed shards; the family is the tracks their samples serve
+                                  (``families``: train-montage-00000.tar, train-both-00000.tar,
+                                  train-subject-00000.tar, validation-both-00000.tar, ...)
+    index.parquet                 the build's index rows, ``shard`` now the packed shard, plus
+                                  ``split`` and ``source_shard``; in packed order
+    manifest.json                 shards (family, samples, bytes, sha256), splits (per family
+                                  and per track too), the split of every film, seed and
+                                  options, the build's config hash; written last
+    progress/                     one record per finished shard while packing (removed at the
+                                  end)
 
 Resume: each finished shard is published whole, then its progress record (its keys, and how
-far into the split's seeded sample order it reaches) is written. A rerun with the same
-options reads the records, keeps the shards they vouch for, replays the seeded order without
-reading their samples, and writes the rest: the result is byte for byte what one
-uninterrupted run writes. A rerun with other options or on a changed build is refused.
+far into its family's share of the split it reaches) is written. A rerun with the same options
+reads the records, keeps the shards they vouch for, replays the seeded order without reading
+their samples, and writes the rest: the result is byte for byte what one uninterrupted run
+writes. A rerun with other options, on a changed build or over a pack of an older layout is
+refused.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +40,7 @@ import pyarrow.parquet as pq
 
 from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR
 from muss_builder.core.storage import Storage, json_bytes
+from muss_builder.pack.families import BY_CODE, FAMILIES, shard_rel, split_summary
 from muss_builder.pack.films import FilmStream, PackError
 from muss_builder.pack.plan import (
     DEFAULT_SPLITS,
@@ -50,14 +58,17 @@ MANIFEST = "manifest.json"
 INDEX = "index.parquet"
 PROGRESS = "progress"
 MANIFEST_FORMAT = "muss-builder/packed-shards"
+# 2: shards in families by the tracks their samples serve ({split}-{family}-{n:05d}.tar)
+MANIFEST_VERSION = 2
 
-__all__ = ["PackError", "PackOptions", "PackResult", "pack_build", "shard_rel"]
+__all__ = ["PackError", "PackOptions", "PackResult", "pack_build"]
 
 
 @dataclass(frozen=True)
 class PackOptions:
-    """How to pack. ``target_bytes`` and/or ``target_samples`` set the shard count per split
-    (N = the larger ceil(total / target)); shards are cut by bytes when a byte target is set."""
+    """How to pack. ``target_bytes`` and/or ``target_samples`` set the shard count of each
+    split's shard family (N = the larger ceil(total / target)); shards are cut by bytes when
+    a byte target is set."""
 
     target_bytes: int | None = 1_000_000_000
     target_samples: int | None = None
@@ -86,10 +97,6 @@ class PackResult:
     already_done: bool = False
 
 
-def shard_rel(split: str, n: int) -> str:
-    return f"{split}-{n:05d}.tar"
-
-
 @dataclass
 class _Context:
     source: Storage
@@ -100,10 +107,12 @@ class _Context:
     on_shard: Callable[[PackedShard], None] | None
     resumed: int = 0
     written: int = 0
+    progress: dict[str, dict] | None = None  # the folder's progress records, once read
 
 
 def _run_key(build: SourceBuild, options: PackOptions, test_ids: set[str]) -> str:
     doc = asdict(options) | {"test_films": sorted(test_ids), "build": build.fingerprint()}
+    doc["manifest_version"] = MANIFEST_VERSION  # a pack of another layout is not resumed
     doc["splits"] = list(options.splits.items())  # their order places the share boundaries
     doc.pop("verify")  # checking or not does not change a byte
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
@@ -117,30 +126,37 @@ def _compact(record: dict) -> dict:
     return {**record, "shard": shard, "keys": keys}
 
 
-def _progress(ctx: _Context, split: str) -> list[dict]:
-    """The finished shards of ``split`` a resumed run may keep: the records, in order, up to
-    the first whose shard is missing or of another size."""
-    records = {}
-    for rel in ctx.store.list(PROGRESS, ".json"):
-        record = json.loads(ctx.store.read_bytes(rel))
-        if record.get("run_key") != ctx.run_key:
-            raise ValueError(
-                f"{ctx.store.url(rel)}: an unfinished pack with other options or of another "
-                "build is in this folder: rerun with its options, or delete it or pick another"
-            )
-        if record["shard"]["split"] == split:
-            records[record["shard"]["name"]] = record
+def _read_progress(ctx: _Context) -> dict[str, dict]:
+    """Every progress record in the folder (compacted), by shard name: read once per run."""
+    if ctx.progress is None:
+        ctx.progress = {}
+        for rel in ctx.store.list(PROGRESS, ".json"):
+            record = json.loads(ctx.store.read_bytes(rel))
+            if record.get("run_key") != ctx.run_key:
+                raise ValueError(
+                    f"{ctx.store.url(rel)}: an unfinished pack with other options, of another "
+                    "build or of an older layout is in this folder: rerun with its options, or "
+                    "delete it or pick another"
+                )
+            ctx.progress[record["shard"]["name"]] = _compact(record)
+    return ctx.progress
+
+
+def _progress(ctx: _Context, split: str, family: str) -> list[dict]:
+    """The finished shards of ``split``'s ``family`` a resumed run may keep: the records, in
+    order, up to the first whose shard is missing or of another size."""
+    records = _read_progress(ctx)
     kept = []
-    while (record := records.get(shard_rel(split, len(kept)))) is not None:
+    while (record := records.get(shard_rel(split, family, len(kept)))) is not None:
         if ctx.store.size(record["shard"]["name"]) != record["shard"]["size_bytes"]:
             break
-        kept.append(_compact(record))
+        kept.append(record)
     return kept
 
 
-def _publish(ctx: _Context, writer: PackedShardWriter, consumed: int, done: float) -> dict:
+def _publish(ctx: _Context, writer: PackedShardWriter, done: float) -> dict:
     shard = writer.finish()
-    record = {"run_key": ctx.run_key, "consumed": consumed, "done": done, "shard": shard.to_dict()}
+    record = {"run_key": ctx.run_key, "done": done, "shard": shard.to_dict()}
     ctx.store.write_bytes(f"{PROGRESS}/{shard.name.removesuffix('.tar')}.json", json_bytes(record))
     ctx.written += 1
     if ctx.on_shard is not None:
@@ -148,51 +164,88 @@ def _publish(ctx: _Context, writer: PackedShardWriter, consumed: int, done: floa
     return _compact(record)
 
 
+@dataclass
+class _Lane:
+    """One shard family of a split: its plan, its finished shards, the shard being written."""
+
+    family: str
+    bounds: Boundaries
+    records: list[dict]  # finished shards (kept from an interrupted run, then written)
+    kept: int  # the family's samples in kept shards: a resumed run passes over them
+    done: float  # the family's weight in finished shards and the one being written
+    met: int = 0  # the family's samples met so far in the split's order
+    writer: PackedShardWriter | None = None
+
+    @classmethod
+    def open(cls, ctx: _Context, split: str, family: str, films: list[SourceFilm]) -> _Lane:
+        at = list(FAMILIES).index(family)
+        n_samples = sum(f.family_samples(family) for f in films)
+        n_bytes = sum(f.family_bytes[at] for f in films)
+        bounds = Boundaries.for_totals(
+            n_samples, n_bytes, ctx.options.target_bytes, ctx.options.target_samples
+        )
+        records = _progress(ctx, split, family)
+        ctx.resumed += len(records)
+        kept = sum(r["shard"]["n_samples"] for r in records)
+        return cls(family, bounds, records, kept, records[-1]["done"] if records else 0)
+
+    def add(self, ctx: _Context, split: str, key: str, members: list, source: IO[bytes] | None):
+        weight = self.bounds.weight(sample_bytes(members))
+        if self.writer is not None and self.bounds.cut_before(
+            len(self.records), self.done, weight, False
+        ):
+            self.records.append(_publish(ctx, self.writer, self.done))
+            self.writer = None
+        if self.writer is None:
+            rel = shard_rel(split, self.family, len(self.records))
+            self.writer = PackedShardWriter(ctx.store, rel, split, self.family, ctx.staging)
+        self.writer.add(key, members, source)
+        self.done += weight
+
+    def finish(self, ctx: _Context) -> None:
+        if self.writer is not None:
+            self.records.append(_publish(ctx, self.writer, self.done))
+            self.writer = None
+
+
 def _pack_split(ctx: _Context, split: str, films: list[SourceFilm]) -> list[dict]:
-    """Write (or keep, when resuming) the shards of one split; their progress records."""
+    """Write (or keep, when resuming) the shards of one split; their progress records.
+
+    One pass over the split's seeded sample order: each sample goes to the shard being
+    written for its family, so every source shard is read once and each family's shards hold
+    its samples in that (film-mixed) order. A resumed run passes over each family's samples in
+    kept shards without reading them, and reads a film only for samples still to write."""
     order = film_order(films, ctx.options.seed)
     counts = [f.n_samples for f in order]
-    bounds = Boundaries.plan(order, ctx.options.target_bytes, ctx.options.target_samples)
-    records = _progress(ctx, split)
-    ctx.resumed += len(records)
-    consumed = records[-1]["consumed"] if records else 0
-    done = records[-1]["done"] if records else 0
+    lanes = {family: _Lane.open(ctx, split, family, order) for family in FAMILIES}
     streams: dict[int, FilmStream] = {}
     taken = [0] * len(order)  # samples of each film already in the stream
-    writer: PackedShardWriter | None = None
     try:
-        picks = interleave(counts, ctx.options.seed, split, ctx.options.window)
-        for position, film in enumerate(picks):
-            if position < consumed:  # in a kept shard: replayed, not read
-                taken[film] += 1
-                continue
-            stream = streams.get(film)
-            if stream is None:
-                stream = FilmStream(ctx.source, order[film], ctx.staging, ctx.options.verify)
-                streams[film] = stream
-                stream.skip(taken[film])
-            key, members = stream.next()
+        for film in interleave(counts, ctx.options.seed, split, ctx.options.window):
+            at = taken[film]
             taken[film] += 1
-            weight = bounds.weight(sample_bytes(members))
-            if writer is not None and bounds.cut_before(len(records), done, weight, False):
-                records.append(_publish(ctx, writer, position, done))
-                writer = None
-            if writer is None:
-                rel = shard_rel(split, len(records))
-                writer = PackedShardWriter(ctx.store, rel, split, ctx.staging)
-            writer.add(key, members, stream.file)
-            done += weight
-            if taken[film] == counts[film]:
+            lane = lanes[BY_CODE[order[film].families[at]]]
+            lane.met += 1
+            if lane.met > lane.kept:  # not in a kept shard: read it and write it
+                stream = streams.get(film)
+                if stream is None:
+                    stream = FilmStream(ctx.source, order[film], ctx.staging, ctx.options.verify)
+                    streams[film] = stream
+                stream.skip_to(at)
+                key, members = stream.next()
+                lane.add(ctx, split, key, members, stream.file)
+            if taken[film] == counts[film] and film in streams:
+                streams[film].skip_to(counts[film])
                 streams.pop(film).finish()
-        if writer is not None:
-            records.append(_publish(ctx, writer, sum(counts), done))
-            writer = None
+        for lane in lanes.values():
+            lane.finish(ctx)
     finally:
-        if writer is not None:
-            writer.abort()
+        for lane in lanes.values():
+            if lane.writer is not None:
+                lane.writer.abort()
         for stream in streams.values():
             stream.close()
-    return records
+    return [record for lane in lanes.values() for record in lane.records]
 
 
 def _packed_index(build: SourceBuild, records: list[dict]) -> pa.Table:
@@ -233,23 +286,16 @@ def _manifest(
     shards = [r["shard"] for r in records]
     per_split = {}
     for name in ctx.options.splits:
-        mine = [s for s in shards if s["split"] == name]
-        last = f"{len(mine) - 1:05d}"
-        per_split[name] = {
-            "n_shards": len(mine),
-            "n_samples": sum(s["n_samples"] for s in mine),
-            # films with samples in the split ("films" maps every film, empty ones too)
-            "n_films": sum(1 for f in build.films if f.n_samples and splits[f.film_id] == name),
-            "size_bytes": sum(s["size_bytes"] for s in mine),
-            "pattern": f"{name}-{{00000..{last}}}.tar" if mine else None,
-        }
+        # films with samples in the split ("films" maps every film, empty ones too)
+        n_films = sum(1 for f in build.films if f.n_samples and splits[f.film_id] == name)
+        per_split[name] = split_summary(name, [s for s in shards if s["split"] == name], n_films)
     unique = build.config_hashes[0] if len(build.config_hashes) == 1 else None
     options = asdict(ctx.options)
     options.pop("verify")
     options["test_films"] = list(options["test_films"])  # as JSON reads it back
     return {
         "format": MANIFEST_FORMAT,
-        "manifest_version": 1,
+        "manifest_version": MANIFEST_VERSION,
         "seed": ctx.options.seed,
         "options": options,
         "run_key": ctx.run_key,
@@ -261,6 +307,7 @@ def _manifest(
             "n_samples": build.n_samples,
             "n_failed_films": build.n_failed,
         },
+        "families": {family: list(tracks) for family, tracks in FAMILIES.items()},
         "splits": per_split,
         "shards": shards,
         "films": splits,
@@ -274,8 +321,8 @@ def _finished(store: Storage, run_key: str) -> dict | None:
     manifest = json.loads(store.read_bytes(MANIFEST))
     if manifest.get("run_key") != run_key:
         raise ValueError(
-            f"{store.url(MANIFEST)}: a pack with other options or of another build is "
-            "already there: delete it or pick another destination"
+            f"{store.url(MANIFEST)}: a pack with other options, of another build or of an "
+            "older layout is already there: delete it or pick another destination"
         )
     return manifest
 

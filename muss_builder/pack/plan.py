@@ -10,9 +10,12 @@
   the samples it has left (a seeded random merge of the open films' streams). A film's
   samples keep their order but are spread among the samples of ~``window`` other films, so
   a packed shard mixes many films, while only ``window`` source streams are ever open.
-- Where a split's shards end: N = ceil(total / target) shards, and a sample goes to the next
-  shard once its middle passes the next N-th of the split's total, so all shards are within
-  half a sample of total / N (never a tiny last shard) .
+- Where a split's shards end: each shard family of the split (the tracks its samples serve:
+  ``families``) gets N = ceil(total / target) shards, and a sample goes to the family's next
+  shard once its middle passes the next N-th of the family's total, so all shards are within
+  half a sample of total / N (never a tiny last shard). The families' totals are estimated
+  from the records (a sample's clip size, its share of the rest of its source shard), so the
+  last shard of a family is the one that takes what an estimate missed.
 """
 
 from __future__ import annotations
@@ -24,15 +27,12 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from muss_builder.pack.source import SourceFilm
+from muss_builder.pack.source import TAR_OVERHEAD, SourceFilm
 
 DEFAULT_SPLITS = {"train": 0.98, "validation": 0.01, "test": 0.01}
 TEST_SPLIT = "test"
 DEFAULT_WINDOW = 32
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-# a source shard's file is its members' bytes plus the end-of-archive blocks (1 KiB) and
-# tarfile's padding to 10 KiB records (5 KiB on average): what packing does not carry over
-_TAR_OVERHEAD = 6 * 1024
 
 
 def parse_splits(text: str) -> dict[str, float]:
@@ -142,7 +142,7 @@ def interleave(counts: list[int], seed: int, split: str, window: int) -> Iterato
 
 @dataclass(frozen=True)
 class Boundaries:
-    """Where a split's packed shards end (see the module docstring)."""
+    """Where a split's (shard family's) packed shards end (see the module docstring)."""
 
     n_shards: int
     total: float  # bytes, or samples when the target is in samples only
@@ -156,7 +156,14 @@ class Boundaries:
         target_samples: int | None,
     ) -> Boundaries:
         n_samples = sum(f.n_samples for f in films)
-        n_bytes = sum(max(0, s.size_bytes - _TAR_OVERHEAD) for f in films for s in f.shards)
+        n_bytes = sum(max(0, s.size_bytes - TAR_OVERHEAD) for f in films for s in f.shards)
+        return cls.for_totals(n_samples, n_bytes, target_bytes, target_samples)
+
+    @classmethod
+    def for_totals(
+        cls, n_samples: int, n_bytes: float, target_bytes: int | None, target_samples: int | None
+    ) -> Boundaries:
+        """The boundaries of ``n_samples`` samples of ``n_bytes`` (a shard family's)."""
         n = 1
         if target_bytes:
             n = max(n, math.ceil(n_bytes / target_bytes))

@@ -3,11 +3,13 @@
 ``expand_shard_list`` turns each spec into shard locations (local paths or ``s3://...``
 urls, as given) and checks that every one exists, naming the missing ones:
 
-- ``train-{00000..00127}.tar`` (brace pattern, as webdataset writes them), local or remote;
+- ``train-both-{00000..00127}.tar`` (brace pattern, as webdataset writes them; nested ones
+  too, as a pack's manifest writes them), local or remote;
 - ``shards/*.tar`` (a glob; on an object store, in the last path part only);
 - a packed folder (its ``manifest.json``), a build folder (its ``shards/``), or a folder of
   ``*.tar``;
-- a ``manifest.json`` of a pack: its shards, optionally one split;
+- a ``manifest.json`` of a pack: its shards, optionally one split and one track (the shard
+  families whose samples serve it: ``pack.families``);
 - a single ``.tar`` file or object.
 """
 
@@ -25,6 +27,7 @@ from braceexpand import braceexpand
 
 from muss_builder.core.naming import SHARDS_DIR
 from muss_builder.core.storage import Storage, is_remote, local_copy
+from muss_builder.pack.families import serving
 
 MANIFEST = "manifest.json"
 _GLOB = set("*?[")
@@ -38,7 +41,9 @@ def _split_url(spec: str) -> tuple[Storage, str]:
     return Storage.open(head or "/"), name
 
 
-def _from_manifest(folder: Storage, rel: str, split: str | None) -> list[str]:
+def _from_manifest(
+    folder: Storage, rel: str, split: str | None, track: str | None = None
+) -> list[str]:
     manifest = json.loads(folder.read_bytes(rel))
     base = rel.rpartition("/")[0]
     shards = manifest.get("shards")
@@ -48,12 +53,23 @@ def _from_manifest(folder: Storage, rel: str, split: str | None) -> list[str]:
     if split is not None and split not in manifest.get("splits", {}):
         known = ", ".join(manifest.get("splits", {}))
         raise ValueError(f"{folder.url(rel)}: no split {split!r} (it has {known})")
+    if track is not None:
+        families = serving(track)
+        if any("family" not in s for s in shards):
+            raise ValueError(
+                f"{folder.url(rel)}: its shards have no families (packed before shards were "
+                "cut by track): pack the build again to read one track by its shards"
+            )
+        chosen = {s["name"] for s in shards if s["family"] in families}
+        names = [n for n in names if n in chosen]
     return [folder.url(f"{base}/{n}" if base else n) for n in names]
 
 
-def _from_folder(folder: Storage, split: str | None) -> list[str]:
+def _from_folder(folder: Storage, split: str | None, track: str | None = None) -> list[str]:
     if folder.exists(MANIFEST):
-        return _from_manifest(folder, MANIFEST, split)
+        return _from_manifest(folder, MANIFEST, split, track)
+    if track is not None:
+        raise ValueError(f"{folder.root}: no {MANIFEST}: a track is picked by a pack's manifest")
     tars = folder.list(SHARDS_DIR, ".tar") or folder.list("", ".tar")
     if not tars:
         raise FileNotFoundError(f"no manifest.json, shards/ or *.tar in {folder.root}")
@@ -70,21 +86,28 @@ def _from_glob(spec: str) -> list[str]:
     return found
 
 
-def _expand_one(spec: str, split: str | None) -> tuple[list[str], bool]:
+def _expand_one(spec: str, split: str | None, track: str | None) -> tuple[list[str], bool]:
     """The shards of one spec, and whether they still need an existence check."""
-    if "{" in spec and ".." in spec:
+    is_brace = "{" in spec and ".." in spec
+    size = None
+    if not is_brace and not any(ch in _GLOB for ch in spec):
+        folder, name = _split_url(spec)
+        size = folder.size(name)
+        if name == MANIFEST or (name.endswith(".json") and size is not None):
+            return _from_manifest(folder, name, split, track), True
+        whole = Storage.open(spec)
+        if size is None and (whole.remote or _is_dir(whole)):
+            return _from_folder(whole, split, track), False
+    if track is not None:
+        raise ValueError(
+            f"{spec}: a track is picked by a pack's manifest: give the packed folder or its "
+            f"{MANIFEST} (or name the track's shards: {{split}}-{{family}}-*.tar)"
+        )
+    if is_brace:
         return list(braceexpand(spec)), True
     if any(ch in _GLOB for ch in spec):
         return _from_glob(spec), False
-    folder, name = _split_url(spec)
-    if name == MANIFEST or (name.endswith(".json") and folder.size(name) is not None):
-        return _from_manifest(folder, name, split), True
-    if folder.size(name) is not None:
-        return [spec], False
-    whole = Storage.open(spec)
-    if whole.remote or _is_dir(whole):
-        return _from_folder(whole, split), False
-    return [spec], True  # reported as missing below
+    return [spec], size is None  # a missing one is reported below
 
 
 def _is_dir(store: Storage) -> bool:
@@ -104,16 +127,22 @@ def _missing(shards: list[str]) -> list[str]:
     return missing
 
 
-def expand_shard_list(specs: str | Sequence[str], split: str | None = None) -> list[str]:
+def expand_shard_list(
+    specs: str | Sequence[str], split: str | None = None, track: str | None = None
+) -> list[str]:
     """Every shard the specs name, in order, each once; FileNotFoundError naming missing ones.
 
-    ``split`` picks one split of a pack when a spec is a manifest or a packed folder."""
+    ``split`` picks one split of a pack when a spec is a manifest or a packed folder; ``track``
+    (``montage`` or ``subject``) picks the shards whose samples serve it, and takes manifests
+    and packed folders only (ValueError for other specs)."""
     if isinstance(specs, str):
         specs = [specs]
+    if track is not None:
+        serving(track)  # ValueError for a track there is not
     found: list[str] = []
     to_check: list[str] = []
     for spec in specs:
-        shards, check = _expand_one(str(spec), split)
+        shards, check = _expand_one(str(spec), split, track)
         found += shards
         if check:
             to_check += shards

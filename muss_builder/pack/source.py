@@ -24,9 +24,14 @@ from pydantic import ValidationError
 
 from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR, is_leftover, parse_film_record_path
 from muss_builder.core.storage import Storage
+from muss_builder.pack.families import CODES, FAMILIES, family_of
 from muss_builder.samples.film_record import FilmRecord
+from muss_builder.shards.writer import tar_member_bytes
 
 _INDEX_COLUMNS = ("key", "film_id", "shard")
+# a source shard's file is its members' bytes plus the end-of-archive blocks (1 KiB) and
+# tarfile's padding to 10 KiB records (5 KiB on average): what packing does not carry over
+TAR_OVERHEAD = 6 * 1024
 
 
 class BuildRefused(ValueError):
@@ -60,10 +65,17 @@ class SourceFilm:
     source_name: str  # the input file's name (no folders), for --test-films by name
     n_samples: int
     shards: tuple[SourceShard, ...]
+    # the shard family of each sample, in shard order, one letter each (``families.CODES``)
+    families: str = ""
+    # the samples' bytes per family (``families.FAMILIES`` order), estimated from the records
+    family_bytes: tuple[int, ...] = ()
 
     @property
     def size_bytes(self) -> int:
         return sum(s.size_bytes for s in self.shards)
+
+    def family_samples(self, family: str) -> int:
+        return self.families.count(CODES[family])
 
 
 @dataclass
@@ -114,7 +126,8 @@ def _film_of_record(store: Storage, rel: str, problems: list[str]) -> FilmRecord
 
 
 def _summarize(rel: str, record: FilmRecord, problems: list[str]) -> SourceFilm:
-    """The film's shards as its record lists them (``_check_sizes`` looks at the files)."""
+    """The film's shards as its record lists them (``_check_sizes`` looks at the files), and
+    the shard family of each of its samples."""
     shards = []
     for entry in record.shards:
         shards.append(
@@ -127,8 +140,41 @@ def _summarize(rel: str, record: FilmRecord, problems: list[str]) -> SourceFilm:
     if in_shards != in_samples:
         odd = sorted(in_shards ^ in_samples)[:3]
         problems.append(f"{rel}: its samples and its shards' keys differ (e.g. {odd})")
+    families, family_bytes = _families(rel, record, problems)
     name = PurePosixPath(record.probe.path or "").name
-    return SourceFilm(record.film_id, name, len(in_samples), tuple(shards))
+    return SourceFilm(record.film_id, name, len(in_samples), tuple(shards), families, family_bytes)
+
+
+def _families(rel: str, record: FilmRecord, problems: list[str]) -> tuple[str, tuple[int, ...]]:
+    """Each sample's family (by the tracks of its rows), in shard order, and the samples'
+    bytes per family. A sample's bytes are estimated (only its clip's size is recorded): its
+    clip, plus an equal part of what its shard holds besides the clips (jsons, reference
+    strips, headers); an equal part of the whole shard when a clip size is missing."""
+    tracks: dict[str, set[str]] = {}
+    clips: dict[str, int | None] = {}
+    for row in record.samples:
+        tracks.setdefault(row.key, set()).add(str(row.track))
+        clips[row.key] = row.clip_bytes
+    codes: list[str] = []
+    sizes = dict.fromkeys(FAMILIES, 0.0)
+    for entry in record.shards:
+        keys = entry.keys
+        member_bytes = max(0, entry.size_bytes - TAR_OVERHEAD)
+        clip = [clips.get(k) for k in keys]
+        known = [tar_member_bytes(c) for c in clip if c is not None]
+        rest = member_bytes - sum(known)
+        for key, size in zip(keys, clip, strict=True):
+            try:
+                family = family_of(tracks.get(key, ()))
+            except ValueError as exc:
+                problems.append(f"{rel}: sample {key}: {exc}")
+                family = "montage"
+            codes.append(CODES[family])
+            if len(known) == len(keys) and rest >= 0 and size is not None:
+                sizes[family] += tar_member_bytes(size) + rest / len(keys)
+            else:
+                sizes[family] += member_bytes / max(1, len(keys))
+    return "".join(codes), tuple(round(sizes[f]) for f in FAMILIES)
 
 
 def _check_sizes(store: Storage, films: dict[str, SourceFilm], problems: list[str]) -> None:

@@ -30,6 +30,7 @@ class PackedShard:
 
     name: str
     split: str
+    family: str  # the tracks its samples serve (``families.FAMILIES``)
     n_samples: int
     size_bytes: int
     sha256: str
@@ -85,10 +86,11 @@ def sample_bytes(members: list[Member]) -> int:
 
 
 class PackedShardWriter:
-    """Write ``rel`` (e.g. ``train-00003.tar``) under ``store``'s root; ``finish`` publishes."""
+    """Write ``rel`` (e.g. ``train-both-00003.tar``) under ``store``'s root; ``finish``
+    publishes."""
 
-    def __init__(self, store: Storage, rel: str, split: str, staging: Path) -> None:
-        self.store, self.rel, self.split = store, rel, split
+    def __init__(self, store: Storage, rel: str, split: str, family: str, staging: Path) -> None:
+        self.store, self.rel, self.split, self.family = store, rel, split, family
         name = rel.rsplit("/", 1)[-1]
         folder = staging if store.remote else Path(store.url(rel)).parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,9 @@ class PackedShardWriter:
             tmp.unlink(missing_ok=True)
         name = self.rel.rsplit("/", 1)[-1]
         digest = self._file.sha256.hexdigest()
-        return PackedShard(name, self.split, len(self.keys), self._file.size, digest, self.keys)
+        return PackedShard(
+            name, self.split, self.family, len(self.keys), self._file.size, digest, self.keys
+        )
 
     def abort(self) -> None:
         """Drop the shard being written: nothing partial stays."""

@@ -2,7 +2,8 @@
 output) or any shard list (files, globs, brace patterns, manifests, ``s3://`` urls).
 
 A packed folder is checked against its manifest (every shard there, of the size and sha256
-listed, holding the keys listed) and its index (every indexed key in the shard the index
+listed, holding the keys listed, its samples serving the tracks of its shard family) and its
+index (every indexed key in the shard the index
 names, every sample indexed); every sample of every shard gets the checks a build's samples
 get (members, schema, clip, references), except that a packed shard mixes films. A shard on
 an object store is downloaded to a temporary folder one at a time and deleted once read.
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 
 from muss_builder.core.naming import film_of_shard
 from muss_builder.core.storage import Storage, file_sha256
+from muss_builder.pack.families import FAMILIES
 from muss_builder.pack.shardlist import MANIFEST, expand_shard_list, local_shard
 from muss_builder.shards.reader import DEFAULT_LIMITS, ReaderLimits
 from muss_builder.shards.validate_samples import ValidationReport, check_shard
@@ -83,12 +85,26 @@ def check_packed(target: str, limits: ReaderLimits = DEFAULT_LIMITS) -> Validati
         found = report.shard_keys.get(name, [])
         if found != entry.get("keys", found):
             report.add(name, f"its keys are not the {len(entry.get('keys', []))} {MANIFEST} lists")
+        _check_family(report, name, entry.get("family"), found)
     listed = {str(e.get("name")) for e in entries}
     for rel in store.list("", ".tar"):
         if rel not in listed:
             report.add(rel, f"a shard {MANIFEST} does not list")
     _check_packed_index(report, store)
     return report
+
+
+def _check_family(report: ValidationReport, name: str, family: object, keys: list[str]) -> None:
+    """The samples of a shard of a family serve exactly the family's tracks."""
+    if family is None:
+        return  # packed before shards were cut by track
+    if family not in FAMILIES:
+        report.add(name, f"{MANIFEST} gives it the family {family!r}, not one of {list(FAMILIES)}")
+        return
+    for key in keys:
+        tracks = report.tracks.get(key)
+        if tracks is not None and set(tracks) != set(FAMILIES[str(family)]):
+            report.add(name, f"sample {key} serves {tracks}, not the {family} family's tracks")
 
 
 def _check_packed_index(report: ValidationReport, store: Storage) -> None:

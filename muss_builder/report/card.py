@@ -2,7 +2,9 @@
 
 The YAML header makes ``datasets.load_dataset(OUT)`` work with no argument: ``configs`` name
 the shards per split (the packed ones once ``pack`` ran, else the per-film build shards as one
-``train`` split) and ``dataset_info.features`` declares every column (``card_features``). The
+``train`` split), and once packed per track too (``load_dataset(OUT, "subject")``: the shard
+families whose samples serve the track), and ``dataset_info`` declares every column of every
+config (``card_features``). The
 body says what was built, from how much film, with which pipeline (its YAML and hash), which
 models made the labels and under what licence (non-commercial terms first), how many shots the
 filters dropped and why, how to load it, and what it does not promise.
@@ -23,6 +25,7 @@ import yaml
 
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage
+from muss_builder.pack.families import TRACKS, serving
 from muss_builder.report.card_features import sample_features
 from muss_builder.report.card_text import card_body, split_count
 from muss_builder.report.model_catalog import ModelUse, models_used
@@ -127,8 +130,26 @@ def sample_documents(store: Storage, limit: int = SAMPLES_FOR_FEATURES) -> list[
     return docs
 
 
+def _track_files(facts: CardFacts, track: str) -> list[dict]:
+    """``data_files`` of a track's config: per split, the shard families serving it that
+    have shards there (a glob naming no file would fail the load)."""
+    shards = (facts.manifest or {}).get("shards") or []
+    files = []
+    for split in (facts.manifest or {}).get("splits") or {}:
+        paths = [
+            f"{facts.packed_dir}{split}-{family}-*.tar"
+            for family in serving(track)
+            if any(s.get("split") == split and s.get("family") == family for s in shards)
+        ]
+        if paths:
+            files.append({"split": split, "path": paths[0] if len(paths) == 1 else paths})
+    return files
+
+
 def configs(facts: CardFacts) -> list[dict]:
-    """``configs`` of the YAML header: packed splits (default) and the per-film shards."""
+    """``configs`` of the YAML header: the packed splits (``default``: every sample), one
+    config per track (the shard families whose samples serve it, so each clip is stored once
+    and read by both tracks' configs when it serves both) and the per-film shards."""
     per_film = {
         "config_name": "per_film",
         "data_files": [{"split": "train", "path": "shards/*.tar"}],
@@ -141,26 +162,43 @@ def configs(facts: CardFacts) -> list[dict]:
     ]
     if not packed:
         return [per_film | {"config_name": "default", "default": True}]
-    default = {"config_name": "default", "default": True, "data_files": packed}
-    return [default] if not facts.packed_dir else [default, per_film]  # a subset: no shards/
+    found = [{"config_name": "default", "default": True, "data_files": packed}]
+    for track in TRACKS:
+        files = _track_files(facts, track)
+        if files:
+            found.append({"config_name": track, "data_files": files})
+    return found if not facts.packed_dir else [*found, per_film]  # a subset: no shards/
 
 
 def card_header(facts: CardFacts, features: list[dict]) -> dict:
     restricted = any(m.restricted for m in facts.models)
+    found = configs(facts)
     header: dict = {
         "pretty_name": f"muss-builder: {facts.name}",
         "license": "other",
         "license_name": "inherits-model-terms" if restricted else "see-card",
         "task_categories": ["text-to-video"],
         "tags": ["video", "multi-shot", "webdataset", "muss-builder"],
-        "configs": configs(facts),
-        "dataset_info": {"features": features},
+        "configs": found,
+        # every config declares the features: a config without them has its types inferred
+        # from its first samples (an empty list cannot tell its items' type: docs/layout.md)
+        "dataset_info": [{"config_name": c["config_name"], "features": features} for c in found],
     }
     return header
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Every config's features written out in full: no YAML anchors and aliases, which not
+    every reader of a card's header follows."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def render_card(facts: CardFacts, features: list[dict]) -> str:
-    head = yaml.safe_dump(card_header(facts, features), sort_keys=False, allow_unicode=True)
+    head = yaml.dump(
+        card_header(facts, features), Dumper=_NoAliases, sort_keys=False, allow_unicode=True
+    )
     return f"---\n{head}---\n\n{card_body(facts)}"
 
 

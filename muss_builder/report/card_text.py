@@ -11,14 +11,18 @@ LOADING = """\
 ```python
 # Hugging Face datasets: the configs and features of this card (no guessing)
 from datasets import load_dataset, Video
-ds = load_dataset("OUT", split="train")          # "OUT": this folder
+ds = load_dataset("OUT", split="train")          # "OUT": this folder; every sample
 ds = ds.cast_column("mp4", Video(decode=False))  # bytes; decode with the reader you like
-subject = ds.filter(lambda s: "subject" in s["json"]["tracks"])
+# once packed, a config per track (a sample serving both tracks is in both, stored once);
+# before: ds.filter(lambda s: "subject" in s["json"]["tracks"])
+subject = load_dataset("OUT", "subject", split="train")
+montage = load_dataset("OUT", "montage", split="train")
 
 # webdataset, shards shuffled, 4 loader workers
 import webdataset as wds
 from muss_builder.pack.shardlist import expand_shard_list
 urls = expand_shard_list("OUT/packed", split="train")   # or "OUT/shards"
+# one track: expand_shard_list("OUT/packed", split="train", track="subject")
 loader = wds.WebLoader(wds.WebDataset(urls, shardshuffle=len(urls)).shuffle(100),
                        batch_size=None, num_workers=4)
 
@@ -109,6 +113,25 @@ def split_count(info: dict | None, what: str) -> int:
     return int(info.get(f"n_{what}", info.get(what)) or 0)
 
 
+def _packed_rows(facts: CardFacts, split: str, info: dict) -> list[str]:
+    families = info.get("families")
+    if not isinstance(families, dict):  # packed before shards were cut by track
+        return [
+            f"| {split} | all | {split_count(info, 'shards')} | {split_count(info, 'samples')} "
+            f"| `{facts.packed_dir}{info.get('pattern') or ''}` |"
+        ]
+    tracks = (facts.manifest or {}).get("families") or {}
+    rows = []
+    for family, counts in families.items():
+        if split_count(counts, "shards"):
+            served = ", ".join(tracks.get(family) or [])
+            rows.append(
+                f"| {split} | {family} ({served}) | {split_count(counts, 'shards')} | "
+                f"{split_count(counts, 'samples')} | `{facts.packed_dir}{counts.get('pattern')}` |"
+            )
+    return rows
+
+
 def _packed(facts: CardFacts) -> list[str]:
     manifest = facts.manifest
     if not manifest:
@@ -116,13 +139,17 @@ def _packed(facts: CardFacts) -> list[str]:
             "Not packed: the per-film build shards (`shards/`) are the `default` config. Run "
             "`muss-builder pack OUT` for uniform, film-mixed training shards per split."
         ]
-    lines = ["| split | shards | samples | pattern |", "|---|---:|---:|---|"]
+    lines = [
+        "Packed shards are cut by split and by the tracks their samples serve (the shard "
+        "family): each sample is stored once. The `default` config reads every sample; the "
+        "`montage` and `subject` configs read the families serving that track "
+        '(`load_dataset("OUT", "subject")`), so a sample serving both tracks is in both.',
+        "",
+        "| split | family (tracks) | shards | samples | pattern |",
+        "|---|---|---:|---:|---|",
+    ]
     for split, info in (manifest.get("splits") or {}).items():
-        info = info or {}
-        lines.append(
-            f"| {split} | {split_count(info, 'shards')} | {split_count(info, 'samples')} | "
-            f"`{facts.packed_dir}{info.get('pattern') or ''}` |"
-        )
+        lines += _packed_rows(facts, split, info or {})
     selection = manifest.get("selection")
     if selection:  # a subset (select): say of what and how
         lines.append("")

@@ -5,12 +5,15 @@ The subset is a packed folder, like ``pack``'s output, so every reader of packed
 reads it (``expand_shard_list(SUBSET)``, the card's configs, webdataset)::
 
     SUBSET/
-      {split}-{n:05d}.tar   the matching samples, film-mixed (the packer's seeded interleave)
+      {split}-{family}-{n:05d}.tar  the matching samples, film-mixed (the packer's seeded
+                            interleave), in shard families by the tracks each sample serves
+                            (its json's ``tracks``, whatever rows of it matched), as ``pack``
       index.parquet         the matching index rows, ``shard`` the subset's shard, plus
                             ``split`` and ``source_shard``
       films.parquet         the build's rows of the films with matching samples
       films/{film_id}.json  their film records (every shot and subject of the film)
-      README.md             the dataset card (configs naming the subset's shards per split)
+      README.md             the dataset card (configs naming the subset's shards per split,
+                            and per track)
       pipeline.yaml         the build's config; stats.json: its version, config hash, clause
       manifest.json         shards (samples, bytes, sha256), splits, the clause, the source
 
@@ -42,8 +45,9 @@ import pyarrow.parquet as pq
 
 from muss_builder.core.naming import FILMS_DIR
 from muss_builder.core.storage import Storage, current_umask, json_bytes
+from muss_builder.pack.families import FAMILIES, family_of, shard_rel, split_summary
 from muss_builder.pack.films import FilmStream
-from muss_builder.pack.packer import MANIFEST, MANIFEST_FORMAT, PackOptions, shard_rel
+from muss_builder.pack.packer import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, PackOptions
 from muss_builder.pack.plan import assign_splits, film_order, interleave, resolve_films
 from muss_builder.pack.source import SourceBuild, SourceFilm, read_build
 from muss_builder.pack.tarout import PackedShard, PackedShardWriter, sample_bytes
@@ -73,14 +77,25 @@ def _selected_films(build: SourceBuild, keys: pa.Array) -> list[tuple[SourceFilm
     return [(f, wanted[f.film_id]) for f in build.films if f.film_id in wanted]
 
 
+def _key_families(index: pa.Table, keys: pa.Array) -> dict[str, str]:
+    """The shard family of each selected sample, by all of its build index rows (the tracks
+    it serves), not only the rows that matched."""
+    rows = index.select(["key", "track"]).filter(pc.is_in(index["key"], value_set=keys))
+    tracks: dict[str, set[str]] = {}
+    for key, track in zip(rows["key"].to_pylist(), rows["track"].to_pylist(), strict=True):
+        tracks.setdefault(key, set()).add(track)
+    return {key: family_of(served) for key, served in tracks.items()}
+
+
 class _Writer:
-    """The shards of one split, cut at ``target_bytes`` (the last one takes the rest)."""
+    """The shards of one split's family, cut at ``target_bytes`` (the last takes the rest)."""
 
     def __init__(
-        self, store: Storage, split: str, staging: Path, target: int,
+        self, store: Storage, split: str, family: str, staging: Path, target: int,
         on_shard: Callable[[PackedShard], None] | None,
     ) -> None:  # fmt: skip
         self.store, self.split, self.staging, self.target = store, split, staging, target
+        self.family = family
         self.on_shard = on_shard
         self.shards: list[PackedShard] = []
         self.writer: PackedShardWriter | None = None
@@ -91,8 +106,8 @@ class _Writer:
         if self.writer is not None and self.size + weight > self.target:
             self.close()
         if self.writer is None:
-            rel = shard_rel(self.split, len(self.shards))
-            self.writer = PackedShardWriter(self.store, rel, self.split, self.staging)
+            rel = shard_rel(self.split, self.family, len(self.shards))
+            self.writer = PackedShardWriter(self.store, rel, self.split, self.family, self.staging)
             self.size = 0
         self.writer.add(key, members, source)
         self.size += weight
@@ -112,32 +127,38 @@ class _Writer:
 
 def _copy_split(
     source: Storage,
-    writer: _Writer,
+    writers: dict[str, _Writer],
     films: list[tuple[SourceFilm, set[str]]],
     options: PackOptions,
+    families: dict[str, str],
 ) -> None:
+    """The selected samples of one split's films, each into its family's shards."""
+    split = next(iter(writers.values())).split
+    staging = next(iter(writers.values())).staging
     order = film_order([f for f, _ in films], options.seed)
     keys = {f.film_id: k for f, k in films}
     counts = [len(keys[f.film_id]) for f in order]
     streams: dict[int, FilmStream] = {}
     left = list(counts)
     try:
-        for pick in interleave(counts, options.seed, writer.split, options.window):
+        for pick in interleave(counts, options.seed, split, options.window):
             stream = streams.get(pick)
             if stream is None:
-                stream = FilmStream(source, order[pick], writer.staging, options.verify)
+                stream = FilmStream(source, order[pick], staging, options.verify)
                 streams[pick] = stream
             while True:  # the film's next selected sample (the others are passed over)
                 key, members = stream.next()
                 if key in keys[order[pick].film_id]:
                     break
-            writer.add(key, members, stream.file)
+            writers[families[key]].add(key, members, stream.file)
             left[pick] -= 1
             if left[pick] == 0:
                 streams.pop(pick).close()  # its remaining samples are not selected
-        writer.close()
+        for writer in writers.values():
+            writer.close()
     except BaseException:
-        writer.abort()
+        for writer in writers.values():
+            writer.abort()
         raise
     finally:
         for stream in streams.values():
@@ -164,19 +185,14 @@ def _manifest(
     shards: list[PackedShard], films: list[tuple[SourceFilm, set[str]]], n_rows: int,
 ) -> dict:  # fmt: skip
     selected = {f.film_id for f, _ in films}
+    entries = [{k: v for k, v in s.to_dict().items() if k != "keys"} for s in shards]
     per_split = {}
     for name in options.splits:
-        mine = [s for s in shards if s.split == name]
-        per_split[name] = {
-            "n_shards": len(mine),
-            "n_samples": sum(s.n_samples for s in mine),
-            "n_films": sum(1 for f in selected if splits[f] == name),
-            "size_bytes": sum(s.size_bytes for s in mine),
-            "pattern": f"{name}-{{00000..{len(mine) - 1:05d}}}.tar" if mine else None,
-        }
+        n_films = sum(1 for f in selected if splits[f] == name)
+        per_split[name] = split_summary(name, [e for e in entries if e["split"] == name], n_films)
     return {
         "format": MANIFEST_FORMAT,
-        "manifest_version": 1,
+        "manifest_version": MANIFEST_VERSION,
         "seed": options.seed,
         "selection": {"where": where_text, "n_index_rows": n_rows},
         "source": {
@@ -186,9 +202,10 @@ def _manifest(
             "n_films": len(build.films),
             "n_samples": build.n_samples,
         },
+        "families": {family: list(tracks) for family, tracks in FAMILIES.items()},
         "splits": per_split,
         # as pack's manifest: without the key lists (index.parquet has them)
-        "shards": [{k: v for k, v in s.to_dict().items() if k != "keys"} for s in shards],
+        "shards": entries,
         "films": {f: splits[f] for f in sorted(selected)},
     }
 
@@ -245,6 +262,7 @@ def select_build(
         )
     keys = pc.unique(rows["key"].combine_chunks())
     films = _selected_films(build, keys)
+    families = _key_families(build.index, keys)
     test_ids = resolve_films(build.films, options.test_films)
     splits = assign_splits(build.films, options.splits, options.seed, test_ids)
     store = Storage.open(dest)
@@ -256,9 +274,12 @@ def select_build(
         source_store = Storage.open(source)
         for split in options.splits:
             mine = [(f, k) for f, k in films if splits[f.film_id] == split]
-            writer = _Writer(local, split, staging / ".staging", target, on_shard)
-            _copy_split(source_store, writer, mine, options)
-            shards += writer.shards
+            writers = {
+                family: _Writer(local, split, family, staging / ".staging", target, on_shard)
+                for family in FAMILIES
+            }
+            _copy_split(source_store, writers, mine, options, families)
+            shards += [shard for writer in writers.values() for shard in writer.shards]
         shutil.rmtree(staging / ".staging", ignore_errors=True)
         _write_tables(source_store, local, build, rows, shards, films)
         manifest = _manifest(build, where_text, options, splits, shards, films, rows.num_rows)

@@ -93,9 +93,13 @@ def test_splits_by_film_and_named_test_films(
         assert row["split"] == films[row["film_id"]]
         assert row["shard"].startswith(f"{row['split']}-")
     test = result.manifest["splits"]["test"]
+    # the synthetic films have no faces: every sample serves the montage track only
     assert (
         test["n_films"] == 1
-        and test["pattern"] == f"test-{{00000..{test['n_shards'] - 1:05d}}}.tar"
+        and test["pattern"] == f"test-montage-{{00000..{test['n_shards'] - 1:05d}}}.tar"
+        and test["tracks"]["montage"]["pattern"] == test["pattern"]
+        and test["tracks"]["subject"]
+        == {"n_shards": 0, "n_samples": 0, "size_bytes": 0, "pattern": None}
     )
     with pytest.raises(ValueError, match="not a film of this build"):
         pack_build(
@@ -167,10 +171,10 @@ def test_resume_after_an_interruption_gives_the_same_bytes(
 
     with pytest.raises(KeyboardInterrupt):
         pack_build(str(built_dataset.out), str(dest), options, on_shard=crash)
-    assert [p.name for p in _packed(dest)] == ["train-00000.tar"]
+    assert [p.name for p in _packed(dest)] == ["train-montage-00000.tar"]
     assert not (dest / "manifest.json").exists()
     assert not list(dest.glob(".*partial*"))  # the shard in progress was dropped
-    (dest / ".train-00001.tar.partial-99999").write_bytes(b"half a shard of a killed run")
+    (dest / ".train-montage-00001.tar.partial-99999").write_bytes(b"half a killed run's shard")
     result = pack_build(str(built_dataset.out), str(dest), options)
     assert result.resumed_shards == 1 and result.written_shards == len(_packed(dest)) - 1
     assert _files(dest) == _files(tmp_path / "whole")
@@ -243,7 +247,7 @@ def test_cli(built_dataset: BuildSummary, broken_copy: Path, tmp_path: Path):
     args = ["pack", str(built_dataset.out), "--to", str(out), "--target-bytes", "60kB"]
     result = runner.invoke(app, [*args, "--splits", "train=1", "--seed", "2"])
     assert result.exit_code == 0, result.output
-    assert "train-{00000.." in result.stdout
+    assert "train-montage-{00000.." in result.stdout
     assert json.loads((out / "manifest.json").read_text())["seed"] == 2
     again = runner.invoke(app, [*args, "--splits", "train=1", "--seed", "2", "--json"])
     assert again.exit_code == 0 and json.loads(again.stdout)["seed"] == 2

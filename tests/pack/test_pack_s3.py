@@ -43,12 +43,16 @@ def test_s3_round_trip_gives_the_local_bytes(
     urls = [f"{remote.dest}/{n}" for n in names]
     assert expand_shard_list(f"{remote.dest}/manifest.json") == urls
     assert expand_shard_list(remote.dest, split="train") == urls
-    assert expand_shard_list(f"{remote.dest}/train-{{00000..{len(names) - 1:05d}}}.tar") == urls
+    brace = f"{remote.dest}/train-montage-{{00000..{len(names) - 1:05d}}}.tar"
+    assert expand_shard_list(brace) == urls
+    assert expand_shard_list(remote.dest, split="train", track="montage") == urls
+    with pytest.raises(FileNotFoundError, match="no shards"):  # no sample serves it
+        expand_shard_list(remote.dest, split="train", track="subject")
     assert expand_shard_list(f"{remote.dest}/train-*.tar") == urls
     with pytest.raises(
-        FileNotFoundError, match=f"do not exist: {remote.dest}/train-{len(names):05d}.tar"
+        FileNotFoundError, match=f"do not exist: {remote.dest}/train-montage-{len(names):05d}.tar"
     ):
-        expand_shard_list(f"{remote.dest}/train-{{00000..00099}}.tar")
+        expand_shard_list(f"{remote.dest}/train-montage-{{00000..00099}}.tar")
     # a second run with the same options finds the finished pack
     assert pack_build(f"{s3_prefix}/build", None, OPTIONS).already_done
 
@@ -77,7 +81,8 @@ def test_s3_resume_after_an_interruption(
     with pytest.raises(KeyboardInterrupt):
         pack_build(f"{s3_prefix}/build", dest, OPTIONS, on_shard=crash)
     store = Storage.open(dest)
-    assert store.list("", ".tar") == ["train-00000.tar"] and not store.exists("manifest.json")
+    assert store.list("", ".tar") == ["train-montage-00000.tar"]
+    assert not store.exists("manifest.json")
     resumed = pack_build(f"{s3_prefix}/build", dest, OPTIONS)
     assert resumed.resumed_shards == 1 and resumed.manifest == whole.manifest
     for name in [s["name"] for s in whole.manifest["shards"]] + ["index.parquet"]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from muss_builder.pack.families import brace_pattern, family_of, serving, split_summary
 from muss_builder.pack.plan import (
     Boundaries,
     assign_splits,
@@ -145,3 +146,56 @@ def test_shard_lists_on_a_local_disk(tmp_path: Path) -> None:
         expand_shard_list(str(tmp_path / "val-*.tar"))
     (tmp_path / "manifest.json").unlink()
     assert len(expand_shard_list(str(tmp_path))) == 3  # a folder of tars
+
+
+def test_shard_families_and_their_patterns() -> None:
+    from braceexpand import braceexpand
+
+    assert family_of(["montage"]) == "montage" and family_of(["subject"]) == "subject"
+    assert family_of(["subject", "montage"]) == "both"
+    with pytest.raises(ValueError, match="no shard family"):
+        family_of([])
+    assert serving("montage") == ("montage", "both") and serving("subject") == ("both", "subject")
+    assert brace_pattern("train", {"both": 2}) == "train-both-{00000..00001}.tar"
+    assert brace_pattern("train", {"montage": 0}) is None
+    nested = brace_pattern("train", {"subject": 1, "montage": 3})
+    assert list(braceexpand(nested)) == [
+        "train-montage-00000.tar",
+        "train-montage-00001.tar",
+        "train-montage-00002.tar",
+        "train-subject-00000.tar",
+    ]
+    shards = [
+        {"name": n, "family": n.split("-")[1], "n_samples": 2, "size_bytes": 10}
+        for n in ["train-montage-00000.tar", "train-both-00000.tar", "train-both-00001.tar"]
+    ]
+    summary = split_summary("train", shards, n_films=4)
+    assert summary["n_shards"] == 3 and summary["n_samples"] == 6 and summary["n_films"] == 4
+    assert summary["families"]["subject"] == {
+        "n_shards": 0, "n_samples": 0, "size_bytes": 0, "pattern": None
+    }  # fmt: skip
+    assert summary["tracks"]["subject"]["pattern"] == "train-both-{00000..00001}.tar"
+    assert summary["tracks"]["montage"]["n_samples"] == 6
+    assert list(braceexpand(summary["pattern"])) == [s["name"] for s in shards]
+
+
+def test_shard_lists_by_track(tmp_path: Path) -> None:
+    names = ["train-montage-00000.tar", "train-both-00000.tar", "test-subject-00000.tar"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    shards = [{"name": n, "split": n.split("-")[0], "family": n.split("-")[1]} for n in names]
+    manifest = {"shards": shards, "splits": {"train": {}, "test": {}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    path = [str(tmp_path / n) for n in names]
+    assert expand_shard_list(str(tmp_path), track="montage") == path[:2]
+    assert expand_shard_list(str(tmp_path), track="subject") == path[1:]
+    assert expand_shard_list(str(tmp_path / "manifest.json"), "train", "subject") == path[1:2]
+    with pytest.raises(ValueError, match="no track 'both'"):
+        expand_shard_list(str(tmp_path), track="both")
+    with pytest.raises(ValueError, match="a track is picked by a pack's manifest"):
+        expand_shard_list(str(tmp_path / "train-*.tar"), track="montage")
+    for shard in shards:
+        del shard["family"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no families"):
+        expand_shard_list(str(tmp_path), track="montage")

@@ -40,7 +40,7 @@ def _forms(folder: str, names: list[str]) -> dict[str, str]:
     return {
         "folder": folder,
         "glob": f"{folder}/train-*.tar",
-        "brace": f"{folder}/train-{{00000..{last:05d}}}.tar",
+        "brace": f"{folder}/train-montage-{{00000..{last:05d}}}.tar",
         "manifest": f"{folder}/manifest.json",
     }
 
@@ -76,8 +76,8 @@ def test_validate_and_inspect_take_every_form(packed: PackResult):
 
 def test_a_missing_shard_is_named(packed: PackResult):
     names = _names(packed)
-    missing = f"{packed.dest}/train-{len(names):05d}.tar"
-    brace = f"{packed.dest}/train-{{00000..{len(names):05d}}}.tar"
+    missing = f"{packed.dest}/train-montage-{len(names):05d}.tar"
+    brace = f"{packed.dest}/train-montage-{{00000..{len(names):05d}}}.tar"
     for command in ("validate", "inspect"):
         done = runner.invoke(app, [command, brace])
         assert done.exit_code == 2 and missing in done.stderr, done.output
@@ -134,9 +134,9 @@ def test_make_suite_takes_a_packed_folder_and_a_shard_list(packed: PackResult, t
     done = runner.invoke(
         app,
         ["bench", "make-suite", packed.dest, "--out", str(tmp_path / "s2"), "--track",
-         "montage", "--shards", f"{packed.dest}/train-{{00000..00099}}.tar"],
+         "montage", "--shards", f"{packed.dest}/train-montage-{{00000..00099}}.tar"],
     )  # fmt: skip
-    assert done.exit_code == 2 and f"train-{len(names):05d}.tar" in done.output
+    assert done.exit_code == 2 and f"train-montage-{len(names):05d}.tar" in done.output
 
 
 def test_the_trainer_takes_the_train_split_of_a_packed_folder(

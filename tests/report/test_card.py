@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from muss_builder.config import PipelineConfig
-from muss_builder.report.card import PIPELINE_FILE, write_card
+from muss_builder.report.card import PIPELINE_FILE, CardFacts, configs, write_card
 from muss_builder.runtime.build import BuildSummary
 
 
@@ -39,7 +39,10 @@ def test_every_build_writes_a_card_and_its_config(built_dataset: BuildSummary) -
 def test_card_features_are_valid_hugging_face_features(built_dataset: BuildSummary) -> None:
     datasets = pytest.importorskip("datasets")
     header, _ = card_parts(Path(built_dataset.out))
-    features = datasets.Features._from_yaml_list(header["dataset_info"]["features"])
+    # one entry per config, each with every feature (a config without them would infer)
+    infos = header["dataset_info"]
+    assert [i["config_name"] for i in infos] == [c["config_name"] for c in header["configs"]]
+    features = datasets.Features._from_yaml_list(infos[0]["features"])
     assert set(features) >= {"__key__", "__url__", "mp4", "json"}
     shots = features["json"]["shots"]
     # a list of structs, every field typed (none left to inference)
@@ -79,3 +82,45 @@ def test_card_is_rewritten_from_the_folder_alone(built_dataset: BuildSummary, tm
     text = write_card(out)
     assert (out / "README.md").read_text() == text
     assert text == (Path(built_dataset.out) / "README.md").read_text()
+
+
+def test_configs_name_the_shard_families_of_each_track() -> None:
+    """Per split, a track's config names the families serving it that have shards there (a
+    glob that names no file fails ``load_dataset``); a split without any has no entry."""
+    placed = [("train", "montage"), ("train", "both"), ("train", "subject"), ("test", "montage")]
+    shards = [
+        {"name": f"{split}-{family}-00000.tar", "split": split, "family": family}
+        for split, family in placed
+    ]
+    splits = {"train": {"n_shards": 3}, "validation": {"n_shards": 0}, "test": {"n_shards": 1}}
+    found = configs(CardFacts(manifest={"splits": splits, "shards": shards}))
+    assert found == [
+        {
+            "config_name": "default",
+            "default": True,
+            "data_files": [
+                {"split": "train", "path": "packed/train-*.tar"},
+                {"split": "test", "path": "packed/test-*.tar"},
+            ],
+        },
+        {
+            "config_name": "montage",
+            "data_files": [
+                {
+                    "split": "train",
+                    "path": ["packed/train-montage-*.tar", "packed/train-both-*.tar"],
+                },
+                {"split": "test", "path": "packed/test-montage-*.tar"},
+            ],
+        },
+        {
+            "config_name": "subject",
+            "data_files": [
+                {
+                    "split": "train",
+                    "path": ["packed/train-both-*.tar", "packed/train-subject-*.tar"],
+                }
+            ],
+        },
+        {"config_name": "per_film", "data_files": [{"split": "train", "path": "shards/*.tar"}]},
+    ]

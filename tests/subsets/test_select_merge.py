@@ -204,12 +204,17 @@ def test_a_subset_has_a_card_that_loads_it(built_dataset: BuildSummary, tmp_path
     result = select_build(str(built_dataset.out), "n_shots >= 2", str(dest), _ALL_TRAIN)
     text = (dest / "README.md").read_text()
     header = yaml.safe_load(text[4:].split("\n---\n", 1)[0])
+    # no sample of the synthetic films serves the subject track: no subject config
     assert header["configs"] == [
         {
             "config_name": "default",
             "default": True,
             "data_files": [{"split": "train", "path": "train-*.tar"}],
-        }
+        },
+        {
+            "config_name": "montage",
+            "data_files": [{"split": "train", "path": "train-montage-*.tar"}],
+        },
     ]
     assert "A subset: the samples whose index rows match `n_shots >= 2`" in text
     assert (dest / "pipeline.yaml").read_bytes() == (
