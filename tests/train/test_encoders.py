@@ -141,9 +141,14 @@ def test_collate_pads_and_refuses_mixed_shapes(face_clips, face_latents) -> None
             for shot, (start, end) in enumerate(ex.shot_latent_frames):
                 assert (batch.shot_index[b, start:end] == shot).all()
             assert batch.n_shots[b] == len(ex.shot_latent_frames)
-    assert len({e.latents.shape for e in examples}) == 2  # a 4-shot and a 2-shot sample
+    shorter = copy.copy(examples[0])  # the same sample a latent frame shorter
+    shorter.latents = shorter.latents[:, :-1]
     with pytest.raises(ValueError, match="different shapes"):
-        collate_latents(examples)
+        collate_latents([examples[0], shorter])
+    shorter.key = "shorter"
+    mixed = [*examples, shorter]  # two shapes: batches never mix them
+    for batch in bucket_batches(mixed, batch_size=2):
+        assert len({e.latents.shape for e in mixed if e.key in batch.keys}) == 1
     no_refs = copy.copy(examples[0])
     no_refs.ref_latents, no_refs.ref_shots = no_refs.ref_latents[:0], no_refs.ref_shots[:0]
     no_refs.ref_boxes, no_refs.ref_latent_frames = (
