@@ -1,4 +1,5 @@
 """Shared fixtures: synthetic films with exact ground truth, the tiny pipeline, a built dataset,
+the tiny curation set (plain and with its edge films, shared by the bench and curation tests),
 the people of the shipped photos and a built dataset of their faces (``face_dataset``, shared
 by the train and bench tests).
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # for annotations only: the face fixtures import their module
 
 # 12 shots of known length at 24 fps: the ground truth of the "twelve segments" film.
 TWELVE_SEGMENTS = (30, 40, 25, 50, 36, 24, 48, 30, 30, 40, 26, 60)
+CURATION_MAKE_SET = Path(__file__).resolve().parents[1] / "benchmarks" / "curation" / "make_set.py"
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +85,42 @@ def built_dataset(
     """A small dataset built once with the inline executor; tests must not modify it."""
     out = tmp_path_factory.mktemp("dataset")
     return build([str(twelve_film.path), str(film30.path)], out, tiny_config, executor="inline")
+
+
+def _make_curation_set(out: Path, *flags: str) -> Path:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(CURATION_MAKE_SET),
+            "--out",
+            str(out),
+            "--tiny",
+            *flags,
+            "--jobs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def curation_tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny curation set (``benchmarks/curation/make_set.py --tiny``: 320x180, 12-frame
+    shots, seeded), made once per session for the set's own tests and the curation
+    benchmarks' (which only read it). Tests must not modify it."""
+    return _make_curation_set(tmp_path_factory.mktemp("curation_tiny"))
+
+
+@pytest.fixture(scope="session")
+def curation_edge_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny curation set with the whole-film edge cases (``--tiny --edge``), made once
+    per session. Tests must not modify it."""
+    return _make_curation_set(tmp_path_factory.mktemp("curation_edge"), "--edge")
 
 
 @pytest.fixture(scope="session")

@@ -39,17 +39,9 @@ def load_script(path: Path, name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("curation_tiny")
-    proc = subprocess.run(
-        [sys.executable, str(MAKE_SET), "--out", str(out), "--tiny", "--jobs", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+def tiny_set(curation_tiny_set: Path) -> Path:
+    """``make_set.py --tiny``, made once per session (tests/conftest.py)."""
+    return curation_tiny_set
 
 
 @pytest.fixture(scope="module")
@@ -215,18 +207,10 @@ def test_baselines_print_one_row_per_flag(tiny_set: Path, tmp_path: Path) -> Non
     assert 0.0 <= scores["crop_iou_mean"] <= 1.0
 
 
-def test_edge_films_give_their_film_level_truth(tmp_path: Path) -> None:
+def test_edge_films_give_their_film_level_truth(curation_edge_set: Path) -> None:
     """`--edge` adds films that must give no sample: all credits, all black, one frozen
     picture, and a whole-film rip of cur_plain at 3/4 size that repeats every shot."""
-    out = tmp_path / "edge"
-    proc = subprocess.run(
-        [sys.executable, str(MAKE_SET), "--out", str(out), "--tiny", "--edge", "--jobs", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = curation_edge_set  # make_set.py --tiny --edge, once per session (tests/conftest.py)
     docs = {p.stem: json.loads(p.read_text()) for p in out.glob("cur_*.json")}
     assert len(docs) == 12
     expected = {
@@ -298,14 +282,10 @@ def _perfect_build(docs: list[dict], out: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows), out / "films.parquet")
 
 
-def test_build_scorer_gives_full_marks_to_the_truth_and_counts_misses(tmp_path: Path) -> None:
-    out = tmp_path / "edge"
-    subprocess.run(
-        [sys.executable, str(MAKE_SET), "--out", str(out), "--tiny", "--edge", "--jobs", "2"],
-        capture_output=True,
-        timeout=300,
-        check=True,
-    )
+def test_build_scorer_gives_full_marks_to_the_truth_and_counts_misses(
+    tmp_path: Path, curation_edge_set: Path
+) -> None:
+    out = curation_edge_set  # make_set.py --tiny --edge (read only: the build is in tmp_path)
     scorer = load_script(ROOT / "score_build.py", "curation_score_build")
     docs = scorer.load_truth(out)
     _perfect_build(docs, tmp_path / "build")

