@@ -62,7 +62,8 @@ def test_summary_lists_every_sample_with_its_shot_count(
         lines = text.splitlines()
         for key, row in rows.items():
             (line,) = [ln for ln in lines if ln.startswith(key)]
-            assert line.split()[1:3] == ["montage", str(row["n_shots"])]
+            # tracks, window kind (tiny.yaml lets windows cross scenes), shots
+            assert line.split()[1:4] == ["montage", row["window_kind"], str(row["n_shots"])]
         assert f"{len(rows)} samples, {totals['shots']} shots" in text
 
 
