@@ -284,7 +284,7 @@ class ShardsStage(Stage):
                     detection.detector, subjects, captions, crop, by_subject, plan.scene_of,
                     sample_window(window, shots, plan.scene_of, uses),
                 )  # fmt: skip
-                if not sample.tracks or (sample.tracks == ["subject"] and not sample.references):
+                if sample.tracks == ["subject"] and not sample.references:
                     dropped.append(
                         DroppedSample(
                             first_shot=window.first,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from muss_builder.config import SamplesConfig
-from muss_builder.samples.windows import SUBJECT, SUBJECT_EDGE, Window, window_fits
+from muss_builder.samples.windows import SUBJECT, SUBJECT_EDGE, Window, count_uses, window_fits
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.stage import subject_order
 
@@ -88,10 +88,7 @@ def subject_windows(
     for p in usable:
         for sid in subjects_at.get(p, ()):
             count[sid] = count.get(sid, 0) + 1
-    uses: dict[int, int] = {}
-    for w in taken:
-        for p in w.positions:
-            uses[p] = uses.get(p, 0) + 1
+    uses = count_uses(taken)
     seen = {(w.first, w.last) for w in taken}
     out: list[Window] = []
     for sid in sorted(count, key=lambda s: (-count[s], subject_order(s))):

@@ -79,11 +79,16 @@ class WindowPlan:
 
     def shot_uses(self) -> dict[int, int]:
         """Position -> how many windows hold that shot."""
-        uses: dict[int, int] = {}
-        for w in self.windows:
-            for p in w.positions:
-                uses[p] = uses.get(p, 0) + 1
-        return uses
+        return count_uses(self.windows)
+
+
+def count_uses(windows: Iterable[Window]) -> dict[int, int]:
+    """Position -> how many of ``windows`` hold that shot."""
+    uses: dict[int, int] = {}
+    for w in windows:
+        for p in w.positions:
+            uses[p] = uses.get(p, 0) + 1
+    return uses
 
 
 def window_fits(shots: Sequence[Shot], first: int, last: int, cfg: SamplesConfig) -> bool:
@@ -175,10 +180,7 @@ def extra_length_windows(
 ) -> list[Window]:
     """Windows of each of ``cfg.lengths`` shots over the runs, overlapping the ones
     ``taken`` while no shot goes past ``cfg.max_shot_uses`` windows (earliest fit first)."""
-    uses: dict[int, int] = {}
-    for w in taken:
-        for p in w.positions:
-            uses[p] = uses.get(p, 0) + 1
+    uses = count_uses(taken)
     seen = {(w.first, w.last) for w in taken}
     extra: list[Window] = []
     for length in cfg.lengths:
