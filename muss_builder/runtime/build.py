@@ -19,7 +19,7 @@ from muss_builder.media.probe import check_readable_file
 from muss_builder.media.tools import MediaError
 from muss_builder.report.card import write_card, write_pipeline
 from muss_builder.runtime.buildlog import BuildLog
-from muss_builder.runtime.curate_stage import close_registries, forget_film
+from muss_builder.runtime.curate_stage import close_registries, forget_film, registry_for
 from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFailure, make_executor
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
@@ -315,6 +315,11 @@ def _run_films(
     from muss_builder.runtime.streaming import RayStreamingRunner, cluster_lost
 
     runner = RayStreamingRunner(stages, config, out, monitor_tick=progress.tick)
+    if config.filters.enabled and config.filters.duplicates.enabled:
+        # the driver creates the registry actor, so the driver owns it: an actor dies with
+        # its owner, and an owner on a worker node that is lost would take the registry (and
+        # every later film's claim) with it; owned here, a lost node only restarts it
+        registry_for(out, config, use_ray=True)
     try:
         for result in runner.run(todo):
             add(result)

@@ -192,19 +192,25 @@ def open_registry(
     out_dir: str, use_ray: bool, config: DuplicatesConfig | None = None
 ) -> DuplicateRegistry | _ActorHandle:
     """The registry of ``out_dir``: a local object, or (``use_ray``) the build's named actor,
-    created by the first caller and found by the rest (Ray must be initialised). The actor
+    found by name (Ray must be initialised). The build's driver opens it first (runtime/
+    build.py), so the driver owns it and it is placed on the driver's node when that node can
+    take it: an actor dies with its owner, and a worker node can be lost mid-build. The actor
     lives as long as the driver's job (not detached): a new run reloads from the files."""
     if not use_ray:
         return DuplicateRegistry(out_dir, config)
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    here = ray.get_runtime_context().get_node_id()
     cls = ray.remote(DuplicateRegistry).options(
         name=actor_name(out_dir),
         get_if_exists=True,
         lifetime=None,  # not detached: it ends with the build's driver
         num_cpus=0,  # it searches briefly per film; it must not hold a worker's CPU slot
         max_concurrency=1,  # calls run one at a time: claim is atomic
-        max_restarts=-1,  # a lost node: it comes back and reloads the files
+        max_restarts=-1,  # a lost node: it comes back elsewhere and reloads the files
         max_task_retries=-1,
+        # the creator's node when it is alive (the driver's, for a build), else anywhere
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
     )
     return _ActorHandle(cls.remote(out_dir, config))

@@ -151,10 +151,22 @@ def test_ray_actor_is_shared_by_workers(tmp_path: Path) -> None:
         assert driver.films() == ["a", "b"]
         assert ray.get_actor(actor_name(out)) is not None
         assert actor_name(out) != actor_name(out + "-other")
+
+        @ray.remote(num_cpus=1, max_retries=0)
+        def worker_then_crash(name: str, fp: ShotFingerprints) -> None:
+            import os
+
+            open_registry(out, use_ray=True).claim(name, fp, [2.0] * 6)
+            os._exit(1)  # the worker process dies, as on a lost node
+
+        with pytest.raises(ray.exceptions.RayError):
+            ray.get(worker_then_crash.remote("c", film(4)))
+        # the driver opened the actor, so the driver owns it: a dead worker does not take it
+        assert driver.films() == ["a", "b", "c"]
     finally:
         ray.shutdown()
     # the files outlive the actor: a resumed run reloads them
-    assert DuplicateRegistry(str(tmp_path)).films() == ["a", "b"]
+    assert DuplicateRegistry(str(tmp_path)).films() == ["a", "b", "c"]
 
 
 def test_large_registry_turns_into_an_inverted_file() -> None:
