@@ -34,7 +34,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.runtime.build import Progress, build
-from muss_builder.testing.synthetic_films import make_film
 
 pytestmark = [
     pytest.mark.ray,
@@ -221,24 +220,6 @@ def cluster(monkeypatch):
             shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def shelf(tmp_path_factory) -> list[str]:
-    """Six films of ~280 frames: a few seconds each on a 1-CPU node."""
-    root = tmp_path_factory.mktemp("cluster_shelf")
-    return [
-        str(
-            make_film(
-                root / f"film{i}.mp4",
-                (44 + i, 30, 36, 28 + i, 40, 30, 33, 40),
-                fps=24,
-                width=640,
-                height=360,
-            ).path
-        )
-        for i in range(N_FILMS)
-    ]
-
-
 def _shards(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (out / "shards").glob("*.tar")}
 
@@ -248,10 +229,12 @@ def _keys(out: Path) -> list[str]:
 
 
 def test_worker_node_killed_mid_build_equals_clean_run(
-    tmp_path, shelf, tiny_config, cluster
+    tmp_path, six_reels, six_reels_clean_runs, tiny_config, cluster
 ) -> None:
+    shelf = six_reels  # six films of ~280 frames (tests/runtime/conftest.py)
     clean = build(shelf, tmp_path / "clean", tiny_config, executor="inline")
-    assert clean.count("ok") == N_FILMS
+    assert clean.count("ok") == N_FILMS == len(shelf)
+    six_reels_clean_runs.append(clean)  # the kill/resume tests compare with it too
 
     out = tmp_path / "faulty"
     kill: dict = {}

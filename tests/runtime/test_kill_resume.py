@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.testing.synthetic_films import make_film
 
 _DRIVER = """
 import sys
@@ -24,27 +23,20 @@ build(sys.argv[3:], sys.argv[1], load_pipeline("tiny"), executor=sys.argv[2], nu
 
 
 @pytest.fixture(scope="module")
-def shelf(tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("shelf")
-    return [
-        str(
-            make_film(
-                root / f"film{i}.mp4",
-                (40 + i, 30, 36, 28 + i, 44, 30, 33, 40),
-                fps=24,
-                width=640,
-                height=360,
-            ).path
-        )
-        for i in range(6)
-    ]
+def shelf(six_reels) -> list[str]:
+    """Six films of ~280 frames at 640x360 (tests/runtime/conftest.py)."""
+    return six_reels
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, shelf, tiny_config) -> BuildSummary:
-    """The uninterrupted run both executors' killed runs must equal (inline, tiny): built
-    once for the module. Tests must not modify it."""
-    return build(shelf, tmp_path_factory.mktemp("clean"), tiny_config, executor="inline")
+def clean(tmp_path_factory, shelf, tiny_config, six_reels_clean_runs) -> BuildSummary:
+    """The uninterrupted run both executors' killed runs must equal (the tiny pipeline,
+    inline): the one the cluster-fault test made, else built here, once for the module.
+    Tests must not modify it."""
+    if not six_reels_clean_runs:
+        out = tmp_path_factory.mktemp("clean")
+        six_reels_clean_runs.append(build(shelf, out, tiny_config, executor="inline"))
+    return six_reels_clean_runs[0]
 
 
 def _kill_after_first_film(out: Path, executor: str, films: list[str]) -> int:
