@@ -124,7 +124,7 @@ def inspect(
         ...,
         metavar="SHARDS...",
         help="a shard .tar (a build's or a packed one), or shard lists: folders, globs, "
-        "brace patterns (train-{00000..00009}.tar), manifest.json, s3:// urls",
+        "brace patterns (train-both-{00000..00009}.tar), manifest.json, s3:// urls",
     ),
     sample: str | None = typer.Option(None, "--sample", help="print this sample's metadata"),
     extract: Path | None = typer.Option(

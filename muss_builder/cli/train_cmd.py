@@ -108,7 +108,7 @@ def fit(
         None,
         "--shards",
         help="shards (repeatable; overrides config): files, folders, globs, brace patterns "
-        "(train-{00000..00127}.tar), manifest.json, s3:// urls",
+        "(train-both-{00000..00127}.tar), manifest.json, s3:// urls",
     ),
     out: Path | None = typer.Option(None, "--out", help="run folder (default: output_dir)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint"),
@@ -207,7 +207,7 @@ def cache(
         cfg = resolve_encoders(cfg, out, main=rank == 0)
         vae, text = load_encoders(cfg, device)
         summary = cache_latents(
-            expand_shards(cfg.shards),
+            expand_shards(cfg.shards, cfg.data_config().tracks),
             out,
             cfg.data_config(),
             vae,

@@ -42,7 +42,7 @@ def _split_url(spec: str) -> tuple[Storage, str]:
 
 
 def _from_manifest(
-    folder: Storage, rel: str, split: str | None, track: str | None = None
+    folder: Storage, rel: str, split: str | None, track: str | None = None, strict: bool = True
 ) -> list[str]:
     manifest = json.loads(folder.read_bytes(rel))
     base = rel.rpartition("/")[0]
@@ -53,7 +53,7 @@ def _from_manifest(
     if split is not None and split not in manifest.get("splits", {}):
         known = ", ".join(manifest.get("splits", {}))
         raise ValueError(f"{folder.url(rel)}: no split {split!r} (it has {known})")
-    if track is not None:
+    if track is not None and (strict or all("family" in s for s in shards)):
         families = serving(track)
         if any("family" not in s for s in shards):
             raise ValueError(
@@ -65,10 +65,12 @@ def _from_manifest(
     return [folder.url(f"{base}/{n}" if base else n) for n in names]
 
 
-def _from_folder(folder: Storage, split: str | None, track: str | None = None) -> list[str]:
+def _from_folder(
+    folder: Storage, split: str | None, track: str | None = None, strict: bool = True
+) -> list[str]:
     if folder.exists(MANIFEST):
-        return _from_manifest(folder, MANIFEST, split, track)
-    if track is not None:
+        return _from_manifest(folder, MANIFEST, split, track, strict)
+    if track is not None and strict:
         raise ValueError(f"{folder.root}: no {MANIFEST}: a track is picked by a pack's manifest")
     tars = folder.list(SHARDS_DIR, ".tar") or folder.list("", ".tar")
     if not tars:
@@ -86,7 +88,9 @@ def _from_glob(spec: str) -> list[str]:
     return found
 
 
-def _expand_one(spec: str, split: str | None, track: str | None) -> tuple[list[str], bool]:
+def _expand_one(
+    spec: str, split: str | None, track: str | None, strict: bool
+) -> tuple[list[str], bool]:
     """The shards of one spec, and whether they still need an existence check."""
     is_brace = "{" in spec and ".." in spec
     size = None
@@ -94,11 +98,11 @@ def _expand_one(spec: str, split: str | None, track: str | None) -> tuple[list[s
         folder, name = _split_url(spec)
         size = folder.size(name)
         if name == MANIFEST or (name.endswith(".json") and size is not None):
-            return _from_manifest(folder, name, split, track), True
+            return _from_manifest(folder, name, split, track, strict), True
         whole = Storage.open(spec)
         if size is None and (whole.remote or _is_dir(whole)):
-            return _from_folder(whole, split, track), False
-    if track is not None:
+            return _from_folder(whole, split, track, strict), False
+    if track is not None and strict:
         raise ValueError(
             f"{spec}: a track is picked by a pack's manifest: give the packed folder or its "
             f"{MANIFEST} (or name the track's shards: {{split}}-{{family}}-*.tar)"
@@ -128,13 +132,18 @@ def _missing(shards: list[str]) -> list[str]:
 
 
 def expand_shard_list(
-    specs: str | Sequence[str], split: str | None = None, track: str | None = None
+    specs: str | Sequence[str],
+    split: str | None = None,
+    track: str | None = None,
+    strict_track: bool = True,
 ) -> list[str]:
     """Every shard the specs name, in order, each once; FileNotFoundError naming missing ones.
 
     ``split`` picks one split of a pack when a spec is a manifest or a packed folder; ``track``
     (``montage`` or ``subject``) picks the shards whose samples serve it, and takes manifests
-    and packed folders only (ValueError for other specs)."""
+    and packed folders only (ValueError for other specs). With ``strict_track=False`` a spec
+    whose shards carry no family (a build's per-film shards, a glob, a pack of the old layout)
+    gives all its shards instead, for a reader that still picks samples by their json."""
     if isinstance(specs, str):
         specs = [specs]
     if track is not None:
@@ -142,7 +151,7 @@ def expand_shard_list(
     found: list[str] = []
     to_check: list[str] = []
     for spec in specs:
-        shards, check = _expand_one(str(spec), split, track)
+        shards, check = _expand_one(str(spec), split, track, strict_track)
         found += shards
         if check:
             to_check += shards

@@ -10,7 +10,9 @@ handlers are generic and live in ``muss_builder.train.stream`` (the shard list i
 ``train.shard_list``, ``ResumableLoader`` in ``train.loader``).
 One sample serves both tracks (docs/layout.md): with "subject" in ``tracks`` a sample whose
 json lists "subject" is read with its references; with ``tracks: [subject]`` only such
-samples are read; with ``tracks: [montage]`` every sample is read without references.
+samples are read; with ``tracks: [montage]`` every sample serving montage is read without
+references (a subject window is skipped). Given a packed folder, a one-track run opens only
+the shards of the families serving its track (``train.feed.expand_shards``).
 Samples skipped on purpose (track not wanted, too few usable shots, a film in
 ``exclude_film_ids``: see ``ShardStream``) are counted in
 ``stats`` (summed over the loader's workers) and logged at INFO.

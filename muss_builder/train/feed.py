@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ class Feed:
             if not cfg.shards:
                 raise DataError("no shards: pass --shards DIR_OR_GLOB or set shards: in the config")
             self.stream = ShardClipDataset(
-                expand_shards(cfg.shards),
+                expand_shards(cfg.shards, cfg.data_config().tracks),
                 cfg.data_config(),
                 rank=rank,
                 world_size=world,
@@ -195,14 +195,17 @@ class Feed:
 TRAIN_SPLIT = "train"  # what a trainer reads of a packed folder or manifest
 
 
-def expand_shards(patterns: list[str]) -> list[Path | str]:
+def expand_shards(
+    patterns: list[str], tracks: Sequence[str] = ("montage", "subject")
+) -> list[Path | str]:
     """The config's ``shards``: files, folders, globs, brace patterns, manifests and ``s3://``
     urls (``shard_list.resolve_shards``), local ones absolute, in name order. A packed folder
-    or manifest gives its ``train`` split (name other shards by pattern: ``test-*.tar``)."""
+    or manifest gives its ``train`` split (name other shards by pattern: ``test-*.tar``), and
+    with one track in ``tracks`` (the data config's) only the shards serving it."""
     from muss_builder.train.shard_list import resolve_shards
 
     try:
-        found = resolve_shards(patterns, split=TRAIN_SPLIT)
+        found = resolve_shards(patterns, split=TRAIN_SPLIT, tracks=tracks)
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"shards: {exc}") from exc
     local = [p.resolve() if isinstance(p, Path) else p for p in found]

@@ -3,7 +3,7 @@ manifests, ``s3://`` urls), the film each sample key belongs to (for held-out fi
 this process's rank.
 
 A build's shard is named ``{film_id}-{n:05d}.tar`` and holds that film only; a packed shard
-(``train-00000.tar``) mixes films; a sample key is ``{film_id}_{i:05d}``.
+(``train-both-00000.tar``) mixes films; a sample key is ``{film_id}_{i:05d}``.
 """
 
 from __future__ import annotations
@@ -30,16 +30,21 @@ def check_film_ids(film_ids: Iterable[str]) -> list[str]:
 
 
 def resolve_shards(
-    shards: Sequence[str | Path] | str | Path, split: str | None = None
+    shards: Sequence[str | Path] | str | Path,
+    split: str | None = None,
+    tracks: Sequence[str] = ("montage", "subject"),
 ) -> list[Path | str]:
     """The shards of a list as users write it (``pack.shardlist.expand_shard_list``): files,
     folders (a pack's manifest, a build's ``shards/``, or ``*.tar``), globs, brace patterns
-    (``train-{00000..00127}.tar``), ``manifest.json`` and ``s3://`` urls; ``split`` picks
+    (``train-both-{00000..00127}.tar``), ``manifest.json`` and ``s3://`` urls; ``split`` picks
     one split of a manifest or packed folder. Local shards come back as Paths, remote ones as
     urls (read through ``shardlist.local_shard``); FileNotFoundError names every shard of the
-    list that does not exist."""
+    list that does not exist. With one track in ``tracks``, a packed folder or manifest gives
+    only the shards whose samples serve it (pack.families): a subject-only run never opens
+    montage-only shards; other specs give all their shards (the reader skips by the json)."""
     specs = [str(shards)] if isinstance(shards, str | Path) else [str(s) for s in shards]
-    found = expand_shard_list(specs, split=split)
+    track = tracks[0] if len(set(tracks)) == 1 else None
+    found = expand_shard_list(specs, split=split, track=track, strict_track=False)
     return [s if is_remote(s) else Path(s) for s in found]
 
 

@@ -105,3 +105,28 @@ def test_a_subset_keeps_the_families_of_its_samples(three_families: Path, tmp_pa
     for track in ("montage", "subject"):
         ds = datasets.load_dataset(str(dest), track, split="train", cache_dir=str(tmp_path / track))
         assert sorted(ds["__key__"]) == sorted(k for k, t in stored.items() if track in t)
+
+
+def test_a_one_track_training_run_opens_only_the_shards_serving_it(
+    three_families: Path, tmp_path: Path
+):
+    from muss_builder.train.feed import expand_shards
+
+    result = pack_build(str(three_families), str(tmp_path), PackOptions(None, 2, splits=ALL_TRAIN))
+    by_family: dict[str, set[Path]] = {}
+    for s in result.manifest["shards"]:
+        by_family.setdefault(s["family"], set()).add((tmp_path / s["name"]).resolve())
+    assert set(by_family) == set(FAMILIES)
+    for tracks, families in (
+        (["subject"], ("both", "subject")),
+        (["montage"], ("montage", "both")),
+        (["montage", "subject"], tuple(FAMILIES)),
+    ):
+        want = set().union(*(by_family[f] for f in families))
+        assert set(expand_shards([str(tmp_path)], tracks)) == want, tracks
+        # the samples of the shards it skipped would all have been skipped by their json
+        skipped = set().union(*by_family.values()) - want
+        assert all(not set(tracks) & set(t) for t in _tracks(sorted(skipped)).values())
+    # a build's per-film shards carry no family: all of them, the reader picks by the json
+    shards = sorted((three_families / "shards").glob("*.tar"))
+    assert expand_shards([str(three_families)], ["subject"]) == [p.resolve() for p in shards]
