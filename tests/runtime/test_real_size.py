@@ -1,10 +1,11 @@
 """Byte-identical builds at the size users run: the default pipeline on a 720p film of 30+
 seconds (480p clips), while the machine is busy.
 
-One reference build (inline) serves three comparisons: a second fresh build, a build killed
-with SIGKILL mid-film and rerun, and a build on a local Ray cluster. The film is made once
-per session: people's faces (subject track, reference crops) and moving shots joined by cuts
-and gradual transitions, with film grain so the encoder works on every frame.
+One reference build (inline) serves two comparisons: a build killed with SIGKILL mid-film
+and rerun (the kill comes before the film's record is written, so the rerun builds the whole
+film again: it is the second fresh build too), and a build on a local Ray cluster. The film
+is made once per session: people's faces (subject track, reference crops) and moving shots
+joined by cuts and gradual transitions, with film grain so the encoder works on every frame.
 """
 
 from __future__ import annotations
@@ -161,14 +162,6 @@ def test_reference_is_user_sized(reference: BuildSummary) -> None:
     # one sample per window, serving both tracks when it has references; three members each
     keys = {r["key"] for r in rows}
     assert len(keys) >= 2 and len(shard_members(reference.out)) == 3 * len(keys)
-
-
-def test_second_build_is_byte_identical(
-    tmp_path: Path, reference: BuildSummary, user_film: Path, default_config: PipelineConfig
-) -> None:
-    with busy_machine():
-        again = build([str(user_film)], tmp_path / "out", default_config, executor="inline")
-    assert_same_build(again.out, reference.out)
 
 
 _DRIVER = """
