@@ -22,6 +22,7 @@ from pathlib import Path
 
 SHARDS_DIR = "shards"
 FILMS_DIR = "films"
+FINGERPRINTS_DIR = "curation/fingerprints"  # a film's shot fingerprints (duplicate registry)
 
 _FILM_ID = r"[0-9a-f]{16}"
 # Five digits, as the schemas' patterns (schemas/*.schema.json) have them: a film of 100,000

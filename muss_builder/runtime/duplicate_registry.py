@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from muss_builder.core.naming import FINGERPRINTS_DIR
 from muss_builder.core.storage import Storage
 from muss_builder.curation.duplicate_index import FingerprintIndex, match_film, own_matches
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
 
-FOLDER = "curation/fingerprints"
+FOLDER = FINGERPRINTS_DIR
 
 
 def _file_of(film_id: str) -> str:

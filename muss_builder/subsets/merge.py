@@ -3,14 +3,17 @@
 The per-film shards and film records are linked (a hard link when the folders share a disk,
 else a byte copy), ``index.parquet`` and ``films.parquet`` are the builds' tables one after
 the other, so the result is an ordinary build folder: ``validate``, ``pack``, ``select`` and
-the trainer read it as they read any build.
+the trainer read it as they read any build. It gets a dataset card (``README.md``), and the
+builds' ``pipeline.yaml`` when they all ran the same one.
 
 Refused, with every reason and nothing written: a build that is incomplete or invalid
 (``read_build``), a film (so its sample keys) in more than one build, index or films tables
 of different schema versions or columns. Builds made with different pipeline configs may be
-merged (their config hashes stay in each film record and in ``stats.json``). The merged
-folder has no ``curation/`` fingerprints: a build resumed into it re-checks duplicates
-against its own films only.
+merged (their config hashes stay in each film record and in ``stats.json``). Each film's
+``curation/`` files (its shot fingerprints, its drop examples) are linked too, so a build run
+into the merged folder checks new films for duplicates against the films of every build.
+Footage repeated *between* the merged builds is not looked for (neither build saw the other):
+build them as one, or into one folder, when that matters.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR
+from muss_builder.core.naming import FILMS_DIR, FINGERPRINTS_DIR, SHARDS_DIR
 from muss_builder.core.storage import Storage, current_umask, json_bytes
+from muss_builder.curation.examples import EXAMPLES_DIR
 from muss_builder.pack.source import BuildRefused, SourceBuild, read_build
+from muss_builder.report.card import PIPELINE_FILE, write_card
 
 
 class MergeRefused(ValueError):
@@ -117,6 +123,29 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return merged.replace_schema_metadata(metadata)
 
 
+def _film_files(root: str, film: Any) -> list[str]:
+    """A film's files in a build: shards, record, fingerprints and drop examples."""
+    rels = [f"{SHARDS_DIR}/{s.name}" for s in film.shards]
+    rels.append(f"{FILMS_DIR}/{film.film_id}.json")
+    if os.path.isfile(os.path.join(root, FINGERPRINTS_DIR, f"{film.film_id}.npz")):
+        rels.append(f"{FINGERPRINTS_DIR}/{film.film_id}.npz")
+    examples = os.path.join(root, EXAMPLES_DIR, film.film_id)
+    if os.path.isdir(examples):
+        rels += [f"{EXAMPLES_DIR}/{film.film_id}/{n}" for n in sorted(os.listdir(examples))]
+    return rels
+
+
+def _same_pipeline(builds: list[SourceBuild]) -> bytes | None:
+    """The builds' pipeline.yaml when every one has it and they are the same bytes."""
+    found = set()
+    for build in builds:
+        path = Path(build.root) / PIPELINE_FILE
+        if not path.is_file():
+            return None
+        found.add(path.read_bytes())
+    return found.pop() if len(found) == 1 else None
+
+
 def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
     """Merge the finished local builds ``sources`` into the new folder ``dest`` (see the module
     docstring). Raises BuildRefused or MergeRefused (every reason), ValueError for a ``dest``
@@ -147,8 +176,8 @@ def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
         (staging / FILMS_DIR).mkdir()
         for build in builds:
             for film in build.films:
-                files = [f"{SHARDS_DIR}/{s.name}" for s in film.shards]
-                for rel in [*files, f"{FILMS_DIR}/{film.film_id}.json"]:
+                for rel in _film_files(build.root, film):
+                    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
                     if _link_or_copy(Path(build.root) / rel, staging / rel):
                         linked += 1
                     else:
@@ -163,6 +192,10 @@ def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
             "samples_in_index": index.num_rows,
         }
         (staging / "stats.json").write_bytes(json_bytes(stats))
+        pipeline = _same_pipeline(builds)
+        if pipeline is not None:
+            (staging / PIPELINE_FILE).write_bytes(pipeline)
+        write_card(staging)
         if root.is_dir():
             root.rmdir()
         os.chmod(staging, 0o777 & ~current_umask())

@@ -22,6 +22,7 @@ from muss_builder.pack.packer import PackOptions
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.pack.source import read_build
 from muss_builder.runtime.build import BuildSummary, build
+from muss_builder.runtime.duplicate_registry import DuplicateRegistry
 from muss_builder.shards.reader import iter_samples
 from muss_builder.subsets import select as select_module
 from muss_builder.subsets.select import select_build
@@ -145,7 +146,27 @@ def test_merge_links_shards_and_joins_the_tables(
     summary = json.loads(done.stdout)
     n = built_dataset.n_index_rows + other_build.n_index_rows
     assert summary["n_samples"] == n and summary["n_films"] == 3
-    assert summary["files_linked"] + summary["files_copied"] == 3 + 3  # 3 shards, 3 records
+    # 3 shards, 3 records, and each film's curation files (fingerprints, drop examples)
+    curation = {
+        str(p.relative_to(b.out))
+        for b in (built_dataset, other_build)
+        for p in (Path(b.out) / "curation").rglob("*")
+        if p.is_file()
+    }
+    assert summary["files_linked"] + summary["files_copied"] == 3 + 3 + len(curation)
+    assert {str(p.relative_to(dest)) for p in (dest / "curation").rglob("*") if p.is_file()} == (
+        curation
+    )
+    # a build run into the merged folder checks for duplicates against every merged film
+    registry = DuplicateRegistry(str(dest))
+    assert sorted(registry.films()) == sorted(
+        r.film_id for b in (built_dataset, other_build) for r in b.results
+    )
+    card = (dest / "README.md").read_text()
+    assert card.startswith("---\n") and "configs:" in card
+    assert (dest / "pipeline.yaml").read_bytes() == (
+        built_dataset.out / "pipeline.yaml"
+    ).read_bytes()
     merged = _samples(sorted((dest / "shards").glob("*.tar")))
     assert merged == _source(built_dataset) | _source(other_build)
     assert pq.read_table(dest / "index.parquet").num_rows == n
