@@ -18,23 +18,14 @@ from muss_builder.pack.packer import PackOptions, pack_build
 from muss_builder.pack.source import read_build
 from muss_builder.pack.tarout import PackedShard
 from muss_builder.pack.validate import check_packed
-from muss_builder.shards.reader import iter_samples, load_sample_json
 from muss_builder.subsets.select import select_build
+from tests.pack.test_readers import sample_tracks
 
 ALL_TRAIN = {"train": 1.0}
 
 
 def _files(dest: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(dest.iterdir()) if p.is_file()}
-
-
-def _tracks(shards: list[Path]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for shard in shards:
-        for sample in iter_samples(shard, load={"json"}):
-            assert sample.key not in found, f"{sample.key} stored twice"
-            found[sample.key] = load_sample_json(sample)["tracks"]
-    return found
 
 
 def test_resume_anywhere_gives_the_bytes_of_one_run(three_families: Path, tmp_path: Path):
@@ -74,7 +65,7 @@ def test_shards_by_size_per_family(three_families: Path, tmp_path: Path):
         estimate = sum(f.family_bytes[at] for f in build.films)
         assert len(mine) == min(math.ceil(estimate / target), n_samples) >= 1, family
         assert sum(s["n_samples"] for s in mine) == n_samples
-        in_family = _tracks([tmp_path / s["name"] for s in mine])
+        in_family = sample_tracks([tmp_path / s["name"] for s in mine])
         assert all(t == list(FAMILIES[family]) for t in in_family.values())
         stored |= in_family
     assert len(stored) == build.n_samples
@@ -96,7 +87,7 @@ def test_a_subset_keeps_the_families_of_its_samples(three_families: Path, tmp_pa
     dest = tmp_path / "subset"
     options = PackOptions(splits=ALL_TRAIN)
     result = select_build(str(three_families), "track = 'subject'", str(dest), options)
-    stored = _tracks(sorted(dest.glob("*.tar")))
+    stored = sample_tracks(sorted(dest.glob("*.tar")))
     assert len(stored) == result.n_samples and all("subject" in t for t in stored.values())
     assert {s["family"] for s in result.manifest["shards"]} == {"both", "subject"}
     assert result.manifest["splits"]["train"]["families"]["montage"]["n_shards"] == 0
@@ -126,7 +117,7 @@ def test_a_one_track_training_run_opens_only_the_shards_serving_it(
         assert set(expand_shards([str(tmp_path)], tracks)) == want, tracks
         # the samples of the shards it skipped would all have been skipped by their json
         skipped = set().union(*by_family.values()) - want
-        assert all(not set(tracks) & set(t) for t in _tracks(sorted(skipped)).values())
+        assert all(not set(tracks) & set(t) for t in sample_tracks(sorted(skipped)).values())
     # a build's per-film shards carry no family: all of them, the reader picks by the json
     shards = sorted((three_families / "shards").glob("*.tar"))
     assert expand_shards([str(three_families)], ["subject"]) == [p.resolve() for p in shards]
