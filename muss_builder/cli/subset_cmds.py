@@ -113,13 +113,28 @@ def merge(
         "n_index_rows": result.n_index_rows,
         "files_linked": result.linked,
         "files_copied": result.copied,
+        "cross_build_duplicates": result.cross.as_dict(),
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
-    else:
+        return
+    _echo(
+        f"merged {len(builds)} builds into {result.dest}: {result.n_films} films, "
+        f"{result.n_samples} samples ({result.linked} files linked, {result.copied} copied)"
+    )
+    cross = result.cross
+    if cross.shots:
         _echo(
-            f"merged {len(builds)} builds into {result.dest}: {result.n_films} films, "
-            f"{result.n_samples} samples ({result.linked} files linked, {result.copied} copied)"
+            f"warning: {cross.shots} shot(s) of {len(cross.films)} film(s) repeat footage of "
+            "films in an earlier build (not removed; listed in stats.json "
+            "cross_build_duplicates)",
+            err=True,
+        )
+    if cross.not_compared:
+        _echo(
+            f"note: {len(cross.not_compared)} film(s) not checked for footage repeated across "
+            "builds (no fingerprints, or fingerprints of other settings)",
+            err=True,
         )
 
 

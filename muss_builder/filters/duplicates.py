@@ -57,3 +57,13 @@ class DuplicatesConfig(BaseModel):
     ivf_rows: int = Field(50_000, ge=1_000)
     ivf_nprobe: int = Field(32, ge=1)
     device: str = "auto"  # of the image model
+
+
+def config_key(config: DuplicatesConfig) -> str:
+    """The settings that make fingerprints comparable (stored in each fingerprint file):
+    fingerprints made with another key are never mixed into one index."""
+    c = config
+    return "|".join(
+        str(x)
+        for x in (c.embedder, c.frames_per_shot, c.grid, c.dct, c.crop_widths, c.crop_positions)
+    )

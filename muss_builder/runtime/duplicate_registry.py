@@ -45,6 +45,7 @@ from muss_builder.core.naming import FINGERPRINTS_DIR
 from muss_builder.core.storage import Storage
 from muss_builder.curation.duplicate_index import FingerprintIndex, match_film, own_matches
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
+from muss_builder.filters.duplicates import config_key
 
 FOLDER = FINGERPRINTS_DIR
 
@@ -82,11 +83,7 @@ class DuplicateRegistry:
             self._last = max(self._last, order)
 
     def _config_key(self) -> str:
-        c = self.config
-        return "|".join(
-            str(x)
-            for x in (c.embedder, c.frames_per_shot, c.grid, c.dct, c.crop_widths, c.crop_positions)
-        )
+        return config_key(self.config)
 
     def claim(
         self,

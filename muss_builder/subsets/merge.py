@@ -12,8 +12,9 @@ of different schema versions or columns. Builds made with different pipeline con
 merged (their config hashes stay in each film record and in ``stats.json``). Each film's
 ``curation/`` files (its shot fingerprints, its drop examples) are linked too, so a build run
 into the merged folder checks new films for duplicates against the films of every build.
-Footage repeated *between* the merged builds is not looked for (neither build saw the other):
-build them as one, or into one folder, when that matters.
+Footage repeated *between* the merged builds (neither build saw the other's films) is looked
+for in their fingerprints and reported in ``stats.json`` (``cross_duplicates.py``), not
+removed: build them into one folder when it must be.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from muss_builder.core.storage import Storage, current_umask, json_bytes
 from muss_builder.curation.examples import EXAMPLES_DIR
 from muss_builder.pack.source import BuildRefused, SourceBuild, read_build
 from muss_builder.report.card import PIPELINE_FILE, write_card
+from muss_builder.subsets.cross_duplicates import (
+    CrossDuplicates,
+    duplicates_config,
+    find_cross_duplicates,
+)
 
 
 class MergeRefused(ValueError):
@@ -53,6 +59,7 @@ class MergeResult:
     n_index_rows: int
     linked: int  # shard and record files hard-linked
     copied: int  # ... and copied (another disk)
+    cross: CrossDuplicates  # footage of a later build that repeats an earlier one's
 
 
 def _version(table: pa.Table) -> str | None:
@@ -165,6 +172,10 @@ def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
         raise MergeRefused(refused)
     films_tables = [_films_table(b.root) for b in builds]
     _check(builds, films_tables)
+    cross = find_cross_duplicates(
+        [(b.root, [f.film_id for f in b.films if f.n_samples]) for b in builds],
+        duplicates_config(builds[0].root),
+    )
     root = Path(dest)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ValueError(f"{root} exists and is not empty: pick a new folder")
@@ -190,6 +201,7 @@ def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
             "config_hashes": sorted({h for b in builds for h in b.config_hashes}),
             "films": {"ok": sum(len(b.films) for b in builds)},
             "samples_in_index": index.num_rows,
+            "cross_build_duplicates": cross.as_dict(),
         }
         (staging / "stats.json").write_bytes(json_bytes(stats))
         pipeline = _same_pipeline(builds)
@@ -204,4 +216,4 @@ def merge_builds(sources: Sequence[str], dest: str | Path) -> MergeResult:
         shutil.rmtree(staging, ignore_errors=True)
     n_samples = sum(b.n_samples for b in builds)
     n_films = sum(len(b.films) for b in builds)
-    return MergeResult(root, n_films, n_samples, index.num_rows, linked, copied)
+    return MergeResult(root, n_films, n_samples, index.num_rows, linked, copied, cross)

@@ -175,6 +175,40 @@ def test_merge_links_shards_and_joins_the_tables(
     assert read_build(str(dest)).n_samples == n  # pack and select take it
 
 
+def test_merge_reports_footage_repeated_between_the_builds(
+    built_dataset: BuildSummary,
+    other_build: BuildSummary,
+    twelve_film,
+    film30,
+    tiny_config: PipelineConfig,
+    tmp_path,
+):
+    """The synthetic films share their sources (segment i of every film starts at the same
+    lavfi pattern), so the other build's film repeats footage of ``built_dataset``'s films,
+    which neither build could see. What ``merge`` reports for it is what one build of all
+    three films, the other film claiming last, flags in its record."""
+    dest = tmp_path / "merged"
+    args = ["merge", str(built_dataset.out), str(other_build.out), "--out", str(dest)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    stats = json.loads((dest / "stats.json").read_text())["cross_build_duplicates"]
+    # the films in the order built_dataset was given them (the first to claim footage holds
+    # it: docs/curation.md), then the other film
+    inputs = [str(twelve_film.path), str(film30.path), *(r.path for r in other_build.results)]
+    together = build(inputs, tmp_path / "together", tiny_config, executor="inline")
+    (other_id,) = [r.film_id for r in other_build.results]
+    record = json.loads((together.out / "films" / f"{other_id}.json").read_text())
+    want: dict[str, int] = {}
+    for shot in record["shots"]:
+        earlier = (shot.get("duplicate_of") or {}).get("film_id")
+        if earlier and earlier != other_id:
+            want[earlier] = want.get(earlier, 0) + 1
+    assert want, "the shared sources should repeat some footage"
+    assert stats["films"] == {other_id: want}
+    assert stats["shots"] == sum(want.values()) and stats["not_compared"] == []
+    assert f"warning: {sum(want.values())} shot(s) of 1 film(s) repeat footage" in done.output
+
+
 def test_merge_refuses_collisions_and_other_schema_versions(
     built_dataset: BuildSummary, other_build: BuildSummary, tmp_path
 ):
