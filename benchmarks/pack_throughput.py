@@ -92,8 +92,9 @@ def _pack_once(build: str, dest: str, options: PackOptions, queue: multiprocessi
 
 
 def measure(build: Path, work: Path, options: PackOptions, runs: int) -> dict:
-    """Median of ``runs`` packs, each in a fresh process and folder."""
-    ctx = multiprocessing.get_context("fork")
+    """Median of ``runs`` packs, each in a fresh process and folder (spawned, not forked: a
+    forked child's peak RSS would count the pages of this process, which made the copies)."""
+    ctx = multiprocessing.get_context("spawn")
     times, rss, after = [], [], []
     for run in range(runs):
         dest = work / f"packed-{build.name}-{run}"
