@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,11 +19,12 @@ from muss_builder import SCHEMA_VERSION
 from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig
 from muss_builder.core.storage import Storage
+from muss_builder.curation.duplicates import ShotFingerprints
 from muss_builder.pack.packer import PackOptions
 from muss_builder.pack.shardlist import expand_shard_list
 from muss_builder.pack.source import read_build
 from muss_builder.runtime.build import BuildSummary, build
-from muss_builder.runtime.duplicate_registry import DuplicateRegistry
+from muss_builder.runtime.duplicate_registry import FOLDER, DuplicateRegistry
 from muss_builder.shards.reader import iter_samples
 from muss_builder.subsets import select as select_module
 from muss_builder.subsets.select import select_build
@@ -176,33 +178,29 @@ def test_merge_links_shards_and_joins_the_tables(
 
 
 def test_merge_reports_footage_repeated_between_the_builds(
-    built_dataset: BuildSummary,
-    other_build: BuildSummary,
-    twelve_film,
-    film30,
-    tiny_config: PipelineConfig,
-    tmp_path,
+    built_dataset: BuildSummary, other_build: BuildSummary, tmp_path
 ):
     """The synthetic films share their sources (segment i of every film starts at the same
     lavfi pattern), so the other build's film repeats footage of ``built_dataset``'s films,
-    which neither build could see. What ``merge`` reports for it is what one build of all
-    three films, the other film claiming last, flags in its record."""
+    which neither build could see. What ``merge`` reports for it is what the duplicate
+    registry of ``built_dataset`` says when the other film claims after its films."""
     dest = tmp_path / "merged"
     args = ["merge", str(built_dataset.out), str(other_build.out), "--out", str(dest)]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     stats = json.loads((dest / "stats.json").read_text())["cross_build_duplicates"]
-    # the films in the order built_dataset was given them (the first to claim footage holds
-    # it: docs/curation.md), then the other film
-    inputs = [str(twelve_film.path), str(film30.path), *(r.path for r in other_build.results)]
-    together = build(inputs, tmp_path / "together", tiny_config, executor="inline")
+    # the registry of built_dataset (a copy of its fingerprint files), claimed into
+    registry_dir = tmp_path / "registry"
+    shutil.copytree(built_dataset.out / FOLDER, registry_dir / FOLDER)
     (other_id,) = [r.film_id for r in other_build.results]
-    record = json.loads((together.out / "films" / f"{other_id}.json").read_text())
+    with np.load(other_build.out / FOLDER / f"{other_id}.npz") as doc:
+        shots, vectors = doc["shots"], doc["vectors"].astype(np.float32)
+    fp = ShotFingerprints([int(s) for s in shots], vectors, np.ones(len(shots), bool))
+    claimed = DuplicateRegistry(str(registry_dir)).claim(other_id, fp, [1.0] * len(shots))
     want: dict[str, int] = {}
-    for shot in record["shots"]:
-        earlier = (shot.get("duplicate_of") or {}).get("film_id")
-        if earlier and earlier != other_id:
-            want[earlier] = want.get(earlier, 0) + 1
+    for film_id, _, _ in claimed.shot_matches.values():
+        if film_id != other_id:
+            want[film_id] = want.get(film_id, 0) + 1
     assert want, "the shared sources should repeat some footage"
     assert stats["films"] == {other_id: want}
     assert stats["shots"] == sum(want.values()) and stats["not_compared"] == []
