@@ -177,6 +177,7 @@ class ShardClipDataset(ShardStream):
             drop_last=drop_last,
             on_error=on_error,
             exclude_film_ids=config.exclude_film_ids,
+            tracks=config.tracks,
         )
         self.config = config
 

@@ -146,11 +146,13 @@ class ShardStream(IterableDataset):
         on_error: OnError = raise_error,
         exclude_film_ids: Iterable[str] = (),
         limits: ReaderLimits = DEFAULT_LIMITS,
+        tracks: Sequence[str] = ("montage", "subject"),
     ) -> None:
         self.limits = limits  # member size caps and JSON depth of the shard reader
         self.exclude_film_ids = frozenset(check_film_ids(exclude_film_ids))
         self.stats: Counter[str] = Counter()  # in the process that decodes (workers: theirs)
-        self.shards = self._without_excluded(resolve_shards(shards))
+        # one track: a packed folder's shards of the other track's family are never opened
+        self.shards = self._without_excluded(resolve_shards(shards, tracks=tracks))
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.rank, self.world_size = rank_and_world(rank, world_size)
         self.batch_size, self.drop_last, self.on_error = batch_size, drop_last, on_error

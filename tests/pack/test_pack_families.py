@@ -101,6 +101,7 @@ def test_a_subset_keeps_the_families_of_its_samples(three_families: Path, tmp_pa
 def test_a_one_track_training_run_opens_only_the_shards_serving_it(
     three_families: Path, tmp_path: Path
 ):
+    from muss_builder.train.data import DataConfig, ShardClipDataset
     from muss_builder.train.feed import expand_shards
 
     result = pack_build(str(three_families), str(tmp_path), PackOptions(None, 2, splits=ALL_TRAIN))
@@ -115,6 +116,9 @@ def test_a_one_track_training_run_opens_only_the_shards_serving_it(
     ):
         want = set().union(*(by_family[f] for f in families))
         assert set(expand_shards([str(tmp_path)], tracks)) == want, tracks
+        # the library's dataset, given the packed folder, opens the same shards
+        stream = ShardClipDataset(str(tmp_path), DataConfig(tracks=tracks))
+        assert {Path(p).resolve() for p in stream.shards} == want, tracks
         # the samples of the shards it skipped would all have been skipped by their json
         skipped = set().union(*by_family.values()) - want
         assert all(not set(tracks) & set(t) for t in sample_tracks(sorted(skipped)).values())
