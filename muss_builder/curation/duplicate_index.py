@@ -16,12 +16,15 @@ file (approximate: see ``_Rows``).
 
 from __future__ import annotations
 
+import io
 from array import array
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
+from muss_builder.filters.duplicates import config_key
 
 
 def _flat(dim: int) -> Any:
@@ -280,3 +283,46 @@ def _whole_film(
         return None
     best = max(per_film, key=lambda f: per_film[f])  # a tie: the one met first in shot order
     return best if per_film[best] >= share * total else None
+
+
+# ---------------------------------------------------------------------------------------------
+# A registered film's fingerprints on disk (``curation/fingerprints/{film_id}.npz``)
+
+
+@dataclass(frozen=True)
+class FingerprintFile:
+    film_id: str
+    order: float  # claim stamp: registries reload films in this order
+    shots: np.ndarray  # [S] the film's registered (original) shots
+    vectors: np.ndarray  # [S, V, D] float32
+
+
+def fingerprint_file_bytes(
+    film_id: str, order: float, config: DuplicatesConfig, shots: np.ndarray, vectors: np.ndarray
+) -> bytes:
+    """A film's registered fingerprints as a compressed ``.npz`` (vectors as float16: half
+    the file; the index holds them at that precision anyway)."""
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        film_id=np.array(film_id),
+        order=np.array(order),
+        config=np.array(config_key(config)),
+        shots=shots,
+        vectors=vectors.astype(np.float16),
+    )
+    return buf.getvalue()
+
+
+def read_fingerprint_file(data: bytes, config: DuplicatesConfig) -> FingerprintFile | None:
+    """The fingerprints in ``data``; None when they were made with other settings (another
+    grid, embedder, views): those are not comparable with ``config``'s and never mixed in."""
+    with np.load(io.BytesIO(data)) as doc:
+        if str(doc["config"]) != config_key(config):
+            return None
+        return FingerprintFile(
+            str(doc["film_id"]),
+            float(doc["order"]),
+            doc["shots"],
+            doc["vectors"].astype(np.float32),
+        )

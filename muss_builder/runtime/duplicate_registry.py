@@ -34,7 +34,6 @@ Memory: vectors only (no frames). The default fingerprint is 6 views x 448 value
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from typing import Any
@@ -43,9 +42,14 @@ import numpy as np
 
 from muss_builder.core.naming import FINGERPRINTS_DIR
 from muss_builder.core.storage import Storage
-from muss_builder.curation.duplicate_index import FingerprintIndex, match_film, own_matches
+from muss_builder.curation.duplicate_index import (
+    FingerprintIndex,
+    fingerprint_file_bytes,
+    match_film,
+    own_matches,
+    read_fingerprint_file,
+)
 from muss_builder.curation.duplicates import DuplicatesConfig, FilmDuplicates, ShotFingerprints
-from muss_builder.filters.duplicates import config_key
 
 FOLDER = FINGERPRINTS_DIR
 
@@ -70,20 +74,13 @@ class DuplicateRegistry:
     def _reload(self) -> None:
         loaded = []
         for rel in self.storage.list(FOLDER, ".npz"):
-            with np.load(io.BytesIO(self.storage.read_bytes(rel))) as doc:
-                # fingerprints made with other settings (another grid, embedder, views) are
-                # not comparable with this run's: they are left out, not mixed in
-                if str(doc["config"]) != self._config_key():
-                    continue
-                row = (float(doc["order"]), str(doc["film_id"]), doc["shots"], doc["vectors"])
-            loaded.append(row)
-        for order, film_id, shots, vectors in sorted(loaded, key=lambda x: (x[0], x[1])):
-            self.index.add(film_id, shots, vectors.astype(np.float32))
-            self._order[film_id] = order
-            self._last = max(self._last, order)
-
-    def _config_key(self) -> str:
-        return config_key(self.config)
+            found = read_fingerprint_file(self.storage.read_bytes(rel), self.config)
+            if found is not None:  # None: made with other settings, left out
+                loaded.append(found)
+        for f in sorted(loaded, key=lambda x: (x.order, x.film_id)):
+            self.index.add(f.film_id, f.shots, f.vectors)
+            self._order[f.film_id] = f.order
+            self._last = max(self._last, f.order)
 
     def claim(
         self,
@@ -126,16 +123,8 @@ class DuplicateRegistry:
         return known
 
     def _write(self, film_id: str, shots: np.ndarray, vectors: np.ndarray, order: float) -> None:
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            film_id=np.array(film_id),
-            order=np.array(order),
-            config=np.array(self._config_key()),
-            shots=shots,
-            vectors=vectors.astype(np.float16),  # half the file; the index is fp16 anyway
-        )
-        self.storage.write_bytes(_file_of(film_id), buf.getvalue())
+        data = fingerprint_file_bytes(film_id, order, self.config, shots, vectors)
+        self.storage.write_bytes(_file_of(film_id), data)
 
     def films(self) -> list[str]:
         """Registered films in claim order."""

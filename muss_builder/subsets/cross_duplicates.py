@@ -15,17 +15,18 @@ file) are not comparable: such films are counted as ``not_compared``.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-import yaml
-
+from muss_builder.config import load_pipeline
 from muss_builder.core.naming import FINGERPRINTS_DIR
-from muss_builder.curation.duplicate_index import FingerprintIndex
+from muss_builder.curation.duplicate_index import (
+    FingerprintFile,
+    FingerprintIndex,
+    read_fingerprint_file,
+)
 from muss_builder.curation.duplicates import DuplicatesConfig
-from muss_builder.filters.duplicates import config_key
+from muss_builder.report.card import PIPELINE_FILE
 
 
 @dataclass
@@ -49,23 +50,18 @@ class CrossDuplicates:
 
 def duplicates_config(root: str) -> DuplicatesConfig:
     """The duplicate filter's settings of the build at ``root`` (its pipeline.yaml)."""
-    path = os.path.join(root, "pipeline.yaml")
+    path = os.path.join(root, PIPELINE_FILE)
     if not os.path.isfile(path):
         return DuplicatesConfig()
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
-    found = (doc.get("filters") or {}).get("duplicates") or {}
-    return DuplicatesConfig.model_validate(found)
+    return load_pipeline(path).filters.duplicates
 
 
-def _fingerprints(root: str, film_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _fingerprints(root: str, film_id: str, config: DuplicatesConfig) -> FingerprintFile | None:
     path = os.path.join(root, FINGERPRINTS_DIR, f"{film_id}.npz")
     if not os.path.isfile(path):
         return None
-    with open(path, "rb") as f, np.load(io.BytesIO(f.read())) as doc:
-        if str(doc["config"]) != key:
-            return None
-        return doc["shots"], doc["vectors"].astype(np.float32)
+    with open(path, "rb") as f:
+        return read_fingerprint_file(f.read(), config)
 
 
 def find_cross_duplicates(
@@ -75,25 +71,24 @@ def find_cross_duplicates(
     are searched against the films of the builds before it (not against each other: their
     own build did that)."""
     index = FingerprintIndex(config)
-    key = config_key(config)
     found = CrossDuplicates()
     for root, film_ids in builds:
         loaded = []
         for film_id in film_ids:
-            fp = _fingerprints(root, film_id, key)
+            fp = _fingerprints(root, film_id, config)
             if fp is None:
                 found.not_compared.append(film_id)
                 continue
-            loaded.append((film_id, *fp))
-        for film_id, _shots, vectors in loaded:
-            if index.n_shots == 0 or len(vectors) == 0:
+            loaded.append(fp)
+        for fp in loaded:
+            if index.n_shots == 0 or len(fp.vectors) == 0:
                 continue
-            for hit in index.best(vectors):
+            for hit in index.best(fp.vectors):
                 if hit is not None and hit[2] >= config.threshold:
-                    per_film = found.films.setdefault(film_id, {})
+                    per_film = found.films.setdefault(fp.film_id, {})
                     per_film[hit[0]] = per_film.get(hit[0], 0) + 1
                     found.shots += 1
-        for film_id, shots, vectors in loaded:
-            index.add(film_id, shots, vectors)
+        for fp in loaded:
+            index.add(fp.film_id, fp.shots, fp.vectors)
         found.compared += len(loaded)
     return found
