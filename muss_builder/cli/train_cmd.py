@@ -206,10 +206,11 @@ def cache(
     try:
         cfg = resolve_encoders(cfg, out, main=rank == 0)
         vae, text = load_encoders(cfg, device)
+        data = cfg.data_config()
         summary = cache_latents(
-            expand_shards(cfg.shards, cfg.data_config().tracks),
+            expand_shards(cfg.shards, data.tracks),
             out,
-            cfg.data_config(),
+            data,
             vae,
             text,
             subject_loss_weight=cfg.flow.subject_box_weight,

@@ -53,15 +53,14 @@ def _from_manifest(
     if split is not None and split not in manifest.get("splits", {}):
         known = ", ".join(manifest.get("splits", {}))
         raise ValueError(f"{folder.url(rel)}: no split {split!r} (it has {known})")
-    if track is not None and (strict or all("family" in s for s in shards)):
-        families = serving(track)
-        if any("family" not in s for s in shards):
-            raise ValueError(
-                f"{folder.url(rel)}: its shards have no families (packed before shards were "
-                "cut by track): pack the build again to read one track by its shards"
-            )
-        chosen = {s["name"] for s in shards if s["family"] in families}
+    if track is not None and all("family" in s for s in shards):
+        chosen = {s["name"] for s in shards if s["family"] in serving(track)}
         names = [n for n in names if n in chosen]
+    elif track is not None and strict:
+        raise ValueError(
+            f"{folder.url(rel)}: its shards have no families (packed before shards were "
+            "cut by track): pack the build again to read one track by its shards"
+        )
     return [folder.url(f"{base}/{n}" if base else n) for n in names]
 
 

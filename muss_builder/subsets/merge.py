@@ -25,7 +25,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,7 +32,7 @@ import pyarrow.parquet as pq
 from muss_builder.core.naming import FILMS_DIR, FINGERPRINTS_DIR, SHARDS_DIR
 from muss_builder.core.storage import Storage, current_umask, json_bytes
 from muss_builder.curation.examples import EXAMPLES_DIR
-from muss_builder.pack.source import BuildRefused, SourceBuild, read_build
+from muss_builder.pack.source import BuildRefused, SourceBuild, SourceFilm, read_build
 from muss_builder.report.card import PIPELINE_FILE, write_card
 from muss_builder.subsets.cross_duplicates import (
     CrossDuplicates,
@@ -130,7 +129,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return merged.replace_schema_metadata(metadata)
 
 
-def _film_files(root: str, film: Any) -> list[str]:
+def _film_files(root: str, film: SourceFilm) -> list[str]:
     """A film's files in a build: shards, record, fingerprints and drop examples."""
     rels = [f"{SHARDS_DIR}/{s.name}" for s in film.shards]
     rels.append(f"{FILMS_DIR}/{film.film_id}.json")

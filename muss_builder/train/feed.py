@@ -141,9 +141,10 @@ class Feed:
 
             if not cfg.shards:
                 raise DataError("no shards: pass --shards DIR_OR_GLOB or set shards: in the config")
+            data = cfg.data_config()
             self.stream = ShardClipDataset(
-                expand_shards(cfg.shards, cfg.data_config().tracks),
-                cfg.data_config(),
+                expand_shards(cfg.shards, data.tracks),
+                data,
                 rank=rank,
                 world_size=world,
                 batch_size=cfg.batch_size,
