@@ -239,17 +239,17 @@ def test_worker_node_killed_mid_build_equals_clean_run(
     out = tmp_path / "faulty"
     kill: dict = {}
 
-    def on_film(result, progress: Progress) -> None:
-        """At the first finished film, kill a worker node that is running another film."""
-        if kill:
+    def on_tick(monitor, progress: Progress) -> None:
+        """Once a film has finished, kill a worker node that is running another film.
+
+        Polled from the driver's loop rather than waited for in ``on_film``: while a
+        callback blocks, the driver dispatches nothing, so the other node can fall idle."""
+        if kill or not progress.done:
             return
-        deadline = time.monotonic() + 20
         # a node running a stage task of a film, else one holding a model actor
-        while not (
-            busy := cluster.workers_running("_call_stage") or cluster.workers_running("StageActor")
-        ):
-            assert time.monotonic() < deadline, "no worker node was running a film"
-            time.sleep(0.05)
+        busy = cluster.workers_running("_call_stage") or cluster.workers_running("StageActor")
+        if not busy:
+            return
         cluster.kill(busy[0])
         kill.update(node=busy[0], films_done=len(list((out / "films").glob("*.json"))))
         cluster.add_worker("w2")  # the replacement joins while the build goes on
@@ -260,7 +260,7 @@ def test_worker_node_killed_mid_build_equals_clean_run(
         tiny_config,
         executor="ray",
         ray_address=cluster.address,
-        progress=Progress(on_film=on_film),
+        progress=Progress(on_tick=on_tick),
     )
 
     assert kill, "no node was killed"
