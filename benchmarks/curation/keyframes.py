@@ -198,10 +198,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="detector intra-op threads")
     parser.add_argument("--subtitles", choices=("drop", "crop"), default="drop")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
-    config = KeyframeQualityConfig.model_validate(
-        {"text": {"threads": args.threads, "subtitles": args.subtitles}}
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a text filter setting, e.g. --text screen_max_side=512 (VALUE read as JSON)",
     )
+    args = parser.parse_args(argv)
+    text = {"threads": args.threads, "subtitles": args.subtitles}
+    for item in args.text:
+        key, _, value = item.partition("=")
+        try:
+            text[key] = json.loads(value)
+        except json.JSONDecodeError:
+            text[key] = value
+    config = KeyframeQualityConfig.model_validate({"text": text})
     result = run(args.folder, args.per_shot, args.max_side, config)
     print(markdown(result), end="")
     if args.json:

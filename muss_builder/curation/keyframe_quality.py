@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,6 +57,9 @@ if TYPE_CHECKING:  # the subject stage wires this collector in: no import back i
     from muss_builder.subjects.keyframes import Keyframe
 
 FLAGS = ("text_overlay", "credits", "blurry")
+# keyframes waiting for the text thread: enough to ride out a slow keyframe, few enough that
+# the images held stay a few megabytes
+MAX_WAITING = 8
 INFO_FLAGS = ("subtitle_cropped",)  # never dropping: the shot was kept, cropped above its text
 MEASURES = {
     "text_share": "low",  # largest share of the picture covered by text lines, over keyframes
@@ -81,6 +86,7 @@ class KeyframeQualityReport:
     text_ms: list[float] = field(default_factory=list)  # per keyframe
     sharpness_ms: list[float] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)
+    text_thread_seconds: float = 0.0  # the detector's time on its own thread (own_thread)
 
 
 @dataclass
@@ -94,6 +100,17 @@ class _ShotState:
     band: list[int] | None = None  # union of subtitle lines [x0, y0, x1, y1]
     sharp: list[float] = field(default_factory=list)
     contrast: list[float] = field(default_factory=list)  # grey std per keyframe
+
+
+@dataclass(frozen=True)
+class _TextSeen:
+    """What the detector found in one keyframe, folded into its shot in film order."""
+
+    lines: int
+    share: float  # of the picture covered by text lines
+    credits_like: bool
+    subtitles: list[list[int]]  # subtitle lines [x0, y0, x1, y1]
+    ms: float
 
 
 def load_text_detector(config: KeyframeQualityConfig) -> TextDetector | None:
@@ -122,6 +139,10 @@ class KeyframeQualityCollector:
             self.detector = load_text_detector(config)
         self.state = {s.index: _ShotState() for s in shots}
         self.report = KeyframeQualityReport(shots={}, reference_sharpness=None)
+        self.text_thread: ThreadPoolExecutor | None = None
+        if self.detector is not None and config.text.own_thread:
+            self.text_thread = ThreadPoolExecutor(1, thread_name_prefix="text-detector")
+        self.waiting: deque[tuple[_ShotState, Future[_TextSeen]]] = deque()
 
     def wanted(self) -> dict[int, list[int]]:
         """No frames beyond the keyframes: three per shot already catch a rolling credit."""
@@ -141,28 +162,52 @@ class KeyframeQualityCollector:
             self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
             st.sharp.append(sharp)
             st.contrast.append(contrast)
-        if self.detector is not None:
-            t0 = time.perf_counter()
-            self._text(image, self.watermark.get(keyframe.shot), st)
-            self.report.text_ms.append(1000 * (time.perf_counter() - t0))
+        if self.detector is None:
+            return
+        watermark = self.watermark.get(keyframe.shot)
+        if self.text_thread is None:
+            self._fold(st, self._see_text(image, watermark))
+            return
+        # onnxruntime and OpenCV let go of the GIL: the detector runs while the pass decodes
+        self.waiting.append((st, self.text_thread.submit(self._see_text, image, watermark)))
+        while len(self.waiting) > MAX_WAITING:
+            self._fold(*self._next_seen())
 
-    def _text(self, image: np.ndarray, watermark: list[int] | None, st: _ShotState) -> None:
+    def _next_seen(self) -> tuple[_ShotState, _TextSeen]:
+        st, seen = self.waiting.popleft()
+        return st, seen.result()
+
+    def _see_text(self, image: np.ndarray, watermark: list[int] | None) -> _TextSeen:
+        """The detector's lines in one keyframe (on the text thread when there is one)."""
+        assert self.detector is not None
+        t0 = time.perf_counter()
         cfg = self.config.text
         h, w = image.shape[:2]
         boxes = [b for b in self.detector.detect(image, watermark) if b.score >= cfg.box_score]
         rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
         lines = [r for r in rows if self._is_line(r, h)]
-        st.lines = max(st.lines, len(lines))
-        st.share = max(st.share, covered_share(lines, w, h))
-        if not lines:
-            return
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        if len(lines) >= cfg.credits_min_lines or flat_share(grey, lines) >= cfg.credits_flat:
-            st.credits_like += 1
-        subs = [r for r in lines if self._is_subtitle(r, w, h)]
-        if subs:
+        credits_like = False
+        if lines:
+            grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            credits_like = (
+                len(lines) >= cfg.credits_min_lines or flat_share(grey, lines) >= cfg.credits_flat
+            )
+        return _TextSeen(
+            lines=len(lines),
+            share=covered_share(lines, w, h),
+            credits_like=credits_like,
+            subtitles=[r for r in lines if self._is_subtitle(r, w, h)],
+            ms=1000 * (time.perf_counter() - t0),
+        )
+
+    def _fold(self, st: _ShotState, seen: _TextSeen) -> None:
+        self.report.text_ms.append(seen.ms)
+        st.lines = max(st.lines, seen.lines)
+        st.share = max(st.share, seen.share)
+        st.credits_like += seen.credits_like
+        if seen.subtitles:
             st.subtitle_keyframes += 1
-            for x0, y0, x1, y1 in subs:
+            for x0, y0, x1, y1 in seen.subtitles:
                 b = st.band or [x0, y0, x1, y1]
                 st.band = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
 
@@ -181,6 +226,11 @@ class KeyframeQualityCollector:
 
     def finish(self) -> KeyframeQualityReport:
         cfg = self.config
+        while self.waiting:
+            self._fold(*self._next_seen())
+        if self.text_thread is not None:
+            self.text_thread.shutdown()
+            self.report.text_thread_seconds = sum(self.report.text_ms) / 1000
         order = sorted(self.state)
         for index in order:
             self.report.shots[index] = self._shot_text(self.state[index])

@@ -26,6 +26,10 @@ class TextFilterConfig(BaseModel):
     screen_max_side: int | None = Field(320, ge=64)
     screen_threshold: float = Field(0.3, ge=0, le=1)  # DB text probability of a screen hit
     threads: int = Field(1, ge=1)  # onnxruntime intra-op threads (a worker runs one film)
+    # run the detector on a thread of its own, beside the decode and the face models: a film's
+    # keyframe pass then uses a second core when one is free (a short shelf, the last long
+    # film of a build). Results are folded in film order: the output is the same either way
+    own_thread: bool = True
     box_score: float = Field(0.6, ge=0, le=1)  # mean text probability a region needs
     min_line_aspect: float = Field(2.5, gt=0)  # width / height of a line: words, not a blob
     min_line_height: float = Field(0.02, ge=0, le=1)  # of the picture height

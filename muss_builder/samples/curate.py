@@ -165,6 +165,10 @@ def finish_collectors(collectors: dict[str, Any]) -> KeyframeReports:
     reports.seconds = {
         name: c.seconds for name, c in collectors.items() if isinstance(c, TimedCollector)
     }
+    # the text detector on its own thread: its time is not in the pass's ("keyframes" is then
+    # what the pass waited for it), so it is reported apart
+    if reports.keyframes is not None and reports.keyframes.text_thread_seconds:
+        reports.seconds["keyframes_text_thread"] = reports.keyframes.text_thread_seconds
     return reports
 
 

@@ -149,6 +149,19 @@ def test_each_flag_on_its_shot_and_the_logo_is_not_text(logo_film) -> None:
     assert set(FLAGS) == {"text_overlay", "credits", "blurry"}
 
 
+def test_the_text_thread_gives_the_same_report_as_the_pass_thread(logo_film) -> None:
+    """The detector on its own thread (the default) folds its answers in film order: every
+    flag, measure and band equals the one-thread run, whatever order the thread finishes in."""
+    marks = {i: LOGO_BOX for i in range(len(KINDS))}
+    inline = KeyframeQualityConfig.model_validate({"text": {"own_thread": False}})
+    one = collect(logo_film, len(KINDS), inline, marks)
+    two = collect(logo_film, len(KINDS), KeyframeQualityConfig(), marks)
+    assert KeyframeQualityConfig().text.own_thread
+    assert one.shots == two.shots and one.reference_sharpness == two.reference_sharpness
+    assert two.text_thread_seconds > 0 and one.text_thread_seconds == 0
+    assert two.text_thread_seconds == pytest.approx(sum(two.text_ms) / 1000)
+
+
 def test_without_the_watermark_box_the_logo_reads_as_text(logo_film) -> None:
     """Why the box matters: the logo is a line of text, over a dark plain shot a "card"."""
     report = collect(logo_film, len(KINDS))
