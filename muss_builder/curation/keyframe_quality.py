@@ -186,17 +186,18 @@ class KeyframeQualityCollector:
         boxes = [b for b in self.detector.detect(image, watermark) if b.score >= cfg.box_score]
         rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
         lines = [r for r in rows if self._is_line(r, h)]
-        credits_like = False
-        if lines:
+        subtitles = [r for r in lines if self._is_subtitle(r, w, h)]
+        credits_like = len(lines) >= cfg.credits_min_lines
+        # a card is text over a plain picture; a subtitle over a plain picture (a white wall,
+        # the sky) is still a subtitle: only lines off the subtitle bands make a card
+        if not credits_like and len(subtitles) < len(lines):
             grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            credits_like = (
-                len(lines) >= cfg.credits_min_lines or flat_share(grey, lines) >= cfg.credits_flat
-            )
+            credits_like = flat_share(grey, lines) >= cfg.credits_flat
         return _TextSeen(
             lines=len(lines),
             share=covered_share(lines, w, h),
             credits_like=credits_like,
-            subtitles=[r for r in lines if self._is_subtitle(r, w, h)],
+            subtitles=subtitles,
             ms=1000 * (time.perf_counter() - t0),
         )
 

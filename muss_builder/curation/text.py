@@ -70,7 +70,7 @@ class TextDetector:
         pixel_threshold: float = 0.3,
         box_score: float = 0.5,
         unclip_ratio: float = 1.6,
-        screen_max_side: int | None = 320,
+        screen_max_side: int | None = 448,
         screen_threshold: float = 0.3,
     ) -> None:
         import onnxruntime as ort
@@ -149,7 +149,7 @@ class TextDetector:
 def text_detector(
     max_side: int = 640,
     threads: int = 1,
-    screen_max_side: int | None = 320,
+    screen_max_side: int | None = 448,
     screen_threshold: float = 0.3,
 ) -> TextDetector:
     """The process's one detector for these settings; a clear error when the package is

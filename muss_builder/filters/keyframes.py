@@ -23,7 +23,7 @@ class TextFilterConfig(BaseModel):
     detect_max_side: int = Field(640, ge=64)
     # a first pass at this size; only keyframes with a text pixel there are measured at
     # detect_max_side (null: measure every keyframe; see curation/text.py)
-    screen_max_side: int | None = Field(320, ge=64)
+    screen_max_side: int | None = Field(448, ge=64)
     screen_threshold: float = Field(0.3, ge=0, le=1)  # DB text probability of a screen hit
     threads: int = Field(1, ge=1)  # onnxruntime intra-op threads (a worker runs one film)
     # run the detector on a thread of its own, beside the decode and the face models: a film's
@@ -36,7 +36,10 @@ class TextFilterConfig(BaseModel):
     # taller "lines" are textures, not type; a title card's big type is 10-20 % of the height
     max_line_height: float = Field(0.2, ge=0, le=1)
     subtitle_centre: float = Field(0.12, ge=0, le=0.5)  # |line centre - middle| / width
-    subtitle_bottom: float = Field(0.4, ge=0, le=1)  # a subtitle's centre is in this band..
+    # a subtitle line's centre is in this bottom band (a subtitle's last line sits at ~0.9 of
+    # the height, under a 10 % safe margin; scene text above it, a jersey or a label, is left
+    # alone: at 0.4 and 0.25 jerseys and labels of the curation sets were read as subtitles)..
+    subtitle_bottom: float = Field(0.2, ge=0, le=1)
     subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)
     subtitle_min_keyframes: int = Field(1, ge=1)  # keyframes showing it (subtitles come and go)
     credits_min_lines: int = Field(4, ge=1)  # lines that make a keyframe text-dominated
