@@ -119,7 +119,9 @@ def load_text_detector(config: KeyframeQualityConfig) -> TextDetector | None:
     if not config.text.enabled:
         return None
     t = config.text
-    return text_detector(t.detect_max_side, t.threads, t.screen_max_side, t.screen_threshold)
+    return text_detector(
+        t.detect_max_side, t.threads, t.screen_max_side, t.screen_threshold, t.screen_min_side
+    )
 
 
 class KeyframeQualityCollector:

@@ -12,13 +12,13 @@ thresholded, each connected region scored by its mean probability, kept above ``
 and grown by the DB "unclip" distance (area * ratio / perimeter) back to the text's extent;
 boxes are axis-aligned, since film text (subtitles, credits, scrolls) is horizontal.
 
-Most keyframes of a film show no text, and DB's cost grows with the pixels it sees (about 50 ms
-at 640 px on one core, 10 ms at 320 px). So each keyframe is first *screened*: DB runs at
+Most keyframes of a film show no text, and DB's cost grows with the pixels it sees (about 60 ms
+at 640 px on one core, 31 ms at 448 px). So each keyframe is first *screened*: DB runs at
 ``screen_max_side`` and only a keyframe whose small probability map has a text pixel
 (``screen_threshold``) outside the channel logo's box is run again at ``max_side``, where the
-boxes are measured. On the curation set every keyframe with text lights the 320-px map (the
-smallest subtitle there is 4 % of the height, 8 px at 320 x 180); on the demo footage 6 of 560
-frames do, so the screen takes the filter's cost down about five-fold (docs/benchmarks.md).
+boxes are measured. The screen is 448 px because DB needs text of ~12 px: a subtitle of 5 % of
+a 16:9 frame is 12.6 px there, 9 px at 320 px, where busy pictures hid it from the screen
+(docs/curation.md).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class TextDetector:
         unclip_ratio: float = 1.6,
         screen_max_side: int | None = 448,
         screen_threshold: float = 0.3,
+        screen_min_side: int = 320,
     ) -> None:
         import onnxruntime as ort
 
@@ -90,6 +91,7 @@ class TextDetector:
         # no screen when it would be as big as the measuring pass
         self.screen_max_side = screen_max_side if (screen_max_side or 0) < max_side else None
         self.screen_threshold = screen_threshold
+        self.screen_min_side = screen_min_side
         self.screened_out = 0  # keyframes the screen found no text in (never run at max_side)
 
     def detect(self, image: np.ndarray, ignore: Sequence[int] | None = None) -> list[TextBox]:
@@ -97,7 +99,10 @@ class TextDetector:
         not make the keyframe worth measuring at full size."""
         h, w = image.shape[:2]
         if self.screen_max_side is not None:
-            prob = self._probability(image, self.screen_max_side)
+            # a keyframe smaller than the screen is enlarged only up to screen_min_side: a
+            # 160x90 film's subtitle is 12 px there, and more pixels would add no detail
+            side = min(self.screen_max_side, max(self.screen_min_side, h, w))
+            prob = self._probability(image, side)
             hit = prob > self.screen_threshold
             if ignore is not None:
                 ph, pw = prob.shape
@@ -151,11 +156,15 @@ def text_detector(
     threads: int = 1,
     screen_max_side: int | None = 448,
     screen_threshold: float = 0.3,
+    screen_min_side: int = 320,
 ) -> TextDetector:
     """The process's one detector for these settings; a clear error when the package is
     missing (``ModelNotFoundError``), raised by ``Stage.setup()`` before any film runs."""
     path = detector_model_path()
-    key = f"text-detector:{path}:{max_side}:{threads}:{screen_max_side}:{screen_threshold}"
+    key = (
+        f"text-detector:{path}:{max_side}:{threads}:{screen_max_side}:{screen_threshold}"
+        f":{screen_min_side}"
+    )
     return loaded_model(
         key,
         lambda: TextDetector(
@@ -164,6 +173,7 @@ def text_detector(
             threads=threads,
             screen_max_side=screen_max_side,
             screen_threshold=screen_threshold,
+            screen_min_side=screen_min_side,
         ),
     )
 

@@ -25,6 +25,9 @@ class TextFilterConfig(BaseModel):
     # detect_max_side (null: measure every keyframe; see curation/text.py)
     screen_max_side: int | None = Field(448, ge=64)
     screen_threshold: float = Field(0.3, ge=0, le=1)  # DB text probability of a screen hit
+    # a keyframe smaller than screen_max_side is screened at its own size, but enlarged to at
+    # least this: a 160x90 film's subtitle (~4.5 px) needs ~12 px to light DB's map
+    screen_min_side: int = Field(320, ge=32)
     threads: int = Field(1, ge=1)  # onnxruntime intra-op threads (a worker runs one film)
     # run the detector on a thread of its own, beside the decode and the face models: a film's
     # keyframe pass then uses a second core when one is free (a short shelf, the last long

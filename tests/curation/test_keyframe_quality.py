@@ -65,6 +65,9 @@ def shot_graph(kind: str, k: int) -> str:
                 y = f"h-n*{speed:.2f}+{2 * size * i}"
             chain += "," + text(line, size, str(y))
         return chain
+    if kind == "plain_subtitle":  # a subtitle over a plain, bright picture (a white wall)
+        chain = f"color=c=0xd8d8d8:s={W}x{H}:r={FPS},noise=alls=2:allf=t"
+        return chain + "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
     chain = scene(k)
     if kind == "blur":
         chain += ",gblur=sigma=5"  # out of focus: ~sigma 9 at 480 lines
@@ -181,6 +184,19 @@ def test_crop_mode_keeps_the_picture_above_the_subtitle(logo_film) -> None:
         {"text": {"subtitles": "crop", "crop_min_keep": 0.95}}
     )  # too much of the picture would go: the shot is dropped instead
     assert collect(logo_film, len(KINDS), strict, marks).shots[1].flags == ["text_overlay"]
+
+
+def test_a_subtitle_over_a_plain_picture_is_a_subtitle_not_a_card(tmp_path) -> None:
+    """The flat-background rule of credits (one line over a plain card) counts lines off the
+    subtitle bands only: a subtitle over a white wall stays text_overlay, an intertitle in
+    the middle of a plain card stays credits."""
+    kinds = ["clean", "plain_subtitle", "clean", "title"]
+    film = make_film(tmp_path / "plain.mp4", kinds)
+    report = collect(keyframes_of(film, shots_for(len(kinds))), len(kinds))
+    assert {i: s.flags for i, s in report.shots.items() if s.flags} == {
+        1: ["text_overlay"],
+        3: ["credits"],
+    }
 
 
 def test_an_upscaled_film_is_soft_but_not_blurry(tmp_path) -> None:
