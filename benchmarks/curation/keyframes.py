@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from muss_builder.core.overrides import dotted_overrides
 from muss_builder.curation.keyframe_quality import (
     FLAGS,
     KeyframeQualityCollector,
@@ -203,16 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a text filter setting, e.g. --text screen_max_side=512 (VALUE read as JSON)",
+        help="a text filter setting, e.g. --text screen_max_side=512 (VALUE read as YAML)",
     )
     args = parser.parse_args(argv)
     text = {"threads": args.threads, "subtitles": args.subtitles}
-    for item in args.text:
-        key, _, value = item.partition("=")
-        try:
-            text[key] = json.loads(value)
-        except json.JSONDecodeError:
-            text[key] = value
+    text |= dotted_overrides(args.text)
     config = KeyframeQualityConfig.model_validate({"text": text})
     result = run(args.folder, args.per_shot, args.max_side, config)
     print(markdown(result), end="")

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from pydantic import ValidationError
+
+from muss_builder.core.overrides import dotted_overrides
 
 log = logging.getLogger("muss_builder.train")
 
@@ -26,17 +27,10 @@ def _fail(message: str) -> typer.Exit:
 
 def _overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["optim.lr=1e-3", "data.fps=8"]`` -> nested dict; values are parsed as YAML."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise _fail(f"--set {pair!r}: expected KEY=VALUE (e.g. optim.lr=1e-4)")
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
-    return out
+    try:
+        return dotted_overrides(pairs or [])
+    except ValueError as exc:
+        raise _fail(f"--set {exc}") from exc
 
 
 def _config(config: str, extra: dict[str, Any]) -> Any:

@@ -29,9 +29,9 @@ import pytest
 
 from muss_builder.media.demo_footage import demo_films
 
-# The output changed on purpose (issues 16 and 19): story and subject windows with a window
-# record (schema 2.1), and a recorded duplicate similarity that no longer depends on the order
-# films claim in.
+# The output changed on purpose (issue 16): the text filter's defaults (a 448-px screen, the
+# subtitle band, screen_min_side, own_thread) change which shots are measured and the pipeline
+# hash every sample carries.
 BASELINE = "11900bd2ca389ef4767a19a34e6bf6bdd59e0534"
 REPO = Path(__file__).resolve().parents[2]
 
