@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,6 +67,22 @@ def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> floa
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def pack_session_options(onnxruntime: Any, spin: bool = False) -> Any:
+    """onnxruntime options for the face pack: its threads sleep when idle instead of spinning
+    (``spin=True``: onnxruntime's default, kept for the benchmark that compares them).
+
+    A worker shares its cores with the film's decoder, the text detector's thread and other
+    films' workers; spinning pool threads burn the cores those need. On the demo footage's
+    music video the face detector ran 2.5x slower beside the text thread with spinning on,
+    1.35x with it off (off costs ~20 % when the detector is alone on the machine;
+    docs/benchmarks.md "What the filters cost a build").
+    """
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.log_severity_level = 3
+    return options
+
+
 class FaceDetector:
     """``setup()`` loads the pack once (a Ray actor holds it); ``detect`` runs per keyframe.
 
@@ -82,8 +99,10 @@ class FaceDetector:
         min_score: float = 0.5,
         device: str = "auto",
         min_size: float = 0.0,
+        spin: bool = False,  # onnxruntime pool threads spin while idle (pack_session_options)
     ) -> None:
         self.pack = pack
+        self.spin = spin
         self.det_size = det_size
         self.min_score = min_score
         self.device = device
@@ -105,6 +124,7 @@ class FaceDetector:
         app = FaceAnalysis(
             name=str(resolve_face_pack(self.pack)),
             providers=providers,
+            sess_options=pack_session_options(onnxruntime, self.spin),
             allowed_modules=["detection", "recognition"],
         )
         app.prepare(ctx_id=0 if use_gpu else -1, det_size=(self.det_size, self.det_size))

@@ -73,6 +73,18 @@ def test_frames_without_faces_give_none(detector) -> None:
     assert detector.detect(noise) == []
 
 
+def test_pack_sessions_do_not_spin(detector) -> None:
+    # a worker shares its cores with the decoder and the text thread: idle onnxruntime pool
+    # threads must sleep, not spin (docs/benchmarks.md, "What the filters cost a build")
+    sessions = [m.session for m in detector._app.models.values()]
+    assert len(sessions) == 2  # detection and recognition
+    for session in sessions:
+        entry = session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning"
+        )
+        assert entry == "0"
+
+
 def test_pose_of_a_frontal_layout() -> None:
     kps = np.array([[40, 50], [80, 50], [60, 72], [45, 95], [75, 95]], float)
     yaw, pitch, roll = head_pose(kps)
