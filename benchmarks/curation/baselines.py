@@ -11,6 +11,8 @@ measured is the flag, not shot detection:
 - ``blurry``: variance of the Laplacian of the shot's middle frame below 100;
 - ``black``: mean luma of the shot below 10 % of full scale (ffmpeg blackdetect's ``pix_th``);
 - ``static``: median absolute difference between consecutive frames below 1 grey level;
+- ``shaky``: the standard deviation of the frame-to-frame translation of the whole frame
+  (phase correlation at 256 px) over 1 % of the width;
 - ``duplicate``: a 64-bit pHash of the middle frame (32x32 DCT, 8x8 low frequencies, median)
   within Hamming distance 10 of a shot of an earlier film (in build order);
 - ``text_overlay`` and ``credits``: OCR on the middle frame (RapidOCR: PP-OCRv4 detection,
@@ -30,6 +32,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -43,6 +46,7 @@ BAR_MIN_FRACTION = 0.01  # a side trimmed by less than 1 % of the frame is not a
 LAPLACIAN_VAR_BLURRY = 100.0  # the usual "variance of the Laplacian" cut-off (8-bit grey)
 BLACK_MEAN_LUMA = 0.10 * 255  # blackdetect's default pix_th=0.10, applied to the mean
 STATIC_MEAN_ABS_DIFF = 1.0  # grey levels between consecutive frames
+SHAKE_STD = 0.01  # std of the frame-to-frame translation, share of the width
 PHASH_MAX_HAMMING = 10  # of 64 bits: the usual near-duplicate radius for pHash
 OCR_PACKAGES = ("rapidocr_onnxruntime", "rapidocr", "paddleocr", "easyocr", "doctr")
 OCR_CREDITS_LINES = 3  # a frame that reads three text boxes or more is a card, not a subtitle
@@ -56,9 +60,10 @@ FLAGS = (
     "black",
     "blurry",
     "static",
+    "shaky",
     "duplicate",
 )
-DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "duplicate")
+DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "shaky", "duplicate")
 KEYFRAME_FLAGS = ("text_overlay", "credits", "blurry")
 RECIPES = {
     "letterbox": f"cropdetect limit={CROPDETECT_LIMIT}",
@@ -70,6 +75,7 @@ RECIPES = {
     "black": f"mean luma < {BLACK_MEAN_LUMA:.1f}",
     "blurry": f"Laplacian variance < {LAPLACIAN_VAR_BLURRY:g}",
     "static": f"median frame diff < {STATIC_MEAN_ABS_DIFF:g}",
+    "shaky": f"std of whole-frame translation > {SHAKE_STD:g} of the width",
     "duplicate": f"pHash Hamming <= {PHASH_MAX_HAMMING}",
 }
 CROP_LINE = re.compile(rb"x1:(-?\d+) x2:(-?\d+) y1:(-?\d+) y2:(-?\d+)")
@@ -154,10 +160,20 @@ def phash(gray: np.ndarray) -> np.ndarray:
     return low > np.median(low)
 
 
+def translation_std(frames: np.ndarray) -> float:
+    """Std of the whole frame's frame-to-frame translation (phase correlation), in widths."""
+    h, w = frames.shape[1:]
+    size = (256, max(8, round(h * 256 / w)))
+    small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
+    moves = [cv2.phaseCorrelate(a, b)[0] for a, b in pairwise(small)]
+    return float(np.std(np.array(moves), axis=0).max() / size[0]) if len(moves) > 1 else 0.0
+
+
 def shot_measures(frames: np.ndarray) -> dict:
     mid = frames[len(frames) // 2]
     diffs = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2))
     return {
+        "translation_std": translation_std(frames),
         "laplacian_var": float(cv2.Laplacian(mid, cv2.CV_64F).var()),
         "mean_luma": float(frames.mean()),
         "median_frame_diff": float(np.median(diffs)) if len(diffs) else 0.0,
@@ -191,6 +207,7 @@ def predict(folder: Path, docs: list[dict]) -> list[dict]:
             flags |= {"blurry"} if m["laplacian_var"] < LAPLACIAN_VAR_BLURRY else set()
             flags |= {"black"} if m["mean_luma"] < BLACK_MEAN_LUMA else set()
             flags |= {"static"} if m["median_frame_diff"] < STATIC_MEAN_ABS_DIFF else set()
+            flags |= {"shaky"} if m["translation_std"] > SHAKE_STD else set()
             flags |= ocr_flags(engine, frames[(a + b) // 2])
             match = None
             best = PHASH_MAX_HAMMING + 1

@@ -5,15 +5,16 @@
 
 Each film ``DIR/{name}.mp4`` comes with ``DIR/{name}.json``: per shot (frame range, end
 exclusive) the active-picture crop box, the bars kind, the flags it must get (``text_overlay``,
-``credits``, ``black``, ``blurry``, ``static``, ``duplicate`` with ``duplicate_of``) and notes on
-hard negatives (subtitles inside the bars, a dark real scene, dark picture edges, the same
-set-up at another moment); per film the watermark box. See README.md next to this file.
+``credits``, ``black``, ``blurry``, ``static``, ``shaky``, ``duplicate`` with
+``duplicate_of``) and notes on hard negatives (subtitles inside the bars, a dark real scene,
+dark picture edges, the same set-up at another moment, a steady pan, a slow handheld sway); per
+film the watermark box. See README.md next to this file.
 
 The ground truth is exact by construction: each shot is rendered alone, frame-exactly, to a
 lossless intermediate from a picture (real footage from ``demo_films()`` or a panned photo from
-opencv-doc), with every element (bars, text, blur, freeze, darkness) placed by this script at
-pixel and frame positions it chooses; the film concatenates the shots, overlays the watermark
-at a fixed box and is encoded once with libx264.
+opencv-doc), with every element (bars, text, blur, freeze, darkness, a shaking window) placed
+by this script at pixel and frame positions it chooses; the film concatenates the shots,
+overlays the watermark at a fixed box and is encoded once with libx264.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ SCHEMA_VERSION = "1.0"
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 LOGO = OPENCV_DATA / "LinuxLogo.jpg"
-DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "duplicate")
+DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "shaky", "duplicate")
 BAR_FLAGS = ("letterbox", "pillarbox", "windowbox")
 
 # Single-shot frame ranges of the shipped footage (the same ranges benchmarks/sbd uses).
@@ -79,6 +80,16 @@ PHOTOS = (
     "squirrel_cls.jpg",
     "left.jpg",
 )
+# the handheld film's photos: named, not drawn from PHOTOS, so that adding the film changed
+# no earlier film of a seed's set
+HANDHELD_PHOTOS = ("aero3.jpg", "leuvenB.jpg", "basketball1.png", "aloeR.jpg")
+# a tremor of three sines (3-8 Hz across, 2-7 Hz down) in pixels per unit amplitude, at frame
+# n of a 24-fps shot; its peak is about 2x the amplitude
+TREMOR_X = "(sin(2*PI*3.1*n/{fps})+0.6*sin(2*PI*5.3*n/{fps}+{p})+0.4*sin(2*PI*7.7*n/{fps}+2))"
+TREMOR_Y = "(sin(2*PI*2.3*n/{fps}+{p})+0.6*sin(2*PI*4.1*n/{fps})+0.4*sin(2*PI*6.9*n/{fps}+1))"
+SHAKE_SHARE = 0.03  # tremor amplitude, share of the picture's width (peaks near 6 %)
+SWAY_SHARE = 0.01  # a slow handheld sway (0.8 Hz): a steady camera, not shaky
+SHAKE_ROOM = 1.16  # the picture is enlarged by this before the shaking window is cut
 SUBTITLES = (
     "I told you we would be late again",
     "Nobody leaves this room until morning",
@@ -110,7 +121,8 @@ class Shot:
     content: str  # clip | photo | still | black | near_black | credits | scroll
     source: str = ""  # clip key or photo file name
     offset: int = 0  # first source frame (clips) or pan direction seed (photos)
-    effects: tuple[str, ...] = ()  # blur, freeze, dark, vignette, subtitle, subtitle_in_bars
+    # blur, freeze, dark, vignette, subtitle, subtitle_in_bars, shake, sway
+    effects: tuple[str, ...] = ()
     bars: str = ""  # letterbox | pillarbox | windowbox | "" (full frame)
     dup_of: tuple[str, int] | None = None  # (film name, shot index)
     dup_kind: str = ""  # rescale | pan_and_scan
@@ -233,6 +245,16 @@ def _films(rng: random.Random) -> list[Film]:
             ],
             crf=28,
         ),
+        Film(
+            "cur_handheld",
+            [
+                Shot("photo", HANDHELD_PHOTOS[0], offset=1, effects=("shake",)),
+                Shot("clip", "vtest", offset=560, effects=("shake",)),
+                Shot("photo", HANDHELD_PHOTOS[1], offset=2, note="steady_pan"),
+                Shot("photo", HANDHELD_PHOTOS[2], offset=3, effects=("sway",), note="sway"),
+                Shot("photo", HANDHELD_PHOTOS[3], offset=4, effects=("shake", "dark")),
+            ],
+        ),
     ]
 
 
@@ -276,7 +298,8 @@ def plan_set(seed: int, tiny: bool, library: dict[str, Path]) -> list[Film]:
 
 def find_library() -> dict[str, Path]:
     found = {p.name: p for p in demo_films()}
-    found |= {n: OPENCV_DATA / n for n in PHOTOS if (OPENCV_DATA / n).is_file()}
+    names = (*PHOTOS, *HANDHELD_PHOTOS)
+    found |= {n: OPENCV_DATA / n for n in names if (OPENCV_DATA / n).is_file()}
     return found
 
 
@@ -372,6 +395,8 @@ def shot_graph(shot: Shot, film: Film, k: int, width: int, height: int, fps: int
     elif shot.dup_kind == "pan_and_scan":
         cw = _even(pw * DUP_PANSCAN)
         chain += f",crop={cw}:{ph}:{(pw - cw) // 2}:0,scale={pw}:{ph}"
+    if "shake" in shot.effects or "sway" in shot.effects:
+        chain += "," + _handheld(shot, pw, ph, fps)
     if "freeze" in shot.effects:  # frames from frozen_from on repeat the frame before
         held = freeze_start(n)
         chain += f",trim=end_frame={held},tpad=stop_mode=clone:stop={n - held}"
@@ -389,6 +414,21 @@ def shot_graph(shot: Shot, film: Film, k: int, width: int, height: int, fps: int
         chain += "," + _text(shot.text, size, str(y1 + (height - y1 - size) // 2))
     chain += f",setsar=1,format=yuv420p,trim=end_frame={n}"
     return kind, chain
+
+
+def _handheld(shot: Shot, pw: int, ph: int, fps: int) -> str:
+    """Enlarge the picture, then cut a pw x ph window that shakes (a 3-8 Hz tremor of
+    ``SHAKE_SHARE`` of the width) or sways (0.8 Hz, ``SWAY_SHARE``) around the centre."""
+    bw, bh = _even(pw * SHAKE_ROOM), _even(ph * SHAKE_ROOM)
+    if "shake" in shot.effects:
+        amp = SHAKE_SHARE * pw
+        x = f"{amp:.1f}*" + TREMOR_X.format(fps=fps, p=shot.offset)
+        y = f"{amp * 0.6:.1f}*" + TREMOR_Y.format(fps=fps, p=shot.offset)
+    else:
+        amp = SWAY_SHARE * pw
+        x = f"{amp:.1f}*sin(2*PI*0.8*n/{fps}+{shot.offset})"
+        y = f"{amp * 0.5:.1f}*sin(2*PI*0.6*n/{fps})"
+    return f"scale={bw}:{bh},crop={pw}:{ph}:'(iw-ow)/2+{x}':'(ih-oh)/2+{y}'"
 
 
 def freeze_start(n: int) -> int:
@@ -446,6 +486,8 @@ def ground_truth(film: Film, size: tuple[int, int], fps: int) -> dict:
             flags.append("blurry")
         if "freeze" in shot.effects or shot.content in ("still", "credits"):
             flags.append("static")  # a credits card is a frozen frame too
+        if "shake" in shot.effects:
+            flags.append("shaky")
         if shot.dup_of:
             flags.append("duplicate")
         entry: dict = {

@@ -39,9 +39,9 @@ from muss_builder.shots.detector import analysis_size
 from muss_builder.shots.segment import detect_shots_single_pass
 
 HERE = Path(__file__).resolve().parent
-QUALITY = ("black", "static", "flash")
+QUALITY = ("black", "static", "flash", "shaky")
 BARS = ("letterbox", "pillarbox", "windowbox")
-DROP = {"black", "static", "blurry", "text_overlay", "credits", "duplicate"}  # truth's drops
+DROP = {"black", "static", "shaky", "blurry", "text_overlay", "credits", "duplicate"}
 
 
 def _baselines():
@@ -69,10 +69,9 @@ def report_of(folder: Path, doc: dict, width: int, pipeline: bool):
     observer = ObserverFactory(w, h, PictureConfig())(0, None)
     for frame in FrameReader(path, (w, h), scale_flags=analysis.scale_flags):
         observer.process_frame(frame.index, frame.image)
-    merged, cells = type(observer).merged([observer])
-    return picture_report(merged, cells, truth, (probe.width, probe.height)), list(
-        range(len(truth))
-    )
+    merged, cells, motion = type(observer).merged([observer])
+    size = (probe.width, probe.height)
+    return picture_report(merged, cells, motion, truth, size, probe.fps), list(range(len(truth)))
 
 
 def run(folder: Path, width: int, pipeline: bool) -> tuple[list[dict], list[dict]]:
@@ -154,8 +153,8 @@ def markdown(ours: dict, base: dict | None) -> str:
         f"- crop IoU: mean {ours['crop_iou_mean']:.3f}, worst {ours['crop_iou_min']:.3f}, "
         f">= 0.98 on {ours['crop_iou_ge_098']:.0%} of shots"
         + (f" (cropdetect: mean {base['crop_iou_mean']:.3f})" if base else ""),
-        f"- clean shots falsely flagged (black/static/flash): {ours['clean_shots_flagged']} of "
-        f"{ours['clean_shots']}"
+        "- clean shots falsely flagged (black/static/flash/shaky): "
+        f"{ours['clean_shots_flagged']} of {ours['clean_shots']}"
         + (
             f" (baseline, its drop flags: {base['clean_shots_flagged']} of {base['clean_shots']})"
             if base
@@ -183,7 +182,7 @@ def calibrate(folder: Path, width: int) -> dict:
         obs = ObserverFactory(w, h, cfg)(0, None)
         for frame in FrameReader(path, (w, h)):
             obs.process_frame(frame.index, frame.image)
-        merged, cells = type(obs).merged([obs])
+        merged, cells, _motion = type(obs).merged([obs])
         s = merged.marks.sums
         n = max(1, merged.marks.frames)
         std = np.sqrt(np.maximum(s["level2"] / n - (s["level"] / n) ** 2, 0))

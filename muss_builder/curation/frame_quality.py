@@ -153,4 +153,8 @@ def quality_flags(quality: dict[str, float], cfg: PictureConfig) -> list[str]:
         flags.append("static")
     if cfg.flash.enabled and quality["flash_share"] >= cfg.flash.min_share:
         flags.append("flash")
+    # absent when too few frames had a trusted translation (black, flat or flashing shots)
+    shake = quality.get("shake")
+    if cfg.shaky.enabled and shake is not None and shake >= cfg.shaky.max_shake:
+        flags.append("shaky")
     return sorted(flags)

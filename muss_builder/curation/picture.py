@@ -28,6 +28,7 @@ from muss_builder.curation.picture_config import (
     MEASURES,
     PictureConfig,
 )
+from muss_builder.curation.shake import ShakeTrack, shot_shake
 from muss_builder.curation.watermark import WatermarkFound, WatermarkStats
 from muss_builder.media.probe import FilmProbe
 from muss_builder.shots.detector import analysis_size
@@ -99,7 +100,10 @@ class PictureObserver:
             self.width, self.height, self.cfg.watermark, ap.black_level, ap.evidence_share,
             self.first, self.stop,
         )  # fmt: skip
-        self.seconds = dict.fromkeys(("gray", "active_picture", "quality", "watermark"), 0.0)
+        self.shake = ShakeTrack(self.width, self.height, self.cfg.shaky, self.first, self.stop)
+        self.seconds = dict.fromkeys(
+            ("gray", "active_picture", "quality", "watermark", "shake"), 0.0
+        )
 
     def process_frame(self, index: int, frame: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -114,20 +118,28 @@ class PictureObserver:
         if self.cfg.watermark.enabled:
             self.marks.process(index, gray)
         t4 = time.perf_counter()
-        for key, spent in zip(self.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            self.seconds[key] += spent
+        self.shake.process(index, gray)
+        t5 = time.perf_counter()
+        spent = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        for key, seconds in zip(self.seconds, spent, strict=True):
+            self.seconds[key] += seconds
 
     @classmethod
-    def merged(cls, parts: Sequence[PictureObserver]) -> tuple[PictureObserver, np.ndarray]:
-        """The first part holding every part's statistics, and the cells of every frame."""
+    def merged(
+        cls, parts: Sequence[PictureObserver]
+    ) -> tuple[PictureObserver, np.ndarray, np.ndarray]:
+        """The first part holding every part's statistics, the cells of every frame and the
+        translations of every frame (``ShakeTrack``)."""
         out = parts[0]
         for p in parts:
             p.cells.finish()
+            p.shake.finish()
         cells = CellGrid.stacked([p.cells for p in parts])
+        motion = ShakeTrack.stacked([p.shake for p in parts])
         out.bars = ActivePictureDetector.merged([p.bars for p in parts])
         out.marks = WatermarkStats.merged([p.marks for p in parts])
         out.seconds = {k: sum(p.seconds[k] for p in parts) for k in out.seconds}
-        return out, cells
+        return out, cells, motion
 
 
 @dataclass(frozen=True)
@@ -163,10 +175,13 @@ def _film_crop(crops: list[list[int]], lengths: list[int], whole: list[int]) -> 
 def picture_report(
     observer: PictureObserver,
     cells: np.ndarray,
+    motion: np.ndarray,
     shots: Sequence[tuple[int, int]],
     source_size: tuple[int, int],
+    fps: float,
 ) -> PictureReport:
-    """The report of a film whose analysis frames ``observer`` saw, for shots ``(start, end)``."""
+    """The report of a film whose analysis frames ``observer`` saw, for shots ``(start, end)``
+    (``cells`` and ``motion`` from ``PictureObserver.merged``; ``fps`` sizes the shake window)."""
     cfg, (w, h), (sw, sh) = observer.cfg, (observer.width, observer.height), source_size
     started = time.perf_counter()
     whole = [0, 0, w, h]
@@ -190,6 +205,8 @@ def picture_report(
     for (a, b), box, bar in zip(shots, boxes, bars, strict=True):
         mask = observer.cells.cell_mask(box, mark.box if mark else None)
         quality = shot_quality(cells[a:b], mask, cfg)
+        if cfg.shaky.enabled and (shake := shot_shake(motion[a:b], fps, cfg.shaky)) is not None:
+            quality["shake"] = round(shake, 5)  # unmeasured (too few trusted frames): absent
         found = quality_flags(quality, cfg)
         found += [bar] if bar else []
         found += ["watermark"] if watermark else []
@@ -230,9 +247,10 @@ def analyse_film(
         path, probe, shots_cfg, analysis_cfg, observe=ObserverFactory(w, h, picture_cfg)
     )
     parts = detection.observed
-    observer, cells = PictureObserver.merged(parts)
+    observer, cells, motion = PictureObserver.merged(parts)
     detection.observed = []  # the statistics live on in the report, not on the detection
     shots = [(s.start_frame, s.end_frame) for s in detection.shots]
-    report = picture_report(observer, cells, shots, (probe.width, probe.height))
+    size = (probe.width, probe.height)
+    report = picture_report(observer, cells, motion, shots, size, probe.fps)
     report.parts = len(parts)
     return detection, report

@@ -10,6 +10,7 @@ from muss_builder.filters.picture import (  # noqa: F401 (re-exported)
     BlackConfig,
     FlashConfig,
     PictureConfig,
+    ShakyConfig,
     StaticConfig,
     WatermarkConfig,
 )

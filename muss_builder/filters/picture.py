@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # dropping flags (a shot with one is excluded when the flag is in the dropping set)
-DROPPING = ("black", "static", "flash")
+DROPPING = ("black", "static", "flash", "shaky")
 # informational flags (never drop a shot): bars the crop removed, a persistent logo
 INFORMATIONAL = ("letterbox", "pillarbox", "windowbox", "watermark")
 FLAGS = DROPPING + INFORMATIONAL
@@ -28,6 +28,7 @@ MEASURES: dict[str, Literal["high", "low"]] = {
     "motion": "high",  # mean absolute change between frames, grey levels per frame
     "frozen_share": "low",  # share of frames identical to the one before
     "flash_share": "low",  # share of frames that are a brightness spike
+    "shake": "low",  # camera wobble between frames, fraction of the width (curation/shake.py)
 }
 
 
@@ -88,6 +89,46 @@ class FlashConfig(_Strict):
     # the synthetic strobe (a flash every third frame) gives 0.33, one flash in a 2 s shot
     # 0.02; no shot of the curation set rises more than 3 levels over its local median
     min_share: float = Field(0.2, gt=0, le=1, description="flash share that flags the shot")
+
+
+class ShakyConfig(_Strict):
+    """``shaky``: a camera that shakes from frame to frame (``curation/shake.py``): the median,
+    over the shot's measured frames, of how far a frame's camera motion (the median over 2 x 2
+    tiles of the picture) lies from the median motion of the frames within ``window_seconds``
+    around it, in frame widths. On the curation set (``make_set.py``) the three shots shaking
+    by a 3-8 Hz tremor of 3 % of the width measure 0.014-0.021, every other shot (steady pans,
+    a slow sway, dark scenes, static cameras, moving subjects) at most 0.0027; the demo
+    footage's 140 shots (a music video's close-ups of moving heads, street and surveillance
+    cameras) at most 0.0065 (docs/curation.md, "Camera shake")."""
+
+    enabled: bool = True
+    # about the geometric mean of the most restless steady shot (0.0065) and the least shaky
+    # tremor (0.014): 1.5x from each
+    max_shake: float = Field(
+        0.0095, gt=0, description="shake (frame widths per frame) that flags the shot"
+    )
+    window_seconds: float = Field(
+        0.5, gt=0, description="span of the neighbours a frame's motion is compared with"
+    )
+    # under this a tile's phase-correlation peak is not one motion (flat, noisy, flashing)
+    min_response: float = Field(0.3, ge=0, le=1, description="least trusted tile response")
+    # 2 x 2: a 3 x 3 grid separated the classes no better (least shaky / most restless steady
+    # shot 2.0x, against 2.2x) for 2.3x the cost (benchmarks/curation/shake.py)
+    tiles: int = Field(2, ge=1, le=8, description="tiles across and down the picture")
+    min_tiles: int = Field(3, ge=1, description="fewest trusted tiles for a frame's motion")
+    min_frames: int = Field(6, ge=2, description="fewest measured frames to judge a shot")
+    # a shot most of whose frames match nothing (noise, flashes) has no camera path to judge
+    min_trusted_share: float = Field(
+        0.5, ge=0, le=1, description="least share of measured frames with a camera motion"
+    )
+    # bars, a corner logo and subtitles sit at the edges; a static edge pulls motion to zero
+    margin: float = Field(0.1, ge=0, lt=0.5, description="share cut from each side first")
+    tile_side: int = Field(
+        48, ge=8, le=256, description="tiles wider than twice this shrink by a whole factor"
+    )
+    # every other frame: a 12-Hz view of a 24-fps film still shows a 3-8 Hz tremor; halves
+    # the cost (every third frame made short shots' measures noisy: the window holds too few)
+    frame_step: int = Field(2, ge=1, description="every n-th frame is measured (cost)")
 
 
 class WatermarkConfig(_Strict):
@@ -161,5 +202,6 @@ class PictureConfig(_Strict):
     black: BlackConfig = BlackConfig()
     static: StaticConfig = StaticConfig()
     flash: FlashConfig = FlashConfig()
+    shaky: ShakyConfig = ShakyConfig()
     watermark: WatermarkConfig = WatermarkConfig()
     active_picture: ActivePictureConfig = ActivePictureConfig()

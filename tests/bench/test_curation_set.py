@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2] / "benchmarks" / "curation"
 MAKE_SET, BASELINES = ROOT / "make_set.py", ROOT / "baselines.py"
 BAR_LEVEL = 12.0  # mean grey level (full range) a bar row/column stays under after x264
 FLAGS = ("letterbox", "pillarbox", "windowbox", "text_overlay", "credits", "black")
-FLAGS += ("blurry", "static", "duplicate")
+FLAGS += ("blurry", "static", "shaky", "duplicate")
 
 pytestmark = pytest.mark.skipif(
     not {"bikes.mp4", "vtest.avi", "Megamind.avi"} <= {p.name for p in demo_films()},
@@ -72,7 +72,7 @@ def shots(docs: dict[str, dict]):
 
 
 def test_ground_truth_is_complete_and_consistent(docs: dict[str, dict]) -> None:
-    assert len(docs) == 8
+    assert len(docs) == 9
     seen: set[str] = set()
     for doc in docs.values():
         at = 0
@@ -92,6 +92,7 @@ def test_ground_truth_is_complete_and_consistent(docs: dict[str, dict]) -> None:
     assert seen == set(FLAGS)
     notes = {n for _, s in shots(docs) if not set(s["flags"]) - {s["bars"]} for n in s["notes"]}
     assert {"dark_scene", "dark_edges", "subtitle_in_bars", "same_setup_other_moment"} <= notes
+    assert {"steady_pan", "sway"} <= notes  # the handheld film's steady shots
     assert sum(d["watermark"] is not None for d in docs.values()) == 1
 
 
@@ -203,7 +204,7 @@ def test_baselines_print_one_row_per_flag(tiny_set: Path, tmp_path: Path) -> Non
         assert sum(line.startswith(f"| {flag} |") for line in table.splitlines()) == 1, flag
     assert "crop IoU" in table and "duplicate recall" in table
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]
-    assert scores["shots"] == 47
+    assert scores["shots"] == 52
     assert 0.0 <= scores["crop_iou_mean"] <= 1.0
 
 
@@ -212,7 +213,7 @@ def test_edge_films_give_their_film_level_truth(curation_edge_set: Path) -> None
     picture, and a whole-film rip of cur_plain at 3/4 size that repeats every shot."""
     out = curation_edge_set  # make_set.py --tiny --edge, once per session (tests/conftest.py)
     docs = {p.stem: json.loads(p.read_text()) for p in out.glob("cur_*.json")}
-    assert len(docs) == 12
+    assert len(docs) == 13
     expected = {
         "cur_all_credits": ("skipped", "credits"),
         "cur_all_black": ("skipped", "black"),

@@ -82,7 +82,7 @@ def test_flags_follow_their_measures_and_switches() -> None:
     frozen_still = np.zeros((20, 3, 9, 16), np.uint8)
     frozen_still[:, 0] = 120  # mid grey, nothing moves, nothing dark
     quality = shot_quality(frozen_still, np.ones((9, 16), bool), cfg)
-    assert set(quality) == set(MEASURES)
+    assert set(quality) == set(MEASURES) - {"shake"}  # shake: from ShakeTrack (test_shake.py)
     assert quality["frozen_share"] == 1.0 and quality_flags(quality, cfg) == ["static"]
     off = PictureConfig(static={"enabled": False})
     assert quality_flags(quality, off) == []
@@ -90,6 +90,9 @@ def test_flags_follow_their_measures_and_switches() -> None:
     black[:, 1] = 255  # every pixel near-black
     q = shot_quality(black, np.ones((9, 16), bool), cfg)
     assert quality_flags(q, cfg) == ["black"]  # frozen as well, but black says it
+    shaking = quality | {"frozen_share": 0.0, "shake": cfg.shaky.max_shake}
+    assert quality_flags(shaking, cfg) == ["shaky"]
+    assert quality_flags(shaking, PictureConfig(shaky={"enabled": False})) == []
 
 
 def test_logo_removal_plan() -> None:
