@@ -12,6 +12,10 @@ OUT ?= out
 CONFIG ?= pipelines/default.yaml
 EXECUTOR ?= ray
 MOVIES ?=
+# the suite runs on two pytest workers, a whole test file to each (module fixtures built once):
+# 15.5 min against 19.6 min on one, on 2 cores (docs/benchmarks.md "Test suite"); TEST_WORKERS=0
+# runs it in one process
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 # faiss-cpu and faiss-gpu install into the same faiss/ folder: one extra or the other, never both
 ifneq ($(and $(findstring cpu,$(EXTRAS)),$(findstring gpu,$(EXTRAS))),)
@@ -23,7 +27,7 @@ endif
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
-	@echo "  variables: MOVIES='a.mp4 b.mkv' OUT=$(OUT) CONFIG=$(CONFIG) EXECUTOR=ray|inline"
+	@echo "  variables: MOVIES='a.mp4 b.mkv' OUT=$(OUT) CONFIG=$(CONFIG) EXECUTOR=ray|inline TEST_WORKERS=$(TEST_WORKERS)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +53,7 @@ test: venv ffmpeg ## run ruff and the test suite
 	@bash scripts/ensure_demo_footage.sh  # the shot benchmark's tests build films from it
 	@bash scripts/ensure_chromium.sh >/dev/null  # the report's test renders it headless
 	$(VENV)/bin/ruff check muss_builder tests benchmarks
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv ## ruff check and format check
 	$(VENV)/bin/ruff check muss_builder tests benchmarks
