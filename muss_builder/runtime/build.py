@@ -318,8 +318,12 @@ def _run_films(
     if config.filters.enabled and config.filters.duplicates.enabled:
         # the driver creates the registry actor, so the driver owns it: an actor dies with
         # its owner, and an owner on a worker node that is lost would take the registry (and
-        # every later film's claim) with it; owned here, a lost node only restarts it
-        registry_for(out, config, use_ray=True)
+        # every later film's claim) with it; owned here, a lost node only restarts it.
+        # Waiting for its first answer makes sure it is: creation is asynchronous, and on a
+        # slow cluster a worker's get-if-exists could register the name first, own the actor
+        # and take it down with its node (seen once under load: the driver's next call found
+        # it "cancelled before it started running")
+        registry_for(out, config, use_ray=True).n_shots()
     try:
         for result in runner.run(todo):
             add(result)
