@@ -73,8 +73,9 @@ def pack_session_options(onnxruntime: Any, spin: bool = False) -> Any:
 
     A worker shares its cores with the film's decoder, the text detector's thread and other
     films' workers; spinning pool threads burn the cores those need. On the demo footage's
-    music video the face detector ran 2.5x slower beside the text thread with spinning on,
-    1.35x with it off (off costs ~20 % when the detector is alone on the machine;
+    music video the face detector ran 1.65x slower beside the text thread with spinning on,
+    1.36x with it off, and off was faster alone too (26.9 against 36.6 ms a frame: detection
+    and recognition no longer spin against each other; benchmarks/curation/face_spinning.py,
     docs/benchmarks.md "What the filters cost a build").
     """
     options = onnxruntime.SessionOptions()
