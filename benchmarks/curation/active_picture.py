@@ -24,7 +24,6 @@ from muss_builder.curation.active_picture import ActivePictureDetector, scale_bo
 from muss_builder.media.decode import FrameReader, scaled_size
 
 HERE = Path(__file__).resolve().parent
-BAR_FLAGS = ("letterbox", "pillarbox", "windowbox")
 
 
 def _baselines():

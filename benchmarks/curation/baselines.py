@@ -40,6 +40,9 @@ import numpy as np
 
 from muss_builder.media.tools import binary, run
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the set's truth flags live in make_set
+from make_set import DROP_FLAGS
+
 CROPDETECT_LIMIT = 24  # ffmpeg cropdetect's default black level (of 255)
 CROPDETECT_ROUND = 2  # ffmpeg's default is 16 (codec alignment); 2 keeps the detected edges
 BAR_MIN_FRACTION = 0.01  # a side trimmed by less than 1 % of the frame is not a bar
@@ -63,7 +66,6 @@ FLAGS = (
     "shaky",
     "duplicate",
 )
-DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "shaky", "duplicate")
 KEYFRAME_FLAGS = ("text_overlay", "credits", "blurry")
 RECIPES = {
     "letterbox": f"cropdetect limit={CROPDETECT_LIMIT}",

@@ -34,7 +34,8 @@ from muss_builder.media.tools import binary
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
 
-DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "duplicate")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the set's truth flags live in make_set
+from make_set import DROP_FLAGS
 
 
 def read_frames(path: Path, w: int, h: int, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:

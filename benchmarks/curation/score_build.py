@@ -28,8 +28,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-DROP_FLAGS = ("text_overlay", "credits", "black", "blurry", "static", "duplicate")
-BAR_FLAGS = ("letterbox", "pillarbox", "windowbox")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the set's truth flags live in make_set
+from make_set import BAR_FLAGS, DROP_FLAGS
 
 
 def iou(a: list[int], b: list[int]) -> float:
