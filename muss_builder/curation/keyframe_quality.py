@@ -42,6 +42,7 @@ from muss_builder.curation.text import (
     TextDetector,
     covered_share,
     flat_share,
+    line_motion,
     outside_watermark,
     text_detector,
     text_rows,
@@ -98,6 +99,10 @@ class _ShotState:
     lines: int = 0
     share: float = 0.0
     band: list[int] | None = None  # union of subtitle lines [x0, y0, x1, y1]
+    # until the shot is settled: its keyframes and each one's subtitle-placed lines, so a line
+    # can be looked for in the shot's other keyframes (scene text moves, a subtitle does not)
+    images: list[np.ndarray] = field(default_factory=list)
+    subtitle_lines: list[list[list[int]]] = field(default_factory=list)
     sharp: list[float] = field(default_factory=list)
     contrast: list[float] = field(default_factory=list)  # grey std per keyframe
 
@@ -144,7 +149,8 @@ class KeyframeQualityCollector:
         self.text_thread: ThreadPoolExecutor | None = None
         if self.detector is not None and config.text.own_thread:
             self.text_thread = ThreadPoolExecutor(1, thread_name_prefix="text-detector")
-        self.waiting: deque[tuple[_ShotState, Future[_TextSeen]]] = deque()
+        self.waiting: deque[tuple[_ShotState, np.ndarray, Future[_TextSeen]]] = deque()
+        self.unsettled: _ShotState | None = None  # the shot whose keyframes are being folded
 
     def wanted(self) -> dict[int, list[int]]:
         """No frames beyond the keyframes: three per shot already catch a rolling credit."""
@@ -168,16 +174,17 @@ class KeyframeQualityCollector:
             return
         watermark = self.watermark.get(keyframe.shot)
         if self.text_thread is None:
-            self._fold(st, self._see_text(image, watermark))
+            self._fold(st, image, self._see_text(image, watermark))
             return
         # onnxruntime and OpenCV let go of the GIL: the detector runs while the pass decodes
-        self.waiting.append((st, self.text_thread.submit(self._see_text, image, watermark)))
+        future = self.text_thread.submit(self._see_text, image, watermark)
+        self.waiting.append((st, image, future))
         while len(self.waiting) > MAX_WAITING:
             self._fold(*self._next_seen())
 
-    def _next_seen(self) -> tuple[_ShotState, _TextSeen]:
-        st, seen = self.waiting.popleft()
-        return st, seen.result()
+    def _next_seen(self) -> tuple[_ShotState, np.ndarray, _TextSeen]:
+        st, image, seen = self.waiting.popleft()
+        return st, image, seen.result()
 
     def _see_text(self, image: np.ndarray, watermark: list[int] | None) -> _TextSeen:
         """The detector's lines in one keyframe (on the text thread when there is one)."""
@@ -203,16 +210,46 @@ class KeyframeQualityCollector:
             ms=1000 * (time.perf_counter() - t0),
         )
 
-    def _fold(self, st: _ShotState, seen: _TextSeen) -> None:
+    def _fold(self, st: _ShotState, image: np.ndarray, seen: _TextSeen) -> None:
         self.report.text_ms.append(seen.ms)
         st.lines = max(st.lines, seen.lines)
         st.share = max(st.share, seen.share)
         st.credits_like += seen.credits_like
-        if seen.subtitles:
-            st.subtitle_keyframes += 1
-            for x0, y0, x1, y1 in seen.subtitles:
+        if st is not self.unsettled:  # keyframes come in film order: the last shot is whole
+            self._settle(self.unsettled)
+            self.unsettled = st
+        st.images.append(image)
+        st.subtitle_lines.append(seen.subtitles)
+
+    def _settle(self, st: _ShotState | None) -> None:
+        """Count a shot's subtitle lines, once all its keyframes are in, leaving out the ones
+        that moved with the scene; then let go of its keyframes."""
+        if st is None:
+            return
+        greys: list[np.ndarray] = []
+        if self.config.text.moving_text_is_scene and any(st.subtitle_lines):
+            greys = [cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) for image in st.images]
+        for k, lines in enumerate(st.subtitle_lines):
+            kept = [line for line in lines if not (greys and self._moved(greys, k, line))]
+            st.subtitle_keyframes += bool(kept)
+            for x0, y0, x1, y1 in kept:
                 b = st.band or [x0, y0, x1, y1]
                 st.band = [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
+        st.images, st.subtitle_lines = [], []
+
+    def _moved(self, greys: list[np.ndarray], k: int, line: list[int]) -> bool:
+        """Scene text: in another keyframe of the shot the line matches best elsewhere, and in
+        none does it match where it was (a subtitle that changed cue matches nowhere)."""
+        cfg = self.config.text
+        moved = False
+        for j, other in enumerate(greys):
+            if j == k:
+                continue
+            stay, best, shift = line_motion(greys[k], other, line, cfg.track_search)
+            if stay >= cfg.track_match:
+                return False
+            moved |= best >= cfg.track_match and shift >= cfg.track_min_shift
+        return moved
 
     def _is_line(self, row: list[int], h: int) -> bool:
         cfg = self.config.text
@@ -231,6 +268,8 @@ class KeyframeQualityCollector:
         cfg = self.config
         while self.waiting:
             self._fold(*self._next_seen())
+        self._settle(self.unsettled)
+        self.unsettled = None
         if self.text_thread is not None:
             self.text_thread.shutdown()
             self.report.text_thread_seconds = sum(self.report.text_ms) / 1000

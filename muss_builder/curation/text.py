@@ -24,6 +24,7 @@ a 16:9 frame is 12.6 px there, 9 px at 320 px, where busy pictures hid it from t
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +240,28 @@ def flat_share(grey: np.ndarray, boxes: Sequence[Sequence[int]], block: int = 16
     std = g.std(axis=(1, 3))
     used = keep[: hb * block, : wb * block].reshape(hb, block, wb, block).all(axis=(1, 3))
     return float((std[used] < 4.0).mean()) if used.any() else 1.0
+
+
+def line_motion(
+    grey: np.ndarray, other: np.ndarray, box: Sequence[int], search: float
+) -> tuple[float, float, float]:
+    """Where the text line ``box`` of ``grey`` is in ``other`` (another keyframe of its shot):
+    (match where it was, best match within ``search`` of the picture's sides, the best match's
+    shift as a share of the picture's width). Matches are normalised cross-correlations (-1..1).
+
+    A burned-in subtitle is fixed to the frame: the same cue matches where it was, or, once the
+    cue has changed, nowhere. Scene text (a sign, a wall's letters) moves with the camera: it
+    matches best somewhere else. A patch with no texture gives (0, 0, 0): nothing to tell."""
+    h, w = grey.shape
+    x0, y0, x1, y1 = (int(v) for v in box)
+    patch = grey[y0:y1, x0:x1]
+    if patch.size == 0 or float(patch.std()) < 1.0:
+        return 0.0, 0.0, 0.0
+    sx, sy = round(search * w), round(search * h)
+    rx0, ry0 = max(0, x0 - sx), max(0, y0 - sy)
+    rx1, ry1 = min(w, x1 + sx), min(h, y1 + sy)
+    scores = cv2.matchTemplate(other[ry0:ry1, rx0:rx1], patch, cv2.TM_CCOEFF_NORMED)
+    stay = float(scores[y0 - ry0, x0 - rx0])
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    shift = math.hypot(bx + rx0 - x0, by + ry0 - y0) / w
+    return stay, float(best), shift

@@ -45,6 +45,13 @@ class TextFilterConfig(BaseModel):
     subtitle_bottom: float = Field(0.2, ge=0, le=1)
     subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)
     subtitle_min_keyframes: int = Field(1, ge=1)  # keyframes showing it (subtitles come and go)
+    # scene text moves with the camera, a burned-in subtitle is fixed to the frame: a line in a
+    # subtitle band that, in another keyframe of its shot, matches best elsewhere (and in none
+    # where it was) is scene text, a wall's letters in a pan (curation/text.py line_motion)
+    moving_text_is_scene: bool = True
+    track_search: float = Field(0.2, ge=0, le=1)  # how far to look, of the picture's sides
+    track_match: float = Field(0.7, ge=-1, le=1)  # normalised cross-correlation of a match
+    track_min_shift: float = Field(0.02, ge=0, le=1)  # of the width: less is where it was
     credits_min_lines: int = Field(4, ge=1)  # lines that make a keyframe text-dominated
     credits_flat: float = Field(0.9, ge=0, le=1)  # flat share of the non-text blocks of a card
     credits_min_keyframes: float = Field(0.5, ge=0, le=1)  # share of the shot's keyframes

@@ -34,11 +34,34 @@ CREDITS = ("Directed by Ana Lindqvist", "Produced by Omar Haddad", "Edited by Jo
            "Music by Clara Duarte", "Sound Design Piotr Nowak")  # fmt: skip
 
 
-def text(line: str, size: int, y: str) -> str:
+def text(line: str, size: int, y: str, x: str = "(w-text_w)/2") -> str:
     return (
         f"drawtext=fontfile={FONT}:text='{line}':fontsize={size}:fontcolor=white"
-        f":borderw=2:bordercolor=black:x=(w-text_w)/2:y={y}"
+        f":borderw=2:bordercolor=black:x={x}:y={y}"
     )
+
+
+PAN = 8  # px per frame: 64 px (13 % of the width) between a shot's keyframes (4, 12, 20)
+
+
+def pan(kind: str, k: int, size: int) -> str:
+    """A pan across a still, detailed picture twice the frame's width. ``pan_text``: letters
+    painted on the picture at its foot (a sign, a wall), centred in the frame at the shot's
+    middle keyframe and moving with the pan; ``pan_subtitle``: a subtitle over the pan."""
+    chain = scene(k).replace(f"s={W}x{H}", f"s={2 * W}x{H}")
+    chain = chain.replace(
+        f"start_scale={0.02 + 0.01 * k}:end_scale=0.01", "start_scale=0.03:end_scale=0.03"
+    )
+    if (
+        kind == "pan_text"
+    ):  # in the wide picture, at the frame's centre when the crop is at 12 * PAN
+        chain += "," + text(
+            "HOTEL MIRAMAR RESTAURANT", size, f"h-{size * 2}", f"{12 * PAN + W // 2}-text_w/2"
+        )
+    chain += f",crop={W}:{H}:x=n*{PAN}:y=0"
+    if kind == "pan_subtitle":
+        chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+    return chain
 
 
 def scene(k: int) -> str:
@@ -65,6 +88,8 @@ def shot_graph(kind: str, k: int) -> str:
                 y = f"h-n*{speed:.2f}+{2 * size * i}"
             chain += "," + text(line, size, str(y))
         return chain
+    if kind.startswith("pan_"):
+        return pan(kind, k, size)
     if kind == "plain_subtitle":  # a subtitle over a plain, bright picture (a white wall)
         chain = f"color=c=0xd8d8d8:s={W}x{H}:r={FPS},noise=alls=2:allf=t"
         return chain + "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
@@ -224,3 +249,18 @@ def test_config_and_missing_package(monkeypatch) -> None:
     monkeypatch.setattr(text_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelNotFoundError, match="pip install rapidocr-onnxruntime"):
         text_module.detector_model_path()
+
+
+def test_scene_text_moving_with_a_pan_is_not_a_subtitle(tmp_path) -> None:
+    """Letters painted on a panned picture sit centred at the foot of the frame in the shot's
+    middle keyframe only: they move with the camera, so they are scene text; a subtitle over
+    the same pan stays where it is and stays text_overlay. Without the check the letters
+    would make the shot a subtitle shot."""
+    kinds = ["clean", "pan_text", "pan_subtitle"]
+    keyframes = keyframes_of(make_film(tmp_path / "pan.mp4", kinds), shots_for(len(kinds)))
+    report = collect(keyframes, len(kinds))
+    assert {i: s.flags for i, s in report.shots.items() if s.flags} == {2: ["text_overlay"]}
+    assert report.shots[1].quality["text_lines"] >= 1  # the letters were read as a line
+    off = KeyframeQualityConfig.model_validate({"text": {"moving_text_is_scene": False}})
+    flagged = {i: s.flags for i, s in collect(keyframes, len(kinds), off).shots.items() if s.flags}
+    assert flagged == {1: ["text_overlay"], 2: ["text_overlay"]}
