@@ -39,6 +39,22 @@ DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
 PACKAGE = "rapidocr_onnxruntime"
 
 
+# the sides given to the detector are those of a 16:9 picture; a wider one gets as many pixels
+# of height as a 16:9 picture, up to this many times the side along its long side
+WIDEST = 2.0
+
+
+def sized_side(h: int, w: int) -> int:
+    """The long side the detector's ``side`` stands for: a picture's own, or for a picture
+    wider than 16:9 the long side of a 16:9 picture of its height (of its short side).
+
+    Type is sized to a picture's height: a subtitle is ~5 % of it. Scaled by its long side, a
+    2.39:1 letterboxed picture's subtitle came to 9-10 px at the 448-px screen, under the
+    ~12 px DB needs, and whether the screen saw it turned on a 2-px change of the crop; sized
+    by its height it keeps the 12.6 px of a 16:9 picture (docs/curation.md)."""
+    return min(max(h, w), math.ceil(min(h, w) * 16 / 9))
+
+
 @dataclass(frozen=True)
 class TextBox:
     box: Box  # in the pixels of the image given to ``detect``
@@ -102,7 +118,7 @@ class TextDetector:
         if self.screen_max_side is not None:
             # a keyframe smaller than the screen is enlarged only up to screen_min_side: a
             # 160x90 film's subtitle is 12 px there, and more pixels would add no detail
-            side = min(self.screen_max_side, max(self.screen_min_side, h, w))
+            side = min(self.screen_max_side, max(self.screen_min_side, sized_side(h, w)))
             prob = self._probability(image, side)
             hit = prob > self.screen_threshold
             if ignore is not None:
@@ -121,7 +137,7 @@ class TextDetector:
         h, w = image.shape[:2]
         # DB needs sides that are multiples of 32; every picture goes in at that size, so a
         # small keyframe's subtitle (9 px at 180 lines) is enlarged to a size DB finds
-        scale = side / max(h, w)
+        scale = min(side / sized_side(h, w), WIDEST * side / max(h, w))
         nh, nw = (max(32, round(v * scale / 32) * 32) for v in (h, w))
         shrink = nw <= w
         small = cv2.resize(

@@ -1,0 +1,43 @@
+"""muss_builder.curation.text: the sizes the PP-OCRv4 detector sees, and line tracking."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from muss_builder.curation.text import line_motion, sized_side, text_detector
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "side"),
+    [(480, 854, 854), (1080, 1920, 1920), (358, 854, 637), (480, 640, 640), (854, 480, 854)],
+)
+def test_sized_side_is_the_long_side_of_a_16_9_picture_as_tall(h: int, w: int, side: int) -> None:
+    assert sized_side(h, w) == side
+
+
+def test_a_scope_picture_gets_the_rows_of_a_16_9_one() -> None:
+    """Type is sized to the picture's height: a 2.39:1 crop of a 480-line film goes to the
+    detector with as many rows as the 16:9 film, at the screen and at the measuring size."""
+    detector = text_detector()
+    scope = detector._probability(np.zeros((358, 854, 3), np.uint8), 448)
+    wide = detector._probability(np.zeros((480, 854, 3), np.uint8), 448)
+    assert scope.shape[0] == wide.shape[0] == 256 and scope.shape[1] > wide.shape[1]
+    panorama = detector._probability(np.zeros((200, 1600, 3), np.uint8), 448)
+    assert panorama.shape[1] <= 2 * 448  # never more than twice the side along the long one
+    assert detector._probability(np.zeros((640, 360, 3), np.uint8), 448).shape == (448, 256)
+
+
+def test_line_motion_tells_a_moving_line_from_a_fixed_one() -> None:
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 255, (270, 960), np.uint8)
+    cv2.putText(picture, "HOTEL MIRAMAR", (300, 240), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    box = [290, 215, 520, 250]
+    first, panned = picture[:, :480], picture[:, 40:520]  # the camera moves 40 px right
+    stay, best, shift = line_motion(first, panned, box, 0.2)
+    assert best > 0.9 and stay < 0.5 and shift == pytest.approx(40 / 480, abs=0.005)
+    stay, best, shift = line_motion(first, first, box, 0.2)  # a frame-fixed line
+    assert stay == pytest.approx(1.0, abs=1e-3) and shift == 0
+    flat = np.full((270, 480), 128, np.uint8)
+    assert line_motion(flat, first, box, 0.2) == (0.0, 0.0, 0.0)  # nothing to match
