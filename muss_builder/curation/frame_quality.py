@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from muss_builder.curation.frame_rows import FrameRows
 from muss_builder.curation.picture_config import PictureConfig
 
 DIFF_SCALE = 8.0  # change is stored in 1/8 grey level steps (0-31.9 levels per frame)
@@ -39,8 +40,7 @@ class CellGrid:
     black_level: int
     first: int = 0  # first frame whose cells this grid keeps
     stop: int | None = None  # exclusive; None: to the end
-    _chunks: list[np.ndarray] = field(default_factory=list, repr=False)
-    _count: int = 0
+    _rows: FrameRows = field(init=False, repr=False)
     _prev: np.ndarray | None = field(default=None, repr=False)
     _prev_index: int = -2
 
@@ -49,6 +49,7 @@ class CellGrid:
         self.cells_x, self.cells_y = min(self.cells_x, self.width), min(self.cells_y, self.height)
         self._xs, self._ys = edges(self.width, self.cells_x), edges(self.height, self.cells_y)
         self._area = np.outer(np.diff(self._ys), np.diff(self._xs)).astype(np.float32)
+        self._rows = FrameRows((3, self.cells_y, self.cells_x), np.uint8, 0, _CHUNK)
 
     def _cell_mean(self, values: np.ndarray) -> np.ndarray:
         if self.width % self.cells_x == 0 and self.height % self.cells_y == 0:
@@ -71,16 +72,11 @@ class CellGrid:
         else:
             diff = np.zeros_like(level)  # the film's first frame: no change measured
         row = np.stack([level, dark * 255.0, np.minimum(diff * DIFF_SCALE, 255.0)])
-        if self._count % _CHUNK == 0:
-            self._chunks.append(np.zeros((_CHUNK, 3, self.cells_y, self.cells_x), np.uint8))
-        self._chunks[-1][self._count % _CHUNK] = np.round(row).astype(np.uint8)
-        self._count += 1
+        self._rows.append(np.round(row).astype(np.uint8))
 
     def frames(self) -> np.ndarray:
         """``(n_frames, 3, cells_y, cells_x)`` uint8: every kept frame, in order."""
-        if not self._chunks:
-            return np.zeros((0, 3, self.cells_y, self.cells_x), np.uint8)
-        return np.concatenate(self._chunks)[: self._count]
+        return self._rows.array()
 
     def finish(self) -> None:
         """No more frames: drop the last frame's pixels (the grid keeps statistics only)."""

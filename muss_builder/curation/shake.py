@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from muss_builder.curation.frame_rows import FrameRows
 from muss_builder.filters.picture import ShakyConfig
 
-_CHUNK = 4096  # frames per storage chunk
+_CHUNK = 4096  # frames per storage chunk (12 numbers a frame)
 
 
 @dataclass
@@ -46,12 +47,12 @@ class ShakeTrack:
     cfg: ShakyConfig
     first: int = 0
     stop: int | None = None
-    _chunks: list[np.ndarray] = field(default_factory=list, repr=False)
-    _count: int = 0
+    _rows: FrameRows = field(init=False, repr=False)
     _prev: list[np.ndarray] | None = field(default=None, repr=False)
     _prev_index: int = -2
 
     def __post_init__(self) -> None:
+        self._rows = FrameRows((3,), np.float32, np.nan, _CHUNK)
         m, n = self.cfg.margin, self.cfg.tiles
         self._x0, self._x1 = round(self.width * m), round(self.width * (1 - m))
         self._y0, self._y1 = round(self.height * m), round(self.height * (1 - m))
@@ -89,10 +90,7 @@ class ShakeTrack:
         row = (np.nan, np.nan, np.nan)  # skipped by frame_step, or the film's first frame
         if measured and tiles is not None and prev is not None and follows:
             row = self._camera_move(prev, tiles)
-        if self._count % _CHUNK == 0:
-            self._chunks.append(np.full((_CHUNK, 3), np.nan, np.float32))
-        self._chunks[-1][self._count % _CHUNK] = row
-        self._count += 1
+        self._rows.append(row)
 
     def _camera_move(self, prev: list[np.ndarray], tiles: list[np.ndarray]) -> tuple:
         moves = []
@@ -108,9 +106,7 @@ class ShakeTrack:
 
     def frames(self) -> np.ndarray:
         """``(n_frames, 3)`` float32 (dx, dy, trusted tile share): every kept frame, in order."""
-        if not self._chunks:
-            return np.zeros((0, 3), np.float32)
-        return np.concatenate(self._chunks)[: self._count]
+        return self._rows.array()
 
     def finish(self) -> None:
         self._prev = None
