@@ -92,14 +92,17 @@ def iou(a: list[int], b: list[int]) -> float:
     return w * h / (area - w * h)
 
 
-def true_report(path: Path, cfg: PictureConfig | None = None):
-    """The report for the true shots, frames fed straight from one analysis-size decode."""
+def true_report(
+    path: Path, cfg: PictureConfig | None = None, shots: list[tuple[int, int]] | None = None
+):
+    """The report for the true ``shots`` (default: this file's film), frames fed straight from
+    one analysis-size decode; the observer goes through pickle, as from a Ray worker."""
     probe = probe_film(path)
     observer = ObserverFactory(256, 144, cfg or PictureConfig())(0, None)
     for frame in FrameReader(path, (256, 144)):
         observer.process_frame(frame.index, frame.image)
     merged, cells, motion = PictureObserver.merged([pickle.loads(pickle.dumps(observer))])
-    shots = [(k * N, (k + 1) * N) for k in range(len(SHOTS))]
+    shots = shots or [(k * N, (k + 1) * N) for k in range(len(SHOTS))]
     return picture_report(merged, cells, motion, shots, (probe.width, probe.height), probe.fps)
 
 

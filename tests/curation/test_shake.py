@@ -4,19 +4,16 @@ read the way a build reads it (analysis frames of 256 px, ``PictureObserver``)."
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from muss_builder.curation.picture import ObserverFactory, PictureObserver, picture_report
 from muss_builder.curation.picture_config import PictureConfig, ShakyConfig
 from muss_builder.curation.shake import ShakeTrack, shot_shake
-from muss_builder.media.decode import FrameReader
-from muss_builder.media.probe import probe_film
 from muss_builder.media.tools import binary, run
+from tests.curation.test_picture import true_report
 
 FPS, N, W, H = 24, 72, 854, 480
 TREMOR = "(sin(2*PI*3.1*n/24)+0.6*sin(2*PI*5.3*n/24+1)+0.4*sin(2*PI*7.7*n/24+2))"
@@ -56,13 +53,7 @@ def shake_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def report(path: Path, cfg: PictureConfig | None = None):
-    probe = probe_film(path)
-    observer = ObserverFactory(256, 144, cfg or PictureConfig())(0, None)
-    for frame in FrameReader(path, (256, 144)):
-        observer.process_frame(frame.index, frame.image)
-    merged, cells, motion = PictureObserver.merged([pickle.loads(pickle.dumps(observer))])
-    shots = [(k * N, (k + 1) * N) for k in range(len(MOVES))]
-    return picture_report(merged, cells, motion, shots, (probe.width, probe.height), FPS)
+    return true_report(path, cfg, [(k * N, (k + 1) * N) for k in range(len(MOVES))])
 
 
 def test_only_the_shaking_camera_is_shaky(shake_film: Path) -> None:
