@@ -44,6 +44,7 @@ from muss_builder.curation.text import (
     flat_share,
     line_motion,
     outside_watermark,
+    scene_motion,
     text_detector,
     text_rows,
 )
@@ -238,8 +239,9 @@ class KeyframeQualityCollector:
         st.images, st.subtitle_lines = [], []
 
     def _moved(self, greys: list[np.ndarray], k: int, line: list[int]) -> bool:
-        """Scene text: in another keyframe of the shot the line matches best elsewhere, and in
-        none does it match where it was (a subtitle that changed cue matches nowhere)."""
+        """Scene text: in another keyframe of the shot the line matches best elsewhere, moved
+        as the picture beside it moved, and in no keyframe does it match where it was (a
+        subtitle whose cue changed matches nowhere; a news crawl moves, its picture does not)."""
         cfg = self.config.text
         moved = False
         for j, other in enumerate(greys):
@@ -248,7 +250,11 @@ class KeyframeQualityCollector:
             stay, best, shift = line_motion(greys[k], other, line, cfg.track_search)
             if stay >= cfg.track_match:
                 return False
-            moved |= best >= cfg.track_match and shift >= cfg.track_min_shift
+            if moved or best < cfg.track_match or math.hypot(*shift) < cfg.track_min_shift:
+                continue
+            scene, scene_shift = scene_motion(greys[k], other, line, cfg.track_search)
+            apart = math.hypot(shift[0] - scene_shift[0], shift[1] - scene_shift[1])
+            moved = scene >= cfg.track_match and apart < cfg.track_min_shift
         return moved
 
     def _is_line(self, row: list[int], h: int) -> bool:

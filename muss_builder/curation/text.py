@@ -260,24 +260,47 @@ def flat_share(grey: np.ndarray, boxes: Sequence[Sequence[int]], block: int = 16
 
 def line_motion(
     grey: np.ndarray, other: np.ndarray, box: Sequence[int], search: float
-) -> tuple[float, float, float]:
+) -> tuple[float, float, tuple[float, float]]:
     """Where the text line ``box`` of ``grey`` is in ``other`` (another keyframe of its shot):
     (match where it was, best match within ``search`` of the picture's sides, the best match's
-    shift as a share of the picture's width). Matches are normalised cross-correlations (-1..1).
+    shift (dx, dy) in shares of the picture's width). Matches are normalised cross-correlations
+    (-1..1); a patch with no texture gives (0, 0, (0, 0)): nothing to tell.
 
     A burned-in subtitle is fixed to the frame: the same cue matches where it was, or, once the
-    cue has changed, nowhere. Scene text (a sign, a wall's letters) moves with the camera: it
-    matches best somewhere else. A patch with no texture gives (0, 0, 0): nothing to tell."""
-    h, w = grey.shape
+    cue has changed, nowhere. Scene text moves with the camera: it matches best elsewhere, and
+    so does the picture around it (``scene_motion``)."""
+    return _match(grey, other, [int(v) for v in box], search)
+
+
+def scene_motion(
+    grey: np.ndarray, other: np.ndarray, box: Sequence[int], search: float
+) -> tuple[float, tuple[float, float]]:
+    """How the picture beside the line ``box`` moved: (best match, shift) of a band twice the
+    line's height just above it (below it when there is no room above). A news crawl moves and
+    the picture behind it does not; scene text moves with its picture."""
     x0, y0, x1, y1 = (int(v) for v in box)
+    h = grey.shape[0]
+    lh, gap = y1 - y0, max(1, (y1 - y0) // 2)
+    if y0 - gap - 2 * lh >= 0:
+        band = [x0, y0 - gap - 2 * lh, x1, y0 - gap]
+    else:
+        band = [x0, min(h, y1 + gap), x1, min(h, y1 + gap + 2 * lh)]
+    _, best, shift = _match(grey, other, band, search)
+    return best, shift
+
+
+def _match(
+    grey: np.ndarray, other: np.ndarray, box: list[int], search: float
+) -> tuple[float, float, tuple[float, float]]:
+    h, w = grey.shape
+    x0, y0, x1, y1 = box
     patch = grey[y0:y1, x0:x1]
-    if patch.size == 0 or float(patch.std()) < 1.0:
-        return 0.0, 0.0, 0.0
+    if patch.shape[0] < 4 or patch.shape[1] < 4 or float(patch.std()) < 1.0:
+        return 0.0, 0.0, (0.0, 0.0)
     sx, sy = round(search * w), round(search * h)
     rx0, ry0 = max(0, x0 - sx), max(0, y0 - sy)
-    rx1, ry1 = min(w, x1 + sx), min(h, y1 + sy)
+    rx1, ry1 = min(w, x0 + patch.shape[1] + sx), min(h, y0 + patch.shape[0] + sy)
     scores = cv2.matchTemplate(other[ry0:ry1, rx0:rx1], patch, cv2.TM_CCOEFF_NORMED)
     stay = float(scores[y0 - ry0, x0 - rx0])
     _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-    shift = math.hypot(bx + rx0 - x0, by + ry0 - y0) / w
-    return stay, float(best), shift
+    return stay, float(best), ((bx + rx0 - x0) / w, (by + ry0 - y0) / w)

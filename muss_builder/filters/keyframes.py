@@ -46,8 +46,9 @@ class TextFilterConfig(BaseModel):
     subtitle_top: float = Field(0.2, ge=0, le=1)  # ..or in this one (of the picture height)
     subtitle_min_keyframes: int = Field(1, ge=1)  # keyframes showing it (subtitles come and go)
     # scene text moves with the camera, a burned-in subtitle is fixed to the frame: a line in a
-    # subtitle band that, in another keyframe of its shot, matches best elsewhere (and in none
-    # where it was) is scene text, a wall's letters in a pan (curation/text.py line_motion)
+    # subtitle band that, in another keyframe of its shot, matches best elsewhere, as the
+    # picture above it does (a crawl moves alone), and in none where it was, is scene text:
+    # a wall's letters in a pan (curation/text.py line_motion, scene_motion)
     moving_text_is_scene: bool = True
     track_search: float = Field(0.2, ge=0, le=1)  # how far to look, of the picture's sides
     track_match: float = Field(0.7, ge=-1, le=1)  # normalised cross-correlation of a match

@@ -44,20 +44,28 @@ def text(line: str, size: int, y: str, x: str = "(w-text_w)/2") -> str:
 PAN = 8  # px per frame: 64 px (13 % of the width) between a shot's keyframes (4, 12, 20)
 
 
-def pan(kind: str, k: int, size: int) -> str:
-    """A pan across a still, detailed picture twice the frame's width. ``pan_text``: letters
-    painted on the picture at its foot (a sign, a wall), centred in the frame at the shot's
-    middle keyframe and moving with the pan; ``pan_subtitle``: a subtitle over the pan."""
-    chain = scene(k).replace(f"s={W}x{H}", f"s={2 * W}x{H}")
-    chain = chain.replace(
+def still(k: int, width: int = W) -> str:
+    """A still, detailed picture: the Mandelbrot set at one scale."""
+    chain = scene(k).replace(f"s={W}x{H}", f"s={width}x{H}")
+    return chain.replace(
         f"start_scale={0.02 + 0.01 * k}:end_scale=0.01", "start_scale=0.03:end_scale=0.03"
     )
+
+
+def pan(kind: str, k: int, size: int) -> str:
+    """Text that moves between a shot's keyframes, centred at the foot of the frame in the
+    middle one (frame 12) only. ``pan_text``: letters painted on a picture twice the frame's
+    width (a sign, a wall) that the camera pans across; ``pan_subtitle``: a subtitle over the
+    same pan; ``crawl``: a news crawl moving over a still picture."""
+    if kind == "crawl":
+        x = f"{W // 2}-text_w/2+(12-n)*{PAN}"
+        return still(k) + "," + text("LIVE  Storm closes the harbour", size, f"h-{size * 2}", x)
+    chain = still(k, 2 * W)
     if (
         kind == "pan_text"
-    ):  # in the wide picture, at the frame's centre when the crop is at 12 * PAN
-        chain += "," + text(
-            "HOTEL MIRAMAR RESTAURANT", size, f"h-{size * 2}", f"{12 * PAN + W // 2}-text_w/2"
-        )
+    ):  # in the wide picture: at the frame's centre when the crop is at 12 * PAN
+        x = f"{12 * PAN + W // 2}-text_w/2"
+        chain += "," + text("HOTEL MIRAMAR RESTAURANT", size, f"h-{size * 2}", x)
     chain += f",crop={W}:{H}:x=n*{PAN}:y=0"
     if kind == "pan_subtitle":
         chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
@@ -88,7 +96,7 @@ def shot_graph(kind: str, k: int) -> str:
                 y = f"h-n*{speed:.2f}+{2 * size * i}"
             chain += "," + text(line, size, str(y))
         return chain
-    if kind.startswith("pan_"):
+    if kind.startswith("pan_") or kind == "crawl":
         return pan(kind, k, size)
     if kind == "plain_subtitle":  # a subtitle over a plain, bright picture (a white wall)
         chain = f"color=c=0xd8d8d8:s={W}x{H}:r={FPS},noise=alls=2:allf=t"
@@ -253,14 +261,16 @@ def test_config_and_missing_package(monkeypatch) -> None:
 
 def test_scene_text_moving_with_a_pan_is_not_a_subtitle(tmp_path) -> None:
     """Letters painted on a panned picture sit centred at the foot of the frame in the shot's
-    middle keyframe only: they move with the camera, so they are scene text; a subtitle over
-    the same pan stays where it is and stays text_overlay. Without the check the letters
-    would make the shot a subtitle shot."""
-    kinds = ["clean", "pan_text", "pan_subtitle"]
+    middle keyframe only: they move with the camera and with the picture around them, so they
+    are scene text. A subtitle over the same pan stays where it is, and a news crawl moves
+    while the picture behind it does not: both stay text_overlay. Without the check the
+    letters would make their shot a subtitle shot."""
+    kinds = ["clean", "pan_text", "pan_subtitle", "crawl"]
     keyframes = keyframes_of(make_film(tmp_path / "pan.mp4", kinds), shots_for(len(kinds)))
     report = collect(keyframes, len(kinds))
-    assert {i: s.flags for i, s in report.shots.items() if s.flags} == {2: ["text_overlay"]}
+    found = {i: s.flags for i, s in report.shots.items() if s.flags}
+    assert found == {2: ["text_overlay"], 3: ["text_overlay"]}
     assert report.shots[1].quality["text_lines"] >= 1  # the letters were read as a line
     off = KeyframeQualityConfig.model_validate({"text": {"moving_text_is_scene": False}})
     flagged = {i: s.flags for i, s in collect(keyframes, len(kinds), off).shots.items() if s.flags}
-    assert flagged == {1: ["text_overlay"], 2: ["text_overlay"]}
+    assert flagged == {1: ["text_overlay"], 2: ["text_overlay"], 3: ["text_overlay"]}

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from muss_builder.curation.text import line_motion, sized_side, text_detector
+from muss_builder.curation.text import line_motion, scene_motion, sized_side, text_detector
 
 
 @pytest.mark.parametrize(
@@ -33,11 +33,17 @@ def test_line_motion_tells_a_moving_line_from_a_fixed_one() -> None:
     rng = np.random.default_rng(0)
     picture = rng.integers(0, 255, (270, 960), np.uint8)
     cv2.putText(picture, "HOTEL MIRAMAR", (300, 240), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
-    box = [290, 215, 520, 250]
+    box = [290, 215, 470, 250]
     first, panned = picture[:, :480], picture[:, 40:520]  # the camera moves 40 px right
-    stay, best, shift = line_motion(first, panned, box, 0.2)
-    assert best > 0.9 and stay < 0.5 and shift == pytest.approx(40 / 480, abs=0.005)
+    stay, best, (dx, dy) = line_motion(first, panned, box, 0.2)
+    assert best > 0.9 and stay < 0.5 and (dx, dy) == (pytest.approx(-40 / 480), 0)
+    scene, (sx, sy) = scene_motion(first, panned, box, 0.2)  # the picture above moved alike
+    assert scene > 0.9 and (sx, sy) == (pytest.approx(-40 / 480), 0)
     stay, best, shift = line_motion(first, first, box, 0.2)  # a frame-fixed line
-    assert stay == pytest.approx(1.0, abs=1e-3) and shift == 0
+    assert stay == pytest.approx(1.0, abs=1e-3) and shift == (0, 0)
+    crawl = first.copy()  # the line moved 40 px left over a picture that stayed
+    crawl[box[1] : box[3], box[0] - 40 : box[2] - 40] = first[box[1] : box[3], box[0] : box[2]]
+    assert line_motion(first, crawl, box, 0.2)[2] == (pytest.approx(-40 / 480), 0)
+    assert scene_motion(first, crawl, box, 0.2)[1] == (0, 0)
     flat = np.full((270, 480), 128, np.uint8)
-    assert line_motion(flat, first, box, 0.2) == (0.0, 0.0, 0.0)  # nothing to match
+    assert line_motion(flat, first, box, 0.2) == (0.0, 0.0, (0.0, 0.0))  # nothing to match
