@@ -345,3 +345,39 @@ def test_a_ray_build_finds_the_copy_through_the_registry_actor(
         f"{by_status['ok'].film_id}.npz"  # a whole-film copy registers nothing
     ]
     assert validate_dataset(out) == []
+
+
+@pytest.mark.parametrize("size", [(270, 480), (360, 360)], ids=["vertical", "square"])
+def test_vertical_and_square_films_keep_working(
+    size: tuple[int, int], curated: PipelineConfig, tmp_path: Path
+) -> None:
+    """A 9:16 and a square film: the whole frame is their picture (no bar found in a tall or
+    square frame), the subtitle shot is found and dropped, the other shots are left alone,
+    and the samples' clips keep the film's shape."""
+    ms = make_set()
+    S = ms.Shot
+    shots = [
+        S("clip", "bikes-traffic"),
+        S("clip", "megamind-her"),
+        S("photo", "baboon.jpg", offset=1, effects=("subtitle",), text="Where were you"),
+        S("clip", "bikes-taxi"),
+        S("photo", "fruits.jpg", offset=2),
+    ]
+    truth = ms.build_film(ms.Film("shaped", shots, frames=[N] * 5), tmp_path, size, 24,
+                          ms.find_library())  # fmt: skip
+    summary = build([str(tmp_path / "shaped.mp4")], tmp_path / "out", curated, executor="inline")
+    (result,) = summary.results
+    assert result.status == "ok", result.reason
+    record = record_of(tmp_path / "out", result.film_id)
+    whole = [0, 0, *size]
+    assert record["crop"] == whole and all(s["crop"] == whole for s in record["shots"])
+    for want in truth["shots"]:
+        mid = (want["start_frame"] + want["end_frame"]) // 2
+        (shot,) = [s for s in record["shots"] if s["start_frame"] <= mid < s["end_frame"]]
+        assert set(shot["flags"]) & set(DROPPING_FLAGS) == set(want["flags"]), (want, shot)
+        assert not {"letterbox", "pillarbox", "windowbox"} & set(shot["flags"])
+    rows = pq.read_table(tmp_path / "out" / "index.parquet").to_pylist()
+    assert rows
+    for row in rows:
+        w, h = row["clip_width"], row["clip_height"]
+        assert (w < h) if size[0] < size[1] else (w == h), row
