@@ -10,9 +10,9 @@ What counts as text, and as which flag:
 - a *line* is a run of detected boxes on one row, wide (``min_line_aspect``) and of a text's
   height (``min_line_height``..``max_line_height`` of the picture); boxes mostly inside the
   channel logo's box are the logo, never text (``text.outside_watermark``);
-- ``credits``: text-dominated keyframes (at least ``credits_min_lines`` lines, or a line over a
-  background that is nearly all flat: a title card, an intertitle, a roll) in at least
-  ``credits_min_keyframes`` of the shot's keyframes;
+- ``credits``: text-dominated keyframes (at least ``credits_min_lines`` lines in one column,
+  ``credits_align``, or a line over a background that is nearly all flat: a title card, an
+  intertitle, a roll) in at least ``credits_min_keyframes`` of the shot's keyframes;
 - ``text_overlay``: a *subtitle* line (horizontally centred, in the bottom
   ``subtitle_bottom`` or top ``subtitle_top`` band of the picture) in a keyframe of a shot
   that is not credits. Scene text (a shirt, a book cover, a shop sign) is rarely a centred
@@ -40,6 +40,7 @@ import numpy as np
 from muss_builder.curation.sharpness import judge_blur, sharpness
 from muss_builder.curation.text import (
     TextDetector,
+    aligned_lines,
     covered_share,
     flat_share,
     line_motion,
@@ -197,7 +198,7 @@ class KeyframeQualityCollector:
         rows = text_rows(outside_watermark(boxes, watermark, cfg.watermark_max_inside))
         lines = [r for r in rows if self._is_line(r, h)]
         subtitles = [r for r in lines if self._is_subtitle(r, w, h)]
-        credits_like = len(lines) >= cfg.credits_min_lines
+        credits_like = aligned_lines(lines, w, cfg.credits_align) >= cfg.credits_min_lines
         # a card is text over a plain picture; a subtitle over a plain picture (a white wall,
         # the sky) is still a subtitle: only lines off the subtitle bands make a card
         if not credits_like and len(subtitles) < len(lines):

@@ -232,6 +232,22 @@ def text_rows(boxes: list[TextBox]) -> list[Box]:
     return rows
 
 
+def aligned_lines(rows: Sequence[Sequence[int]], w: int, tolerance: float) -> int:
+    """The most ``rows`` that share one column: their centres, left edges or right edges agree
+    within ``tolerance`` of the width ``w``. Credits are laid out (centred on the frame's axis,
+    or in a column, as in a roll or a squeeze-back); the text of a scene (book covers, shop
+    signs, a newspaper) sits where its objects are."""
+    best = 0
+    for key in (lambda r: (r[0] + r[2]) / 2, lambda r: r[0], lambda r: r[2]):
+        xs = sorted(key(r) for r in rows)
+        lo = 0
+        for hi, x in enumerate(xs):  # the widest window of values within the tolerance
+            while x - xs[lo] > tolerance * w:
+                lo += 1
+            best = max(best, hi - lo + 1)
+    return best
+
+
 def covered_share(boxes: Sequence[Sequence[int]], w: int, h: int) -> float:
     """Share of the w x h picture covered by the union of the boxes."""
     if not boxes:

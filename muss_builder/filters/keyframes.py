@@ -53,7 +53,10 @@ class TextFilterConfig(BaseModel):
     track_search: float = Field(0.2, ge=0, le=1)  # how far to look, of the picture's sides
     track_match: float = Field(0.7, ge=-1, le=1)  # normalised cross-correlation of a match
     track_min_shift: float = Field(0.02, ge=0, le=1)  # of the width: less is where it was
-    credits_min_lines: int = Field(4, ge=1)  # lines that make a keyframe text-dominated
+    credits_min_lines: int = Field(4, ge=1)  # lines in one column: a text-dominated keyframe
+    # lines are in one column when their centres, left or right edges agree within this share
+    # of the width: credits are laid out, a scene's text (book covers, signs) is scattered
+    credits_align: float = Field(0.03, ge=0, le=1)
     credits_flat: float = Field(0.9, ge=0, le=1)  # flat share of the non-text blocks of a card
     credits_min_keyframes: float = Field(0.5, ge=0, le=1)  # share of the shot's keyframes
     subtitles: Literal["drop", "crop"] = "drop"  # what a subtitle shot becomes (see module)

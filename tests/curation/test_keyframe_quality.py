@@ -41,6 +41,10 @@ def text(line: str, size: int, y: str, x: str = "(w-text_w)/2") -> str:
     )
 
 
+# (text, font size, x, y): shop signs and labels of a street, no two on one column
+SIGNS = (("BASIC ELECTRONICS", 22, 20, 24), ("OPEN 24 HOURS", 18, 300, 54),
+         ("Hotel Miramar", 26, 110, 100), ("DEVICES AND CIRCUITS", 16, 236, 146),
+         ("PHARMACY", 20, 384, 186))  # fmt: skip
 PAN = 8  # px per frame: 64 px (13 % of the width) between a shot's keyframes (4, 12, 20)
 
 
@@ -95,6 +99,13 @@ def shot_graph(kind: str, k: int) -> str:
                 speed = (H + 2 * size * len(CREDITS)) / N
                 y = f"h-n*{speed:.2f}+{2 * size * i}"
             chain += "," + text(line, size, str(y))
+        return chain
+    if kind.startswith("signs"):  # a scene full of text: labels where its objects are
+        chain = still(k)
+        for line, fs, x, y in SIGNS:
+            chain += "," + text(line, fs, str(y), str(x))
+        if kind == "signs_subtitle":
+            chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
         return chain
     if kind.startswith("pan_") or kind == "crawl":
         return pan(kind, k, size)
@@ -274,3 +285,18 @@ def test_scene_text_moving_with_a_pan_is_not_a_subtitle(tmp_path) -> None:
     off = KeyframeQualityConfig.model_validate({"text": {"moving_text_is_scene": False}})
     flagged = {i: s.flags for i, s in collect(keyframes, len(kinds), off).shots.items() if s.flags}
     assert flagged == {1: ["text_overlay"], 2: ["text_overlay"], 3: ["text_overlay"]}
+
+
+def test_a_scene_full_of_text_is_not_credits(tmp_path) -> None:
+    """Five labels scattered over a picture (a street of signs, a shelf of book covers) are
+    text, but not laid out as credits are (no column of four lines): not ``credits``; with a
+    subtitle over them the shot is a subtitle shot. A card and a roll stay credits."""
+    kinds = ["signs", "signs_subtitle", "credits", "scroll"]
+    keyframes = keyframes_of(make_film(tmp_path / "signs.mp4", kinds), shots_for(len(kinds)))
+    report = collect(keyframes, len(kinds))
+    found = {i: s.flags for i, s in report.shots.items() if s.flags}
+    assert found == {1: ["text_overlay"], 2: ["credits"], 3: ["credits"]}
+    assert report.shots[0].quality["text_lines"] >= 4  # the labels were read as lines
+    loose = KeyframeQualityConfig.model_validate({"text": {"credits_align": 1.0}})
+    found = {i: s.flags for i, s in collect(keyframes, len(kinds), loose).shots.items() if s.flags}
+    assert found == {0: ["credits"], 1: ["credits"], 2: ["credits"], 3: ["credits"]}

@@ -6,7 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from muss_builder.curation.text import line_motion, scene_motion, sized_side, text_detector
+from muss_builder.curation.text import (
+    aligned_lines,
+    line_motion,
+    scene_motion,
+    sized_side,
+    text_detector,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +53,13 @@ def test_line_motion_tells_a_moving_line_from_a_fixed_one() -> None:
     assert scene_motion(first, crawl, box, 0.2)[1] == (0, 0)
     flat = np.full((270, 480), 128, np.uint8)
     assert line_motion(flat, first, box, 0.2) == (0.0, 0.0, (0.0, 0.0))  # nothing to match
+
+
+def test_aligned_lines_counts_the_largest_column() -> None:
+    card = [[100, 10 + 30 * i, 380, 30 + 30 * i] for i in range(4)]  # centred on x = 240
+    assert aligned_lines(card, 480, 0.03) == 4
+    left = [[40, 10 + 30 * i, 200 + 20 * i, 30 + 30 * i] for i in range(5)]  # one left edge
+    assert aligned_lines(left, 480, 0.03) == 5
+    scattered = [[20, 24, 200, 40], [300, 54, 420, 70], [110, 100, 260, 124], [236, 146, 440, 160]]
+    assert aligned_lines(scattered, 480, 0.03) == 1
+    assert aligned_lines(scattered, 480, 1.0) == 4 and aligned_lines([], 480, 0.03) == 0
