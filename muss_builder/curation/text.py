@@ -311,7 +311,8 @@ def _match(
     h, w = grey.shape
     x0, y0, x1, y1 = box
     patch = grey[y0:y1, x0:x1]
-    if patch.shape[0] < 4 or patch.shape[1] < 4 or float(patch.std()) < 1.0:
+    flat = patch.shape[0] < 4 or patch.shape[1] < 4 or float(patch.std()) < 1.0
+    if flat or other.shape != grey.shape:  # nothing to match, or not one shot's keyframes
         return 0.0, 0.0, (0.0, 0.0)
     sx, sy = round(search * w), round(search * h)
     rx0, ry0 = max(0, x0 - sx), max(0, y0 - sy)

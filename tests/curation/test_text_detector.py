@@ -53,6 +53,7 @@ def test_line_motion_tells_a_moving_line_from_a_fixed_one() -> None:
     assert scene_motion(first, crawl, box, 0.2)[1] == (0, 0)
     flat = np.full((270, 480), 128, np.uint8)
     assert line_motion(flat, first, box, 0.2) == (0.0, 0.0, (0.0, 0.0))  # nothing to match
+    assert line_motion(first, picture, box, 0.2) == (0.0, 0.0, (0.0, 0.0))  # another size
 
 
 def test_aligned_lines_counts_the_largest_column() -> None:
