@@ -33,7 +33,7 @@ import numpy as np
 from muss_builder.curation.frame_rows import FrameRows
 from muss_builder.filters.picture import ShakyConfig
 
-_CHUNK = 4096  # frames per storage chunk (12 numbers a frame)
+_CHUNK = 4096  # frames per storage chunk (3 float32 numbers a frame)
 
 
 @dataclass

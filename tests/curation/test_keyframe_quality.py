@@ -48,12 +48,9 @@ SIGNS = (("BASIC ELECTRONICS", 22, 20, 24), ("OPEN 24 HOURS", 18, 300, 54),
 PAN = 8  # px per frame: 64 px (13 % of the width) between a shot's keyframes (4, 12, 20)
 
 
-def still(k: int, width: int = W) -> str:
-    """A still, detailed picture: the Mandelbrot set at one scale."""
-    chain = scene(k).replace(f"s={W}x{H}", f"s={width}x{H}")
-    return chain.replace(
-        f"start_scale={0.02 + 0.01 * k}:end_scale=0.01", "start_scale=0.03:end_scale=0.03"
-    )
+def subtitle(size: int) -> str:
+    """The subtitle every subtitle shot of these films shows, at the picture's foot."""
+    return text("Nobody leaves this room until morning", size, f"h-{size * 2}")
 
 
 def pan(kind: str, k: int, size: int) -> str:
@@ -63,25 +60,29 @@ def pan(kind: str, k: int, size: int) -> str:
     same pan; ``crawl``: a news crawl moving over a still picture."""
     if kind == "crawl":
         x = f"{W // 2}-text_w/2+(12-n)*{PAN}"
-        return still(k) + "," + text("LIVE  Storm closes the harbour", size, f"h-{size * 2}", x)
-    chain = still(k, 2 * W)
-    if (
-        kind == "pan_text"
-    ):  # in the wide picture: at the frame's centre when the crop is at 12 * PAN
+        return (
+            scene(k, still=True)
+            + ","
+            + text("LIVE  Storm closes the harbour", size, f"h-{size * 2}", x)
+        )
+    chain = scene(k, 2 * W, still=True)
+    if kind == "pan_text":  # in the wide picture: centred when the crop is at 12 * PAN
         x = f"{12 * PAN + W // 2}-text_w/2"
         chain += "," + text("HOTEL MIRAMAR RESTAURANT", size, f"h-{size * 2}", x)
     chain += f",crop={W}:{H}:x=n*{PAN}:y=0"
     if kind == "pan_subtitle":
-        chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+        chain += "," + subtitle(size)
     return chain
 
 
-def scene(k: int) -> str:
-    """A moving, detailed picture with no text in it: a zoom into the Mandelbrot set."""
+def scene(k: int, width: int = W, still: bool = False) -> str:
+    """A detailed picture with no text in it: a zoom into the Mandelbrot set, or (``still``)
+    the set at one scale."""
     start = (-0.743643887037151 + 0.01 * k, 0.13182590420533 + 0.01 * k)
+    scales = (0.03, 0.03) if still else (0.02 + 0.01 * k, 0.01)
     return (
-        f"mandelbrot=s={W}x{H}:r={FPS}:start_x={start[0]}:start_y={start[1]}"
-        f":start_scale={0.02 + 0.01 * k}:end_scale=0.01:outer=normalized_iteration_count"
+        f"mandelbrot=s={width}x{H}:r={FPS}:start_x={start[0]}:start_y={start[1]}"
+        f":start_scale={scales[0]}:end_scale={scales[1]}:outer=normalized_iteration_count"
     )
 
 
@@ -101,22 +102,22 @@ def shot_graph(kind: str, k: int) -> str:
             chain += "," + text(line, size, str(y))
         return chain
     if kind.startswith("signs"):  # a scene full of text: labels where its objects are
-        chain = still(k)
+        chain = scene(k, still=True)
         for line, fs, x, y in SIGNS:
             chain += "," + text(line, fs, str(y), str(x))
         if kind == "signs_subtitle":
-            chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+            chain += "," + subtitle(size)
         return chain
     if kind.startswith("pan_") or kind == "crawl":
         return pan(kind, k, size)
     if kind == "plain_subtitle":  # a subtitle over a plain, bright picture (a white wall)
         chain = f"color=c=0xd8d8d8:s={W}x{H}:r={FPS},noise=alls=2:allf=t"
-        return chain + "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+        return chain + "," + subtitle(size)
     chain = scene(k)
     if kind == "blur":
         chain += ",gblur=sigma=5"  # out of focus: ~sigma 9 at 480 lines
     if kind == "subtitle":
-        chain += "," + text("Nobody leaves this room until morning", size, f"h-{size * 2}")
+        chain += "," + subtitle(size)
     return chain
 
 
