@@ -12,7 +12,9 @@ on" also saves the clip work of the shots it drops (the synthetic film's shots a
 ffmpeg's drawbox evaluates its position once, so the "moving" box stands still and the
 default build drops them as ``static``). Prints the median wall time of
 each, their ratio, the stage split and each filter's own seconds summed over the films'
-records (``timings`` keys that start with ``filter_``).
+records (``timings`` keys that start with ``filter_``). ``--without keyframes.text`` adds a
+"measure only" build with that filter off: what the filter adds to the wall time (a filter on
+its own thread costs the wall less than its own seconds).
 """
 
 from __future__ import annotations
@@ -46,10 +48,27 @@ def variant(config: str, work: Path, suffix: str, filters: dict) -> str:
         path = resource_dir("pipelines") / f"{config}.yaml"
     doc = yaml.safe_load(path.read_text()) or {}
     doc["name"] = f"{doc.get('name', config)}-{suffix}"
-    doc.setdefault("filters", {}).update(filters)
+    merge(doc.setdefault("filters", {}), filters)
     out = work / f"{path.stem}-{suffix}.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(out)
+
+
+def merge(into: dict, update: dict) -> None:
+    """``update`` over ``into``, nested mappings merged key by key."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def switched_off(filter_path: str) -> dict:
+    """``keyframes.text`` -> {"keyframes": {"text": {"enabled": False}}}."""
+    doc: dict = {"enabled": False}
+    for part in reversed(filter_path.split(".")):
+        doc = {part: doc}
+    return doc
 
 
 def filter_seconds(out: Path) -> dict[str, float]:
@@ -70,6 +89,13 @@ def main() -> None:
     parser.add_argument(
         "--cases", default="demo,long", help="which cases, comma-separated: demo, long"
     )
+    parser.add_argument(
+        "--without",
+        default="",
+        help="filters (comma-separated, as under filters: in the config, e.g. keyframes.text) "
+        "each also built as 'measure only' with that one filter off: its share of the wall "
+        "time, which its own seconds overstate when it runs on its own thread",
+    )
     args = parser.parse_args()
     wanted = set(args.cases.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
@@ -80,6 +106,10 @@ def main() -> None:
         "measure only": variant(args.config, args.work, "measure-only", {"drop": []}),
         "filters off": variant(args.config, args.work, "no-filters", {"enabled": False}),
     }
+    for name in filter(None, args.without.split(",")):
+        configs[f"measure only, no {name}"] = variant(
+            args.config, args.work, f"measure-only-no-{name}", {"drop": []} | switched_off(name)
+        )
     cases: dict[str, list[Path]] = {}
     if "demo" in wanted:
         cases["demo footage"] = demo_films()
@@ -124,7 +154,7 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int) -> None:
     print()
     for case in {c for c, _ in results}:
         off = walls[(case, "filters off")]
-        for label in ("measure only", "filters on"):
+        for label in [lb for c, lb in walls if c == case and lb != "filters off"]:
             on = walls[(case, label)]
             print(f"- {case}: {label} / filters off = {on / off:.3f} ({on - off:+.1f} s)")
         for key, seconds in sorted(filters.get(case, {}).items()):

@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="score OUT as it is")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if not args.no_build and args.out.exists() and any(args.out.iterdir()):
+        # a build into a used OUT resumes: it would skip every film and score the old records
+        parser.error(f"{args.out} is not empty: remove it, or pass --no-build to score it as it is")
     docs = load_truth(args.set_dir)
     wall = None if args.no_build else run_build(args.set_dir, docs, args.out, args.config)
     rows, records = read_build(args.out)

@@ -45,14 +45,15 @@ WIDEST = 2.0
 
 
 def sized_side(h: int, w: int) -> int:
-    """The long side the detector's ``side`` stands for: a picture's own, or for a picture
-    wider than 16:9 the long side of a 16:9 picture of its height (of its short side).
+    """The long side the detector's ``side`` stands for: that of a 16:9 landscape picture
+    whose height is this picture's short side.
 
     Type is sized to a picture's height: a subtitle is ~5 % of it. Scaled by its long side, a
     2.39:1 letterboxed picture's subtitle came to 9-10 px at the 448-px screen, under the
-    ~12 px DB needs, and whether the screen saw it turned on a 2-px change of the crop; sized
-    by its height it keeps the 12.6 px of a 16:9 picture (docs/curation.md)."""
-    return min(max(h, w), math.ceil(min(h, w) * 16 / 9))
+    ~12 px DB needs, and whether the screen saw it turned on a 2-px change of the crop; a 4:3
+    or square picture got a third more rows than its type needs (and 1.8x the pixels). Sized
+    by its height every picture keeps the 12.6 px of a 16:9 one (docs/curation.md)."""
+    return math.ceil(min(h, w) * 16 / 9)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from muss_builder.curation.text import (
 
 @pytest.mark.parametrize(
     ("h", "w", "side"),
-    [(480, 854, 854), (1080, 1920, 1920), (358, 854, 637), (480, 640, 640), (854, 480, 854)],
-)
+    [(480, 854, 854), (1080, 1920, 1920), (358, 854, 637), (480, 640, 854), (854, 480, 854),
+     (720, 720, 1280), (90, 116, 160)],
+)  # fmt: skip
 def test_sized_side_is_the_long_side_of_a_16_9_picture_as_tall(h: int, w: int, side: int) -> None:
     assert sized_side(h, w) == side
 
 
-def test_a_scope_picture_gets_the_rows_of_a_16_9_one() -> None:
+def test_every_picture_gets_the_rows_of_a_16_9_one() -> None:
     """Type is sized to the picture's height: a 2.39:1 crop of a 480-line film goes to the
     detector with as many rows as the 16:9 film, at the screen and at the measuring size."""
     detector = text_detector()
@@ -33,6 +34,8 @@ def test_a_scope_picture_gets_the_rows_of_a_16_9_one() -> None:
     panorama = detector._probability(np.zeros((200, 1600, 3), np.uint8), 448)
     assert panorama.shape[1] <= 2 * 448  # never more than twice the side along the long one
     assert detector._probability(np.zeros((640, 360, 3), np.uint8), 448).shape == (448, 256)
+    # a 4:3 picture, too, gets the rows of the 16:9 one, not a third more
+    assert detector._probability(np.zeros((480, 640, 3), np.uint8), 448).shape == (256, 320)
 
 
 def test_line_motion_tells_a_moving_line_from_a_fixed_one() -> None:
