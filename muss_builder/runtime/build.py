@@ -24,6 +24,7 @@ from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFail
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
 from muss_builder.runtime.inputs import expand_inputs, identify, input_roots, shown_path
+from muss_builder.runtime.interrupts import latched_interrupts, stop_if_interrupted
 from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
@@ -222,6 +223,7 @@ def _run(
         log.film(result)
         if result.fatal:  # the machine's failure, not the film's: every next film would fail
             raise BuildStopped(result.fatal)
+        stop_if_interrupted()
 
     problems, readable = _check_inputs(movies)
     progress.total = len(problems) + len(readable)
@@ -234,9 +236,15 @@ def _run(
         preflight(config)
     except PreflightError as exc:
         raise StageSetupError(exc.stage, one_line(str(exc))) from exc
-    with make_executor(
-        ex_name, address=ray_address, num_cpus=num_cpus, max_in_flight=config.runtime.max_in_flight
-    ) as ex:
+    with (
+        latched_interrupts(),
+        make_executor(
+            ex_name,
+            address=ray_address,
+            num_cpus=num_cpus,
+            max_in_flight=config.runtime.max_in_flight,
+        ) as ex,
+    ):
         ids = dict(ex.imap(_identify_or_fail, [(p,) for p in readable], num_cpus=0.5))
         todo: list[tuple[str, str]] = []
         first_path: dict[str, str] = {}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from muss_builder.config import PipelineConfig
 from muss_builder.runtime.film_flow import FilmFlow
 from muss_builder.runtime.film_job import FilmResult
+from muss_builder.runtime.interrupts import stop_if_interrupted
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stage_base import Stage, StageReport, set_up
 
@@ -62,6 +63,7 @@ def process_film(
     flow = FilmFlow(path, film_id, stages, config)
     calls = deque(flow.begin(flow.new_work(out_dir)))
     while calls:
+        stop_if_interrupted()  # a Ctrl-C a finaliser swallowed still stops the build here
         call = calls.popleft()
         if not flow.is_current(call):
             continue  # a unit of a stage whose earlier unit failed the film

@@ -28,6 +28,7 @@ from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.core.storage import Storage
 from muss_builder.runtime.film_flow import FilmFlow, UnitCall
 from muss_builder.runtime.film_job import FilmResult
+from muss_builder.runtime.interrupts import stop_if_interrupted
 from muss_builder.runtime.lanes import Lane, Submitted, make_lane, pool_size, ray_error_line
 from muss_builder.runtime.layout import remove_film_outputs
 from muss_builder.runtime.monitor import StageMonitor
@@ -118,6 +119,7 @@ class RayStreamingRunner:
         waiting = deque(films)
         in_flight = 0
         while waiting or self.pending or any(self.queues):
+            stop_if_interrupted()  # a Ctrl-C a finaliser swallowed still stops the build
             while waiting and in_flight < self.max_in_flight:
                 path, film_id = waiting.popleft()
                 self._start(FilmFlow(path, film_id, self.stages, self.config))
