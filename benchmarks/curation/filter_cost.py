@@ -29,9 +29,11 @@ from pathlib import Path
 
 import yaml
 
+from muss_builder.core.overrides import dotted_overrides
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.resources import resource_dir
 from muss_builder.runtime.film_job import TIMING_BUCKETS
+from muss_builder.train.config import merge
 
 _spec = importlib.util.spec_from_file_location(
     "build_wall_time", Path(__file__).resolve().parents[1] / "build_wall_time.py"
@@ -48,27 +50,10 @@ def variant(config: str, work: Path, suffix: str, filters: dict) -> str:
         path = resource_dir("pipelines") / f"{config}.yaml"
     doc = yaml.safe_load(path.read_text()) or {}
     doc["name"] = f"{doc.get('name', config)}-{suffix}"
-    merge(doc.setdefault("filters", {}), filters)
+    doc["filters"] = merge(doc.get("filters") or {}, filters)
     out = work / f"{path.stem}-{suffix}.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(out)
-
-
-def merge(into: dict, update: dict) -> None:
-    """``update`` over ``into``, nested mappings merged key by key."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def switched_off(filter_path: str) -> dict:
-    """``keyframes.text`` -> {"keyframes": {"text": {"enabled": False}}}."""
-    doc: dict = {"enabled": False}
-    for part in reversed(filter_path.split(".")):
-        doc = {part: doc}
-    return doc
 
 
 def filter_seconds(out: Path) -> dict[str, float]:
@@ -108,7 +93,10 @@ def main() -> None:
     }
     for name in filter(None, args.without.split(",")):
         configs[f"measure only, no {name}"] = variant(
-            args.config, args.work, f"measure-only-no-{name}", {"drop": []} | switched_off(name)
+            args.config,
+            args.work,
+            f"measure-only-no-{name}",
+            {"drop": []} | dotted_overrides([f"{name}.enabled=false"]),
         )
     cases: dict[str, list[Path]] = {}
     if "demo" in wanted:

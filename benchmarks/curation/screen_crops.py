@@ -42,9 +42,8 @@ def crops(frame: np.ndarray, box: list[int]) -> list[np.ndarray]:
 
 
 def screen_max(detector: text_module.TextDetector, image: np.ndarray) -> float:
-    h, w = image.shape[:2]
-    sized = text_module.sized_side(h, w)
-    side = min(detector.screen_max_side or 448, max(detector.screen_min_side, sized))
+    side = detector.screen_side(*image.shape[:2])
+    assert side is not None, "the default detector screens every keyframe"
     return float(detector._probability(image, side).max())
 
 

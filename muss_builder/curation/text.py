@@ -116,10 +116,8 @@ class TextDetector:
         """Text boxes in ``image``; ``ignore`` is a box (the channel logo) whose text alone does
         not make the keyframe worth measuring at full size."""
         h, w = image.shape[:2]
-        if self.screen_max_side is not None:
-            # a keyframe smaller than the screen is enlarged only up to screen_min_side: a
-            # 160x90 film's subtitle is 12 px there, and more pixels would add no detail
-            side = min(self.screen_max_side, max(self.screen_min_side, sized_side(h, w)))
+        side = self.screen_side(h, w)
+        if side is not None:
             prob = self._probability(image, side)
             hit = prob > self.screen_threshold
             if ignore is not None:
@@ -132,6 +130,14 @@ class TextDetector:
         prob = self._probability(image, self.max_side)
         nh, nw = prob.shape
         return self._boxes(prob, w / nw, h / nh, w, h)
+
+    def screen_side(self, h: int, w: int) -> int | None:
+        """The side an ``h`` x ``w`` keyframe is screened at (None: no screen). A keyframe
+        smaller than the screen is enlarged only up to ``screen_min_side``: a 160x90 film's
+        subtitle is 12 px there, and more pixels would add no detail."""
+        if self.screen_max_side is None:
+            return None
+        return min(self.screen_max_side, max(self.screen_min_side, sized_side(h, w)))
 
     def _probability(self, image: np.ndarray, side: int) -> np.ndarray:
         """DB's text probability map of ``image`` resized to ``side`` on its long side."""

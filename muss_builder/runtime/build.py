@@ -24,7 +24,7 @@ from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFail
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
 from muss_builder.runtime.inputs import expand_inputs, identify, input_roots, shown_path
-from muss_builder.runtime.interrupts import latched_interrupts, stop_if_interrupted
+from muss_builder.runtime.interrupts import latched_interrupts
 from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor
@@ -223,7 +223,6 @@ def _run(
         log.film(result)
         if result.fatal:  # the machine's failure, not the film's: every next film would fail
             raise BuildStopped(result.fatal)
-        stop_if_interrupted()
 
     problems, readable = _check_inputs(movies)
     progress.total = len(problems) + len(readable)
