@@ -15,6 +15,9 @@ where it can be afforded.
    of TransNetV2 when the net runs (every frame on a GPU; ``net_windows_per_minute`` windows
    on a CPU, 0 by default: see docs/design-notes.md); otherwise it is a cut when the change
    across it is a step, not a ramp, and touches at least ``min_changed_share`` of the picture.
+   A picture that appears on or vanishes into an empty frame (a credit card cut to black) is
+   a candidate below the candidate floor and needs no changed share (all of it changed); its
+   step is measured on the picture's side only.
 5. Transitions closer than ``min_shot_seconds`` keep the stronger one; a cut inside a gradual
    interval belongs to it.
 Cut frames come from the feature peak (the first frame that differs), so they are exact.
@@ -98,14 +101,25 @@ class MussDetector:
         self.accumulator.process_frame(index, frame)
 
     # ------------------------------------------------------------------ candidates
+    def empty_edges(self, f: FrameFeatures) -> np.ndarray:
+        """int8 [n]: +1 where a picture appears at t on an empty frame t - 1, -1 where the
+        picture of t - 1 vanishes into an empty frame t, 0 elsewhere."""
+        empty = f.luma_std < self.th.empty_std
+        content = f.luma_std > self.th.content_std
+        edges = np.zeros(f.n, np.int8)
+        edges[1:][empty[:-1] & content[1:]] = 1
+        edges[1:][content[:-1] & empty[1:]] = -1
+        return edges
+
     def _cut_candidates(self, f: FrameFeatures) -> list[int]:
         score = np.maximum(f.hist_diff, f.pixel_diff)
         med = local_median(score, self.th.median_radius)
-        keep = (
-            (score > self.cfg.cut_candidate_floor)
-            & (score > self.cfg.cut_candidate_ratio * med + self.th.median_floor)
-            & is_local_peak(score, self.peak_radius)
-        )
+        above = score - self.cfg.cut_candidate_ratio * med
+        # the local median is ~0 on a still shot, where noise would be many times it; an empty
+        # frame has no noise, so a picture appearing on it needs a smaller margin
+        normal = (score > self.cfg.cut_candidate_floor) & (above > self.th.median_floor)
+        on_empty_edge = (self.empty_edges(f) != 0) & (above > self.th.empty_edge_floor)
+        keep = (normal | on_empty_edge) & is_local_peak(score, self.peak_radius)
         keep[0] = False  # the first frame of a range has no previous frame to compare
         return [f.first + int(i) for i in np.nonzero(keep)[0]]
 
@@ -193,6 +207,26 @@ class MussDetector:
         )
         return change(t - 1, t) / (beside + self.th.step_floor)
 
+    def empty_step_ratio(self, f: FrameFeatures, t: int, edge: int) -> float:
+        """``step_ratio`` for a picture that appears (``edge`` +1) or vanishes (-1) at ``t``,
+        against the picture's own side only: the other side is an empty frame, and the frame
+        after an empty one may already start the next shot (a roll's first row of text)."""
+        if f.local(t) < 3 or f.local(t) + 2 >= f.n:
+            return 0.0
+
+        def change(a: int, b: int) -> float:
+            return f.pixel_between(a, b) + f.hist_between(a, b)
+
+        side = ((t, t + 1), (t + 1, t + 2)) if edge > 0 else ((t - 3, t - 2), (t - 2, t - 1))
+        beside = max(change(a, b) for a, b in side)
+        # a still picture beside an empty frame has no noise for step_floor to allow for
+        return change(t - 1, t) / (beside + self.th.empty_edge_floor)
+
+    def cut_step_ratio(self, f: FrameFeatures, t: int, empty_edges: np.ndarray) -> float:
+        """The step ratio the step rule reads at ``t`` (``empty_edges`` of ``f``)."""
+        edge = int(empty_edges[f.local(t)])
+        return self.empty_step_ratio(f, t, edge) if edge else self.step_ratio(f, t)
+
     def finish(self) -> list[Transition]:
         f = self.features = self.accumulator.features()
         found: list[Transition] = []
@@ -261,6 +295,7 @@ class MussDetector:
         """Doubtful cut candidates: the net's word when it was asked, else the step rule."""
         cuts = []
         reach = self.th.net_cut_reach
+        empty_edges = self.empty_edges(f)
         for t in unsure:
             if t in asks:
                 net = max(
@@ -270,9 +305,9 @@ class MussDetector:
                 if confirmed:
                     cuts.append(cut(t, round(net, 4)))
                 self.cut_verdicts[t] = "net_cut" if confirmed else "net_no_cut"
-            elif (
-                self.step_ratio(f, t) >= self.cfg.step_ratio
-                and changed_share(f, t, self.th.changed_pixel) >= self.cfg.min_changed_share
+            elif self.cut_step_ratio(f, t, empty_edges) >= self.cfg.step_ratio and (
+                empty_edges[f.local(t)] != 0
+                or changed_share(f, t, self.th.changed_pixel) >= self.cfg.min_changed_share
             ):
                 cuts.append(cut(t, self.th.step_cut_confidence))
                 self.cut_verdicts[t] = "step_cut"

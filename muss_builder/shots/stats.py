@@ -33,7 +33,8 @@ STATS_COLUMNS: dict[str, str] = {
     "gradual_change": "histogram distance from frame t - L to t + L (gradual candidates)",
     "luma": "mean grey level of the thumbnail, 0..1 (fades)",
     "luma_std": "its standard deviation (a fade's bottom is uniform)",
-    "step_ratio": "change across the frame over the largest change beside it",
+    "step_ratio": "change across the frame over the largest change beside it (on the "
+    "picture's side only where a picture appears on or vanishes into an empty frame)",
     "changed_share": "share of the picture whose grey level changed from the frame before",
     "net_single": "TransNetV2 single-frame probability (empty where the net did not run)",
     "net_many": "TransNetV2 many-hot probability",
@@ -66,6 +67,7 @@ def _muss_columns(detector: MussDetector) -> Columns:
     from muss_builder.shots.combined import changed_share, local_median
 
     probs = detector.probabilities
+    empty_edges = detector.empty_edges(f)
     return {
         "hist_diff": list(f.hist_diff),
         "pixel_diff": list(f.pixel_diff),
@@ -74,7 +76,7 @@ def _muss_columns(detector: MussDetector) -> Columns:
         "gradual_change": list(detector.gradual_change(f)),
         "luma": list(f.luma),
         "luma_std": list(f.luma_std),
-        "step_ratio": [detector.step_ratio(f, t) for t in frames],
+        "step_ratio": [detector.cut_step_ratio(f, t, empty_edges) for t in frames],
         "changed_share": [0.0] + [changed_share(f, t, th.changed_pixel) for t in frames[1:]],
         "net_single": [probs[t][0] if t in probs else None for t in frames],
         "net_many": [probs[t][1] if t in probs else None for t in frames],

@@ -80,6 +80,19 @@ class MussThresholds:
     # added to the change beside a frame in the step ratio, so that a cut out of a still
     # picture (no change beside it) has a large but finite ratio
     step_floor: float = 0.005
+    # a frame with no picture (a black hold, a blank card) is one grey level: its luma std is
+    # under this (an H.264 black frame's thumbnail stays under 0.002) ...
+    empty_std: float = 0.01
+    # ... and a frame with something on it varies by more than this (one line of 18-px white
+    # text on a 360-px black frame: 0.020; heavy grain on black, ffmpeg noise alls=40: 0.0125,
+    # which is neither). A picture that appears on or vanishes into an empty frame in one step
+    # is a cut however little of the frame it covers: the candidate floor and the changed
+    # share do not apply to it
+    content_std: float = 0.015
+    # such an edge is a candidate when its change passes the local median's multiple by this
+    # (instead of median_floor), and this is its step ratio's floor (instead of step_floor):
+    # one line of 18-px text on a 360-px frame changes 0.004
+    empty_edge_floor: float = 0.002
     # a grey level changes by more than this where the picture "changed" (changed_share);
     # thumbnail noise after H.264 stays under 0.03
     changed_pixel: float = 0.08

@@ -3,6 +3,7 @@ synthetic films with exact ground truth (cuts, dissolves, fades, wipes, flashes)
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,52 @@ def test_flash_only_film_has_no_transition(tmp_path) -> None:
     runs = run_detectors(film.path, ["muss", "adaptive"])
     assert runs["muss"].transitions == []
     assert len(runs["adaptive"].transitions) >= 2  # the flashes are strong enough to fool it
+
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _credits_film(path: Path, parts: list[tuple[str, int]], lines: int = 3, fps: int = 24) -> Path:
+    """End credits at 640x360: ("card", n) holds ``lines`` lines of white text on black; ("roll",
+    n) scrolls five lines up from below the frame, so it starts and ends on black."""
+    sources = []
+    for kind, n in parts:
+        chain = f"color=c=black:s=640x360:r={fps}:d={n / fps + 1}"
+        for k in range(lines if kind == "card" else 5):
+            y = f"{140 + 36 * k}" if kind == "card" else f"h-n*{(360 + 180) / n:.3f}+{36 * k}"
+            chain += f",drawtext=fontfile={FONT}:text='Name Surname {k}':fontsize=18"
+            chain += f":fontcolor=white:x=(w-tw)/2:y={y}"
+        sources.append(f"{chain},trim=end_frame={n},setpts=N/{fps}/TB")
+    graph = ";".join(f"{s}[s{i}]" for i, s in enumerate(sources))
+    graph += ";" + "".join(f"[s{i}]" for i in range(len(parts)))
+    graph += f"concat=n={len(parts)}:v=1:a=0,format=yuv420p[out]"
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-filter_complex", graph]
+    args += ["-map", "[out]", "-c:v", "libx264", "-preset", "veryfast", str(path)]
+    subprocess.run(args, check=True)
+    return path
+
+
+@pytest.mark.parametrize("lines", [1, 6])
+def test_credit_cards_cut_to_and_from_black_are_cuts(tmp_path: Path, lines: int) -> None:
+    # text on black changes a few percent of the picture, under the candidate floor and the
+    # changed share a cut needs elsewhere; the roll's first and last frames are empty
+    parts = [("card", 60), ("roll", 74), ("card", 80)]
+    film = _credits_film(tmp_path / "credits.mp4", parts, lines=lines)
+    muss = run_detectors(film, ["muss"])["muss"]
+    assert [t.start_frame for t in muss.transitions] == [60, 134]
+    assert {t.kind for t in muss.transitions} == {"cut"}
+
+
+def test_a_roll_alone_is_one_shot(tmp_path: Path) -> None:
+    # the text of a roll enters and leaves the frame a row at a time: no step out of black
+    film = _credits_film(tmp_path / "roll.mp4", [("roll", 120)])
+    assert run_detectors(film, ["muss"])["muss"].transitions == []
+
+
+def test_grain_on_black_is_no_cut(tmp_path: Path) -> None:
+    # heavy grain lifts a black frame's spread above "empty" but not to "a picture"
+    graph = "color=c=0x101010:s=640x360:r=24:d=4,noise=alls=40:allf=t,format=yuv420p"
+    film = tmp_path / "grain.mp4"
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph]
+    subprocess.run([*args, "-c:v", "libx264", "-preset", "veryfast", str(film)], check=True)
+    assert run_detectors(film, ["muss"])["muss"].transitions == []
