@@ -2,7 +2,8 @@
 
 Exit codes: 0 packed (or already packed with these options), 1 the build cannot be packed
 (incomplete or invalid: every reason is printed) or a source shard differs from its record,
-2 bad options. Progress goes to stderr, the summary (or ``--json``) to stdout.
+2 bad options, 130 interrupted (Ctrl-C; finished shards are kept for a rerun). Progress goes
+to stderr, the summary (or ``--json``) to stdout.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from muss_builder.pack.tarout import PackedShard
 from muss_builder.shards.untrusted import parse_size, printable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 _DEFAULT_BYTES = 1_000_000_000
 
 
@@ -115,6 +117,9 @@ def pack(
     except (ValueError, FileNotFoundError) as exc:
         _echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
+    except KeyboardInterrupt as exc:
+        _echo("interrupted: finished shards are kept; rerun the same command to resume", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from exc
     if to is None:  # OUT/packed: the build's card now names the packed shards
         refresh_card(out)
     if as_json:

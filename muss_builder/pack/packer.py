@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from muss_builder.core.interrupts import latched_interrupts, stop_if_interrupted
 from muss_builder.core.naming import FILMS_DIR, SHARDS_DIR
 from muss_builder.core.storage import Storage, json_bytes
 from muss_builder.pack.families import BY_CODE, FAMILIES, shard_rel, split_summary
@@ -222,6 +223,7 @@ def _pack_split(ctx: _Context, split: str, films: list[SourceFilm]) -> list[dict
     taken = [0] * len(order)  # samples of each film already in the stream
     try:
         for film in interleave(counts, ctx.options.seed, split, ctx.options.window):
+            stop_if_interrupted()
             at = taken[film]
             taken[film] += 1
             lane = lanes[BY_CODE[order[film].families[at]]]
@@ -376,10 +378,11 @@ def pack_build(
     staging = Path(tempfile.mkdtemp(prefix="muss-pack-"))
     ctx = _Context(Storage.open(source), store, options, run_key, staging, on_shard)
     try:
-        records = []
-        for split in options.splits:
-            members = [f for f in build.films if splits[f.film_id] == split]
-            records += _pack_split(ctx, split, members)
+        with latched_interrupts():  # a Ctrl-C a finaliser swallows still stops the pack
+            records = []
+            for split in options.splits:
+                members = [f for f in build.films if splits[f.film_id] == split]
+                records += _pack_split(ctx, split, members)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     sink = pa.BufferOutputStream()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from muss_builder import __version__
 from muss_builder.config import PipelineConfig
+from muss_builder.core.interrupts import latched_interrupts
 from muss_builder.core.storage import Storage, is_remote, json_bytes
 from muss_builder.core.text import escape_path, utf8_text
 from muss_builder.doctor import PreflightError, preflight
@@ -24,7 +25,6 @@ from muss_builder.runtime.executors import InlineExecutor, RayExecutor, TaskFail
 from muss_builder.runtime.film_job import TIMING_BUCKETS, FilmResult
 from muss_builder.runtime.inline import InlineRunner
 from muss_builder.runtime.inputs import expand_inputs, identify, input_roots, shown_path
-from muss_builder.runtime.interrupts import latched_interrupts
 from muss_builder.runtime.layout import film_is_complete
 from muss_builder.runtime.lock import BuildLock
 from muss_builder.runtime.monitor import StageMonitor

@@ -11,9 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.interrupts import stop_if_interrupted
 from muss_builder.runtime.film_flow import FilmFlow
 from muss_builder.runtime.film_job import FilmResult
-from muss_builder.runtime.interrupts import stop_if_interrupted
 from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stage_base import Stage, StageReport, set_up
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from muss_builder.config import PipelineConfig, StageResources
+from muss_builder.core.interrupts import stop_if_interrupted
 from muss_builder.core.storage import Storage
 from muss_builder.runtime.film_flow import FilmFlow, UnitCall
 from muss_builder.runtime.film_job import FilmResult
-from muss_builder.runtime.interrupts import stop_if_interrupted
 from muss_builder.runtime.lanes import Lane, Submitted, make_lane, pool_size, ray_error_line
 from muss_builder.runtime.layout import remove_film_outputs
 from muss_builder.runtime.monitor import StageMonitor

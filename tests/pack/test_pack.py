@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import tarfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from muss_builder.cli.main import app
-from muss_builder.pack.films import PackError
+from muss_builder.pack.films import FilmStream, PackError
 from muss_builder.pack.packer import PackOptions, pack_build
 from muss_builder.pack.plan import Boundaries
 from muss_builder.pack.source import BuildRefused, read_build
@@ -23,6 +24,7 @@ from muss_builder.pack.tarout import PackedShard
 from muss_builder.runtime.build import BuildSummary
 from muss_builder.shards.reader import iter_samples
 from muss_builder.shards.writer import FIXED_MTIME, tar_member_bytes
+from muss_builder.testing.interrupts import swallowed_ctrl_c
 from muss_builder.testing.synthetic_films import SyntheticFilm
 
 ALL_TRAIN = {"train": 1.0}
@@ -256,3 +258,33 @@ def test_cli(built_dataset: BuildSummary, broken_copy: Path, tmp_path: Path):
     (broken_copy / "index.parquet").unlink()
     refused = runner.invoke(app, ["pack", str(broken_copy)])
     assert refused.exit_code == 1 and "index.parquet: missing" in refused.output
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_a_finaliser_swallows_stops_the_pack_and_a_rerun_resumes(
+    built_dataset: BuildSummary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    options = PackOptions(50_000, splits=ALL_TRAIN, seed=3)
+    pack_build(str(built_dataset.out), str(tmp_path / "whole"), options)
+    read = FilmStream.next
+    calls = []
+
+    def next_then_ctrl_c(stream: FilmStream) -> tuple:
+        calls.append(1)
+        if len(calls) == 4:  # a few samples in: Python drops this Ctrl-C in __del__
+            swallowed_ctrl_c()
+        return read(stream)
+
+    monkeypatch.setattr(FilmStream, "next", next_then_ctrl_c)
+    dest = tmp_path / "cut"
+    args = ["pack", str(built_dataset.out), "--to", str(dest), "--target-bytes", "50000"]
+    args += ["--splits", "train=1", "--seed", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: finished shards are kept" in result.output
+    assert len(calls) == 4  # stopped before the next sample
+    assert not (dest / "manifest.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(FilmStream, "next", read)
+    pack_build(str(built_dataset.out), str(dest), options)
+    assert _files(dest) == _files(tmp_path / "whole")

@@ -6,47 +6,32 @@ three built. The finaliser here sends the SIGINT itself, so the interrupt is rai
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
 from muss_builder.config import PipelineConfig
+from muss_builder.core.interrupts import latched_interrupts, stop_if_interrupted
 from muss_builder.runtime.build import build
 from muss_builder.runtime.film_job import FilmWork
-from muss_builder.runtime.interrupts import latched_interrupts, stop_if_interrupted
 from muss_builder.runtime.stages import SubjectsStage, default_stages
+from muss_builder.testing.interrupts import swallowed_ctrl_c
 from muss_builder.testing.synthetic_films import make_film
-
-
-class SignalsInItsFinaliser:
-    """Sends this process SIGINT from ``__del__``: the handler runs inside the finaliser, and
-    the KeyboardInterrupt it raises there is printed as "Exception ignored" and dropped."""
-
-    def __del__(self) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(10_000):  # bytecode for the handler to run in, still inside __del__
-            pass
-
-
-def drop_one() -> None:
-    SignalsInItsFinaliser()  # made and collected at once (reference counting)
-
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def test_python_drops_a_ctrl_c_raised_in_a_finaliser() -> None:
     """Why the latch exists: without it nothing is raised (this would fail if Python kept it)."""
-    drop_one()
+    swallowed_ctrl_c()
     for _ in range(10_000):
         pass  # no KeyboardInterrupt arrives here
 
 
 def test_the_latch_raises_it_again() -> None:
     with latched_interrupts():
-        drop_one()
+        swallowed_ctrl_c()
         with pytest.raises(KeyboardInterrupt):
             stop_if_interrupted()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -62,7 +47,7 @@ class InterruptedSubjects(SubjectsStage):
     def process(self, work: FilmWork, unit: object) -> FilmWork:
         work = super().process(work, unit)
         if Path(work.path).name == self.victim:
-            drop_one()
+            swallowed_ctrl_c()
         return work
 
 

@@ -5,8 +5,9 @@ that frame is a finaliser (``subprocess.Popen.__del__``, a generator closed by t
 collector; a build makes and drops hundreds of ffmpeg processes), the exception is printed as
 "Exception ignored" and dropped, and the build runs on to its end: seen once in CI, a SIGINT
 sent as the first of three films finished gave exit 0 with all three built. While
-``latched_interrupts`` is active the request is also remembered, and the runners raise it again
-at their next stage call or film (``stop_if_interrupted``).
+``latched_interrupts`` is active the request is also remembered, and the long loops raise it
+again at their next step (``stop_if_interrupted``): the build's runners at every stage call or
+film, ``pack`` at every sample.
 """
 
 from __future__ import annotations
