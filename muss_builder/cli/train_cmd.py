@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from muss_builder.core.overrides import dotted_overrides
 
 log = logging.getLogger("muss_builder.train")
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 
 
 def _fail(message: str) -> typer.Exit:
@@ -137,6 +138,8 @@ def fit(
         result = run_fit(cfg, resume=resume, until_step=until_step)
     except _user_errors() as exc:
         raise _fail(str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        raise _interrupted(Path(cfg.output_dir)) from exc
     if int(os.environ.get("RANK", "0")) == 0:
         first = f"{result.losses[0]:.4f}" if result.losses else "-"
         last = f"{result.losses[-1]:.4f}" if result.losses else "-"
@@ -146,6 +149,20 @@ def fit(
         )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         finish_rank_process()
+
+
+def _interrupted(out: Path) -> typer.Exit:
+    """Ctrl-C: one line saying where the run can go on from, and exit 130."""
+    from muss_builder.train.checkpoint import latest_checkpoint
+
+    newest = latest_checkpoint(out)
+    where = (
+        f"the newest checkpoint is {newest}; rerun with --resume to go on from it"
+        if newest is not None
+        else "no checkpoint was saved yet; rerun to start again"
+    )
+    typer.echo(f"interrupted: {where}", err=True)
+    return typer.Exit(EXIT_INTERRUPTED)
 
 
 def finish_rank_process() -> None:

@@ -133,3 +133,31 @@ def test_holdout_suite_keeps_its_films_out_of_cache_and_fit(built_dataset, tmp_p
     assert done.exit_code == 2 and "excluded film(s): nothing is left to read" in done.output
     done = run(*fit, "--holdout", str(tmp_path / "no-suite"))
     assert done.exit_code == 2 and "--holdout:" in done.output and "suite.json" in done.output
+
+
+def test_ctrl_c_names_the_checkpoint_to_resume_from(
+    built_dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from muss_builder.train import loop
+
+    step = loop.train_step
+    calls = []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", interrupted_at_the_second)
+    out = tmp_path / "run"
+    args = ["--shards", str(built_dataset.out / "shards"), "--out", str(out)]
+    args += ["--set", "checkpoint_every=1", "--until-step", "3"]
+    done = run("fit", "--config", "tiny", *args)
+    assert done.exit_code == 130, done.output
+    assert "interrupted: the newest checkpoint is" in done.output
+    assert "step-00000001" in done.output and "--resume" in done.output
+    monkeypatch.setattr(loop, "train_step", step)
+    done = run("fit", "--config", "tiny", *args, "--resume")
+    assert done.exit_code == 0, done.output
+    assert "trained steps 1..3" in done.output
