@@ -161,7 +161,8 @@ def _interrupted(out: Path) -> typer.Exit:
         if newest is not None
         else "no checkpoint was saved yet; rerun to start again"
     )
-    typer.echo(f"interrupted: {where}", err=True)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one a rank
+        typer.echo(f"interrupted: {where}", err=True)
     return typer.Exit(EXIT_INTERRUPTED)
 
 
