@@ -192,40 +192,25 @@ class MussDetector:
         spike = score / (float(median[f.local(t)]) + self.th.median_floor)
         return score >= self.cfg.cut_accept_without_net and spike >= self.cfg.clear_cut_spike
 
-    def step_ratio(self, f: FrameFeatures, t: int) -> float:
+    def step_ratio(self, f: FrameFeatures, t: int, edge: int = 0) -> float:
         """Change across ``t`` over the largest change beside it: high for a cut (a step),
         near 1 for motion (a ramp). Two frames each side, because footage converted to a
-        higher frame rate repeats frames and a single neighbour can be a repeat."""
+        higher frame rate repeats frames and a single neighbour can be a repeat. On an empty
+        edge (``edge`` of ``empty_edges``: +1 a picture appears at ``t``, -1 it vanishes) only
+        the picture's side counts: the other is an empty frame, and the frame after an empty
+        one may already start the next shot (a roll's first row of text)."""
         if f.local(t) < 3 or f.local(t) + 2 >= f.n:
             return 0.0
 
         def change(a: int, b: int) -> float:
             return f.pixel_between(a, b) + f.hist_between(a, b)
 
-        beside = max(
-            change(t - 3, t - 2), change(t - 2, t - 1), change(t, t + 1), change(t + 1, t + 2)
-        )
-        return change(t - 1, t) / (beside + self.th.step_floor)
-
-    def empty_step_ratio(self, f: FrameFeatures, t: int, edge: int) -> float:
-        """``step_ratio`` for a picture that appears (``edge`` +1) or vanishes (-1) at ``t``,
-        against the picture's own side only: the other side is an empty frame, and the frame
-        after an empty one may already start the next shot (a roll's first row of text)."""
-        if f.local(t) < 3 or f.local(t) + 2 >= f.n:
-            return 0.0
-
-        def change(a: int, b: int) -> float:
-            return f.pixel_between(a, b) + f.hist_between(a, b)
-
-        side = ((t, t + 1), (t + 1, t + 2)) if edge > 0 else ((t - 3, t - 2), (t - 2, t - 1))
-        beside = max(change(a, b) for a, b in side)
+        before, after = [(t - 3, t - 2), (t - 2, t - 1)], [(t, t + 1), (t + 1, t + 2)]
+        sides = after if edge > 0 else before if edge < 0 else before + after
+        beside = max(change(a, b) for a, b in sides)
         # a still picture beside an empty frame has no noise for step_floor to allow for
-        return change(t - 1, t) / (beside + self.th.empty_edge_floor)
-
-    def cut_step_ratio(self, f: FrameFeatures, t: int, empty_edges: np.ndarray) -> float:
-        """The step ratio the step rule reads at ``t`` (``empty_edges`` of ``f``)."""
-        edge = int(empty_edges[f.local(t)])
-        return self.empty_step_ratio(f, t, edge) if edge else self.step_ratio(f, t)
+        floor = self.th.empty_edge_floor if edge else self.th.step_floor
+        return change(t - 1, t) / (beside + floor)
 
     def finish(self) -> list[Transition]:
         f = self.features = self.accumulator.features()
@@ -297,6 +282,7 @@ class MussDetector:
         reach = self.th.net_cut_reach
         empty_edges = self.empty_edges(f)
         for t in unsure:
+            edge = int(empty_edges[f.local(t)])
             if t in asks:
                 net = max(
                     self.probabilities.get(k, (0.0, 0.0))[0] for k in range(t - reach, t + reach)
@@ -305,8 +291,8 @@ class MussDetector:
                 if confirmed:
                     cuts.append(cut(t, round(net, 4)))
                 self.cut_verdicts[t] = "net_cut" if confirmed else "net_no_cut"
-            elif self.cut_step_ratio(f, t, empty_edges) >= self.cfg.step_ratio and (
-                empty_edges[f.local(t)] != 0
+            elif self.step_ratio(f, t, edge) >= self.cfg.step_ratio and (
+                edge != 0
                 or changed_share(f, t, self.th.changed_pixel) >= self.cfg.min_changed_share
             ):
                 cuts.append(cut(t, self.th.step_cut_confidence))

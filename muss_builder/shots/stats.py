@@ -76,7 +76,7 @@ def _muss_columns(detector: MussDetector) -> Columns:
         "gradual_change": list(detector.gradual_change(f)),
         "luma": list(f.luma),
         "luma_std": list(f.luma_std),
-        "step_ratio": [detector.cut_step_ratio(f, t, empty_edges) for t in frames],
+        "step_ratio": [detector.step_ratio(f, t, int(empty_edges[f.local(t)])) for t in frames],
         "changed_share": [0.0] + [changed_share(f, t, th.changed_pixel) for t in frames[1:]],
         "net_single": [probs[t][0] if t in probs else None for t in frames],
         "net_many": [probs[t][1] if t in probs else None for t in frames],

@@ -3,7 +3,6 @@ synthetic films with exact ground truth (cuts, dissolves, fades, wipes, flashes)
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from muss_builder.config import ShotsConfig
 from muss_builder.shots.registry import DETECTORS
 from muss_builder.shots.segment import run_detectors
-from muss_builder.testing.synthetic_films import make_transition_film
+from muss_builder.testing.synthetic_films import ffmpeg_to, make_transition_film
 
 SEGMENTS = [
     (60, "", 0),
@@ -118,10 +117,8 @@ def _credits_film(path: Path, parts: list[tuple[str, int]], lines: int = 3, fps:
     graph = ";".join(f"{s}[s{i}]" for i, s in enumerate(sources))
     graph += ";" + "".join(f"[s{i}]" for i in range(len(parts)))
     graph += f"concat=n={len(parts)}:v=1:a=0,format=yuv420p[out]"
-    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-filter_complex", graph]
-    args += ["-map", "[out]", "-c:v", "libx264", "-preset", "veryfast", str(path)]
-    subprocess.run(args, check=True)
-    return path
+    encode = ("-map", "[out]", "-c:v", "libx264", "-preset", "veryfast")
+    return ffmpeg_to(path, "-filter_complex", graph, *encode)
 
 
 @pytest.mark.parametrize("lines", [1, 6])
@@ -144,7 +141,7 @@ def test_a_roll_alone_is_one_shot(tmp_path: Path) -> None:
 def test_grain_on_black_is_no_cut(tmp_path: Path) -> None:
     # heavy grain lifts a black frame's spread above "empty" but not to "a picture"
     graph = "color=c=0x101010:s=640x360:r=24:d=4,noise=alls=40:allf=t,format=yuv420p"
-    film = tmp_path / "grain.mp4"
-    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph]
-    subprocess.run([*args, "-c:v", "libx264", "-preset", "veryfast", str(film)], check=True)
+    film = ffmpeg_to(
+        tmp_path / "grain.mp4", "-f", "lavfi", "-i", graph, "-c:v", "libx264", "-preset", "veryfast"
+    )
     assert run_detectors(film, ["muss"])["muss"].transitions == []
