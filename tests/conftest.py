@@ -20,6 +20,7 @@ import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.core.storage import OPTIONS_ENV
+from muss_builder.core.torchvision_compat import prepare_torchvision
 from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.testing.synthetic_films import SyntheticFilm, make_film
 
@@ -29,6 +30,13 @@ if TYPE_CHECKING:  # for annotations only: the face fixtures import their module
 # 12 shots of known length at 24 fps: the ground truth of the "twelve segments" film.
 TWELVE_SEGMENTS = (30, 40, 25, 50, 36, 24, 48, 30, 30, 40, 26, 60)
 CURATION_MAKE_SET = Path(__file__).resolve().parents[1] / "benchmarks" / "curation" / "make_set.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests build tiny transformers models themselves; with a torchvision built for another
+    torch installed (the PyPI wheel beside the CPU torch), transformers' image processors
+    import only after the compat step the product's model stages take first."""
+    prepare_torchvision()
 
 
 @pytest.fixture(autouse=True)

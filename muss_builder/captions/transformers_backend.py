@@ -25,6 +25,7 @@ from muss_builder.captions.backends import (
 )
 from muss_builder.captions.video import VIDEO_MODEL_TYPES, VideoClip
 from muss_builder.core.models import load_pretrained, pick_device
+from muss_builder.core.torchvision_compat import prepare_torchvision
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class TransformersBackend(CaptionBackend):
 
     def setup(self) -> None:
         import torch
+
+        prepare_torchvision()  # before transformers builds a processor
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self._device = pick_device(self.device)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from muss_builder.core.models import load_pretrained, pick_device
+from muss_builder.core.torchvision_compat import prepare_torchvision
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -38,6 +39,7 @@ class ImageTextModel:
     """One loaded checkpoint: ``embed_images`` always, ``embed_texts`` for CLIP / SigLIP."""
 
     def __init__(self, model: str, device: str = "auto", batch_size: int = 16) -> None:
+        prepare_torchvision()  # before transformers builds a processor
         from transformers import AutoImageProcessor, AutoModel
 
         self.model = model

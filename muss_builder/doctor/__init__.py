@@ -21,6 +21,7 @@ from muss_builder.doctor.checks import (
     check_output,
     check_ray,
     check_resources,
+    check_torchvision,
 )
 from muss_builder.doctor.loading import check_model
 from muss_builder.doctor.models import ModelSpec, configured_models, model_present
@@ -56,6 +57,7 @@ def run_doctor(
     if config.runtime.executor == "ray" or ray_address is not None:
         checks += check_resources(config, resources)
     checks += [check_model(spec) for spec in configured_models(config)]
+    checks += check_torchvision(config)
     checks += check_caption_server(config)
     if out is not None:
         checks.append(check_output(out))

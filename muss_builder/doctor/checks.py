@@ -15,9 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from muss_builder.captions.video import model_reads_video
 from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.core.encoders import CPU_H264, GPU_H264
 from muss_builder.core.storage import Storage
+from muss_builder.core.torchvision_compat import prepare_torchvision
+from muss_builder.doctor.models import configured_models
 from muss_builder.doctor.record import Check
 from muss_builder.media import gpu
 
@@ -233,3 +236,39 @@ def check_caption_server(config: PipelineConfig) -> list[Check]:
         detail = f"{url} serves {served}, not {cap.model}"
         return [Check("caption server", False, detail, "set captions.model to a served name")]
     return [Check("caption server", True, f"{url} serves {cap.model}")]
+
+
+def check_torchvision(config: PipelineConfig) -> list[Check]:
+    """torchvision, when a configured model goes through transformers (which imports it for
+    every image and video processor once it is installed): absent is fine unless the caption
+    model reads clips (the Qwen-VL video processors need it); a build for another torch is
+    made importable (``core/torchvision_compat.py``) and said; one that still fails is not."""
+    if not any(spec.kind == "hf" for spec in configured_models(config)):
+        return []
+    state = prepare_torchvision()
+    cap = config.captions
+    video = cap.backend == "transformers" and model_reads_video(cap)
+    install = (
+        "pip install the torchvision built for your torch "
+        "(torchvision==0.28.0 beside torch==2.13.0)"
+    )
+    if state == "absent":
+        if video:
+            why = f"not installed; the video processor of {cap.model} needs it"
+            return [Check("torchvision", False, why, install)]
+        return [
+            Check("torchvision", True, "not installed (only the Qwen-VL video processors need it)")
+        ]
+    if state.startswith("broken"):
+        why = f"installed but does not import ({state.removeprefix('broken: ')})"
+        return [Check("torchvision", False, why, install + ", or uninstall it")]
+    import torch
+    import torchvision
+
+    versions = f"torchvision {torchvision.__version__} beside torch {torch.__version__}"
+    if state == "python-only":
+        versions += (
+            ": built for another torch, its compiled ops (nms) do not load; the Python "
+            "transforms the processors use do"
+        )
+    return [Check("torchvision", True, versions)]

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from muss_builder.core.models import load_pretrained, pick_device
+from muss_builder.core.torchvision_compat import prepare_torchvision
 
 
 def to_rgb(image_bgr: np.ndarray) -> np.ndarray:
@@ -45,6 +46,7 @@ class CropEmbedder:
         self._image_features = False
 
     def setup(self) -> None:
+        prepare_torchvision()  # before transformers builds a processor
         from transformers import AutoImageProcessor, AutoModel
 
         self._device = pick_device(self.device)

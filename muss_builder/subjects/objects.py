@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from muss_builder.core.models import load_pretrained, pick_device
+from muss_builder.core.torchvision_compat import prepare_torchvision
 from muss_builder.subjects.embedders import ColourHistogramEmbedder, CropEmbedder, to_rgb
 from muss_builder.subjects.faces import sharpness
 
@@ -164,6 +165,7 @@ class TransformersDetector(SubjectDetector):
         self._device = "cpu"
 
     def setup(self) -> None:
+        prepare_torchvision()  # before transformers builds a processor
         from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
         assert self.model is not None

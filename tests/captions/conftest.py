@@ -5,7 +5,6 @@ OpenAI-compatible endpoint (a local HTTP server standing in for a real one such 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
@@ -15,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from muss_builder.core.torchvision_compat import prepare_torchvision
+
 
 @pytest.fixture(scope="session")
 def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """LLaVA rather than Qwen2-VL: in transformers 5 every Qwen2-VL processor needs a video
-    processor, which needs torchvision, which this environment does not have."""
+    """LLaVA: an image-only VLM (the keyframe path). Unlike every Qwen-VL processor in
+    transformers 5 it needs no video processor, hence no torchvision."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -98,38 +99,10 @@ def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def torchvision_usable() -> bool:
-    """Whether transformers' video processors can run: they need torchvision. The PyPI
-    torchvision wheel is built against CUDA torch; beside a CPU torch its compiled ops do not
-    load and its import then fails on two unguarded fake-kernel registrations (nms, qnms).
-    Declaring those two schemas first (no kernel: nothing here calls them) lets the pure
-    Python transforms, all the video processors use, import."""
-    import importlib.util
-
-    if importlib.util.find_spec("torchvision") is None:
-        return False
-    import torch
-
-    try:
-        import torchvision
-    except RuntimeError:
-        library = torch.library.Library("torchvision", "DEF")
-        for op in ("nms", "qnms"):
-            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP.append(library)  # a Library dropped is a Library unregistered
-        for name in [m for m in sys.modules if m.startswith("torchvision")]:
-            del sys.modules[name]
-        try:
-            import torchvision  # noqa: F401
-        except Exception:
-            return False
-    return True
-
-
-_KEEP: list[Any] = []
 # at import, before any test imports transformers: with torchvision installed, transformers
-# imports it for every image processor (LLaVA's CLIP one too), not only for video
-TORCHVISION = torchvision_usable()
+# imports it for every image processor (LLaVA's CLIP one too), not only for video; a PyPI
+# (CUDA) torchvision beside the CPU torch imports only through the compat step
+TORCHVISION = prepare_torchvision() in ("native", "python-only")
 
 # The real Qwen2-VL / Qwen2.5-VL chat template (the Qwen3-VL one differs in its tool-call
 # branches, unused here, and in having no default system message): one

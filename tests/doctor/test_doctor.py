@@ -3,6 +3,7 @@ the shipped configs."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ from muss_builder.cli.main import app
 from muss_builder.config import PipelineConfig, load_pipeline
 from muss_builder.core.encoders import CPU_H264, GPU_H264
 from muss_builder.doctor import PreflightError, configured_models, preflight, run_doctor
-from muss_builder.doctor.checks import check_ffmpeg, check_output
+from muss_builder.doctor.checks import check_ffmpeg, check_output, check_torchvision
 from muss_builder.doctor.loading import check_model
 from muss_builder.media import gpu
 from muss_builder.runtime.build import build
@@ -292,3 +293,30 @@ def test_a_build_stops_at_start_on_a_hub_id_not_in_the_cache(
     assert "'nobody/no-vlm'" in message and str(empty_hf_cache / "hub") in message
     assert "hf download nobody/no-vlm" in message and "\n" not in message
     assert not list((out / "films").glob("*.json"))
+
+
+def test_torchvision_is_checked_where_a_transformers_model_needs_it(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from muss_builder.doctor import checks
+
+    assert check_torchvision(tiny_config) == []  # no transformers model: no row
+    qwen = tmp_path / "qwen"
+    qwen.mkdir()
+    (qwen / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    video = with_(tiny_config, captions={"enabled": True, "backend": "transformers",
+                                         "model": str(qwen)})  # fmt: skip
+    (row,) = check_torchvision(video)
+    if importlib.util.find_spec("torchvision") is not None:  # the test environment's case
+        assert row.ok and "beside torch" in row.detail, row
+    monkeypatch.setattr(checks, "prepare_torchvision", lambda: "absent")
+    (row,) = check_torchvision(video)
+    assert not row.ok and str(qwen) in row.detail and "pip install" in row.fix
+    image_only = tmp_path / "llava"
+    image_only.mkdir()
+    (image_only / "config.json").write_text(json.dumps({"model_type": "llava"}))
+    (row,) = check_torchvision(with_(video, captions={"model": str(image_only)}))
+    assert row.ok and "not installed" in row.detail  # only the video processors need it
+    monkeypatch.setattr(checks, "prepare_torchvision", lambda: "broken: libc10 missing")
+    (row,) = check_torchvision(video)
+    assert not row.ok and "libc10 missing" in row.detail and "uninstall" in row.fix

@@ -23,6 +23,7 @@ import numpy as np
 
 from muss_builder.bench.metrics.consistency import unit
 from muss_builder.core.models import load_pretrained, pick_device
+from muss_builder.core.torchvision_compat import prepare_torchvision
 
 
 def text_alignment(image_embeddings: np.ndarray, text_embedding: np.ndarray) -> float:
@@ -43,6 +44,7 @@ class ImageTextScorer:
         self._device = "cpu"
 
     def setup(self) -> None:
+        prepare_torchvision()  # before transformers builds a processor
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
         self._images = load_pretrained(AutoImageProcessor, self.model)
