@@ -1,5 +1,6 @@
 """Byte-identical builds at the size users run: the default pipeline on a 720p film of 30+
-seconds (480p clips), while the machine is busy.
+seconds (480p clips), while the machine is busy; and the reference's clips read frame for
+frame by the decoders training loaders use (PyAV, OpenCV, decord), seeks included.
 
 One reference build (inline) serves two comparisons: a build killed with SIGKILL mid-film
 and rerun (the kill comes before the film's record is written, so the rerun builds the whole
@@ -10,6 +11,7 @@ joined by cuts and gradual transitions, with film grain so the encoder works on 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -214,3 +216,119 @@ def test_local_ray_cluster_equals_inline(
         )
     assert on_ray.stats["executor"] == "ray"
     assert_same_build(on_ray.out, reference.out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's clips in the readers users train with
+
+# decord ships wheels for x86-64 Linux only (pyproject's test extra installs it there)
+HAS_DECORD = importlib.util.find_spec("decord") is not None
+
+
+def _ffmpeg_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """Every frame as RGB, decoded by the ffmpeg command line (the reference reader)."""
+    args = [binary("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path)]
+    proc = subprocess.Popen(
+        [*args, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    size = width * height * 3
+    try:
+        while len(data := proc.stdout.read(size)) == size:
+            yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _reader_frames(path: Path) -> dict[str, Iterator[np.ndarray]]:
+    """Every frame as RGB, in order, from each reader a training loader uses."""
+    import av
+    import cv2
+
+    def pyav() -> Iterator[np.ndarray]:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
+
+    def opencv() -> Iterator[np.ndarray]:
+        capture = cv2.VideoCapture(str(path))
+        while (read := capture.read())[0]:
+            yield cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)
+        capture.release()
+
+    def decord_reader() -> Iterator[np.ndarray]:
+        import decord
+
+        video = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        for i in range(len(video)):
+            yield video[i].asnumpy()
+
+    readers = {"pyav": pyav(), "opencv": opencv()}
+    if HAS_DECORD:
+        readers["decord"] = decord_reader()
+    return readers
+
+
+def test_every_reader_gets_every_frame_and_each_shot_boundary(
+    reference: BuildSummary, tmp_path: Path
+) -> None:
+    """PyAV, OpenCV and decord decode each clip to ffmpeg's frames, pixel for pixel and as
+    many as the sample says; the container declares that count and a constant frame rate
+    from time 0; and the seeks a loader makes (decord's random access, PyAV's seek by time)
+    land on each shot's first and last frame, not a neighbour."""
+    import av
+
+    from muss_builder.shards.reader import iter_samples, load_sample_json
+
+    checked = 0
+    for shard in sorted((reference.out / "shards").glob("*.tar")):
+        for sample in iter_samples(shard):
+            doc = load_sample_json(sample)
+            clip = doc["clip"]
+            path = tmp_path / f"{sample.key}.mp4"
+            path.write_bytes(sample.members["mp4"])
+            n, fps = clip["n_frames"], clip["fps"]
+            bounds = {
+                f for s in doc["shots"] for f in (s["clip_start_frame"], s["clip_end_frame"] - 1)
+            }
+            at_bounds: dict[int, np.ndarray] = {}
+            readers = _reader_frames(path)
+            count = 0
+            for i, want in enumerate(_ffmpeg_frames(path, clip["width"], clip["height"])):
+                for name, frames in readers.items():
+                    got = next(frames, None)
+                    assert got is not None, f"{sample.key}: {name} ended at frame {i} of {n}"
+                    assert np.array_equal(got, want), f"{sample.key}: {name} frame {i} differs"
+                if i in bounds:
+                    at_bounds[i] = want
+                count += 1
+            assert count == n, f"{sample.key}: ffmpeg decoded {count} frames, the json says {n}"
+            for name, frames in readers.items():
+                assert next(frames, None) is None, f"{sample.key}: {name} has frames past {n}"
+
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                assert stream.frames == n and float(stream.average_rate) == fps
+                times = [float(f.pts * f.time_base) for f in container.decode(stream)]
+            assert np.allclose(times, np.arange(n) / fps, atol=0.5 / fps), sample.key
+            frames = sorted(at_bounds)
+            if HAS_DECORD:
+                import decord
+
+                video = decord.VideoReader(str(path), ctx=decord.cpu(0))
+                assert len(video) == n and video.get_avg_fps() == fps
+                batch = video.get_batch(list(reversed(frames))).asnumpy()  # random order
+                for frame, got in zip(reversed(frames), batch, strict=True):
+                    assert np.array_equal(got, at_bounds[frame]), f"{sample.key}: decord {frame}"
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                for frame in frames:
+                    target = round(frame / fps / stream.time_base)
+                    container.seek(target, stream=stream, backward=True)
+                    got = next(f for f in container.decode(stream) if f.pts >= target)
+                    assert got.pts == target and np.array_equal(
+                        got.to_ndarray(format="rgb24"), at_bounds[frame]
+                    ), f"{sample.key}: PyAV seek to frame {frame}"
+            checked += 1
+    assert checked >= 2
