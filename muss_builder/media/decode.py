@@ -95,6 +95,16 @@ class PictureCut:
         return out
 
 
+def any_of(terms: list[str]) -> str:
+    """An ffmpeg expression that is non-zero where any of ``terms`` is: their sum, nested as a
+    balanced tree. ffmpeg's evaluator recurses once per operator and refuses a flat chain of
+    about a hundred sums ("Cannot allocate memory"); balanced, hundreds nest ~9 deep."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({any_of(terms[:half])})+({any_of(terms[half:])})"
+
+
 class FrameReader:
     """Iterate over the frames of ``path`` scaled to ``size`` (display orientation).
 
@@ -162,8 +172,8 @@ class FrameReader:
             filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
         if self.only_times:
             # half a microsecond either side: exact for any real frame rate's timestamps
-            terms = "+".join(f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times)
-            filters.append(f"select='{terms}'")
+            terms = [f"between(t,{t - 5e-7:.7f},{t + 5e-7:.7f})" for t in self.only_times]
+            filters.append(f"select='{any_of(terms)}'")
         if self.picture is not None:
             filters += self.picture.filters(self.scale_flags)
         # setsar=1: the size already unsqueezes non-square pixels (see media.probe)
