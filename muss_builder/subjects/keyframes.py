@@ -60,9 +60,9 @@ def read_keyframes(
     decode, which bounds the select expression), so the frames between are decoded but
     never scaled or piped. Each decode costs an ffmpeg start, a seek and the GOP before its
     first frame again: on a film of short shots at 48 a decode (the bound a flat ``select``
-    sum allowed) those were most of the pass (the demo's music video: 1,904 frames in 5.1 s,
-    1.4-1.7 s at 400; docs/benchmarks.md), while 400 terms cost a 1080p decode nothing
-    measurable."""
+    sum allowed) those were most of the pass (the demo's music video: 1,773 frames in 5.0 s,
+    1.7 s at 400; a 10-minute 1080p film 69 -> 54 s; benchmarks/keyframe_decode.py), while
+    400 terms cost a 1080p decode nothing measurable."""
     wanted = sorted((frame, shot) for shot, frames in chosen.items() for frame in frames)
     if not wanted:
         return
