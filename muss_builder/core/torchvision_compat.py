@@ -53,9 +53,9 @@ def _prepare() -> str:
             del sys.modules[name]  # the failed import left half-built modules behind
         try:
             import torchvision  # noqa: F401
-        except Exception as again:
+        except Exception as again:  # said, not raised: doctor reports it, a stage's setup fails
             return f"broken: {str(again).splitlines()[0]}"
         return "python-only"
-    except Exception as err:
+    except Exception as err:  # an ImportError of its own dependencies, say: said, not raised
         return f"broken: {str(err).splitlines()[0]}"
     return "native"
