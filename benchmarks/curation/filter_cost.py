@@ -4,7 +4,8 @@
 
 Cases: the demo footage (5 films) and the 10-minute 1080p synthetic film of
 ``benchmarks/build_wall_time.py`` (made once and reused from ``--work``). Each case is built
-three ways, alternating run by run so that machine noise hits all alike: the default pipeline
+three ways, alternating run by run (each run starting from the next way) so that machine noise
+hits all alike: the default pipeline
 ("filters on"), the same with ``filters.drop: []`` ("measure only": every filter runs, no shot
 is dropped, so the same clips are encoded as with the filters off) and the same with
 ``filters.enabled: false``. The filters' cost is "measure only" against "filters off"; "filters
@@ -107,9 +108,14 @@ def main() -> None:
         ]
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        labels = list(configs)
         for run in range(args.runs):
+            # each run starts from the next config: over as many runs as configs, each
+            # config builds first, second, ... once (a build's position in the run is noise
+            # it would otherwise always get the same share of)
+            order = labels[run % len(labels) :] + labels[: run % len(labels)]
             for case, films in cases.items():
-                for label, config in configs.items():
+                for label, config in ((name, configs[name]) for name in order):
                     out = Path(tmp) / f"out-{run}"
                     row = build_wall_time.run_case(films, out, config)
                     row |= filter_seconds(out)
