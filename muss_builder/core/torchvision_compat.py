@@ -17,25 +17,20 @@ before ``from transformers import ...`` of anything that may build a processor.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from typing import Any
 
 _SCHEMAS = ("nms", "qnms")  # the two ops torchvision registers fake kernels for at import
 _kept: list[Any] = []  # a torch Library that is dropped unregisters its schemas
-_state: dict[str, str] = {}
 
 
+@functools.cache  # once per process: a second try would find the schemas declared ("native")
 def prepare_torchvision() -> str:
     """Make ``import torchvision`` work if it can; returns what was found: ``"absent"``,
     ``"native"`` (it imports as is), ``"python-only"`` (its compiled ops do not load beside
-    this torch: the schemas were declared) or ``"broken: <why>"``. Cheap after the first call."""
-    if "result" not in _state:
-        _state["result"] = _prepare()
-    return _state["result"]
-
-
-def _prepare() -> str:
+    this torch: the schemas were declared) or ``"broken: <why>"``."""
     if importlib.util.find_spec("torchvision") is None:
         return "absent"
     import torch

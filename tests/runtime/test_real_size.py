@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from muss_builder.config import PipelineConfig, load_pipeline
+from muss_builder.media.decode import FrameReader
 from muss_builder.media.tools import binary, run
 from muss_builder.runtime.build import BuildSummary, build
 from muss_builder.testing.synthetic_films import make_transition_film
@@ -225,22 +226,6 @@ def test_local_ray_cluster_equals_inline(
 HAS_DECORD = importlib.util.find_spec("decord") is not None
 
 
-def _ffmpeg_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
-    """Every frame as RGB, decoded by the ffmpeg command line (the reference reader)."""
-    args = [binary("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path)]
-    proc = subprocess.Popen(
-        [*args, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    size = width * height * 3
-    try:
-        while len(data := proc.stdout.read(size)) == size:
-            yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def _reader_frames(path: Path) -> dict[str, Iterator[np.ndarray]]:
     """Every frame as RGB, in order, from each reader a training loader uses."""
     import av
@@ -295,7 +280,9 @@ def test_every_reader_gets_every_frame_and_each_shot_boundary(
             at_bounds: dict[int, np.ndarray] = {}
             readers = _reader_frames(path)
             count = 0
-            for i, want in enumerate(_ffmpeg_frames(path, clip["width"], clip["height"])):
+            # the reference: ffmpeg through the pipeline's own reader, at the clip's size
+            reference = FrameReader(path, (clip["width"], clip["height"]), pix_fmt="rgb24")
+            for i, want in enumerate(frame.image for frame in reference):
                 for name, frames in readers.items():
                     got = next(frames, None)
                     assert got is not None, f"{sample.key}: {name} ended at frame {i} of {n}"
