@@ -1,11 +1,12 @@
 """Training-step speed of the multi-shot DiT: step time, tokens/s, peak memory, MFU.
 
     # the GPU target: Wan2.1-1.3B shape (random init), 480x832, 5 shots x 17 frames, bf16
-    # (39,000 video tokens; 1.42B fp32 weights, grads, AdamW and EMA take ~28 GB; activations
-    # without checkpointing tens of GB more: on 80 GB cards add --activation-checkpointing)
-    .venv/bin/python benchmarks/train_step.py
+    # (39,000 video tokens; 1.42B fp32 weights, grads, AdamW and EMA take ~28 GB). On an H200:
+    # eager without checkpointing runs out of memory (> 137 GiB), --compile fits in 121.5 GiB
+    # (45.5 % MFU), --compile --activation-checkpointing in 29.9 GiB (docs/benchmarks.md)
+    .venv/bin/python benchmarks/train_step.py --compile
     .venv/bin/python benchmarks/train_step.py --activation-checkpointing --compile
-    .venv/bin/python benchmarks/train_step.py --refs 4     # with reference tokens (masked)
+    .venv/bin/python benchmarks/train_step.py --refs 4 --activation-checkpointing --compile
     # CPU smoke check
     .venv/bin/python benchmarks/train_step.py --preset tiny --height 64 --width 64 \
         --shots 2 --frames-per-shot 5 --precision fp32 --steps 3 --warmup 1
