@@ -50,6 +50,9 @@ step train_compile_ckpt 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --
   --activation-checkpointing --no-header
 step train_compile_refs 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
   --activation-checkpointing --refs 4 --no-header
+step train_compile_refs_flex 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
+  --activation-checkpointing --refs 4 --attention flex --no-header
+step flex_tests 120 $PY -m pytest -q -p no:cacheprovider --noconftest tests/train/test_flex.py
 if [ -n "${FILM:-}" ]; then
   step nvdec 120 $PY benchmarks/nvdec_decode.py "$FILM" --runs 3
 fi

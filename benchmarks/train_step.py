@@ -7,6 +7,9 @@
     .venv/bin/python benchmarks/train_step.py --compile
     .venv/bin/python benchmarks/train_step.py --activation-checkpointing --compile
     .venv/bin/python benchmarks/train_step.py --refs 4 --activation-checkpointing --compile
+    # references on CUDA take FlexAttention (auto); --attention efficient times the masked SDPA
+    .venv/bin/python benchmarks/train_step.py --refs 4 --activation-checkpointing --compile \
+        --attention efficient
     # CPU smoke check
     .venv/bin/python benchmarks/train_step.py --preset tiny --height 64 --width 64 \
         --shots 2 --frames-per-shot 5 --precision fp32 --steps 3 --warmup 1
@@ -101,7 +104,11 @@ def main() -> None:
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument(
-        "--attention", default="auto", choices=["auto", "flash", "efficient", "cudnn", "math"]
+        "--attention",
+        default="auto",
+        choices=["auto", "flash", "efficient", "cudnn", "math", "flex"],
+        help="SDPA backend, or flex (FlexAttention for the reference-masked self-attention); "
+        "auto = flex there on CUDA",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=10, help="timed steps")

@@ -11,7 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 
+from muss_builder.train import flex
 from muss_builder.train.presets import QK_NORM_RMS, ModelConfig
 from muss_builder.train.rope import apply_rotary
 
@@ -104,7 +106,9 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor,  # (B, N, D) queries
         context: torch.Tensor | None = None,  # (B, L, D) keys/values; None = self-attention
-        mask: torch.Tensor | None = None,  # (B, 1, N, L) additive bias: 0 = attend, -inf = not
+        # (B, 1, N, L) additive bias (0 = attend, -inf = not) for SDPA, or a BlockMask over
+        # (B, 1, N, N) for FlexAttention (self-attention with references only)
+        mask: torch.Tensor | BlockMask | None = None,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,  # cos, sin (B, N, 1, Dh/2)
     ) -> torch.Tensor:
         context = x if context is None else context
@@ -113,11 +117,13 @@ class Attention(nn.Module):
         v = self.to_v(context).unflatten(2, (self.heads, -1))
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        if mask is not None and mask.dtype != q.dtype:
-            mask = mask.to(q.dtype)  # only if the forward guessed the compute dtype wrong
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
-        )  # (B, heads, N, Dh)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, *, Dh)
+        if isinstance(mask, BlockMask):
+            out = flex.attend(q, k, v, mask)  # (B, heads, N, Dh)
+        else:
+            if mask is not None and mask.dtype != q.dtype:
+                mask = mask.to(q.dtype)  # only if the forward guessed the compute dtype wrong
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, Dh)
         out = out.transpose(1, 2).flatten(2).type_as(q)  # (B, N, D)
         return self.to_out[0](out)
 
@@ -168,7 +174,7 @@ class Block(nn.Module):
         modulation: torch.Tensor,  # (B, 6, D)
         cos: torch.Tensor,  # (B, N, 1, Dh/2)
         sin: torch.Tensor,
-        self_mask: torch.Tensor | None,  # (B, 1, N, N)
+        self_mask: torch.Tensor | BlockMask | None,  # (B, 1, N, N) bias, or a flex BlockMask
         text_mask: torch.Tensor | None,  # (B, 1, N, L)
         has_text: torch.Tensor | None,  # (B, N) False: the token has no text to attend
     ) -> torch.Tensor:

@@ -112,8 +112,11 @@ class TrainConfig(_Strict):
     precision: Literal["bf16", "fp32"] = "bf16"
     activation_checkpointing: bool = False
     compile: bool = Field(False, description="torch.compile each DiT block")
-    attention: Literal["auto", "flash", "efficient", "cudnn", "math"] = Field(
-        "auto", description="SDPA backend; auto lets PyTorch choose"
+    attention: Literal["auto", "flash", "efficient", "cudnn", "math", "flex"] = Field(
+        "auto",
+        description="SDPA backend, or flex: FlexAttention (train/flex.py) for the "
+        "reference-masked self-attention (batches without references and the text "
+        "cross-attention stay on SDPA); auto = flex for that on CUDA, else PyTorch's SDPA choice",
     )
     parallel: Literal["none", "ddp", "fsdp2"] = Field(
         "ddp", description="under torchrun (WORLD_SIZE > 1); a single process ignores it"

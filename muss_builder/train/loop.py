@@ -126,6 +126,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 def wrap_model(model: nn.Module, cfg: TrainConfig, env: _Dist) -> nn.Module:
     """Checkpointing, compile and DDP/FSDP2 around ``model`` (kept unwrapped for names)."""
     model.gradient_checkpointing = cfg.activation_checkpointing
+    model.attention = cfg.attention  # flex or not is decided per batch (flex.use_flex)
     if cfg.compile:
         # Module.compile() compiles in place: state-dict names stay those of the plain model
         for block in model.blocks:
@@ -153,7 +154,7 @@ def wrap_model(model: nn.Module, cfg: TrainConfig, env: _Dist) -> nn.Module:
 
 
 def _sdpa_context(cfg: TrainConfig) -> contextlib.AbstractContextManager:
-    if cfg.attention == "auto":
+    if cfg.attention in ("auto", "flex"):  # flex: the model's own choice, SDPA picks the rest
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 from torch.utils.checkpoint import checkpoint
 
+from muss_builder.train import flex
 from muss_builder.train.blocks import Block, ConditionEmbedder, FP32LayerNorm
 from muss_builder.train.masks import cross_attention_mask, self_attention_mask
 from muss_builder.train.presets import ModelConfig, RopeConfig
@@ -61,6 +63,10 @@ class MultiShotDiT(nn.Module):
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, config.dim) / config.dim**0.5)
         self.gradient_checkpointing = False
         self.validate_inputs = True  # shape/value checks (a few host syncs); off under compile
+        # TrainConfig.attention: "flex" or "auto" (flex on CUDA) runs the reference-masked
+        # self-attention on FlexAttention (flex.use_flex); the SDPA backends are chosen by the
+        # trainer's sdpa_kernel context, which this model does not see
+        self.attention = "auto"
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -100,7 +106,13 @@ class MultiShotDiT(nn.Module):
         video_shots = shots_per_frame.repeat_interleave(grid[1] * grid[2], dim=1)  # (B, N_v)
         positions = video_positions(batch.shot_index, grid, pt, rope)
 
-        tokens, query_shots, self_mask = video, video_shots, None
+        compute_dtype = (
+            torch.get_autocast_dtype(x_t.device.type)
+            if torch.is_autocast_enabled(x_t.device.type)
+            else weight_dtype
+        )
+        tokens, query_shots = video, video_shots
+        self_mask: torch.Tensor | BlockMask | None = None  # shared by all blocks
         refs = self._real_references(batch)
         if refs is not None:
             ref_latents, ref_shots, ref_boxes, ref_frames = refs  # R' refs that are real somewhere
@@ -121,14 +133,8 @@ class MultiShotDiT(nn.Module):
                     ),
                 ]
             )
-            self_mask = self_attention_mask(video_shots, ref_shots, per_ref)
+            self_mask = self.self_attention_mask(video_shots, ref_shots, per_ref, compute_dtype)
         text_mask, has_text = cross_attention_mask(query_shots, batch.text_segments)
-        compute_dtype = (
-            torch.get_autocast_dtype(x_t.device.type)
-            if torch.is_autocast_enabled(x_t.device.type)
-            else weight_dtype
-        )
-        self_mask = additive_mask(self_mask, compute_dtype)
         text_mask = additive_mask(text_mask, compute_dtype)
         cos, sin = rotary_cos_sin(positions, cfg.head_dim, rope.theta)  # (B, N, 1, Dh/2)
 
@@ -152,6 +158,25 @@ class MultiShotDiT(nn.Module):
         # op on a view output skips its pre-backward hook; the copy is latent-sized
         out = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # (B, C, T, H, W)
         return out.clone(memory_format=torch.contiguous_format)
+
+    def self_attention_mask(
+        self,
+        video_shots: torch.Tensor,  # (B, N_v)
+        ref_shots: torch.Tensor,  # (B, R'), -1 = padding
+        per_ref: int,
+        dtype: torch.dtype,
+    ) -> torch.Tensor | BlockMask | None:
+        """The self-attention mask of a batch with references, built once per forward: a
+        BlockMask on the flex path, else SDPA's (B, 1, N, N) additive bias; None when
+        everything may attend (unmasked SDPA, flash-eligible)."""
+        device = video_shots.device
+        if flex.use_flex(self.attention, device, masked=True):
+            grad = torch.is_grad_enabled()
+            reason = flex.flex_unsupported(self.config.head_dim, device, grad)
+            if reason is None:
+                return flex.self_attention_block_mask(video_shots, ref_shots, per_ref)
+            flex.warn_fallback_once(reason)
+        return additive_mask(self_attention_mask(video_shots, ref_shots, per_ref), dtype)
 
     @staticmethod
     def _real_references(
