@@ -48,8 +48,9 @@ step train_compile 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compi
 
 step train_compile_ckpt 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
   --activation-checkpointing --no-header
+# references: masked SDPA (the memory-efficient kernel) against FlexAttention (auto on CUDA)
 step train_compile_refs 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
-  --activation-checkpointing --refs 4 --no-header
+  --activation-checkpointing --refs 4 --attention efficient --no-header
 step train_compile_refs_flex 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
   --activation-checkpointing --refs 4 --attention flex --no-header
 step flex_tests 120 $PY -m pytest -q -p no:cacheprovider --noconftest tests/train/test_flex.py
