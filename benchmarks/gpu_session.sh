@@ -35,7 +35,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to OUTDIR/NAME.l
 step env 60 bash -c "nvidia-smi; $PY -c 'import sys, torch; print(sys.version); \
 print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'; \
 $PY -c 'import onnxruntime as o; print(\"onnxruntime\", o.__version__, o.get_available_providers())'; \
-command -v ffmpeg && ffmpeg -hide_banner -hwaccels && ffmpeg -hide_banner -encoders | grep -i nvenc"
+if command -v ffmpeg; then ffmpeg -hide_banner -hwaccels; ffmpeg -hide_banner -encoders | grep -i nvenc; \
+else echo 'no ffmpeg on this machine (NVDEC: nvdec_decode.py through PyAV)'; fi"
 
 # the issue's shape: 480x832, 5 shots x 17 frames (39,000 video tokens), bf16, random init
 step train_plain 120 $PY benchmarks/train_step.py --steps 5 --warmup 2

@@ -133,7 +133,7 @@ class MultiShotDiT(nn.Module):
                     ),
                 ]
             )
-            self_mask = self.self_attention_mask(video_shots, ref_shots, per_ref, compute_dtype)
+            self_mask = self.shared_self_mask(video_shots, ref_shots, per_ref, compute_dtype)
         text_mask, has_text = cross_attention_mask(query_shots, batch.text_segments)
         text_mask = additive_mask(text_mask, compute_dtype)
         cos, sin = rotary_cos_sin(positions, cfg.head_dim, rope.theta)  # (B, N, 1, Dh/2)
@@ -159,7 +159,7 @@ class MultiShotDiT(nn.Module):
         out = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # (B, C, T, H, W)
         return out.clone(memory_format=torch.contiguous_format)
 
-    def self_attention_mask(
+    def shared_self_mask(
         self,
         video_shots: torch.Tensor,  # (B, N_v)
         ref_shots: torch.Tensor,  # (B, R'), -1 = padding

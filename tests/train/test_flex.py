@@ -203,7 +203,7 @@ def test_cuda_compiled_bf16_flex_matches_masked_sdpa(compiled_blocks: bool) -> N
         net = copy.deepcopy(model).cuda()
         net.attention, net.validate_inputs = attention, False
         net.gradient_checkpointing = attention == "auto"
-        mask = net.self_attention_mask(video_shots, batch.ref_shots, 9, torch.bfloat16)
+        mask = net.shared_self_mask(video_shots, batch.ref_shots, 9, torch.bfloat16)
         assert isinstance(mask, BlockMask) == (attention == "auto")
         if compiled_blocks:
             for block in net.blocks:
