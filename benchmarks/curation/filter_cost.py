@@ -151,6 +151,17 @@ def report(results: dict[tuple[str, str], list[dict]], runs: int) -> None:
         for label in [lb for c, lb in walls if c == case and lb != "filters off"]:
             on = walls[(case, label)]
             print(f"- {case}: {label} / filters off = {on / off:.3f} ({on - off:+.1f} s)")
+            # each run builds every config back to back: the ratio inside one run sees the
+            # same machine, so its median is steadier than the ratio of medians when the
+            # machine's speed drifts between runs
+            paired = [
+                a["wall"] / b["wall"]
+                for a, b in zip(results[(case, label)], results[(case, "filters off")], strict=True)
+            ]
+            print(
+                f"  - per-run ratios: median {statistics.median(paired):.3f} "
+                f"({', '.join(f'{r:.3f}' for r in paired)})"
+            )
         for key, seconds in sorted(filters.get(case, {}).items()):
             print(f"  - {key}: {seconds:.2f} s (median over runs, summed over films)")
 

@@ -6,7 +6,9 @@ Runs the analyse stage (probe, shot decode, the picture filters) and the subject
 keyframe pass: faces, keyframe collectors, the text detector's thread) of one film in this
 process, once with the default pipeline's filters measuring but dropping nothing ("measure
 only", ``filters.drop: []``) and once with ``filters.enabled: false``, alternating, and
-prints each stage's median seconds and the filters' own seconds. Models load before the
+prints each stage's median seconds, its CPU seconds (this process's threads and the ffmpeg
+processes it ran: on a build that keeps every core busy, CPU seconds are what the filters take
+from the other films) and the filters' own seconds. Models load before the
 timing (``Stage.setup``), as a Ray actor holds them. No Ray, no clips: this is the film's own
 critical path, apart from the cluster's start and the other films
 (``filter_cost.py`` measures whole builds).
@@ -15,6 +17,7 @@ critical path, apart from the cluster's start and the other films
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -32,6 +35,15 @@ def variant_config(base: str, filters: dict) -> PipelineConfig:
     doc = load_pipeline(base).model_dump()
     doc["filters"] = merge(doc["filters"], filters)
     return PipelineConfig.model_validate(doc)
+
+
+def cpu_seconds() -> float:
+    """User + system seconds of this process's threads and its waited-for children (ffmpeg)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -53,16 +65,20 @@ def main() -> None:
             analyse, subjects = stages[name]
             result = FilmResult(path=str(args.film), film_id="0" * 16, status="running")
             work = FilmWork(str(args.film), "0" * 16, config, out, result)
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             work = analyse.process(work, None)
-            t1 = time.perf_counter()
+            c1, t1 = cpu_seconds(), time.perf_counter()
             work = subjects.process(work, None)
-            t2 = time.perf_counter()
+            c2, t2 = cpu_seconds(), time.perf_counter()
             got = {"analyse": t1 - t0, "subjects": t2 - t1}
+            got |= {"analyse_cpu": c1 - c0, "subjects_cpu": c2 - c1}
             got |= {f"filter_{k}": v for k, v in work.filter_seconds.items()}
             for key, value in got.items():
                 seconds[name].setdefault(key, []).append(value)
-            print(f"run {run + 1} {name}: analyse {t1 - t0:.2f} s, subjects {t2 - t1:.2f} s")
+            print(
+                f"run {run + 1} {name}: analyse {t1 - t0:.2f} s ({c1 - c0:.2f} CPU s), "
+                f"subjects {t2 - t1:.2f} s ({c2 - c1:.2f} CPU s)"
+            )
     print(f"\n{args.film.name}, median of {args.runs}")
     print("| stage or filter | " + " | ".join(configs) + " |")
     print("|---|" + "---:|" * len(configs))
