@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from muss_builder.train.masks import self_mask_allows_all
+
 log = logging.getLogger(__name__)
 
 # torch 2.13 raises "FlexAttention does not support backward on CPU" (and on MPS): training
@@ -95,15 +97,6 @@ def self_attention_mask_mod(token_shot: torch.Tensor, token_ref: torch.Tensor) -
         return same_ref | same_shot
 
     return mask_mod
-
-
-def self_mask_allows_all(video_shots: torch.Tensor, ref_shots: torch.Tensor) -> bool:
-    """Whether ``self_attention_mask`` would allow every pair (and so return None), decided
-    on the (B, N_v, R) and (B, R, R) relations instead of the (B, N, N) mask."""
-    video_sees_refs = video_shots[:, :, None] == ref_shots[:, None, :]  # (B, N_v, R)
-    own = torch.eye(ref_shots.shape[1], dtype=torch.bool, device=ref_shots.device)
-    same_real_shot = (ref_shots[:, :, None] == ref_shots[:, None, :]) & (ref_shots >= 0)[..., None]
-    return bool(video_sees_refs.all() & (same_real_shot | own).all())
 
 
 def self_attention_block_mask(

@@ -34,8 +34,8 @@ def self_attention_mask(
     """
     batch, n_video = video_shots.shape
     n_refs = ref_shots.shape[1]
-    if n_refs == 0 or tokens_per_ref == 0:
-        return None
+    if n_refs == 0 or tokens_per_ref == 0 or self_mask_allows_all(video_shots, ref_shots):
+        return None  # e.g. one shot whose references are all real: nothing to hide
     token_ref_shot = ref_shots.repeat_interleave(tokens_per_ref, dim=1)  # (B, N_r)
     token_ref_id = torch.arange(n_refs, device=ref_shots.device).repeat_interleave(tokens_per_ref)
     n_ref_tokens = token_ref_shot.shape[1]
@@ -58,9 +58,18 @@ def self_attention_mask(
         ],
         dim=1,
     )  # (B, N, N)
-    if bool(mask.all()):
-        return None  # e.g. one shot whose references are all real: nothing to hide
     return mask[:, None]
+
+
+def self_mask_allows_all(video_shots: torch.Tensor, ref_shots: torch.Tensor) -> bool:
+    """Whether the self-attention rule allows every pair, decided on the (B, N_v, R) and
+    (B, R, R) relations of shots and references, before any (B, N, N) mask is built: every
+    video token shares its shot with every reference, and every two references are the same
+    reference or serve the same real shot (a padded slot sees only itself)."""
+    video_sees_refs = video_shots[:, :, None] == ref_shots[:, None, :]  # (B, N_v, R)
+    own = torch.eye(ref_shots.shape[1], dtype=torch.bool, device=ref_shots.device)
+    same_real_shot = (ref_shots[:, :, None] == ref_shots[:, None, :]) & (ref_shots >= 0)[..., None]
+    return bool(video_sees_refs.all() & (same_real_shot | own).all())
 
 
 def cross_attention_mask(

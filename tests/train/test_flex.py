@@ -17,7 +17,7 @@ from torch.nn.attention.flex_attention import BlockMask, create_mask, flex_atten
 from muss_builder.train import flex
 from muss_builder.train.config import TrainConfig
 from muss_builder.train.loop import _Dist, _sdpa_context, wrap_model
-from muss_builder.train.masks import self_attention_mask
+from muss_builder.train.masks import self_attention_mask, self_mask_allows_all
 from muss_builder.train.model import MultiShotDiT
 from muss_builder.train.presets import RopeConfig
 
@@ -48,11 +48,11 @@ def test_mask_mod_is_the_dense_mask_cell_for_cell(video: list, refs: list, per_r
     dense = self_attention_mask(video_shots, ref_shots, per_ref)
     got = _flex_mask(video_shots, ref_shots, per_ref)
     if dense is None:
-        assert got.all() and flex.self_mask_allows_all(video_shots, ref_shots)
+        assert got.all() and self_mask_allows_all(video_shots, ref_shots)
         assert flex.self_attention_block_mask(video_shots, ref_shots, per_ref) is None
     else:
         assert torch.equal(got, dense)
-        assert not flex.self_mask_allows_all(video_shots, ref_shots)
+        assert not self_mask_allows_all(video_shots, ref_shots)
 
 
 def test_mask_mod_matches_random_batches() -> None:
@@ -65,8 +65,9 @@ def test_mask_mod_matches_random_batches() -> None:
         per_ref = int(torch.randint(1, 4, (), generator=gen))
         dense = self_attention_mask(video_shots, ref_shots, per_ref)
         got = _flex_mask(video_shots, ref_shots, per_ref)
-        assert flex.self_mask_allows_all(video_shots, ref_shots) == (dense is None)
+        assert self_mask_allows_all(video_shots, ref_shots) == (dense is None)
         assert torch.equal(got, dense if dense is not None else torch.ones_like(got))
+        assert dense is None or not dense.all()  # an all-allowing mask is returned as None
 
 
 def test_block_mask_attention_equals_masked_sdpa_across_partial_tiles() -> None:

@@ -115,3 +115,41 @@ def test_sdpa_with_the_mask_ignores_what_it_hides() -> None:
     unaffected = [0, 1, 6, 7]
     assert torch.allclose(out[:, :, unaffected], out2[:, :, unaffected], atol=1e-6)
     assert not torch.allclose(out[:, :, [2, 3]], out2[:, :, [2, 3]], atol=1e-3)
+
+
+def _rule_cell_by_cell(video_shots: list[int], ref_shots: list[int], per_ref: int) -> list:
+    """The module docstring's rule, one (query, key) pair at a time: (shot, reference or None)
+    per token, video tokens first, then each reference's ``per_ref`` tokens."""
+    tokens = [(s, None) for s in video_shots]
+    tokens += [(s, r) for r, s in enumerate(ref_shots) for _ in range(per_ref)]
+
+    def may_attend(q: tuple, k: tuple) -> bool:
+        (q_shot, q_ref), (k_shot, k_ref) = q, k
+        if q_ref is None and k_ref is None:
+            return True  # video to video: one narrative
+        if q_ref is None or k_ref is None:
+            return q_shot == k_shot  # video and the references of its shot (padding: -1)
+        return q_ref == k_ref or (q_shot == k_shot and q_shot >= 0)
+
+    return [[may_attend(q, k) for k in tokens] for q in tokens]
+
+
+def test_self_mask_matches_the_rule_and_is_none_exactly_when_all_may_attend() -> None:
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(300):
+        bsz, n_video, n_refs = (int(torch.randint(1, k, (), generator=gen)) for k in (4, 8, 5))
+        shots = int(torch.randint(1, 4, (), generator=gen))
+        video_shots = torch.randint(0, shots, (bsz, n_video), generator=gen)
+        ref_shots = torch.randint(-1, shots, (bsz, n_refs), generator=gen)
+        per_ref = int(torch.randint(1, 3, (), generator=gen))
+        expected = torch.tensor(
+            [
+                _rule_cell_by_cell(v, r, per_ref)
+                for v, r in zip(video_shots.tolist(), ref_shots.tolist(), strict=True)
+            ]
+        )
+        got = self_attention_mask(video_shots, ref_shots, per_ref)
+        if bool(expected.all()):
+            assert got is None
+        else:
+            assert got is not None and torch.equal(got[:, 0], expected)
