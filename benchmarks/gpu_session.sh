@@ -55,6 +55,7 @@ step train_compile_refs 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --
 step train_compile_refs_flex 150 $PY benchmarks/train_step.py --steps 5 --warmup 3 --compile \
   --activation-checkpointing --refs 4 --attention flex --no-header
 step flex_tests 120 $PY -m pytest -q -p no:cacheprovider --noconftest tests/train/test_flex.py
+step flex_block_mask 150 $PY benchmarks/flex_block_mask.py --device cuda --runs 5
 if [ -n "${FILM:-}" ]; then
   step nvdec 120 $PY benchmarks/nvdec_decode.py "$FILM" --runs 3
 fi
