@@ -12,7 +12,8 @@ is dropped, so the same clips are encoded as with the filters off) and the same 
 on" also saves the clip work of the shots it drops (the synthetic film's shots are stills:
 ffmpeg's drawbox evaluates its position once, so the "moving" box stands still and the
 default build drops them as ``static``). Prints the median wall time of
-each, their ratio, the stage split and each filter's own seconds summed over the films'
+each, their ratio, each run's own ratio (its configs built back to back) and the median of
+those, the stage split and each filter's own seconds summed over the films'
 records (``timings`` keys that start with ``filter_``). ``--without keyframes.text`` adds a
 "measure only" build with that filter off: what the filter adds to the wall time (a filter on
 its own thread costs the wall less than its own seconds).
