@@ -40,12 +40,17 @@ _compiled_create = torch.compile(create_block_mask)
 
 
 def build(args: argparse.Namespace, compiled: bool) -> BlockMask:
+    """Eager: the model's own ``flex.self_attention_block_mask``; compiled: the same mask_mod
+    through ``torch.compile(create_block_mask)``."""
     video_shots, ref_shots = shot_layout(args)
+    if not compiled:
+        mask = flex.self_attention_block_mask(video_shots, ref_shots, args.tokens_per_ref)
+        assert mask is not None, "this layout hides nothing: there is no mask to build"
+        return mask
     token_shot, token_ref = flex.token_indices(video_shots, ref_shots, args.tokens_per_ref)
     n = token_shot.shape[1]
     mask_mod = flex.self_attention_mask_mod(token_shot, token_ref)
-    create = _compiled_create if compiled else create_block_mask
-    return create(mask_mod, 1, None, n, n, device=args.device)
+    return _compiled_create(mask_mod, 1, None, n, n, device=args.device)
 
 
 def same_tiles(a: BlockMask, b: BlockMask) -> bool:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.attention.flex_attention as torch_flex
 import torch.nn.functional as F
+from test_masks import random_layouts
 from test_model import TINY, make_batch, multi_shot_input, plain_input
 from torch.nn.attention.flex_attention import BlockMask, create_mask, flex_attention
 
@@ -56,13 +57,7 @@ def test_mask_mod_is_the_dense_mask_cell_for_cell(video: list, refs: list, per_r
 
 
 def test_mask_mod_matches_random_batches() -> None:
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(200):
-        bsz, n_video, n_refs = (int(torch.randint(1, k, (), generator=gen)) for k in (4, 9, 6))
-        shots = int(torch.randint(1, 4, (), generator=gen))
-        video_shots = torch.randint(0, shots, (bsz, n_video), generator=gen)
-        ref_shots = torch.randint(-1, shots, (bsz, n_refs), generator=gen)
-        per_ref = int(torch.randint(1, 4, (), generator=gen))
+    for video_shots, ref_shots, per_ref in random_layouts(0, 200, (4, 9, 6), 4):
         dense = self_attention_mask(video_shots, ref_shots, per_ref)
         got = _flex_mask(video_shots, ref_shots, per_ref)
         assert self_mask_allows_all(video_shots, ref_shots) == (dense is None)

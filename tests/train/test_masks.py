@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -134,14 +136,22 @@ def _rule_cell_by_cell(video_shots: list[int], ref_shots: list[int], per_ref: in
     return [[may_attend(q, k) for k in tokens] for q in tokens]
 
 
-def test_self_mask_matches_the_rule_and_is_none_exactly_when_all_may_attend() -> None:
-    gen = torch.Generator().manual_seed(7)
-    for _ in range(300):
-        bsz, n_video, n_refs = (int(torch.randint(1, k, (), generator=gen)) for k in (4, 8, 5))
+def random_layouts(
+    seed: int, count: int, limits: tuple[int, int, int], per_ref_limit: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """``count`` random (video_shots (B, N_v), ref_shots (B, R), tokens per reference): B, N_v
+    and R below ``limits``, 1-3 shots, padded (-1) reference slots among the real ones."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        bsz, n_video, n_refs = (int(torch.randint(1, k, (), generator=gen)) for k in limits)
         shots = int(torch.randint(1, 4, (), generator=gen))
         video_shots = torch.randint(0, shots, (bsz, n_video), generator=gen)
         ref_shots = torch.randint(-1, shots, (bsz, n_refs), generator=gen)
-        per_ref = int(torch.randint(1, 3, (), generator=gen))
+        yield video_shots, ref_shots, int(torch.randint(1, per_ref_limit, (), generator=gen))
+
+
+def test_self_mask_matches_the_rule_and_is_none_exactly_when_all_may_attend() -> None:
+    for video_shots, ref_shots, per_ref in random_layouts(7, 300, (4, 8, 5), 3):
         expected = torch.tensor(
             [
                 _rule_cell_by_cell(v, r, per_ref)
