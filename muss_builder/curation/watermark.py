@@ -128,12 +128,32 @@ class WatermarkStats:
                 best, best_weight = (k, [bx, by, bx + bw, by + bh]), weight
         if best is None:
             return None
-        k, (bx0, by0, bx1, by1) = best
+        k, edges_box = best
+        quiet = allowed & (std <= cfg.plate_quiet * float(np.median(std[allowed])))
+        bx0, by0, bx1, by1 = self._plate(edges_box, quiet, limit)
         # a 3x3 Sobel answers one pixel on each side of an edge: the logo ends one pixel in
         p = cfg.pad - 1
         box = [max(x0, bx0 - p), max(y0, by0 - p), min(x1, bx1 + p), min(y1, by1 + p)]
         score = float(coherence[candidate & (labels == k)].mean())
         return WatermarkFound(box, round(min(1.0, score), 4))
+
+    def _plate(self, box: list[int], quiet: np.ndarray, limit: float) -> list[int]:
+        """``box`` grown over the quiet pixels joined to it (the logo's plate, whose border
+        the edges miss over content as dark as the plate); ``box`` itself when nothing quiet
+        touches it or the quiet region is too large to be a plate (``plate_max_growth``)."""
+        x0, y0, x1, y1 = box
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(
+            quiet.astype(np.uint8), connectivity=8
+        )
+        grown = list(box)
+        for k in set(np.unique(labels[y0:y1, x0:x1])) - {0}:
+            qx, qy, qw, qh, _ = stats[k]
+            gx0, gy0, gx1, gy1 = grown
+            grown = [min(gx0, qx), min(gy0, qy), max(gx1, qx + qw), max(gy1, qy + qh)]
+        area = (grown[2] - grown[0]) * (grown[3] - grown[1])
+        if area > min(limit, self.cfg.plate_max_growth * (x1 - x0) * (y1 - y0)):
+            return list(box)
+        return grown
 
     def _allowed(self, crops: Sequence[Sequence[int]], film_crop: Sequence[int]) -> np.ndarray:
         m = self.cfg.edge_margin

@@ -161,6 +161,19 @@ class WatermarkConfig(_Strict):
     min_scene_std: float = Field(10.0, ge=0, description="median temporal std of the picture")
     # bar edges are fixed and strong too: pixels this close to a crop edge are no logo
     edge_margin: int = Field(3, ge=0, description="analysis px kept clear of every crop edge")
+    # a logo on a plate (a dark box behind its letters) shows the plate's border only over
+    # content brighter or darker than the plate: over a mostly dark film the edges give the
+    # letters alone. The plate is what stays *quiet*: its pixels' temporal spread is the
+    # content's that shows through it (20 % at 80 % opacity), far under the picture's. The
+    # box grows over the quiet pixels joined to it (docs/curation.md)
+    plate_quiet: float = Field(
+        0.35, ge=0, le=1, description="plate pixel: temporal std under this share of the median"
+    )
+    # a quiet region much larger than the letters' box is a quiet part of the scene (a corner
+    # that is always sky or shadow), not a plate: the box is then left as the edges gave it
+    plate_max_growth: float = Field(
+        4.0, ge=1, description="largest grown box, times the area of the edges' box"
+    )
     # 0: the box is the logo's own (IoU 0.8+ with the truth at 256 px); removal may widen it
     pad: int = Field(0, ge=0, description="analysis px added around the logo box")
     min_frames: int = Field(24, ge=1, description="fewest picture frames to look for a logo")

@@ -228,3 +228,40 @@ def test_half_transparent_logo_on_a_vignetted_film(tmp_path: Path) -> None:
     assert report.watermark is not None
     assert all(abs(a - b) <= 2 for a, b in zip(report.watermark.box, LOGO, strict=True))
     assert report.film_crop == [0, 0, W, H]
+
+
+PLATE = [250, 16, 306, 48]  # a dark plate (level 24) behind a smptebars "logo" of 40x20
+DARK = "color=c=0x181818:s=320x180:r=24,noise=alls=24:allf=t"  # as dark as the plate
+
+
+def test_a_logo_plate_as_dark_as_most_of_the_film_is_boxed_whole(tmp_path: Path) -> None:
+    """A logo on an opaque dark plate, over a film whose shots are mostly as dark as the plate:
+    the plate's border is an edge only in the two bright shots (a third of the frames), so
+    the edges give the bars inside it alone; the plate stays quiet while the picture around it
+    changes, and the box grows to it. With no growth allowed the box is the bars'."""
+    sources = [DARK, "mandelbrot=s=320x180:r=24", DARK, DARK, "testsrc2=s=320x180:r=24", DARK]
+    px0, py0, px1, py1 = PLATE
+    args, chains = [binary("ffmpeg"), "-v", "error", "-y"], []
+    for i, source in enumerate(sources):
+        args += ["-f", "lavfi", "-i", source]
+        chains.append(f"[{i}:v]format=yuv420p,trim=end_frame={N},setpts=PTS-STARTPTS[v{i}]")
+    joined = "".join(f"[v{i}]" for i in range(len(sources)))
+    logo = f"color=c=0x181818:s={px1 - px0}x{py1 - py0}:r={FPS}[plate];smptebars=s=40x20:r={FPS}"
+    args += ["-f", "lavfi", "-i", logo + "[bars];[plate][bars]overlay=8:6"]
+    graph = ";".join(chains) + f";{joined}concat=n={len(sources)}:v=1:a=0[base]"
+    graph += f";[base][{len(sources)}:v]overlay={px0}:{py0}:shortest=1[film]"
+    path = tmp_path / "plate.mp4"
+    args += ["-filter_complex", graph, "-map", "[film]", "-c:v", "libx264", "-crf", "18"]
+    run([*args, "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], what="plate film")
+    shots = [(k * N, (k + 1) * N) for k in range(len(sources))]
+    report = true_report(path, shots=shots)
+    assert report.watermark is not None
+    assert all(abs(a - b) <= 2 for a, b in zip(report.watermark.box, PLATE, strict=True)), (
+        report.watermark.box
+    )
+    bars = [px0 + 8, py0 + 6, px0 + 48, py0 + 26]
+    edges_only = true_report(path, PictureConfig(watermark={"plate_max_growth": 1.0}), shots)
+    assert edges_only.watermark is not None
+    assert all(abs(a - b) <= 2 for a, b in zip(edges_only.watermark.box, bars, strict=True)), (
+        edges_only.watermark.box
+    )
