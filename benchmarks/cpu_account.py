@@ -70,7 +70,10 @@ def kind_of(titles: set[str]) -> str:
     return Path(title.split()[0]).name
 
 
-def account(films: list[str], config: str) -> None:
+def measure(films: list[str], config: str, env: dict[str, str] | None = None) -> dict:
+    """Build ``films`` with ``config`` (``env`` added to the build's environment) while polling
+    ``/proc``: the wall seconds, every process's CPU seconds grouped by kind (``groups``, with
+    ``counts`` of processes) and the busy cores at each poll."""
     before = process_table()
     seen: dict[int, tuple[set[str], float]] = {}
     busy: list[float] = []
@@ -99,6 +102,7 @@ def account(films: list[str], config: str) -> None:
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
         wall = time.perf_counter() - t0
         done.set()
@@ -110,7 +114,14 @@ def account(films: list[str], config: str) -> None:
         if pid != me and cpu > 0.05:
             groups[kind_of(titles)] += cpu
             counts[kind_of(titles)] += 1
-    print(f"\n{config}: wall {wall:.1f} s, CPU {sum(groups.values()):.1f} s of all processes")
+    return {"wall": wall, "cpu": sum(groups.values()), "groups": groups, "counts": counts,
+            "busy": busy}  # fmt: skip
+
+
+def account(films: list[str], config: str) -> None:
+    got = measure(films, config)
+    groups, counts, busy = got["groups"], got["counts"], got["busy"]
+    print(f"\n{config}: wall {got['wall']:.1f} s, CPU {got['cpu']:.1f} s of all processes")
     print("| process | processes | CPU s |\n|---|---:|---:|")
     for kind, cpu in groups.most_common():
         print(f"| {kind} | {counts[kind]} | {cpu:.1f} |")
