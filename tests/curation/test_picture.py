@@ -265,3 +265,37 @@ def test_a_logo_plate_as_dark_as_most_of_the_film_is_boxed_whole(tmp_path: Path)
     assert all(abs(a - b) <= 2 for a, b in zip(edges_only.watermark.box, bars, strict=True)), (
         edges_only.watermark.box
     )
+
+
+WALL = [214, 8, 310, 64]  # a grey wall that never changes, 9 % of the frame
+WALL_LOGO = [242, 24, 282, 48]  # a logo with no plate, in the middle of the wall
+
+
+def test_a_logo_on_a_quiet_part_of_the_scene_keeps_its_own_box(tmp_path: Path) -> None:
+    """A logo with no plate on a part of the scene that never changes (a grey wall in every
+    shot, smaller than the largest logo box): the quiet region joined to the logo is the wall,
+    5.6 times the logo, more than a plate could be (``plate_max_growth`` 4), so the box stays
+    the logo's; with no limit on the growth it would be the wall's."""
+    sources = ["mandelbrot=s=320x180:r=24", "testsrc2=s=320x180:r=24", _life(7)]
+    wx0, wy0, wx1, wy1 = WALL
+    wall = f"drawbox=x={wx0}:y={wy0}:w={wx1 - wx0}:h={wy1 - wy0}:c=0x808080:t=fill"
+    args, chains = [binary("ffmpeg"), "-v", "error", "-y"], []
+    for i, source in enumerate(sources * 2):
+        args += ["-f", "lavfi", "-i", source]
+        chain = f"[{i}:v]scale={W}:{H},setsar=1,format=yuv420p,trim=end_frame={N}"
+        chains.append(chain + f",setpts=PTS-STARTPTS,{wall}[v{i}]")
+    joined = "".join(f"[v{i}]" for i in range(len(chains)))
+    x0, y0, x1, y1 = WALL_LOGO
+    args += ["-f", "lavfi", "-i", f"smptebars=s={x1 - x0}x{y1 - y0}:r={FPS}"]
+    graph = ";".join(chains) + f";{joined}concat=n={len(chains)}:v=1:a=0[base]"
+    graph += f";[base][{len(chains)}:v]overlay={x0}:{y0}:shortest=1[film]"
+    path = tmp_path / "wall.mp4"
+    args += ["-filter_complex", graph, "-map", "[film]", "-c:v", "libx264", "-crf", "18"]
+    run([*args, "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], what="wall film")
+    shots = [(k * N, (k + 1) * N) for k in range(len(chains))]
+    for growth, truth in ((4.0, WALL_LOGO), (100.0, WALL)):
+        cfg = PictureConfig(watermark={"plate_max_growth": growth})
+        mark = true_report(path, cfg, shots).watermark
+        assert mark is not None
+        near = all(abs(a - b) <= 2 for a, b in zip(mark.box, truth, strict=True))
+        assert near, (growth, mark.box)
