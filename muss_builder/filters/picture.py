@@ -165,7 +165,9 @@ class WatermarkConfig(_Strict):
     # content brighter or darker than the plate: over a mostly dark film the edges give the
     # letters alone. The plate is what stays *quiet*: its pixels' temporal spread is the
     # content's that shows through it (20 % at 80 % opacity), far under the picture's. The
-    # box grows over the quiet pixels joined to it (docs/curation.md)
+    # box grows over the quiet pixels joined to it (docs/curation.md). On the curation sets'
+    # 80 %-opaque plate (seeds 0-7) the plate reads 0.22-0.30 of the median, the band around it
+    # >= 1.08 (benchmarks/curation/plate_quiet.py); 0.35 keeps a scene's calmer parts out
     plate_quiet: float = Field(
         0.35, ge=0, le=1, description="plate pixel: temporal std under this share of the median"
     )
