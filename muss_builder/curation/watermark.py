@@ -130,9 +130,11 @@ class WatermarkStats:
             return None
         k, edges_box = best
         quiet = allowed & (std <= cfg.plate_quiet * float(np.median(std[allowed])))
-        bx0, by0, bx1, by1 = self._plate(edges_box, quiet, limit)
-        # a 3x3 Sobel answers one pixel on each side of an edge: the logo ends one pixel in
-        p = cfg.pad - 1
+        plate = self._plate(edges_box, quiet, limit)
+        bx0, by0, bx1, by1 = plate
+        # a 3x3 Sobel answers one pixel on each side of an edge: the logo ends one pixel in;
+        # a plate's box is the box of its own (quiet) pixels
+        p = cfg.pad - 1 if plate == edges_box else cfg.pad
         box = [max(x0, bx0 - p), max(y0, by0 - p), min(x1, bx1 + p), min(y1, by1 + p)]
         score = float(coherence[candidate & (labels == k)].mean())
         return WatermarkFound(box, round(min(1.0, score), 4))
