@@ -33,6 +33,9 @@ Box = list[int]  # [x0, y0, x1, y1], end exclusive
 # a blended edge line stays in a whole-pixel box while at most this share of it is bar: the
 # picture's own line-to-line variation reads as a few % of bar, a real blend as more
 BLEND_KEEP = 0.25
+# an inherited box must find bar lines in the shot's own frames right at its edges: this many
+# lines of each side it crops, next to the picture (``_cuts_picture``)
+EDGE_LINES = 2
 
 
 @dataclass
@@ -173,6 +176,14 @@ class ActivePictureDetector:
 
     def _shot(self, start: int, end: int) -> tuple[list[float], bool]:
         """The shot's box from its own frames and whether every side of it is confident."""
+        box, confident, _ = self._shot_bars(start, end)
+        return box, confident
+
+    def _shot_bars(
+        self, start: int, end: int
+    ) -> tuple[list[float], bool, tuple[np.ndarray, np.ndarray] | None]:
+        """``_shot`` and the shot's own bar lines (rows, columns: black in ``time_share`` of
+        its picture frames); None when no frame of it showed a picture."""
         h, w = self.height, self.width
         rows, cols, rsum, csum, n = np.zeros(h), np.zeros(w), np.zeros(h), np.zeros(w), 0
         for b in self._blocks:
@@ -181,14 +192,14 @@ class ActivePictureDetector:
                 rows, cols = rows + b.row_bar, cols + b.col_bar
                 rsum, csum, n = rsum + b.row_sum, csum + b.col_sum, n + b.evidence
         if n == 0:
-            return [0, 0, w, h], False
+            return [0, 0, w, h], False, None
         rbar, cbar = rows >= self.time_share * n, cols >= self.time_share * n
         rmean, cmean = rsum / n, csum / n
         top, bottom = self._side(rbar, rmean), self._side(rbar[::-1], rmean[::-1])
         left, right = self._side(cbar, cmean), self._side(cbar[::-1], cmean[::-1])
         sides = (left, top, right, bottom)
         if top.width + bottom.width >= h or left.width + right.width >= w:
-            return [0, 0, w, h], False
+            return [0, 0, w, h], False, (rbar, cbar)
         box = [left.edge, top.edge, w - right.edge, h - bottom.edge]
         # a side with a bar but no step is no evidence: the shot is not confident
         confident = all(s.confident or s.width == 0 for s in sides) and any(
@@ -198,7 +209,7 @@ class ActivePictureDetector:
         # card) cannot tell its bars from its background
         y0, y1, x0, x1 = top.width, h - bottom.width, left.width, w - right.width
         inner = max(rbar[y0:y1].mean(), cbar[x0:x1].mean())
-        return box, bool(confident and inner <= self.max_inner_black_share)
+        return box, bool(confident and inner <= self.max_inner_black_share), (rbar, cbar)
 
     def shot_boxes(self, shots: Sequence[tuple[int, int]]) -> list[Box]:
         """One box per shot ``(start, end)`` (end exclusive), in whole analysis-frame pixels.
@@ -222,18 +233,42 @@ class ActivePictureDetector:
         """Like ``shot_boxes`` but each edge to a fraction of an analysis line (where the
         picture starts inside a blended line); scale with ``scale_box(..., rounding="nearest")``
         for a source box that is exact up to the scaler's blending."""
-        found = [self._shot(a, b) for a, b in shots]
-        sure = [i for i, (_, ok) in enumerate(found) if ok]
+        found = [self._shot_bars(a, b) for a, b in shots]
+        sure = [i for i, (_, ok, _) in enumerate(found) if ok]
         whole: list[float] = [0.0, 0.0, float(self.width), float(self.height)]
         boxes: list[list[float]] = []
-        for i, (box, ok) in enumerate(found):
+        for i, (box, ok, bars) in enumerate(found):
             if ok:
                 boxes.append(box)
-            elif sure:
-                boxes.append(found[min(sure, key=lambda j: (abs(j - i), j))][0])
-            else:
-                boxes.append(list(whole))
+                continue
+            near = found[min(sure, key=lambda j: (abs(j - i), j))][0] if sure else whole
+            # a box this shot's own frames contradict (it would cut lines they show as
+            # picture: a vignetted shot next to a still with black in its picture) is not
+            # its box; the whole frame is, as a dark edge is never a bar without a step
+            boxes.append(list(whole) if _cuts_picture(near, bars) else near)
         return boxes
+
+
+def _cuts_picture(box: Sequence[float], bars: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    """Whether ``box`` cuts off picture: on a side it crops, the ``EDGE_LINES`` lines nearest
+    the picture are not all bar lines of the shot (``bars``: its rows and columns black in
+    nearly all its picture frames). Only the lines at the step count: a subtitle printed
+    inside a bar, clear of the picture, leaves them black. Never when the shot showed no
+    picture (a black shot or a fade has nothing to contradict a box with)."""
+    if bars is None:
+        return False
+    rows, cols = bars
+    x0, y0, x1, y1 = box
+    # past one line of slack: shots of one film blend their edge line differently
+    left, top = math.floor(x0) - 1, math.floor(y0) - 1
+    right, bottom = math.ceil(x1) + 1, math.ceil(y1) + 1
+    sides = (
+        cols[max(0, left - EDGE_LINES) : max(0, left)],
+        rows[max(0, top - EDGE_LINES) : max(0, top)],
+        cols[right : right + EDGE_LINES],
+        rows[bottom : bottom + EDGE_LINES],
+    )
+    return not all(side.all() for side in sides)
 
 
 def scale_box(

@@ -81,6 +81,26 @@ def test_dark_vignetted_full_frame_film_is_never_cropped() -> None:
     assert det.shot_boxes([(0, 30), (30, 60)]) == [[0, 0, W, H]] * 2
 
 
+def test_a_vignetted_shot_does_not_take_a_box_its_own_frames_contradict() -> None:
+    """A full-frame film: vignetted shots beside a still whose picture has a black region at
+    its right edge (a dark background ending in a hard step, as a bar would). The still's own
+    box is that; the vignetted shots, not confident themselves, would inherit it, but their
+    own frames show picture in the columns it cuts, so they keep the whole frame."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:H, 0:W]
+    r = np.hypot((xx - W / 2) / (W / 2), (yy - H / 2) / (H / 2))
+    mask = np.clip(1.25 - r, 0, 1) ** 2
+    vignetted = [(picture(rng, W, H, 60) * mask[:, :, None]).astype(np.uint8) for _ in range(60)]
+    still = picture(rng, W, H, 140)
+    still[:, 130:] = 0  # the still's own black background, from column 130 to the edge
+    frames = vignetted[:30] + [still] * 30 + vignetted[30:]
+    det = ActivePictureDetector(W, H)
+    shots = [(0, 30), (30, 60), (60, 90)]
+    feed(det, frames, [a for a, _ in shots])
+    assert det.shot_evidence(shots) == [False, True, False]
+    assert det.shot_boxes(shots) == [[0, 0, W, H], [0, 0, 130, H], [0, 0, W, H]]
+
+
 def test_subtitle_inside_the_bottom_bar_does_not_shrink_it() -> None:
     rng = np.random.default_rng(2)
     frames = []
