@@ -92,6 +92,11 @@ def iou(a: list[int], b: list[int]) -> float:
     return w * h / (area - w * h)
 
 
+def near(box: list[int], truth: list[int], px: int = 2) -> bool:
+    """Every side of ``box`` within ``px`` source pixels of ``truth``'s."""
+    return all(abs(a - b) <= px for a, b in zip(box, truth, strict=True))
+
+
 def true_report(
     path: Path, cfg: PictureConfig | None = None, shots: list[tuple[int, int]] | None = None
 ):
@@ -134,7 +139,7 @@ def test_logo_box_in_source_pixels(film: Path) -> None:
     assert mark is not None and 0.9 <= mark.score <= 1.0
     x0, y0, x1, y1 = mark.box
     # analysis px are 1.25 source px: the box is the logo's to within two source px a side
-    assert all(abs(a - b) <= 2 for a, b in zip(mark.box, LOGO, strict=True)), mark.box
+    assert near(mark.box, LOGO), mark.box
     assert x1 > x0 and y1 > y0
 
 
@@ -226,12 +231,32 @@ def test_half_transparent_logo_on_a_vignetted_film(tmp_path: Path) -> None:
     run([*args, "-preset", "veryfast", str(out)], what="logo at 30 %")
     report = true_report(out)
     assert report.watermark is not None
-    assert all(abs(a - b) <= 2 for a, b in zip(report.watermark.box, LOGO, strict=True))
+    assert near(report.watermark.box, LOGO)
     assert report.film_crop == [0, 0, W, H]
 
 
 PLATE = [250, 16, 306, 48]  # a dark plate (level 24) behind a smptebars "logo" of 40x20
 DARK = "color=c=0x181818:s=320x180:r=24,noise=alls=24:allf=t"  # as dark as the plate
+
+
+def logo_film(
+    path: Path, sources: list[str], logo: str, at: list[int], shot_filter: str = ""
+) -> list[tuple[int, int]]:
+    """The lavfi ``sources`` as shots of N frames at W x H (each then through
+    ``shot_filter``), joined, with the lavfi ``logo`` laid over every frame with its top-left
+    corner at ``at``; one x264 encode. Returns the true shots."""
+    args, chains = [binary("ffmpeg"), "-v", "error", "-y"], []
+    for i, source in enumerate(sources):
+        args += ["-f", "lavfi", "-i", source]
+        chain = f"[{i}:v]scale={W}:{H},setsar=1,format=yuv420p,trim=end_frame={N}"
+        chains.append(chain + f",setpts=PTS-STARTPTS{shot_filter}[v{i}]")
+    joined = "".join(f"[v{i}]" for i in range(len(sources)))
+    args += ["-f", "lavfi", "-i", logo]
+    graph = ";".join(chains) + f";{joined}concat=n={len(sources)}:v=1:a=0[base]"
+    graph += f";[base][{len(sources)}:v]overlay={at[0]}:{at[1]}:shortest=1[film]"
+    args += ["-filter_complex", graph, "-map", "[film]", "-c:v", "libx264", "-crf", "18"]
+    run([*args, "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], what=path.name)
+    return [(k * N, (k + 1) * N) for k in range(len(sources))]
 
 
 def test_a_logo_plate_as_dark_as_most_of_the_film_is_boxed_whole(tmp_path: Path) -> None:
@@ -241,30 +266,17 @@ def test_a_logo_plate_as_dark_as_most_of_the_film_is_boxed_whole(tmp_path: Path)
     changes, and the box grows to it. With no growth allowed the box is the bars'."""
     sources = [DARK, "mandelbrot=s=320x180:r=24", DARK, DARK, "testsrc2=s=320x180:r=24", DARK]
     px0, py0, px1, py1 = PLATE
-    args, chains = [binary("ffmpeg"), "-v", "error", "-y"], []
-    for i, source in enumerate(sources):
-        args += ["-f", "lavfi", "-i", source]
-        chains.append(f"[{i}:v]format=yuv420p,trim=end_frame={N},setpts=PTS-STARTPTS[v{i}]")
-    joined = "".join(f"[v{i}]" for i in range(len(sources)))
     logo = f"color=c=0x181818:s={px1 - px0}x{py1 - py0}:r={FPS}[plate];smptebars=s=40x20:r={FPS}"
-    args += ["-f", "lavfi", "-i", logo + "[bars];[plate][bars]overlay=8:6"]
-    graph = ";".join(chains) + f";{joined}concat=n={len(sources)}:v=1:a=0[base]"
-    graph += f";[base][{len(sources)}:v]overlay={px0}:{py0}:shortest=1[film]"
-    path = tmp_path / "plate.mp4"
-    args += ["-filter_complex", graph, "-map", "[film]", "-c:v", "libx264", "-crf", "18"]
-    run([*args, "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], what="plate film")
-    shots = [(k * N, (k + 1) * N) for k in range(len(sources))]
-    report = true_report(path, shots=shots)
+    logo += "[bars];[plate][bars]overlay=8:6"
+    shots = logo_film(tmp_path / "plate.mp4", sources, logo, PLATE)
+    report = true_report(tmp_path / "plate.mp4", shots=shots)
     assert report.watermark is not None
-    assert all(abs(a - b) <= 2 for a, b in zip(report.watermark.box, PLATE, strict=True)), (
-        report.watermark.box
-    )
+    assert near(report.watermark.box, PLATE), report.watermark.box
     bars = [px0 + 8, py0 + 6, px0 + 48, py0 + 26]
-    edges_only = true_report(path, PictureConfig(watermark={"plate_max_growth": 1.0}), shots)
+    cfg = PictureConfig(watermark={"plate_max_growth": 1.0})
+    edges_only = true_report(tmp_path / "plate.mp4", cfg, shots)
     assert edges_only.watermark is not None
-    assert all(abs(a - b) <= 2 for a, b in zip(edges_only.watermark.box, bars, strict=True)), (
-        edges_only.watermark.box
-    )
+    assert near(edges_only.watermark.box, bars), edges_only.watermark.box
 
 
 WALL = [214, 8, 310, 64]  # a grey wall that never changes, 9 % of the frame
@@ -276,26 +288,14 @@ def test_a_logo_on_a_quiet_part_of_the_scene_keeps_its_own_box(tmp_path: Path) -
     shot, smaller than the largest logo box): the quiet region joined to the logo is the wall,
     5.6 times the logo, more than a plate could be (``plate_max_growth`` 4), so the box stays
     the logo's; with no limit on the growth it would be the wall's."""
-    sources = ["mandelbrot=s=320x180:r=24", "testsrc2=s=320x180:r=24", _life(7)]
+    sources = ["mandelbrot=s=320x180:r=24", "testsrc2=s=320x180:r=24", _life(7)] * 2
     wx0, wy0, wx1, wy1 = WALL
-    wall = f"drawbox=x={wx0}:y={wy0}:w={wx1 - wx0}:h={wy1 - wy0}:c=0x808080:t=fill"
-    args, chains = [binary("ffmpeg"), "-v", "error", "-y"], []
-    for i, source in enumerate(sources * 2):
-        args += ["-f", "lavfi", "-i", source]
-        chain = f"[{i}:v]scale={W}:{H},setsar=1,format=yuv420p,trim=end_frame={N}"
-        chains.append(chain + f",setpts=PTS-STARTPTS,{wall}[v{i}]")
-    joined = "".join(f"[v{i}]" for i in range(len(chains)))
+    wall = f",drawbox=x={wx0}:y={wy0}:w={wx1 - wx0}:h={wy1 - wy0}:c=0x808080:t=fill"
     x0, y0, x1, y1 = WALL_LOGO
-    args += ["-f", "lavfi", "-i", f"smptebars=s={x1 - x0}x{y1 - y0}:r={FPS}"]
-    graph = ";".join(chains) + f";{joined}concat=n={len(chains)}:v=1:a=0[base]"
-    graph += f";[base][{len(chains)}:v]overlay={x0}:{y0}:shortest=1[film]"
-    path = tmp_path / "wall.mp4"
-    args += ["-filter_complex", graph, "-map", "[film]", "-c:v", "libx264", "-crf", "18"]
-    run([*args, "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], what="wall film")
-    shots = [(k * N, (k + 1) * N) for k in range(len(chains))]
+    logo = f"smptebars=s={x1 - x0}x{y1 - y0}:r={FPS}"
+    shots = logo_film(tmp_path / "wall.mp4", sources, logo, WALL_LOGO, shot_filter=wall)
     for growth, truth in ((4.0, WALL_LOGO), (100.0, WALL)):
         cfg = PictureConfig(watermark={"plate_max_growth": growth})
-        mark = true_report(path, cfg, shots).watermark
+        mark = true_report(tmp_path / "wall.mp4", cfg, shots).watermark
         assert mark is not None
-        near = all(abs(a - b) <= 2 for a, b in zip(mark.box, truth, strict=True))
-        assert near, (growth, mark.box)
+        assert near(mark.box, truth), (growth, mark.box)
