@@ -29,10 +29,7 @@ def temporal_std(film: Path) -> np.ndarray:
     observer = ObserverFactory(*SIZE, PictureConfig())(0, None)
     for frame in FrameReader(film, SIZE):
         observer.process_frame(frame.index, frame.image)
-    marks = observer.marks
-    sums = {k: v.astype(np.float64) for k, v in marks.sums.items()}
-    mean = sums["level"] / marks.frames
-    return np.sqrt(np.maximum(sums["level2"] / marks.frames - mean**2, 0.0))
+    return observer.marks.temporal_std()
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ class WatermarkStats:
         mean_vec = np.hypot(s["gx"], s["gy"]) / n
         coherence = mean_vec / np.maximum(s["mag"] / n, 1e-6)
         persistence = s["edge"] / n
-        std = np.sqrt(np.maximum(s["level2"] / n - (s["level"] / n) ** 2, 0.0))
+        std = self.temporal_std()
         allowed = self._allowed(crops, film_crop)
         if not allowed.any() or float(np.median(std[allowed])) < cfg.min_scene_std:
             return None  # nothing changes: a logo cannot be told from a static picture
@@ -138,6 +138,12 @@ class WatermarkStats:
         box = [max(x0, bx0 - p), max(y0, by0 - p), min(x1, bx1 + p), min(y1, by1 + p)]
         score = float(coherence[candidate & (labels == k)].mean())
         return WatermarkFound(box, round(min(1.0, score), 4))
+
+    def temporal_std(self) -> np.ndarray:
+        """Each pixel's grey-level standard deviation over the frames counted (float64)."""
+        n = max(1, self.frames)
+        level, level2 = (self.sums[k].astype(np.float64) for k in ("level", "level2"))
+        return np.sqrt(np.maximum(level2 / n - (level / n) ** 2, 0.0))
 
     def _plate(self, box: list[int], quiet: np.ndarray, limit: float) -> list[int]:
         """``box`` grown over the quiet pixels joined to it (the logo's plate, whose border
