@@ -174,16 +174,12 @@ class ActivePictureDetector:
         step = max(first, picture) - bar_level
         return _Side(width, step >= self.min_step, edge)
 
-    def _shot(self, start: int, end: int) -> tuple[list[float], bool]:
-        """The shot's box from its own frames and whether every side of it is confident."""
-        box, confident, _ = self._shot_bars(start, end)
-        return box, confident
-
-    def _shot_bars(
+    def _shot(
         self, start: int, end: int
     ) -> tuple[list[float], bool, tuple[np.ndarray, np.ndarray] | None]:
-        """``_shot`` and the shot's own bar lines (rows, columns: black in ``time_share`` of
-        its picture frames); None when no frame of it showed a picture."""
+        """The shot's box from its own frames, whether every side of it is confident, and its
+        own bar lines (rows, columns: black in ``time_share`` of its picture frames; None when
+        no frame of it showed a picture)."""
         h, w = self.height, self.width
         rows, cols, rsum, csum, n = np.zeros(h), np.zeros(w), np.zeros(h), np.zeros(w), 0
         for b in self._blocks:
@@ -233,7 +229,7 @@ class ActivePictureDetector:
         """Like ``shot_boxes`` but each edge to a fraction of an analysis line (where the
         picture starts inside a blended line); scale with ``scale_box(..., rounding="nearest")``
         for a source box that is exact up to the scaler's blending."""
-        found = [self._shot_bars(a, b) for a, b in shots]
+        found = [self._shot(a, b) for a, b in shots]
         sure = [i for i, (_, ok, _) in enumerate(found) if ok]
         whole: list[float] = [0.0, 0.0, float(self.width), float(self.height)]
         boxes: list[list[float]] = []
