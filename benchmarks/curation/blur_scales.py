@@ -33,8 +33,7 @@ def film_rows(folder: Path, doc: dict) -> list[dict]:
     contrast: dict[int, list[float]] = {}
     for kf in frames:
         for lines, pixels in SCALES.items():
-            measure.WORK_PIXELS = pixels  # the module reads it at call time
-            value, grey_std = measure.sharpness(kf.image)
+            value, grey_std = measure.sharpness(kf.image, pixels=pixels)
             shot = best.setdefault(kf.shot, {})
             shot[lines] = max(shot.get(lines, 0.0), value)
             if lines == 240:
@@ -62,14 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
     args = parser.parse_args()
-    default = measure.WORK_PIXELS
     rows = []
-    try:
-        for folder in args.sets:
-            for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
-                rows += film_rows(folder, json.loads(path.read_text()))
-    finally:
-        measure.WORK_PIXELS = default
+    for folder in args.sets:
+        for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
+            rows += film_rows(folder, json.loads(path.read_text()))
     blurred = [r for r in rows if r["blurred"]]
     others = [r for r in rows if not r["blurred"]]
     print(f"{len(blurred)} blurred and {len(others)} other judged shots")

@@ -40,12 +40,12 @@ GRID = 3  # 3 x 3 tiles of the working picture (142 x 80 at 427 x 240)
 TOP_TILES = 3  # the in-focus part of a shallow-focus shot covers a third of the picture
 
 
-def working_grey(image: np.ndarray) -> np.ndarray:
-    """Grey float32 at ``WORK_PIXELS`` pixels, whatever the keyframe's size: the 9-tap re-blur
+def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
+    """Grey float32 at ``pixels`` pixels, whatever the keyframe's size: the 9-tap re-blur
     then spans the same share of every picture (a smaller keyframe is enlarged, cubic)."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     h, w = grey.shape
-    scale = math.sqrt(WORK_PIXELS / max(1, h * w))
+    scale = math.sqrt(pixels / max(1, h * w))
     size = (max(16, round(w * scale)), max(16, round(h * scale)))
     if size != (w, h):
         shrink = scale < 1.0
@@ -53,7 +53,9 @@ def working_grey(image: np.ndarray) -> np.ndarray:
     return grey.astype(np.float32)
 
 
-def sharpness(image: np.ndarray, grid: int = GRID, top: int = TOP_TILES) -> tuple[float, float]:
+def sharpness(
+    image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
+) -> tuple[float, float]:
     """(sharpness 0..1, contrast): ``1 -`` the Crété-Roffet blur of the picture's sharpest tiles
     (the mean of the ``top`` best of a ``grid`` x ``grid`` split, each tile taking the blurrier
     of its two directions), and the picture's grey-level standard deviation.
@@ -61,7 +63,7 @@ def sharpness(image: np.ndarray, grid: int = GRID, top: int = TOP_TILES) -> tupl
     Tiles, not the whole picture: a shallow-focus shot (a sharp subject over a soft background)
     is in focus where it matters; a defocused or blurred shot has no sharp tile at all.
     """
-    grey = working_grey(image)
+    grey = working_grey(image, pixels)
     h, w = grey.shape
     th, tw = (h - 1) // grid, (w - 1) // grid  # the differences are one line shorter
     tile_blur = np.zeros((grid, grid), np.float64)
