@@ -9,6 +9,7 @@ shot's TRUE active picture) are measured by ``sharpness.sharpness`` with the wor
 the median of its film's judged shots (contrast >= 5, not a card; films with >= 3 of them), as
 ``judge_blur`` does. Prints per scale the highest relative sharpness of a truly blurred shot,
 the lowest of the others (which a threshold must keep apart) and the absolute values at 240.
+(None does; the edge width does: ``edge_width.py``.)
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from muss_builder.curation.sharpness import judge_blur, sharpness
+from muss_builder.curation.sharpness import focus, judge_blur
 from muss_builder.curation.text import (
     TextDetector,
     aligned_lines,
@@ -69,6 +69,7 @@ MEASURES = {
     "text_lines": "low",  # most text lines in one keyframe
     "sharpness": "high",  # 1 - Crété-Roffet blur of the sharpest tiles, best keyframe (0..1)
     "sharpness_rel": "high",  # sharpness / the film's median shot sharpness
+    "edge_width": "low",  # width of the strongest edges, crispest keyframe (~240-line pixels)
 }
 
 
@@ -107,6 +108,7 @@ class _ShotState:
     subtitle_lines: list[list[list[int]]] = field(default_factory=list)
     sharp: list[float] = field(default_factory=list)
     contrast: list[float] = field(default_factory=list)  # grey std per keyframe
+    edge_width: list[float] = field(default_factory=list)  # keyframes with edges only
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,12 @@ class KeyframeQualityCollector:
         self.report.keyframes += 1
         if self.config.blur.enabled:
             t0 = time.perf_counter()
-            sharp, contrast = sharpness(image)
+            measured = focus(image, self.watermark.get(keyframe.shot))
             self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
-            st.sharp.append(sharp)
-            st.contrast.append(contrast)
+            st.sharp.append(measured.sharpness)
+            st.contrast.append(measured.contrast)
+            if measured.edge_width is not None:
+                st.edge_width.append(measured.edge_width)
         if self.detector is None:
             return
         watermark = self.watermark.get(keyframe.shot)
@@ -332,6 +336,7 @@ class KeyframeQualityCollector:
         # the best keyframe: a shot is in focus when one of its moments is (a focus pull, motion
         # blur on a fast pan); an out-of-focus shot has no sharp keyframe at all
         sharp = [max(self.state[i].sharp, default=0.0) for i in order]
+        widths = [min(self.state[i].edge_width, default=None) for i in order]
         judged = []
         for i in order:
             st, flags = self.state[i], self.report.shots[i].flags
@@ -339,11 +344,19 @@ class KeyframeQualityCollector:
             contrasty = bool(st.contrast) and float(np.median(st.contrast)) >= cfg.min_contrast
             judged.append(contrasty and "credits" not in flags)
         rel, blurry, reference = judge_blur(
-            sharp, judged, cfg.relative_threshold, cfg.min_reference_shots, cfg.absolute_floor
+            sharp,
+            widths,
+            judged,
+            cfg.relative_threshold,
+            cfg.min_edge_width,
+            cfg.min_reference_shots,
+            cfg.absolute_floor,
         )
         self.report.reference_sharpness = reference
-        for i, s, r, b in zip(order, sharp, rel, blurry, strict=True):
+        for i, s, r, width, b in zip(order, sharp, rel, widths, blurry, strict=True):
             shot = self.report.shots[i]
             shot.quality.update({"sharpness": s, "sharpness_rel": r})
+            if width is not None:
+                shot.quality["edge_width"] = width
             if b:
                 shot.flags.append("blurry")

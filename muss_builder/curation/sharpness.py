@@ -20,12 +20,21 @@ soft clips of the curation set read as blurred as the gblurred ones (docs/fragme
 A film's soft or upscaled footage is soft in every shot: ``judge_blur`` compares each shot with
 the median of the film's shots, so such a film gets no ``blurry`` flags, while an out-of-focus
 shot in a sharp film stands out.
+
+Edge width: a soft *picture* inside a sharp film (a small still enlarged, a webcam frame) reads as
+little sharpness as a defocused shot, and no working scale tells them apart
+(``benchmarks/curation/blur_scales.py``). What does is how far its edges spread: the edge-width
+metric of Marziliano et al. ("A no-reference perceptual blur metric", ICIP 2002), the distance
+between the grey-level extremes on either side of the picture's strongest edges, in pixels of
+the working picture. A soft picture's edges span a few pixels more than a crisp one's; a
+defocus spreads them over the blur's whole extent (``edge_width.py`` in benchmarks/curation).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -38,6 +47,29 @@ REBLUR_TAPS = 9  # Crété-Roffet's strong low-pass: a 9-pixel box along one dir
 MIN_CONTRAST = 5.0
 GRID = 3  # 3 x 3 tiles of the working picture (142 x 80 at 427 x 240)
 TOP_TILES = 3  # the in-focus part of a shallow-focus shot covers a third of the picture
+# the edges whose width is measured: the strongest 1 % of neighbour differences along each
+# direction (the outlines that say where focus is), never weaker than MIN_EDGE_STEP grey levels
+EDGE_QUANTILE = 0.99
+MIN_EDGE_STEP = 2.0
+# nor weaker than this share of the strongest 0.1 %: in a picture of a few objects over smooth
+# shading the top 1 % reaches into the shading, whose gentle slopes are no edges
+STRONGEST_QUANTILE = 0.999
+STRONGEST_SHARE = 0.25
+MIN_EDGES = 20  # fewer strong edges than this: no width to speak of
+# an edge ends where the difference falls under this share of its peak: a Gaussian blur of
+# sigma s then reads ~4.3 s wide
+EDGE_TAIL = 0.1
+MAX_EDGE = 48  # widest edge measured, working pixels (a fifth of the picture's height)
+LOGO_MARGIN = 2  # working pixels around a logo's box whose edges are the logo's too
+# working pixels along each side whose edges are not measured: a crop keeps a line or two of
+# its bars (the active picture's slack), whose crisp step would read as a sharp edge
+EDGE_BORDER = 4
+
+
+class Focus(NamedTuple):
+    sharpness: float  # 0..1, higher is sharper
+    contrast: float  # grey-level standard deviation of the working picture
+    edge_width: float | None  # mean width of the strongest edges, working pixels; None: no edges
 
 
 def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
@@ -53,9 +85,39 @@ def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
     return grey.astype(np.float32)
 
 
+def focus(
+    image: np.ndarray,
+    logo: Sequence[int] | None = None,
+    grid: int = GRID,
+    top: int = TOP_TILES,
+    pixels: int = WORK_PIXELS,
+) -> Focus:
+    """The sharpness, contrast and edge width of one keyframe, from one working picture. The
+    edges of ``logo`` ([x0, y0, x1, y1] in the keyframe's pixels) are not measured: a channel
+    logo stays crisp over a defocused shot."""
+    grey = working_grey(image, pixels)
+    sharp, contrast = _sharpness(grey, grid, top)
+    ignore = None
+    if logo is not None:
+        sy, sx = grey.shape[0] / image.shape[0], grey.shape[1] / image.shape[1]
+        x0, y0, x1, y1 = logo
+        ignore = (
+            max(0, math.floor(x0 * sx) - LOGO_MARGIN),
+            max(0, math.floor(y0 * sy) - LOGO_MARGIN),
+            math.ceil(x1 * sx) + LOGO_MARGIN,
+            math.ceil(y1 * sy) + LOGO_MARGIN,
+        )
+    return Focus(sharp, contrast, edge_width(grey, ignore))
+
+
 def sharpness(
     image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
 ) -> tuple[float, float]:
+    """(sharpness 0..1, contrast) of ``focus``, without the edge width."""
+    return _sharpness(working_grey(image, pixels), grid, top)
+
+
+def _sharpness(grey: np.ndarray, grid: int, top: int) -> tuple[float, float]:
     """(sharpness 0..1, contrast): ``1 -`` the Crété-Roffet blur of the picture's sharpest tiles
     (the mean of the ``top`` best of a ``grid`` x ``grid`` split, each tile taking the blurrier
     of its two directions), and the picture's grey-level standard deviation.
@@ -63,7 +125,6 @@ def sharpness(
     Tiles, not the whole picture: a shallow-focus shot (a sharp subject over a soft background)
     is in focus where it matters; a defocused or blurred shot has no sharp tile at all.
     """
-    grey = working_grey(image, pixels)
     h, w = grey.shape
     th, tw = (h - 1) // grid, (w - 1) // grid  # the differences are one line shorter
     tile_blur = np.zeros((grid, grid), np.float64)
@@ -87,6 +148,57 @@ def sharpness(
     return float(best.mean()), contrast
 
 
+def edge_width(grey: np.ndarray, ignore: Sequence[int] | None = None) -> float | None:
+    """Mean width, in pixels of ``grey``, of its strongest edges along rows and along columns
+    (after Marziliano et al. 2002), leaving out edges inside ``ignore`` ([x0, y0, x1, y1] of
+    ``grey``) and within ``EDGE_BORDER`` of the picture's sides. None when the picture has
+    fewer than ``MIN_EDGES`` strong edges (a plain or
+    black frame)."""
+    h, w = grey.shape
+    keep = np.zeros((h, w), bool)
+    keep[EDGE_BORDER : h - EDGE_BORDER, EDGE_BORDER : w - EDGE_BORDER] = True
+    if ignore is not None:
+        x0, y0, x1, y1 = ignore
+        keep[y0:y1, x0:x1] = False
+    widths = [_run_widths(grey, keep), _run_widths(np.ascontiguousarray(grey.T), keep.T)]
+    joined = np.concatenate(widths)
+    if joined.size < MIN_EDGES:
+        return None
+    return float(joined.mean())
+
+
+def _run_widths(grey: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Widths of the edges along the rows of ``grey``: from each strong peak of the neighbour
+    difference, the run of same-signed differences on either side that stay at least
+    ``EDGE_TAIL`` of the peak's (the edge's profile, without the gentle slope of a sky or a
+    shaded wall it may sit on, which Marziliano's walk to the next extreme would add)."""
+    diff = np.diff(grey, axis=1)
+    step = np.abs(diff)
+    kept = step[keep[:, 1:]]
+    if kept.size == 0:
+        return np.zeros(0, np.int64)
+    common, strongest = np.quantile(kept, [EDGE_QUANTILE, STRONGEST_QUANTILE])
+    floor = max(float(common), STRONGEST_SHARE * float(strongest), MIN_EDGE_STEP)
+    peak = step >= floor
+    # a peak of the difference along the row, not a pixel on the flank of a stronger one
+    peak[:, 1:-1] &= (step[:, 1:-1] >= step[:, :-2]) & (step[:, 1:-1] >= step[:, 2:])
+    peak &= keep[:, 1:]
+    ys, xs = np.nonzero(peak)
+    signed = diff[ys, xs]
+    tail = EDGE_TAIL * signed  # a difference of the edge: same sign, at least this
+    padded = np.pad(diff, ((0, 0), (MAX_EDGE, MAX_EDGE)))  # zeros end every run at the border
+    width = np.ones(len(ys), np.int64)
+    for direction in (-1, 1):
+        going = np.ones(len(ys), bool)
+        for k in range(1, MAX_EDGE + 1):
+            d = padded[ys, xs + MAX_EDGE + direction * k]
+            going &= d * np.sign(signed) >= np.abs(tail)
+            if not going.any():
+                break
+            width += going
+    return width
+
+
 def _tile_sums(values: np.ndarray, grid: int, th: int, tw: int) -> np.ndarray:
     cut = values[: grid * th, : grid * tw]
     return cut.reshape(grid, th, grid, tw).sum(axis=(1, 3), dtype=np.float64)
@@ -94,24 +206,31 @@ def _tile_sums(values: np.ndarray, grid: int, th: int, tw: int) -> np.ndarray:
 
 def judge_blur(
     shot_sharpness: Sequence[float],
+    shot_edge_width: Sequence[float | None],
     judged: Sequence[bool],
     relative_threshold: float,
+    min_edge_width: float | None,
     min_reference_shots: int,
     absolute_floor: float | None,
 ) -> tuple[list[float], list[bool], float | None]:
     """(sharpness relative to the film per shot, blurry per shot, the film's reference).
 
     The reference is the median sharpness of the ``judged`` shots (those with contrast, and not
-    text cards): robust to a minority of blurred shots. With fewer than
-    ``min_reference_shots`` judged shots the median is no reference (two shots: which one is
-    the soft one?), so only ``absolute_floor`` (when set) can flag a shot.
+    text cards): robust to a minority of blurred shots. A shot under ``relative_threshold`` of
+    it is blurry when its edges are also at least ``min_edge_width`` working pixels wide (None:
+    sharpness alone; a shot with no strong edge to measure is judged by sharpness): a soft
+    picture is less sharp than its film without its edges spreading like a defocus. With fewer
+    than ``min_reference_shots`` judged shots the median is no reference (two shots: which one
+    is the soft one?), so only ``absolute_floor`` (when set) can flag a shot.
     """
     ref_values = [s for s, ok in zip(shot_sharpness, judged, strict=True) if ok]
     reference = float(np.median(ref_values)) if ref_values else None
     rel = [s / reference if reference else 1.0 for s in shot_sharpness]
     blurry = []
-    for s, r, ok in zip(shot_sharpness, rel, judged, strict=True):
-        relative = len(ref_values) >= min_reference_shots and r < relative_threshold
+    for s, r, width, ok in zip(shot_sharpness, rel, shot_edge_width, judged, strict=True):
+        # no strong edge to measure: nothing shows the shot's edges are narrow
+        spread = min_edge_width is None or width is None or width >= min_edge_width
+        relative = len(ref_values) >= min_reference_shots and r < relative_threshold and spread
         floor = absolute_floor is not None and s < absolute_floor
         blurry.append(ok and (relative or floor))
     return rel, blurry, reference

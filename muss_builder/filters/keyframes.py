@@ -69,10 +69,14 @@ class BlurFilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    # blurry below this share of the film's median shot sharpness; calibrated on the curation
-    # set: gblur sigma 6 at 480 lines reads <= 0.60 (<= 0.66 on the 320x180 set), the softest
-    # clean shot >= 0.75 (0.77)
-    relative_threshold: float = Field(0.7, gt=0, le=1)
+    # blurry below this share of the film's median shot sharpness when its edges are also at
+    # least min_edge_width wide; calibrated on twelve curation sets (320x180 to 1280x720):
+    # gblur sigma 6 at 480 lines reads <= 0.72, soft pictures 0.59-0.69 (docs/curation.md)
+    relative_threshold: float = Field(0.8, gt=0, le=1)
+    # mean width of the shot's strongest edges (its crispest keyframe, pixels of the ~427x240
+    # working picture) for a less sharp shot to be out of focus: the gblurred shots of those
+    # sets >= 9.7, every other shot under 0.8 <= 7.1 (a soft webcam still); None: sharpness only
+    min_edge_width: float | None = Field(8.5, ge=0)
     # the median of fewer shots is no reference: such a film is judged by the floor only
     min_reference_shots: int = Field(3, ge=1)
     # off by default: an absolute floor condemns a soft or upscaled film as a whole

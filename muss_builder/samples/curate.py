@@ -116,7 +116,7 @@ def keyframe_collectors(
     """The curation collectors that ride the keyframe pass, by name, and the keyframe crop of
     each shot (keyframe pixels; shots shown whole are left out). Each collector is told the
     logo box of each shot in the pixels of its cut keyframes, so a logo never reads as text,
-    a blur measure or a fingerprint."""
+    an edge of the blur measure or a fingerprint."""
     f = config.filters
     crops, logos = keyframe_boxes(curation, probe, config.subjects.keyframe_max_side)
     collectors: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ from muss_builder.curation.keyframe_quality import (
     KeyframeQualityConfig,
     load_text_detector,
 )
-from muss_builder.curation.sharpness import judge_blur
+from muss_builder.curation.sharpness import edge_width, judge_blur
 from muss_builder.media.tools import binary
 from muss_builder.shots.segment import Shot
 from muss_builder.subjects.keyframes import Keyframe, keyframe_frames
@@ -86,6 +87,21 @@ def scene(k: int, width: int = W, still: bool = False) -> str:
     )
 
 
+def soft_picture(k: int) -> str:
+    """A small, soft picture enlarged to the frame (a webcam still in an edit): four objects
+    over smooth shading at half the frame's size, doubled (bicubic) and softened (gblur 2):
+    less sharp than the film's Mandelbrot shots, but its edges span ~7 working pixels, not
+    the ~14 of the defocused shot (gblur 5)."""
+    w, h = W // 2, H // 2
+    chain = f"gradients=s={w}x{h}:r={FPS}:c0=0x3050a0:c1=0xe0c080:speed=0.02:seed={k}"
+    objects = ((0.2, 0.3, "red"), (0.55, 0.2, "green"), (0.7, 0.6, "blue"), (0.3, 0.65, "orange"))
+    for x, y, colour in objects:
+        chain += (
+            f",drawbox=x={int(x * w)}:y={int(y * h)}:w={w // 8}:h={w // 8}:color={colour}:t=fill"
+        )
+    return chain + f",scale={W}:{H}:flags=bicubic,setsar=1,gblur=sigma=2"
+
+
 def shot_graph(kind: str, k: int) -> str:
     size = H // 13  # about 20 px: a subtitle of a 270-line picture
     if kind in ("credits", "scroll", "dark", "title"):
@@ -113,6 +129,8 @@ def shot_graph(kind: str, k: int) -> str:
     if kind == "plain_subtitle":  # a subtitle over a plain, bright picture (a white wall)
         chain = f"color=c=0xd8d8d8:s={W}x{H}:r={FPS},noise=alls=2:allf=t"
         return chain + "," + subtitle(size)
+    if kind == "soft_picture":
+        return soft_picture(k)
     chain = scene(k)
     if kind == "blur":
         chain += ",gblur=sigma=5"  # out of focus: ~sigma 9 at 480 lines
@@ -253,12 +271,50 @@ def test_an_upscaled_film_is_soft_but_not_blurry(tmp_path) -> None:
     assert report.reference_sharpness < 0.6
 
 
+def test_a_soft_picture_is_less_sharp_but_only_a_defocused_shot_is_blurry(tmp_path) -> None:
+    kinds = ["clean", "soft_picture", "clean", "blur", "clean", "clean"]
+    film = make_film(tmp_path / "soft.mp4", kinds)
+    keyframes = keyframes_of(film, shots_for(len(kinds)))
+    report = collect(keyframes, len(kinds))
+    assert {i: s.flags for i, s in report.shots.items() if s.flags} == {3: ["blurry"]}
+    soft, blurred = report.shots[1].quality, report.shots[3].quality
+    width = KeyframeQualityConfig().blur.min_edge_width
+    assert soft["edge_width"] < width < blurred["edge_width"]
+    assert all(report.shots[i].quality["edge_width"] < 3 for i in (0, 2, 4, 5))  # crisp
+    # by sharpness alone (the rule before the edge width) the soft picture is "blurry" too
+    assert soft["sharpness_rel"] < KeyframeQualityConfig().blur.relative_threshold
+    alone = KeyframeQualityConfig.model_validate({"blur": {"min_edge_width": None}})
+    assert collect(keyframes, len(kinds), alone).shots[1].flags == ["blurry"]
+
+
+def test_edge_width_spreads_with_the_blur() -> None:
+    """A step edge blurred by a Gaussian of sigma s reads ~4.3 s wide (its slope down to a tenth
+    of the peak on both sides); a gentle ramp under the step does not widen it."""
+    ramp = np.tile(np.linspace(0, 40, 200, dtype=np.float32), (120, 1))
+    step = ramp + np.where(np.arange(200) >= 100, 120.0, 0.0).astype(np.float32)
+    for sigma in (1.5, 3.0, 5.0):
+        blurred = cv2.GaussianBlur(step, (0, 0), sigma)[:, 20:-20]
+        width = edge_width(blurred)
+        assert width == pytest.approx(4.3 * sigma, rel=0.15), sigma
+        barred = blurred.copy()
+        barred[:2] = 0  # two lines of a letterbox bar the crop kept: a crisp step at the side
+        assert edge_width(barred) == pytest.approx(width, rel=0.02)
+    assert edge_width(step) <= 2  # a sharp step: one difference, maybe its neighbour
+    assert edge_width(np.full((120, 200), 80, np.float32)) is None  # no edges at all
+
+
 def test_blur_needs_a_reference_or_a_floor() -> None:
-    sharp = [0.8, 0.3]  # two shots: which one is the soft one?
-    assert judge_blur(sharp, [True, True], 0.65, 3, None)[1] == [False, False]
-    assert judge_blur(sharp, [True, True], 0.65, 3, 0.4)[1] == [False, True]
-    _, blurry, ref = judge_blur([0.8, 0.82, 0.3, 0.0], [True, True, True, False], 0.65, 3, None)
+    sharp, wide = [0.8, 0.3], [2.0, 12.0]  # two shots: which one is the soft one?
+    assert judge_blur(sharp, wide, [True, True], 0.65, 8.5, 3, None)[1] == [False, False]
+    assert judge_blur(sharp, wide, [True, True], 0.65, 8.5, 3, 0.4)[1] == [False, True]
+    four, widths = [0.8, 0.82, 0.3, 0.0], [2.0, 2.5, 12.0, None]
+    judged = [True, True, True, False]
+    _, blurry, ref = judge_blur(four, widths, judged, 0.65, 8.5, 3, None)
     assert ref == 0.8 and blurry == [False, False, True, False]  # a black hold is not judged
+    # less sharp than the film, but its edges no wider than a soft picture's: not blurry
+    narrow = [2.0, 2.5, 7.0, None]  # the black hold: no edges
+    assert judge_blur(four, narrow, judged, 0.65, 8.5, 3, None)[1] == [False] * 4
+    assert judge_blur(four, narrow, judged, 0.65, None, 3, None)[1] == [False, False, True, False]
 
 
 def test_config_and_missing_package(monkeypatch) -> None:

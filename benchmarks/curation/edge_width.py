@@ -1,0 +1,164 @@
+"""Does the edge width tell a blurred shot from a soft picture? The blur rules on the curation
+sets' keyframes, and on clean shots blurred by a known amount.
+
+    .venv/bin/python benchmarks/curation/edge_width.py /tmp/cur /tmp/cur-s5 ... [--sweep /tmp/cur]
+
+Each shot's keyframes (``keyframes.film_keyframes``: the subject stage's three, cropped to the
+shot's TRUE active picture; a logo is not masked here) are measured by ``sharpness.focus``: the
+shot's sharpness is its best keyframe's, made relative to the median of its film's judged shots
+(contrast >= 5, not a card; films with >= 3 of them), its edge width its crispest keyframe's,
+as ``judge_blur`` does. Prints the blurred shots' lowest edge width, the widest edges among the
+other shots under the relative threshold, and what three rules flag: sharpness under 0.7 (the
+rule before the edge width), under 0.8, and the default (under 0.8 with edges >= 8.5 wide).
+
+``--sweep SET``: every clean judged shot of SET (in a film with >= 3 of them) blurred again
+after decoding with a Gaussian of sigma 1.5..6 at 480 lines (scaled with the film's height):
+the share of those shots each rule flags at each sigma (what the edge-width rule gives up on a
+mild blur, what it keeps on a strong one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from muss_builder.curation import sharpness as measure
+from muss_builder.filters.keyframes import BlurFilterConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keyframes import film_keyframes
+
+BLUR = BlurFilterConfig()
+RULES: dict[str, Callable[[float, float | None], bool]] = {
+    "rel < 0.7": lambda rel, width: rel < 0.7,
+    f"rel < {BLUR.relative_threshold}": lambda rel, width: rel < BLUR.relative_threshold,
+    f"rel < {BLUR.relative_threshold} and edges >= {BLUR.min_edge_width}": lambda rel, width: (
+        rel < BLUR.relative_threshold
+        and (width is None or BLUR.min_edge_width is None or width >= BLUR.min_edge_width)
+    ),
+}
+SIGMAS = (0.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)  # at 480 lines
+
+
+def shot_focus(images: list[np.ndarray]) -> tuple[float, float | None, float]:
+    """(best sharpness, crispest edge width, median contrast) of one shot's keyframes."""
+    measured = [measure.focus(image) for image in images]
+    widths = [m.edge_width for m in measured if m.edge_width is not None]
+    return (
+        max(m.sharpness for m in measured),
+        min(widths, default=None),
+        statistics.median(m.contrast for m in measured),
+    )
+
+
+def film_shots(folder: Path, doc: dict) -> dict[int, list[np.ndarray]]:
+    _, _, frames = film_keyframes(folder, doc, 3, 1280)
+    shots: dict[int, list[np.ndarray]] = {}
+    for kf in frames:
+        shots.setdefault(kf.shot, []).append(kf.image)
+    return shots
+
+
+def set_rows(folder: Path) -> list[dict]:
+    rows = []
+    for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
+        doc = json.loads(path.read_text())
+        images = film_shots(folder, doc)
+        film = []
+        for s in doc["shots"]:
+            if s["index"] not in images:
+                continue
+            sharp, width, contrast = shot_focus(images[s["index"]])
+            film.append(
+                {
+                    "name": f"{folder.name}/{doc['film']}#{s['index']} ({s.get('source')})",
+                    "blurred": "blurry" in s["flags"],
+                    "judged": contrast >= measure.MIN_CONTRAST and "credits" not in s["flags"],
+                    "sharpness": sharp,
+                    "width": width,
+                }
+            )
+        judged = [r for r in film if r["judged"]]
+        if len(judged) < BLUR.min_reference_shots:
+            continue
+        reference = statistics.median(r["sharpness"] for r in judged)
+        for r in judged:
+            rows.append({**r, "rel": r["sharpness"] / reference})
+    return rows
+
+
+def separation(rows: list[dict]) -> None:
+    blurred = [r for r in rows if r["blurred"]]
+    others = [r for r in rows if not r["blurred"]]
+    print(f"{len(blurred)} blurred and {len(others)} other judged shots")
+    low = min(blurred, key=lambda r: r["width"] or 0.0)
+    print(f"blurred: edge width >= {low['width']:.2f} ({low['name']}), rel <= "
+          f"{max(r['rel'] for r in blurred):.2f}")  # fmt: skip
+    under = [r for r in others if r["rel"] < BLUR.relative_threshold]
+    under.sort(key=lambda r: -(r["width"] or 0.0))
+    print(f"other shots under rel {BLUR.relative_threshold}: {len(under)}; widest edges:")
+    for r in under[:4]:
+        print(f"  {r['width']:.2f} (rel {r['rel']:.2f}) {r['name']}")
+    print("\n| rule | blurred flagged | other shots flagged | precision | recall |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rule in RULES.items():
+        tp = sum(rule(r["rel"], r["width"]) for r in blurred)
+        fp = sum(rule(r["rel"], r["width"]) for r in others)
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        print(f"| {name} | {tp} / {len(blurred)} | {fp} / {len(others)} | {precision:.2f} | "
+              f"{tp / len(blurred):.2f} |")  # fmt: skip
+
+
+def sweep(folder: Path) -> None:
+    flagged: dict[float, dict[str, list[bool]]] = {s: {n: [] for n in RULES} for s in SIGMAS}
+    for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
+        doc = json.loads(path.read_text())
+        images = film_shots(folder, doc)
+        clean = {}
+        for s in doc["shots"]:
+            if s["index"] in images and not s["flags"]:
+                sharp, _, contrast = shot_focus(images[s["index"]])
+                if contrast >= measure.MIN_CONTRAST:
+                    clean[s["index"]] = sharp
+        if len(clean) < BLUR.min_reference_shots:
+            continue
+        reference = statistics.median(clean.values())
+        scale = doc["height"] / 480
+        for index in clean:
+            for sigma in SIGMAS:
+                blurred = [
+                    cv2.GaussianBlur(im, (0, 0), sigma * scale) if sigma else im
+                    for im in images[index]
+                ]
+                sharp, width, _ = shot_focus(blurred)
+                for name, rule in RULES.items():
+                    flagged[sigma][name].append(rule(sharp / reference, width))
+    n = len(flagged[SIGMAS[0]][next(iter(RULES))])
+    print(f"\n{n} clean shots of {folder.name} blurred after decoding: share flagged")
+    print("| sigma at 480 lines | " + " | ".join(RULES) + " |")
+    print("|---:|" + "---:|" * len(RULES))
+    for sigma in SIGMAS:
+        cells = " | ".join(f"{np.mean(flagged[sigma][name]):.2f}" for name in RULES)
+        print(f"| {sigma:g} | {cells} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sets", nargs="*", type=Path)
+    parser.add_argument("--sweep", type=Path, action="append", default=[])
+    args = parser.parse_args()
+    if args.sets:
+        separation([r for folder in args.sets for r in set_rows(folder)])
+    for folder in args.sweep:
+        sweep(folder)
+
+
+if __name__ == "__main__":
+    main()
