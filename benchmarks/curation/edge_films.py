@@ -46,7 +46,11 @@ def rip(original_mp4: Path, original_doc: dict, out: Path, order: int) -> dict:
     width = round(original_doc["width"] * RIP_SCALE / 2) * 2
     height = round(original_doc["height"] * RIP_SCALE / 2) * 2
     name = "cur_plain_rip"
-    graph = f"scale={width}:{height}:flags=bicubic,eq=brightness={RIP_BRIGHTNESS},format=yuv420p"
+    # square pixels: where the even size is not exactly RIP_SCALE of both sides (320x180 ->
+    # 240x136) scale would keep the aspect with a pixel aspect of 136:135, and a reader that
+    # applies it sees 242 columns where this truth says 240
+    graph = f"scale={width}:{height}:flags=bicubic,setsar=1,eq=brightness={RIP_BRIGHTNESS}"
+    graph += ",format=yuv420p"
     args = [binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", "-i", str(original_mp4)]
     args += ["-vf", graph, "-c:v", "libx264", "-preset", "medium", "-crf", str(RIP_CRF)]
     args += ["-threads", "2", str(out / f"{name}.mp4")]
