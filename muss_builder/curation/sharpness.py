@@ -55,6 +55,7 @@ MIN_EDGE_STEP = 2.0
 # shading the top 1 % reaches into the shading, whose gentle slopes are no edges
 STRONGEST_QUANTILE = 0.999
 STRONGEST_SHARE = 0.25
+QUANTILE_BINS_PER_LEVEL = 4  # the step quantiles are read to a quarter of a grey level
 MIN_EDGES = 20  # fewer strong edges than this: no width to speak of
 # an edge ends where the difference falls under this share of its peak: a Gaussian blur of
 # sigma s then reads ~4.3 s wide
@@ -174,16 +175,18 @@ def _run_widths(grey: np.ndarray, keep: np.ndarray) -> np.ndarray:
     shaded wall it may sit on, which Marziliano's walk to the next extreme would add)."""
     diff = np.diff(grey, axis=1)
     step = np.abs(diff)
-    kept = step[keep[:, 1:]]
+    # the thresholds from every other line and column: a quarter of the steps says the same
+    kept = step[::2, ::2][keep[::2, 1::2]]
     if kept.size == 0:
         return np.zeros(0, np.int64)
-    common, strongest = np.quantile(kept, [EDGE_QUANTILE, STRONGEST_QUANTILE])
-    floor = max(float(common), STRONGEST_SHARE * float(strongest), MIN_EDGE_STEP)
-    peak = step >= floor
+    common, strongest = _quantiles(kept, (EDGE_QUANTILE, STRONGEST_QUANTILE))
+    floor = max(common, STRONGEST_SHARE * strongest, MIN_EDGE_STEP)
+    ys, xs = np.nonzero(step >= floor)  # a few per cent of the picture: checked one by one
     # a peak of the difference along the row, not a pixel on the flank of a stronger one
-    peak[:, 1:-1] &= (step[:, 1:-1] >= step[:, :-2]) & (step[:, 1:-1] >= step[:, 2:])
-    peak &= keep[:, 1:]
-    ys, xs = np.nonzero(peak)
+    here, last = step[ys, xs], step.shape[1] - 1
+    peak = (here >= step[ys, np.maximum(xs - 1, 0)]) & (here >= step[ys, np.minimum(xs + 1, last)])
+    peak &= keep[ys, xs + 1]
+    ys, xs = ys[peak], xs[peak]
     signed = diff[ys, xs]
     tail = EDGE_TAIL * signed  # a difference of the edge: same sign, at least this
     padded = np.pad(diff, ((0, 0), (MAX_EDGE, MAX_EDGE)))  # zeros end every run at the border
@@ -197,6 +200,17 @@ def _run_widths(grey: np.ndarray, keep: np.ndarray) -> np.ndarray:
                 break
             width += going
     return width
+
+
+def _quantiles(steps: np.ndarray, shares: tuple[float, ...]) -> list[float]:
+    """Quantiles of grey-level steps (0..255) to a quarter of a level, from a histogram: a
+    sort (``np.quantile``) cost half of the edge width's time for no threshold it would change."""
+    bins = np.minimum(
+        (steps * QUANTILE_BINS_PER_LEVEL).astype(np.int32), 256 * QUANTILE_BINS_PER_LEVEL
+    )
+    cumulative = np.cumsum(np.bincount(bins.ravel()))
+    ranks = np.searchsorted(cumulative, [share * cumulative[-1] for share in shares])
+    return [float(r) / QUANTILE_BINS_PER_LEVEL for r in ranks]
 
 
 def _tile_sums(values: np.ndarray, grid: int, th: int, tw: int) -> np.ndarray:
