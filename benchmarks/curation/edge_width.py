@@ -6,15 +6,21 @@ sets' keyframes, and on clean shots blurred by a known amount.
 Each shot's keyframes (``keyframes.film_keyframes``: the subject stage's three, cropped to the
 shot's TRUE active picture; a logo is not masked here) are measured by ``sharpness.focus``: the
 shot's sharpness is its best keyframe's, made relative to the median of its film's judged shots
-(contrast >= 5, not a card; films with >= 3 of them), its edge width its crispest keyframe's,
-as ``judge_blur`` does. Prints the blurred shots' lowest edge width, the widest edges among the
-other shots under the relative threshold, and what three rules flag: sharpness under 0.7 (the
-rule before the edge width), under 0.8, and the default (under 0.8 with edges >= 8.5 wide).
+(contrast >= 5, not a card; films with >= 3 of them), its edge width that keyframe's, as the
+keyframe collector and ``judge_blur`` do. Prints the blurred shots' lowest edge width, the
+widest edges among the other shots under the relative threshold, and what three rules flag:
+sharpness under 0.7 (the rule before the edge width), under 0.8, and the default (under 0.8
+with edges >= 8.5 wide).
 
 ``--sweep SET``: every clean judged shot of SET (in a film with >= 3 of them) blurred again
 after decoding with a Gaussian of sigma 1.5..6 at 480 lines (scaled with the film's height):
 the share of those shots each rule flags at each sigma (what the edge-width rule gives up on a
 mild blur, what it keeps on a strong one).
+
+``--cost SET``: the median milliseconds per keyframe of ``sharpness.focus`` (sharpness and
+contrast, every keyframe) and of ``sharpness.edge_width`` on its working picture (once a shot,
+on the sharpest keyframe) over SET's keyframes, the two alternated keyframe by keyframe, 3
+rounds.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,12 +55,13 @@ SIGMAS = (0.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)  # at 480 lines
 
 
 def shot_focus(images: list[np.ndarray]) -> tuple[float, float | None, float]:
-    """(best sharpness, crispest edge width, median contrast) of one shot's keyframes."""
+    """(best sharpness, the edge width of that keyframe, median contrast) of one shot's
+    keyframes, as the keyframe collector measures them."""
     measured = [measure.focus(image) for image in images]
-    widths = [m.edge_width for m in measured if m.edge_width is not None]
+    sharpest = max(measured, key=lambda m: m.sharpness)
     return (
-        max(m.sharpness for m in measured),
-        min(widths, default=None),
+        sharpest.sharpness,
+        measure.edge_width(sharpest.grey),
         statistics.median(m.contrast for m in measured),
     )
 
@@ -149,15 +157,36 @@ def sweep(folder: Path) -> None:
         print(f"| {sigma:g} | {cells} |")
 
 
+def cost(folder: Path) -> None:
+    images = []
+    for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
+        for shot in film_shots(folder, json.loads(path.read_text())).values():
+            images += shot
+    ms: dict[str, list[float]] = {"focus": [], "edge_width": []}
+    for _ in range(3):
+        for image in images:
+            t0 = time.perf_counter()
+            grey = measure.focus(image).grey
+            t1 = time.perf_counter()
+            measure.edge_width(grey)
+            ms["focus"].append(1000 * (t1 - t0))
+            ms["edge_width"].append(1000 * (time.perf_counter() - t1))
+    cells = ", ".join(f"{name} {statistics.median(v):.2f} ms" for name, v in ms.items())
+    print(f"\n{len(images)} keyframes of {folder.name}, median per keyframe: {cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="*", type=Path)
     parser.add_argument("--sweep", type=Path, action="append", default=[])
+    parser.add_argument("--cost", type=Path, action="append", default=[])
     args = parser.parse_args()
     if args.sets:
         separation([r for folder in args.sets for r in set_rows(folder)])
     for folder in args.sweep:
         sweep(folder)
+    for folder in args.cost:
+        cost(folder)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def film_keyframes(
 def run(folder: Path, per_shot: int, max_side: int, config: KeyframeQualityConfig) -> dict:
     paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith("_"))
     detector = load_text_detector(config)
-    rows, text_ms, sharp_ms = [], [], []
+    rows, text_ms, sharp_ms, edge_ms = [], [], [], []
     for path in paths:
         doc = json.loads(path.read_text())
         shots, marks, frames = film_keyframes(folder, doc, per_shot, max_side)
@@ -112,6 +112,7 @@ def run(folder: Path, per_shot: int, max_side: int, config: KeyframeQualityConfi
         report = collector.finish()
         text_ms += report.text_ms
         sharp_ms += report.sharpness_ms
+        edge_ms += report.edge_width_ms
         for s in doc["shots"]:
             got = report.shots[s["index"]]
             rows.append(
@@ -126,7 +127,13 @@ def run(folder: Path, per_shot: int, max_side: int, config: KeyframeQualityConfi
                     "text_band": got.text_band,
                 }
             )
-    return {"rows": rows, "scores": score(rows), "text_ms": text_ms, "sharpness_ms": sharp_ms}
+    return {
+        "rows": rows,
+        "scores": score(rows),
+        "text_ms": text_ms,
+        "sharpness_ms": sharp_ms,
+        "edge_width_ms": edge_ms,
+    }
 
 
 def score(rows: list[dict]) -> dict:
@@ -183,11 +190,12 @@ def markdown(result: dict) -> str:
         f"sharpness_rel: blurred shots <= {_fmt(s['blurry_rel_max'])}, other shots >= "
         f"{_fmt(s['other_rel_min'])} (threshold {KeyframeQualityConfig().blur.relative_threshold})"
     )
-    for name in ("text_ms", "sharpness_ms"):
+    for name, unit in (("text_ms", "keyframe"), ("sharpness_ms", "keyframe"),
+                       ("edge_width_ms", "shot")):  # fmt: skip
         if result[name]:
             lines.append(
-                f"{name[:-3]} per keyframe: median {statistics.median(result[name]):.1f} ms "
-                f"({len(result[name])} keyframes)"
+                f"{name[:-3]} per {unit}: median {statistics.median(result[name]):.1f} ms "
+                f"({len(result[name])} {unit}s)"
             )
     return "\n".join(lines) + "\n"
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from muss_builder.curation.sharpness import focus, judge_blur
+from muss_builder.curation.sharpness import edge_width, focus, judge_blur, logo_in_working
 from muss_builder.curation.text import (
     TextDetector,
     aligned_lines,
@@ -69,7 +69,7 @@ MEASURES = {
     "text_lines": "low",  # most text lines in one keyframe
     "sharpness": "high",  # 1 - Crété-Roffet blur of the sharpest tiles, best keyframe (0..1)
     "sharpness_rel": "high",  # sharpness / the film's median shot sharpness
-    "edge_width": "low",  # width of the strongest edges, crispest keyframe (~240-line pixels)
+    "edge_width": "low",  # width of the strongest edges, sharpest keyframe (~240-line pixels)
 }
 
 
@@ -88,7 +88,8 @@ class KeyframeQualityReport:
     reference_sharpness: float | None  # the film's median shot sharpness (None: no reference)
     keyframes: int = 0
     text_ms: list[float] = field(default_factory=list)  # per keyframe
-    sharpness_ms: list[float] = field(default_factory=list)
+    sharpness_ms: list[float] = field(default_factory=list)  # per keyframe
+    edge_width_ms: list[float] = field(default_factory=list)  # per shot (its sharpest keyframe)
     not_run: dict[str, str] = field(default_factory=dict)
     text_thread_seconds: float = 0.0  # the detector's time on its own thread (own_thread)
 
@@ -108,7 +109,10 @@ class _ShotState:
     subtitle_lines: list[list[list[int]]] = field(default_factory=list)
     sharp: list[float] = field(default_factory=list)
     contrast: list[float] = field(default_factory=list)  # grey std per keyframe
-    edge_width: list[float] = field(default_factory=list)  # keyframes with edges only
+    # the working picture of the sharpest keyframe and the logo's box in it, until the shot's
+    # edge width is measured on it (once, when the pass has moved on to the next shot)
+    sharpest: tuple[np.ndarray, tuple[int, int, int, int] | None] | None = None
+    edge_width: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class KeyframeQualityCollector:
             self.text_thread = ThreadPoolExecutor(1, thread_name_prefix="text-detector")
         self.waiting: deque[tuple[_ShotState, np.ndarray, Future[_TextSeen]]] = deque()
         self.unsettled: _ShotState | None = None  # the shot whose keyframes are being folded
+        self.focusing: _ShotState | None = None  # the shot whose sharpest keyframe is held
 
     def wanted(self) -> dict[int, list[int]]:
         """No frames beyond the keyframes: three per shot already catch a rolling credit."""
@@ -169,13 +174,7 @@ class KeyframeQualityCollector:
         st.size, st.keyframes = (w, h), st.keyframes + 1
         self.report.keyframes += 1
         if self.config.blur.enabled:
-            t0 = time.perf_counter()
-            measured = focus(image, self.watermark.get(keyframe.shot))
-            self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
-            st.sharp.append(measured.sharpness)
-            st.contrast.append(measured.contrast)
-            if measured.edge_width is not None:
-                st.edge_width.append(measured.edge_width)
+            self._add_focus(st, image, self.watermark.get(keyframe.shot))
         if self.detector is None:
             return
         watermark = self.watermark.get(keyframe.shot)
@@ -281,6 +280,8 @@ class KeyframeQualityCollector:
             self._fold(*self._next_seen())
         self._settle(self.unsettled)
         self.unsettled = None
+        self._measure_edges(self.focusing)
+        self.focusing = None
         if self.text_thread is not None:
             self.text_thread.shutdown()
             self.report.text_thread_seconds = sum(self.report.text_ms) / 1000
@@ -296,6 +297,30 @@ class KeyframeQualityCollector:
         for shot in self.report.shots.values():
             shot.flags.sort()
         return self.report
+
+    def _add_focus(self, st: _ShotState, image: np.ndarray, logo: list[int] | None) -> None:
+        """The keyframe's sharpness and contrast; its working picture is kept while it is the
+        shot's sharpest, for the shot's edge width."""
+        if st is not self.focusing:  # keyframes come in film order: the last shot is whole
+            self._measure_edges(self.focusing)
+            self.focusing = st
+        t0 = time.perf_counter()
+        measured = focus(image)
+        if measured.sharpness > max(st.sharp, default=-1.0):
+            st.sharpest = (measured.grey, logo_in_working(logo, image.shape, measured.grey.shape))
+        self.report.sharpness_ms.append(1000 * (time.perf_counter() - t0))
+        st.sharp.append(measured.sharpness)
+        st.contrast.append(measured.contrast)
+
+    def _measure_edges(self, st: _ShotState | None) -> None:
+        """The edge width of a whole shot's sharpest keyframe (the moment its sharpness speaks
+        for), measured once; its working picture is let go."""
+        if st is None or st.sharpest is None:
+            return
+        t0 = time.perf_counter()
+        grey, logo = st.sharpest
+        st.edge_width, st.sharpest = edge_width(grey, logo), None
+        self.report.edge_width_ms.append(1000 * (time.perf_counter() - t0))
 
     def _shot_text(self, st: _ShotState) -> ShotKeyframeQuality:
         cfg = self.config.text
@@ -336,7 +361,7 @@ class KeyframeQualityCollector:
         # the best keyframe: a shot is in focus when one of its moments is (a focus pull, motion
         # blur on a fast pan); an out-of-focus shot has no sharp keyframe at all
         sharp = [max(self.state[i].sharp, default=0.0) for i in order]
-        widths = [min(self.state[i].edge_width, default=None) for i in order]
+        widths = [self.state[i].edge_width for i in order]
         judged = []
         for i in order:
             st, flags = self.state[i], self.report.shots[i].flags

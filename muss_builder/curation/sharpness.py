@@ -70,7 +70,7 @@ EDGE_BORDER = 4
 class Focus(NamedTuple):
     sharpness: float  # 0..1, higher is sharper
     contrast: float  # grey-level standard deviation of the working picture
-    edge_width: float | None  # mean width of the strongest edges, working pixels; None: no edges
+    grey: np.ndarray  # the working picture: ``edge_width`` of a shot's sharpest keyframe
 
 
 def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
@@ -87,34 +87,35 @@ def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
 
 
 def focus(
-    image: np.ndarray,
-    logo: Sequence[int] | None = None,
-    grid: int = GRID,
-    top: int = TOP_TILES,
-    pixels: int = WORK_PIXELS,
+    image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
 ) -> Focus:
-    """The sharpness, contrast and edge width of one keyframe, from one working picture. The
-    edges of ``logo`` ([x0, y0, x1, y1] in the keyframe's pixels) are not measured: a channel
-    logo stays crisp over a defocused shot."""
+    """The sharpness and contrast of one keyframe, with the working picture they came from."""
     grey = working_grey(image, pixels)
     sharp, contrast = _sharpness(grey, grid, top)
-    ignore = None
-    if logo is not None:
-        sy, sx = grey.shape[0] / image.shape[0], grey.shape[1] / image.shape[1]
-        x0, y0, x1, y1 = logo
-        ignore = (
-            max(0, math.floor(x0 * sx) - LOGO_MARGIN),
-            max(0, math.floor(y0 * sy) - LOGO_MARGIN),
-            math.ceil(x1 * sx) + LOGO_MARGIN,
-            math.ceil(y1 * sy) + LOGO_MARGIN,
-        )
-    return Focus(sharp, contrast, edge_width(grey, ignore))
+    return Focus(sharp, contrast, grey)
+
+
+def logo_in_working(
+    logo: Sequence[int] | None, image_shape: Sequence[int], grey_shape: Sequence[int]
+) -> tuple[int, int, int, int] | None:
+    """A logo box [x0, y0, x1, y1] in keyframe pixels as ``edge_width``'s ``ignore`` box in the
+    working picture's, ``LOGO_MARGIN`` wider on every side (None stays None)."""
+    if logo is None:
+        return None
+    sy, sx = grey_shape[0] / image_shape[0], grey_shape[1] / image_shape[1]
+    x0, y0, x1, y1 = logo
+    return (
+        max(0, math.floor(x0 * sx) - LOGO_MARGIN),
+        max(0, math.floor(y0 * sy) - LOGO_MARGIN),
+        math.ceil(x1 * sx) + LOGO_MARGIN,
+        math.ceil(y1 * sy) + LOGO_MARGIN,
+    )
 
 
 def sharpness(
     image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
 ) -> tuple[float, float]:
-    """(sharpness 0..1, contrast) of ``focus``, without the edge width."""
+    """(sharpness 0..1, contrast) of ``focus``."""
     return _sharpness(working_grey(image, pixels), grid, top)
 
 

@@ -73,7 +73,7 @@ class BlurFilterConfig(BaseModel):
     # least min_edge_width wide; calibrated on twelve curation sets (320x180 to 1280x720):
     # gblur sigma 6 at 480 lines reads <= 0.72, soft pictures 0.59-0.69 (docs/curation.md)
     relative_threshold: float = Field(0.8, gt=0, le=1)
-    # mean width of the shot's strongest edges (its crispest keyframe, pixels of the ~427x240
+    # mean width of the shot's strongest edges (its sharpest keyframe, pixels of the ~427x240
     # working picture) for a less sharp shot to be out of focus: the gblurred shots of those
     # sets >= 9.7, every other shot under 0.8 <= 7.1 (a soft webcam still); None: sharpness only
     min_edge_width: float | None = Field(8.5, ge=0)
