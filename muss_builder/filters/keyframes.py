@@ -75,7 +75,7 @@ class BlurFilterConfig(BaseModel):
     relative_threshold: float = Field(0.8, gt=0, le=1)
     # mean width of the shot's strongest edges (its sharpest keyframe, pixels of the ~427x240
     # working picture) for a less sharp shot to be out of focus: the gblurred shots of those
-    # sets >= 9.7, every other shot under 0.8 <= 7.1 (a soft webcam still); None: sharpness only
+    # sets >= 10.1, every other shot under 0.8 <= 7.8 (a soft webcam still); None: sharpness only
     min_edge_width: float | None = Field(8.5, ge=0)
     # the median of fewer shots is no reference: such a film is judged by the floor only
     min_reference_shots: int = Field(3, ge=1)
