@@ -1,6 +1,6 @@
 """The names of the H.264 encoders: the one module that spells them.
 
-``config.py`` needs them for ``clips.encoder`` and ``media/commands.py`` for the command
+``config/`` needs them for ``clips.encoder`` and ``media/commands.py`` for the command
 lines; ``config`` may not import ``media`` (media imports config), so the names live here, at
 the bottom of the import graph, and everything else uses these constants.
 """

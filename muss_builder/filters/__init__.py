@@ -3,7 +3,7 @@ train on, the active-picture crop and the watermark removal.
 
 Each filter's own thresholds are its module's pydantic model (picture, keyframe text and
 sharpness, duplicates, model filters); they live here, in the config layer, and not in
-``muss_builder/curation/``, because ``config.py`` composes them and the curation modules
+``muss_builder/curation/``, because ``config/`` composes them and the curation modules
 import ``shots`` and ``media``, which import ``config``: a config model inside ``curation``
 would tie the two packages in a loop (``tests/test_architecture.py``).
 

@@ -1,7 +1,7 @@
 """Settings of the model filters (``curation/model_filters.py``): aesthetics, consistency,
 alignment.
 
-Moved here from the curation module (which imports it back): ``config.py`` composes these
+Moved here from the curation module (which imports it back): ``config/`` composes these
 models, and a model inside ``muss_builder/curation`` would tie ``config`` and ``curation``
 in an import loop (see ``muss_builder/filters/__init__.py``).
 """

@@ -9,7 +9,7 @@ decode, whose filter chain is a ``-vf`` simple filtergraph on purpose.
 
 This is also the one module that builds the H.264 encoders' options: every H.264 file the
 package or its fixtures write gets them from ``H264Options`` (the encoders' names themselves
-are in ``core/encoders.py``, which ``config.py`` can import too).
+are in ``core/encoders.py``, which ``config/`` can import too).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def test_probes_and_the_interlace_check() -> None:
 
 def test_one_module_names_the_h264_encoder() -> None:
     """Every H.264 file gets its codec options from media/commands.py; the encoders' names
-    are spelled once, in core/encoders.py (config.py needs them too, and may not import
+    are spelled once, in core/encoders.py (config/ needs them too, and may not import
     media), and only commands.py puts them on a command line (``-c:v``)."""
     naming = []
     for path in sorted(PACKAGE.rglob("*.py")):

