@@ -23,11 +23,13 @@ shot in a sharp film stands out.
 
 Edge width: a soft *picture* inside a sharp film (a small still enlarged, a webcam frame) reads as
 little sharpness as a defocused shot, and no working scale tells them apart
-(``benchmarks/curation/blur_scales.py``). What does is how far its edges spread: the edge-width
-metric of Marziliano et al. ("A no-reference perceptual blur metric", ICIP 2002), the distance
-between the grey-level extremes on either side of the picture's strongest edges, in pixels of
-the working picture. A soft picture's edges span a few pixels more than a crisp one's; a
-defocus spreads them over the blur's whole extent (``edge_width.py`` in benchmarks/curation).
+(``benchmarks/curation/blur_scales.py``). What does is how far its edges spread: an edge width
+after Marziliano et al. ("A no-reference perceptual blur metric", ICIP 2002), the extent of the
+picture's strongest edges in pixels of the working picture (Marziliano walks to the grey-level
+extremes on either side; here an edge ends where its slope falls under a tenth of its peak's,
+so the gentle slope of a sky under it does not count). A soft picture's edges span a few pixels
+more than a crisp one's; a defocus spreads them over the blur's whole extent
+(``benchmarks/curation/edge_width.py``).
 """
 
 from __future__ import annotations
@@ -154,8 +156,7 @@ def edge_width(grey: np.ndarray, ignore: Sequence[int] | None = None) -> float |
     """Mean width, in pixels of ``grey``, of its strongest edges along rows and along columns
     (after Marziliano et al. 2002), leaving out edges inside ``ignore`` ([x0, y0, x1, y1] of
     ``grey``) and within ``EDGE_BORDER`` of the picture's sides. None when the picture has
-    fewer than ``MIN_EDGES`` strong edges (a plain or
-    black frame)."""
+    fewer than ``MIN_EDGES`` strong edges (a plain or black frame)."""
     h, w = grey.shape
     keep = np.zeros((h, w), bool)
     keep[EDGE_BORDER : h - EDGE_BORDER, EDGE_BORDER : w - EDGE_BORDER] = True
