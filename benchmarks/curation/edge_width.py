@@ -15,7 +15,8 @@ with edges >= 8.5 wide).
 ``--sweep SET``: every clean judged shot of SET (in a film with >= 3 of them) blurred again
 after decoding with a Gaussian of sigma 1.5..6 at 480 lines (scaled with the film's height):
 the share of those shots each rule flags at each sigma (what the edge-width rule gives up on a
-mild blur, what it keeps on a strong one).
+mild blur, what it keeps on a strong one). ``--grain G ...``: the sweep again with Gaussian
+noise of G grey levels over every keyframe (film grain is sharp: it hides a defocus).
 
 ``--cost SET``: the median milliseconds per keyframe of ``sharpness.focus`` (sharpness and
 contrast, every keyframe) and of ``sharpness.edge_width`` on its working picture (once a shot,
@@ -124,7 +125,19 @@ def separation(rows: list[dict]) -> None:
               f"{tp / len(blurred):.2f} |")  # fmt: skip
 
 
-def sweep(folder: Path) -> None:
+def sweep(folder: Path, grain: float = 0.0) -> None:
+    """The share of ``folder``'s clean shots each rule flags when blurred with each of
+    ``SIGMAS``; ``grain``: Gaussian noise of that many grey levels added to every keyframe
+    after the blur (film grain: sharp itself, over a defocused picture), the film's reference
+    measured on its clean shots with the same grain."""
+    rng = np.random.default_rng(0)
+
+    def grainy(image: np.ndarray) -> np.ndarray:
+        if not grain:
+            return image
+        noise = rng.normal(0.0, grain, image.shape[:2])[..., None]
+        return np.clip(image + noise, 0, 255).astype(np.uint8)
+
     flagged: dict[float, dict[str, list[bool]]] = {s: {n: [] for n in RULES} for s in SIGMAS}
     for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
         doc = json.loads(path.read_text())
@@ -132,7 +145,7 @@ def sweep(folder: Path) -> None:
         clean = {}
         for s in doc["shots"]:
             if s["index"] in images and not s["flags"]:
-                sharp, _, contrast = shot_focus(images[s["index"]])
+                sharp, _, contrast = shot_focus([grainy(im) for im in images[s["index"]]])
                 if contrast >= measure.MIN_CONTRAST:
                     clean[s["index"]] = sharp
         if len(clean) < BLUR.min_reference_shots:
@@ -142,14 +155,15 @@ def sweep(folder: Path) -> None:
         for index in clean:
             for sigma in SIGMAS:
                 blurred = [
-                    cv2.GaussianBlur(im, (0, 0), sigma * scale) if sigma else im
+                    grainy(cv2.GaussianBlur(im, (0, 0), sigma * scale) if sigma else im)
                     for im in images[index]
                 ]
                 sharp, width, _ = shot_focus(blurred)
                 for name, rule in RULES.items():
                     flagged[sigma][name].append(rule(sharp / reference, width))
     n = len(flagged[SIGMAS[0]][next(iter(RULES))])
-    print(f"\n{n} clean shots of {folder.name} blurred after decoding: share flagged")
+    with_grain = f", grain {grain:g} grey levels" if grain else ""
+    print(f"\n{n} clean shots of {folder.name} blurred after decoding{with_grain}: share flagged")
     print("| sigma at 480 lines | " + " | ".join(RULES) + " |")
     print("|---:|" + "---:|" * len(RULES))
     for sigma in SIGMAS:
@@ -179,12 +193,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="*", type=Path)
     parser.add_argument("--sweep", type=Path, action="append", default=[])
+    parser.add_argument("--grain", type=float, nargs="*", default=[0.0])
     parser.add_argument("--cost", type=Path, action="append", default=[])
     args = parser.parse_args()
     if args.sets:
         separation([r for folder in args.sets for r in set_rows(folder)])
     for folder in args.sweep:
-        sweep(folder)
+        for grain in args.grain:
+            sweep(folder, grain)
     for folder in args.cost:
         cost(folder)
 
