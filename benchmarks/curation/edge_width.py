@@ -139,6 +139,7 @@ def sweep(folder: Path, grain: float = 0.0) -> None:
         return np.clip(image + noise, 0, 255).astype(np.uint8)
 
     flagged: dict[float, dict[str, list[bool]]] = {s: {n: [] for n in RULES} for s in SIGMAS}
+    measured: dict[float, list[tuple[float, float]]] = {s: [] for s in SIGMAS}
     for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith("_")):
         doc = json.loads(path.read_text())
         images = film_shots(folder, doc)
@@ -159,16 +160,18 @@ def sweep(folder: Path, grain: float = 0.0) -> None:
                     for im in images[index]
                 ]
                 sharp, width, _ = shot_focus(blurred)
+                measured[sigma].append((sharp / reference, width or 0.0))
                 for name, rule in RULES.items():
                     flagged[sigma][name].append(rule(sharp / reference, width))
     n = len(flagged[SIGMAS[0]][next(iter(RULES))])
     with_grain = f", grain {grain:g} grey levels" if grain else ""
     print(f"\n{n} clean shots of {folder.name} blurred after decoding{with_grain}: share flagged")
-    print("| sigma at 480 lines | " + " | ".join(RULES) + " |")
-    print("|---:|" + "---:|" * len(RULES))
+    print("| sigma at 480 lines | " + " | ".join(RULES) + " | median rel / edge width |")
+    print("|---:|" + "---:|" * (len(RULES) + 1))
     for sigma in SIGMAS:
         cells = " | ".join(f"{np.mean(flagged[sigma][name]):.2f}" for name in RULES)
-        print(f"| {sigma:g} | {cells} |")
+        rel, width = np.median(np.array(measured[sigma]), axis=0)
+        print(f"| {sigma:g} | {cells} | {rel:.2f} / {width:.1f} |")
 
 
 def cost(folder: Path) -> None:
