@@ -340,7 +340,7 @@ class PipelineConfig(StrictModel):
     samples: SamplesConfig = SamplesConfig()
     subjects: SubjectsConfig = SubjectsConfig()
     captions: CaptionsConfig = CaptionsConfig()
-    filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters.py)
+    filters: FiltersConfig = FiltersConfig()  # curation (muss_builder/filters/)
     scenes: ScenesConfig = ScenesConfig()  # scene segmentation (muss_builder/scenes/)
     clips: ClipsConfig = ClipsConfig()
     shards: ShardsConfig = ShardsConfig()
