@@ -4,7 +4,7 @@ curation sets' keyframes at several scales.
     .venv/bin/python benchmarks/curation/blur_scales.py /tmp/cur /tmp/cur-s5 ...   # ~6 s a set
 
 Each shot's keyframes (``keyframes.film_keyframes``: the subject stage's three, cropped to the
-shot's TRUE active picture) are measured by ``sharpness.sharpness`` with the working picture at
+shot's TRUE active picture) are measured by ``sharpness.focus`` with the working picture at
 240 (the default), 180 and 120 lines; a shot's value is its best keyframe's, made relative to
 the median of its film's judged shots (contrast >= 5, not a card; films with >= 3 of them), as
 ``judge_blur`` does. Prints per scale the highest relative sharpness of a truly blurred shot,
@@ -34,7 +34,8 @@ def film_rows(folder: Path, doc: dict) -> list[dict]:
     contrast: dict[int, list[float]] = {}
     for kf in frames:
         for lines, pixels in SCALES.items():
-            value, grey_std = measure.sharpness(kf.image, pixels=pixels)
+            measured = measure.focus(kf.image, pixels=pixels)
+            value, grey_std = measured.sharpness, measured.contrast
             shot = best.setdefault(kf.shot, {})
             shot[lines] = max(shot.get(lines, 0.0), value)
             if lines == 240:

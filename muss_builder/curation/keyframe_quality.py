@@ -173,11 +173,11 @@ class KeyframeQualityCollector:
         st = self.state[keyframe.shot]
         st.size, st.keyframes = (w, h), st.keyframes + 1
         self.report.keyframes += 1
+        watermark = self.watermark.get(keyframe.shot)
         if self.config.blur.enabled:
-            self._add_focus(st, image, self.watermark.get(keyframe.shot))
+            self._add_focus(st, image, watermark)
         if self.detector is None:
             return
-        watermark = self.watermark.get(keyframe.shot)
         if self.text_thread is None:
             self._fold(st, image, self._see_text(image, watermark))
             return

@@ -114,13 +114,6 @@ def logo_in_working(
     )
 
 
-def sharpness(
-    image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
-) -> tuple[float, float]:
-    """(sharpness 0..1, contrast) of ``focus``."""
-    return _sharpness(working_grey(image, pixels), grid, top)
-
-
 def _sharpness(grey: np.ndarray, grid: int, top: int) -> tuple[float, float]:
     """(sharpness 0..1, contrast): ``1 -`` the Crété-Roffet blur of the picture's sharpest tiles
     (the mean of the ``top`` best of a ``grid`` x ``grid`` split, each tile taking the blurrier
@@ -190,14 +183,14 @@ def _run_widths(grey: np.ndarray, keep: np.ndarray) -> np.ndarray:
     peak &= keep[ys, xs + 1]
     ys, xs = ys[peak], xs[peak]
     signed = diff[ys, xs]
-    tail = EDGE_TAIL * signed  # a difference of the edge: same sign, at least this
+    sign, least = np.sign(signed), EDGE_TAIL * np.abs(signed)  # the edge's: same sign, >= least
     padded = np.pad(diff, ((0, 0), (MAX_EDGE, MAX_EDGE)))  # zeros end every run at the border
     width = np.ones(len(ys), np.int64)
     for direction in (-1, 1):
         going = np.ones(len(ys), bool)
         for k in range(1, MAX_EDGE + 1):
             d = padded[ys, xs + MAX_EDGE + direction * k]
-            going &= d * np.sign(signed) >= np.abs(tail)
+            going &= d * sign >= least
             if not going.any():
                 break
             width += going
