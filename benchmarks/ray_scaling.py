@@ -151,7 +151,7 @@ def memory(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|")
     for n in args.counts:
         films = make_films(work, n, 6, 320, 180)
-        res = run(films, work / "out", "tiny", "ray", 2)
+        res = run(films, work / "out", args.config, "ray", 2)
         p = res["peak_mb"]
         print(
             f"| {n} | {res['wall']:.1f} s | {p['driver_kb']} MB | {p['worker_kb']} MB "
@@ -224,6 +224,7 @@ def main() -> None:
     s.add_argument("--work", default="/tmp/muss-bench-ray")
     m = sub.add_parser("memory")
     m.add_argument("--counts", type=int, nargs="+", default=[10, 30, 100])
+    m.add_argument("--config", default="tiny", help="a pipeline name or YAML path")
     m.add_argument("--work", default="/tmp/muss-bench-ray-mem")
     t = sub.add_parser("timeline")
     t.add_argument("--films", type=int, default=3)

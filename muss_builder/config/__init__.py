@@ -327,6 +327,12 @@ class RuntimeConfig(StrictModel):
     clip_unit_seconds: float = Field(
         600.0, gt=0, description="a film's clips are encoded in units of this much footage"
     )
+    claims_in_input_order: bool = Field(
+        True,
+        description="duplicate claims run in the inputs' order on Ray too (the earlier input "
+        "of two copies is the original; a film may wait before curate for earlier ones); "
+        "false: first come, first claimed",
+    )
     # set by the build, never by a config file: the inputs it was given (absolute), which the
     # paths in the public tables and records are relative to (runtime/inputs.shown_path)
     inputs: list[str] = Field(default_factory=list)

@@ -79,6 +79,14 @@ class CurateStage(Stage):
 
     name = "curate"
 
+    def runs_in_input_order(self, config: PipelineConfig) -> bool:
+        """Claims follow the input order: of two copies, the earlier input is the original
+        whichever finished its keyframe pass first (``runtime.claims_in_input_order``)."""
+        filters = config.filters
+        return (
+            config.runtime.claims_in_input_order and filters.enabled and filters.duplicates.enabled
+        )
+
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         detection, config = work.detection, work.config
         assert detection is not None

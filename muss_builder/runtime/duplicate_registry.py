@@ -18,13 +18,16 @@ film never matches itself. ``forget(film_id)`` drops a film that failed after cl
 (index and file). A film that matched it in the meantime keeps its ``duplicate`` flags:
 rare (a copy must be built while its original fails), and said in the README.
 
-What stays order-dependent: of two copies of one footage, the one claimed first is the
-original (with both in flight at once, the one whose keyframe pass ends first; in a local
-build the films claim in input order whenever they run one at a time), so the shots of such
-footage may swap their flags, ``duplicate_of`` and similarity between builds (and of a film
-and its whole rip, which one is the duplicate). Nothing else: a shot's recorded similarity
-counts a shot of another film only when it is a match (``match_film``), so a shot that
-copies nothing records the same value whatever claimed before it.
+Order: "earlier" is "claimed first", and the drivers make the claims follow the input order.
+Inline, films run one after the other; on Ray the curate stage runs in input order
+(``Stage.runs_in_input_order``, ``runtime.claims_in_input_order``): a film that finished its
+keyframe pass first waits there until every film given before it has claimed or finished. So
+of two copies of one footage the earlier input is the original on every executor, and two
+builds of the same inputs record the same flags. With the setting off, whichever claims first
+is the original (the one whose keyframe pass ends first). A shot's recorded similarity counts a
+shot of another film only when it is a match (``match_film``), so a shot that copies nothing
+records the same value whatever claimed before it. A resumed run's films were claimed before
+this run's, whatever their place among the inputs.
 
 Memory: vectors only (no frames). The default fingerprint is 6 views x 448 values a shot:
 5.4 KB in the registry while its index is exact (float16), 2.8 KB once it is an inverted file

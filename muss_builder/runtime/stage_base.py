@@ -79,6 +79,13 @@ class Stage:
     def resources(self, config: PipelineConfig) -> StageResources:
         return getattr(config.runtime.stages, self.name)
 
+    def runs_in_input_order(self, config: PipelineConfig) -> bool:
+        """Whether this stage's calls must run in the order the films were given (a film's
+        call waits until every film started before it has passed the stage): for a stage
+        whose outcome depends on which films came before, like the duplicate claim. The
+        inline driver runs films one after the other, so it always does."""
+        return False
+
     def units_for(self, report: StageReport, config: PipelineConfig) -> list[Any]:
         """Units this film's call fans out into, from the previous stage's report (the
         driver never holds the film's data); ``[None]`` is one call for the whole film."""

@@ -8,6 +8,13 @@ machine the inline driver drives too); this driver sends each call to its stage'
 in Ray's object store; the driver fetches only the small reports that route them. Later stages
 are served first, so films finish (and free their objects) before new ones start.
 
+Input order: a stage that says so (``Stage.runs_in_input_order``: the curate stage, whose
+duplicate claims decide which of two copies is the original) takes a film's call only once
+every film started before it has passed that stage or finished, so its calls run in the order
+the films were given, as they do inline. A film waiting there is *parked*: it holds no worker,
+and parked films do not count toward ``max_in_flight`` (up to as many again), so a slow film
+ahead of them does not empty the pipeline behind it.
+
 Faults: Ray's own retries are off so that every retry is counted here. A lost worker, actor or
 node (any Ray system error) restarts the film from its first stage, at most ``max_retries``
 times; then the film is failed with the error. An exception raised by a stage (a bug, or a
@@ -98,6 +105,9 @@ class RayStreamingRunner:
         self.max_in_flight = config.runtime.max_in_flight or max(2, int(2 * self.cpus))
         self.queues: list[deque[UnitCall]] = [deque() for _ in stages]
         self.pending: dict[Any, _Sent] = {}  # report ref -> the call
+        # stages whose calls run in the films' input order, and the films not yet finished
+        self.ordered = {i for i, s in enumerate(stages) if s.runs_in_input_order(config)}
+        self.flows: list[FilmFlow] = []  # in the order they started
 
     def describe(self) -> dict:
         """The pools and lanes as started, for stats.json."""
@@ -120,9 +130,13 @@ class RayStreamingRunner:
         in_flight = 0
         while waiting or self.pending or any(self.queues):
             stop_if_interrupted()  # a Ctrl-C a finaliser swallowed still stops the build
-            while waiting and in_flight < self.max_in_flight:
+            self.flows = [f for f in self.flows if not f.finished]
+            room = self.max_in_flight + min(self._parked(), self.max_in_flight)
+            while waiting and in_flight < room:
                 path, film_id = waiting.popleft()
-                self._start(FilmFlow(path, film_id, self.stages, self.config))
+                flow = FilmFlow(path, film_id, self.stages, self.config)
+                self.flows.append(flow)
+                self._start(flow)
                 in_flight += 1
             self._dispatch()
             now = time.monotonic()
@@ -163,14 +177,41 @@ class RayStreamingRunner:
         for stage in reversed(range(len(self.stages))):  # later stages first: films finish
             lane, queue = self.lanes[stage], self.queues[stage]
             counters = self.monitor.stages[self.stages[stage].name]
+            parked: list[UnitCall] = []
             while queue and lane.has_room():
                 call = queue.popleft()
+                if call.flow.is_current(call) and not self._its_turn(call):
+                    parked.append(call)  # stays queued, in its place
+                    continue
                 counters.queued -= 1
                 if not call.flow.is_current(call):
                     continue  # left over from an attempt that was restarted or failed
                 submitted = lane.submit(call.flow.work, call.unit)
                 self.pending[submitted.report] = _Sent(call, submitted)
                 counters.running += 1
+            queue.extendleft(reversed(parked))
+
+    def _its_turn(self, call: UnitCall) -> bool:
+        """Whether ``call`` may run now: always, unless its stage runs in input order and a
+        film started before this one has not passed that stage yet (a film that is started
+        again after a lost worker is back before it)."""
+        if call.stage not in self.ordered:
+            return True
+        for flow in self.flows:  # in start order: only the films before this one matter
+            if flow is call.flow:
+                return True
+            if not flow.finished and flow.stage <= call.stage:
+                return False
+        return True
+
+    def _parked(self) -> int:
+        """Films whose next call waits for an earlier film (see ``_its_turn``)."""
+        return sum(
+            1
+            for stage in self.ordered
+            for call in self.queues[stage]
+            if call.flow.is_current(call) and not self._its_turn(call)
+        )
 
     def _fail_unavailable(self) -> Iterator[FilmResult]:
         """Films queued for a lane that will take no call again (a pool whose every actor

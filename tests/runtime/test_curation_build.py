@@ -14,11 +14,13 @@ import importlib.util
 import json
 import sys
 import tarfile
+import time
 from pathlib import Path
 from types import ModuleType
 
 import pyarrow.parquet as pq
 import pytest
+import ray.cloudpickle
 
 from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.curation.catalog import MEASURES
@@ -32,6 +34,10 @@ from muss_builder.runtime.stage_base import Stage
 from muss_builder.runtime.stages import default_stages
 from muss_builder.shards.schemas import table_schema
 from muss_builder.shards.validate import validate_dataset
+
+# The stages below live in this test module, which Ray's workers cannot import: send them by
+# value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 MAKE_SET = Path(__file__).resolve().parents[2] / "benchmarks" / "curation" / "make_set.py"
 SIZE = (640, 360)  # subtitles of 18 px: what the text detector reads at its defaults
@@ -325,24 +331,67 @@ def test_a_film_that_fails_after_its_claim_is_forgotten(
     assert names == [f"{copy.film_id}.npz"]
 
 
+class HeldUntil(Stage):
+    """Holds the film named ``held`` at the pipeline's start until ``arrived`` has reached
+    the curate stage (a slow original: its copy's keyframe pass ends first)."""
+
+    name = "held_until"
+
+    def __init__(self, held: str, arrived: Path) -> None:
+        self.held, self.arrived = held, arrived
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return StageResources(num_cpus=0)
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        deadline = time.monotonic() + 120
+        while Path(work.path).name == self.held and not self.arrived.exists():
+            assert time.monotonic() < deadline, f"{self.arrived.name} never reached curate"
+            time.sleep(0.05)
+        return work
+
+
+class Arrived(Stage):
+    """Leaves a file named after the film in ``folder`` (put just before the curate stage)."""
+
+    name = "arrived"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return StageResources(num_cpus=0)
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        (self.folder / Path(work.path).name).write_text("here")
+        return work
+
+
 @pytest.mark.ray
-def test_a_ray_build_finds_the_copy_through_the_registry_actor(
+def test_a_ray_build_keeps_the_earlier_input_as_the_original(
     films: dict[str, tuple[Path, dict]], curated: PipelineConfig, tmp_path: Path
 ) -> None:
-    """Workers claim through the build's one registry actor: the copy, built by another
-    worker after the original, is a duplicate of it."""
-    out = tmp_path / "out"
-    config = curated.model_copy(
-        update={"runtime": curated.runtime.model_copy(update={"max_in_flight": 1})}
-    )  # one film at a time: the original claims first, as inline
+    """Workers claim through the build's one registry actor. The original is held up until
+    its copy (the second input) is at the curate stage: the claims still follow the input
+    order, so the copy is the duplicate, as in an inline build. (With
+    ``runtime.claims_in_input_order: false`` the copy claims first here and the original ends
+    ``duplicate``: seen when this test was written; the driver's side is tested both ways in
+    tests/runtime/test_streaming.py.)"""
+    out, arrived = tmp_path / "out", tmp_path / "arrived"
+    arrived.mkdir()
+    stages = default_stages()
+    stages.insert([s.name for s in stages].index("curate"), Arrived(arrived))
+    stages.insert(0, HeldUntil("scope.mp4", arrived / "copy.mp4"))
     summary = build(
-        [str(films["scope"][0]), str(films["copy"][0])], out, config, executor="ray", num_cpus=2
-    )
-    by_status = {r.status: r for r in summary.results}
-    assert set(by_status) == {"ok", "duplicate"}, [(r.status, r.reason) for r in summary.results]
-    assert by_status["duplicate"].duplicate_of == by_status["ok"].film_id
+        [str(films["scope"][0]), str(films["copy"][0])], out, curated, executor="ray",
+        num_cpus=2, stages=stages,
+    )  # fmt: skip
+    status = {Path(r.path).name: r for r in summary.results}
+    assert status["scope.mp4"].status == "ok", [(r.status, r.reason) for r in summary.results]
+    assert status["copy.mp4"].status == "duplicate"
+    assert status["copy.mp4"].duplicate_of == status["scope.mp4"].film_id
     assert sorted(p.name for p in (out / "curation" / "fingerprints").iterdir()) == [
-        f"{by_status['ok'].film_id}.npz"  # a whole-film copy registers nothing
+        f"{status['scope.mp4'].film_id}.npz"  # a whole-film copy registers nothing
     ]
     assert validate_dataset(out) == []
 

@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 import pytest
 import ray.cloudpickle
 
-from muss_builder.config import PipelineConfig
+from muss_builder.config import PipelineConfig, StageResources
 from muss_builder.runtime.build import Progress, build
 from muss_builder.runtime.executors import RayExecutor
 from muss_builder.runtime.film_job import FilmWork
 from muss_builder.runtime.monitor import StageCounters
-from muss_builder.runtime.stage_base import StageSetupError
+from muss_builder.runtime.stage_base import Stage, StageSetupError
 from muss_builder.runtime.stages import AnalyseStage, SubjectsStage, default_stages
 from muss_builder.testing.synthetic_films import make_film
 
@@ -354,6 +354,68 @@ def test_split_clip_units_write_the_same_shards(
     assert stats["stages"]["clips"]["calls"] > len(shelf)
     assert stats["stages"]["clips"]["calls"] <= samples
     assert shard_bytes(out) == shard_bytes(clean)
+
+
+class Waiting(Stage):
+    """Notes each film's start in ``path``, then holds the film named ``slow`` for
+    ``seconds`` (no CPU held: a long film's decode)."""
+
+    name = "waiting"
+
+    def __init__(self, path: str, slow: str, seconds: float) -> None:
+        self.path, self.slow, self.seconds = path, slow, seconds
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return StageResources(num_cpus=0)
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        with open(self.path, "a") as f:
+            f.write(f"start-{Path(work.path).name}\n")
+        if Path(work.path).name == self.slow:
+            time.sleep(self.seconds)
+        return work
+
+
+class Ledger(Stage):
+    """Appends each film's name to ``path``: the order its calls ran in."""
+
+    name = "ledger"
+
+    def __init__(self, path: str, in_order: bool) -> None:
+        self.path, self.in_order = path, in_order
+
+    def resources(self, config: PipelineConfig) -> StageResources:
+        return StageResources(num_cpus=0)
+
+    def runs_in_input_order(self, config: PipelineConfig) -> bool:
+        return self.in_order
+
+    def process(self, work: FilmWork, unit: object) -> FilmWork:
+        with open(self.path, "a") as f:
+            f.write(Path(work.path).name + "\n")
+        return work
+
+
+@pytest.mark.parametrize("in_order", [True, False], ids=["in-input-order", "first-come"])
+def test_a_stage_in_input_order_waits_for_the_earlier_films(
+    tmp_path, tiny_config, ray_cluster, in_order
+) -> None:
+    """The first film is held up before the ordered stage: with the stage in input order the
+    later films park until it has passed (and a parked film lets the next one start); without,
+    they pass it first."""
+    from muss_builder.runtime.streaming import RayStreamingRunner
+
+    log = tmp_path / "calls.txt"
+    stages = [Waiting(str(log), "a.mp4", 3.0), Ledger(str(log), in_order)]
+    runner = RayStreamingRunner(stages, tiny_config, str(tmp_path / "out"))
+    runner.max_in_flight = 2
+    results = list(runner.run([(str(tmp_path / f"{n}.mp4"), n) for n in "abc"]))
+    assert sorted(r.film_id for r in results) == ["a", "b", "c"]
+    calls = log.read_text().split()
+    passed = [c for c in calls if not c.startswith("start-")]
+    assert passed == (["a.mp4", "b.mp4", "c.mp4"] if in_order else ["b.mp4", "c.mp4", "a.mp4"])
+    # in order, c started while a was still held up: b, parked, did not count as in flight
+    assert calls.index("start-c.mp4") < calls.index("a.mp4")
 
 
 def test_busy_seconds_is_the_union_of_intervals() -> None:
