@@ -86,6 +86,7 @@ class ShotKeyframeQuality:
 class KeyframeQualityReport:
     shots: dict[int, ShotKeyframeQuality]
     reference_sharpness: float | None  # the film's median shot sharpness (None: no reference)
+    reference_edge_width: float | None = None  # its judged shots' median edge width
     keyframes: int = 0
     text_ms: list[float] = field(default_factory=list)  # per keyframe
     sharpness_ms: list[float] = field(default_factory=list)  # per keyframe
@@ -368,7 +369,7 @@ class KeyframeQualityCollector:
             # a black hold or a plain frame reads sharpness 0 (nothing sharp in it): not judged
             contrasty = bool(st.contrast) and float(np.median(st.contrast)) >= cfg.min_contrast
             judged.append(contrasty and "credits" not in flags)
-        rel, blurry, reference = judge_blur(
+        rel, blurry, reference, edge_reference = judge_blur(
             sharp,
             widths,
             judged,
@@ -376,8 +377,10 @@ class KeyframeQualityCollector:
             cfg.min_edge_width,
             cfg.min_reference_shots,
             cfg.absolute_floor,
+            min_edge_ratio=cfg.min_edge_ratio,
         )
         self.report.reference_sharpness = reference
+        self.report.reference_edge_width = edge_reference
         for i, s, r, width, b in zip(order, sharp, rel, widths, blurry, strict=True):
             shot = self.report.shots[i]
             shot.quality.update({"sharpness": s, "sharpness_rel": r})

@@ -213,6 +213,13 @@ def _tile_sums(values: np.ndarray, grid: int, th: int, tw: int) -> np.ndarray:
     return cut.reshape(grid, th, grid, tw).sum(axis=(1, 3), dtype=np.float64)
 
 
+class BlurVerdict(NamedTuple):
+    rel: list[float]  # each shot's sharpness over the film's reference
+    blurry: list[bool]
+    reference: float | None  # the film's median sharpness of judged shots (None: none)
+    edge_reference: float | None  # their median edge width (None: too few measured)
+
+
 def judge_blur(
     shot_sharpness: Sequence[float],
     shot_edge_width: Sequence[float | None],
@@ -221,25 +228,45 @@ def judge_blur(
     min_edge_width: float | None,
     min_reference_shots: int,
     absolute_floor: float | None,
-) -> tuple[list[float], list[bool], float | None]:
-    """(sharpness relative to the film per shot, blurry per shot, the film's reference).
+    min_edge_ratio: float | None = None,
+) -> BlurVerdict:
+    """Each shot's sharpness relative to its film, and which shots are blurry.
 
     The reference is the median sharpness of the ``judged`` shots (those with contrast, and not
     text cards): robust to a minority of blurred shots. A shot under ``relative_threshold`` of
-    it is blurry when its edges are also at least ``min_edge_width`` working pixels wide (None:
-    sharpness alone; a shot with no strong edge to measure is judged by sharpness): a soft
-    picture is less sharp than its film without its edges spreading like a defocus. With fewer
-    than ``min_reference_shots`` judged shots the median is no reference (two shots: which one
-    is the soft one?), so only ``absolute_floor`` (when set) can flag a shot.
+    it is blurry when its edges have spread like a defocus's: at least ``min_edge_width``
+    working pixels wide, and at least ``min_edge_ratio`` times the median edge width of the
+    film's judged shots (a soft picture is less sharp than its film without its edges
+    spreading that far; a film soft all over, an upscale or an old lens, has wide edges in
+    every shot, and none is a defocus against the others). None switches either test off; a
+    shot with no strong edge to measure is judged by sharpness. With fewer than
+    ``min_reference_shots`` judged shots a median is no reference (two shots: which one is the
+    soft one?): only ``absolute_floor`` (when set) can flag a shot; with fewer measured edge
+    widths than that, the edges are held to ``min_edge_width`` alone.
     """
     ref_values = [s for s, ok in zip(shot_sharpness, judged, strict=True) if ok]
     reference = float(np.median(ref_values)) if ref_values else None
+    measured = [w for w, ok in zip(shot_edge_width, judged, strict=True) if ok and w is not None]
+    edge_reference = float(np.median(measured)) if len(measured) >= min_reference_shots else None
     rel = [s / reference if reference else 1.0 for s in shot_sharpness]
     blurry = []
     for s, r, width, ok in zip(shot_sharpness, rel, shot_edge_width, judged, strict=True):
-        # no strong edge to measure: nothing shows the shot's edges are narrow
-        spread = min_edge_width is None or width is None or width >= min_edge_width
+        spread = _edges_spread(width, min_edge_width, min_edge_ratio, edge_reference)
         relative = len(ref_values) >= min_reference_shots and r < relative_threshold and spread
         floor = absolute_floor is not None and s < absolute_floor
         blurry.append(ok and (relative or floor))
-    return rel, blurry, reference
+    return BlurVerdict(rel, blurry, reference, edge_reference)
+
+
+def _edges_spread(
+    width: float | None,
+    min_width: float | None,
+    min_ratio: float | None,
+    film_width: float | None,
+) -> bool:
+    """Whether a shot's edges are as wide as a defocus's (``judge_blur``)."""
+    if width is None:  # no strong edge to measure: nothing shows the edges are narrow
+        return True
+    wide = min_width is None or width >= min_width
+    wider_than_film = min_ratio is None or film_width is None or width >= min_ratio * film_width
+    return wide and wider_than_film

@@ -77,6 +77,11 @@ class BlurFilterConfig(BaseModel):
     # working picture) for a less sharp shot to be out of focus: the gblurred shots of those
     # sets >= 10.1, every other shot under 0.8 <= 7.8 (a soft webcam still); None: sharpness only
     min_edge_width: float | None = Field(8.5, ge=0)
+    # ... and at least this many times the median edge width of the film's judged shots: a film
+    # soft all over (gblur sigma 4-6 at 480 lines on every shot) had 6-31 % of its shots
+    # flagged without it, none or one of 16 with it; blurred shots of those sets are >= 2.25x
+    # their film's median (benchmarks/curation/edge_width.py --whole); None: the width alone
+    min_edge_ratio: float | None = Field(1.5, ge=0)
     # the median of fewer shots is no reference: such a film is judged by the floor only
     min_reference_shots: int = Field(3, ge=1)
     # off by default: an absolute floor condemns a soft or upscaled film as a whole

@@ -281,9 +281,15 @@ def test_a_soft_picture_is_less_sharp_but_only_a_defocused_shot_is_blurry(tmp_pa
     width = KeyframeQualityConfig().blur.min_edge_width
     assert soft["edge_width"] < width < blurred["edge_width"]
     assert all(report.shots[i].quality["edge_width"] < 3 for i in (0, 2, 4, 5))  # crisp
+    # the film's edge reference: the median of its judged shots' widths (all six here)
+    widths = [report.shots[i].quality["edge_width"] for i in range(len(kinds))]
+    assert report.reference_edge_width == pytest.approx(float(np.median(widths)))
+    assert blurred["edge_width"] >= 1.5 * report.reference_edge_width
     # by sharpness alone (the rule before the edge width) the soft picture is "blurry" too
     assert soft["sharpness_rel"] < KeyframeQualityConfig().blur.relative_threshold
-    alone = KeyframeQualityConfig.model_validate({"blur": {"min_edge_width": None}})
+    alone = KeyframeQualityConfig.model_validate(
+        {"blur": {"min_edge_width": None, "min_edge_ratio": None}}
+    )
     assert collect(keyframes, len(kinds), alone).shots[1].flags == ["blurry"]
 
 
@@ -309,12 +315,33 @@ def test_blur_needs_a_reference_or_a_floor() -> None:
     assert judge_blur(sharp, wide, [True, True], 0.65, 8.5, 3, 0.4)[1] == [False, True]
     four, widths = [0.8, 0.82, 0.3, 0.0], [2.0, 2.5, 12.0, None]
     judged = [True, True, True, False]
-    _, blurry, ref = judge_blur(four, widths, judged, 0.65, 8.5, 3, None)
-    assert ref == 0.8 and blurry == [False, False, True, False]  # a black hold is not judged
+    verdict = judge_blur(four, widths, judged, 0.65, 8.5, 3, None, min_edge_ratio=1.5)
+    assert verdict.reference == 0.8 and verdict.edge_reference == 2.5  # the judged shots'
+    assert verdict.blurry == [False, False, True, False]  # a black hold is not judged
     # less sharp than the film, but its edges no wider than a soft picture's: not blurry
     narrow = [2.0, 2.5, 7.0, None]  # the black hold: no edges
-    assert judge_blur(four, narrow, judged, 0.65, 8.5, 3, None)[1] == [False] * 4
-    assert judge_blur(four, narrow, judged, 0.65, None, 3, None)[1] == [False, False, True, False]
+    assert judge_blur(four, narrow, judged, 0.65, 8.5, 3, None).blurry == [False] * 4
+    assert judge_blur(four, narrow, judged, 0.65, None, 3, None).blurry == [
+        False, False, True, False
+    ]  # fmt: skip
+
+
+def test_a_film_soft_all_over_is_held_to_its_own_edges() -> None:
+    """Every shot's edges are wide (an old lens, a worn print): the least sharp shot is not out
+    of focus against its film unless its edges spread well past the film's own."""
+    sharp, judged = [0.5, 0.52, 0.37, 0.5, 0.49], [True] * 5
+    soft_film = [9.0, 10.0, 12.0, 9.5, 9.8]  # median 9.8: 12 is under 1.5x
+    verdict = judge_blur(sharp, soft_film, judged, 0.8, 8.5, 3, None, min_edge_ratio=1.5)
+    assert verdict.edge_reference == 9.8 and verdict.blurry == [False] * 5
+    # the absolute width alone (the rule before the film's reference) condemned it
+    assert judge_blur(sharp, soft_film, judged, 0.8, 8.5, 3, None).blurry[2]
+    # a defocus in that film spreads its edges past 1.5x the film's: still blurry
+    defocused = [9.0, 10.0, 15.0, 9.5, 9.8]
+    assert judge_blur(sharp, defocused, judged, 0.8, 8.5, 3, None, min_edge_ratio=1.5).blurry[2]
+    # too few measured widths for a reference: the absolute width alone
+    few = [None, None, 12.0, None, 9.8]
+    verdict = judge_blur(sharp, few, judged, 0.8, 8.5, 3, None, min_edge_ratio=1.5)
+    assert verdict.edge_reference is None and verdict.blurry[2]
 
 
 def test_config_and_missing_package(monkeypatch) -> None:
