@@ -32,14 +32,13 @@ import pytest
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.media.tools import binary
 
-# The output changed on purpose (issue 16, 81f1a89 and the commit named here): the blur filter
-# gained `min_edge_width` (and its `relative_threshold` moved from 0.7 to 0.8), so every
-# sample's `config_hash` changed (and with it the shards' hashes in the film records), and every
-# judged shot's `quality` and the index gained `edge_width` (since c143d06 measured on each
-# shot's sharpest keyframe); no flag, box, sample, clip or caption of these films changed
-# (checked member by member against 55cea37 with the hash, the new measure and the timings left
-# out).
-BASELINE = "afa4f36fa2498a609493a44f35547ea2b8958818"
+# The output changed on purpose (issue 16, 9e74814): the blur filter gained `min_edge_ratio`
+# (edges at least 1.5x the film's median edge width), so every sample's `config_hash` changed
+# (and with it the shards' hashes in the film records); no flag, box, quality value, sample,
+# clip or caption of these films changed (checked member by member against afa4f36 with the
+# hashes and the timings left out). Before that, afa4f36 (81f1a89, c143d06) added
+# `min_edge_width` and the `edge_width` measure the same way.
+BASELINE = "9e7481434aa42f55c9c3f2d284bbc4952015aec4"
 REPO = Path(__file__).resolve().parents[2]
 
 
