@@ -17,24 +17,32 @@ match byte for byte whatever the setting, as none of these films copies another.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
 from muss_builder.media.demo_footage import demo_films
 from muss_builder.resources import resource_dir
 
-_spec = importlib.util.spec_from_file_location(
-    "build_wall_time", Path(__file__).resolve().parent / "build_wall_time.py"
-)
-assert _spec and _spec.loader
-build_wall_time = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build_wall_time)
+
+def _load(name: str) -> ModuleType:
+    """A sibling script of this folder, as a module."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parent / f"{name}.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_wall_time = _load("build_wall_time")  # run_case, long_film
+long_film = _load("long_film")  # shard_digest
 
 
 def with_order(config: str, work: Path, in_order: bool) -> str:
@@ -47,13 +55,6 @@ def with_order(config: str, work: Path, in_order: bool) -> str:
     out = work / f"{path.stem}-claims-{'in-order' if in_order else 'first-come'}.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(out)
-
-
-def shards_digest(out: Path) -> str:
-    digest = hashlib.sha256()
-    for shard in sorted((out / "shards").glob("*.tar")):
-        digest.update(shard.name.encode() + shard.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def main() -> None:
@@ -87,7 +88,7 @@ def main() -> None:
                     out = Path(tmp) / "out"
                     row = build_wall_time.run_case(films, out, configs[label])
                     walls.setdefault((case, label), []).append(row["wall"])
-                    digests.setdefault(case, set()).add(shards_digest(out))
+                    digests.setdefault(case, set()).add(long_film.shard_digest(out))
                     print(f"run {run + 1} {case}, {label}: {row['wall']:.1f}s", file=sys.stderr)
     print(
         f"| case | claims | wall s (median of {args.runs}) | min..max "

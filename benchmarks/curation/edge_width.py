@@ -23,6 +23,9 @@ noise of G grey levels over every keyframe (film grain is sharp: it hides a defo
 on the blurred film (a film soft all over: an upscale, an old lens, a worn print), where no
 shot is out of focus against its film and every flag is a false one.
 
+``--denoise S``: every working picture smoothed by a Gaussian of sigma S first (a study of what
+denoising would give back under grain; the filter does not denoise).
+
 ``--cost SET``: the median milliseconds per keyframe of ``sharpness.focus`` (sharpness and
 contrast, every keyframe) and of ``sharpness.edge_width`` on its working picture (once a shot,
 on the sharpest keyframe) over SET's keyframes, the two alternated keyframe by keyframe, 3
@@ -72,10 +75,13 @@ RULES: dict[str, Rule] = {
 SIGMAS = (0.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)  # at 480 lines
 
 
+DENOISE = 0.0  # --denoise: a Gaussian over every working picture before it is measured
+
+
 def shot_focus(images: list[np.ndarray]) -> tuple[float, float | None, float]:
     """(best sharpness, the edge width of that keyframe, median contrast) of one shot's
     keyframes, as the keyframe collector measures them."""
-    measured = [measure.focus(image) for image in images]
+    measured = [measure.focus(image, denoise=DENOISE) for image in images]
     sharpest = max(measured, key=lambda m: m.sharpness)
     return (
         sharpest.sharpness,
@@ -239,8 +245,19 @@ def main() -> None:
     parser.add_argument("--sweep", type=Path, action="append", default=[])
     parser.add_argument("--grain", type=float, nargs="*", default=[0.0])
     parser.add_argument("--whole", action="store_true", help="sweep whole films blurred alike")
+    parser.add_argument(
+        "--denoise",
+        type=float,
+        default=0.0,
+        help="a Gaussian of this sigma (working pixels) over every working picture before it "
+        "is measured: does denoising give a grainy defocus back? (the filter uses none)",
+    )
     parser.add_argument("--cost", type=Path, action="append", default=[])
     args = parser.parse_args()
+    global DENOISE
+    DENOISE = args.denoise
+    if args.denoise:
+        print(f"every working picture denoised first: Gaussian sigma {args.denoise:g}")
     if args.sets:
         separation([r for folder in args.sets for r in set_rows(folder)])
     for folder in args.sweep:

@@ -89,10 +89,18 @@ def working_grey(image: np.ndarray, pixels: int = WORK_PIXELS) -> np.ndarray:
 
 
 def focus(
-    image: np.ndarray, grid: int = GRID, top: int = TOP_TILES, pixels: int = WORK_PIXELS
+    image: np.ndarray,
+    grid: int = GRID,
+    top: int = TOP_TILES,
+    pixels: int = WORK_PIXELS,
+    denoise: float = 0.0,
 ) -> Focus:
-    """The sharpness and contrast of one keyframe, with the working picture they came from."""
+    """The sharpness and contrast of one keyframe, with the working picture they came from.
+    ``denoise``: a Gaussian of that sigma (working pixels) over the working picture first, to
+    study film grain (``benchmarks/curation/edge_width.py --denoise``); the filter uses 0."""
     grey = working_grey(image, pixels)
+    if denoise:
+        grey = cv2.GaussianBlur(grey, (0, 0), denoise)
     sharp, contrast = _sharpness(grey, grid, top)
     return Focus(sharp, contrast, grey)
 
