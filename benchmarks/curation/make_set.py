@@ -138,6 +138,7 @@ class Film:
     crf: int = 18
     frames: list[int] = field(default_factory=list)  # frames per shot, set by the plan
     order: int = 0  # build order: a duplicate's original comes from an earlier film
+    grain: float = 0.0  # --grain: ffmpeg `noise` strength over the whole picture, every frame
 
 
 def _films(rng: random.Random) -> list[Film]:
@@ -464,6 +465,8 @@ def render_film(film: Film, segs: list[Path], out: Path, size: tuple[int, int], 
         args += ["-loop", "1", "-i", str(LOGO)]
         graph += f"[v];[{len(segs)}:v]scale={x1 - x0}:{y1 - y0},format=rgba"
         graph += f",colorchannelmixer=aa=0.8[logo];[v][logo]overlay={x0}:{y0}:shortest=1"
+    if film.grain:  # film grain: sharp, new every frame, over picture and bars alike
+        graph += f",noise=alls={film.grain:g}:allf=t"
     graph += ",format=yuv420p[out]"
     args += ["-filter_complex", graph, "-map", "[out]", "-frames:v", str(sum(film.frames))]
     args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(film.crf), "-threads", "2"]
@@ -557,7 +560,7 @@ def build_edge_films(docs: list[dict], args: argparse.Namespace, size: tuple, li
     lib = lib | {"HappyFish.jpg": OPENCV_DATA / "HappyFish.jpg"}
     out = []
     for order, (film, status, reason) in enumerate(specs, start=len(docs)):
-        film.order = order
+        film.order, film.grain = order, args.grain
         still = film.shots[0].content == "still"
         for _ in film.shots:
             film.frames.append((24 if args.tiny else 240) if still else rng.randint(56, 80))
@@ -614,18 +617,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--edge", action="store_true", help="add the whole-film edge cases (edge_films.py)"
     )
+    parser.add_argument(
+        "--grain",
+        type=float,
+        default=0.0,
+        help="film grain over every film: ffmpeg noise of this strength (alls), new each frame, "
+        "added after the shots are joined (the ground truth is the same: a grainy frozen "
+        "shot is still static, a grainy defocus still blurry)",
+    )
     args = parser.parse_args(argv)
     size = args.size or ((320, 180) if args.tiny else (854, 480))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     lib = find_library()
     films = plan_set(args.seed, args.tiny, lib)
+    for film in films:
+        film.grain = args.grain
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         docs = list(pool.map(lambda f: build_film(f, args.out, size, args.fps, lib), films))
     if args.edge:
         docs += build_edge_films(docs, args, size, lib)
     summary = summarize(docs, time.perf_counter() - started)
     summary |= {"seed": args.seed, "size": f"{size[0]}x{size[1]}", "fps": args.fps}
+    if args.grain:
+        summary["grain"] = args.grain
     (args.out / "_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
     return 0
