@@ -254,10 +254,16 @@ def test_worker_node_killed_mid_build_equals_clean_run(
         kill.update(node=busy[0], films_done=len(list((out / "films").glob("*.json"))))
         cluster.add_worker("w2")  # the replacement joins while the build goes on
 
+    # First come, first claimed: with the curate stage in input order, films park there and
+    # the moment after the first film is done more often finds no task running, so the node
+    # killed is one whose model actor sits idle. Killing it loses no call (no rerun to count),
+    # and the idle actor's next call fails as "unavailable", which costs a film an attempt
+    # (tiny.yaml allows one rerun): seen in 2 of 8 runs, see the README's "Not yet there".
+    runtime = tiny_config.runtime.model_copy(update={"claims_in_input_order": False})
     summary = build(
         shelf,
         out,
-        tiny_config,
+        tiny_config.model_copy(update={"runtime": runtime}),
         executor="ray",
         ray_address=cluster.address,
         progress=Progress(on_tick=on_tick),
