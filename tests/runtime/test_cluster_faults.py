@@ -258,7 +258,7 @@ def test_worker_node_killed_mid_build_equals_clean_run(
     # the moment after the first film is done more often finds no task running, so the node
     # killed is one whose model actor sits idle. Killing it loses no call (no rerun to count),
     # and the idle actor's next call fails as "unavailable", which costs a film an attempt
-    # (tiny.yaml allows one rerun): seen in 2 of 8 runs, see the README's "Not yet there".
+    # (tiny.yaml allows one rerun): 2 of 6 runs failed so; see the README's "Not yet there".
     runtime = tiny_config.runtime.model_copy(update={"claims_in_input_order": False})
     summary = build(
         shelf,
