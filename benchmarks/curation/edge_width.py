@@ -54,22 +54,18 @@ from keyframes import film_keyframes
 BLUR = BlurFilterConfig()
 
 
-def _spread(width: float | None, wref: float | None, ratio: float | None) -> bool:
-    if width is None or BLUR.min_edge_width is None:
-        return True
-    return width >= BLUR.min_edge_width and (ratio is None or wref is None or width >= ratio * wref)
-
-
 # each rule: (sharpness relative to the film, the shot's edge width, the film's median width)
 Rule = Callable[[float, float | None, float | None], bool]
 RULES: dict[str, Rule] = {
     "rel < 0.7": lambda rel, width, wref: rel < 0.7,
     f"rel < {BLUR.relative_threshold}": lambda rel, width, wref: rel < BLUR.relative_threshold,
     f"rel < {BLUR.relative_threshold}, edges >= {BLUR.min_edge_width}": lambda rel, width, wref: (
-        rel < BLUR.relative_threshold and _spread(width, wref, None)
+        rel < BLUR.relative_threshold
+        and measure.edges_spread(width, BLUR.min_edge_width, None, wref)
     ),
     f"and >= {BLUR.min_edge_ratio}x film (default)": lambda rel, width, wref: (
-        rel < BLUR.relative_threshold and _spread(width, wref, BLUR.min_edge_ratio)
+        rel < BLUR.relative_threshold
+        and measure.edges_spread(width, BLUR.min_edge_width, BLUR.min_edge_ratio, wref)
     ),
 }
 SIGMAS = (0.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)  # at 480 lines

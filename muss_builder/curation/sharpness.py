@@ -259,14 +259,14 @@ def judge_blur(
     rel = [s / reference if reference else 1.0 for s in shot_sharpness]
     blurry = []
     for s, r, width, ok in zip(shot_sharpness, rel, shot_edge_width, judged, strict=True):
-        spread = _edges_spread(width, min_edge_width, min_edge_ratio, edge_reference)
+        spread = edges_spread(width, min_edge_width, min_edge_ratio, edge_reference)
         relative = len(ref_values) >= min_reference_shots and r < relative_threshold and spread
         floor = absolute_floor is not None and s < absolute_floor
         blurry.append(ok and (relative or floor))
     return BlurVerdict(rel, blurry, reference, edge_reference)
 
 
-def _edges_spread(
+def edges_spread(
     width: float | None,
     min_width: float | None,
     min_ratio: float | None,
