@@ -112,9 +112,39 @@ def local_median(values: np.ndarray, radius: int = 4) -> np.ndarray:
     return np.median(windows, axis=1)
 
 
-def shot_quality(cells: np.ndarray, mask: np.ndarray, cfg: PictureConfig) -> dict[str, float]:
+def held_frames(levels: np.ndarray, max_change: float, min_frames: int) -> np.ndarray:
+    """Per frame of ``levels`` (``(n_frames, n_cells)`` cell means): whether it lies in a
+    hold, a run of at least ``min_frames`` consecutive frames whose every cell stays within
+    ``max_change`` of the run's first frame. A run ends at the first frame that leaves that
+    band; the next run starts there (greedy, in frame order)."""
+    n = len(levels)
+    held = np.zeros(n, bool)
+    if n < min_frames:
+        return held
+    levels = levels.astype(np.int16)
+    # a frame that moved from the one before leaves any band anchored before it, so holds lie
+    # inside the runs of small steps; only those are checked frame by frame
+    steps = np.abs(np.diff(levels, axis=0)).max(axis=1) <= max_change
+    bounds = np.flatnonzero(np.diff(np.concatenate([[0], steps.astype(np.int8), [0]])))
+    for first, last in zip(bounds[::2], bounds[1::2], strict=True):  # steps first..last-1
+        if last - first + 1 < min_frames:
+            continue
+        start = first
+        for i in range(first + 1, last + 2):  # frames first..last; last+1 closes the run
+            if i <= last and np.abs(levels[i] - levels[start]).max() <= max_change:
+                continue
+            if i - start >= min_frames:
+                held[start:i] = True
+            start = i
+    return held
+
+
+def shot_quality(
+    cells: np.ndarray, mask: np.ndarray, cfg: PictureConfig, fps: float = 24.0
+) -> dict[str, float]:
     """Every measure of ``MEASURES`` for one shot's frames ``cells`` (from ``CellGrid``),
-    using the cells of ``mask`` (area-weighted alike: the cells are near-equal)."""
+    using the cells of ``mask`` (area-weighted alike: the cells are near-equal); ``fps``
+    sets how many frames a hold needs (``static.min_frozen_seconds``)."""
     if len(cells) == 0:
         return {k: 0.0 for k in ("luma", "contrast", "dark_share", "black_share", "motion",
                                  "frozen_share", "flash_share")}  # fmt: skip
@@ -125,7 +155,9 @@ def shot_quality(cells: np.ndarray, mask: np.ndarray, cfg: PictureConfig) -> dic
     dark_frame = dark.mean(axis=1)
     # the shot's first frame is measured against the previous shot (or nothing): no change
     moving = diff[1:] if len(diff) > 1 else diff
-    frozen = moving.max(axis=1) <= cfg.static.frozen_diff
+    # a shot shorter than a hold is frozen when it holds from its first frame to its last
+    hold = min(cfg.static.min_hold_frames(fps), max(2, len(cells)))
+    frozen = held_frames(cells[:, 0][:, mask], cfg.static.frozen_levels, hold)
     flash = luma - local_median(luma) >= cfg.flash.delta
     return {
         "luma": round(float(luma.mean()), 3),

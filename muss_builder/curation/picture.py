@@ -204,7 +204,7 @@ def picture_report(
     qualities, flags = [], []
     for (a, b), box, bar in zip(shots, boxes, bars, strict=True):
         mask = observer.cells.cell_mask(box, mark.box if mark else None)
-        quality = shot_quality(cells[a:b], mask, cfg)
+        quality = shot_quality(cells[a:b], mask, cfg, fps)
         if cfg.shaky.enabled and (shake := shot_shake(motion[a:b], fps, cfg.shaky)) is not None:
             quality["shake"] = round(shake, 5)  # unmeasured (too few trusted frames): absent
         found = quality_flags(quality, cfg)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # dropping flags (a shot with one is excluded when the flag is in the dropping set)
 DROPPING = ("black", "static", "flash", "shaky")
@@ -26,7 +26,7 @@ MEASURES: dict[str, Literal["high", "low"]] = {
     "dark_share": "low",  # share of near-black pixels inside the crop
     "black_share": "low",  # share of the shot's frames that are black
     "motion": "high",  # mean absolute change between frames, grey levels per frame
-    "frozen_share": "low",  # share of frames identical to the one before
+    "frozen_share": "low",  # share of frames in a hold (no cell mean moved for 0.35 s)
     "flash_share": "low",  # share of frames that are a brightness spike
     "shake": "low",  # camera wobble between frames, fraction of the width (curation/shake.py)
 }
@@ -60,21 +60,53 @@ class BlackConfig(_Strict):
 
 
 class StaticConfig(_Strict):
-    """``static``: frozen frames (a ``tpad``/``loop`` freeze, a still). A frame is frozen when
-    no 16-px cell of the picture changed by more than ``frozen_diff`` on average; the shot is
-    static when at least ``min_frozen_share`` of it is frozen (a freeze over half the shot or
-    a still; a short pause stays). A black shot is reported as ``black`` only."""
+    """``static``: frozen frames (a ``tpad``/``loop`` freeze, a still) and shots that do not
+    move. A frame is frozen when it belongs to a *hold*: at least ``min_frozen_seconds`` of
+    consecutive frames whose every 16-px cell keeps its mean level within ``frozen_levels`` of
+    the hold's first frame. The shot is static when at least ``min_frozen_share`` of its
+    frames are frozen (a freeze over half the shot, or a still; a short pause stays).
+
+    Why cell means held over a span, not the change from one frame to the next: film grain
+    (and an encoder's noise) changes every pixel of every frame, so a grainy freeze never had
+    a frame whose cells' mean absolute change was under the old 0.5-level bound, while a cell's
+    mean averages most of its pixels' grain away. And one frame's change misses slow motion a span
+    adds up: a slow pan moves a cell's mean by under a level a frame but several over 0.35 s.
+    The span also keeps out a picture repeated for two or three frames (animation drawn on
+    twos or threes, a stuttering pan). A black shot is reported as ``black`` only."""
 
     enabled: bool = True
-    # on the curation set 99.4 % of the frames of a freeze or a still (x264 crf 18) change no
-    # cell by more than 0.5 (median 0), against 0.7 % of the frames of moving shots (median
-    # largest cell change 23; a slow blurred pan has the most frames under it)
-    frozen_diff: float = Field(
-        0.5, gt=0, description="largest cell change (grey levels) of a frozen frame"
+    # cell means are kept in whole grey levels, and the analysis decode's fast-bilinear
+    # scaling leaves grain in them: a freeze's cells step by 1 level a frame at grain alls 8
+    # and by 2 at alls 16 (a change under 2 levels reads <= 2, one of 3 or more >= 3). On
+    # fourteen curation sets (benchmarks/curation/static_holds.py: clean, grain 4 / 8 / 16,
+    # 180-720 lines) 1 level missed 3-4 of the 8 static shots of alls 16; 2 finds all 109
+    frozen_levels: float = Field(
+        2.0, ge=0, description="largest change of a cell's mean level (grey levels) in a hold"
     )
-    # set: frozen shots 0.75 (a tpad freeze after the first quarter) and 1.0 (stills); the
-    # most frozen moving shot (a slow blurred pan) 0.19
+    # 0.35 s (8 frames at 24 fps): on those sets no moving shot has a frame in a hold of 8
+    # frames (one has 0.16 of its frames in holds of 7); frozen shots 0.75-1.0. A pan across
+    # a photo at 0.5 px a frame (854 px) is never held, at 0.25 px up to 0.44 of its frames
+    # (the old one-frame rule: 0.49), at 0.1 px (2.4 px a second) it is static either way
+    min_frozen_seconds: float = Field(
+        0.35, gt=0, description="shortest hold (seconds) whose frames count as frozen"
+    )
+    # a freeze over half the shot, or a still; frozen shots of the sets 0.75-1.0
     min_frozen_share: float = Field(0.5, gt=0, le=1, description="frozen share that flags the shot")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "frozen_diff" in data:
+            raise ValueError(
+                "filters.picture.static.frozen_diff is replaced by frozen_levels (a cell's mean "
+                "level held within this many grey levels) and min_frozen_seconds (for this "
+                "long): see docs/curation.md, 'Quality'"
+            )
+        return data
+
+    def min_hold_frames(self, fps: float) -> int:
+        """``min_frozen_seconds`` in frames of a film at ``fps`` (at least 2)."""
+        return max(2, round(self.min_frozen_seconds * fps))
 
 
 class FlashConfig(_Strict):

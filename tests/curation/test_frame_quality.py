@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from muss_builder.curation.active_picture import ActivePictureDetector
-from muss_builder.curation.frame_quality import CellGrid, edges, quality_flags, shot_quality
+from muss_builder.curation.frame_quality import (
+    CellGrid,
+    edges,
+    held_frames,
+    quality_flags,
+    shot_quality,
+)
 from muss_builder.curation.picture_config import MEASURES, PictureConfig, WatermarkConfig
 from muss_builder.curation.watermark import WatermarkStats, removal_plan
 
@@ -103,3 +109,41 @@ def test_logo_removal_plan() -> None:
     strict = WatermarkConfig(removal="crop", crop_min_keep=0.9)
     assert removal_plan(logo, crop, strict) == ("delogo", crop)
     assert removal_plan(logo, crop, WatermarkConfig(removal="none")) == ("none", crop)
+
+
+def test_a_hold_is_a_long_enough_run_of_cells_within_the_band() -> None:
+    """Cell means held within 2 levels of the hold's first frame for 8 frames or more; grain
+    (levels stepping 1-2 a frame about a fixed picture) does not break a hold, a slow drift
+    that adds up past the band does, and a picture repeated for 3 frames is no hold."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(40, 200, 144).astype(np.int16)
+    grainy_still = picture + rng.integers(-1, 2, (40, 144))  # each frame within 2 of any other
+    assert held_frames(grainy_still.astype(np.uint8), 2, 8).all()
+    drifting = picture + np.arange(40)[:, None] // 2  # half a level a frame: 2.5 over 5 frames
+    held = held_frames(drifting.astype(np.uint8), 2, 8)
+    assert not held.any(), held
+    on_threes = picture + 10 * (np.arange(40)[:, None] // 3 % 2)  # a new drawing every 3 frames
+    assert not held_frames(on_threes.astype(np.uint8), 2, 8).any()
+    moving_then_frozen = np.concatenate(
+        [picture + 10 * (np.arange(10)[:, None] % 2), grainy_still[:12]]
+    )
+    held = held_frames(moving_then_frozen.astype(np.uint8), 2, 8)
+    assert held.tolist() == [False] * 10 + [True] * 12  # the freeze's first frame included
+    assert not held_frames(grainy_still[:7].astype(np.uint8), 2, 8).any()  # too short a hold
+
+
+def test_the_hold_is_set_in_seconds() -> None:
+    cfg = PictureConfig()
+    assert cfg.static.min_hold_frames(24) == 8 and cfg.static.min_hold_frames(60) == 21
+    assert cfg.static.min_hold_frames(4) == 2  # never a single frame
+    with pytest.raises(ValueError, match="frozen_diff is replaced by frozen_levels"):
+        PictureConfig(static={"frozen_diff": 0.5})
+
+
+def test_a_shot_shorter_than_a_hold_is_frozen_when_it_holds_throughout() -> None:
+    cfg = PictureConfig()
+    still = np.zeros((4, 3, 9, 16), np.uint8)
+    still[:, 0] = 120
+    assert shot_quality(still, np.ones((9, 16), bool), cfg)["frozen_share"] == 1.0
+    still[2, 0] += 9  # a change inside: no hold of the whole shot
+    assert shot_quality(still, np.ones((9, 16), bool), cfg)["frozen_share"] == 0.0

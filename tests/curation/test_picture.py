@@ -299,3 +299,41 @@ def test_a_logo_on_a_quiet_part_of_the_scene_keeps_its_own_box(tmp_path: Path) -
         mark = true_report(tmp_path / "wall.mp4", cfg, shots).watermark
         assert mark is not None
         assert near(mark.box, truth), (growth, mark.box)
+
+
+def _true_shot_report(path: Path, shots: list[tuple[int, int]]):
+    """The picture report of ``path`` for the given shots (the filter, not shot detection)."""
+    probe = probe_film(path)
+    analysis = AnalysisConfig()
+    w, h = 256, 144
+    observer = ObserverFactory(w, h, PictureConfig())(0, None)
+    for frame in FrameReader(path, (w, h), scale_flags=analysis.scale_flags):
+        observer.process_frame(frame.index, frame.image)
+    merged, cells, motion = PictureObserver.merged([observer])
+    return picture_report(merged, cells, motion, shots, (probe.width, probe.height), probe.fps)
+
+
+def test_a_grainy_freeze_is_static_and_animation_on_threes_is_not(tmp_path: Path) -> None:
+    """Film grain over every frame (ffmpeg noise, new each frame): the one-frame rule before
+    holds saw no frozen frame in a grainy freeze; a hold of cell means finds it. A drawing
+    held for three frames (animation on threes: 8 drawings a second at 24 fps) repeats the
+    picture on two frames of every three, which the one-frame rule counted as frozen on clean
+    footage (2/3 of the shot: static); no such repeat lasts a hold."""
+    path = tmp_path / "grain.mp4"
+    moving = f"{_life(3)},scale={W}:{H},trim=end_frame=48"
+    freeze = f"mandelbrot=s={W}x{H}:r={FPS},trim=end_frame=1,tpad=stop_mode=clone:stop=47"
+    threes = f"{_life(4)},scale={W}:{H},setpts=3*PTS,fps={FPS},trim=end_frame=48"
+    graph = ";".join(
+        [
+            f"{src},setsar=1,format=yuv420p,setpts=PTS-STARTPTS[s{k}]"
+            for k, src in enumerate([moving, freeze, threes])
+        ]
+    )
+    graph += ";[s0][s1][s2]concat=n=3,noise=alls=12:allf=t,format=yuv420p"
+    args = [binary("ffmpeg"), "-v", "error", "-y", "-filter_complex", graph]
+    run([*args, "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(path)], what="film")
+    report = _true_shot_report(path, [(0, 48), (48, 96), (96, 144)])
+    quality = report.shot_quality
+    assert [("static" in f) for f in report.shot_flags] == [False, True, False], quality
+    assert quality[1]["frozen_share"] >= 0.7 and quality[2]["frozen_share"] == 0.0
+    assert quality[1]["motion"] > 0.5  # the grain: every frame of the freeze changes
