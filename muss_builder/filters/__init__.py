@@ -86,6 +86,12 @@ class FiltersConfig(BaseModel):
     duplicates: DuplicatesConfig = DuplicatesConfig()  # near-duplicate shots and films
     models: ModelFiltersConfig = ModelFiltersConfig()  # standard profile; all off by default
 
+    @property
+    def duplicates_on(self) -> bool:
+        """Whether the build claims footage in the duplicate registry (curation and its
+        duplicate filter both on): the registry, its order and its forgetting follow this."""
+        return self.enabled and self.duplicates.enabled
+
     @field_validator("drop")
     @classmethod
     def _sorted_once(cls, drop: tuple[str, ...]) -> tuple[str, ...]:

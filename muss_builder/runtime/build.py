@@ -322,7 +322,7 @@ def _run_films(
     from muss_builder.runtime.streaming import RayStreamingRunner, cluster_lost
 
     runner = RayStreamingRunner(stages, config, out, monitor_tick=progress.tick)
-    if config.filters.enabled and config.filters.duplicates.enabled:
+    if config.filters.duplicates_on:
         # the driver creates the registry actor, so the driver owns it: an actor dies with
         # its owner, and an owner on a worker node that is lost would take the registry (and
         # every later film's claim) with it; owned here, a lost node only restarts it.

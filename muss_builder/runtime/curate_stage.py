@@ -55,7 +55,7 @@ def registry_for(out_dir: str, config: PipelineConfig, use_ray: bool | None = No
 def forget_film(out_dir: str, config: PipelineConfig, film_id: str) -> None:
     """Drop a failed film's claim (nothing happens when it never claimed). The driver calls
     it: in a Ray build it reaches the same actor as the workers, inline the same object."""
-    if config.filters.enabled and config.filters.duplicates.enabled:
+    if config.filters.duplicates_on:
         registry_for(out_dir, config).forget(film_id)
 
 
@@ -82,10 +82,7 @@ class CurateStage(Stage):
     def runs_in_input_order(self, config: PipelineConfig) -> bool:
         """Claims follow the input order: of two copies, the earlier input is the original
         whichever finished its keyframe pass first (``runtime.claims_in_input_order``)."""
-        filters = config.filters
-        return (
-            config.runtime.claims_in_input_order and filters.enabled and filters.duplicates.enabled
-        )
+        return config.runtime.claims_in_input_order and config.filters.duplicates_on
 
     def process(self, work: FilmWork, unit: Any) -> FilmWork:
         detection, config = work.detection, work.config
