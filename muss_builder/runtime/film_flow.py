@@ -51,6 +51,8 @@ class FilmFlow:
         self.work: Any = None
         self.result: FilmResult | None = None
         self.retries: list[str] = []  # why each lost attempt was lost
+        self.counted_losses = 0  # lost attempts that count toward runtime.max_retries
+        self.refusals = 0  # lost attempts that did not (an unavailable actor's refusals)
         self._payloads: list[Any] = []
         self._units_left = 0
         self._unit_seconds = 0.0
@@ -93,13 +95,17 @@ class FilmFlow:
         next_stage = self.stages[self.stage + 1]
         return self._enter(self.stage + 1, next_stage.units_for(report, self.config))
 
-    def lost(self, reason: str, trace: str, max_retries: int) -> None:
+    def lost(self, reason: str, trace: str, max_retries: int, counted: bool = True) -> None:
         """A call of this attempt was lost with its worker, actor or node: the next attempt
-        is due (the driver calls ``begin`` with new work), or, past ``max_retries``, the film
-        has failed (``finished``)."""
+        is due (the driver calls ``begin`` with new work), or, past ``max_retries`` counted
+        losses, the film has failed (``finished``). A loss the driver does not count
+        (``counted=False``: an actor refused the call, see ``streaming.py``) still starts a
+        new attempt."""
         self.retries.append(reason)
-        if self.attempt >= max_retries:
-            self.fail(f"lost {self.attempt + 1} times, last: {reason}", trace)
+        self.counted_losses += counted
+        self.refusals += not counted
+        if self.counted_losses > max_retries:
+            self.fail(f"lost {len(self.retries)} times, last: {reason}", trace)
         else:
             self.attempt += 1
 

@@ -17,8 +17,14 @@ ahead of them does not empty the pipeline behind it.
 
 Faults: Ray's own retries are off so that every retry is counted here. A lost worker, actor or
 node (any Ray system error) restarts the film from its first stage, at most ``max_retries``
-times; then the film is failed with the error. An exception raised by a stage (a bug, or a
-stage that raises) fails the film at once with the error: running it again would raise again.
+times; then the film is failed with the error. A call refused by an actor Ray reports
+*unavailable* (``ActorUnavailableError``: its node was lost while it sat idle, so the pool
+learns of the loss only from the next call, or it is still restarting) restarts the film too
+but does not count toward ``max_retries``, up to ``MAX_REFUSALS`` times a film: the film lost
+nothing, and a node lost under an idle actor would otherwise cost the next film an attempt.
+An exception raised by a stage (a bug, or a stage that raises) fails the film at once with the
+error: running it again would raise again; unless what it raised is Ray's own loss (an input
+object lost with its node, ``lost_inside``), which restarts the film like a lost worker.
 Actors restart by themselves (``max_restarts=-1``) so the pool survives a lost node. A stage
 whose setup raises (a model that does not load) stops the build: ``StageSetupError``.
 """
@@ -42,6 +48,7 @@ from muss_builder.runtime.monitor import StageMonitor
 from muss_builder.runtime.stage_base import Stage, StageReport
 
 WAIT_SECONDS = 0.5  # the live view refreshes at least this often
+MAX_REFUSALS = 3  # a film's restarts after an unavailable actor refused its call, uncounted
 
 
 def check_fits(stages: list[tuple[Stage, StageResources]], cpus: float, gpus: float) -> None:
@@ -228,7 +235,7 @@ class RayStreamingRunner:
     def _handle(self, ref: Any, sent: _Sent) -> FilmResult | None:
         """Feed one call's answer to its film's flow; the film's result once it is finished."""
         import ray
-        from ray.exceptions import RayError, RayTaskError
+        from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 
         call, flow, stage = sent.call, sent.call.flow, self.stages[sent.call.stage]
         lane = self.lanes[call.stage]
@@ -238,12 +245,19 @@ class RayStreamingRunner:
             return None  # a unit of an attempt that was already restarted or failed
         try:
             report: StageReport = ray.get(ref)
-        except RayTaskError as exc:  # the stage itself raised: running it again raises again
-            return self._fail(flow, f"{stage.name} raised: {ray_error_line(exc)}", str(exc))
-        except RayError as exc:  # a worker, actor or node was lost: start the film again
-            lane.call_lost(sent.submitted)
+        except RayError as exc:
+            if isinstance(exc, RayTaskError) and not lost_inside(exc):
+                # the stage itself raised: running it again raises again
+                return self._fail(flow, f"{stage.name} raised: {ray_error_line(exc)}", str(exc))
+            # a worker, actor, node or object was lost: start the film again
+            if not isinstance(exc, RayTaskError):  # its worker or actor, not an object it read
+                lane.call_lost(sent.submitted)
+            # an actor that was unavailable when the call came (its node lost while it sat
+            # idle, or still restarting) may never have run it: that is the pool's loss, not
+            # the film's, so it does not count toward max_retries (a few times a film)
+            refused = isinstance(exc, ActorUnavailableError) and flow.refusals < MAX_REFUSALS
             flow.lost(f"{stage.name}: {type(exc).__name__}: {ray_error_line(exc)}", str(exc),
-                      self.config.runtime.max_retries)  # fmt: skip
+                      self.config.runtime.max_retries, counted=not refused)  # fmt: skip
             if flow.finished:
                 return self._removed_outputs(flow)
             self._start(flow)
@@ -261,6 +275,17 @@ class RayStreamingRunner:
         remove_film_outputs(Storage.open(self.out_dir), flow.film_id)
         assert flow.result is not None
         return flow.result
+
+
+def lost_inside(exc: BaseException) -> bool:
+    """Whether a stage call that raised did so because Ray lost something under it (an input
+    object that lived on a lost node, an actor the stage called), not because of the stage: a film
+    parked before an ordered stage keeps its payload on the node that made it, and a lost node
+    takes it along. Starting the film again makes it anew."""
+    from ray.exceptions import ObjectLostError, RayActorError
+
+    # named kinds only: Ray also turns a stage's own exception it cannot pickle into a RayError
+    return isinstance(getattr(exc, "cause", None), (ObjectLostError, RayActorError))
 
 
 def cluster_lost(exc: BaseException) -> str | None:

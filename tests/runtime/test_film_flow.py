@@ -100,3 +100,18 @@ def test_a_result_after_a_retry_carries_the_retry(flow: FilmFlow) -> None:
     assert flow.result is not None
     assert flow.result.attempts == 2
     assert flow.result.notes == ["retried after: first: WorkerCrashedError: gone"]
+
+
+def test_an_uncounted_loss_restarts_the_film_without_spending_a_retry(flow: FilmFlow) -> None:
+    """A call an unavailable actor refused starts the film again like any loss (its calls go
+    stale, the attempt number grows) but leaves the film its retries."""
+    (first,) = flow.begin(flow.new_work("/out"))
+    flow.lost("first: ActorUnavailableError: node gone", "trace 1", max_retries=0, counted=False)
+    assert not flow.finished and not flow.is_current(first)
+    assert (flow.attempt, flow.counted_losses, flow.refusals) == (1, 0, 1)
+    flow.begin(flow.new_work("/out"))
+    flow.lost("first: WorkerCrashedError: gone", "trace 2", max_retries=0)
+    result = flow.result
+    assert result is not None and result.status == "failed"
+    assert result.reason == "lost 2 times, last: first: WorkerCrashedError: gone"
+    assert result.attempts == 2 and len(result.notes) == 2

@@ -41,8 +41,9 @@ WIDTH, HEIGHT, FPS = 1280, 720, 24
 
 @pytest.fixture(scope="session")
 def user_film(tmp_path_factory: pytest.TempPathFactory, people) -> Path:
-    """A 1280x720 film of about 32 s: six face shots (three people, hard cuts), then moving
-    shots joined by cuts, a dissolve, a fade through black and a wipe; grain everywhere."""
+    """A 1280x720 film of about 32 s: six face shots (three people, hard cuts), then pattern
+    shots joined by cuts, a dissolve, a fade through black and a wipe; a pan and grain
+    everywhere."""
     from muss_builder.testing.face_film import encode_stills, render_shot
 
     root = tmp_path_factory.mktemp("user_film")
@@ -53,7 +54,12 @@ def user_film(tmp_path_factory: pytest.TempPathFactory, people) -> Path:
     joins += [(96, "cut", 0), (100, "wipe", 14)]
     make_transition_film(root / "moving.mp4", joins, fps=FPS, width=WIDTH, height=HEIGHT)
     path = root / "user_film.mp4"
-    graph = "[0:v][1:v]concat=n=2:v=1:a=0,noise=alls=6:allf=t[v]"
+    # a camera panning to and fro over the whole film (a 90 % window, 2.5 s each way): the
+    # face shots are stills and the patterns' box stands still (drawbox places it once), and
+    # a still is `static` even under grain; a static shot is in no sample
+    pan = "crop=w=iw*0.9:h=ih*0.9:x='(iw-ow)*abs(mod(n,120)/60-1)':y='(ih-oh)/2'"
+    graph = f"[0:v][1:v]concat=n=2:v=1:a=0,{pan},scale={WIDTH}:{HEIGHT},setsar=1"
+    graph += ",noise=alls=6:allf=t[v]"
     args = [binary("ffmpeg"), "-nostdin", "-v", "error", "-y", "-i", str(root / "faces.mp4")]
     args += ["-i", str(root / "moving.mp4"), "-filter_complex", graph, "-map", "[v]"]
     # a user's film: B-frames and a long GOP (the encoder's defaults), not ultrafast

@@ -463,3 +463,17 @@ def test_only_errors_of_the_cluster_itself_stop_the_build() -> None:
     task = RayTaskError("call", "Traceback ...\nValueError: bad", ValueError("bad"))
     assert cluster_lost(task) is None  # a stage raised: that film's failure
     assert cluster_lost(ValueError("a bug")) is None
+
+
+def test_a_loss_inside_a_stage_call_restarts_the_film_a_bug_fails_it() -> None:
+    """A stage call that raised because an object it read was lost with its node (a parked
+    film's payload) is Ray's loss: the film starts again. Its own error, or one Ray could not
+    pickle (which Ray hands back as a plain RayError), fails the film."""
+    from ray.exceptions import ObjectReconstructionFailedError, RayError, RayTaskError
+
+    from muss_builder.runtime.streaming import lost_inside
+
+    lost = ObjectReconstructionFailedError("ab" * 28)
+    assert lost_inside(RayTaskError("call", "trace", lost))
+    assert not lost_inside(RayTaskError("call", "trace", ValueError("a bug")))
+    assert not lost_inside(RayTaskError("call", "trace", RayError("not serializable")))
