@@ -123,10 +123,10 @@ class RayStreamingRunner:
             "cluster_gpus": self.gpus,
             "max_in_flight": self.max_in_flight,
             "stages": {
-                s.name: {"kind": s.kind, "slots": lane.slots}
+                s.name: {"kind": s.kind, "slots": lane.slots, "in_input_order": i in self.ordered}
                 | s.resources(self.config).model_dump(exclude={"actors"})
                 | lane.describe()
-                for s, lane in zip(self.stages, self.lanes, strict=True)
+                for i, (s, lane) in enumerate(zip(self.stages, self.lanes, strict=True))
             },
         }
 

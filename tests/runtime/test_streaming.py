@@ -217,6 +217,8 @@ def test_ray_build_equals_inline_and_reports_stages(
         assert row["calls"] == len(shelf), name  # short films: one clip unit each
         assert 0 < row["busy_share"] <= 1
     assert stats["runtime"]["stages"]["subjects"]["kind"] == "actor"
+    ordered = [n for n, row in stats["runtime"]["stages"].items() if row["in_input_order"]]
+    assert ordered == ["curate"]  # duplicate claims follow the input order
     assert stats["runtime"]["stages"]["subjects"]["actors"] == 1
     assert stats["runtime"]["max_in_flight"] == 4
 
