@@ -51,8 +51,7 @@ class FilmFlow:
         self.work: Any = None
         self.result: FilmResult | None = None
         self.retries: list[str] = []  # why each lost attempt was lost
-        self.counted_losses = 0  # lost attempts that count toward runtime.max_retries
-        self.refusals = 0  # lost attempts that did not (an unavailable actor's refusals)
+        self.refusals = 0  # lost attempts that do not count (an unavailable actor's refusals)
         self._payloads: list[Any] = []
         self._units_left = 0
         self._unit_seconds = 0.0
@@ -60,6 +59,11 @@ class FilmFlow:
     @property
     def finished(self) -> bool:
         return self.result is not None
+
+    @property
+    def counted_losses(self) -> int:
+        """Lost attempts that count toward ``runtime.max_retries``."""
+        return len(self.retries) - self.refusals
 
     def new_work(self, out_dir: str) -> FilmWork:
         """What the first stage of this attempt starts from."""
@@ -102,7 +106,6 @@ class FilmFlow:
         (``counted=False``: an actor refused the call, see ``streaming.py``) still starts a
         new attempt."""
         self.retries.append(reason)
-        self.counted_losses += counted
         self.refusals += not counted
         if self.counted_losses > max_retries:
             self.fail(f"lost {len(self.retries)} times, last: {reason}", trace)
