@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from muss_builder.config import load_pipeline
-from muss_builder.curation.frame_quality import DIFF_SCALE, held_frames
+from muss_builder.curation.frame_quality import DIFF_SCALE, shot_quality
 from muss_builder.curation.picture import ObserverFactory, PictureConfig, analyse_film
 from muss_builder.media.decode import FrameReader
 from muss_builder.media.demo_footage import demo_films
@@ -57,13 +57,28 @@ def film_cells(path: Path) -> tuple[object, np.ndarray, tuple[int, int], float]:
     return merged, cells, (w, h), probe.fps
 
 
-def old_share(cells: np.ndarray) -> float:
-    diff = cells[1:, 2] / DIFF_SCALE if len(cells) > 1 else cells[:, 2] / DIFF_SCALE
-    return float((diff.max(axis=1) <= OLD_FROZEN_DIFF).mean())
+def configs(pairs: list[tuple[float, float]]) -> list[PictureConfig]:
+    """The picture config of each (``frozen_levels``, ``min_frozen_seconds``) pair."""
+    return [
+        PictureConfig(static={"frozen_levels": levels, "min_frozen_seconds": seconds})
+        for levels, seconds in pairs
+    ]
 
 
-def set_shots(folder: Path) -> Iterable[tuple[bool, np.ndarray, float]]:
-    """(truly static, the shot's masked cells (frames, 3, cells), fps) per true shot."""
+def old_share(cells: np.ndarray, mask: np.ndarray) -> float:
+    diff = cells[:, 2][:, mask] / DIFF_SCALE
+    moving = diff[1:] if len(diff) > 1 else diff
+    return float((moving.max(axis=1) <= OLD_FROZEN_DIFF).mean())
+
+
+def frozen_share(cells: np.ndarray, mask: np.ndarray, cfg: PictureConfig, fps: float) -> float:
+    """The shot's ``frozen_share`` as a build measures it."""
+    return shot_quality(cells, mask, cfg, fps)["frozen_share"]
+
+
+def set_shots(folder: Path) -> Iterable[tuple[bool, np.ndarray, np.ndarray, float]]:
+    """(truly static, the shot's cells (frames, 3, cells_y, cells_x), the cells inside its
+    true crop, fps) per true shot."""
     for doc in load_set(folder):
         path = folder / doc["film"]
         merged, cells, (w, h), fps = film_cells(path)
@@ -74,11 +89,8 @@ def set_shots(folder: Path) -> Iterable[tuple[bool, np.ndarray, float]]:
             x0, y0, x1, y1 = shot["crop"]
             box = [x0 * w // sw, y0 * h // sh, -(-x1 * w // sw), -(-y1 * h // sh)]
             mask = merged.cells.cell_mask(box, None)
-            yield (
-                "static" in shot["flags"],
-                cells[shot["start_frame"] : shot["end_frame"]][:, :, mask],
-                fps,
-            )
+            shot_cells = cells[shot["start_frame"] : shot["end_frame"]]
+            yield "static" in shot["flags"], shot_cells, mask, fps
 
 
 def score_sets(folders: Sequence[Path], pairs: list[tuple[float, float]]) -> None:
@@ -87,16 +99,15 @@ def score_sets(folders: Sequence[Path], pairs: list[tuple[float, float]]) -> Non
     print("|---|" + "---|" * len(rules))
     print("(each cell: static found / missed, moving flagged, most frozen moving, least "
           "frozen static)")  # fmt: skip
+    cfgs = configs(pairs)
     for folder in folders:
         shares: list[list[float]] = [[] for _ in rules]
         truth: list[bool] = []
-        for static, cells, fps in set_shots(folder):
+        for static, cells, mask, fps in set_shots(folder):
             truth.append(static)
-            shares[0].append(old_share(cells))
-            for k, (levels, seconds) in enumerate(pairs, start=1):
-                cfg = PictureConfig(static={"frozen_levels": levels, "min_frozen_seconds": seconds})
-                held = held_frames(cells[:, 0], levels, cfg.static.min_hold_frames(fps))
-                shares[k].append(float(held.mean()))
+            shares[0].append(old_share(cells, mask))
+            for k, cfg in enumerate(cfgs, start=1):
+                shares[k].append(frozen_share(cells, mask, cfg, fps))
         cols = []
         for share in shares:
             flagged = [s >= 0.5 for s in share]
@@ -132,21 +143,19 @@ def make_pans(out: Path) -> list[Path]:
 def score_pans(films: list[Path], pairs: list[tuple[float, float]]) -> None:
     print("\n| pan | before holds | " + " | ".join(f"{lv:g}, {s:g} s" for lv, s in pairs) + " |")
     print("|---|---|" + "---|" * len(pairs))
+    cfgs = configs(pairs)
     for film in films:
         _, cells, _, fps = film_cells(film)
-        cells = cells.reshape(len(cells), 3, -1)  # every cell: a full-frame pan
-        cols = [f"{old_share(cells):.2f}"]
-        for levels, seconds in pairs:
-            frames = max(2, round(seconds * fps))
-            cols.append(f"{held_frames(cells[:, 0], levels, frames).mean():.2f}")
+        mask = np.ones(cells.shape[2:], bool)  # every cell: a full-frame pan
+        cols = [f"{old_share(cells, mask):.2f}"]
+        cols += [f"{frozen_share(cells, mask, cfg, fps):.2f}" for cfg in cfgs]
         print(f"| {film.stem} | " + " | ".join(cols) + " |")
 
 
 def demo_flags(pairs: list[tuple[float, float]]) -> None:
     pipeline = load_pipeline("default")
     print("\ndemo footage: shots flagged static (film, shot, frames)")
-    for levels, seconds in pairs:
-        cfg = PictureConfig(static={"frozen_levels": levels, "min_frozen_seconds": seconds})
+    for (levels, seconds), cfg in zip(pairs, configs(pairs), strict=True):
         flagged, total = [], 0
         for film in demo_films():
             detection, report = analyse_film(
