@@ -101,10 +101,11 @@ def true_report(
     path: Path, cfg: PictureConfig | None = None, shots: list[tuple[int, int]] | None = None
 ):
     """The report for the true ``shots`` (default: this file's film), frames fed straight from
-    one analysis-size decode; the observer goes through pickle, as from a Ray worker."""
+    one analysis-size decode scaled as a build scales it (grain survives fast-bilinear scaling
+    more than an area average); the observer goes through pickle, as from a Ray worker."""
     probe = probe_film(path)
     observer = ObserverFactory(256, 144, cfg or PictureConfig())(0, None)
-    for frame in FrameReader(path, (256, 144)):
+    for frame in FrameReader(path, (256, 144), scale_flags=AnalysisConfig().scale_flags):
         observer.process_frame(frame.index, frame.image)
     merged, cells, motion = PictureObserver.merged([pickle.loads(pickle.dumps(observer))])
     shots = shots or [(k * N, (k + 1) * N) for k in range(len(SHOTS))]
@@ -301,18 +302,6 @@ def test_a_logo_on_a_quiet_part_of_the_scene_keeps_its_own_box(tmp_path: Path) -
         assert near(mark.box, truth), (growth, mark.box)
 
 
-def _true_shot_report(path: Path, shots: list[tuple[int, int]]):
-    """The picture report of ``path`` for the given shots (the filter, not shot detection)."""
-    probe = probe_film(path)
-    analysis = AnalysisConfig()
-    w, h = 256, 144
-    observer = ObserverFactory(w, h, PictureConfig())(0, None)
-    for frame in FrameReader(path, (w, h), scale_flags=analysis.scale_flags):
-        observer.process_frame(frame.index, frame.image)
-    merged, cells, motion = PictureObserver.merged([observer])
-    return picture_report(merged, cells, motion, shots, (probe.width, probe.height), probe.fps)
-
-
 def test_a_grainy_freeze_is_static_and_animation_on_threes_is_not(tmp_path: Path) -> None:
     """Film grain over every frame (ffmpeg noise, new each frame): the one-frame rule before
     holds saw no frozen frame in a grainy freeze; a hold of cell means finds it. A drawing
@@ -332,7 +321,7 @@ def test_a_grainy_freeze_is_static_and_animation_on_threes_is_not(tmp_path: Path
     graph += ";[s0][s1][s2]concat=n=3,noise=alls=12:allf=t,format=yuv420p"
     args = [binary("ffmpeg"), "-v", "error", "-y", "-filter_complex", graph]
     run([*args, "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(path)], what="film")
-    report = _true_shot_report(path, [(0, 48), (48, 96), (96, 144)])
+    report = true_report(path, shots=[(0, 48), (48, 96), (96, 144)])
     quality = report.shot_quality
     assert [("static" in f) for f in report.shot_flags] == [False, True, False], quality
     assert quality[1]["frozen_share"] >= 0.7 and quality[2]["frozen_share"] == 0.0
